@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// Enforces the layering rule mechanically: imports in src/ only flow downward
+// (cli → index → deviceset → thin, loop, dm → ioctl), and only src/ioctl/libc.ts touches koffi.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, dirname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const srcRoot = join(repo, 'src');
+
+/** Which top-level folders (or leaf files) of src/ each folder may import from. */
+const ALLOWED: Record<string, readonly string[]> = {
+  'errors.ts': [],
+  'units.ts': ['errors.ts'],
+  ioctl: ['errors.ts', 'units.ts'],
+  dm: ['ioctl', 'errors.ts', 'units.ts'],
+  loop: ['ioctl', 'errors.ts', 'units.ts'],
+  thin: ['dm', 'errors.ts', 'units.ts'],
+  deviceset: ['thin', 'loop', 'dm', 'ioctl', 'errors.ts', 'units.ts'],
+  testing: ['ioctl', 'dm', 'loop', 'thin', 'errors.ts', 'units.ts'],
+  vm: ['errors.ts'],
+  'index.ts': ['ioctl', 'dm', 'loop', 'thin', 'deviceset', 'errors.ts', 'units.ts', 'vm', 'testing'],
+  cli: ['index.ts', 'vm', 'errors.ts'],
+};
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else if (p.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** The top-level unit of src/ a path belongs to: a folder name or a leaf file name. */
+function unitOf(absPath: string): string {
+  return relative(srcRoot, absPath).split(sep)[0] ?? '';
+}
+
+const files = walk(srcRoot);
+const importRe = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+test('src/ has files to check', () => {
+  assert.ok(files.length > 0);
+});
+
+test('imports in src/ flow downward only', () => {
+  const violations: string[] = [];
+  for (const file of files) {
+    const from = unitOf(file);
+    const allowed = ALLOWED[from];
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(importRe)) {
+      const spec = m[1] ?? m[2] ?? '';
+      if (!spec.startsWith('.')) continue;
+      const target = unitOf(resolve(dirname(file), spec));
+      if (target === from) continue;
+      if (allowed === undefined) violations.push(`${relative(repo, file)}: folder '${from}' has no rule`);
+      else if (!allowed.includes(target.replace(/\.js$/, '.ts')))
+        violations.push(`${relative(repo, file)} imports ${spec} (${from} → ${target})`);
+    }
+  }
+  assert.equal(violations, []);
+});
+
+test('only src/ioctl/libc.ts imports koffi', () => {
+  const offenders = files
+    .filter((f) => /['"]koffi['"]/.test(readFileSync(f, 'utf8')))
+    .map((f) => relative(repo, f))
+    .filter((f) => f !== join('src', 'ioctl', 'libc.ts'));
+  assert.equal(offenders, []);
+});
+
+test.run();
