@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+// Builds (and caches) the tiny initramfs that boots the test VM: static busybox, the virtio/9p
+// modules needed to mount the host's root over virtio-9p, and an /init that chroots into it.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpio, encodeCpio, type CpioEntry } from './cpio.js';
+import type { KernelSpec } from './kernel.js';
+import { readModuleTables, readModuleUncompressed, resolveLoadOrder } from './modules.js';
+
+/** Modules the initramfs itself needs: PCI virtio transport, 9p over virtio, the 9p filesystem. */
+export const INITRAMFS_MODULES: readonly string[] = ['virtio_pci', '9pnet_virtio', '9p'];
+
+/** Bump when the archive layout changes in a way the hash inputs would not notice. */
+const FORMAT = 'devmapper-vm-initramfs-1';
+
+/**
+ * The guest's PID 1. Everything run-specific (which shares to mount where, which modules to
+ * modprobe, the marker nonce) comes from /dmvm/config.sh on the per-run 9p share, so the archive
+ * only depends on the kernel and this text and can be cached across runs.
+ */
+export const INIT_SCRIPT = `#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /newroot /dmvm /usr/bin /usr/sbin /sbin
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+MARK='@@devmapper-vm@@'
+fail() {
+  echo "devmapper-vm init: $*"
+  echo "$MARK \${DMVM_NONCE:-none} EXIT 125"
+  [ -d /dmvm/. ] && echo 125 > /dmvm/exit-status
+  sync
+  poweroff -f
+  sleep 10
+}
+while read -r m; do
+  insmod "/modules/$m" || fail "insmod $m failed"
+done < /modules/order
+O9P='trans=virtio,version=9p2000.L,msize=262144'
+mount -t 9p -o "$O9P" dmvmrun /dmvm || fail "cannot mount the per-run share"
+. /dmvm/config.sh || fail "cannot read /dmvm/config.sh"
+mount -t 9p -o "ro,$O9P,cache=loose" hostroot /newroot || fail "cannot mount the host root"
+i=0
+while [ "$i" -lt "$DMVM_NSHARES" ]; do
+  eval "tag=\\$DMVM_SHARE_TAG_$i; dir=\\$DMVM_SHARE_DIR_$i"
+  mount -t 9p -o "$O9P" "$tag" "/newroot$dir" || fail "cannot mount share $tag at $dir"
+  i=$((i + 1))
+done
+mount -t proc proc /newroot/proc || fail "mount proc"
+mount -t sysfs sysfs /newroot/sys || fail "mount sys"
+mount -t devtmpfs devtmpfs /newroot/dev || fail "mount dev"
+mount -t tmpfs -o "size=$DMVM_TMP_SIZE,mode=1777" tmpfs /newroot/tmp || fail "mount tmp"
+mount -t tmpfs -o mode=755 tmpfs /newroot/run || fail "mount run"
+mkdir -p /newroot/run/dmvm
+mount -o bind /dmvm /newroot/run/dmvm || fail "bind the per-run share"
+if [ -n "$DMVM_MODULES_SRC" ]; then
+  mount -t tmpfs -o mode=755 tmpfs "/newroot$DMVM_MODULES_ROOT" || fail "tmpfs over $DMVM_MODULES_ROOT"
+  mkdir -p "/newroot$DMVM_MODULES_ROOT/$DMVM_KVER"
+  mount -o bind "/newroot$DMVM_MODULES_SRC" "/newroot$DMVM_MODULES_ROOT/$DMVM_KVER" || fail "bind modules"
+fi
+if [ -n "$DMVM_GUEST_MODULES" ]; then
+  chroot /newroot /sbin/modprobe -a $DMVM_GUEST_MODULES || fail "modprobe $DMVM_GUEST_MODULES failed"
+fi
+echo "$MARK $DMVM_NONCE START"
+chroot /newroot /bin/sh /run/dmvm/cmd.sh < /dev/null
+rc=$?
+echo "$rc" > /dmvm/exit-status
+sync
+echo "$MARK $DMVM_NONCE EXIT $rc"
+poweroff -f
+sleep 10
+`;
+
+/** True when the ELF file has no PT_INTERP program header, i.e. it is statically linked. */
+export function isStaticElf(bytes: Buffer): boolean {
+  if (bytes.length < 64 || bytes.readUInt32BE(0) !== 0x7f454c46 || bytes[4] !== 2) return false;
+  const phoff = Number(bytes.readBigUInt64LE(0x20));
+  const phentsize = bytes.readUInt16LE(0x36);
+  const phnum = bytes.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) {
+    if (bytes.readUInt32LE(phoff + i * phentsize) === 3 /* PT_INTERP */) return false;
+  }
+  return true;
+}
+
+export interface InitramfsOptions {
+  readonly kernel: KernelSpec;
+  /** Directory for cached archives. */
+  readonly cacheDir: string;
+  /** A statically linked busybox. Default /bin/busybox (Debian's busybox-static). */
+  readonly busybox?: string;
+  readonly modules?: readonly string[];
+}
+
+export interface Initramfs {
+  readonly path: string;
+  readonly cached: boolean;
+  readonly modules: readonly string[];
+}
+
+/** Builds the archive, or returns the cached one whose hash inputs match. */
+export function buildInitramfs(opts: InitramfsOptions): Initramfs {
+  const busybox = opts.busybox ?? '/bin/busybox';
+  if (!existsSync(busybox)) throw new Error(`${busybox} is missing (install busybox-static)`);
+  const { deps, builtin } = readModuleTables(opts.kernel.modulesDir);
+  const order = resolveLoadOrder(opts.modules ?? INITRAMFS_MODULES, deps, builtin);
+  const files = order.map((m) => join(opts.kernel.modulesDir, m.path));
+  const h = createHash('sha256');
+  const st = (f: string): string => {
+    const s = statSync(f);
+    return `${f}:${s.size}:${s.mtimeMs}`;
+  };
+  for (const part of [FORMAT, opts.kernel.version, INIT_SCRIPT, st(busybox), ...files.map(st)]) h.update(part + '\0');
+  const hash = h.digest('hex').slice(0, 16);
+  const path = join(opts.cacheDir, `initramfs-${opts.kernel.version}-${hash}.cpio`);
+  const names = files.map((f) => f.slice(f.lastIndexOf('/') + 1).replace(/\.(xz|zst|gz)$/, ''));
+  if (existsSync(path)) return { path, cached: true, modules: names };
+
+  const bb = readFileSync(busybox);
+  if (!isStaticElf(bb)) throw new Error(`${busybox} is dynamically linked; the initramfs needs busybox-static`);
+  const entries: CpioEntry[] = [
+    cpio.dir('bin'),
+    cpio.dir('dev'),
+    cpio.charDev('dev/console', 5, 1),
+    cpio.charDev('dev/null', 1, 3, 0o666),
+    cpio.dir('modules'),
+    cpio.dir('proc'),
+    cpio.dir('sys'),
+    cpio.dir('newroot'),
+    cpio.dir('dmvm'),
+    cpio.file('bin/busybox', bb, 0o755),
+    cpio.symlink('bin/sh', 'busybox'),
+    cpio.file('init', Buffer.from(INIT_SCRIPT), 0o755),
+    cpio.file('modules/order', Buffer.from(names.join('\n') + '\n')),
+  ];
+  files.forEach((f, i) => entries.push(cpio.file(`modules/${names[i]}`, readModuleUncompressed(f))));
+  mkdirSync(opts.cacheDir, { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, encodeCpio(entries));
+  renameSync(tmp, path);
+  return { path, cached: false, modules: names };
+}
