@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+// Domain errors of the loop layer: backing-file problems caught before any ioctl, and the few loop
+// errnos this layer understands (EBUSY after retries, ENXIO, EEXIST/ENODEV on loop-control).
+// Everything else propagates unchanged as the IoctlError raised by src/ioctl.
+import { DevmapperError } from '../errors.js';
+
+/** Base of every loop-layer error. `cause` keeps the lower-level error (IoctlError or a Node fs error). */
+export abstract class LoopError extends DevmapperError {}
+
+/** The backing file does not exist (stat/open gave ENOENT or ENOTDIR). Raised before any ioctl. */
+export class BackingFileNotFoundError extends LoopError {
+  override readonly name = 'BackingFileNotFoundError';
+  readonly code = 'EBACKINGNOTFOUND';
+  readonly path: string;
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(`backing file ${path} does not exist`, options);
+    this.path = path;
+  }
+}
+
+/**
+ * The backing file is not something a loop device (or a sparse file) can use: a directory, a FIFO,
+ * a socket, a character device… `fileType` says what it is. Raised before any ioctl.
+ */
+export class BackingFileNotRegularError extends LoopError {
+  override readonly name = 'BackingFileNotRegularError';
+  readonly code = 'EBACKINGNOTREGULAR';
+  readonly path: string;
+  readonly fileType: string;
+  constructor(path: string, fileType: string, expected: string, options?: { cause?: unknown }) {
+    super(`backing file ${path} is a ${fileType}, expected ${expected}`, options);
+    this.path = path;
+    this.fileType = fileType;
+  }
+}
+
+/**
+ * A read-write attach of a backing file that cannot be opened for writing (EACCES, EROFS, EPERM,
+ * ETXTBSY). Raised before any ioctl, so no loop device is consumed. Attach with `readOnly: true`
+ * to use such a file.
+ */
+export class BackingFileReadOnlyError extends LoopError {
+  override readonly name = 'BackingFileReadOnlyError';
+  readonly code = 'EBACKINGREADONLY';
+  readonly path: string;
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(`backing file ${path} cannot be opened for writing; attach it with readOnly: true`, options);
+    this.path = path;
+  }
+}
+
+/**
+ * Every attach attempt lost the LOOP_CTL_GET_FREE → LOOP_CONFIGURE race (EBUSY: another process
+ * bound the free device first), or the kernel kept answering EAGAIN. `attempts` is how many
+ * devices were tried.
+ */
+export class LoopDeviceBusyError extends LoopError {
+  override readonly name = 'LoopDeviceBusyError';
+  readonly code = 'ELOOPBUSY';
+  readonly attempts: number;
+  readonly device: string | undefined;
+  constructor(attempts: number, device?: string, options?: { cause?: unknown }) {
+    super(
+      device === undefined
+        ? `could not bind a free loop device after ${attempts} attempt(s): every device was taken first`
+        : `loop device ${device} is busy after ${attempts} attempt(s)`,
+      options,
+    );
+    this.attempts = attempts;
+    this.device = device;
+  }
+}
+
+/** The loop device has no backing file bound (ENXIO from LOOP_GET_STATUS64, LOOP_CLR_FD, …). */
+export class LoopNotBoundError extends LoopError {
+  override readonly name = 'LoopNotBoundError';
+  readonly code = 'ELOOPNOTBOUND';
+  readonly device: string;
+  constructor(device: string, options?: { cause?: unknown }) {
+    super(`loop device ${device} is not bound to a backing file`, options);
+    this.device = device;
+  }
+}
+
+/** No loop device with that index exists (ENODEV from LOOP_CTL_REMOVE, ENOENT opening /dev/loopN). */
+export class LoopDeviceNotFoundError extends LoopError {
+  override readonly name = 'LoopDeviceNotFoundError';
+  readonly code = 'ELOOPNOTFOUND';
+  readonly device: string;
+  constructor(device: string, options?: { cause?: unknown }) {
+    super(`loop device ${device} does not exist`, options);
+    this.device = device;
+  }
+}
+
+/** LOOP_CTL_ADD of an index that already exists (EEXIST). */
+export class LoopDeviceExistsError extends LoopError {
+  override readonly name = 'LoopDeviceExistsError';
+  readonly code = 'ELOOPEXISTS';
+  readonly index: number;
+  constructor(index: number, options?: { cause?: unknown }) {
+    super(`loop device loop${index} already exists`, options);
+    this.index = index;
+  }
+}
+
+/** LOOP_CTL_REMOVE of a device that is bound or open (EBUSY). */
+export class LoopDeviceInUseError extends LoopError {
+  override readonly name = 'LoopDeviceInUseError';
+  readonly code = 'ELOOPINUSE';
+  readonly index: number;
+  constructor(index: number, options?: { cause?: unknown }) {
+    super(`loop device loop${index} is bound or open and cannot be removed`, options);
+    this.index = index;
+  }
+}
+
+/** The loop driver is missing: /dev/loop-control does not exist or answers ENODEV. */
+export class LoopUnsupportedError extends LoopError {
+  override readonly name = 'LoopUnsupportedError';
+  readonly code = 'ELOOPUNSUPPORTED';
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`loop devices are not available: ${detail}`, options);
+  }
+}
+
+/**
+ * ensureSparseFile was asked for a size smaller than the file already has. Files are never
+ * shrunk (that would destroy data at the end of a pool's data or metadata device).
+ */
+export class SparseFileShrinkError extends LoopError {
+  override readonly name = 'SparseFileShrinkError';
+  readonly code = 'ESPARSESHRINK';
+  readonly path: string;
+  readonly currentSize: bigint;
+  readonly requestedSize: bigint;
+  constructor(path: string, currentSize: bigint, requestedSize: bigint, options?: { cause?: unknown }) {
+    super(
+      `refusing to shrink ${path} from ${currentSize} to ${requestedSize} bytes (files are only ever grown)`,
+      options,
+    );
+    this.path = path;
+    this.currentSize = currentSize;
+    this.requestedSize = requestedSize;
+  }
+}
+
+/** Human name of the S_IFMT bits of a st_mode, for error messages. */
+export function fileTypeName(mode: number): string {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return 'regular file';
+    case 0o040000:
+      return 'directory';
+    case 0o060000:
+      return 'block device';
+    case 0o020000:
+      return 'character device';
+    case 0o010000:
+      return 'FIFO';
+    case 0o140000:
+      return 'socket';
+    case 0o120000:
+      return 'symbolic link';
+    default:
+      return 'file of unknown type';
+  }
+}

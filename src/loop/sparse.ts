@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// Sparse backing files: create or grow (never shrink) with ftruncate, durably (fsync).
+import { constants, promises as fsp } from 'node:fs';
+import { dirname } from 'node:path';
+import { InvalidArgumentError, isErrno } from '../errors.js';
+import { BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, fileTypeName } from './errors.js';
+
+/** What {@link ensureSparseFile} did and what the file looks like afterwards. */
+export interface SparseFileReport {
+  /** st_size after the call, in bytes. */
+  readonly apparentSize: bigint;
+  /** Bytes actually allocated on disk (st_blocks × 512). Small for a fresh sparse file. */
+  readonly allocatedSize: bigint;
+  /** The file did not exist and was created. */
+  readonly created: boolean;
+  /** The file existed and was extended. */
+  readonly grown: boolean;
+}
+
+export interface EnsureSparseFileOptions {
+  /** Permission bits for a newly created file. Default 0o600. */
+  readonly mode?: number;
+}
+
+/** Largest size ftruncate accepts through Node (a safe integer). */
+const MAX_SPARSE_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
+
+function toSize(size: bigint | number): bigint {
+  if (typeof size === 'bigint') {
+    if (size < 0n || size > MAX_SPARSE_SIZE) {
+      throw new InvalidArgumentError('sparse file size', [
+        { path: '/size', message: `must be between 0 and ${MAX_SPARSE_SIZE} bytes`, value: size },
+      ]);
+    }
+    return size;
+  }
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    throw new InvalidArgumentError('sparse file size', [
+      { path: '/size', message: 'must be a non-negative safe integer (bytes)', value: size },
+    ]);
+  }
+  return BigInt(size);
+}
+
+/**
+ * Makes sure `path` is a regular file of at least `size` bytes, sparse where it was extended.
+ *
+ * - Missing file: created (O_CREAT|O_EXCL, `mode`, default 0o600) and truncated up to `size`; the
+ *   file and its parent directory are fsynced so the new entry survives a crash.
+ * - Existing smaller file: grown with ftruncate (the new tail is a hole) and fsynced.
+ * - Existing file of exactly `size`: left alone (still fsynced).
+ * - Existing larger file: never shrunk; throws {@link SparseFileShrinkError} carrying the current size.
+ *
+ * @throws {InvalidArgumentError} size negative, not an integer, or above 2^53-1.
+ * @throws {BackingFileNotRegularError} `path` is a directory, device, FIFO or socket.
+ * @throws {BackingFileNotFoundError} the parent directory does not exist (`cause` has the ENOENT).
+ * @throws {SparseFileShrinkError} the file is already larger than `size`.
+ */
+export async function ensureSparseFile(
+  path: string,
+  size: bigint | number,
+  options: EnsureSparseFileOptions = {},
+): Promise<SparseFileReport> {
+  const wanted = toSize(size);
+  const mode = options.mode ?? 0o600;
+
+  // Look before opening: opening a FIFO or a character device can block or have side effects.
+  let existing: import('node:fs').BigIntStats | undefined;
+  try {
+    existing = await fsp.stat(path, { bigint: true });
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  if (existing && !existing.isFile()) {
+    throw new BackingFileNotRegularError(path, fileTypeName(Number(existing.mode)), 'a regular file');
+  }
+
+  let created = false;
+  let handle: fsp.FileHandle;
+  if (existing) {
+    handle = await fsp.open(path, constants.O_RDWR);
+  } else {
+    try {
+      handle = await fsp.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, mode);
+      created = true;
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) {
+        // Someone created it between our stat and open: treat it as existing.
+        handle = await fsp.open(path, constants.O_RDWR);
+      } else if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) {
+        throw new BackingFileNotFoundError(path, { cause: err }); // the parent directory is missing
+      } else {
+        throw err;
+      }
+    }
+  }
+
+  try {
+    const before = await handle.stat({ bigint: true });
+    if (!before.isFile()) {
+      throw new BackingFileNotRegularError(path, fileTypeName(Number(before.mode)), 'a regular file');
+    }
+    if (before.size > wanted) throw new SparseFileShrinkError(path, before.size, wanted);
+    const grown = !created && before.size < wanted;
+    if (before.size < wanted) await handle.truncate(Number(wanted));
+    await handle.sync();
+    const after = await handle.stat({ bigint: true });
+    if (created) await fsyncDir(dirname(path));
+    return { apparentSize: after.size, allocatedSize: after.blocks * 512n, created, grown };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const d = await fsp.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

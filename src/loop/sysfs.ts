@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+// Readers of /sys/block/loopN (drivers/block/loop.c `loop_attribute_group`, block/genhd.c).
+// The sysfs root is a parameter so unit tests can point these at a fake tree in a temp dir.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { KernelOutputError, isErrno } from '../errors.js';
+
+/** Default sysfs mount point. */
+export const DEFAULT_SYSFS_ROOT = '/sys';
+
+/** The kernel appends this to `loop/backing_file` when the backing file was unlinked (d_path). */
+const DELETED_SUFFIX = ' (deleted)';
+
+/** What sysfs says about one loop device. Binding fields are present only while it is bound. */
+export interface LoopSysfsInfo {
+  /** Kernel name, e.g. `loop3`. */
+  readonly name: string;
+  /** N of loopN. */
+  readonly index: number;
+  /** From `dev` (`7:N`). */
+  readonly major: number;
+  readonly minor: number;
+  /** `size`: device size in 512-byte sectors (0 while unbound). */
+  readonly sizeSectors: bigint;
+  /** `ro` = 1. */
+  readonly readOnly: boolean;
+  /** `queue/logical_block_size` (undefined when the attribute could not be read). */
+  readonly logicalBlockSize: number | undefined;
+  /** True when `loop/backing_file` exists: the device has a backing file bound. */
+  readonly bound: boolean;
+  /** The binding, from the `loop/` attribute directory; undefined when unbound. */
+  readonly binding: LoopSysfsBinding | undefined;
+}
+
+/** The `loop/` attribute directory of a bound device. */
+export interface LoopSysfsBinding {
+  /** `loop/backing_file` without the trailing " (deleted)". The kernel's path (no 63-byte limit). */
+  readonly backingFile: string;
+  /** The backing file has been unlinked (the kernel appended " (deleted)"). */
+  readonly backingFileDeleted: boolean;
+  /** `loop/offset`, bytes. */
+  readonly offset: bigint;
+  /** `loop/sizelimit`, bytes, 0 = to the end of the file. */
+  readonly sizeLimit: bigint;
+  readonly autoclear: boolean;
+  readonly partscan: boolean;
+  /** `loop/dio`; false on kernels that lack the attribute. */
+  readonly directIo: boolean;
+}
+
+/** Parses `/^loop(\d+)$/`, else undefined. Partitions (`loop0p1`) and `loop-control` are not devices. */
+export function parseLoopName(name: string): number | undefined {
+  const m = /^loop(\d+)$/.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Reads one sysfs attribute, trimmed of its newline; undefined when it does not exist. */
+function readAttr(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').replace(/\n$/, '');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENODEV') || isErrno(err, 'ENXIO')) return undefined;
+    throw err;
+  }
+}
+
+function parseUint(raw: string, what: string): bigint {
+  const t = raw.trim();
+  if (!/^\d+$/.test(t)) throw new KernelOutputError(`sysfs ${what}: expected an unsigned integer, got '${t}'`, raw);
+  return BigInt(t);
+}
+
+function parseBool(raw: string, what: string): boolean {
+  const t = raw.trim();
+  if (t === '1') return true;
+  if (t === '0') return false;
+  throw new KernelOutputError(`sysfs ${what}: expected 0 or 1, got '${t}'`, raw);
+}
+
+/** Parses a `dev` attribute (`7:3`). */
+export function parseDevAttr(raw: string): { major: number; minor: number } {
+  const m = /^\s*(\d+):(\d+)\s*$/.exec(raw);
+  if (!m) throw new KernelOutputError(`sysfs dev: expected 'major:minor', got '${raw.trim()}'`, raw);
+  return { major: Number(m[1]), minor: Number(m[2]) };
+}
+
+/** Splits a `loop/backing_file` value into path and the deleted marker. */
+export function parseBackingFile(raw: string): { backingFile: string; deleted: boolean } {
+  if (raw.endsWith(DELETED_SUFFIX)) return { backingFile: raw.slice(0, -DELETED_SUFFIX.length), deleted: true };
+  return { backingFile: raw, deleted: false };
+}
+
+/**
+ * Reads /sys/block/loopN. Returns undefined when the device does not exist (or vanished while being
+ * read: loop devices can be removed at any time). A device that is detached mid-read is reported
+ * as unbound.
+ */
+export function readLoopSysfs(index: number, sysfsRoot: string = DEFAULT_SYSFS_ROOT): LoopSysfsInfo | undefined {
+  const name = `loop${index}`;
+  const dir = join(sysfsRoot, 'block', name);
+  const devRaw = readAttr(join(dir, 'dev'));
+  if (devRaw === undefined) return undefined;
+  const { major, minor } = parseDevAttr(devRaw);
+  const sizeRaw = readAttr(join(dir, 'size'));
+  const roRaw = readAttr(join(dir, 'ro'));
+  const lbsRaw = readAttr(join(dir, 'queue', 'logical_block_size'));
+  const binding = readBinding(join(dir, 'loop'));
+  return {
+    name,
+    index,
+    major,
+    minor,
+    sizeSectors: sizeRaw === undefined ? 0n : parseUint(sizeRaw, `${name}/size`),
+    readOnly: roRaw === undefined ? false : parseBool(roRaw, `${name}/ro`),
+    logicalBlockSize: lbsRaw === undefined ? undefined : Number(parseUint(lbsRaw, `${name}/queue/logical_block_size`)),
+    bound: binding !== undefined,
+    binding,
+  };
+}
+
+function readBinding(loopDir: string): LoopSysfsBinding | undefined {
+  const backingRaw = readAttr(join(loopDir, 'backing_file'));
+  if (backingRaw === undefined) return undefined;
+  const offset = readAttr(join(loopDir, 'offset'));
+  const sizeLimit = readAttr(join(loopDir, 'sizelimit'));
+  const autoclear = readAttr(join(loopDir, 'autoclear'));
+  const partscan = readAttr(join(loopDir, 'partscan'));
+  const dio = readAttr(join(loopDir, 'dio'));
+  // The attributes disappear together when the device is detached; a missing one mid-read means
+  // the binding went away under us.
+  if (offset === undefined || sizeLimit === undefined || autoclear === undefined || partscan === undefined) {
+    return undefined;
+  }
+  const { backingFile, deleted } = parseBackingFile(backingRaw);
+  return {
+    backingFile,
+    backingFileDeleted: deleted,
+    offset: parseUint(offset, 'loop/offset'),
+    sizeLimit: parseUint(sizeLimit, 'loop/sizelimit'),
+    autoclear: parseBool(autoclear, 'loop/autoclear'),
+    partscan: parseBool(partscan, 'loop/partscan'),
+    directIo: dio === undefined ? false : parseBool(dio, 'loop/dio'),
+  };
+}
+
+/**
+ * Indexes of every loop device the kernel has, from the entries of /sys/block, sorted. Never
+ * probes /dev/loopN until the first gap (Docker's bug: a gap in the numbering hides the devices
+ * after it).
+ */
+export function listLoopIndexes(sysfsRoot: string = DEFAULT_SYSFS_ROOT): number[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(sysfsRoot, 'block'));
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+  const out: number[] = [];
+  for (const n of names) {
+    const i = parseLoopName(n);
+    if (i !== undefined) out.push(i);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Every loop device with its sysfs state, bound or not, sorted by index. */
+export function listLoops(sysfsRoot: string = DEFAULT_SYSFS_ROOT): LoopSysfsInfo[] {
+  const out: LoopSysfsInfo[] = [];
+  for (const i of listLoopIndexes(sysfsRoot)) {
+    const info = readLoopSysfs(i, sysfsRoot);
+    if (info) out.push(info);
+  }
+  return out;
+}
+
+/** The loop devices that currently have a backing file bound, sorted by index. */
+export function listBoundLoops(sysfsRoot: string = DEFAULT_SYSFS_ROOT): (LoopSysfsInfo & { binding: LoopSysfsBinding })[] {
+  return listLoops(sysfsRoot).filter((l): l is LoopSysfsInfo & { binding: LoopSysfsBinding } => l.binding !== undefined);
+}
