@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// Domain errors of the dm layer: the few errnos this layer understands, translated.
+// Everything else propagates unchanged as the IoctlError raised by src/ioctl.
+import { DevmapperError } from '../errors.js';
+
+/**
+ * How the device was named when the lookup failed. Exactly one of the three is set, mirroring the
+ * kernel's own lookup order in `drivers/md/dm-ioctl.c` (`__find_device_hash_cell`: uuid, then
+ * name, then dev).
+ */
+export interface DeviceIdent {
+  readonly name?: string;
+  readonly uuid?: string;
+  readonly dev?: { readonly major: number; readonly minor: number };
+}
+
+/** Human-readable form of a {@link DeviceIdent} for error messages. */
+export function describeIdent(id: DeviceIdent): string {
+  if (id.uuid !== undefined) return `uuid '${id.uuid}'`;
+  if (id.name !== undefined) return `'${id.name}'`;
+  if (id.dev !== undefined) return `${id.dev.major}:${id.dev.minor}`;
+  return '(unnamed device)';
+}
+
+/**
+ * The kernel has no device with that name / uuid / number. Raised for ENXIO on a command that looks
+ * a device up (every command except CREATE, LIST_DEVICES, LIST_VERSIONS and REMOVE_ALL); the kernel
+ * uses ENXIO, not ENOENT, for "no such mapped device" (`dm-ioctl.c`, `find_device`).
+ * `cause` is the original IoctlError.
+ */
+export class DeviceNotFoundError extends DevmapperError {
+  override readonly name = 'DeviceNotFoundError';
+  readonly code = 'EDEVICENOTFOUND';
+  readonly device: DeviceIdent;
+  constructor(device: DeviceIdent, options?: { cause?: unknown }) {
+    super(`device-mapper device ${describeIdent(device)} does not exist`, options);
+    this.device = device;
+  }
+}
+
+/**
+ * DM_DEV_CREATE (or a rename) failed with EBUSY: the name or the uuid is already taken, or the
+ * requested persistent minor is in use. The kernel reports all three as EBUSY (`dm_hash_insert`,
+ * `dm_hash_rename`, `dm.c` `specific_minor`) and does not say which, so neither do we.
+ */
+export class DeviceExistsError extends DevmapperError {
+  override readonly name = 'DeviceExistsError';
+  readonly code = 'EDEVICEEXISTS';
+  readonly device: DeviceIdent;
+  constructor(device: DeviceIdent, options?: { cause?: unknown }) {
+    super(
+      `device-mapper device ${describeIdent(device)} cannot be created: the name, uuid or minor is already in use`,
+      options,
+    );
+    this.device = device;
+  }
+}
+
+/**
+ * DM_DEV_REMOVE kept failing with EBUSY (the device is open) after the bounded retry policy ran out.
+ * `attempts` is how many DM_DEV_REMOVE calls were made.
+ */
+export class DeviceBusyError extends DevmapperError {
+  override readonly name = 'DeviceBusyError';
+  readonly code = 'EDEVICEBUSY';
+  readonly device: DeviceIdent;
+  readonly attempts: number;
+  constructor(device: DeviceIdent, attempts: number, options?: { cause?: unknown }) {
+    super(
+      `device-mapper device ${describeIdent(device)} is still in use after ${attempts} remove attempt(s)`,
+      options,
+    );
+    this.device = device;
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * The device-mapper driver is not available: opening the control node gave ENODEV (no dm driver in
+ * the kernel and the `dm-mod` module could not be loaded), or the node could not be created.
+ */
+export class DmUnavailableError extends DevmapperError {
+  override readonly name = 'DmUnavailableError';
+  readonly code = 'EDMUNAVAILABLE';
+  readonly path: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super(`device-mapper is not available (${path}): ${reason}`, options);
+    this.path = path;
+  }
+}
+
+/** A `/dev/mapper/NAME` node could not be managed, e.g. a non-block file is in the way. */
+export class DeviceNodeError extends DevmapperError {
+  override readonly name = 'DeviceNodeError';
+  readonly code = 'EDEVICENODE';
+  readonly path: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super(`cannot manage device node ${path}: ${reason}`, options);
+    this.path = path;
+  }
+}
