@@ -60,6 +60,11 @@ if [ -n "$DMVM_MODULES_SRC" ]; then
   mkdir -p "/newroot$DMVM_MODULES_ROOT/$DMVM_KVER"
   mount -o bind "/newroot$DMVM_MODULES_SRC" "/newroot$DMVM_MODULES_ROOT/$DMVM_KVER" || fail "bind modules"
 fi
+# Kernel-initiated module loads (request_module, e.g. a dm target on first use) run
+# /proc/sys/kernel/modprobe in PID 1's root, which is this initramfs: forward them into the chroot.
+printf '#!/bin/sh\nexec /bin/chroot /newroot /sbin/modprobe "$@"\n' > /sbin/modprobe
+chmod 755 /sbin/modprobe
+echo /sbin/modprobe > /proc/sys/kernel/modprobe
 if [ -n "$DMVM_GUEST_MODULES" ]; then
   chroot /newroot /sbin/modprobe -a $DMVM_GUEST_MODULES || fail "modprobe $DMVM_GUEST_MODULES failed"
 fi

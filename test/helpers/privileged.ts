@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+// The gate, naming and hygiene helpers for privileged (real-kernel) tests.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite, type Test } from 'uvu';
+
+/** Every dm device a test creates carries this marker in its name (and uuid, when it has one). */
+export const TEST_MARKER = 'dmtest-delme';
+/** Opt-in variable: privileged suites only run when it is set to a non-empty value other than 0. */
+export const PRIVILEGED_ENV = 'DEVMAPPER_PRIVILEGED';
+/** Root of every temp dir privileged tests make; loop devices backed by files under it are swept. */
+export const TEST_TMP_ROOT = '/tmp/devmapper-dmtest';
+
+let counter = 0;
+/** A unique, marked dm name: `foo` → `foo-dmtest-delme-<pid>-<n>`. */
+export function testName(base: string): string {
+  return `${base}-${TEST_MARKER}-${process.pid}-${++counter}`;
+}
+
+let runDir: string | undefined;
+/** This process's temp dir under TEST_TMP_ROOT (created on first use), e.g. for loop backing files. */
+export function testTmpDir(): string {
+  if (!runDir) {
+    mkdirSync(TEST_TMP_ROOT, { recursive: true });
+    runDir = mkdtempSync(join(TEST_TMP_ROOT, `run-${process.pid}-`));
+  }
+  return runDir;
+}
+
+export function privilegedOptedIn(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env[PRIVILEGED_ENV];
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+/**
+ * What is wrong with this machine for privileged tests (empty when nothing is). Checked only
+ * when opted in: then a problem is a failure, never a skip.
+ */
+export function privilegedProblems(): string[] {
+  const problems: string[] = [];
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) problems.push('not running as root');
+  if (!existsSync('/dev/mapper/control')) problems.push('/dev/mapper/control is missing (no device-mapper: modprobe dm-mod, or use npm run test:vm)');
+  if (!existsSync('/dev/loop-control')) problems.push('/dev/loop-control is missing (modprobe loop)');
+  return problems;
+}
+
+/** A stand-in suite that swallows registrations and, on run(), registers one skip or one failure. */
+function placeholderSuite(name: string, onRun: (real: Test) => void): Test {
+  const noop = (): void => {};
+  const hook = Object.assign(noop.bind(null), { each: noop });
+  const fake = Object.assign((_n: string, _f: unknown) => {}, {
+    only: noop,
+    skip: noop,
+    before: hook,
+    after: hook,
+    run: () => {
+      const real = suite(name);
+      onRun(real);
+      real.run();
+    },
+  });
+  return fake as unknown as Test;
+}
+
+/**
+ * Returns a uvu suite for tests that need root and a real kernel.
+ * - not opted in ($DEVMAPPER_PRIVILEGED unset): the suite's tests are not registered; one skipped
+ *   test says how to enable them;
+ * - opted in but not root, or /dev/mapper/control or /dev/loop-control missing: one test FAILS
+ *   with the reasons (misconfiguration must never look like success);
+ * - otherwise the real suite.
+ */
+export function privilegedSuite(name: string): Test {
+  if (!privilegedOptedIn()) {
+    return placeholderSuite(name, (real) => {
+      const title = `${name}: privileged tests skipped; set ${PRIVILEGED_ENV}=1 and run as root with device-mapper (npm run test:vm does this in a VM)`;
+      console.log(`  [skip] ${title}`);
+      real.skip(title);
+    });
+  }
+  const problems = privilegedProblems();
+  if (problems.length > 0) {
+    return placeholderSuite(name, (real) => {
+      real(`${name}: privileged environment check`, () => {
+        throw new Error(`${PRIVILEGED_ENV} is set but this environment cannot run privileged tests: ${problems.join('; ')}`);
+      });
+    });
+  }
+  return suite(name);
+}
+
+function tryRun(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** dm device names currently present that carry TEST_MARKER. */
+export function markedDmDevices(): string[] {
+  const out = tryRun('dmsetup', ['ls']);
+  if (/No devices found/i.test(out)) return [];
+  return out
+    .split('\n')
+    .map((l) => l.split('\t')[0]?.trim() ?? '')
+    .filter((n) => n.includes(TEST_MARKER));
+}
+
+/** Loop devices whose backing file lies under TEST_TMP_ROOT, as [device, backing file] pairs. */
+export function testLoopDevices(): [string, string][] {
+  const out = tryRun('losetup', ['--list', '--noheadings', '--output', 'NAME,BACK-FILE']);
+  const root = existsSync(TEST_TMP_ROOT) ? realpathSync(TEST_TMP_ROOT) : TEST_TMP_ROOT;
+  const pairs: [string, string][] = [];
+  for (const line of out.split('\n')) {
+    const m = /^(\S+)\s+(.*?)\s*$/.exec(line);
+    if (!m || !m[1] || !m[2]) continue;
+    const back = m[2].replace(/ \(deleted\)$/, '');
+    if (back.startsWith(TEST_TMP_ROOT + '/') || back.startsWith(root + '/')) pairs.push([m[1], back]);
+  }
+  return pairs;
+}
+
+export interface SweepReport {
+  readonly removedDm: string[];
+  readonly detachedLoops: string[];
+  readonly survivors: string[];
+}
+
+/**
+ * Removes leftovers of earlier tests: dm devices named with TEST_MARKER (repeating while progress
+ * is made, since stacked devices must go top-down) and loop devices backed by files under
+ * TEST_TMP_ROOT. It deliberately uses independent tools (dmsetup, losetup), not this library:
+ * a bug in our own remove or detach code must not be able to hide the leftovers it causes.
+ */
+export function sweep(): SweepReport {
+  const removedDm: string[] = [];
+  const detachedLoops: string[] = [];
+  let left = markedDmDevices();
+  for (let progress = true; left.length > 0 && progress; ) {
+    progress = false;
+    for (const name of left) {
+      try {
+        tryRun('dmsetup', ['remove', '--force', '--retry', name]);
+        removedDm.push(name);
+        progress = true;
+      } catch {
+        // still held open, or a lower device of one not yet removed: try again next round
+      }
+    }
+    left = markedDmDevices();
+  }
+  for (const [dev] of testLoopDevices()) {
+    try {
+      tryRun('losetup', ['--detach', dev]);
+      detachedLoops.push(dev);
+    } catch {
+      // reported below as a survivor
+    }
+  }
+  const survivors = [...markedDmDevices(), ...testLoopDevices().map(([d, f]) => `${d} (${f})`)];
+  if (survivors.length > 0) console.error(`sweep: could not remove test leftovers: ${survivors.join(', ')}`);
+  return { removedDm, detachedLoops, survivors };
+}
+
+/**
+ * Sweeps before the suite's first test and after its last one, and removes this process's
+ * temp dir at the end. Survivors after the suite fail it.
+ */
+export function withSweep(s: Test): Test {
+  s.before(() => {
+    sweep();
+  });
+  s.after(() => {
+    const { survivors } = sweep();
+    if (runDir) {
+      rmSync(runDir, { recursive: true, force: true });
+      runDir = undefined;
+    }
+    if (survivors.length > 0) throw new Error(`test leftovers survived the sweep: ${survivors.join(', ')}`);
+  });
+  return s;
+}

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// Reads uvu's footer ("Total: / Passed: / Skipped:") out of captured output.
+
+export interface UvuSummary {
+  readonly total: number;
+  readonly passed: number;
+  readonly skipped: number;
+  readonly failed: number;
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/**
+ * Parses the LAST uvu footer in `text` (colour codes allowed). uvu counts skipped tests outside
+ * Total, so failed = Total - Passed. Returns undefined when there is no footer (uvu crashed, e.g.
+ * a throwing before-hook or an import error, which must count as a failure).
+ */
+export function parseUvuSummary(text: string): UvuSummary | undefined {
+  const clean = text.replace(ANSI, '').replace(/\r/g, '');
+  const re = /^\s*Total:\s+(\d+)\s*\n\s*Passed:\s+(\d+)\s*\n\s*Skipped:\s+(\d+)\s*$/gm;
+  let last: RegExpExecArray | null = null;
+  for (let m = re.exec(clean); m; m = re.exec(clean)) last = m;
+  if (!last) return undefined;
+  const total = Number(last[1]);
+  const passed = Number(last[2]);
+  const skipped = Number(last[3]);
+  return { total, passed, skipped, failed: total - passed };
+}
+
+/** `label: N passed, M failed`, the line format npm test ends with. */
+export function summaryLine(label: string, passed: number, failed: number): string {
+  return `${label}: ${passed} passed, ${failed} failed`;
+}
