@@ -1,0 +1,103 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DeviceNodeError } from '../../../src/dm/errors.js';
+import {
+  ensureControlNode,
+  ensureDeviceNode,
+  mapperPath,
+  removeDeviceNode,
+  renameDeviceNode,
+} from '../../../src/dm/nodes.js';
+import { FakeFs, strictSyscalls } from './fake-fs.js';
+
+function setup(): { fs: FakeFs; sys: ReturnType<typeof strictSyscalls> } {
+  const fs = new FakeFs();
+  fs.entries.set('/dev', { kind: 'dir', mode: 0o755 });
+  fs.entries.set('/dev/mapper', { kind: 'dir', mode: 0o755 });
+  fs.entries.set('/dev/dm-3', { kind: 'blk', mode: 0o660, rdev: 0xfd03n });
+  return { fs, sys: strictSyscalls(fs.fileCalls()) };
+}
+const dev = { major: 253, minor: 3 };
+
+test('mapperPath', () => {
+  assert.is(mapperPath('/dev', 'a'), '/dev/mapper/a');
+  assert.is(mapperPath('/tmp/d/', 'a'), '/tmp/d/mapper/a');
+});
+
+test('creates a missing block node 0600 with the right numbers', () => {
+  const { fs, sys } = setup();
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'created');
+  assert.equal(fs.calls, ['mknod /dev/mapper/a 60600 fd03']);
+  assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+});
+
+test('keeps a correct node and a udev-style symlink to the right dm-N', () => {
+  const { fs, sys } = setup();
+  fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+  fs.entries.set('/dev/mapper/b', { kind: 'link', target: '../dm-3' });
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'kept');
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/b', dev), 'kept');
+  assert.equal(fs.calls, []);
+});
+
+test('replaces a stale node and a dangling symlink', () => {
+  const { fs, sys } = setup();
+  fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd09n });
+  fs.entries.set('/dev/mapper/b', { kind: 'link', target: '../dm-99' });
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'replaced');
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/b', dev), 'replaced');
+  assert.equal(fs.calls, [
+    'unlink /dev/mapper/a',
+    'mknod /dev/mapper/a 60600 fd03',
+    'mknod /dev/mapper/b 60600 fd03',
+    'unlink /dev/mapper/b',
+    'mknod /dev/mapper/b 60600 fd03',
+  ]);
+  assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+});
+
+test('refuses to clobber a non-block file', () => {
+  const { fs, sys } = setup();
+  fs.entries.set('/dev/mapper/a', { kind: 'file', mode: 0o644 });
+  assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/a', dev), (e: unknown) => e instanceof DeviceNodeError);
+  assert.throws(() => removeDeviceNode(sys, '/dev/mapper/a'), (e: unknown) => e instanceof DeviceNodeError);
+  assert.equal(fs.calls, []);
+});
+
+test('remove: missing is fine; only the matching device is removed when dev is given', () => {
+  const { fs, sys } = setup();
+  assert.is(removeDeviceNode(sys, '/dev/mapper/a'), 'absent');
+  fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd09n });
+  assert.is(removeDeviceNode(sys, '/dev/mapper/a', dev), 'kept');
+  assert.is(removeDeviceNode(sys, '/dev/mapper/a'), 'removed');
+  fs.entries.set('/dev/mapper/b', { kind: 'link', target: '../dm-99' });
+  assert.is(removeDeviceNode(sys, '/dev/mapper/b', dev), 'removed');
+  assert.not.ok(fs.entries.has('/dev/mapper/b'));
+});
+
+test('rename moves a correct node; creates the new one when the old is missing or stale', () => {
+  const { fs, sys } = setup();
+  fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+  assert.is(renameDeviceNode(sys, '/dev/mapper/a', '/dev/mapper/b', dev), 'renamed');
+  assert.not.ok(fs.entries.has('/dev/mapper/a'));
+  assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+  assert.is(renameDeviceNode(sys, '/dev/mapper/x', '/dev/mapper/c', dev), 'created');
+  fs.entries.set('/dev/mapper/s', { kind: 'blk', mode: 0o600, rdev: 0xfd07n });
+  assert.is(renameDeviceNode(sys, '/dev/mapper/s', '/dev/mapper/d', dev), 'created');
+  assert.not.ok(fs.entries.has('/dev/mapper/s'));
+});
+
+test('control node: creates /dev/mapper 0755 and control 10:236 0600; replaces a wrong one', () => {
+  const fs = new FakeFs();
+  fs.entries.set('/dev', { kind: 'dir', mode: 0o755 });
+  const sys = strictSyscalls(fs.fileCalls());
+  assert.is(ensureControlNode(sys, '/dev/mapper'), 'created');
+  assert.equal(fs.calls, ['mkdir /dev/mapper 755', 'mknod /dev/mapper/control 20600 aec']);
+  assert.is(ensureControlNode(sys, '/dev/mapper'), 'kept');
+  fs.entries.set('/dev/mapper/control', { kind: 'chr', mode: 0o600, rdev: 0xa00n });
+  assert.is(ensureControlNode(sys, '/dev/mapper'), 'replaced');
+  fs.entries.set('/dev/mapper/control', { kind: 'file', mode: 0o600 });
+  assert.throws(() => ensureControlNode(sys, '/dev/mapper'), (e: unknown) => e instanceof DeviceNodeError);
+});
+
+test.run();
