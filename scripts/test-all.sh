@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# npm test: setup, build (typecheck), unit tests, then the whole privileged suite in ONE VM boot.
+# Ends with "unit: …", "vm: …" and "total: N passed, M failed"; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh || { echo "test-all: setup failed"; exit 1; }
+echo "test-all: tsc -p tsconfig.json"
+npx tsc -p tsconfig.json || { echo "test-all: build (typecheck) failed"; exit 1; }
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+echo "test-all: unit tests"
+node node_modules/uvu/bin.js dist/test/unit '\.test\.js$' 2>&1 | tee "$logs/unit.log"
+unit_rc=${PIPESTATUS[0]}
+
+echo "test-all: privileged tests in the VM"
+node dist/test/vm/run-privileged.js --summary-file "$logs/vm.json"
+vm_rc=$?
+
+node dist/test/vm/summarize.js "$logs/unit.log" "$unit_rc" "$logs/vm.json" "$vm_rc"
