@@ -55,14 +55,13 @@ const MODES: readonly ThinPoolMode[] = ['rw', 'ro', 'out_of_data_space'];
 const DISCARDS: readonly ThinPoolDiscard[] = ['discard_passdown', 'no_discard_passdown', 'ignore_discard'];
 const POLICIES: readonly ThinPoolNoSpacePolicy[] = ['error_if_no_space', 'queue_if_no_space'];
 
-/**
- * Fields every supported kernel prints (1–7). Fields 8 (`needs_check`) and 9
+/*
+ * Fields every supported kernel prints: 1–7. Fields 8 (`needs_check`) and 9
  * (metadata low watermark) were appended by later kernels, so they are
  * optional here; which release added each is not verified (protocol-facts §7).
  * Kernels old enough to lack fields 5–7 (before the mode/discard/no-space
  * reporting) are not supported and give a KernelOutputError.
  */
-const REQUIRED_FIELDS = 7;
 
 function badField(line: string, index: number, what: string, raw: string | undefined, expected: string): KernelOutputError {
   const got = raw === undefined ? 'nothing' : JSON.stringify(raw);
@@ -116,13 +115,8 @@ export function parseThinPoolStatus(line: string): ThinPoolStatus {
   const words = line.trim().split(/\s+/).filter((w) => w.length > 0);
   if (words.length === 1 && words[0] === 'Fail') return { kind: 'fail' };
   if (words.length > 0 && words[words.length - 1] === 'Error') return { kind: 'error' };
-  if (words.length < REQUIRED_FIELDS) {
-    // Point at the first missing field so the message says what was expected there.
-    const index = words.length + 1;
-    const names = ['transaction id', 'metadata blocks', 'data blocks', 'held metadata root', 'mode', 'discard', 'no-space policy'];
-    throw badField(line, index, names[index - 1] ?? 'field', undefined, `at least ${REQUIRED_FIELDS} fields (or Fail / Error)`);
-  }
-
+  // Fields are checked in order, so a short line reports its first missing
+  // field ("got nothing") and a garbled one its first bad field.
   const transactionId = u64Field(line, words, 1, 'transaction id');
   const [usedMetadataBlocks, totalMetadataBlocks] = ratioField(line, words, 2, 'metadata blocks');
   const [usedDataBlocks, totalDataBlocks] = ratioField(line, words, 3, 'data blocks');
