@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+// Mirrors include/uapi/linux/loop.h: loop and loop-control ioctl numbers, LO_FLAGS_* and the
+// structs loop_info64 (232 bytes) and loop_config (304 bytes). Kernel side: drivers/block/loop.c.
+import { u32 } from '@solana/buffer-layout';
+import { charArray, decodeStruct, defineStruct, encodeStruct, pad, u64 } from './layout.js';
+
+/** `LO_NAME_SIZE`: size of lo_file_name / lo_crypt_name (63 bytes + NUL). */
+export const LO_NAME_SIZE = 64;
+/** `LO_KEY_SIZE`: size of lo_encrypt_key. */
+export const LO_KEY_SIZE = 32;
+
+/** The loop device is read-only. Settable only by LOOP_CONFIGURE (SET_STATUS64 ignores it). */
+export const LO_FLAGS_READ_ONLY = 1;
+/** Detach automatically when the last opener closes the device. */
+export const LO_FLAGS_AUTOCLEAR = 4;
+/** Scan for partitions. */
+export const LO_FLAGS_PARTSCAN = 8;
+/** Use direct I/O on the backing file. */
+export const LO_FLAGS_DIRECT_IO = 16;
+
+/** `LOOP_SET_STATUS_SETTABLE_FLAGS` = AUTOCLEAR | PARTSCAN (0x0c). */
+export const LOOP_SET_STATUS_SETTABLE_FLAGS = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
+/** `LOOP_SET_STATUS_CLEARABLE_FLAGS` = AUTOCLEAR (0x04). */
+export const LOOP_SET_STATUS_CLEARABLE_FLAGS = LO_FLAGS_AUTOCLEAR;
+/** `LOOP_CONFIGURE_SETTABLE_FLAGS` = READ_ONLY | AUTOCLEAR | PARTSCAN | DIRECT_IO (0x1d). Other bits → EINVAL. */
+export const LOOP_CONFIGURE_SETTABLE_FLAGS = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN | LO_FLAGS_DIRECT_IO;
+
+/** `LO_CRYPT_NONE`: the only encryption type current kernels accept. */
+export const LO_CRYPT_NONE = 0;
+
+// Request numbers: plain numbers in loop.h (not _IO-encoded), identical on every architecture.
+/** Bind a backing fd (passed by value). */
+export const LOOP_SET_FD = 0x4c00;
+/** Unbind (arg 0). With other openers: sets AUTOCLEAR and returns 0 (lazy detach). */
+export const LOOP_CLR_FD = 0x4c01;
+/** Legacy `struct loop_info` (avoid). */
+export const LOOP_SET_STATUS = 0x4c02;
+/** Legacy `struct loop_info` (avoid). */
+export const LOOP_GET_STATUS = 0x4c03;
+/** Set status from a `struct loop_info64 *`. */
+export const LOOP_SET_STATUS64 = 0x4c04;
+/** Read status into a `struct loop_info64 *`. Unbound → ENXIO. */
+export const LOOP_GET_STATUS64 = 0x4c05;
+/** Replace the backing fd (read-only loops only). */
+export const LOOP_CHANGE_FD = 0x4c06;
+/** Re-read the backing file size. */
+export const LOOP_SET_CAPACITY = 0x4c07;
+/** Enable/disable direct I/O (0/1 by value). */
+export const LOOP_SET_DIRECT_IO = 0x4c08;
+/** Logical block size by value. */
+export const LOOP_SET_BLOCK_SIZE = 0x4c09;
+/** Atomic bind + configure from a `struct loop_config *` (Linux ≥ 5.8). */
+export const LOOP_CONFIGURE = 0x4c0a;
+/** On /dev/loop-control: create loopN (index by value); returns N; exists → EEXIST. */
+export const LOOP_CTL_ADD = 0x4c80;
+/** On /dev/loop-control: delete loopN; bound/open → EBUSY, missing → ENODEV. */
+export const LOOP_CTL_REMOVE = 0x4c81;
+/** On /dev/loop-control: index of a free loop device (created if needed). Reserves nothing. */
+export const LOOP_CTL_GET_FREE = 0x4c82;
+
+/** C names of the loop requests, by number (for error messages). */
+export const LOOP_REQUEST_NAMES: ReadonlyMap<number, string> = new Map([
+  [LOOP_SET_FD, 'LOOP_SET_FD'],
+  [LOOP_CLR_FD, 'LOOP_CLR_FD'],
+  [LOOP_SET_STATUS, 'LOOP_SET_STATUS'],
+  [LOOP_GET_STATUS, 'LOOP_GET_STATUS'],
+  [LOOP_SET_STATUS64, 'LOOP_SET_STATUS64'],
+  [LOOP_GET_STATUS64, 'LOOP_GET_STATUS64'],
+  [LOOP_CHANGE_FD, 'LOOP_CHANGE_FD'],
+  [LOOP_SET_CAPACITY, 'LOOP_SET_CAPACITY'],
+  [LOOP_SET_DIRECT_IO, 'LOOP_SET_DIRECT_IO'],
+  [LOOP_SET_BLOCK_SIZE, 'LOOP_SET_BLOCK_SIZE'],
+  [LOOP_CONFIGURE, 'LOOP_CONFIGURE'],
+  [LOOP_CTL_ADD, 'LOOP_CTL_ADD'],
+  [LOOP_CTL_REMOVE, 'LOOP_CTL_REMOVE'],
+  [LOOP_CTL_GET_FREE, 'LOOP_CTL_GET_FREE'],
+]);
+
+/**
+ * `struct loop_info64`. lo_crypt_name, lo_encrypt_key and lo_init[2] are unused by current
+ * kernels: they are encoded as zeros and not decoded.
+ */
+export interface RawLoopInfo64 {
+  /** out: st_dev of the backing file (huge encoding). */
+  lo_device: bigint;
+  /** out: inode of the backing file. */
+  lo_inode: bigint;
+  /** out: st_rdev of the backing file (0 for regular files). */
+  lo_rdevice: bigint;
+  /** Byte offset into the backing file. */
+  lo_offset: bigint;
+  /** Bytes to use, 0 = to the end of the file. */
+  lo_sizelimit: bigint;
+  /** out: N of /dev/loopN. */
+  lo_number: number;
+  /** Must be LO_CRYPT_NONE. */
+  lo_encrypt_type: number;
+  /** Must be 0. */
+  lo_encrypt_key_size: number;
+  /** LO_FLAGS_*. */
+  lo_flags: number;
+  /** Informational name (≤ 63 bytes; util-linux stores the backing path). */
+  lo_file_name: string;
+}
+
+/** buffer-layout of `struct loop_info64`. */
+export const LoopInfo64Layout = defineStruct<RawLoopInfo64>(
+  'loop_info64',
+  [
+    u64('lo_device'),
+    u64('lo_inode'),
+    u64('lo_rdevice'),
+    u64('lo_offset'),
+    u64('lo_sizelimit'),
+    u32('lo_number'),
+    u32('lo_encrypt_type'),
+    u32('lo_encrypt_key_size'),
+    u32('lo_flags'),
+    charArray(LO_NAME_SIZE, 'lo_file_name', 'loop_info64.lo_file_name'),
+    pad(LO_NAME_SIZE, 'lo_crypt_name'),
+    pad(LO_KEY_SIZE, 'lo_encrypt_key'),
+    pad(16, 'lo_init'),
+  ],
+  232,
+);
+/** `sizeof(struct loop_info64)` = 232. */
+export const LOOP_INFO64_SIZE = LoopInfo64Layout.span;
+
+/** Defaults for a loop_info64: all zero, empty name. */
+export function loopInfo64(fields: Partial<RawLoopInfo64> = {}): RawLoopInfo64 {
+  return {
+    lo_device: 0n,
+    lo_inode: 0n,
+    lo_rdevice: 0n,
+    lo_offset: 0n,
+    lo_sizelimit: 0n,
+    lo_number: 0,
+    lo_encrypt_type: LO_CRYPT_NONE,
+    lo_encrypt_key_size: 0,
+    lo_flags: 0,
+    lo_file_name: '',
+    ...fields,
+  };
+}
+
+/** Encodes a loop_info64 (missing fields zero). @throws InvalidArgumentError (e.g. lo_file_name > 63 bytes). */
+export function encodeLoopInfo64(info: Partial<RawLoopInfo64>, buf?: Buffer, offset = 0): Buffer {
+  return encodeStruct(LoopInfo64Layout, loopInfo64(info), buf, offset);
+}
+/** Decodes a loop_info64 (LOOP_GET_STATUS64 output). @throws KernelOutputError when too short. */
+export function decodeLoopInfo64(buf: Uint8Array, offset = 0): RawLoopInfo64 {
+  return decodeStruct(LoopInfo64Layout, buf, offset);
+}
+
+/** `struct loop_config` (LOOP_CONFIGURE). `__reserved[8]` is always zero. */
+export interface RawLoopConfig {
+  /** Backing file descriptor. */
+  fd: number;
+  /** Logical block size; 0 = default (512). */
+  block_size: number;
+  info: RawLoopInfo64;
+}
+/** buffer-layout of `struct loop_config`. */
+export const LoopConfigLayout = defineStruct<RawLoopConfig>(
+  'loop_config',
+  [u32('fd'), u32('block_size'), LoopInfo64Layout.replicate('info'), pad(64, '__reserved')],
+  304,
+);
+/** `sizeof(struct loop_config)` = 304. */
+export const LOOP_CONFIG_SIZE = LoopConfigLayout.span;
+
+/** Encodes a loop_config. @throws InvalidArgumentError */
+export function encodeLoopConfig(cfg: { fd: number; block_size?: number; info?: Partial<RawLoopInfo64> }, buf?: Buffer): Buffer {
+  return encodeStruct(
+    LoopConfigLayout,
+    { fd: cfg.fd, block_size: cfg.block_size ?? 0, info: loopInfo64(cfg.info) },
+    buf,
+    0,
+  );
+}
+/** Decodes a loop_config (what a fake kernel receives). */
+export function decodeLoopConfig(buf: Uint8Array, offset = 0): RawLoopConfig {
+  return decodeStruct(LoopConfigLayout, buf, offset);
+}
+

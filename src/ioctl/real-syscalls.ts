@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+// The real kernel behind the Syscalls seam: libc.ts calls, failures turned into IoctlError.
+import { IoctlError, type SyscallName } from './errors.js';
+import { libc, type SysResult } from './libc.js';
+import { AT_EMPTY_PATH, AT_FDCWD, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
+import { encodePollFd, pollFdRevents } from './poll.js';
+import type { IoctlArg, StatResult, Syscalls } from './syscalls.js';
+
+interface Ctx {
+  request?: string;
+  fd?: number;
+  path?: string;
+  dest?: string;
+}
+
+function check(syscall: SyscallName, r: SysResult, ctx: Ctx = {}): number {
+  if (r.rc < 0) {
+    // errno 0 with rc < 0 would be a koffi/libc contract violation; report it rather than hide it.
+    throw new IoctlError({ syscall, errno: r.errno || 0, ...ctx });
+  }
+  return r.rc;
+}
+
+function ioctlArgs(arg: IoctlArg): { ptr: Buffer | null; int: number | bigint | undefined } {
+  return Buffer.isBuffer(arg) ? { ptr: arg, int: undefined } : { ptr: null, int: arg };
+}
+
+function statBuffer(): Buffer {
+  return Buffer.alloc(STATX_SIZE);
+}
+
+class RealSyscalls implements Syscalls {
+  open(path: string, flags: number, mode = 0): number {
+    return check('open', libc().open(path, flags, mode), { path });
+  }
+  close(fd: number): void {
+    check('close', libc().close(fd), { fd });
+  }
+  ioctl(fd: number, request: number, arg: IoctlArg, requestName: string): number {
+    const { ptr, int } = ioctlArgs(arg);
+    const r = int === undefined ? libc().ioctlPtr(fd, request, ptr) : libc().ioctlInt(fd, request, int);
+    return check('ioctl', r, { fd, request: requestName });
+  }
+  async ioctlAsync(fd: number, request: number, arg: IoctlArg, requestName: string): Promise<number> {
+    const { ptr, int } = ioctlArgs(arg);
+    const r = int === undefined ? await libc().ioctlPtr.async(fd, request, ptr) : await libc().ioctlInt.async(fd, request, int);
+    return check('ioctl', r, { fd, request: requestName });
+  }
+  fstat(fd: number): StatResult {
+    const buf = statBuffer();
+    check('fstat', libc().statx(fd, '', AT_EMPTY_PATH, STATX_BASIC_STATS, buf), { fd });
+    return statxToStatResult(decodeStatx(buf));
+  }
+  stat(path: string): StatResult {
+    const buf = statBuffer();
+    check('stat', libc().statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
+    return statxToStatResult(decodeStatx(buf));
+  }
+  mknod(path: string, mode: number, dev: bigint): void {
+    check('mknod', libc().mknod(path, mode, dev), { path });
+  }
+  unlink(path: string): void {
+    check('unlink', libc().unlink(path), { path });
+  }
+  rename(from: string, to: string): void {
+    check('rename', libc().rename(from, to), { path: from, dest: to });
+  }
+  mkdir(path: string, mode: number): void {
+    check('mkdir', libc().mkdir(path, mode), { path });
+  }
+  fsync(fd: number): void {
+    check('fsync', libc().fsync(fd), { fd });
+  }
+  async mountAsync(source: string, target: string, fstype: string, flags: bigint, data: string | null): Promise<void> {
+    check('mount', await libc().mount.async(source, target, fstype, flags, data), { path: source, dest: target });
+  }
+  async umount2Async(target: string, flags: number): Promise<void> {
+    check('umount2', await libc().umount2.async(target, flags), { path: target });
+  }
+  async pollAsync(fd: number, events: number, timeoutMs: number): Promise<number> {
+    const fds = encodePollFd(fd, events);
+    const n = check('poll', await libc().poll.async(fds, 1, timeoutMs), { fd });
+    return n === 0 ? 0 : pollFdRevents(fds);
+  }
+}
+
+let instance: Syscalls | undefined;
+
+/**
+ * The real `Syscalls` (a lazy singleton). Creating it loads nothing; koffi and libc are loaded by
+ * the first call. Upper layers take a `Syscalls` parameter defaulting to this.
+ */
+export function realSyscalls(): Syscalls {
+  instance ??= new RealSyscalls();
+  return instance;
+}

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+// Mirrors struct statx from include/uapi/linux/stat.h (256 bytes, identical on every
+// architecture — the reason this library uses statx(2) rather than hand-laying the per-arch
+// `struct stat`), plus the S_IF* file type bits and AT_* flags it needs.
+import { u16, u32 } from '@solana/buffer-layout';
+import type { StatResult } from './syscalls.js';
+import { makedev } from './kdev.js';
+import { decodeStruct, defineStruct, pad, u64 } from './layout.js';
+
+/** `AT_FDCWD`: resolve relative paths against the working directory. */
+export const AT_FDCWD = -100;
+/** `AT_SYMLINK_NOFOLLOW`. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+/** `AT_EMPTY_PATH`: with path "", operate on the dirfd itself (fstat). */
+export const AT_EMPTY_PATH = 0x1000;
+/** `STATX_BASIC_STATS`: everything `struct stat` has. */
+export const STATX_BASIC_STATS = 0x7ff;
+
+/** `S_IFMT`: file type mask of st_mode. */
+export const S_IFMT = 0o170000;
+/** `S_IFBLK`: block device. */
+export const S_IFBLK = 0o060000;
+/** `S_IFCHR`: character device. */
+export const S_IFCHR = 0o020000;
+/** `S_IFDIR`: directory. */
+export const S_IFDIR = 0o040000;
+/** `S_IFREG`: regular file. */
+export const S_IFREG = 0o100000;
+/** `S_IFLNK`: symbolic link. */
+export const S_IFLNK = 0o120000;
+
+/** The statx fields this library reads (timestamps and spare space are padding here). */
+export interface RawStatx {
+  stx_mask: number;
+  stx_blksize: number;
+  stx_attributes: bigint;
+  stx_nlink: number;
+  stx_uid: number;
+  stx_gid: number;
+  stx_mode: number;
+  stx_ino: bigint;
+  stx_size: bigint;
+  stx_blocks: bigint;
+  stx_attributes_mask: bigint;
+  stx_rdev_major: number;
+  stx_rdev_minor: number;
+  stx_dev_major: number;
+  stx_dev_minor: number;
+}
+
+/** buffer-layout of `struct statx`. */
+export const StatxLayout = defineStruct<RawStatx>(
+  'statx',
+  [
+    u32('stx_mask'),
+    u32('stx_blksize'),
+    u64('stx_attributes'),
+    u32('stx_nlink'),
+    u32('stx_uid'),
+    u32('stx_gid'),
+    u16('stx_mode'),
+    pad(2, '__spare0'),
+    u64('stx_ino'),
+    u64('stx_size'),
+    u64('stx_blocks'),
+    u64('stx_attributes_mask'),
+    pad(64, '_timestamps'), // stx_atime, stx_btime, stx_ctime, stx_mtime: 4 × struct statx_timestamp (16)
+    u32('stx_rdev_major'),
+    u32('stx_rdev_minor'),
+    u32('stx_dev_major'),
+    u32('stx_dev_minor'),
+    pad(112, '_rest'), // stx_mnt_id, stx_dio_*_align, __spare3[] — not used here
+  ],
+  256,
+);
+/** `sizeof(struct statx)` = 256. */
+export const STATX_SIZE = StatxLayout.span;
+
+/** Decodes a statx buffer. */
+export function decodeStatx(buf: Uint8Array): RawStatx {
+  return decodeStruct(StatxLayout, buf, 0);
+}
+
+/** Converts statx output to the `StatResult` of the Syscalls seam (glibc dev_t for dev/rdev). */
+export function statxToStatResult(s: RawStatx): StatResult {
+  return {
+    dev: makedev(s.stx_dev_major, s.stx_dev_minor),
+    ino: s.stx_ino,
+    rdev: makedev(s.stx_rdev_major, s.stx_rdev_minor),
+    mode: s.stx_mode,
+    size: s.stx_size,
+    blocks: s.stx_blocks,
+  };
+}
