@@ -3,3 +3,6 @@
 export * from './errors.js';
 export * from './hash.js';
 export * from './options.js';
+export * from './metadata.js';
+export * from './ids.js';
+export * from './reconcile.js';

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+// The DeviceSet's persisted records (one JSON file each) and their crash-safe store.
+/**
+ * # On-disk layout (`<root>/metadata/`, mode 0700)
+ *
+ * | File | Record |
+ * |---|---|
+ * | `base` | {@link DeviceRecord} of the base device (hash '') |
+ * | `<hash>` | {@link DeviceRecord} of every other device (a valid hash, see hash.ts) |
+ * | `deviceset-metadata` | {@link DeviceSetRecord} |
+ * | `transaction-metadata` | {@link TransactionRecord}: present only while an operation is in flight |
+ * | `.tmp-*` | temp files of interrupted writes: deleted by {@link MetadataStore.loadAll} |
+ *
+ * Every write is atomic and durable: write a temp file in the same directory, fsync it, close
+ * it, rename it over the target, fsync the directory (Docker never fsynced the directory, so a
+ * crash could lose a rename). A reader therefore sees the old record or the new one, never a
+ * mix. Removals unlink and then fsync the directory.
+ *
+ * Numbers are JSON numbers: sizes are bytes up to 2^53−1 (8 PiB), transaction ids up to 2^53−1.
+ *
+ * **Unknown fields** are accepted on load and dropped (TypeBox `Value.Clean`), so a newer
+ * devmapper may add optional fields without breaking an older one. A change an older reader must
+ * not ignore bumps {@link METADATA_FORMAT_VERSION}; a deviceset record with a newer version is
+ * refused with {@link MetadataCorruptError}.
+ *
+ * **Names starting with '.'** other than our `.tmp-` files are left alone (NFS silly-renames,
+ * editor droppings); any other file that is not a valid record name is an error.
+ */
+import * as nodeFs from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+import { InvalidArgumentError, isErrno, type ValidationProblem } from '../errors.js';
+import { MetadataCorruptError } from './errors.js';
+import { hashProblem } from './hash.js';
+
+/** Thin device ids are 24-bit. */
+export const MAX_DEVICE_ID = 0xffffff;
+/** Version of the on-disk format this code writes and reads. */
+export const METADATA_FORMAT_VERSION = 1;
+
+export const DEVICESET_FILE = 'deviceset-metadata';
+export const TRANSACTION_FILE = 'transaction-metadata';
+export const BASE_FILE = 'base';
+const TMP_PREFIX = '.tmp-';
+
+const DeviceId = Type.Integer({ minimum: 0, maximum: MAX_DEVICE_ID });
+const SafeCount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const Filesystem = Type.Union([Type.Literal('ext4'), Type.Literal('xfs')]);
+
+/**
+ * Lifecycle of a device record:
+ * - `creating`: written before the pool's create_thin/create_snap; becomes `ready` after the
+ *   transaction commits.
+ * - `ready`: usable.
+ * - `deleting`: a delete is in flight, or deferred (then `deleted` is true too).
+ * - `faulty`: recovery could not tell what happened; its thin id stays reserved until a person
+ *   looks (containerd's Faulty).
+ */
+export const DeviceState = Type.Union([
+  Type.Literal('creating'),
+  Type.Literal('ready'),
+  Type.Literal('deleting'),
+  Type.Literal('faulty'),
+]);
+export type DeviceState = Static<typeof DeviceState>;
+
+/** One device: Docker's DevInfo (hash, device_id, size, transaction_id, initialized, deleted) plus ours. */
+export const DeviceRecord = Type.Object({
+  /** '' for the base device. Must match the file name. */
+  hash: Type.String(),
+  deviceId: DeviceId,
+  /** Virtual size in bytes, a multiple of 512. */
+  size: SafeCount,
+  /** The pool transaction id that created this device. */
+  transactionId: SafeCount,
+  /** Base device: true once mkfs finished. Docker's field; other devices leave it false. */
+  initialized: Type.Boolean(),
+  /** Docker's deferred-deletion marker: the pool refused the delete (EBUSY); retry later. */
+  deleted: Type.Boolean(),
+  state: DeviceState,
+  /** Filesystem on the device (set for the base device once made). */
+  filesystem: Type.Optional(Filesystem),
+  /** Filesystem UUID (base device), checked on start to detect a different pool. */
+  filesystemUuid: Type.Optional(Type.String({ minLength: 1 })),
+  /** ISO-8601 time the record was first written. */
+  createdAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' }),
+  /** Last error seen for this device (faulty devices say why). */
+  lastError: Type.Optional(Type.String()),
+});
+export type DeviceRecord = Static<typeof DeviceRecord>;
+
+/** The DeviceSet as a whole. */
+export const DeviceSetRecord = Type.Object({
+  formatVersion: Type.Integer({ minimum: 1 }),
+  /** Where the id allocator resumes. May be stale after a crash: allocation skips used ids. */
+  nextDeviceId: DeviceId,
+  baseFilesystem: Type.Optional(Filesystem),
+  baseFilesystemUuid: Type.Optional(Type.String({ minLength: 1 })),
+  /** The options in force, as `dm.key=value` strings (formatDmOptions). */
+  options: Type.Array(Type.String()),
+});
+export type DeviceSetRecord = Static<typeof DeviceSetRecord>;
+
+/** Pool operations a transaction can record. */
+export const TransactionOp = Type.Union([Type.Literal('create'), Type.Literal('snapshot'), Type.Literal('delete')]);
+export type TransactionOp = Static<typeof TransactionOp>;
+
+/**
+ * The one-slot journal: WHAT pool operation is in flight, written before the pool is touched and
+ * removed after the operation finished, so recovery (reconcile.ts) can roll it back or forward.
+ */
+export const TransactionRecord = Type.Object({
+  /** Pool transaction id this operation commits with (pool txid + 1 when opened). */
+  openTransactionId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  deviceHash: Type.String(),
+  deviceId: DeviceId,
+  op: TransactionOp,
+  /** create_snap's origin; required for 'snapshot'. */
+  originDeviceId: Type.Optional(DeviceId),
+  /** Size in bytes of the device being created. */
+  size: Type.Optional(SafeCount),
+});
+export type TransactionRecord = Static<typeof TransactionRecord>;
+
+/** Everything in the metadata directory. */
+export interface LoadedMetadata {
+  /** Device records by hash ('' is the base device). */
+  readonly devices: Map<string, DeviceRecord>;
+  readonly deviceSet: DeviceSetRecord | undefined;
+  readonly transaction: TransactionRecord | undefined;
+  /** Temp files from interrupted writes that were deleted. */
+  readonly removedTempFiles: readonly string[];
+}
+
+/**
+ * The file-system operations the store uses: the seam for crash tests. A test wrapper can count
+ * the mutating calls (mkdirSync, openSync for writing, writeSync, fsyncSync, closeSync,
+ * renameSync, unlinkSync) and throw at step N to stop the store dead there.
+ */
+export interface MetadataFs {
+  mkdirSync(path: string, options: { recursive: true; mode: number }): void;
+  readdirSync(path: string): string[];
+  readFileSync(path: string): string;
+  openSync(path: string, flags: number, mode?: number): number;
+  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number;
+  fsyncSync(fd: number): void;
+  closeSync(fd: number): void;
+  renameSync(from: string, to: string): void;
+  unlinkSync(path: string): void;
+}
+
+/** The real node:fs behind {@link MetadataFs}. */
+export const nodeMetadataFs: MetadataFs = {
+  mkdirSync: (path, options) => void nodeFs.mkdirSync(path, options),
+  readdirSync: (path) => nodeFs.readdirSync(path),
+  readFileSync: (path) => nodeFs.readFileSync(path, 'utf8'),
+  openSync: (path, flags, mode) => nodeFs.openSync(path, flags, mode),
+  writeSync: (fd, data, offset, length) => nodeFs.writeSync(fd, data, offset, length),
+  fsyncSync: (fd) => nodeFs.fsyncSync(fd),
+  closeSync: (fd) => nodeFs.closeSync(fd),
+  renameSync: (from, to) => nodeFs.renameSync(from, to),
+  unlinkSync: (path) => nodeFs.unlinkSync(path),
+};
+
+// libuv opens every fd with O_CLOEXEC.
+const { O_WRONLY, O_CREAT, O_EXCL, O_RDONLY, O_DIRECTORY } = nodeFs.constants;
+
+const checks = {
+  device: TypeCompiler.Compile(DeviceRecord),
+  deviceSet: TypeCompiler.Compile(DeviceSetRecord),
+  transaction: TypeCompiler.Compile(TransactionRecord),
+};
+
+function schemaProblems<T extends TSchema>(check: TypeCheck<T>, value: unknown): ValidationProblem[] {
+  return [...check.Errors(value)].map((e) => ({ path: e.path, message: e.message, value: e.value }));
+}
+
+function deviceProblems(value: unknown): ValidationProblem[] {
+  const problems = schemaProblems(checks.device, value);
+  if (problems.length > 0) return problems;
+  const r = value as DeviceRecord;
+  const hp = hashProblem(r.hash);
+  if (hp) problems.push({ path: '/hash', message: hp, value: r.hash });
+  if (r.size % 512 !== 0) problems.push({ path: '/size', message: 'size must be a multiple of 512 bytes', value: r.size });
+  if (r.deleted && r.state !== 'deleting') {
+    problems.push({ path: '/state', message: 'a device marked deleted must be in state "deleting"', value: r.state });
+  }
+  return problems;
+}
+
+function deviceSetProblems(value: unknown): ValidationProblem[] {
+  const problems = schemaProblems(checks.deviceSet, value);
+  if (problems.length > 0) return problems;
+  const r = value as DeviceSetRecord;
+  if (r.formatVersion > METADATA_FORMAT_VERSION) {
+    problems.push({
+      path: '/formatVersion',
+      message: `written by a newer devmapper (format ${r.formatVersion}; this one reads up to ${METADATA_FORMAT_VERSION})`,
+      value: r.formatVersion,
+    });
+  }
+  return problems;
+}
+
+function transactionProblems(value: unknown): ValidationProblem[] {
+  const problems = schemaProblems(checks.transaction, value);
+  if (problems.length > 0) return problems;
+  const r = value as TransactionRecord;
+  const hp = hashProblem(r.deviceHash);
+  if (hp) problems.push({ path: '/deviceHash', message: hp, value: r.deviceHash });
+  if (r.op === 'snapshot' && r.originDeviceId === undefined) {
+    problems.push({ path: '/originDeviceId', message: 'a snapshot transaction needs originDeviceId' });
+  }
+  if (r.op !== 'snapshot' && r.originDeviceId !== undefined) {
+    problems.push({ path: '/originDeviceId', message: `a ${r.op} transaction has no origin`, value: r.originDeviceId });
+  }
+  return problems;
+}
+
+/** The metadata file name of a device: 'base' for the base device (''), the hash otherwise. */
+export function deviceFileName(hash: string): string {
+  const p = hashProblem(hash);
+  if (p) throw new InvalidArgumentError('device hash', [{ path: '/hash', message: p, value: hash }]);
+  return hash === '' ? BASE_FILE : hash;
+}
+
+/**
+ * Crash-safe store of the DeviceSet's records in `<root>/metadata/`. Synchronous on purpose:
+ * each write is a short, ordered sequence of syscalls that must not interleave with another.
+ * Callers serialise access (the DeviceSet holds its lock around every call).
+ */
+export class MetadataStore {
+  /** `<root>/metadata`. */
+  readonly dir: string;
+  readonly #fs: MetadataFs;
+  #dirReady = false;
+  #tmpCounter = 0;
+
+  constructor(root: string, fs: MetadataFs = nodeMetadataFs) {
+    this.dir = join(root, 'metadata');
+    this.#fs = fs;
+  }
+
+  /**
+   * Read every record, after deleting temp files left by interrupted writes.
+   * @throws MetadataCorruptError naming the first bad file (in name order) and its problems.
+   */
+  loadAll(): LoadedMetadata {
+    this.#ensureDir();
+    const devices = new Map<string, DeviceRecord>();
+    let deviceSet: DeviceSetRecord | undefined;
+    let transaction: TransactionRecord | undefined;
+    const removedTempFiles: string[] = [];
+    const names = this.#fs.readdirSync(this.dir).sort();
+    for (const name of names) {
+      const file = join(this.dir, name);
+      if (name.startsWith(TMP_PREFIX)) {
+        this.#unlinkIfExists(file);
+        removedTempFiles.push(name);
+        continue;
+      }
+      if (name.startsWith('.')) continue;
+      if (name === DEVICESET_FILE) {
+        deviceSet = this.#read(file, DeviceSetRecord, deviceSetProblems);
+      } else if (name === TRANSACTION_FILE) {
+        transaction = this.#read(file, TransactionRecord, transactionProblems);
+      } else {
+        const expected = name === BASE_FILE ? '' : name;
+        if (name !== BASE_FILE && hashProblem(name) !== undefined) {
+          throw new MetadataCorruptError(file, [{ path: '', message: `unexpected file in the metadata directory: ${hashProblem(name)}` }]);
+        }
+        const record = this.#read(file, DeviceRecord, deviceProblems);
+        if (record.hash !== expected) {
+          throw new MetadataCorruptError(file, [
+            { path: '/hash', message: `record is for hash "${record.hash}" but the file is for "${expected}"`, value: record.hash },
+          ]);
+        }
+        devices.set(record.hash, record);
+      }
+    }
+    if (removedTempFiles.length > 0) this.#fsyncDir();
+    return { devices, deviceSet, transaction, removedTempFiles };
+  }
+
+  /** Atomically write a device's record. @throws InvalidArgumentError for an invalid record (nothing written). */
+  saveDevice(record: DeviceRecord): void {
+    this.#validate('device record', record, deviceProblems);
+    this.#writeAtomic(deviceFileName(record.hash), record);
+  }
+
+  /** Remove a device's record (no error if it is already gone). */
+  removeDevice(hash: string): void {
+    this.#ensureDir();
+    this.#unlinkIfExists(join(this.dir, deviceFileName(hash)));
+    this.#fsyncDir();
+  }
+
+  /** Atomically write the deviceset record. */
+  saveDeviceSet(record: DeviceSetRecord): void {
+    this.#validate('deviceset record', record, deviceSetProblems);
+    this.#writeAtomic(DEVICESET_FILE, record);
+  }
+
+  /** Atomically write the open transaction (the journal entry). */
+  saveTransaction(record: TransactionRecord): void {
+    this.#validate('transaction record', record, transactionProblems);
+    this.#writeAtomic(TRANSACTION_FILE, record);
+  }
+
+  /** Remove the transaction record: nothing is in flight any more. */
+  clearTransaction(): void {
+    this.#ensureDir();
+    this.#unlinkIfExists(join(this.dir, TRANSACTION_FILE));
+    this.#fsyncDir();
+  }
+
+  #validate(what: string, record: unknown, problemsOf: (v: unknown) => ValidationProblem[]): void {
+    const problems = problemsOf(record);
+    if (problems.length > 0) throw new InvalidArgumentError(what, problems);
+  }
+
+  #read<T extends TSchema>(file: string, schema: T, problemsOf: (v: unknown) => ValidationProblem[]): Static<T> {
+    let value: unknown;
+    try {
+      value = JSON.parse(this.#fs.readFileSync(file));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new MetadataCorruptError(file, [{ path: '', message: `not valid JSON: ${message}` }], { cause: err });
+    }
+    const problems = problemsOf(value);
+    if (problems.length > 0) throw new MetadataCorruptError(file, problems);
+    return Value.Clean(schema, value) as Static<T>;
+  }
+
+  #ensureDir(): void {
+    if (this.#dirReady) return;
+    this.#fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.#dirReady = true;
+  }
+
+  #writeAtomic(name: string, record: unknown): void {
+    this.#ensureDir();
+    const data = Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8');
+    const tmp = join(this.dir, `${TMP_PREFIX}${name}-${process.pid}-${++this.#tmpCounter}-${randomBytes(4).toString('hex')}`);
+    const fd = this.#fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    let renamed = false;
+    try {
+      try {
+        for (let off = 0; off < data.length; ) off += this.#fs.writeSync(fd, data, off, data.length - off);
+        this.#fs.fsyncSync(fd);
+      } finally {
+        this.#fs.closeSync(fd);
+      }
+      this.#fs.renameSync(tmp, join(this.dir, name));
+      renamed = true;
+    } finally {
+      if (!renamed) {
+        try {
+          this.#fs.unlinkSync(tmp);
+        } catch {
+          // Best effort: loadAll deletes leftover temp files.
+        }
+      }
+    }
+    this.#fsyncDir();
+  }
+
+  #fsyncDir(): void {
+    const fd = this.#fs.openSync(this.dir, O_RDONLY | O_DIRECTORY);
+    try {
+      this.#fs.fsyncSync(fd);
+    } finally {
+      this.#fs.closeSync(fd);
+    }
+  }
+
+  #unlinkIfExists(file: string): void {
+    try {
+      this.#fs.unlinkSync(file);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+  }
+}
