@@ -1,0 +1,797 @@
+// SPDX-License-Identifier: MIT
+// LoopControl: loop devices at ioctl level (drivers/block/loop.c), the util-linux way
+// (lib/loopdev.c): LOOP_CONFIGURE with a LOOP_SET_FD + LOOP_SET_STATUS64 fallback, the
+// GET_FREE → bind race retried, sysfs for enumeration, (st_dev, st_ino) to find a file's device.
+import { constants as fsc, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, isErrno } from '../errors.js';
+import type { Syscalls } from '../ioctl/syscalls.js';
+import {
+  BLKGETSIZE64,
+  LOOP_CLR_FD,
+  LOOP_CONFIGURE,
+  LOOP_CTL_ADD,
+  LOOP_CTL_GET_FREE,
+  LOOP_CTL_REMOVE,
+  LOOP_GET_STATUS64,
+  LOOP_INFO64_SIZE,
+  LOOP_SET_BLOCK_SIZE,
+  LOOP_SET_CAPACITY,
+  LOOP_SET_DIRECT_IO,
+  LOOP_SET_FD,
+  LOOP_SET_STATUS64,
+  LO_FLAGS_AUTOCLEAR,
+  LO_FLAGS_DIRECT_IO,
+  LO_FLAGS_PARTSCAN,
+  LO_FLAGS_READ_ONLY,
+  LO_NAME_SIZE,
+  decodeLoopInfo64,
+  encodeLoopConfig,
+  encodeLoopInfo64,
+  huge_decode_dev,
+  major as devMajor,
+  minor as devMinor,
+  realSyscalls,
+  type RawLoopInfo64,
+} from './abi.js';
+import {
+  BackingFileNotFoundError,
+  BackingFileNotRegularError,
+  BackingFileReadOnlyError,
+  LoopDeviceBusyError,
+  LoopDeviceExistsError,
+  LoopDeviceInUseError,
+  LoopDeviceNotFoundError,
+  LoopNotBoundError,
+  LoopUnsupportedError,
+  fileTypeName,
+} from './errors.js';
+import { resolveAttachOptions, type LoopAttachOptions, type ResolvedLoopAttachOptions } from './options.js';
+import { DEFAULT_SYSFS_ROOT, listBoundLoops, listLoops, readLoopSysfs, type LoopSysfsInfo } from './sysfs.js';
+
+/** Loop devices are block major 7 (include/uapi/linux/major.h LOOP_MAJOR). */
+export const LOOP_MAJOR = 7;
+
+/**
+ * GET_FREE → bind race policy: how many free devices attach tries before giving up with
+ * {@link LoopDeviceBusyError}, and the random back-off between tries (util-linux: 64 tries;
+ * containerd: random back-off). Each try asks LOOP_CTL_GET_FREE again.
+ */
+export const LOOP_ATTACH_MAX_ATTEMPTS = 64;
+export const LOOP_ATTACH_RETRY_MIN_DELAY_MS = 2;
+export const LOOP_ATTACH_RETRY_MAX_DELAY_MS = 50;
+
+/**
+ * Opening /dev/loopN right after LOOP_CTL_GET_FREE created it can fail with ENOENT/EACCES until
+ * devtmpfs/udev has made the node: util-linux retries 16 × 25 ms.
+ */
+export const LOOP_OPEN_MAX_TRIES = 16;
+export const LOOP_OPEN_RETRY_DELAY_MS = 25;
+
+/** Configuration ioctls that may answer EAGAIN are retried (util-linux LOOPDEV_MAX_TRIES, 250 ms). */
+export const LOOP_EAGAIN_MAX_TRIES = 10;
+export const LOOP_EAGAIN_DELAY_MS = 250;
+
+/** Errnos from LOOP_CONFIGURE that mean "not supported here, use the legacy sequence" (util-linux). */
+const CONFIGURE_UNSUPPORTED = ['EINVAL', 'ENOTTY', 'ENOSYS'] as const;
+
+const O_CLOEXEC = 0o2000000; // Linux, every architecture we support (not in Node's fs.constants)
+
+export interface LoopControlOptions {
+  /** Kernel seam. Default: the real libc calls. */
+  readonly syscalls?: Syscalls;
+  /** Where the loop nodes live. Default '/dev'. */
+  readonly devDir?: string;
+  /** Where sysfs is mounted. Default '/sys'. */
+  readonly sysfsRoot?: string;
+  /** Sleep used between retries (injectable for tests). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Random source in [0, 1) for retry jitter (injectable for tests). */
+  readonly random?: () => number;
+}
+
+/** A loop device: an index, its node and its device number. Accepted wherever a device is named. */
+export interface LoopDeviceRef {
+  /** Node path, e.g. `/dev/loop3`. */
+  readonly path: string;
+  /** N of loopN. */
+  readonly index: number;
+  readonly major: number;
+  readonly minor: number;
+}
+
+/** Names a loop device: its index, its node path, or a {@link LoopDeviceRef}/{@link LoopAttachment}. */
+export type LoopDeviceSpec = number | string | { readonly path: string };
+
+/** LOOP_GET_STATUS64, decoded. */
+export interface LoopStatus {
+  /** lo_number. */
+  readonly index: number;
+  /** lo_file_name: the name given at attach (canonical path truncated to 63 bytes by us and util-linux). */
+  readonly fileName: string;
+  /** lo_device: st_dev of the backing file, as a dev_t. */
+  readonly backingDevice: bigint;
+  /** lo_device split into major:minor. */
+  readonly backingDeviceMajor: number;
+  readonly backingDeviceMinor: number;
+  /** lo_inode. */
+  readonly backingInode: bigint;
+  /** lo_rdevice (0 for a regular backing file). */
+  readonly backingRdevice: bigint;
+  readonly offset: bigint;
+  /** 0 = to the end of the file. */
+  readonly sizeLimit: bigint;
+  /** Raw lo_flags. */
+  readonly flags: number;
+  readonly readOnly: boolean;
+  readonly autoclear: boolean;
+  readonly partscan: boolean;
+  readonly directIo: boolean;
+}
+
+/** One entry of {@link LoopControl.list}: sysfs state plus the node path. */
+export type LoopListEntry = LoopSysfsInfo & { readonly path: string };
+
+/** One device found by {@link LoopControl.findByBackingFile}. */
+export interface LoopMatch extends LoopDeviceRef {
+  /** Status, or undefined when the match was made on the sysfs path (the file could not be stat'ed). */
+  readonly status: LoopStatus | undefined;
+  /** `loop/backing_file` from sysfs. */
+  readonly backingFile: string;
+  /** How the match was made. */
+  readonly matchedBy: 'inode' | 'path';
+}
+
+/** What {@link LoopControl.detach} did. */
+export type DetachResult =
+  /** The binding is gone. */
+  | 'detached'
+  /** Someone else still has the device open: the kernel switched on autoclear and detaches on last close. */
+  | 'deferred';
+
+const sleepReal = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Decodes lo_flags into booleans. */
+function decodeStatus(raw: RawLoopInfo64): LoopStatus {
+  const dev = huge_decode_dev(raw.lo_device);
+  return {
+    index: raw.lo_number,
+    fileName: raw.lo_file_name,
+    backingDevice: raw.lo_device,
+    backingDeviceMajor: dev.major,
+    backingDeviceMinor: dev.minor,
+    backingInode: raw.lo_inode,
+    backingRdevice: raw.lo_rdevice,
+    offset: raw.lo_offset,
+    sizeLimit: raw.lo_sizelimit,
+    flags: raw.lo_flags,
+    readOnly: (raw.lo_flags & LO_FLAGS_READ_ONLY) !== 0,
+    autoclear: (raw.lo_flags & LO_FLAGS_AUTOCLEAR) !== 0,
+    partscan: (raw.lo_flags & LO_FLAGS_PARTSCAN) !== 0,
+    directIo: (raw.lo_flags & LO_FLAGS_DIRECT_IO) !== 0,
+  };
+}
+
+/**
+ * Truncates a string to at most `maxBytes` UTF-8 bytes without splitting a character
+ * (lo_file_name is char[64] with a forced NUL: 63 usable bytes).
+ */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  const b = Buffer.from(s, 'utf8');
+  if (b.length <= maxBytes) return s;
+  let end = maxBytes;
+  // Step back over continuation bytes (10xxxxxx) so we cut before a character starts.
+  while (end > 0 && ((b[end] ?? 0) & 0xc0) === 0x80) end--;
+  return b.subarray(0, end).toString('utf8');
+}
+
+/**
+ * A bound loop device, as returned by {@link LoopControl.attach}. It holds the loop device's fd
+ * open (unless attached with `hold: false`) — **call {@link close} once whatever uses the device
+ * (a dm table load, a mount) holds it itself**. With autoclear (the default) the kernel detaches
+ * the device as soon as its last opener closes: closing the handle before a consumer holds the
+ * device detaches it at once; after that it detaches when the consumer lets go.
+ */
+export class LoopAttachment implements LoopDeviceRef {
+  readonly path: string;
+  readonly index: number;
+  readonly major: number;
+  readonly minor: number;
+  /** Canonical path of the backing file. */
+  readonly backingFile: string;
+  /** How the device was bound. */
+  readonly method: 'configure' | 'legacy';
+  /** LOOP_GET_STATUS64 right after binding (shows whether direct I/O really got enabled). */
+  readonly status: LoopStatus;
+  #fd: number | undefined;
+  readonly #sys: Syscalls;
+
+  /** @internal */
+  constructor(
+    sys: Syscalls,
+    init: {
+      ref: LoopDeviceRef;
+      fd: number | undefined;
+      backingFile: string;
+      method: 'configure' | 'legacy';
+      status: LoopStatus;
+    },
+  ) {
+    this.#sys = sys;
+    this.path = init.ref.path;
+    this.index = init.ref.index;
+    this.major = init.ref.major;
+    this.minor = init.ref.minor;
+    this.backingFile = init.backingFile;
+    this.method = init.method;
+    this.status = init.status;
+    this.#fd = init.fd;
+  }
+
+  /** The open loop device fd, or undefined once closed (or with `hold: false`). */
+  get fd(): number | undefined {
+    return this.#fd;
+  }
+
+  /** `major:minor`, as dm tables want it. */
+  get devNumber(): string {
+    return `${this.major}:${this.minor}`;
+  }
+
+  /** Closes the held fd. Idempotent. With autoclear this is what lets the device detach later. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    this.#fd = undefined;
+    this.#sys.close(fd);
+  }
+
+  /**
+   * LOOP_CLR_FD through the held fd, then closes it. If someone else still has the device open,
+   * the kernel only switches autoclear on and the device detaches when they close it.
+   * @throws {LoopNotBoundError} the device was already detached.
+   */
+  async detach(): Promise<void> {
+    const fd = this.#fd;
+    if (fd === undefined) throw new Error(`${this.path}: handle already closed; use LoopControl.detach`);
+    try {
+      await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
+    } catch (err) {
+      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(this.path, { cause: err });
+      throw err;
+    } finally {
+      this.close();
+    }
+  }
+}
+
+/** Internal: the bind call lost the race for this device (EBUSY/EAGAIN on CONFIGURE or SET_FD). */
+class LostRace extends Error {
+  constructor(readonly original: unknown) {
+    super('lost the loop device race');
+  }
+}
+
+/**
+ * Loop devices at ioctl level.
+ *
+ * @example
+ * const loops = new LoopControl();
+ * const dev = await loops.attach('/var/lib/pool/data', { directIo: true });
+ * try {
+ *   // … load a dm table that references dev.devNumber …
+ * } finally {
+ *   dev.close(); // autoclear: the device now lives exactly as long as the dm table uses it
+ * }
+ */
+export class LoopControl {
+  readonly #sys: Syscalls;
+  readonly #devDir: string;
+  readonly #sysfsRoot: string;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+
+  constructor(options: LoopControlOptions = {}) {
+    this.#sys = options.syscalls ?? realSyscalls();
+    this.#devDir = options.devDir ?? '/dev';
+    this.#sysfsRoot = options.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
+    this.#sleep = options.sleep ?? sleepReal;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Node path of loopN under the configured devDir. */
+  devicePath(index: number): string {
+    return join(this.#devDir, `loop${index}`);
+  }
+
+  // ---------------------------------------------------------------- loop-control
+
+  #withControl<T>(fn: (fd: number) => T): T {
+    let fd: number;
+    const path = join(this.#devDir, 'loop-control');
+    try {
+      fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENODEV') || isErrno(err, 'ENXIO')) {
+        throw new LoopUnsupportedError(`cannot open ${path}`, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      return fn(fd);
+    } finally {
+      this.#sys.close(fd);
+    }
+  }
+
+  /**
+   * LOOP_CTL_GET_FREE: index of an unbound loop device, created if needed. Reserves nothing:
+   * another process may bind it first (attach handles that race).
+   */
+  getFree(): number {
+    return this.#withControl((fd) => this.#sys.ioctl(fd, LOOP_CTL_GET_FREE, 0, 'LOOP_CTL_GET_FREE'));
+  }
+
+  /**
+   * LOOP_CTL_ADD: creates loop`index`. Returns the index.
+   * @throws {LoopDeviceExistsError} it already exists (EEXIST).
+   */
+  add(index: number): number {
+    checkIndex(index);
+    return this.#withControl((fd) => {
+      try {
+        return this.#sys.ioctl(fd, LOOP_CTL_ADD, index, 'LOOP_CTL_ADD');
+      } catch (err) {
+        if (isErrno(err, 'EEXIST')) throw new LoopDeviceExistsError(index, { cause: err });
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * LOOP_CTL_REMOVE: deletes loop`index` (it must be unbound and closed).
+   * @throws {LoopDeviceInUseError} it is bound or open (EBUSY).
+   * @throws {LoopDeviceNotFoundError} it does not exist (ENODEV).
+   */
+  remove(index: number): void {
+    checkIndex(index);
+    this.#withControl((fd) => {
+      try {
+        this.#sys.ioctl(fd, LOOP_CTL_REMOVE, index, 'LOOP_CTL_REMOVE');
+      } catch (err) {
+        if (isErrno(err, 'EBUSY')) throw new LoopDeviceInUseError(index, { cause: err });
+        if (isErrno(err, 'ENODEV')) throw new LoopDeviceNotFoundError(`loop${index}`, { cause: err });
+        throw err;
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- attach
+
+  /**
+   * Binds `file` to a free loop device.
+   *
+   * 1. Validates the options and opens the backing file **before any ioctl**: a missing file, a
+   *    directory (or other non-file), or a read-write attach of a file we cannot write fails with
+   *    a typed error and consumes no loop device.
+   * 2. LOOP_CTL_GET_FREE → open /dev/loopN O_RDWR (retrying briefly on ENOENT/EACCES while the node
+   *    appears) → LOOP_CONFIGURE (offset, sizelimit, flags, block size and the canonical path as
+   *    lo_file_name, atomically). If the kernel answers EINVAL/ENOTTY/ENOSYS (pre-5.8, or
+   *    `method: 'legacy'`): LOOP_SET_FD, LOOP_SET_BLOCK_SIZE, LOOP_SET_STATUS64, LOOP_SET_DIRECT_IO.
+   * 3. EBUSY from the bind means another process took that device: ask GET_FREE again, up to
+   *    {@link LOOP_ATTACH_MAX_ATTEMPTS} times with a short random back-off.
+   * 4. Any failure after the device was bound by us → LOOP_CLR_FD, then the error is rethrown.
+   *
+   * Direct I/O is best effort, as in the kernel: if the backing file cannot do it (alignment),
+   * the device works buffered; `status.directIo` on the result says what you got.
+   *
+   * The result holds the loop fd open: see {@link LoopAttachment} — call `close()` when the
+   * consumer holds the device.
+   *
+   * @throws {InvalidArgumentError} bad options (every problem listed).
+   * @throws {BackingFileNotFoundError} {@link BackingFileNotRegularError} {@link BackingFileReadOnlyError}
+   * @throws {LoopDeviceBusyError} every attempt lost the race.
+   * @throws {LoopUnsupportedError} no loop driver.
+   */
+  async attach(file: string, options?: LoopAttachOptions): Promise<LoopAttachment> {
+    const opts = resolveAttachOptions(options);
+    const canonical = canonicalPath(file);
+    const backingFd = this.#openBacking(file, opts);
+    try {
+      let lastBusy: unknown;
+      for (let attempt = 1; attempt <= LOOP_ATTACH_MAX_ATTEMPTS; attempt++) {
+        const index = this.getFree();
+        const path = this.devicePath(index);
+        const devFd = await this.#openNode(path);
+        let method: 'configure' | 'legacy';
+        try {
+          method = await this.#bind(devFd, backingFd, canonical, opts);
+        } catch (err) {
+          this.#sys.close(devFd);
+          if (err instanceof LostRace) {
+            lastBusy = err.original;
+            if (attempt < LOOP_ATTACH_MAX_ATTEMPTS) await this.#sleep(this.#backoff());
+            continue;
+          }
+          throw err;
+        }
+        try {
+          const st = this.#sys.fstat(devFd);
+          const ref: LoopDeviceRef = { path, index, major: devMajor(st.rdev), minor: devMinor(st.rdev) };
+          const status = this.#getStatus(devFd, path);
+          let fd: number | undefined = devFd;
+          if (!opts.hold) {
+            this.#sys.close(devFd);
+            fd = undefined;
+          }
+          return new LoopAttachment(this.#sys, { ref, fd, backingFile: canonical, method, status });
+        } catch (err) {
+          await this.#clearQuietly(devFd);
+          this.#sys.close(devFd);
+          throw err;
+        }
+      }
+      throw new LoopDeviceBusyError(LOOP_ATTACH_MAX_ATTEMPTS, undefined, { cause: lastBusy });
+    } finally {
+      // The kernel holds its own reference to the backing file once bound.
+      this.#sys.close(backingFd);
+    }
+  }
+
+  #backoff(): number {
+    const span = LOOP_ATTACH_RETRY_MAX_DELAY_MS - LOOP_ATTACH_RETRY_MIN_DELAY_MS;
+    return LOOP_ATTACH_RETRY_MIN_DELAY_MS + Math.floor(this.#random() * span);
+  }
+
+  /** Stat + type check + open of the backing file; no ioctl, no loop device touched. */
+  #openBacking(file: string, opts: ResolvedLoopAttachOptions): number {
+    let st;
+    try {
+      st = this.#sys.stat(file);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new BackingFileNotFoundError(file, { cause: err });
+      throw err;
+    }
+    const type = st.mode & 0o170000;
+    if (type !== 0o100000 && type !== 0o060000) {
+      throw new BackingFileNotRegularError(file, fileTypeName(st.mode), 'a regular file or a block device');
+    }
+    let fd: number;
+    try {
+      fd = this.#sys.open(file, (opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | O_CLOEXEC);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new BackingFileNotFoundError(file, { cause: err });
+      if (isErrno(err, 'EISDIR')) throw new BackingFileNotRegularError(file, 'directory', 'a regular file', { cause: err });
+      if (
+        !opts.readOnly &&
+        (isErrno(err, 'EACCES') || isErrno(err, 'EROFS') || isErrno(err, 'EPERM') || isErrno(err, 'ETXTBSY'))
+      ) {
+        throw new BackingFileReadOnlyError(file, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      // Re-check on the fd: the path may have been swapped between stat and open.
+      const fst = this.#sys.fstat(fd);
+      const t = fst.mode & 0o170000;
+      if (t !== 0o100000 && t !== 0o060000) {
+        throw new BackingFileNotRegularError(file, fileTypeName(fst.mode), 'a regular file or a block device');
+      }
+    } catch (err) {
+      this.#sys.close(fd);
+      throw err;
+    }
+    return fd;
+  }
+
+  /** Opens a loop node O_RDWR, retrying while devtmpfs/udev has not created it or fixed its mode. */
+  async #openNode(path: string): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
+      } catch (err) {
+        if ((isErrno(err, 'ENOENT') || isErrno(err, 'EACCES')) && attempt < LOOP_OPEN_MAX_TRIES) {
+          await this.#sleep(LOOP_OPEN_RETRY_DELAY_MS);
+          continue;
+        }
+        if (isErrno(err, 'ENOENT')) throw new LoopDeviceNotFoundError(path, { cause: err });
+        throw err;
+      }
+    }
+  }
+
+  /** Runs a configuration ioctl, retrying EAGAIN (util-linux LOOPDEV_MAX_TRIES). */
+  async #ioctlRetryEagain(fd: number, request: number, arg: Buffer | number, name: string): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.#sys.ioctl(fd, request, arg, name);
+      } catch (err) {
+        if (isErrno(err, 'EAGAIN') && attempt < LOOP_EAGAIN_MAX_TRIES) {
+          await this.#sleep(LOOP_EAGAIN_DELAY_MS);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Binds backingFd to the device open as devFd. Throws LostRace when the device was already
+   * bound (EBUSY) so the caller tries another; on any failure after our bind, clears the device.
+   */
+  async #bind(devFd: number, backingFd: number, name: string, opts: ResolvedLoopAttachOptions): Promise<'configure' | 'legacy'> {
+    const info: RawLoopInfo64 = {
+      lo_device: 0n,
+      lo_inode: 0n,
+      lo_rdevice: 0n,
+      lo_offset: opts.offset,
+      lo_sizelimit: opts.sizeLimit,
+      lo_number: 0,
+      lo_flags:
+        (opts.readOnly ? LO_FLAGS_READ_ONLY : 0) |
+        (opts.autoclear ? LO_FLAGS_AUTOCLEAR : 0) |
+        (opts.partscan ? LO_FLAGS_PARTSCAN : 0) |
+        (opts.directIo ? LO_FLAGS_DIRECT_IO : 0),
+      lo_file_name: truncateUtf8(name, LO_NAME_SIZE - 1),
+    };
+
+    if (opts.method !== 'legacy') {
+      const config = encodeLoopConfig({ fd: backingFd, block_size: opts.blockSize, info });
+      try {
+        await this.#ioctlRetryEagain(devFd, LOOP_CONFIGURE, config, 'LOOP_CONFIGURE');
+        return 'configure';
+      } catch (err) {
+        if (isErrno(err, 'EBUSY') || isErrno(err, 'EAGAIN')) throw new LostRace(err);
+        const unsupported = CONFIGURE_UNSUPPORTED.some((c) => isErrno(err, c));
+        if (!(unsupported && opts.method === 'auto')) throw err;
+      }
+    }
+
+    // Legacy sequence. The device is bound (with default parameters) between SET_FD and
+    // SET_STATUS64; read-only comes from the O_RDONLY backing fd.
+    try {
+      this.#sys.ioctl(devFd, LOOP_SET_FD, backingFd, 'LOOP_SET_FD');
+    } catch (err) {
+      if (isErrno(err, 'EBUSY') || isErrno(err, 'EAGAIN')) throw new LostRace(err);
+      throw err;
+    }
+    try {
+      if (opts.blockSize !== 0) {
+        await this.#ioctlRetryEagain(devFd, LOOP_SET_BLOCK_SIZE, opts.blockSize, 'LOOP_SET_BLOCK_SIZE');
+      }
+      const statusInfo = { ...info, lo_flags: info.lo_flags & (LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN) };
+      await this.#ioctlRetryEagain(devFd, LOOP_SET_STATUS64, encodeLoopInfo64(statusInfo), 'LOOP_SET_STATUS64');
+      if (opts.directIo) {
+        try {
+          await this.#ioctlRetryEagain(devFd, LOOP_SET_DIRECT_IO, 1, 'LOOP_SET_DIRECT_IO');
+        } catch (err) {
+          // Same best-effort semantics as LOOP_CONFIGURE: EINVAL = this file cannot do direct I/O.
+          if (!isErrno(err, 'EINVAL')) throw err;
+        }
+      }
+    } catch (err) {
+      await this.#clearQuietly(devFd);
+      throw err;
+    }
+    return 'legacy';
+  }
+
+  /** LOOP_CLR_FD after a failed setup; the original error is what matters, so this one is dropped. */
+  async #clearQuietly(devFd: number): Promise<void> {
+    try {
+      await this.#sys.ioctlAsync(devFd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
+    } catch {
+      /* the original error is rethrown by the caller */
+    }
+  }
+
+  // ---------------------------------------------------------------- per-device operations
+
+  /** Resolves a device spec to a node path. */
+  #pathOf(device: LoopDeviceSpec): string {
+    if (typeof device === 'number') {
+      checkIndex(device);
+      return this.devicePath(device);
+    }
+    return typeof device === 'string' ? device : device.path;
+  }
+
+  #withDevice<T>(device: LoopDeviceSpec, flags: number, fn: (fd: number, path: string) => T): T {
+    const path = this.#pathOf(device);
+    let fd: number;
+    try {
+      fd = this.#sys.open(path, flags | O_CLOEXEC);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENXIO') || isErrno(err, 'ENODEV')) {
+        throw new LoopDeviceNotFoundError(path, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      return fn(fd, path);
+    } finally {
+      this.#sys.close(fd);
+    }
+  }
+
+  #getStatus(fd: number, path: string): LoopStatus {
+    const buf = Buffer.alloc(LOOP_INFO64_SIZE);
+    try {
+      this.#sys.ioctl(fd, LOOP_GET_STATUS64, buf, 'LOOP_GET_STATUS64');
+    } catch (err) {
+      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(path, { cause: err });
+      throw err;
+    }
+    return decodeStatus(decodeLoopInfo64(buf));
+  }
+
+  /**
+   * LOOP_GET_STATUS64, decoded.
+   * @throws {LoopNotBoundError} the device has no backing file (ENXIO).
+   * @throws {LoopDeviceNotFoundError} no such node.
+   */
+  status(device: LoopDeviceSpec): LoopStatus {
+    return this.#withDevice(device, fsc.O_RDONLY, (fd, path) => this.#getStatus(fd, path));
+  }
+
+  /**
+   * LOOP_CLR_FD (on a worker thread: it can wait for I/O). Resolves to `'deferred'` when someone
+   * else still has the device open: the kernel then only switches autoclear on and detaches on
+   * their last close.
+   * @throws {LoopNotBoundError} the device was not bound (ENXIO).
+   */
+  async detach(device: LoopDeviceSpec): Promise<DetachResult> {
+    const path = this.#pathOf(device);
+    let fd: number;
+    try {
+      fd = this.#sys.open(path, fsc.O_RDONLY | O_CLOEXEC);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new LoopDeviceNotFoundError(path, { cause: err });
+      throw err;
+    }
+    let st;
+    try {
+      st = this.#sys.fstat(fd);
+      await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
+    } catch (err) {
+      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(path, { cause: err });
+      throw err;
+    } finally {
+      // Teardown happens on the release of the last fd, which may be this one.
+      this.#sys.close(fd);
+    }
+    const index = devMajor(st.rdev) === LOOP_MAJOR ? indexFromPath(path) : undefined;
+    if (index === undefined) return 'detached';
+    return readLoopSysfs(index, this.#sysfsRoot)?.bound ? 'deferred' : 'detached';
+  }
+
+  /**
+   * LOOP_SET_CAPACITY: re-reads the backing file's size (after growing it).
+   * @throws {LoopNotBoundError}
+   */
+  async setCapacity(device: LoopDeviceSpec): Promise<void> {
+    await this.#configureOp(device, LOOP_SET_CAPACITY, 0, 'LOOP_SET_CAPACITY');
+  }
+
+  /**
+   * LOOP_SET_DIRECT_IO. EINVAL from the kernel means the backing file cannot do direct I/O with
+   * this device's block size/offset; it propagates as an IoctlError.
+   */
+  async setDirectIo(device: LoopDeviceSpec, enabled: boolean): Promise<void> {
+    await this.#configureOp(device, LOOP_SET_DIRECT_IO, enabled ? 1 : 0, 'LOOP_SET_DIRECT_IO');
+  }
+
+  /** LOOP_SET_BLOCK_SIZE: a power of two 512..4096. */
+  async setBlockSize(device: LoopDeviceSpec, blockSize: number): Promise<void> {
+    const { blockSize: bs } = resolveAttachOptions({ blockSize });
+    await this.#configureOp(device, LOOP_SET_BLOCK_SIZE, bs, 'LOOP_SET_BLOCK_SIZE');
+  }
+
+  async #configureOp(device: LoopDeviceSpec, request: number, arg: number, name: string): Promise<void> {
+    const path = this.#pathOf(device);
+    let fd: number;
+    try {
+      fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new LoopDeviceNotFoundError(path, { cause: err });
+      throw err;
+    }
+    try {
+      await this.#ioctlRetryEagain(fd, request, arg, name);
+    } catch (err) {
+      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(path, { cause: err });
+      throw err;
+    } finally {
+      this.#sys.close(fd);
+    }
+  }
+
+  /** BLKGETSIZE64 of any block device node: its size in bytes. */
+  sizeOf(devPath: string): bigint {
+    return this.#withDevice(devPath, fsc.O_RDONLY, (fd) => {
+      const buf = Buffer.alloc(8);
+      this.#sys.ioctl(fd, BLKGETSIZE64, buf, 'BLKGETSIZE64');
+      return buf.readBigUInt64LE(0);
+    });
+  }
+
+  // ---------------------------------------------------------------- enumeration
+
+  /**
+   * Loop devices from sysfs (/sys/block/loop*; gaps in the numbering hide nothing). Bound devices
+   * only, unless `all`.
+   */
+  list(options: { all?: boolean } = {}): LoopListEntry[] {
+    const infos = options.all ? listLoops(this.#sysfsRoot) : listBoundLoops(this.#sysfsRoot);
+    return infos.map((i) => ({ ...i, path: this.devicePath(i.index) }));
+  }
+
+  /**
+   * The bound loop devices whose backing file is `file`, matched like util-linux: LOOP_GET_STATUS64's
+   * (lo_device, lo_inode) against stat(file)'s (st_dev, st_ino), so hard links, bind mounts and
+   * paths longer than lo_file_name all match. Only when `file` cannot be stat'ed (deleted) does
+   * it fall back to comparing sysfs `loop/backing_file` with the absolute path.
+   * `offset`/`sizeLimit`, when given, must match too.
+   */
+  findByBackingFile(file: string, filter: { offset?: bigint | number; sizeLimit?: bigint | number } = {}): LoopMatch[] {
+    let target: { dev: bigint; ino: bigint } | undefined;
+    try {
+      const st = this.#sys.stat(file);
+      target = { dev: st.dev, ino: st.ino };
+    } catch {
+      target = undefined;
+    }
+    const wantOffset = filter.offset === undefined ? undefined : BigInt(filter.offset);
+    const wantLimit = filter.sizeLimit === undefined ? undefined : BigInt(filter.sizeLimit);
+    const absolute = canonicalPath(file);
+    const out: LoopMatch[] = [];
+    for (const l of listBoundLoops(this.#sysfsRoot)) {
+      const path = this.devicePath(l.index);
+      const base = { path, index: l.index, major: l.major, minor: l.minor, backingFile: l.binding.backingFile };
+      if (target) {
+        let status: LoopStatus;
+        try {
+          status = this.status(path);
+        } catch {
+          continue; // detached meanwhile, or no node: not a match we can prove
+        }
+        const sameFile =
+          status.backingInode === target.ino &&
+          status.backingDeviceMajor === devMajor(target.dev) &&
+          status.backingDeviceMinor === devMinor(target.dev);
+        if (!sameFile) continue;
+        if (wantOffset !== undefined && status.offset !== wantOffset) continue;
+        if (wantLimit !== undefined && status.sizeLimit !== wantLimit) continue;
+        out.push({ ...base, status, matchedBy: 'inode' });
+      } else {
+        if (l.binding.backingFile !== absolute && l.binding.backingFile !== resolve(file)) continue;
+        if (wantOffset !== undefined && l.binding.offset !== wantOffset) continue;
+        if (wantLimit !== undefined && l.binding.sizeLimit !== wantLimit) continue;
+        out.push({ ...base, status: undefined, matchedBy: 'path' });
+      }
+    }
+    return out;
+  }
+}
+
+function checkIndex(index: number): void {
+  if (!Number.isSafeInteger(index) || index < 0 || index > 0xfffff) {
+    throw new InvalidArgumentError('loop device index', [
+      { path: '', message: 'must be an integer in 0..1048575', value: index },
+    ]);
+  }
+}
+
+function indexFromPath(path: string): number | undefined {
+  const m = /loop(\d+)$/.exec(path);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** realpath when the file exists (lo_file_name and sysfs show the resolved path), else absolute. */
+function canonicalPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return resolve(file);
+  }
+}
