@@ -2,7 +2,7 @@
 // Builds (and caches) the tiny initramfs that boots the test VM: static busybox, the virtio/9p
 // modules needed to mount the host's root over virtio-9p, and an /init that chroots into it.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpio, encodeCpio, type CpioEntry } from './cpio.js';
 import type { KernelSpec } from './kernel.js';
@@ -142,6 +142,10 @@ export function buildInitramfs(opts: InitramfsOptions): Initramfs {
   ];
   files.forEach((f, i) => entries.push(cpio.file(`modules/${names[i]}`, readModuleUncompressed(f))));
   mkdirSync(opts.cacheDir, { recursive: true });
+  const stale = `initramfs-${opts.kernel.version}-`;
+  for (const f of readdirSync(opts.cacheDir)) {
+    if (f.startsWith(stale) && f.endsWith('.cpio')) rmSync(join(opts.cacheDir, f), { force: true });
+  }
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, encodeCpio(entries));
   renameSync(tmp, path);

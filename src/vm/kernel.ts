@@ -114,11 +114,12 @@ function run(cmd: string, args: string[], cwd?: string): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
 }
 
-/** Resolves a package name that may contain '*' to the newest matching name apt knows about. */
+/** Resolves a package name that may contain '*' (any run of non-'-' characters) to the newest match apt knows. */
 export function resolvePackageName(pattern: string): string {
   if (!pattern.includes('*')) return pattern;
   const prefix = pattern.slice(0, pattern.indexOf('*'));
-  const re = new RegExp('^' + pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  // '*' does not match '-', so "linux-image-6.12.*-amd64-unsigned" picks no -rt- or -cloud- flavour.
+  const re = new RegExp('^' + pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^-]*') + '$');
   const names = run('apt-cache', ['pkgnames', prefix]).split('\n').filter((n) => re.test(n));
   names.sort(compareKernelVersions);
   const best = names[names.length - 1];
