@@ -5,7 +5,6 @@
 import { constants as fsc, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, isErrno } from '../errors.js';
-import type { Syscalls } from '../ioctl/syscalls.js';
 import {
   BLKGETSIZE64,
   LOOP_CLR_FD,
@@ -20,6 +19,7 @@ import {
   LOOP_SET_DIRECT_IO,
   LOOP_SET_FD,
   LOOP_SET_STATUS64,
+  LOOP_SET_STATUS_SETTABLE_FLAGS,
   LO_FLAGS_AUTOCLEAR,
   LO_FLAGS_DIRECT_IO,
   LO_FLAGS_PARTSCAN,
@@ -33,7 +33,8 @@ import {
   minor as devMinor,
   realSyscalls,
   type RawLoopInfo64,
-} from './abi.js';
+  type Syscalls,
+} from '../ioctl/index.js';
 import {
   BackingFileNotFoundError,
   BackingFileNotRegularError,
@@ -520,13 +521,9 @@ export class LoopControl {
    * bound (EBUSY) so the caller tries another; on any failure after our bind, clears the device.
    */
   async #bind(devFd: number, backingFd: number, name: string, opts: ResolvedLoopAttachOptions): Promise<'configure' | 'legacy'> {
-    const info: RawLoopInfo64 = {
-      lo_device: 0n,
-      lo_inode: 0n,
-      lo_rdevice: 0n,
+    const info: Partial<RawLoopInfo64> = {
       lo_offset: opts.offset,
       lo_sizelimit: opts.sizeLimit,
-      lo_number: 0,
       lo_flags:
         (opts.readOnly ? LO_FLAGS_READ_ONLY : 0) |
         (opts.autoclear ? LO_FLAGS_AUTOCLEAR : 0) |
@@ -559,7 +556,7 @@ export class LoopControl {
       if (opts.blockSize !== 0) {
         await this.#ioctlRetryEagain(devFd, LOOP_SET_BLOCK_SIZE, opts.blockSize, 'LOOP_SET_BLOCK_SIZE');
       }
-      const statusInfo = { ...info, lo_flags: info.lo_flags & (LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN) };
+      const statusInfo = { ...info, lo_flags: (info.lo_flags ?? 0) & LOOP_SET_STATUS_SETTABLE_FLAGS };
       await this.#ioctlRetryEagain(devFd, LOOP_SET_STATUS64, encodeLoopInfo64(statusInfo), 'LOOP_SET_STATUS64');
       if (opts.directIo) {
         try {

@@ -21,7 +21,7 @@ import {
   LoopNotBoundError,
   LoopUnsupportedError,
 } from '../../../src/loop/errors.js';
-import { decodeLoopConfig, decodeLoopInfo64 } from '../../../src/loop/abi.js';
+import { decodeLoopConfig, decodeLoopInfo64 } from '../../../src/ioctl/index.js';
 import { InvalidArgumentError } from '../../../src/errors.js';
 import { FakeSyscalls, directory, regular } from './fake-syscalls.js';
 

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
 // A tiny scripted stand-in for the kernel, just enough for LoopControl's control flow: it records
 // every open/ioctl/close and fails the calls a test scripts to fail.
-import type { IoctlArg, StatResult, Syscalls } from '../../../src/ioctl/syscalls.js';
-import { decodeLoopConfig, decodeLoopInfo64, encodeLoopInfo64 } from '../../../src/loop/abi.js';
+import { constants as osConstants } from 'node:os';
+import { IoctlError, type IoctlArg, type StatResult, type SyscallName, type Syscalls } from '../../../src/ioctl/index.js';
+import { decodeLoopConfig, decodeLoopInfo64, encodeLoopInfo64 } from '../../../src/ioctl/index.js';
 
-export class FakeErrno extends Error {
-  constructor(
-    readonly code: string,
-    readonly syscall: string,
-    readonly request?: string,
-  ) {
-    super(`${syscall}${request ? ` ${request}` : ''}: ${code}`);
+/** The same error shape the real seam throws: an IoctlError with the errno of `code`. */
+export class FakeErrno extends IoctlError {
+  constructor(code: string, syscall: SyscallName, request?: string) {
+    const errno = (osConstants.errno as Record<string, number>)[code];
+    if (errno === undefined) throw new Error(`unknown errno ${code}`);
+    super(request === undefined ? { syscall, errno } : { syscall, errno, request });
   }
 }
 
@@ -55,7 +55,9 @@ export class FakeSyscalls implements Syscalls {
   #fail(name: string): void {
     const q = this.script.get(name);
     const code = q?.shift();
-    if (code) throw new FakeErrno(code, 'ioctl', name);
+    if (!code) return;
+    if (name.startsWith('open:')) throw new FakeErrno(code, 'open');
+    throw new FakeErrno(code, 'ioctl', name);
   }
 
   open(path: string, flags: number): number {

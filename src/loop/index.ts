@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+// src/loop facade: loop devices (LoopControl), sparse backing files, sysfs readers, loop errors.
+export {
+  LOOP_ATTACH_MAX_ATTEMPTS,
+  LOOP_ATTACH_RETRY_MAX_DELAY_MS,
+  LOOP_ATTACH_RETRY_MIN_DELAY_MS,
+  LOOP_EAGAIN_DELAY_MS,
+  LOOP_EAGAIN_MAX_TRIES,
+  LOOP_MAJOR,
+  LOOP_OPEN_MAX_TRIES,
+  LOOP_OPEN_RETRY_DELAY_MS,
+  LoopAttachment,
+  LoopControl,
+  truncateUtf8,
+  type DetachResult,
+  type LoopControlOptions,
+  type LoopDeviceRef,
+  type LoopDeviceSpec,
+  type LoopListEntry,
+  type LoopMatch,
+  type LoopStatus,
+} from './control.js';
+export {
+  LOOP_MAX_BLOCK_SIZE,
+  LOOP_MAX_BYTES,
+  LOOP_MIN_BLOCK_SIZE,
+  LOOP_SECTOR_SIZE,
+  resolveAttachOptions,
+  type LoopAttachMethod,
+  type LoopAttachOptions,
+  type ResolvedLoopAttachOptions,
+} from './options.js';
+export { ensureSparseFile, type EnsureSparseFileOptions, type SparseFileReport } from './sparse.js';
+export {
+  DEFAULT_SYSFS_ROOT,
+  listBoundLoops,
+  listLoopIndexes,
+  listLoops,
+  parseBackingFile,
+  parseDevAttr,
+  parseLoopName,
+  readLoopSysfs,
+  type LoopSysfsBinding,
+  type LoopSysfsInfo,
+} from './sysfs.js';
+export {
+  BackingFileNotFoundError,
+  BackingFileNotRegularError,
+  BackingFileReadOnlyError,
+  LoopDeviceBusyError,
+  LoopDeviceExistsError,
+  LoopDeviceInUseError,
+  LoopDeviceNotFoundError,
+  LoopError,
+  LoopNotBoundError,
+  LoopUnsupportedError,
+  SparseFileShrinkError,
+  fileTypeName,
+} from './errors.js';
