@@ -42,12 +42,6 @@ O9P='trans=virtio,version=9p2000.L,msize=262144'
 mount -t 9p -o "$O9P" dmvmrun /dmvm || fail "cannot mount the per-run share"
 . /dmvm/config.sh || fail "cannot read /dmvm/config.sh"
 mount -t 9p -o "ro,$O9P,cache=loose" hostroot /newroot || fail "cannot mount the host root"
-i=0
-while [ "$i" -lt "$DMVM_NSHARES" ]; do
-  eval "tag=\\$DMVM_SHARE_TAG_$i; dir=\\$DMVM_SHARE_DIR_$i"
-  mount -t 9p -o "$O9P" "$tag" "/newroot$dir" || fail "cannot mount share $tag at $dir"
-  i=$((i + 1))
-done
 mount -t proc proc /newroot/proc || fail "mount proc"
 mount -t sysfs sysfs /newroot/sys || fail "mount sys"
 mount -t devtmpfs devtmpfs /newroot/dev || fail "mount dev"
@@ -55,6 +49,15 @@ mount -t tmpfs -o "size=$DMVM_TMP_SIZE,mode=1777" tmpfs /newroot/tmp || fail "mo
 mount -t tmpfs -o mode=755 tmpfs /newroot/run || fail "mount run"
 mkdir -p /newroot/run/dmvm
 mount -o bind /dmvm /newroot/run/dmvm || fail "bind the per-run share"
+# Shares go on after /tmp and /run so a checkout under /tmp (e.g. a CI clone) stays visible;
+# their mount points may then need creating inside those tmpfs.
+i=0
+while [ "$i" -lt "$DMVM_NSHARES" ]; do
+  eval "tag=\\$DMVM_SHARE_TAG_$i; dir=\\$DMVM_SHARE_DIR_$i"
+  [ -d "/newroot$dir" ] || mkdir -p "/newroot$dir"
+  mount -t 9p -o "$O9P" "$tag" "/newroot$dir" || fail "cannot mount share $tag at $dir"
+  i=$((i + 1))
+done
 if [ -n "$DMVM_MODULES_SRC" ]; then
   mount -t tmpfs -o mode=755 tmpfs "/newroot$DMVM_MODULES_ROOT" || fail "tmpfs over $DMVM_MODULES_ROOT"
   mkdir -p "/newroot$DMVM_MODULES_ROOT/$DMVM_KVER"
