@@ -204,6 +204,8 @@ export class LoopAttachment implements LoopDeviceRef {
   readonly method: 'configure' | 'legacy';
   /** LOOP_GET_STATUS64 right after binding (shows whether direct I/O really got enabled). */
   readonly status: LoopStatus;
+  /** How many free devices attach tried (1 unless it lost GET_FREE → bind races). */
+  readonly attempts: number;
   #fd: number | undefined;
   readonly #sys: Syscalls;
 
@@ -216,6 +218,7 @@ export class LoopAttachment implements LoopDeviceRef {
       backingFile: string;
       method: 'configure' | 'legacy';
       status: LoopStatus;
+      attempts: number;
     },
   ) {
     this.#sys = sys;
@@ -226,6 +229,7 @@ export class LoopAttachment implements LoopDeviceRef {
     this.backingFile = init.backingFile;
     this.method = init.method;
     this.status = init.status;
+    this.attempts = init.attempts;
     this.#fd = init.fd;
   }
 
@@ -425,7 +429,7 @@ export class LoopControl {
             this.#sys.close(devFd);
             fd = undefined;
           }
-          return new LoopAttachment(this.#sys, { ref, fd, backingFile: canonical, method, status });
+          return new LoopAttachment(this.#sys, { ref, fd, backingFile: canonical, method, status, attempts: attempt });
         } catch (err) {
           await this.#clearQuietly(devFd);
           this.#sys.close(devFd);

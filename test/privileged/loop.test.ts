@@ -251,6 +251,7 @@ test('16 concurrent attaches (with losetup racing from other processes) never sh
   const rivalDevs = (await Promise.all(rivalRuns)).map((r) => r.stdout.trim());
   try {
     const ours = devs.map((d) => d.path);
+    console.log(`    concurrent attach: ${devs.reduce((a, d) => a + d.attempts - 1, 0)} lost race(s) retried`);
     assert.is(new Set(ours).size, 16, `duplicates among ours: ${ours.join(' ')}`);
     for (const r of rivalDevs) assert.not.ok(ours.includes(r), `${r} handed to both us and losetup`);
     for (const [i, d] of devs.entries()) {

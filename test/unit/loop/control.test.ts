@@ -98,6 +98,7 @@ test('EBUSY twice (race lost), then success on the third device; no CLR_FD on EB
   sys.script.set('LOOP_CONFIGURE', ['EBUSY', 'EBUSY']);
   const dev = await loops.attach(FILE);
   assert.is(dev.index, 2);
+  assert.is(dev.attempts, 3);
   assert.equal(names(sys), [
     'LOOP_CTL_GET_FREE',
     'LOOP_CONFIGURE',
