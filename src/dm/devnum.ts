@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // DevNum: a block device named by major:minor, plus the kernel's "huge" dev_t encoding.
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
+import { huge_encode_dev, major, minor } from '../ioctl/index.js';
 
 /**
  * A device number. Device-mapper tables and status lines name devices as `major:minor`, and every
@@ -12,9 +13,9 @@ export interface DevNum {
 }
 
 /** Largest major: the kernel keeps 12 bits (`include/linux/kdev_t.h`, MINORBITS = 20 of 32). */
-export const MAX_MAJOR = 0xfff;
+const MAX_MAJOR = 0xfff;
 /** Largest minor: 20 bits. */
-export const MAX_MINOR = 0xfffff;
+const MAX_MINOR = 0xfffff;
 
 /** Every problem with `value` as a DevNum. */
 export function devNumProblems(value: unknown, path = ''): ValidationProblem[] {
@@ -64,20 +65,16 @@ export function parseDevNum(text: string): DevNum {
  * glibc's `makedev`, so the result can be compared with `st_rdev` directly.
  */
 export function encodeDevNum(dev: DevNum): bigint {
-  const major = BigInt(dev.major);
-  const minor = BigInt(dev.minor);
-  return (minor & 0xffn) | (major << 8n) | ((minor & ~0xffn) << 12n);
+  return huge_encode_dev(dev.major, dev.minor);
 }
 
 /**
  * Decodes a huge/new-encoded (or glibc) dev_t: `major = (enc >> 8) & 0xfff`,
- * `minor = (enc & 0xff) | ((enc >> 12) & 0xfff00)`. glibc's extra high major bits (≥ 2^32) are
- * folded in so that st_rdev values decode correctly too.
+ * `minor = (enc & 0xff) | ((enc >> 12) & 0xfff00)`, plus glibc's extra high bits, so that st_rdev
+ * values decode correctly too.
  */
 export function decodeDevNum(enc: bigint): DevNum {
-  const major = Number(((enc >> 8n) & 0xfffn) | ((enc >> 32n) & ~0xfffn));
-  const minor = Number((enc & 0xffn) | ((enc >> 12n) & 0xfff00n));
-  return { major, minor };
+  return { major: major(enc), minor: minor(enc) };
 }
 
 /** True when two DevNums name the same device. */

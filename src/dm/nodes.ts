@@ -2,15 +2,10 @@
 // /dev/mapper node management, the way libdm's fallback does it when udev does not
 // (libdm/libdm-common.c: _add_dev_node, _rm_dev_node, _rename_dev_node; control node: _create_control).
 import { isErrno } from '../errors.js';
-import type { Syscalls } from '../ioctl/syscalls.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, type Syscalls } from '../ioctl/index.js';
 import { encodeDevNum, formatDevNum, type DevNum } from './devnum.js';
 import { DeviceNodeError } from './errors.js';
 
-/** File-type bits of st_mode (sys/stat.h). */
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
 
 /** `/dev/mapper/control` is the misc character device 10:236 (MAPPER_CTRL_MINOR, static since 2.6.36). */
 export const DM_CONTROL_DEV: DevNum = { major: 10, minor: 236 };

@@ -1,6 +1,6 @@
 // A tiny in-memory filesystem behind the Syscalls file calls, for node-management tests.
 // Symlinks are modelled so that stat() follows them and a dangling one gives ENOENT.
-import type { StatResult, Syscalls } from '../../../src/ioctl/syscalls.js';
+import type { StatResult, Syscalls } from '../../../src/ioctl/index.js';
 
 export type FsEntry =
   | { kind: 'dir'; mode: number }

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// src/dm facade: device-mapper control (DmControl), names, tables, trivial targets and domain
+// errors. Layers above (thin, deviceset) import from here only.
+export { DmControl } from './control.js';
+export type { DmControlOptions, RemoveResult, RenameTo, Sleep, WaitResult } from './control.js';
+export {
+  DeviceBusyError,
+  DeviceExistsError,
+  DeviceNodeError,
+  DeviceNotFoundError,
+  DmUnavailableError,
+  describeIdent,
+} from './errors.js';
+export type { DeviceIdent } from './errors.js';
+export {
+  DM_NAME_MAX_BYTES,
+  DM_UUID_MAX_BYTES,
+  dmNameProblems,
+  dmUuidProblems,
+  isDmName,
+  isDmUuid,
+  lookupProblems,
+  toDmName,
+  toDmUuid,
+} from './names.js';
+export type { DmName, DmUuid } from './names.js';
+export { assertDevNum, decodeDevNum, devNumProblems, encodeDevNum, formatDevNum, parseDevNum, sameDevNum } from './devnum.js';
+export type { DevNum } from './devnum.js';
+export {
+  DM_MAX_TARGET_TYPE_BYTES,
+  assertTable,
+  formatTable,
+  formatTargetLine,
+  parseTable,
+  parseTargetLine,
+  tableProblems,
+  tableSize,
+  targetLineProblems,
+} from './table.js';
+export type { TargetLine } from './table.js';
+export { LINEAR_TARGET, formatLinearParams, linearTarget, parseLinearParams } from './targets/linear.js';
+export type { LinearParams } from './targets/linear.js';
+export { STRIPED_TARGET, formatStripedParams, parseStripedParams, stripedTarget } from './targets/striped.js';
+export type { Stripe, StripedParams } from './targets/striped.js';
+export { ZERO_TARGET, formatZeroParams, parseZeroParams, zeroTarget } from './targets/zero.js';
+export { ERROR_TARGET, errorTarget, formatErrorParams, parseErrorParams } from './targets/error.js';
+export { ALLOWED_FLAGS, BUFFER_POLICY, GROWABLE_COMMANDS, REMOVE_RETRY, maskFlags } from './options.js';
+export type {
+  DeviceCreateOptions,
+  DeviceRemoveOptions,
+  Geometry,
+  ListDevicesOptions,
+  RetryPolicy,
+  SuspendOptions,
+  TableLoadOptions,
+  TableStatusOptions,
+  WaitForEventOptions,
+} from './options.js';
+export { BLOCKING_COMMANDS, identify } from './request.js';
+export type { DeviceRef, DmRequest, DmRequestHeader } from './request.js';
+export type { DeviceInfo, DeviceListEntry, DmVersion, TargetVersion } from './response.js';
+export { DEVICE_NODE_MODE, DM_CONTROL_DEV, ensureControlNode, ensureDeviceNode, mapperPath, removeDeviceNode, renameDeviceNode } from './nodes.js';
+export type { NodeAction } from './nodes.js';
+export { udevCookie } from './udev.js';
+export type { NodePolicy } from './udev.js';
