@@ -252,20 +252,22 @@ export class LoopAttachment implements LoopDeviceRef {
   }
 
   /**
-   * LOOP_CLR_FD through the held fd, then closes it. If someone else still has the device open,
-   * the kernel only switches autoclear on and the device detaches when they close it.
+   * LOOP_CLR_FD through the held fd (or a fresh fd on {@link path} once the handle is closed),
+   * then closes it. If someone else still has the device open, the kernel only switches autoclear
+   * on and the device detaches when they close it.
    * @throws {LoopNotBoundError} the device was already detached.
    */
   async detach(): Promise<void> {
-    const fd = this.#fd;
-    if (fd === undefined) throw new Error(`${this.path}: handle already closed; use LoopControl.detach`);
+    const held = this.#fd;
+    const fd = held ?? this.#sys.open(this.path, fsc.O_RDONLY | O_CLOEXEC);
     try {
       await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
     } catch (err) {
       if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(this.path, { cause: err });
       throw err;
     } finally {
-      this.close();
+      if (held === undefined) this.#sys.close(fd);
+      else this.close();
     }
   }
 }

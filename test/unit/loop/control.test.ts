@@ -260,6 +260,9 @@ test('handle.detach(): LOOP_CLR_FD through the held fd, then closed', async () =
   assert.is(names(sys).at(-1), 'LOOP_CLR_FD');
   assert.equal(sys.openFds(), []);
   assert.is(sys.bound.size, 0);
+  // Detaching again (handle closed, so through a fresh fd) reports the unbound device.
+  await rejects(dev.detach(), LoopNotBoundError);
+  assert.equal(sys.openFds(), []);
 });
 
 test('detach / status / setCapacity on an unbound device → LoopNotBoundError (ENXIO)', async () => {
