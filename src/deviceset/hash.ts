@@ -2,8 +2,8 @@
 // Device hashes (Docker layer/container ids) and the kernel names derived from them. Pure.
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
 
-/** The kernel's DM_NAME_LEN is 128 bytes including the terminating NUL. */
-export const DM_NAME_MAX_BYTES = 127;
+// dm names are at most DM_NAME_LEN - 1 = 127 bytes; src/dm owns that limit.
+import { DM_NAME_MAX_BYTES } from '../dm/index.js';
 
 /**
  * The longest prefix {@link prefixFor} can produce: `devmapper-` (10) + major (10 digits, 32-bit)

@@ -2,8 +2,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvalidArgumentError } from '../../../src/errors.js';
+import { DM_NAME_MAX_BYTES } from '../../../src/dm/index.js';
 import {
-  DM_NAME_MAX_BYTES,
   MAX_HASH_LENGTH,
   MAX_PREFIX_BYTES,
   assertValidHash,
