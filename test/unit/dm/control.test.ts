@@ -1,0 +1,456 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import {
+  DM_DEFERRED_REMOVE,
+  DM_IMA_MEASUREMENT_FLAG,
+  DM_PERSISTENT_DEV_FLAG,
+  DM_QUERY_INACTIVE_TABLE_FLAG,
+  DM_READONLY_FLAG,
+  DM_SECURE_DATA_FLAG,
+  DM_STATUS_TABLE_FLAG,
+  DM_SUSPEND_FLAG,
+  DM_UUID_FLAG,
+  IoctlError,
+} from '../../../src/ioctl/index.js';
+import {
+  DeviceBusyError,
+  DeviceExistsError,
+  DeviceNotFoundError,
+  DmControl,
+  DmUnavailableError,
+  linearTarget,
+  zeroTarget,
+  type DmControlOptions,
+} from '../../../src/dm/index.js';
+import { FakeDm } from './fake-dm.js';
+
+function setup(opts: Partial<DmControlOptions> = {}) {
+  const k = new FakeDm();
+  const sleeps: number[] = [];
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    nodes: 'manage',
+    sleep: async (ms, signal) => {
+      signal?.throwIfAborted();
+      sleeps.push(ms);
+    },
+    ...opts,
+  });
+  return { k, dm, sleeps };
+}
+const lin = linearTarget(0n, 2048n, { device: { major: 7, minor: 0 }, offset: 0n });
+
+test('version: stamps 4.0.0 and returns the kernel version; fd opened once', async () => {
+  const { k, dm } = setup();
+  assert.equal(await dm.version(), [4, 47, 0]);
+  assert.equal(await dm.version(), [4, 47, 0]);
+  assert.equal(k.seen.map((s) => s.header.version), [[4, 0, 0], [4, 0, 0]]);
+  assert.equal(k.seen.map((s) => s.size), [312, 312]);
+  assert.equal(dm.kernelVersion, [4, 47, 0]);
+  dm.close();
+  assert.not.ok(k.fdOpen);
+});
+
+test('each command gets its minimum interface version', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('a');
+  await dm.targetMessage('a', 0n, 'x');
+  await dm.armPoll();
+  assert.equal(
+    k.seen.map((s) => `${s.name} ${s.header.version.join('.')}`),
+    ['DM_DEV_CREATE 4.0.0', 'DM_TARGET_MSG 4.2.0', 'DM_DEV_ARM_POLL 4.36.0'],
+  );
+});
+
+test('list: starts at 16 KiB, doubles while BUFFER_FULL, then decodes', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('b', { uuid: 'U-b' });
+  await dm.deviceCreate('a');
+  k.seen.length = 0;
+  k.listBufferFull = 2;
+  const list = await dm.listDevices();
+  assert.equal(k.seen.map((s) => s.size), [16384, 32768, 65536]);
+  assert.equal(k.seen.map((s) => s.header.flags), [DM_UUID_FLAG, DM_UUID_FLAG, DM_UUID_FLAG]);
+  assert.equal(k.seen[0]!.header.name, '');
+  assert.equal(k.seen[0]!.header.uuid, '');
+  assert.equal(list, [
+    { name: 'b', dev: { major: 253, minor: 0 }, eventNr: 0, uuid: 'U-b' },
+    { name: 'a', dev: { major: 253, minor: 1 }, eventNr: 0, uuid: null },
+  ]);
+});
+
+test('list: buffer growth is bounded (16 doublings) and then a KernelOutputError', async () => {
+  const { k, dm } = setup();
+  k.listBufferFull = 1000;
+  try {
+    await dm.listDevices();
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, KernelOutputError);
+  }
+  assert.is(k.seen.length, 17);
+  assert.is(k.seen.at(-1)!.size, 16384 * 2 ** 16);
+});
+
+test('list: prefix filters are sent and re-applied client-side', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('app-1', { uuid: 'APP-1' });
+  await dm.deviceCreate('app-2');
+  await dm.deviceCreate('other', { uuid: 'APP-3' });
+  k.seen.length = 0;
+  assert.equal((await dm.listDevices({ namePrefix: 'app' })).map((d) => d.name), ['app-1', 'app-2']);
+  assert.equal((await dm.listDevices({ uuidPrefix: 'APP-' })).map((d) => d.name), ['app-1', 'other']);
+  assert.equal(k.seen.map((s) => [s.header.name, s.header.uuid]), [['app', ''], ['', 'APP-']]);
+  // An old kernel (no prefix filter, no uuids in the list): same answers, uuids fetched by info.
+  k.kernelMinor = 37;
+  assert.equal((await dm.listDevices({ uuidPrefix: 'APP-' })).map((d) => [d.name, d.uuid]), [['app-1', 'APP-1'], ['other', 'APP-3']]);
+});
+
+test('flags are masked to the command allowed set', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('a', { dev: { major: 253, minor: 9 } });
+  await dm.tableLoad('a', [lin], { readOnly: true, secure: true });
+  await dm.tableStatus('a', { mode: 'table', inactive: true, noflush: true });
+  await dm.deviceSuspend('a', { noflush: true, skipLockfs: true });
+  await dm.deviceInfo('a', { inactive: true });
+  const flags = k.seen.map((s) => [s.name, s.header.flags]);
+  assert.equal(flags[0], ['DM_DEV_CREATE', DM_PERSISTENT_DEV_FLAG]);
+  assert.equal(flags[1], ['DM_TABLE_LOAD', DM_READONLY_FLAG | DM_SECURE_DATA_FLAG]);
+  assert.equal(flags[2], ['DM_TABLE_STATUS', DM_STATUS_TABLE_FLAG | DM_QUERY_INACTIVE_TABLE_FLAG | 0x800]);
+  assert.equal(flags[3], ['DM_DEV_SUSPEND', DM_SUSPEND_FLAG | 0x800 | 0x400]);
+  assert.equal(flags[4], ['DM_DEV_STATUS', DM_QUERY_INACTIVE_TABLE_FLAG]);
+  assert.is(k.seen[0]!.header.dev, 0xfd09n);
+  // The mask itself: IMA is allowed for TABLE_STATUS only, DEFERRED only for removes.
+  const { maskFlags } = await import('../../../src/dm/options.js');
+  assert.is(maskFlags(12, DM_IMA_MEASUREMENT_FLAG | DM_DEFERRED_REMOVE), DM_IMA_MEASUREMENT_FLAG);
+  assert.is(maskFlags(4, DM_IMA_MEASUREMENT_FLAG | DM_DEFERRED_REMOVE | DM_SUSPEND_FLAG), DM_DEFERRED_REMOVE);
+  assert.is(maskFlags(3, 0xffffffff), DM_PERSISTENT_DEV_FLAG);
+  assert.is(maskFlags(0, 0xffffffff), 0);
+});
+
+test('blocking commands use the async path; quick ones the sync path', async () => {
+  const { k, dm } = setup();
+  await dm.createDevice('a', [lin]);
+  await dm.deviceInfo('a');
+  await dm.tableStatus('a');
+  await dm.deviceSuspend('a');
+  await dm.targetMessage('a', 0n, 'x');
+  await dm.deviceRemove('a');
+  assert.equal(k.seen.map((s) => `${s.name}:${s.async ? 'async' : 'sync'}`), [
+    'DM_DEV_CREATE:sync',
+    'DM_TABLE_LOAD:async',
+    'DM_DEV_SUSPEND:async',
+    'DM_DEV_STATUS:sync',
+    'DM_TABLE_STATUS:async',
+    'DM_DEV_SUSPEND:async',
+    'DM_TARGET_MSG:async',
+    'DM_DEV_REMOVE:async',
+  ]);
+});
+
+test('table load payload, status and table decoding', async () => {
+  const { k, dm } = setup();
+  await dm.createDevice('a', [zeroTarget(0n, 8n), { ...lin, start: 8n }]);
+  const load = k.seen.find((s) => s.name === 'DM_TABLE_LOAD')!;
+  assert.is(load.header.target_count, 2);
+  assert.is(load.size, 312 + 48 + 48); // zero: 40+1 → 48; linear "7:0 0": 40+6 → 48
+  assert.equal(await dm.tableStatus('a', { mode: 'table' }), [
+    { start: 0n, length: 8n, type: 'zero', params: '' },
+    { start: 8n, length: 2048n, type: 'linear', params: '7:0 0' },
+  ]);
+  assert.equal((await dm.tableStatus('a')).map((t) => t.params), ['status-of zero', 'status-of linear']);
+});
+
+test('info decodes flags and numbers', async () => {
+  const { dm } = setup();
+  const created = await dm.deviceCreate('a', { uuid: 'U' });
+  assert.equal(created, {
+    name: 'a',
+    uuid: 'U',
+    dev: { major: 253, minor: 0 },
+    suspended: true,
+    readOnly: false,
+    activeTable: false,
+    inactiveTable: false,
+    deferredRemove: false,
+    internalSuspend: false,
+    openCount: 0,
+    eventNr: 0,
+    targetCount: 0,
+  });
+  await dm.tableLoad('a', [lin]);
+  const staged = await dm.deviceInfo({ uuid: 'U' });
+  assert.ok(staged.inactiveTable);
+  assert.not.ok(staged.activeTable);
+  const live = await dm.deviceResume('a');
+  assert.equal([live.suspended, live.activeTable, live.inactiveTable, live.targetCount, live.eventNr], [false, true, false, 1, 1]);
+});
+
+test('ENXIO on lookup → DeviceNotFoundError with cause and header snapshot', async () => {
+  const { dm } = setup();
+  for (const call of [
+    () => dm.deviceInfo('nope'),
+    () => dm.tableStatus({ uuid: 'U-nope' }),
+    () => dm.deviceRemove('nope'),
+    () => dm.deviceSuspend({ dev: { major: 253, minor: 77 } }),
+  ]) {
+    try {
+      await call();
+      assert.unreachable();
+    } catch (e) {
+      assert.instance(e, DeviceNotFoundError);
+      const cause = (e as DeviceNotFoundError).cause as IoctlError;
+      assert.instance(cause, IoctlError);
+      assert.is(cause.code, 'ENXIO');
+      assert.ok(cause.header);
+      assert.equal(cause.header!.version, [4, 47, 0]);
+    }
+  }
+  assert.is(await dm.findDevice('nope'), null);
+});
+
+test('EBUSY on create → DeviceExistsError (name and uuid)', async () => {
+  const { dm } = setup();
+  await dm.deviceCreate('a', { uuid: 'U' });
+  for (const [name, uuid] of [['a', undefined], ['b', 'U']] as const) {
+    try {
+      await dm.deviceCreate(name, uuid ? { uuid } : {});
+      assert.unreachable();
+    } catch (e) {
+      assert.instance(e, DeviceExistsError);
+      assert.is(((e as DeviceExistsError).cause as IoctlError).code, 'EBUSY');
+      assert.is(((e as DeviceExistsError).cause as IoctlError).header!.name, name);
+    }
+  }
+});
+
+test('other errnos propagate as IoctlError with request name and snapshot', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('a');
+  k.failNext.DM_TABLE_LOAD = 22;
+  try {
+    await dm.tableLoad('a', [lin], { readOnly: true });
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, IoctlError);
+    const err = e as IoctlError;
+    assert.is(err.code, 'EINVAL');
+    assert.is(err.request, 'DM_TABLE_LOAD');
+    assert.equal(
+      [err.header!.name, err.header!.flags, err.header!.target_count, err.header!.data_size],
+      ['a', DM_READONLY_FLAG, 1, 360],
+    );
+    assert.match(err.message, /ioctl DM_TABLE_LOAD failed: EINVAL .*name=a/);
+  }
+});
+
+test('invalid input is refused before any syscall', async () => {
+  const { k, dm } = setup();
+  const bad = [
+    () => dm.deviceCreate('has space'),
+    () => dm.deviceCreate('ok', { uuid: 'bad/uuid é' }),
+    () => dm.tableLoad('a', [{ ...lin, start: 1n }]),
+    () => dm.deviceInfo(''),
+    () => dm.deviceInfo({ dev: { major: 0, minor: 0 } }),
+    () => dm.targetMessage('a', 0n, ''),
+    () => dm.setGeometry('a', { cylinders: 70000, heads: 1, sectors: 1, start: 0n }),
+    () => dm.deviceRename('a', { name: 'control' }),
+    () => dm.createDevice('x', []),
+  ];
+  for (const call of bad) {
+    try {
+      await call();
+      assert.unreachable();
+    } catch (e) {
+      assert.instance(e, InvalidArgumentError);
+    }
+  }
+  assert.equal(k.seen, []);
+  assert.not.ok(k.devices.has('x'));
+});
+
+test('remove retries EBUSY under the policy, then succeeds', async () => {
+  const { k, dm, sleeps } = setup();
+  await dm.deviceCreate('a');
+  k.removeBusy = 3;
+  assert.equal(await dm.deviceRemove('a'), { deferred: false, attempts: 4 });
+  assert.equal(sleeps, [200, 200, 200]);
+  assert.ok(k.seen.filter((s) => s.name === 'DM_DEV_REMOVE').every((s) => s.async));
+});
+
+test('remove gives DeviceBusyError after the last attempt', async () => {
+  const { k, dm, sleeps } = setup();
+  await dm.deviceCreate('a');
+  k.removeBusy = 100;
+  try {
+    await dm.deviceRemove('a', { retry: { attempts: 3, delayMs: 7 } });
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, DeviceBusyError);
+    assert.is((e as DeviceBusyError).attempts, 3);
+    assert.is(((e as DeviceBusyError).cause as IoctlError).code, 'EBUSY');
+  }
+  assert.equal(sleeps, [7, 7]);
+  assert.is(k.seen.filter((s) => s.name === 'DM_DEV_REMOVE').length, 3);
+});
+
+test('remove retry is cancelled by an AbortSignal', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('a');
+  k.removeBusy = 100;
+  const ac = new AbortController();
+  let n = 0;
+  const dm2 = new DmControl({
+    syscalls: k.syscalls(),
+    nodes: 'none',
+    sleep: async (_ms, signal) => {
+      if (++n === 2) ac.abort(new Error('stop'));
+      signal?.throwIfAborted();
+    },
+  });
+  try {
+    await dm2.deviceRemove('a', { signal: ac.signal });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as Error).message, 'stop');
+  }
+  assert.is(k.seen.filter((s) => s.name === 'DM_DEV_REMOVE').length, 2);
+  assert.ok(k.devices.has('a'));
+});
+
+test('deferred remove and cancel', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('a');
+  await dm.deviceRemove('a', { deferred: true });
+  assert.is(k.seen.at(-1)!.header.flags, DM_DEFERRED_REMOVE);
+  await dm.deviceCreate('b');
+  await dm.cancelDeferredRemove('b');
+  assert.is(k.seen.at(-1)!.name, 'DM_TARGET_MSG');
+});
+
+test('target message reply: text with DM_DATA_OUT_FLAG, else null', async () => {
+  const { dm } = setup();
+  await dm.deviceCreate('a');
+  assert.is(await dm.targetMessage('a', 0n, 'echo'), 'pong');
+  assert.is(await dm.targetMessage('a', 0n, 'other'), null);
+});
+
+test('manage policy: node created on resume, renamed, removed; stale node replaced', async () => {
+  const { k, dm } = setup();
+  k.fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd63n });
+  await dm.createDevice('a', [lin]);
+  assert.equal(k.fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd00n });
+  await dm.deviceRename('a', { name: 'b' });
+  assert.not.ok(k.fs.entries.has('/dev/mapper/a'));
+  assert.equal(k.fs.entries.get('/dev/mapper/b'), { kind: 'blk', mode: 0o600, rdev: 0xfd00n });
+  await dm.deviceRename('b', { uuid: 'U' });
+  assert.ok(k.fs.entries.has('/dev/mapper/b'));
+  await dm.deviceRemove({ uuid: 'U' });
+  assert.not.ok(k.fs.entries.has('/dev/mapper/b'));
+  // Created but never resumed: no node.
+  await dm.deviceCreate('c');
+  assert.not.ok(k.fs.entries.has('/dev/mapper/c'));
+});
+
+test('rename: uuid/dev refs are resolved to a name; EBUSY → DeviceExistsError', async () => {
+  const { k, dm } = setup();
+  await dm.deviceCreate('a', { uuid: 'U' });
+  await dm.deviceCreate('b');
+  k.seen.length = 0;
+  const info = await dm.deviceRename({ uuid: 'U' }, { name: 'c' });
+  assert.is(info.name, 'c');
+  assert.equal(k.seen.map((s) => `${s.name} ${s.header.name}`), ['DM_DEV_STATUS ', 'DM_DEV_RENAME a']);
+  try {
+    await dm.deviceRename('c', { name: 'b' });
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, DeviceExistsError);
+  }
+});
+
+test('udev policy: waits for udev, then falls back to creating the node itself', async () => {
+  const k = new FakeDm();
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  let polls = 0;
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    udevTimeoutMs: 50,
+    sleep: async () => {
+      // "udev" creates the symlink on the 3rd poll
+      if (++polls === 3) {
+        k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+        k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+      }
+    },
+  });
+  await dm.createDevice('a', [lin]);
+  assert.is(polls, 3);
+  assert.equal(k.fs.entries.get('/dev/mapper/a'), { kind: 'link', target: '../dm-0' });
+  const resume = k.seen.find((s) => s.name === 'DM_DEV_SUSPEND')!;
+  assert.is(resume.header.event_nr, 0x40 << 16);
+  // Remove: udev never acts here, so after the timeout we unlink ourselves.
+  await dm.deviceRemove('a');
+  assert.not.ok(k.fs.entries.has('/dev/mapper/a'));
+  assert.is(k.seen.at(-1)!.header.event_nr, 0x40 << 16);
+});
+
+test('manage policy while udev runs disables the dm and subsystem rules in the cookie', async () => {
+  const { k, dm } = setup();
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  await dm.createDevice('a', [lin]);
+  assert.is(k.seen.find((s) => s.name === 'DM_DEV_SUSPEND')!.header.event_nr, (0x40 | 0x1 | 0x2) << 16);
+});
+
+test('createDevice rolls back (removes) when the load fails', async () => {
+  const { k, dm } = setup();
+  k.failNext.DM_TABLE_LOAD = 22;
+  try {
+    await dm.createDevice('a', [lin]);
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as IoctlError).code, 'EINVAL');
+  }
+  assert.equal(k.seen.map((s) => s.name), ['DM_DEV_CREATE', 'DM_TABLE_LOAD', 'DM_DEV_REMOVE']);
+  assert.is(k.devices.size, 0);
+});
+
+test('control node is created when missing; ENODEV on open → DmUnavailableError', async () => {
+  const k = new FakeDm();
+  k.fs.entries.delete('/dev/mapper/control');
+  k.fs.entries.delete('/dev/mapper');
+  const dm = new DmControl({ syscalls: k.syscalls(), nodes: 'none' });
+  await dm.version();
+  assert.equal(k.fs.calls.slice(0, 2), ['mkdir /dev/mapper 755', 'mknod /dev/mapper/control 20600 aec']);
+  const sys = k.syscalls();
+  const nodev = new DmControl({
+    syscalls: { ...sys, stat: sys.stat, mknod: sys.mknod, mkdir: sys.mkdir, open: () => { throw new IoctlError({ syscall: 'open', errno: 19, path: '/dev/mapper/control' }); } },
+  });
+  try {
+    await nodev.version();
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, DmUnavailableError);
+  }
+});
+
+test('waitForEvent: true on POLLIN, false on timeout, rejects on abort', async () => {
+  const { k, dm } = setup();
+  k.pollResults = [0, 1];
+  assert.is(await dm.waitForEvent(), true);
+  assert.is(await dm.waitForEvent({ timeoutMs: 1 }), false);
+  const ac = new AbortController();
+  ac.abort(new Error('bye'));
+  try {
+    await dm.waitForEvent({ signal: ac.signal });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as Error).message, 'bye');
+  }
+});
+
+test.run();
