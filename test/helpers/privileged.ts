@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The gate, naming and hygiene helpers for privileged (real-kernel) tests.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite, type Test } from 'uvu';
 
@@ -41,6 +41,15 @@ export function privilegedProblems(): string[] {
   const problems: string[] = [];
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) problems.push('not running as root');
   if (!existsSync('/dev/mapper/control')) problems.push('/dev/mapper/control is missing (no device-mapper: modprobe dm-mod, or use npm run test:vm)');
+  else {
+    // The node can exist without a driver behind it (dmsetup's package creates it): opening it
+    // then fails with ENODEV, so only a successful open proves device-mapper is there.
+    try {
+      closeSync(openSync('/dev/mapper/control', 'r+'));
+    } catch (err) {
+      problems.push(`/dev/mapper/control cannot be opened (${(err as NodeJS.ErrnoException).code}): no device-mapper driver in this kernel; use npm run test:vm`);
+    }
+  }
   if (!existsSync('/dev/loop-control')) problems.push('/dev/loop-control is missing (modprobe loop)');
   return problems;
 }
