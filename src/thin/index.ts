@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Public facade of the thin layer: pure dm-thin params, status parsers, message builders and errors.
+// Public facade of the thin layer: pure dm-thin params, status parsers, message builders and errors,
+// plus the stateful ThinPool / ThinDevice built on DmControl.
 export { MAX_DEV_ID, isThinDeviceId, thinDeviceId, type ThinDeviceId } from './device-id.js';
 export { MAX_MAJOR, MAX_MINOR, parseDevNumber, type DevNumber } from './device-ref.js';
 export { U64_MAX } from './u64.js';
@@ -67,3 +68,30 @@ export {
   type MapThinMessageErrorContext,
   type ThinErrorContext,
 } from './errors.js';
+export {
+  BlockDeviceBusyError,
+  PoolMetadataMismatchError,
+  PoolMetadataNotEmptyError,
+  PoolShrinkError,
+  TransactionIdMismatchError,
+  UnexpectedTargetError,
+} from './pool-errors.js';
+export {
+  METADATA_BLOCK_BYTES,
+  THIN_SUPERBLOCK_MAGIC,
+  classifyMetadataHead,
+  realBlockDevices,
+  type BlockDeviceInfo,
+  type BlockDevices,
+  type MetadataHead,
+} from './block-device.js';
+export type { ThinDm, ThinDmDevNum, ThinDmDeviceInfo, ThinDmTarget } from './dm-port.js';
+export {
+  THIN_POOL_TARGET,
+  ThinPool,
+  type CreateSnapOptions,
+  type ThinPoolCreateOptions,
+  type ThinPoolOpenOptions,
+  type ThinPoolResizeOptions,
+} from './pool.js';
+export { THIN_TARGET, ThinDevice, type ThinActivateOptions } from './thin-device.js';
