@@ -103,12 +103,15 @@ export function ensureDeviceNode(sys: Syscalls, path: string, dev: DevNum, mode 
  * Removes `/dev/mapper/NAME` (libdm NODE_DEL). Missing is fine. When `dev` is given, only a block
  * node (or symlink) for exactly that device is removed, so we never delete a node that now belongs
  * to another device of the same name; when it points elsewhere it is left alone ('kept').
- * @throws DeviceNodeError when the path is not a block device.
+ *
+ * Anything that is not a block device is left alone too ('kept') rather than reported: this runs
+ * *after* the kernel removed the device, and failing then would report an error for a removal
+ * that happened. (A dangling symlink stats as absent and is unlinked.)
  */
 export function removeDeviceNode(sys: Syscalls, path: string, dev?: DevNum): NodeAction {
   const found = probe(sys, path);
   if (found.kind === 'absent') return unlinkQuiet(sys, path) ? 'removed' : 'absent';
-  if (found.type !== S_IFBLK) throw new DeviceNodeError(path, 'exists and is not a block device; not removing it');
+  if (found.type !== S_IFBLK) return 'kept';
   if (dev !== undefined && found.dev !== encodeDevNum(dev)) return 'kept';
   return unlinkQuiet(sys, path) ? 'removed' : 'absent';
 }
