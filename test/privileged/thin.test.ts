@@ -8,6 +8,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmControl } from '../../src/dm/index.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import {
   PoolBusyError,
   PoolMetadataMismatchError,
@@ -258,6 +259,12 @@ test('out of data space: error_if_no_space fails writes fast, status and typed e
     assert.is(grown.totalDataBlocks, 1024n, 'exactly 64 MiB / 64 KiB blocks');
     assert.is(grown.mode, 'rw');
     assert.is(pool.lengthSectors, BigInt((64 * MiB) / 512));
+
+    // A grown metadata device is picked up on the reload too (4 KiB metadata blocks).
+    assert.is(grown.totalMetadataBlocks, 4096n);
+    growLoop(r.meta, 32 * MiB);
+    await pool.resize({ metadataDev: r.meta.dev });
+    assert.is((await working(pool)).totalMetadataBlocks, 8192n);
     await t.deactivate();
     await pool.remove();
     oracle(r.meta.dev, [7]);
@@ -316,11 +323,19 @@ test('missing ids and busy pools are typed: activate unknown id, remove pool wit
 
     const t = await ThinDevice.create(pool, 4);
     await t.activate(testName('busy'), 2048n);
+    // A snapshot onto its own id is refused before anything is suspended.
+    await rejects(t.snapshot(4), InvalidArgumentError);
+    assert.is((await dm.deviceInfo(t.activeName as string)).suspended, false, 'origin left suspended');
+    // A failing create_snap (id in use) still resumes the suspended origin.
+    await pool.createSnap(5, 4, { origin: t.activeName as string }); // origin named by dm name
+    assert.is((await dm.deviceInfo(t.activeName as string)).suspended, false, 'origin left suspended');
+    await rejects(pool.createSnap(5, 4, { origin: t }), ThinIdInUseError);
+    assert.is((await dm.deviceInfo(t.activeName as string)).suspended, false, 'origin left suspended');
     await rejects(pool.remove(), PoolBusyError);
     assert.ok(await dm.findDevice(pool.name), 'pool still there');
     await t.deactivate();
     await pool.remove();
-    oracle(r.meta.dev, [4]);
+    oracle(r.meta.dev, [4, 5]);
   } finally {
     await cleanup.unwind();
   }
