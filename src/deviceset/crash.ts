@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+// Crash injection: named points at every boundary between kernel calls and metadata writes.
+import { appendFileSync } from 'node:fs';
+
+/**
+ * Every crash point the DeviceSet passes, in the order an operation reaches them. A point is
+ * reached *before* the step it names. Tests kill the process at each one (see
+ * {@link crashHookFromEnv}) and check that the next init recovers.
+ */
+export const CRASH_POINTS = [
+  // init
+  'init:before-pool-create',
+  'init:before-loop-close',
+  'init:before-probe',
+  'init:before-reconcile-action',
+  'init:before-deviceset-save',
+  // base image
+  'base:before-activate',
+  'base:before-mkfs',
+  'base:before-initialized',
+  'base:before-uuid-save',
+  'base:before-grow',
+  // create_thin (base) and create_snap (addDevice), through the journal
+  'create:before-transaction',
+  'create:before-record',
+  'create:before-message',
+  'create:before-commit',
+  'create:before-ready',
+  'create:before-clear',
+  'snapshot:before-transaction',
+  'snapshot:before-record',
+  'snapshot:before-message',
+  'snapshot:before-commit',
+  'snapshot:before-ready',
+  'snapshot:before-clear',
+  'add:before-grow',
+  // delete
+  'delete:before-discard',
+  'delete:before-deactivate',
+  'delete:before-transaction',
+  'delete:before-record',
+  'delete:before-message',
+  'delete:before-commit',
+  'delete:before-remove-record',
+  'delete:before-clear',
+  // shutdown
+  'shutdown:before-save',
+  'shutdown:before-unmount',
+  'shutdown:before-deactivate',
+  'shutdown:before-pool-remove',
+  'shutdown:before-unlock',
+] as const;
+export type CrashPointName = (typeof CRASH_POINTS)[number];
+
+/** Called with a point's name before the step; a test hook may stop the process dead there. */
+export type CrashHook = (name: CrashPointName) => void;
+
+/** Environment variable naming where to die: `<name>` (first hit), `<name>@<k>` (k-th hit, 1-based) or `#<n>` (n-th point hit overall, 1-based). */
+export const CRASH_AT_ENV = 'DEVMAPPER_CRASH_AT';
+/** Environment variable naming a file to which every point reached is appended, one per line. */
+export const CRASH_TRACE_ENV = 'DEVMAPPER_CRASH_TRACE';
+
+/** What `DEVMAPPER_CRASH_AT` asks for, or a problem. */
+export type CrashSpec = { readonly kind: 'name'; readonly name: CrashPointName; readonly occurrence: number } | { readonly kind: 'index'; readonly index: number };
+
+/** Parses a `DEVMAPPER_CRASH_AT` value. @throws Error naming the valid forms. */
+export function parseCrashSpec(value: string): CrashSpec {
+  const idx = /^#(\d+)$/.exec(value);
+  if (idx) {
+    const index = Number(idx[1]);
+    if (index >= 1) return { kind: 'index', index };
+  }
+  const m = /^([a-z-]+:[a-z-]+)(?:@(\d+))?$/.exec(value);
+  if (m && (CRASH_POINTS as readonly string[]).includes(m[1] ?? '')) {
+    const occurrence = m[2] === undefined ? 1 : Number(m[2]);
+    if (occurrence >= 1) return { kind: 'name', name: m[1] as CrashPointName, occurrence };
+  }
+  throw new Error(`${CRASH_AT_ENV}=${JSON.stringify(value)}: expected <point>[@k] or #n; points: ${CRASH_POINTS.join(', ')}`);
+}
+
+/**
+ * A hook that counts hits and calls `die` at the spec'd one. `trace` receives every hit.
+ * Pure apart from its callbacks, so tests can enumerate points without dying.
+ */
+export function crashHook(spec: CrashSpec | undefined, die: (name: CrashPointName) => void, trace?: (name: CrashPointName) => void): CrashHook {
+  const hits = new Map<string, number>();
+  let total = 0;
+  return (name) => {
+    trace?.(name);
+    total++;
+    const n = (hits.get(name) ?? 0) + 1;
+    hits.set(name, n);
+    if (!spec) return;
+    if (spec.kind === 'index' ? total === spec.index : spec.name === name && spec.occurrence === n) die(name);
+  };
+}
+
+/** SIGKILL ourselves: no finally blocks, no exit handlers, exactly like a power cut for our files. */
+export function dieNow(): never {
+  process.kill(process.pid, 'SIGKILL');
+  // SIGKILL to self is delivered before kill() returns on Linux; never reached.
+  throw new Error('SIGKILL did not stop the process');
+}
+
+/**
+ * The default hook: reads {@link CRASH_AT_ENV} and {@link CRASH_TRACE_ENV}. With neither set it
+ * does nothing and costs one Map lookup per point.
+ */
+export function crashHookFromEnv(env: NodeJS.ProcessEnv = process.env): CrashHook {
+  const at = env[CRASH_AT_ENV];
+  const traceFile = env[CRASH_TRACE_ENV];
+  const spec = at ? parseCrashSpec(at) : undefined;
+  const trace = traceFile ? (name: string) => appendFileSync(traceFile, `${name}\n`) : undefined;
+  return crashHook(spec, () => dieNow(), trace);
+}

@@ -1,0 +1,1327 @@
+// SPDX-License-Identifier: MIT
+// DeviceSet: Docker's devicemapper graph-driver core (deviceset.go) over ThinPool/ThinDevice,
+// loop devices and the crash-safe metadata store.
+/**
+ * # DeviceSet
+ *
+ * `DeviceSet.init(root, options)` does, in order, what Docker's NewDeviceSet → initDevmapper →
+ * setupBaseImage did:
+ * 1. resolve the options (both forms; every problem listed before anything is touched);
+ * 2. create `<root>` and `<root>/metadata` (0700), take `<root>/devmapper.lock`, derive the name
+ *    prefix `devmapper-<major>:<minor>-<inode>` from stat(root);
+ * 3. find or create the pool (`<prefix>-pool` over `<root>/devicemapper/{data,metadata}` loop
+ *    files, or dm.datadev/dm.metadatadev), or open dm.thinpooldev with Docker's ownership checks;
+ * 4. load the records, probe the thin id named by an open transaction, plan with
+ *    {@link reconcile} and apply the plan;
+ * 5. create the base device once (create_thin, activate, mkfs, initialized, UUID), or verify
+ *    its UUID and grow it when dm.basesize grew.
+ *
+ * ## Pool mutations: the journal
+ * Every create_thin / create_snap / delete follows the write order documented in reconcile.ts
+ * (transaction record → device record → pool message → set_transaction_id → record → clear), so
+ * after a crash at any point the next init rolls creates back and deletes forward. A named
+ * {@link CrashHook} point sits before every step ({@link CRASH_POINTS}).
+ *
+ * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
+ * (every other id is covered by a record written before the pool was touched), so init probes
+ * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
+ * device is deleted again (a crash in between leaves the same transaction, and the next probe
+ * finds the id and the plan deletes it).
+ *
+ * ## Locks
+ * Per-device locks, then the pool lock (see mutex.ts). Pool messages, the transaction id and
+ * metadata writes happen under the pool lock only; activation, mkfs, mount and grow happen under
+ * the device's lock only.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { InvalidArgumentError, isErrno } from '../errors.js';
+import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
+import { LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
+import {
+  ThinDevice,
+  ThinIdInUseError,
+  ThinIdNotFoundError,
+  ThinDeviceBusyError,
+  ThinPool,
+  UnexpectedTargetError,
+  classifyMetadataHead,
+  parseThinStatus,
+  type ThinPoolWorkingStatus,
+} from '../thin/index.js';
+import {
+  BLKDISCARD,
+  MNT_DETACH,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  realSyscalls,
+  type Syscalls,
+} from '../ioctl/index.js';
+import { CRASH_POINTS, crashHookFromEnv, type CrashHook, type CrashPointName } from './crash.js';
+import {
+  BaseUuidMismatchError,
+  DeviceAlreadyExistsError,
+  DeviceFaultyError,
+  DeviceInUseError,
+  DeviceMarkedDeletedError,
+  DeviceSetClosedError,
+  DeviceSetUnsupportedError,
+  DeviceSizeError,
+  MountFailedError,
+  PoolFreeSpaceError,
+  ThinPoolOwnershipError,
+  UnknownDeviceError,
+  UnknownFilesystemError,
+} from './device-set-errors.js';
+import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
+import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
+import { allocateDeviceId } from './ids.js';
+import {
+  METADATA_FORMAT_VERSION,
+  MetadataStore,
+  type DeviceRecord,
+  type DeviceSetRecord,
+  type MetadataFs,
+  type TransactionRecord,
+} from './metadata.js';
+import { AsyncMutex, KeyedMutex } from './mutex.js';
+import {
+  formatDmOptions,
+  parseSize,
+  resolveDeviceSetOptions,
+  type BaseFilesystem,
+  type DeviceSetOptions,
+  type ResolvedDeviceSetOptions,
+} from './options.js';
+import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
+import { reconcile, type ReconcileAction } from './reconcile.js';
+import { RootLock } from './root-lock.js';
+
+export { CRASH_POINTS };
+
+/** Log levels of {@link DeviceSetInit.log}. */
+export type DeviceSetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Everything {@link DeviceSet.init} accepts besides the root. */
+export interface DeviceSetInit {
+  /** `dm.key=value` strings or the typed object. */
+  readonly options?: readonly string[] | DeviceSetOptions;
+  /** DmControl to use (default: a new one, closed at shutdown). */
+  readonly dm?: DmControl;
+  /** LoopControl to use (default: a new one). */
+  readonly loops?: LoopControl;
+  /** Kernel seam for mount, umount and BLKDISCARD (default: the real libc). */
+  readonly syscalls?: Syscalls;
+  /** mkfs/blkid/grow tools (default: the real ones through PATH). */
+  readonly tools?: FsTools;
+  /** Metadata store file system (crash tests). */
+  readonly metadataFs?: MetadataFs;
+  /** Crash injection hook (default: from DEVMAPPER_CRASH_AT / DEVMAPPER_CRASH_TRACE). */
+  readonly crashPoint?: CrashHook;
+  /** Deferred deletion worker period. Default 30 s (Docker's ticker). */
+  readonly deferredDeleteIntervalMs?: number;
+  /** Log sink. Default: warnings and errors to stderr. */
+  readonly log?: (level: DeviceSetLogLevel, message: string) => void;
+}
+
+/** A device as {@link DeviceSet.deviceInfo} reports it. */
+export interface DeviceSetDevice {
+  readonly hash: string;
+  readonly deviceId: number;
+  readonly size: bigint;
+  readonly transactionId: number;
+  readonly state: DeviceRecord['state'];
+  readonly deleted: boolean;
+  /** dm name (`<prefix>-<hash>`, `<prefix>-base`). */
+  readonly dmName: string;
+  /** `/dev/mapper/<dmName>` (present only while active). */
+  readonly devicePath: string;
+}
+
+/** Docker's GetDeviceStatus. */
+export interface DeviceStatus {
+  readonly deviceId: number;
+  readonly size: bigint;
+  readonly transactionId: number;
+  readonly sizeInSectors: bigint;
+  readonly mappedSectors: bigint;
+  /** null when nothing is mapped. */
+  readonly highestMappedSector: bigint | null;
+}
+
+/** Used/total/available, in bytes. */
+export interface SpaceUsage {
+  readonly used: bigint;
+  readonly total: bigint;
+  readonly available: bigint;
+}
+
+/** Docker's DeviceSet Status fields in camelCase, plus the pool's health. */
+export interface DeviceSetStatus {
+  readonly poolName: string;
+  /** Data block device (loop device or dm.datadev); null for an external pool. */
+  readonly dataFile: string | null;
+  readonly dataLoopback: string | null;
+  readonly metadataFile: string | null;
+  readonly metadataLoopback: string | null;
+  readonly data: SpaceUsage;
+  readonly metadata: SpaceUsage;
+  /** Pool data block size in bytes (Docker's misnamed SectorSize). */
+  readonly sectorSize: bigint;
+  /** True when udev is running (DmControl then waits for its nodes; there are no libdm cookies). */
+  readonly udevSyncSupported: boolean;
+  readonly deferredRemoveEnabled: boolean;
+  readonly deferredDeleteEnabled: boolean;
+  readonly deferredDeletedDeviceCount: number;
+  readonly baseDeviceSize: bigint;
+  readonly baseDeviceFS: BaseFilesystem | null;
+  /** dm.min_free_space of the data space, in bytes. */
+  readonly minFreeSpace: bigint;
+  readonly transactionId: bigint;
+  readonly mode: ThinPoolWorkingStatus['mode'] | 'fail' | 'error';
+  readonly needsCheck: boolean;
+  /** True when this DeviceSet created (owns) the pool and removes it at shutdown. */
+  readonly poolOwned: boolean;
+}
+
+/** Options of {@link DeviceSet.mountDevice}. */
+export interface MountDeviceOptions {
+  /** Extra mount options, comma-separated (after nouuid and dm.mountopt). */
+  readonly options?: string;
+  /** SELinux mount label: appended as `context="<label>"`. */
+  readonly label?: string;
+}
+
+const MIN_DEVICE_ID = 1;
+const DEFAULT_DEFERRED_DELETE_MS = 30_000;
+/** Deferred remove exists in dm ioctl ≥ 4.27.0. */
+const DEFERRED_REMOVE_MINOR = 27;
+const EEXIST_RETRIES = 1000;
+
+interface MountEntry {
+  path: string;
+  count: number;
+}
+
+/** Where the pool's data and metadata come from. */
+interface PoolSource {
+  readonly owned: boolean;
+  readonly dataFile: string | null;
+  readonly metadataFile: string | null;
+  dataDevice: string | null;
+  metadataDevice: string | null;
+}
+
+const FLAG_WORDS: Record<string, bigint> = { ro: MS_RDONLY, nosuid: MS_NOSUID, nodev: MS_NODEV, noexec: MS_NOEXEC };
+
+/** Splits mount options into mount(2) flags and the filesystem's data string. */
+export function splitMountOptions(options: readonly string[]): { flags: bigint; data: string } {
+  let flags = 0n;
+  const data: string[] = [];
+  for (const o of options.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '')) {
+    const f = FLAG_WORDS[o];
+    if (f !== undefined) flags |= f;
+    else if (o !== 'rw') data.push(o);
+  }
+  return { flags, data: data.join(',') };
+}
+
+function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
+  if (input === undefined) return false;
+  if (Array.isArray(input)) return (input as readonly string[]).some((s) => /^\s*dm\.basesize\s*=/i.test(s));
+  return (input as DeviceSetOptions).baseSize !== undefined;
+}
+
+function sizeArg(size: unknown, path: string): bigint {
+  let bytes: bigint | string;
+  if (typeof size === 'bigint') bytes = size;
+  else if (typeof size === 'number' && Number.isSafeInteger(size)) bytes = BigInt(size);
+  else if (typeof size === 'string') bytes = parseSize(size);
+  else bytes = 'must be bytes (bigint or safe integer) or a size string such as 20G';
+  if (typeof bytes === 'string') throw new InvalidArgumentError('device size', [{ path, message: bytes, value: size }]);
+  if (bytes <= 0n || bytes % 512n !== 0n || bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new InvalidArgumentError('device size', [{ path, message: 'must be a positive multiple of 512 bytes below 2^53', value: size }]);
+  }
+  return bytes;
+}
+
+/**
+ * A set of thin devices in one pool, Docker-style: a base device with a filesystem, and
+ * snapshots of it (images, containers) named by hash. Create with {@link DeviceSet.init}; end
+ * with {@link DeviceSet.shutdown}.
+ */
+export class DeviceSet {
+  readonly root: string;
+  /** dm name prefix `devmapper-<major>:<minor>-<inode>`. */
+  readonly prefix: string;
+  readonly options: ResolvedDeviceSetOptions;
+  readonly #dm: DmControl;
+  readonly #ownDm: boolean;
+  readonly #loops: LoopControl;
+  readonly #sys: Syscalls;
+  readonly #tools: FsTools;
+  readonly #store: MetadataStore;
+  readonly #crash: CrashHook;
+  readonly #log: (level: DeviceSetLogLevel, message: string) => void;
+  readonly #lock: RootLock;
+  readonly #poolLock = new AsyncMutex();
+  readonly #devLocks = new KeyedMutex();
+  readonly #records = new Map<string, DeviceRecord>();
+  readonly #usedIds = new Set<number>();
+  readonly #mounts = new Map<string, MountEntry>();
+  #deviceSet: DeviceSetRecord;
+  #pool!: ThinPool;
+  #source!: PoolSource;
+  #deferredRemoval = false;
+  #deferredDeletion = false;
+  #worker: NodeJS.Timeout | undefined;
+  #deferredDeleteIntervalMs: number;
+  #closed = false;
+  #inflight = 0;
+  #drained: (() => void) | undefined;
+
+  private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
+    this.root = root;
+    this.prefix = prefix;
+    this.options = options;
+    this.#ownDm = init.dm === undefined;
+    this.#dm = init.dm ?? new DmControl();
+    this.#loops = init.loops ?? new LoopControl();
+    this.#sys = init.syscalls ?? realSyscalls();
+    this.#tools = init.tools ?? realFsTools;
+    this.#store = new MetadataStore(root, init.metadataFs);
+    this.#crash = init.crashPoint ?? crashHookFromEnv();
+    this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
+    this.#lock = lock;
+    this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
+    this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
+  }
+
+  // ------------------------------------------------------------------------------------ init
+
+  /**
+   * Opens (and on first use creates) the DeviceSet rooted at `root`. See the file comment for
+   * the steps. On failure everything this call set up is undone (a pool it created is removed,
+   * the lock released).
+   * @throws InvalidArgumentError (options, before anything is created), DeviceSetLockedError,
+   *   ThinPoolOwnershipError, BaseUuidMismatchError, DeviceSizeError (base shrink),
+   *   MetadataCorruptError, pool-state errors from src/thin.
+   */
+  static async init(root: string, init: DeviceSetInit = {}): Promise<DeviceSet> {
+    if (typeof root !== 'string' || !root.startsWith('/')) {
+      throw new InvalidArgumentError('DeviceSet root', [{ path: '/root', message: 'must be an absolute path', value: root }]);
+    }
+    const options = resolveDeviceSetOptions(init.options ?? {});
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(join(root, 'metadata'), { recursive: true, mode: 0o700 });
+    const st = fs.statSync(root, { bigint: true });
+    const prefix = prefixFor({ dev: st.dev, ino: st.ino });
+    const lock = RootLock.acquire(root);
+    const set = new DeviceSet(root, prefix, options, init, lock);
+    try {
+      await set.#init(baseSizeWasGiven(init.options));
+    } catch (err) {
+      await set.#abortInit();
+      throw err;
+    }
+    return set;
+  }
+
+  async #init(baseSizeGiven: boolean): Promise<void> {
+    const version = await this.#dm.version();
+    const deferredSupported = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR);
+    const o = this.options;
+    if (o.useDeferredRemoval === true && !deferredSupported) {
+      throw new DeviceSetUnsupportedError(`deferred removal cannot be enabled: the kernel's dm interface is ${version.join('.')}, it needs 4.27.0`);
+    }
+    this.#deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
+    this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#deferredRemoval : o.useDeferredDeletion;
+
+    const loaded = this.#store.loadAll();
+    if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
+    const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
+    if (loaded.deviceSet) this.#deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
+
+    const newPool = await this.#setupPool(firstUse);
+
+    // Recovery: what the pool holds, as far as it can be known.
+    const status = await this.#pool.status({ noflush: true });
+    if (status.kind !== 'working') {
+      throw new ThinPoolOwnershipError(this.#pool.name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
+    }
+    if (o.thinPoolDevice !== null && firstUse) {
+      if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
+      if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
+    }
+    const poolIds = new Set<number>();
+    if (!newPool) for (const r of loaded.devices.values()) poolIds.add(r.deviceId);
+    const tx = loaded.transaction;
+    if (tx && !newPool) {
+      this.#crash('init:before-probe');
+      if (await this.#probe(tx.deviceId)) poolIds.add(tx.deviceId);
+      else poolIds.delete(tx.deviceId);
+    }
+    const plan = reconcile(loaded.devices, tx, poolIds, status.transactionId);
+    for (const r of loaded.devices.values()) this.#records.set(r.hash, r);
+    if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
+    await this.#applyPlan(plan, tx);
+    for (const r of this.#records.values()) this.#usedIds.add(r.deviceId);
+
+    this.#crash('init:before-deviceset-save');
+    this.#store.saveDeviceSet(this.#deviceSet);
+
+    await this.#setupBase(baseSizeGiven);
+    this.#startWorker();
+  }
+
+  /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
+  async #probe(id: number): Promise<boolean> {
+    try {
+      await this.#pool.createThin(id);
+    } catch (err) {
+      if (err instanceof ThinIdInUseError) return true;
+      throw err;
+    }
+    await this.#pool.deleteThin(id);
+    return false;
+  }
+
+  /**
+   * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
+   * is known to hold no thin ids at all).
+   */
+  async #setupPool(firstUse: boolean): Promise<boolean> {
+    const o = this.options;
+    if (o.thinPoolDevice !== null) {
+      const name = o.thinPoolDevice;
+      this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
+      if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
+      try {
+        this.#pool = await ThinPool.open(this.#dm, name);
+      } catch (err) {
+        if (err instanceof UnexpectedTargetError) throw new ThinPoolOwnershipError(name, 'is not a thin pool', { cause: err });
+        throw err;
+      }
+      this.#source.dataDevice = this.#pool.params.dataDev;
+      this.#source.metadataDevice = this.#pool.params.metadataDev;
+      return false;
+    }
+
+    const name = poolNameFor(this.prefix);
+    const loopback = o.dataDevice === null;
+    const loopDir = join(this.root, 'devicemapper');
+    const dataFile = loopback ? join(loopDir, 'data') : null;
+    const metadataFile = loopback ? join(loopDir, 'metadata') : null;
+    this.#source = { owned: true, dataFile, metadataFile, dataDevice: o.dataDevice, metadataDevice: o.metadataDevice };
+
+    if ((await this.#dm.findDevice(name)) !== null) {
+      // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
+      this.#pool = await ThinPool.open(this.#dm, name);
+      if (dataFile !== null && metadataFile !== null) {
+        this.#source.dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
+        this.#source.metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+      }
+      return false;
+    }
+
+    const handles: LoopAttachment[] = [];
+    try {
+      let dataDev: string;
+      let metaDev: string;
+      let dataBytes: bigint;
+      let metadataHead: Buffer;
+      if (dataFile !== null && metadataFile !== null) {
+        fs.mkdirSync(loopDir, { recursive: true, mode: 0o700 });
+        await this.#ensureLoopFile(dataFile, o.loopDataSize);
+        await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
+        metadataHead = readHead(metadataFile);
+        const data = await this.#loops.attach(dataFile, { autoclear: true });
+        handles.push(data);
+        const meta = await this.#loops.attach(metadataFile, { autoclear: true });
+        handles.push(meta);
+        dataDev = data.path;
+        metaDev = meta.path;
+        dataBytes = BigInt(fs.statSync(dataFile).size);
+      } else {
+        dataDev = o.dataDevice ?? '';
+        metaDev = o.metadataDevice ?? '';
+        metadataHead = readHead(metaDev);
+        dataBytes = this.#loops.sizeOf(dataDev);
+      }
+      this.#source.dataDevice = dataDev;
+      this.#source.metadataDevice = metaDev;
+      const head = classifyMetadataHead(metadataHead);
+      if (head.kind === 'other') {
+        throw new ThinPoolOwnershipError(name, `metadata device ${metaDev} holds something that is not thin-pool metadata; zero its first 4 KiB to start a new pool`);
+      }
+      const fresh = head.kind === 'blank';
+      if (fresh && !firstUse) this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they will be dropped`);
+      const params = poolParamsFor(o, dataBytes);
+      this.#crash('init:before-pool-create');
+      this.#pool = await ThinPool.create(this.#dm, {
+        name,
+        metadataDev: metaDev,
+        dataDev,
+        dataBlockSize: params.dataBlockSize,
+        lowWaterMark: params.lowWaterMark,
+        features: params.features,
+        metadata: fresh ? 'new' : 'reuse',
+      });
+      this.#crash('init:before-loop-close');
+      return fresh;
+    } finally {
+      // The pool table holds the loop devices now (or nothing does): autoclear takes it from here.
+      for (const h of handles) h.close();
+    }
+  }
+
+  async #ensureLoopFile(path: string, size: bigint): Promise<void> {
+    try {
+      await ensureSparseFile(path, size);
+    } catch (err) {
+      if (!(err instanceof SparseFileShrinkError)) throw err;
+      this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
+    }
+  }
+
+  /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
+  #loopFor(file: string, devNumber: string): string {
+    const match = this.#loops.findByBackingFile(file).find((m) => `${m.major}:${m.minor}` === devNumber);
+    if (!match) {
+      throw new ThinPoolOwnershipError(poolNameFor(this.prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
+    }
+    return match.path;
+  }
+
+  async #applyPlan(plan: readonly ReconcileAction[], tx: TransactionRecord | undefined): Promise<void> {
+    const keep = new Set<string>();
+    for (const a of plan) {
+      this.#crash('init:before-reconcile-action');
+      switch (a.action) {
+        case 'delete-thin': {
+          const owner = [...this.#records.values()].find((r) => r.deviceId === a.deviceId) ?? (tx?.deviceId === a.deviceId ? this.#records.get(tx.deviceHash) : undefined);
+          if (owner) await this.#quietDeactivate(owner.hash);
+          try {
+            await this.#pool.deleteThin(a.deviceId);
+          } catch (err) {
+            if (err instanceof ThinIdNotFoundError) break;
+            if (!(err instanceof ThinDeviceBusyError) || !owner) throw err;
+            // Still open (the dead process left it mounted): keep the record, deferred.
+            const deferred: DeviceRecord = { ...owner, state: 'deleting', deleted: true, lastError: 'busy during crash recovery' };
+            this.#store.saveDevice(deferred);
+            this.#records.set(owner.hash, deferred);
+            keep.add(owner.hash);
+            this.#log('warn', `thin ${a.deviceId} (${owner.hash || 'base'}) is busy; marked for deferred deletion`);
+          }
+          break;
+        }
+        case 'drop-record':
+          if (keep.has(a.hash)) break;
+          this.#store.removeDevice(a.hash);
+          this.#records.delete(a.hash);
+          break;
+        case 'mark-ready':
+        case 'mark-faulty': {
+          const r = this.#records.get(a.hash);
+          if (!r) break;
+          const next: DeviceRecord =
+            a.action === 'mark-ready' ? { ...r, state: 'ready' } : { ...r, state: 'faulty', deleted: false, lastError: `recovery: ${a.why}` };
+          this.#store.saveDevice(next);
+          this.#records.set(a.hash, next);
+          break;
+        }
+        case 'set-transaction-id':
+          await this.#pool.setTransactionId(a.from, a.to);
+          break;
+        case 'clear-transaction':
+          this.#store.clearTransaction();
+          break;
+      }
+    }
+  }
+
+  async #setupBase(baseSizeGiven: boolean): Promise<void> {
+    const release = await this.#devLocks.lockMany(['']);
+    try {
+      let base = this.#records.get('');
+      if (base && (!base.initialized || base.deleted || base.state !== 'ready')) {
+        this.#log('info', `base device is ${base.state}${base.initialized ? '' : ', not initialized'}${base.deleted ? ', deleted' : ''}: recreating it`);
+        await this.#deleteLocked(base, true);
+        base = undefined;
+      }
+      if (!base) {
+        await this.#createBase();
+        return;
+      }
+      await this.#verifyBase(base, baseSizeGiven);
+    } finally {
+      release();
+    }
+  }
+
+  async #createBase(): Promise<void> {
+    const o = this.options;
+    const rec = await this.#createJournalled('create', '', o.baseSize, undefined, undefined);
+    this.#crash('base:before-activate');
+    const path = await this.#activate(rec);
+    this.#crash('base:before-mkfs');
+    await this.#poolLock.run(() => {
+      this.#deviceSet = { ...this.#deviceSet, baseFilesystem: o.fs };
+      this.#store.saveDeviceSet(this.#deviceSet);
+    });
+    await this.#tools.mkfs(o.fs, path, o.mkfsArgs);
+    this.#crash('base:before-initialized');
+    await this.#saveRecord({ ...rec, initialized: true, filesystem: o.fs });
+    const uuid = await this.#tools.uuid(path);
+    this.#crash('base:before-uuid-save');
+    await this.#saveBaseUuid(uuid);
+    await this.#deactivate('', false);
+  }
+
+  async #saveBaseUuid(uuid: string): Promise<void> {
+    const base = this.#records.get('');
+    if (base) await this.#saveRecord({ ...base, filesystemUuid: uuid });
+    await this.#poolLock.run(() => {
+      this.#deviceSet = { ...this.#deviceSet, baseFilesystemUuid: uuid };
+      this.#store.saveDeviceSet(this.#deviceSet);
+    });
+  }
+
+  async #verifyBase(base: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
+    const o = this.options;
+    if (baseSizeGiven && o.baseSize < BigInt(base.size)) {
+      throw new DeviceSizeError(`base device size cannot be smaller than ${base.size} bytes (dm.basesize=${o.baseSize})`, o.baseSize, BigInt(base.size));
+    }
+    const path = await this.#activate(base);
+    try {
+      const uuid = await this.#tools.uuid(path);
+      const stored = this.#deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
+      if (stored === undefined) await this.#saveBaseUuid(uuid);
+      else if (stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
+      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? probeDeviceFilesystem(path) ?? undefined;
+      if (fsType === undefined) throw new UnknownFilesystemError(path);
+      if (base.filesystem === undefined) await this.#saveRecord({ ...base, filesystem: fsType });
+      if (fsType !== o.fs) this.#log('warn', `the base device has ${fsType}; dm.fs=${o.fs} is ignored`);
+    } finally {
+      await this.#deactivate('', false);
+    }
+    const current = this.#records.get('') ?? base;
+    if (baseSizeGiven && o.baseSize > BigInt(current.size)) {
+      this.#crash('base:before-grow');
+      const grown = { ...current, size: Number(o.baseSize) };
+      await this.#saveRecord(grown);
+      await this.#growFilesystem(grown);
+    }
+  }
+
+  /** Activates `rec` at its recorded size, mounts it on a private directory and grows its filesystem. */
+  async #growFilesystem(rec: DeviceRecord): Promise<void> {
+    const fsType = rec.filesystem ?? this.#deviceSet.baseFilesystem ?? this.options.fs;
+    await this.#deactivate(rec.hash, false);
+    const device = await this.#activate(rec);
+    const mnt = join(this.root, 'mnt', `.grow-${rec.hash || 'base'}`);
+    fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
+    try {
+      await this.#sys.mountAsync(device, mnt, fsType, 0n, fsType === 'xfs' ? 'nouuid' : null);
+      try {
+        await this.#tools.grow(fsType, device, mnt);
+      } finally {
+        await this.#sys.umount2Async(mnt, MNT_DETACH);
+      }
+    } finally {
+      fs.rmSync(mnt, { recursive: true, force: true });
+      await this.#deactivate(rec.hash, false);
+    }
+  }
+
+  async #abortInit(): Promise<void> {
+    this.#closed = true;
+    this.#stopWorker();
+    try {
+      if (this.#pool && this.#source?.owned) {
+        await this.#deactivateAll();
+        await this.#pool.remove();
+      }
+    } catch (err) {
+      this.#log('warn', `cleanup after a failed init: ${String(err)}`);
+    }
+    this.#lock.release();
+    if (this.#ownDm) this.#dm.close();
+  }
+
+  // ------------------------------------------------------------------------ journalled ops
+
+  /** Runs `fn` with the device locks of `hashes`, refusing when closed; shutdown waits for it. */
+  async #op<T>(hashes: readonly string[], fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new DeviceSetClosedError();
+    this.#inflight++;
+    try {
+      const release = await this.#devLocks.lockMany(hashes);
+      try {
+        if (this.#closed) throw new DeviceSetClosedError();
+        return await fn();
+      } finally {
+        release();
+      }
+    } finally {
+      if (--this.#inflight === 0) this.#drained?.();
+    }
+  }
+
+  async #saveRecord(rec: DeviceRecord): Promise<void> {
+    await this.#poolLock.run(() => {
+      this.#store.saveDevice(rec);
+      this.#records.set(rec.hash, rec);
+    });
+  }
+
+  /**
+   * create_thin (base) or create_snap (snapshot of `origin`) through the journal. Caller holds
+   * the device locks of `hash` (and the origin).
+   */
+  async #createJournalled(
+    op: 'create' | 'snapshot',
+    hash: string,
+    size: bigint,
+    origin: DeviceRecord | undefined,
+    originActiveName: string | undefined,
+  ): Promise<DeviceRecord> {
+    const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
+    return this.#poolLock.run(async () => {
+      const status = await this.#pool.assertWritable();
+      if (op === 'snapshot') {
+        const short = freeSpaceShortfall(status, this.options.minFreeSpacePercent);
+        if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
+      }
+      const current = status.transactionId;
+      const open = current + 1n;
+      let { id, next } = allocateDeviceId(this.#usedIds, this.#deviceSet.nextDeviceId || MIN_DEVICE_ID);
+      const txFor = (devId: number): TransactionRecord => ({
+        openTransactionId: Number(open),
+        deviceHash: hash,
+        deviceId: devId,
+        op,
+        ...(origin ? { originDeviceId: origin.deviceId } : {}),
+        size: Number(size),
+      });
+      const fsType = origin?.filesystem ?? this.#deviceSet.baseFilesystem;
+      const recFor = (devId: number): DeviceRecord => ({
+        hash,
+        deviceId: devId,
+        size: Number(size),
+        transactionId: Number(open),
+        initialized: false,
+        deleted: false,
+        state: 'creating',
+        ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
+        createdAt: new Date().toISOString(),
+      });
+      point('before-transaction');
+      this.#store.saveTransaction(txFor(id));
+      point('before-record');
+      let rec = recFor(id);
+      this.#store.saveDevice(rec);
+      point('before-message');
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (op === 'create') await this.#pool.createThin(id);
+          else await this.#pool.createSnap(id, origin?.deviceId ?? 0, originActiveName ? { origin: originActiveName } : {});
+          break;
+        } catch (err) {
+          if (err instanceof ThinIdInUseError && attempt < EEXIST_RETRIES) {
+            // Docker: "Device ID exists in pool but it is supposed to be unused".
+            this.#log('warn', `thin id ${id} exists in the pool but has no record; trying another id`);
+            this.#usedIds.add(id);
+            ({ id, next } = allocateDeviceId(this.#usedIds, next));
+            this.#store.saveTransaction(txFor(id));
+            rec = recFor(id);
+            this.#store.saveDevice(rec);
+            continue;
+          }
+          // Nothing was created: undo the journal entries.
+          this.#store.removeDevice(hash);
+          this.#store.clearTransaction();
+          throw err;
+        }
+      }
+      this.#deviceSet = { ...this.#deviceSet, nextDeviceId: next };
+      point('before-commit');
+      try {
+        await this.#pool.setTransactionId(current, open);
+      } catch (err) {
+        try {
+          await this.#pool.deleteThin(id);
+          this.#store.removeDevice(hash);
+          this.#store.clearTransaction();
+        } catch (undoErr) {
+          this.#log('error', `could not undo create of thin ${id} after set_transaction_id failed (init will): ${String(undoErr)}`);
+        }
+        throw err;
+      }
+      point('before-ready');
+      rec = { ...rec, state: 'ready' };
+      this.#store.saveDevice(rec);
+      point('before-clear');
+      this.#store.clearTransaction();
+      this.#usedIds.add(id);
+      this.#records.set(hash, rec);
+      return rec;
+    });
+  }
+
+  /** delete through the journal. Returns 'deferred' when the pool said busy and deferral applies. */
+  async #deleteJournalled(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
+    return this.#poolLock.run(async () => {
+      const status = await this.#pool.assertWritable();
+      const current = status.transactionId;
+      const open = current + 1n;
+      this.#crash('delete:before-transaction');
+      this.#store.saveTransaction({ openTransactionId: Number(open), deviceHash: rec.hash, deviceId: rec.deviceId, op: 'delete' });
+      this.#crash('delete:before-record');
+      this.#store.saveDevice({ ...rec, state: 'deleting' });
+      this.#crash('delete:before-message');
+      try {
+        await this.#pool.deleteThin(rec.deviceId);
+      } catch (err) {
+        if (!(err instanceof ThinIdNotFoundError)) {
+          if (err instanceof ThinDeviceBusyError && this.#deferredDeletion && !sync) {
+            const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
+            this.#store.saveDevice(deferred);
+            this.#records.set(rec.hash, deferred);
+            await this.#pool.setTransactionId(current, open);
+            this.#store.clearTransaction();
+            return 'deferred';
+          }
+          // Abort: the device stays as it was.
+          this.#store.saveDevice(rec);
+          this.#store.clearTransaction();
+          throw err;
+        }
+      }
+      this.#crash('delete:before-commit');
+      await this.#pool.setTransactionId(current, open);
+      this.#crash('delete:before-remove-record');
+      this.#store.removeDevice(rec.hash);
+      this.#records.delete(rec.hash);
+      this.#crash('delete:before-clear');
+      this.#store.clearTransaction();
+      this.#usedIds.delete(rec.deviceId);
+      return 'deleted';
+    });
+  }
+
+  /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
+  async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
+    this.#crash('delete:before-discard');
+    if (this.options.blkDiscard) await this.#discard(rec);
+    this.#crash('delete:before-deactivate');
+    const deferOk = this.#deferredDeletion && !sync;
+    try {
+      await this.#deactivate(rec.hash, deferOk);
+    } catch (err) {
+      if (!(err instanceof DeviceBusyError) || !deferOk) throw err;
+      // Busy: the pool delete below answers EBUSY and the deletion is deferred.
+    }
+    return this.#deleteJournalled(rec, sync);
+  }
+
+  /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */
+  async #discard(rec: DeviceRecord): Promise<void> {
+    try {
+      const path = await this.#activate(rec, true);
+      const info = await this.#dm.findDevice(this.#dmName(rec.hash));
+      if (!info || info.openCount > 0) return;
+      const fd = this.#sys.open(path, fs.constants.O_RDWR | 0o2000000);
+      try {
+        const range = Buffer.alloc(16);
+        range.writeBigUInt64LE(0n, 0);
+        range.writeBigUInt64LE(BigInt(rec.size), 8);
+        await this.#sys.ioctlAsync(fd, BLKDISCARD, range, 'BLKDISCARD');
+        this.#sys.fsync(fd);
+      } finally {
+        this.#sys.close(fd);
+      }
+    } catch (err) {
+      this.#log('warn', `discard of ${rec.hash || 'base'} failed (ignored): ${String(err)}`);
+    }
+  }
+
+  // ------------------------------------------------------------------------- activation
+
+  #dmName(hash: string): string {
+    return dmNameFor(this.prefix, hash);
+  }
+
+  /** Activates the device if needed (cancelling a pending deferred remove); returns its node path. */
+  async #activate(rec: DeviceRecord, evenIfDeleted = false): Promise<string> {
+    if (rec.deleted && !evenIfDeleted) throw new DeviceMarkedDeletedError(rec.hash, 'activate');
+    const name = this.#dmName(rec.hash);
+    const path = this.#dm.nodePath(name);
+    const info = await this.#dm.findDevice(name);
+    if (info) {
+      if (!info.deferredRemove) return path;
+      try {
+        await this.#dm.cancelDeferredRemove(name);
+        return path;
+      } catch (err) {
+        if (!(err instanceof DeviceNotFoundError) && !isErrno(err, 'ENXIO')) throw err;
+        // Removed meanwhile: create it again below.
+      }
+    }
+    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(rec.size) / 512n);
+    return path;
+  }
+
+  async #deactivate(hash: string, deferred: boolean): Promise<void> {
+    const name = this.#dmName(hash);
+    try {
+      if ((await this.#dm.findDevice(name)) === null) return;
+      await this.#dm.deviceRemove(name, { deferred: deferred && this.#deferredRemoval });
+    } catch (err) {
+      if (err instanceof DeviceNotFoundError) return;
+      throw err;
+    }
+  }
+
+  async #quietDeactivate(hash: string): Promise<void> {
+    try {
+      const info = await this.#dm.findDevice(this.#dmName(hash));
+      if (info && info.openCount === 0) await this.#dm.deviceRemove(this.#dmName(hash), { retry: { attempts: 3, delayMs: 100 } });
+    } catch {
+      // the pool delete reports what matters
+    }
+  }
+
+  /** Every dm device of this set except the pool, removed (deferred when busy and allowed). */
+  async #deactivateAll(): Promise<void> {
+    const poolName = this.#pool?.name;
+    for (const d of await this.#dm.listDevices({ namePrefix: `${this.prefix}-` })) {
+      if (d.name === poolName) continue;
+      try {
+        await this.#dm.deviceRemove(d.name, { deferred: this.#deferredRemoval });
+      } catch (err) {
+        this.#log('warn', `could not deactivate ${d.name}: ${String(err)}`);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------- public API
+
+  /** The pool's dm name. */
+  get poolName(): string {
+    return this.#pool.name;
+  }
+
+  /** Whether deferred removal / deletion ended up enabled. */
+  get deferredRemoval(): boolean {
+    return this.#deferredRemoval;
+  }
+  get deferredDeletion(): boolean {
+    return this.#deferredDeletion;
+  }
+
+  /**
+   * Docker's AddDevice: a thin snapshot `hash` of `baseHash` ('' = the base device). A `size`
+   * above the parent's grows the new device's filesystem; below it is refused. Checks
+   * dm.min_free_space first; an active parent is suspended around create_snap.
+   * @throws UnknownDeviceError, DeviceAlreadyExistsError, DeviceMarkedDeletedError,
+   *   DeviceFaultyError, DeviceSizeError, PoolFreeSpaceError, pool errors.
+   */
+  async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string } = {}): Promise<DeviceSetDevice> {
+    assertValidHash(hash);
+    assertValidHash(baseHash, '/baseHash');
+    if (hash === '') throw new InvalidArgumentError('device hash', [{ path: '/hash', message: "'' is the base device, created by init", value: hash }]);
+    const wanted = options.size === undefined ? undefined : sizeArg(options.size, '/size');
+    return this.#op([baseHash, hash], async () => {
+      const parent = this.#records.get(baseHash);
+      if (!parent) throw new UnknownDeviceError(baseHash);
+      if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
+      if (parent.state !== 'ready') throw new DeviceFaultyError(baseHash, parent.lastError ?? parent.state);
+      const existing = this.#records.get(hash);
+      if (existing) throw new DeviceAlreadyExistsError(hash, existing.deleted);
+      const size = wanted ?? BigInt(parent.size);
+      if (size < BigInt(parent.size)) {
+        throw new DeviceSizeError(`container size ${size} cannot be smaller than the parent's ${parent.size} bytes`, size, BigInt(parent.size));
+      }
+      const originName = this.#dmName(baseHash);
+      const info = await this.#dm.findDevice(originName);
+      let deactivateOrigin = false;
+      if (info?.deferredRemove) {
+        // moby#23418: a pending deferred remove of the origin must not race the snapshot.
+        await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
+        deactivateOrigin = true;
+      }
+      let rec: DeviceRecord;
+      try {
+        rec = await this.#createJournalled('snapshot', hash, size, parent, info ? originName : undefined);
+      } finally {
+        if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
+      }
+      if (size > BigInt(parent.size)) {
+        this.#crash('add:before-grow');
+        await this.#growFilesystem(rec);
+      }
+      return this.#describe(rec);
+    });
+  }
+
+  /**
+   * Docker's DeleteDevice: BLKDISCARD (dm.blkdiscard), deactivate, journalled pool delete. With
+   * deferred deletion on and `sync` false, a busy device is marked deleted and retried by the
+   * background worker; resolves 'deferred' then.
+   * @throws UnknownDeviceError, DeviceInUseError (mounted here), ThinDeviceBusyError, pool errors.
+   */
+  async deleteDevice(hash: string, options: { sync?: boolean } = {}): Promise<'deleted' | 'deferred'> {
+    assertValidHash(hash);
+    return this.#op([hash], async () => {
+      const rec = this.#records.get(hash);
+      if (!rec) throw new UnknownDeviceError(hash);
+      const m = this.#mounts.get(hash);
+      if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
+      return this.#deleteLocked(rec, options.sync === true);
+    });
+  }
+
+  /** Activates a device (no-op when active; cancels a pending deferred remove). Returns its node path. */
+  async activateDevice(hash: string): Promise<string> {
+    assertValidHash(hash);
+    return this.#op([hash], async () => {
+      const rec = this.#records.get(hash);
+      if (!rec) throw new UnknownDeviceError(hash);
+      if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
+      return this.#activate(rec);
+    });
+  }
+
+  /** Deactivates a device (deferred when busy and dm.use_deferred_removal is on). */
+  async deactivateDevice(hash: string): Promise<void> {
+    assertValidHash(hash);
+    return this.#op([hash], async () => {
+      if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
+      if (this.#mounts.has(hash)) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${this.#mounts.get(hash)?.path}`);
+      await this.#deactivate(hash, true);
+    });
+  }
+
+  /**
+   * Docker's MountDevice: activate, probe the filesystem, mount with nouuid (xfs), dm.mountopt,
+   * `options` and the label. Mounting again at the same path only counts a reference.
+   * @throws MountFailedError (with the errno's explanation), DeviceInUseError (mounted
+   *   elsewhere), DeviceMarkedDeletedError, UnknownFilesystemError.
+   */
+  async mountDevice(hash: string, path: string, options: MountDeviceOptions = {}): Promise<void> {
+    assertValidHash(hash);
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new InvalidArgumentError('mount point', [{ path: '/path', message: 'must be an absolute path', value: path }]);
+    }
+    return this.#op([hash], async () => {
+      const rec = this.#records.get(hash);
+      if (!rec) throw new UnknownDeviceError(hash);
+      if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
+      if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
+      const m = this.#mounts.get(hash);
+      if (m) {
+        if (m.path !== path) throw new DeviceInUseError(hash, `already mounted at ${m.path}; a device is mounted in one place only`);
+        m.count++;
+        return;
+      }
+      const device = await this.#activate(rec);
+      let fsType: BaseFilesystem | null;
+      try {
+        fsType = probeDeviceFilesystem(device);
+      } catch (err) {
+        await this.#deactivate(hash, true).catch(() => undefined);
+        throw err;
+      }
+      if (fsType === null) {
+        await this.#deactivate(hash, true).catch(() => undefined);
+        throw new UnknownFilesystemError(device);
+      }
+      const words = [
+        ...(fsType === 'xfs' ? ['nouuid'] : []),
+        ...(this.options.mountOptions ? [this.options.mountOptions] : []),
+        ...(options.options ? [options.options] : []),
+        ...(options.label ? [`context="${options.label}"`] : []),
+      ];
+      const { flags, data } = splitMountOptions(words);
+      try {
+        await this.#sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
+      } catch (err) {
+        await this.#deactivate(hash, true).catch(() => undefined);
+        const code = (err as { code?: string }).code ?? 'error';
+        throw new MountFailedError(hash, device, path, fsType, data, `${code}: ${mountErrorHint(code)} (${(err as Error).message})`, { cause: err });
+      }
+      if (fsType === 'xfs' && this.options.xfsNoSpaceMaxRetries !== null) {
+        try {
+          const info = await this.#dm.deviceInfo(this.#dmName(hash));
+          fs.writeFileSync(`/sys/fs/xfs/dm-${info.dev.minor}/error/metadata/ENOSPC/max_retries`, String(this.options.xfsNoSpaceMaxRetries));
+        } catch (err) {
+          await this.#sys.umount2Async(path, MNT_DETACH).catch(() => undefined);
+          await this.#deactivate(hash, true).catch(() => undefined);
+          throw new DeviceSetUnsupportedError(`dm.xfs_nospace_max_retries is set but could not be applied: ${String(err)}`);
+        }
+      }
+      this.#mounts.set(hash, { path, count: 1 });
+    });
+  }
+
+  /**
+   * Docker's UnmountDevice: drops a reference; the last one unmounts (MNT_DETACH) and deactivates.
+   * @throws UnknownDeviceError; InvalidArgumentError when not mounted at `path`.
+   */
+  async unmountDevice(hash: string, path: string): Promise<void> {
+    assertValidHash(hash);
+    return this.#op([hash], async () => {
+      if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
+      const m = this.#mounts.get(hash);
+      if (!m || m.path !== path) {
+        throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
+      }
+      if (--m.count > 0) return;
+      await this.#sys.umount2Async(path, MNT_DETACH);
+      this.#mounts.delete(hash);
+      await this.#deactivate(hash, true);
+    });
+  }
+
+  /** True when `hash` has a record (deferred-deleted ones included, as Docker). */
+  hasDevice(hash: string): boolean {
+    return this.#records.has(hash);
+  }
+
+  /** Hashes of every device except the base device and deferred-deleted ones, sorted. */
+  list(): string[] {
+    return [...this.#records.values()].filter((r) => r.hash !== '' && !r.deleted).map((r) => r.hash).sort();
+  }
+
+  /** The record of one device. @throws UnknownDeviceError */
+  deviceInfo(hash: string): DeviceSetDevice {
+    const rec = this.#records.get(hash);
+    if (!rec) throw new UnknownDeviceError(hash);
+    return this.#describe(rec);
+  }
+
+  #describe(rec: DeviceRecord): DeviceSetDevice {
+    const dmName = this.#dmName(rec.hash);
+    return {
+      hash: rec.hash,
+      deviceId: rec.deviceId,
+      size: BigInt(rec.size),
+      transactionId: rec.transactionId,
+      state: rec.state,
+      deleted: rec.deleted,
+      dmName,
+      devicePath: this.#dm.nodePath(dmName),
+    };
+  }
+
+  /** Docker's GetDeviceStatus (activates the device for the query if it is not active). */
+  async deviceStatus(hash: string): Promise<DeviceStatus> {
+    assertValidHash(hash);
+    return this.#op([hash], async () => {
+      const rec = this.#records.get(hash);
+      if (!rec) throw new UnknownDeviceError(hash);
+      const name = this.#dmName(rec.hash);
+      const wasActive = (await this.#dm.findDevice(name)) !== null;
+      await this.#activate(rec, true);
+      try {
+        const line = (await this.#dm.tableStatus(name))[0];
+        const st = parseThinStatus(line?.params ?? '');
+        return {
+          deviceId: rec.deviceId,
+          size: BigInt(rec.size),
+          transactionId: rec.transactionId,
+          sizeInSectors: BigInt(rec.size) / 512n,
+          mappedSectors: st.kind === 'working' ? st.mappedSectors : 0n,
+          highestMappedSector: st.kind === 'working' ? st.highestMappedSector : null,
+        };
+      } finally {
+        if (!wasActive) await this.#deactivate(hash, false);
+      }
+    });
+  }
+
+  /** Docker's Status, plus the pool's mode, needs_check and transaction id. */
+  async status(): Promise<DeviceSetStatus> {
+    if (this.#closed) throw new DeviceSetClosedError();
+    const st = await this.#pool.status({ noflush: true });
+    const blockBytes = BigInt(this.#pool.dataBlockSize) * 512n;
+    const src = this.#source;
+    const w = st.kind === 'working' ? st : undefined;
+    let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
+    let metadata: SpaceUsage = { used: 0n, total: 0n, available: 0n };
+    if (w) {
+      const cap = src.dataFile ? await freeBytesUnder(src.dataFile) : null;
+      const dAvail = (w.totalDataBlocks - w.usedDataBlocks) * blockBytes;
+      data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: cap !== null && cap < dAvail ? cap : dAvail };
+      const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
+      metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
+    }
+    const base = this.#records.get('');
+    return {
+      poolName: this.#pool.name,
+      dataFile: src.dataDevice,
+      dataLoopback: src.dataFile,
+      metadataFile: src.metadataDevice,
+      metadataLoopback: src.metadataFile,
+      data,
+      metadata,
+      sectorSize: blockBytes,
+      udevSyncSupported: fs.existsSync('/run/udev/control'),
+      deferredRemoveEnabled: this.#deferredRemoval,
+      deferredDeleteEnabled: this.#deferredDeletion,
+      deferredDeletedDeviceCount: [...this.#records.values()].filter((r) => r.deleted).length,
+      baseDeviceSize: base ? BigInt(base.size) : 0n,
+      baseDeviceFS: base?.filesystem ?? this.#deviceSet.baseFilesystem ?? null,
+      minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, this.options.minFreeSpacePercent) * blockBytes : 0n,
+      transactionId: w ? w.transactionId : 0n,
+      mode: st.kind === 'working' ? st.mode : st.kind,
+      needsCheck: w ? w.needsCheck : false,
+      poolOwned: src.owned,
+    };
+  }
+
+  /**
+   * Grows the loopback data file to `size` bytes, refreshes the loop device and reloads the pool
+   * at the new length. Loopback pools only; never shrinks.
+   */
+  async resizePool(size: bigint | number | string): Promise<void> {
+    const bytes = sizeArg(size, '/size');
+    if (this.#closed) throw new DeviceSetClosedError();
+    const src = this.#source;
+    if (!src.dataFile || !src.dataDevice) {
+      throw new InvalidArgumentError('resizePool', [{ path: '', message: 'only a loopback pool (no dm.datadev or dm.thinpooldev) can be resized here', value: bytes }]);
+    }
+    const dataFile = src.dataFile;
+    const dataDevice = src.dataDevice;
+    await this.#poolLock.run(async () => {
+      const current = BigInt(fs.statSync(dataFile).size);
+      if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
+      await ensureSparseFile(dataFile, bytes);
+      await this.#loops.setCapacity(dataDevice);
+      await this.#pool.resize();
+    });
+  }
+
+  /** Runs one pass of the deferred deletion worker now; resolves with the hashes still pending. */
+  async cleanupDeleted(): Promise<string[]> {
+    const pending = [...this.#records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    for (const hash of pending) {
+      try {
+        await this.#op([hash], async () => {
+          const rec = this.#records.get(hash);
+          if (rec?.deleted) await this.#deleteLocked(rec, false);
+        });
+      } catch (err) {
+        if (err instanceof DeviceSetClosedError) break;
+        this.#log('warn', `deferred deletion of ${hash}: ${String(err)}`);
+      }
+    }
+    return [...this.#records.values()].filter((r) => r.deleted).map((r) => r.hash);
+  }
+
+  #startWorker(): void {
+    if (!this.#deferredDeletion || this.#deferredDeleteIntervalMs <= 0) return;
+    this.#worker = setInterval(() => {
+      if ([...this.#records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
+    }, this.#deferredDeleteIntervalMs);
+    this.#worker.unref();
+  }
+
+  #stopWorker(): void {
+    if (this.#worker) clearInterval(this.#worker);
+    this.#worker = undefined;
+  }
+
+  /**
+   * Docker's Shutdown: stops the worker, waits for running calls, saves the deviceset record,
+   * unmounts what this DeviceSet mounted, deactivates its devices, removes the pool if it owns
+   * it (its loop devices then auto-clear) and releases the lock. Idempotent.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopWorker();
+    if (this.#inflight > 0) await new Promise<void>((r) => (this.#drained = r));
+    this.#crash('shutdown:before-save');
+    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#crash('shutdown:before-unmount');
+    for (const [hash, m] of this.#mounts) {
+      try {
+        await this.#sys.umount2Async(m.path, MNT_DETACH);
+      } catch (err) {
+        this.#log('warn', `unmounting ${hash} at ${m.path}: ${String(err)}`);
+      }
+    }
+    this.#mounts.clear();
+    this.#crash('shutdown:before-deactivate');
+    await this.#deactivateAll();
+    this.#crash('shutdown:before-pool-remove');
+    if (this.#source.owned) {
+      try {
+        await this.#pool.remove();
+      } catch (err) {
+        this.#log('warn', `the pool ${this.#pool.name} stays: ${String(err)}`);
+      }
+    }
+    this.#crash('shutdown:before-unlock');
+    this.#lock.release();
+    if (this.#ownDm) this.#dm.close();
+  }
+}
+
+function readHead(path: string): Buffer {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).length === 4096 ? buf : Buffer.concat([buf.subarray(0, n), Buffer.alloc(4096 - n)]);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function freeBytesUnder(file: string): Promise<bigint | null> {
+  try {
+    const s = await fs.promises.statfs(file, { bigint: true });
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+function mountErrorHint(code: string): string {
+  switch (code) {
+    case 'EINVAL':
+      return 'bad mount option or a corrupt/unknown filesystem (see dmesg)';
+    case 'ENOENT':
+      return 'the mount point or the device node does not exist';
+    case 'EBUSY':
+      return 'already mounted, or the device is held exclusively';
+    case 'EACCES':
+    case 'EPERM':
+      return 'not permitted (needs CAP_SYS_ADMIN)';
+    case 'EROFS':
+      return 'the device is read-only';
+    default:
+      return 'see dmesg';
+  }
+}
+
+function describeAction(a: ReconcileAction): string {
+  switch (a.action) {
+    case 'delete-thin':
+      return `delete thin ${a.deviceId} (${a.why})`;
+    case 'drop-record':
+      return `drop record ${a.hash || 'base'} (${a.why})`;
+    case 'mark-ready':
+    case 'mark-faulty':
+      return `${a.action} ${a.hash || 'base'} (${a.why})`;
+    case 'set-transaction-id':
+      return `set transaction id ${a.from} → ${a.to} (${a.why})`;
+    case 'clear-transaction':
+      return 'clear the transaction';
+  }
+}
