@@ -214,7 +214,23 @@ interface PoolSource {
   metadataDevice: string | null;
 }
 
-const FLAG_WORDS: Record<string, bigint> = { ro: MS_RDONLY, nosuid: MS_NOSUID, nodev: MS_NODEV, noexec: MS_NOEXEC };
+/**
+ * Mount option words that are mount(2) flags, not filesystem data (include/uapi/linux/mount.h;
+ * the ones src/ioctl does not mirror are spelled out here).
+ */
+const FLAG_WORDS: Record<string, bigint> = {
+  ro: MS_RDONLY,
+  nosuid: MS_NOSUID,
+  nodev: MS_NODEV,
+  noexec: MS_NOEXEC,
+  sync: 16n, // MS_SYNCHRONOUS
+  dirsync: 128n, // MS_DIRSYNC
+  noatime: 1024n, // MS_NOATIME
+  nodiratime: 2048n, // MS_NODIRATIME
+  relatime: 1n << 21n, // MS_RELATIME
+  strictatime: 1n << 24n, // MS_STRICTATIME
+  lazytime: 1n << 25n, // MS_LAZYTIME
+};
 
 /** Splits mount options into mount(2) flags and the filesystem's data string. */
 export function splitMountOptions(options: readonly string[]): { flags: bigint; data: string } {
