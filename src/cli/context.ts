@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+// What a command handler gets: output streams, flags, and the library objects it talks through
+// (injectable, so unit tests run every handler against fakes).
+import { readFileSync } from 'node:fs';
+import { DeviceSet, DmControl, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
+import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
+
+/** The subset of DmControl the CLI uses (a fake implements just this). */
+export type CliDm = Pick<
+  DmControl,
+  | 'version'
+  | 'listDevices'
+  | 'deviceInfo'
+  | 'deviceCreate'
+  | 'tableLoad'
+  | 'deviceSuspend'
+  | 'deviceResume'
+  | 'deviceRemove'
+  | 'deviceRename'
+  | 'deviceWait'
+  | 'tableStatus'
+  | 'tableDeps'
+  | 'listVersions'
+  | 'targetMessage'
+  | 'createDevice'
+  | 'close'
+>;
+
+/** The subset of LoopControl the CLI uses. */
+export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status'>;
+
+/** The subset of DeviceSet the CLI uses. */
+export type CliDeviceSet = Pick<
+  DeviceSet,
+  'addDevice' | 'deleteDevice' | 'mountDevice' | 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'resizePool' | 'shutdown'
+>;
+
+/** One line of /proc/self/mountinfo that matters here. */
+export interface MountEntry {
+  readonly major: number;
+  readonly minor: number;
+  /** Mount point, octal escapes decoded. */
+  readonly path: string;
+}
+
+/** umount2(2) flag MNT_DETACH (include/linux/fs.h): lazy unmount, as DeviceSet.unmountDevice does. */
+export const MNT_DETACH = 2;
+
+/** Parses /proc/self/mountinfo text (proc(5)): field 3 is MAJ:MIN, field 5 the mount point. */
+export function parseMountInfo(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const m = /^(\d+):(\d+)$/.exec(f[2] ?? '');
+    if (!m || f[4] === undefined) continue;
+    const path = f[4].replace(/\\([0-7]{3})/g, (_s, o: string) => String.fromCharCode(parseInt(o, 8)));
+    out.push({ major: Number(m[1]), minor: Number(m[2]), path });
+  }
+  return out;
+}
+
+/** Side effects a command may need besides the kernel objects. */
+export interface Deps {
+  /** A DmControl (opened lazily; the CLI closes it at exit). */
+  dm(): CliDm;
+  loop(): CliLoop;
+  runInVm(options: RunInVmOptions): Promise<RunInVmResult>;
+  /** DeviceSet.init with `dm.key=value` options (the CLI never calls shutdown unless asked). */
+  openDeviceSet(root: string, options: readonly string[], log: (level: DeviceSetLogLevel, message: string) => void): Promise<CliDeviceSet>;
+  /** The kernel's mount table, for re-deriving mount state in each process. */
+  mounts(): MountEntry[];
+  /** umount2(path, MNT_DETACH). */
+  umount(path: string): Promise<void>;
+}
+
+/** Where output goes. Both are line-oriented writers. */
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** stderr is a terminal: progress lines are shown. */
+  readonly stderrIsTTY: boolean;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+}
+
+/** Per-invocation context. */
+export interface Ctx extends Io {
+  readonly deps: Deps;
+  readonly quiet: boolean;
+  readonly verbose: boolean;
+  /** The command path being run (`dm ls`), for error hints. */
+  readonly command: string;
+  /** A progress line on stderr (TTY only, not with --quiet). */
+  progress(text: string): void;
+}
+
+/** The real dependencies: DmControl / LoopControl over libc, runInVm. */
+export function realDeps(): Deps & { close(): void } {
+  let dm: DmControl | undefined;
+  let loop: LoopControl | undefined;
+  return {
+    dm: () => (dm ??= new DmControl()),
+    loop: () => (loop ??= new LoopControl()),
+    runInVm,
+    openDeviceSet: (root, options, log) => DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log }),
+    mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),
+    umount: (path) => realSyscalls().umount2Async(path, MNT_DETACH),
+    close: () => dm?.close(),
+  };
+}
+
+/** The process's own streams. */
+export function processIo(): Io {
+  return {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    stderrIsTTY: process.stderr.isTTY === true,
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// `devmapper`: argv → one public-API call → output; error → exit code. No policy lives here.
+import { commandHelp, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
+import { dmGroup } from './commands/dm.js';
+import { dsGroup } from './commands/ds.js';
+import { demoCommand } from './commands/demo.js';
+import { loopGroup } from './commands/loop.js';
+import { poolGroup, thinGroup } from './commands/thin.js';
+import { vmCommand } from './commands/vm.js';
+import { processIo, realDeps, type Ctx, type Deps, type Io } from './context.js';
+import { EXIT, UsageError, causeLines, reportError } from './errors.js';
+import { libraryVersion } from './version.js';
+
+/** Every command group, in help order. */
+export const GROUPS: readonly GroupSpec<Ctx>[] = [dsGroup, dmGroup, loopGroup, poolGroup, thinGroup];
+/** Top-level leaf commands. */
+export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand];
+
+export function topHelp(): string {
+  const rows: [string, string][] = [
+    ...GROUPS.map((g) => [g.name, g.summary] as [string, string]),
+    ...TOP_COMMANDS.map((c) => [c.name, c.summary] as [string, string]),
+  ];
+  const w = Math.max(...rows.map(([a]) => a.length));
+  return [
+    'Usage: devmapper COMMAND [SUBCOMMAND] [OPTIONS] [ARGS]',
+    '',
+    'Linux device-mapper, loop devices, thin pools and a Docker-style DeviceSet, at ioctl level.',
+    '',
+    'Commands:',
+    ...rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`),
+    '',
+    'Global options: -h/--help (everywhere), -q/--quiet (no progress), -v/--verbose (cause chain on errors),',
+    '--json on every read command. --version prints the library version.',
+    '',
+    'Errors go to stderr as "devmapper: CODE: message" and a "hint:" line. Exit codes: 0 ok, 1 other,',
+    '2 usage/invalid argument, 3 not found, 4 exists/busy, 5 kernel refused, 6 environment (root, drivers, tools).',
+    "Run 'devmapper COMMAND --help' for more. Reference: docs/cli.md.",
+  ].join('\n') + '\n';
+}
+
+/** Finds the command for argv: [spec, path, remaining argv], or a help text to print. */
+function resolve(argv: readonly string[]): { cmd: CommandSpec<Ctx>; path: string; rest: string[] } | { help: string } | { error: UsageError } {
+  const [first, second, ...more] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') return { help: topHelp() };
+  const top = TOP_COMMANDS.find((c) => c.name === first);
+  if (top) return { cmd: top, path: first, rest: argv.slice(1) };
+  const group = GROUPS.find((g) => g.name === first);
+  if (!group) return { error: new UsageError(`unknown command '${first}'`, '') };
+  if (second === undefined || second === '--help' || second === '-h' || second === 'help') return { help: groupHelp(group) };
+  const cmd = group.commands.find((c) => c.name === second);
+  if (!cmd) return { error: new UsageError(`unknown command '${first} ${second}' (see 'devmapper ${first} --help')`, first) };
+  return { cmd, path: `${first} ${second}`, rest: more };
+}
+
+/**
+ * Runs the CLI and resolves with the exit code. Never throws: every error is reported on stderr
+ * as `devmapper: CODE: message` + `hint: ...`.
+ */
+export async function run(argv: readonly string[], io: Io = processIo(), deps?: Deps): Promise<number> {
+  if (argv.length === 1 && argv[0] === '--version') {
+    io.stdout(`${libraryVersion()}\n`);
+    return EXIT.OK;
+  }
+  const dd = argv.indexOf('--');
+  const head = dd >= 0 ? argv.slice(0, dd) : argv;
+  const quiet = head.includes('--quiet') || head.includes('-q');
+  const verbose = head.includes('--verbose') || head.includes('-v');
+  const r = resolve(argv);
+  if ('help' in r) {
+    io.stdout(r.help);
+    return EXIT.OK;
+  }
+  const own = deps === undefined ? realDeps() : undefined;
+  const ctx: Ctx = {
+    ...io,
+    deps: deps ?? own!,
+    quiet,
+    verbose,
+    command: 'cmd' in r ? r.path : '',
+    progress: (text) => {
+      if (io.stderrIsTTY && !quiet) io.stderr(`devmapper: ${text}...\n`);
+    },
+  };
+  try {
+    if ('error' in r) throw r.error;
+    if (wantsHelp(r.rest)) {
+      io.stdout(commandHelp(r.cmd, r.path));
+      return EXIT.OK;
+    }
+    const parsed = parseCommand(r.cmd, r.rest, r.path);
+    const code = await r.cmd.run(ctx, parsed);
+    return typeof code === 'number' ? code : EXIT.OK;
+  } catch (err) {
+    const rep = reportError(err);
+    io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
+    if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
+    io.stderr(`hint: ${rep.hint}\n`);
+    return rep.exitCode;
+  } finally {
+    try {
+      own?.close();
+    } catch {
+      // closing the control fd cannot change the outcome
+    }
+  }
+}

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+// The `--json` output shapes of every read command, as TypeBox schemas. These are a public
+// contract (docs/cli.md documents them); change them only by adding optional fields.
+//
+// Conventions: sizes are bytes and counts are JSON integers written with all their digits, also
+// above 2^53 (jq keeps them exact; JS JSON.parse rounds). Absent values are `null`, never a
+// missing key. Device numbers are split into `major` and `minor`.
+import { Type, type Static } from '@sinclair/typebox';
+
+const Int = Type.Integer({ minimum: 0 });
+const NullableInt = Type.Union([Int, Type.Null()]);
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+/** `dm version --json` */
+export const DmVersionJson = Type.Object({
+  /** devmapper's own version (package.json). */
+  library: Type.String(),
+  /** The kernel's dm ioctl interface version, `major.minor.patch` (DM_VERSION). */
+  driver: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }),
+  /** uname -r. */
+  kernel: Type.String(),
+}, { additionalProperties: false });
+export type DmVersionJson = Static<typeof DmVersionJson>;
+
+/** One entry of `dm ls --json` (an array of these). */
+export const DmListEntryJson = Type.Object({
+  name: Type.String(),
+  major: Int,
+  minor: Int,
+  /** null when the device has no uuid or the kernel (dm < 4.45) did not say. */
+  uuid: NullableString,
+  /** null when the kernel (dm < 4.38) does not report event counters in the list. */
+  eventNr: NullableInt,
+}, { additionalProperties: false });
+export const DmListJson = Type.Array(DmListEntryJson);
+export type DmListJson = Static<typeof DmListJson>;
+
+/** `dm info --json` */
+export const DmInfoJson = Type.Object({
+  name: Type.String(),
+  uuid: NullableString,
+  major: Int,
+  minor: Int,
+  suspended: Type.Boolean(),
+  readOnly: Type.Boolean(),
+  activeTable: Type.Boolean(),
+  inactiveTable: Type.Boolean(),
+  deferredRemove: Type.Boolean(),
+  internalSuspend: Type.Boolean(),
+  openCount: Type.Integer(),
+  eventNr: Int,
+  targetCount: Int,
+}, { additionalProperties: false });
+export type DmInfoJson = Static<typeof DmInfoJson>;
+
+/** One table line: `dm table --json` / `dm status --json` are arrays of these. */
+export const DmTargetJson = Type.Object({
+  /** 512-byte sectors. */
+  start: Int,
+  length: Int,
+  type: Type.String(),
+  /** Table parameters (`dm table`) or the target's status text (`dm status`). */
+  params: Type.String(),
+}, { additionalProperties: false });
+export const DmTableJson = Type.Array(DmTargetJson);
+export type DmTableJson = Static<typeof DmTableJson>;
+
+/** `dm targets --json` */
+export const DmTargetsJson = Type.Array(
+  Type.Object({ name: Type.String(), version: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }) }, { additionalProperties: false }),
+);
+export type DmTargetsJson = Static<typeof DmTargetsJson>;
+
+/** `dm wait --json`: the device after the event, with its status lines at that moment. */
+export const DmWaitJson = Type.Object({ info: DmInfoJson, targets: DmTableJson }, { additionalProperties: false });
+export type DmWaitJson = Static<typeof DmWaitJson>;
+
+/** `dm message --json` */
+export const DmMessageJson = Type.Object({ reply: NullableString }, { additionalProperties: false });
+
+/** `loop attach --json` */
+export const LoopAttachJson = Type.Object({
+  path: Type.String(),
+  index: Int,
+  major: Int,
+  minor: Int,
+  /** Canonical path of the backing file. */
+  backingFile: Type.String(),
+  readOnly: Type.Boolean(),
+  /** Always false from the CLI: see docs/cli.md ("loop attach and autoclear"). */
+  autoclear: Type.Boolean(),
+  /** What the kernel actually enabled (direct I/O is best effort). */
+  directIo: Type.Boolean(),
+  /** LOOP_CONFIGURE (`configure`) or the pre-5.8 sequence (`legacy`). */
+  method: Type.Union([Type.Literal('configure'), Type.Literal('legacy')]),
+}, { additionalProperties: false });
+export type LoopAttachJson = Static<typeof LoopAttachJson>;
+
+/** One entry of `loop ls --json`. */
+export const LoopListEntryJson = Type.Object({
+  path: Type.String(),
+  index: Int,
+  major: Int,
+  minor: Int,
+  bound: Type.Boolean(),
+  /** null while unbound. */
+  backingFile: NullableString,
+  /** The backing file was unlinked after attach. */
+  backingFileDeleted: Type.Boolean(),
+  offset: Int,
+  /** 0 = to the end of the file. */
+  sizeLimit: Int,
+  /** Device size in bytes (0 while unbound). */
+  sizeBytes: Int,
+  readOnly: Type.Boolean(),
+  autoclear: Type.Boolean(),
+  partscan: Type.Boolean(),
+  directIo: Type.Boolean(),
+  logicalBlockSize: NullableInt,
+}, { additionalProperties: false });
+export const LoopListJson = Type.Array(LoopListEntryJson);
+export type LoopListJson = Static<typeof LoopListJson>;
+
+/** One entry of `loop find --json`. */
+export const LoopFindEntryJson = Type.Object({
+  path: Type.String(),
+  index: Int,
+  major: Int,
+  minor: Int,
+  backingFile: Type.String(),
+  /** `inode` (st_dev + st_ino, like util-linux) or `path` (the file is gone). */
+  matchedBy: Type.Union([Type.Literal('inode'), Type.Literal('path')]),
+}, { additionalProperties: false });
+export const LoopFindJson = Type.Array(LoopFindEntryJson);
+export type LoopFindJson = Static<typeof LoopFindJson>;
+
+/** `pool status --json`: `kind` says which fields are present (working ones are not null). */
+export const PoolStatusJson = Type.Object({
+  name: Type.String(),
+  kind: Type.Union([Type.Literal('working'), Type.Literal('fail'), Type.Literal('error')]),
+  /** Data block size in sectors, from the live table. */
+  dataBlockSize: Int,
+  /** Pool length in sectors. */
+  lengthSectors: Int,
+  metadataDev: Type.String(),
+  dataDev: Type.String(),
+  transactionId: NullableInt,
+  usedMetadataBlocks: NullableInt,
+  totalMetadataBlocks: NullableInt,
+  usedDataBlocks: NullableInt,
+  totalDataBlocks: NullableInt,
+  heldMetadataRoot: NullableInt,
+  mode: Type.Union([Type.Literal('rw'), Type.Literal('ro'), Type.Literal('out_of_data_space'), Type.Null()]),
+  discardPassdown: Type.Union([Type.Literal('discard_passdown'), Type.Literal('no_discard_passdown'), Type.Literal('ignore_discard'), Type.Null()]),
+  noSpacePolicy: Type.Union([Type.Literal('error_if_no_space'), Type.Literal('queue_if_no_space'), Type.Null()]),
+  needsCheck: Type.Union([Type.Boolean(), Type.Null()]),
+}, { additionalProperties: false });
+export type PoolStatusJson = Static<typeof PoolStatusJson>;
+
+/** `thin status --json` */
+export const ThinStatusJson = Type.Object({
+  name: Type.String(),
+  pool: Type.String(),
+  deviceId: Int,
+  /** Active size in sectors. */
+  lengthSectors: Int,
+  kind: Type.Union([Type.Literal('working'), Type.Literal('fail'), Type.Literal('error')]),
+  mappedSectors: NullableInt,
+  highestMappedSector: NullableInt,
+}, { additionalProperties: false });
+export type ThinStatusJson = Static<typeof ThinStatusJson>;
+
+/** One device of `ds list --json`; the base device has `id: ""`. */
+export const DsDeviceJson = Type.Object({
+  id: Type.String(),
+  /** Thin device id in the pool. */
+  deviceId: Int,
+  /** Virtual size in bytes. */
+  size: Int,
+  /** Pool transaction id that created the device. */
+  transactionId: Int,
+  /** Base device: the filesystem has been made. */
+  initialized: Type.Boolean(),
+  /** Deferred deletion pending. */
+  deleted: Type.Boolean(),
+  /** Record state: creating, ready, deleting or faulty. */
+  state: Type.Union([Type.Literal('creating'), Type.Literal('ready'), Type.Literal('deleting'), Type.Literal('faulty')]),
+  /** The dm device name when active. */
+  dmName: Type.String(),
+  /** A dm device exists for it right now. */
+  active: Type.Boolean(),
+  /** Where the kernel's mount table has it mounted, or null. */
+  mountPoint: NullableString,
+}, { additionalProperties: false });
+export const DsListJson = Type.Array(DsDeviceJson);
+export type DsListJson = Static<typeof DsListJson>;
+
+const Space = Type.Object({ used: Int, total: Int, available: Int }, { additionalProperties: false });
+
+/** `ds status --json`: Docker's devicemapper status fields in camelCase. Sizes in bytes. */
+export const DsStatusJson = Type.Object({
+  poolName: Type.String(),
+  /** Data block device (loop device or dm.datadev); null for an external pool. */
+  dataFile: NullableString,
+  /** The loopback data file, or null. */
+  dataLoopback: NullableString,
+  metadataFile: NullableString,
+  metadataLoopback: NullableString,
+  data: Space,
+  metadata: Space,
+  /** Pool data block size in bytes. */
+  dataBlockSize: Int,
+  udevSyncSupported: Type.Boolean(),
+  deferredRemoveEnabled: Type.Boolean(),
+  deferredDeleteEnabled: Type.Boolean(),
+  deferredDeletedDeviceCount: Int,
+  baseDeviceSize: Int,
+  baseDeviceFS: Type.Union([Type.Literal('ext4'), Type.Literal('xfs'), Type.Null()]),
+  minFreeSpace: Int,
+  transactionId: Int,
+  mode: Type.Union([Type.Literal('rw'), Type.Literal('ro'), Type.Literal('out_of_data_space'), Type.Literal('fail'), Type.Literal('error')]),
+  needsCheck: Type.Boolean(),
+  /** This DeviceSet created the pool (and removes it at shutdown). */
+  poolOwned: Type.Boolean(),
+}, { additionalProperties: false });
+export type DsStatusJson = Static<typeof DsStatusJson>;
+
+/** `vm` has no JSON; `demo --json` prints the final `ds status` (DsStatusJson). */
+export const SCHEMAS = {
+  'dm version': DmVersionJson,
+  'dm ls': DmListJson,
+  'dm info': DmInfoJson,
+  'dm table': DmTableJson,
+  'dm status': DmTableJson,
+  'dm targets': DmTargetsJson,
+  'dm wait': DmWaitJson,
+  'dm message': DmMessageJson,
+  'loop attach': LoopAttachJson,
+  'loop ls': LoopListJson,
+  'loop find': LoopFindJson,
+  'pool status': PoolStatusJson,
+  'thin status': ThinStatusJson,
+  'ds list': DsListJson,
+  'ds status': DsStatusJson,
+} as const;
