@@ -1,0 +1,744 @@
+// SPDX-License-Identifier: MIT
+// The benchmarks themselves. Runs as root on a kernel with device-mapper and loop (inside the VM
+// that `npm run bench` boots, or directly on such a machine):
+//   node --expose-gc dist/bench/guest.js --out FILE --bin DIR [--smoke]
+// Writes a BenchResults JSON (bench/lib/results.ts) to FILE; bench/run.ts prints the report.
+// Every device it makes is named dmbench-*; loop backing files live under /tmp/devmapper-bench.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment } from '../src/index.js';
+import * as io from '../src/ioctl/index.js';
+import { External, timeCli, type CProgram } from './lib/external.js';
+import { fastBuild, fastDecode } from './lib/fast-dm.js';
+import { startLagProbe } from './lib/lag.js';
+import type { BenchResults, GrowthPoint, Impl, LagResult, OpClass, OpResult } from './lib/results.js';
+import { summarize, type Summary } from './lib/stats.js';
+
+// ------------------------------------------------------------------------------ arguments
+
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(name);
+const opt = (name: string, dflt: string): string => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+};
+const SMOKE = flag('--smoke');
+const OUT = opt('--out', 'bench/results/latest.json');
+const BIN = opt('--bin', '.cache/bench');
+const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
+
+/** Repetition counts. Smoke mode only proves every benchmark runs. */
+const R = SMOKE
+  ? { light: 3, heavy: 3, cli: 2, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 2, growth: [10, 30] }
+  : { light: 15, heavy: 25, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000] };
+/** Activating more thin devices than this is skipped when the projected time exceeds the budget. */
+const ACTIVATE_BUDGET_MS = 240_000;
+
+const WORK = '/tmp/devmapper-bench';
+const PREFIX = 'dmbench-';
+const O_RDWR = 0o2;
+const O_CLOEXEC = 0o2000000;
+
+const log = (s: string): void => console.log(`[bench] ${s}`);
+const errors: string[] = [];
+const ops: OpResult[] = [];
+const lag: LagResult[] = [];
+const t0Guest = performance.now();
+
+const dm = new DmControl();
+const loops = new LoopControl();
+
+// ------------------------------------------------------------------------------ helpers
+
+function errText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+function newOp(id: string, label: string, cls: OpClass, cli?: string): OpResult {
+  const op: OpResult = { id, label, cls, impl: {}, unavailable: {}, notes: [], ...(cli ? { cli } : {}) };
+  ops.push(op);
+  return op;
+}
+
+function put(op: OpResult, impl: Impl, samplesUs: readonly number[]): void {
+  (op.impl as Record<Impl, Summary>)[impl] = summarize(samplesUs);
+}
+
+function fail(op: OpResult, impl: Impl, e: unknown): void {
+  const msg = errText(e);
+  (op.unavailable as Record<Impl, string>)[impl] = `failed: ${msg}`;
+  errors.push(`${op.id}/${impl}: ${msg}`);
+  log(`  ${op.id}/${impl} FAILED: ${msg}`);
+}
+
+/** Runs one implementation's measurement; a failure is recorded and the run goes on. */
+async function measure(ops: OpResult | OpResult[], impl: Impl, fn: () => Promise<number[][] | number[]> | number[][] | number[]): Promise<void> {
+  const list = Array.isArray(ops) ? ops : [ops];
+  try {
+    const r = await fn();
+    const series = Array.isArray(r[0]) ? (r as number[][]) : [r as number[]];
+    list.forEach((op, i) => put(op, impl, series[i]!));
+  } catch (e) {
+    for (const op of list) fail(op, impl, e);
+  }
+}
+
+/** The C program's series (µs), or marks it unavailable. */
+async function measureC(opsIn: OpResult | OpResult[], which: CProgram, op: string, args: Record<string, string | number>, series: string[] = ['op']): Promise<void> {
+  const list = Array.isArray(opsIn) ? opsIn : [opsIn];
+  if (!ext.has(which)) {
+    const why = which === 'libdm' ? ext.libdmUnavailable || 'libdm program not built' : 'floor program not built';
+    for (const o of list) (o.unavailable as Record<Impl, string>)[which === 'floor' ? 'floor' : 'libdm'] = why;
+    return;
+  }
+  await measure(list, which, () => {
+    const r = ext.run(which, op, args);
+    if (r.retries > 0) list[0]!.notes.push(`${which}: ${r.retries} retries (EBUSY / buffer full)`);
+    return series.map((s) => {
+      const v = r.series[s];
+      if (!v || v.length === 0) throw new Error(`${which} ${op}: no '${s}' series`);
+      return v;
+    });
+  });
+}
+
+/** `reps` repetitions of `batch` awaited calls; µs per call. */
+async function timeLoop(reps: number, batch: number, warmup: number, fn: (i: number) => unknown): Promise<number[]> {
+  let i = 0;
+  for (let w = 0; w < warmup; w++) await fn(i++);
+  const out: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let b = 0; b < batch; b++) await fn(i++);
+    out.push(((performance.now() - t0) * 1000) / batch);
+  }
+  return out;
+}
+
+/** Like timeLoop for synchronous calls (no await between calls). */
+function timeLoopSync(reps: number, batch: number, warmup: number, fn: () => void): number[] {
+  for (let w = 0; w < warmup; w++) fn();
+  const out: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let b = 0; b < batch; b++) fn();
+    out.push(((performance.now() - t0) * 1000) / batch);
+  }
+  return out;
+}
+
+function gcNow(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) g();
+}
+
+function sparseFile(path: string, bytes: number): string {
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+let nextThinId = 1;
+/** A fresh block of thin ids. */
+function ids(n: number): number {
+  const first = nextThinId;
+  nextThinId += n;
+  return first;
+}
+
+interface PoolSetup {
+  pool: ThinPool;
+  meta: LoopAttachment;
+  data: LoopAttachment;
+}
+
+async function makePool(name: string, metaBytes: number, dataBytes: number): Promise<PoolSetup> {
+  const meta = await loops.attach(sparseFile(join(WORK, `${name}.meta`), metaBytes), { autoclear: false, hold: false });
+  const data = await loops.attach(sparseFile(join(WORK, `${name}.data`), dataBytes), { autoclear: false, hold: false });
+  const pool = await ThinPool.create(dm, {
+    name,
+    metadataDev: meta.path,
+    dataDev: data.path,
+    dataBlockSize: 128,
+    lowWaterMark: 0,
+    metadata: 'new',
+    zeroMetadata: true,
+    features: { skipBlockZeroing: true },
+  });
+  return { pool, meta, data };
+}
+
+async function dropPool(p: PoolSetup): Promise<void> {
+  await p.pool.remove();
+  await loops.detach(p.meta.path);
+  await loops.detach(p.data.path);
+}
+
+/** Removes every dmbench-* device (thin devices before pools) and loops backed by WORK files. */
+async function sweep(): Promise<void> {
+  for (let round = 0; round < 3; round++) {
+    const left = (await dm.listDevices({ namePrefix: PREFIX })).map((d) => d.name);
+    if (left.length === 0) break;
+    for (const name of left.sort((a, b) => Number(a.includes('pool')) - Number(b.includes('pool')))) {
+      try {
+        await dm.deviceRemove(name, { retry: { attempts: 2, delayMs: 50 } });
+      } catch {
+        // a pool still held by a thin device: next round
+      }
+    }
+  }
+  for (const l of loops.list()) {
+    if (l.binding?.backingFile?.startsWith(WORK + '/')) {
+      try {
+        await loops.detach(l.path);
+      } catch {
+        // reported by nobody: the VM is thrown away anyway
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ per-op benchmarks
+
+async function opBenchmarks(p: PoolSetup): Promise<void> {
+  const pool = p.pool;
+  const poolName = pool.name;
+
+  // --- DM_VERSION, plus the layers under DmControl for the analysis.
+  {
+    log('DM_VERSION');
+    const op = newOp('dm_version', 'DM_VERSION', 'light', 'dmsetup version');
+    await measure(op, 'ours', () => timeLoop(R.light, R.batchVersion, 20, () => dm.version()));
+    await measureC(op, 'floor', 'version', { reps: R.light, batch: R.batchVersion, warmup: 20 });
+    await measureC(op, 'libdm', 'version', { reps: R.light, batch: R.batchVersion, warmup: 20 });
+    await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['version']).us));
+
+    const sc = io.realSyscalls();
+    const fd = sc.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
+    try {
+      const buf = io.buildDmRequest({ version: [4, 0, 0] });
+      const raw = newOp('dm_version_koffi', 'DM_VERSION: bare koffi call, no Syscalls/DmControl (info)', 'info');
+      const lc = io.libc();
+      await measure(raw, 'ours', () => timeLoopSync(R.light, R.batchVersion, 20, () => void lc.ioctlPtr(fd, io.DM_VERSION, buf)));
+      const sync = newOp('dm_version_sys', 'DM_VERSION: Syscalls.ioctl, prebuilt buffer (info)', 'info');
+      await measure(sync, 'ours', () => timeLoopSync(R.light, R.batchVersion, 20, () => void sc.ioctl(fd, io.DM_VERSION, buf, 'DM_VERSION')));
+      const build = newOp('dm_version_build', 'DM_VERSION: buildDmRequest + Syscalls.ioctl + decodeDmIoctl (info)', 'info');
+      await measure(build, 'ours', () =>
+        timeLoopSync(R.light, R.batchVersion, 20, () => {
+          const b = io.buildDmRequest({ version: [4, 0, 0] });
+          sc.ioctl(fd, io.DM_VERSION, b, 'DM_VERSION');
+          io.decodeDmIoctl(b);
+        }),
+      );
+      const fast = newOp('dm_version_fast', 'DM_VERSION: hand-coded header encode/decode + Syscalls.ioctl (what-if, bench/lib/fast-dm.ts) (info)', 'info');
+      await measure(fast, 'ours', () =>
+        timeLoopSync(R.light, R.batchVersion, 20, () => {
+          const b = fastBuild({ version: [4, 0, 0] });
+          sc.ioctl(fd, io.DM_VERSION, b, 'DM_VERSION');
+          fastDecode(b);
+        }),
+      );
+      const asyncOp = newOp('dm_version_async', 'DM_VERSION: Syscalls.ioctlAsync (worker hop) (info)', 'info');
+      await measure(asyncOp, 'ours', () => timeLoop(R.light, Math.max(2, R.batchVersion / 10), 10, () => sc.ioctlAsync(fd, io.DM_VERSION, buf, 'DM_VERSION')));
+    } finally {
+      sc.close(fd);
+    }
+  }
+
+  // --- listDevices with 100 devices.
+  {
+    log('listDevices with 100 devices');
+    const n = 100;
+    const names = Array.from({ length: n }, (_, i) => `${PREFIX}l-${String(i).padStart(3, '0')}`);
+    for (const name of names) await dm.createDevice(name, [zeroTarget(0n, 2048n)]);
+    const listed = (await dm.listDevices()).length;
+    const op = newOp('list_100', `listDevices, ${listed} devices`, 'light', 'dmsetup ls');
+    await measure(op, 'ours', () => timeLoop(R.light, R.batchList, 3, () => dm.listDevices()));
+    await measureC(op, 'floor', 'list', { reps: R.light, batch: R.batchList, warmup: 3 });
+    await measureC(op, 'libdm', 'list', { reps: R.light, batch: R.batchList, warmup: 3 });
+    await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['ls']).us));
+    for (const name of names) await dm.deviceRemove(name);
+  }
+
+  // --- create+load+resume and remove of a zero device.
+  {
+    log('create/remove zero device');
+    const c = newOp('create_zero', 'create+load+resume (zero target)', 'kernel', 'dmsetup create');
+    const r = newOp('remove_zero', 'remove (zero device)', 'kernel', 'dmsetup remove');
+    const table = [zeroTarget(0n, 2048n)];
+    for (let w = 0; w < 3; w++) {
+      await dm.createDevice(`${PREFIX}cw-${w}`, table);
+      await dm.deviceRemove(`${PREFIX}cw-${w}`);
+    }
+    await measure([c, r], 'ours', async () => {
+      const names = Array.from({ length: R.heavy }, (_, i) => `${PREFIX}c-ours-${i}`);
+      const cs: number[] = [];
+      const rs: number[] = [];
+      for (const name of names) {
+        const t = performance.now();
+        await dm.createDevice(name, table);
+        cs.push((performance.now() - t) * 1000);
+      }
+      for (const name of names) {
+        const t = performance.now();
+        await dm.deviceRemove(name);
+        rs.push((performance.now() - t) * 1000);
+      }
+      return [cs, rs];
+    });
+    const cargs = { reps: R.heavy, type: 'zero', sectors: 2048 };
+    await measureC([c, r], 'floor', 'create_remove', { ...cargs, prefix: `${PREFIX}c-floor` }, ['create', 'remove']);
+    await measureC([c, r], 'libdm', 'create_remove', { ...cargs, prefix: `${PREFIX}c-libdm` }, ['create', 'remove']);
+    await measure([c, r], 'cli', () => {
+      const names = Array.from({ length: R.cli }, (_, i) => `${PREFIX}c-cli-${i}`);
+      const cs = names.map((name) => timeCli('dmsetup', ['create', name, '--table', '0 2048 zero']).us);
+      const rs = names.map((name) => timeCli('dmsetup', ['remove', name]).us);
+      return [cs, rs];
+    });
+  }
+
+  // --- An active origin thin device for suspend/snapshot.
+  const originId = ids(1);
+  await pool.createThin(originId);
+  const origin = ThinDevice.of(pool, originId);
+  const originName = `${PREFIX}origin`;
+  await origin.activate(originName, 2048n);
+
+  {
+    log('suspend+resume of an active thin device');
+    const op = newOp('suspend_resume', 'suspend + resume (idle thin device)', 'kernel', 'dmsetup suspend; dmsetup resume');
+    await measure(op, 'ours', () =>
+      timeLoop(R.heavy, 1, 3, async () => {
+        await dm.deviceSuspend(originName);
+        await dm.deviceResume(originName);
+      }),
+    );
+    await measureC(op, 'floor', 'suspend_resume', { reps: R.heavy, warmup: 3, name: originName });
+    await measureC(op, 'libdm', 'suspend_resume', { reps: R.heavy, warmup: 3, name: originName });
+    await measure(op, 'cli', () =>
+      Array.from({ length: R.cli }, () => timeCli('dmsetup', ['suspend', originName]).us + timeCli('dmsetup', ['resume', originName]).us),
+    );
+  }
+
+  {
+    log('pool status');
+    const op = newOp('pool_status', 'pool status (TABLE_STATUS + parse)', 'light', 'dmsetup status');
+    await measure(op, 'ours', () => timeLoop(R.light, R.batchStatus, 3, () => pool.status()));
+    await measureC(op, 'floor', 'status', { reps: R.light, batch: R.batchStatus, warmup: 3, name: poolName });
+    await measureC(op, 'libdm', 'status', { reps: R.light, batch: R.batchStatus, warmup: 3, name: poolName });
+    await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['status', poolName]).us));
+  }
+
+  {
+    log('create_thin message');
+    const op = newOp('create_thin', 'thin create_thin message', 'light', 'dmsetup message');
+    let id = ids(R.heavy + 3);
+    await measure(op, 'ours', () => timeLoop(R.heavy, 1, 3, () => pool.createThin(id++)));
+    await measureC(op, 'floor', 'message', { reps: R.heavy, name: poolName, fmt: 'create_thin %d', id0: ids(R.heavy) });
+    await measureC(op, 'libdm', 'message', { reps: R.heavy, name: poolName, fmt: 'create_thin %d', id0: ids(R.heavy) });
+    let cid = ids(R.cli);
+    await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['message', poolName, '0', `create_thin ${cid++}`]).us));
+  }
+
+  {
+    log('snapshot of an active origin');
+    const op = newOp('snapshot', 'thin snapshot of active origin (suspend+create_snap+resume)', 'kernel', '3× dmsetup');
+    let id = ids(R.heavy + 3);
+    await measure(op, 'ours', () => timeLoop(R.heavy, 1, 3, () => origin.snapshot(id++)));
+    const sargs = { reps: R.heavy, pool: poolName, origin: originName, origin_id: originId };
+    await measureC(op, 'floor', 'snapshot', { ...sargs, id0: ids(R.heavy) });
+    await measureC(op, 'libdm', 'snapshot', { ...sargs, id0: ids(R.heavy) });
+    let cid = ids(R.cli);
+    await measure(op, 'cli', () =>
+      Array.from({ length: R.cli }, () => {
+        let us = timeCli('dmsetup', ['suspend', originName]).us;
+        us += timeCli('dmsetup', ['message', poolName, '0', `create_snap ${cid++} ${originId}`]).us;
+        return us + timeCli('dmsetup', ['resume', originName]).us;
+      }),
+    );
+  }
+
+  {
+    log('thin activate / remove');
+    const a = newOp('thin_activate', 'thin activate (create+load+resume)', 'kernel', 'dmsetup create');
+    const d = newOp('thin_remove', 'thin deactivate (remove)', 'kernel', 'dmsetup remove');
+    const block = async (n: number): Promise<number> => {
+      const first = ids(n);
+      for (let i = 0; i < n; i++) await pool.createThin(first + i);
+      return first;
+    };
+    {
+      const w = await block(3);
+      for (let i = 0; i < 3; i++) {
+        const t = ThinDevice.of(pool, w + i);
+        await t.activate(`${PREFIX}tw-${i}`, 2048n);
+        await t.deactivate();
+      }
+    }
+    const oursFirst = await block(R.heavy);
+    await measure([a, d], 'ours', async () => {
+      const devs = Array.from({ length: R.heavy }, (_, i) => ThinDevice.of(pool, oursFirst + i));
+      const as: number[] = [];
+      const ds: number[] = [];
+      for (const [i, t] of devs.entries()) {
+        const t0 = performance.now();
+        await t.activate(`${PREFIX}t-ours-${i}`, 2048n);
+        as.push((performance.now() - t0) * 1000);
+      }
+      for (const t of devs) {
+        const t0 = performance.now();
+        await t.deactivate();
+        ds.push((performance.now() - t0) * 1000);
+      }
+      return [as, ds];
+    });
+    const targs = { reps: R.heavy, type: 'thin', sectors: 2048, params: `${pool.poolDev} %d` };
+    for (const which of ['floor', 'libdm'] as const) {
+      const id0 = ext.has(which) ? await block(R.heavy) : 0;
+      await measureC([a, d], which, 'create_remove', { ...targs, prefix: `${PREFIX}t-${which}`, id0 }, ['create', 'remove']);
+    }
+    const cliFirst = await block(R.cli);
+    await measure([a, d], 'cli', () => {
+      const names = Array.from({ length: R.cli }, (_, i) => `${PREFIX}t-cli-${i}`);
+      const as = names.map((name, i) => timeCli('dmsetup', ['create', name, '--table', `0 2048 thin ${pool.poolDev} ${cliFirst + i}`]).us);
+      const ds = names.map((name) => timeCli('dmsetup', ['remove', name]).us);
+      return [as, ds];
+    });
+  }
+
+  {
+    log('loop attach / detach');
+    const a = newOp('loop_attach', 'loop attach (LOOP_CONFIGURE path)', 'loop', 'losetup -f --show');
+    const d = newOp('loop_detach', 'loop detach (LOOP_CLR_FD)', 'loop', 'losetup -d');
+    const file = sparseFile(join(WORK, 'loopfile'), 64 << 20);
+    for (let w = 0; w < 3; w++) {
+      const att = await loops.attach(file, { autoclear: false, hold: false });
+      await loops.detach(att.path);
+    }
+    await measure([a, d], 'ours', async () => {
+      const as: number[] = [];
+      const ds: number[] = [];
+      const paths: string[] = [];
+      for (let i = 0; i < R.heavy; i++) {
+        const t0 = performance.now();
+        const att = await loops.attach(file, { autoclear: false, hold: false });
+        as.push((performance.now() - t0) * 1000);
+        paths.push(att.path);
+      }
+      for (const path of paths) {
+        const t0 = performance.now();
+        await loops.detach(path);
+        ds.push((performance.now() - t0) * 1000);
+      }
+      return [as, ds];
+    });
+    await measureC([a, d], 'floor', 'loop', { reps: R.heavy, file }, ['attach', 'detach']);
+    a.unavailable.libdm = 'libdevmapper has no loop API';
+    d.unavailable.libdm = 'libdevmapper has no loop API';
+    await measure([a, d], 'cli', () => {
+      const paths: string[] = [];
+      const as = Array.from({ length: R.cli }, () => {
+        const r = timeCli('losetup', ['-f', '--show', file]);
+        paths.push(r.stdout.trim());
+        return r.us;
+      });
+      const ds = paths.map((path) => timeCli('losetup', ['-d', path]).us);
+      return [as, ds];
+    });
+  }
+
+  await origin.deactivate();
+}
+
+// ------------------------------------------------------------------------------ event-loop lag
+
+async function lagBenchmarks(p: PoolSetup): Promise<void> {
+  const pool = p.pool;
+  {
+    log('lag: idle baseline');
+    const probe = startLagProbe();
+    await new Promise((r) => setTimeout(r, SMOKE ? 200 : 1000));
+    const l = probe.stop();
+    lag.push({ scenario: 'idle baseline (timer only)', worstLagMs: l.worstMs, medianLagMs: l.medianMs, ticks: l.ticks, blockedMs: 0, notes: [] });
+  }
+
+  // Suspend (flushing) while another process writes to the device with O_DIRECT.
+  {
+    log('lag: suspend under write load');
+    const id = ids(1);
+    await pool.createThin(id);
+    const t = ThinDevice.of(pool, id);
+    const name = `${PREFIX}lag-load`;
+    await t.activate(name, 524288n); // 256 MiB
+    const node = `/dev/dm-${t.dev!.minor}`;
+    let writer: ChildProcess | undefined;
+    try {
+      writer = spawn('sh', ['-c', `while :; do dd if=/dev/zero of=${node} bs=1M count=256 oflag=direct 2>/dev/null; done`], {
+        stdio: 'ignore',
+        detached: true,
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      const calls: number[] = [];
+      const probe = startLagProbe();
+      const started = performance.now();
+      for (let i = 0; i < R.lagCycles; i++) {
+        const s = performance.now();
+        await dm.deviceSuspend(name);
+        calls.push(performance.now() - s);
+        await dm.deviceResume(name);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const blocked = performance.now() - started;
+      const l = probe.stop();
+      const status = await t.status();
+      lag.push({
+        scenario: `suspend (flush) under O_DIRECT write load, ${R.lagCycles} cycles`,
+        worstLagMs: l.worstMs,
+        medianLagMs: l.medianMs,
+        ticks: l.ticks,
+        blockedMs: blocked,
+        callMs: summarize(calls),
+        notes: [`thin status after: ${JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`],
+      });
+    } catch (e) {
+      errors.push(`lag/suspend: ${errText(e)}`);
+    } finally {
+      if (writer?.pid) {
+        try {
+          process.kill(-writer.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await t.deactivate();
+    }
+  }
+
+  // DM_DEV_WAIT blocking until a rename raises an event.
+  {
+    log('lag: DM_DEV_WAIT');
+    let name = `${PREFIX}lag-wait`;
+    await dm.createDevice(name, [zeroTarget(0n, 2048n)]);
+    try {
+      const info = await dm.deviceInfo(name);
+      const probe = startLagProbe();
+      const started = performance.now();
+      const waiting = dm.deviceWait(name, info.eventNr);
+      const delay = SMOKE ? 100 : 500;
+      await new Promise((r) => setTimeout(r, delay));
+      const renamed = `${PREFIX}lag-wait2`;
+      await dm.deviceRename(name, { name: renamed });
+      name = renamed;
+      const res = await Promise.race([
+        waiting,
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error('DM_DEV_WAIT did not return within 10 s')), 10_000)),
+      ]);
+      const blocked = performance.now() - started;
+      const l = probe.stop();
+      lag.push({
+        scenario: `DM_DEV_WAIT in flight ${delay} ms until a rename raises an event`,
+        worstLagMs: l.worstMs,
+        medianLagMs: l.medianMs,
+        ticks: l.ticks,
+        blockedMs: blocked,
+        notes: [`event_nr ${info.eventNr} → ${res.info.eventNr}`],
+      });
+    } catch (e) {
+      errors.push(`lag/wait: ${errText(e)}`);
+    } finally {
+      await dm.deviceRemove(name);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ growth
+
+async function growth(): Promise<BenchResults['growth']> {
+  const notes: string[] = [];
+  const points: GrowthPoint[] = [];
+  const sizes = R.growth;
+  const top = sizes[sizes.length - 1]!;
+  // Metadata: every thin device costs at least one 4 KiB btree block; 10k devices ≈ 40 MiB.
+  const gp = await makePool(`${PREFIX}gpool`, 512 << 20, 1 << 30);
+  const pool = gp.pool;
+  let activateCap = top;
+  const active: ThinDevice[] = [];
+  let created = 0;
+  const activateSize = 2048n;
+  try {
+    for (const size of sizes) {
+      log(`growth: ${size} thin devices`);
+      // create_thin up to `size`; the per-device cost is the mean over the step's last ≤ 200.
+      const need = size - created;
+      const tail = Math.min(need, 200);
+      let tailStart = 0;
+      for (let i = 0; i < need; i++) {
+        if (i === need - tail) tailStart = performance.now();
+        await pool.createThin(created + 1);
+        created++;
+      }
+      const createThinUs = ((performance.now() - tailStart) * 1000) / Math.max(1, tail);
+
+      // Activate up to min(size, cap): decide the cap from the measured cost once 1000 are active.
+      let activateUs: number | null = null;
+      const target = Math.min(size, activateCap);
+      const aNeed = target - active.length;
+      if (aNeed > 0) {
+        const aTail = Math.min(aNeed, 200);
+        let aStart = 0;
+        const stepStart = performance.now();
+        for (let i = 0; i < aNeed; i++) {
+          if (i === aNeed - aTail) aStart = performance.now();
+          const t = ThinDevice.of(pool, active.length + 1);
+          await t.activate(`${PREFIX}g-${active.length + 1}`, activateSize);
+          active.push(t);
+        }
+        activateUs = ((performance.now() - aStart) * 1000) / aTail;
+        const perMs = (performance.now() - stepStart) / aNeed;
+        const next = sizes[sizes.indexOf(size) + 1];
+        if (next !== undefined && activateCap > size) {
+          // Activating the rest and removing them all again, at this step's cost each.
+          const projected = perMs * (next - active.length) + perMs * next;
+          if (projected > ACTIVATE_BUDGET_MS) {
+            activateCap = size;
+            notes.push(
+              `activation capped at ${size}: ${perMs.toFixed(2)} ms per activation projects ${(projected / 1000).toFixed(0)} s to activate and remove ${next} (budget ${ACTIVATE_BUDGET_MS / 1000} s)`,
+            );
+          }
+        }
+      }
+
+      const listed = (await dm.listDevices()).length;
+      const reps = SMOKE ? 2 : size >= 10000 ? 5 : 9;
+      const listDevices = summarize(await timeLoop(reps, 1, 1, () => dm.listDevices()));
+      let listDevicesFloor: Summary | null = null;
+      if (ext.has('floor')) {
+        try {
+          listDevicesFloor = summarize(ext.run('floor', 'list', { reps, batch: 1, warmup: 1 }).series['op']!);
+        } catch (e) {
+          errors.push(`growth/list floor at ${size}: ${errText(e)}`);
+        }
+      }
+      const poolStatus = summarize(await timeLoop(reps, 1, 1, () => pool.status()));
+      gcNow();
+      const mem = process.memoryUsage();
+      points.push({
+        thinCount: created,
+        activeCount: active.length,
+        listed,
+        createThinUs,
+        activateUs,
+        listDevices,
+        listDevicesFloor,
+        poolStatus,
+        rssMiB: mem.rss / 1048576,
+        heapUsedMiB: mem.heapUsed / 1048576,
+        deviceSet: null,
+      });
+      log(`  ${created} thin, ${active.length} active, list ${(listDevices.median / 1000).toFixed(2)} ms, rss ${(mem.rss / 1048576).toFixed(0)} MiB`);
+    }
+  } finally {
+    // Slow removes through the async path: every active thin device, then the pool.
+    log(`growth: removing ${active.length} thin devices and the pool`);
+    const calls: number[] = [];
+    const probe = startLagProbe();
+    const started = performance.now();
+    for (const t of active) {
+      const s = performance.now();
+      try {
+        await t.deactivate();
+      } catch (e) {
+        errors.push(`growth teardown ${t.activeName}: ${errText(e)}`);
+      }
+      calls.push(performance.now() - s);
+    }
+    const s = performance.now();
+    try {
+      await pool.remove();
+    } catch (e) {
+      errors.push(`growth pool remove: ${errText(e)}`);
+    }
+    const poolRemoveMs = performance.now() - s;
+    const l = probe.stop();
+    if (calls.length > 0)
+      lag.push({
+        scenario: `remove ${calls.length} active thin devices one by one, then the pool (${created} thin ids)`,
+        worstLagMs: l.worstMs,
+        medianLagMs: l.medianMs,
+        ticks: l.ticks,
+        blockedMs: performance.now() - started,
+        callMs: summarize(calls),
+        notes: [`pool remove took ${poolRemoveMs.toFixed(1)} ms`],
+      });
+    await loops.detach(gp.meta.path).catch((e: unknown) => errors.push(`growth detach: ${errText(e)}`));
+    await loops.detach(gp.data.path).catch((e: unknown) => errors.push(`growth detach: ${errText(e)}`));
+  }
+  notes.push(`sizes ${sizes.join(', ')}: create_thin messages to each size; thin devices activated up to ${activateCap}`);
+  return { sizes, activateCap, points, notes };
+}
+
+// ------------------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  await sweep();
+  const dmVersion = (await dm.version()).join('.');
+  log(`kernel ${release()}, dm ioctl ${dmVersion}, node ${process.version}, ${SMOKE ? 'SMOKE' : 'full'} run`);
+  if (!ext.has('libdm')) log(`libdm: n/a (${ext.libdmUnavailable || 'not built'})`);
+
+  let growthResult: BenchResults['growth'] = { sizes: R.growth, activateCap: 0, points: [], notes: [] };
+  const p = await makePool(`${PREFIX}pool`, 64 << 20, 1 << 30);
+  try {
+    await opBenchmarks(p);
+    await lagBenchmarks(p);
+  } catch (e) {
+    errors.push(`ops: ${errText(e)}`);
+    log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  } finally {
+    await sweep().catch(() => undefined);
+  }
+  try {
+    growthResult = await growth();
+  } catch (e) {
+    errors.push(`growth: ${errText(e)}`);
+    log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  }
+  await sweep().catch(() => undefined);
+  dm.close();
+
+  const results: BenchResults = {
+    meta: {
+      date: new Date().toISOString(),
+      smoke: SMOKE,
+      kernel: release(),
+      dmVersion,
+      node: process.version,
+      cpus: cpus().length,
+      memMiB: Math.round(totalmem() / 1048576),
+      libdm: ext.has('libdm') ? 'libdevmapper via bench/reference/libdm.c' : `n/a (${ext.libdmUnavailable || 'not built'})`,
+      guestMs: performance.now() - t0Guest,
+    },
+    ops,
+    growth: growthResult,
+    lag,
+    errors,
+  };
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+  log(`wrote ${OUT} (${errors.length} errors) in ${((performance.now() - t0Guest) / 1000).toFixed(1)} s`);
+}
+
+await main();
+// Tidy-up of the work dir is best effort; the VM's /tmp is a tmpfs anyway.
+rmSync(WORK, { recursive: true, force: true });
+log(`done after ${((performance.now() - t0Guest) / 1000).toFixed(1)} s`);
+// Nothing may keep the guest alive (a straggling timer or child): the results are written.
+process.exit(0);

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// npm run bench [-- --smoke] [-- --out FILE] [-- --report FILE]
+//
+// 1. Compiles the C comparison programs on the host (bench/reference/floor.c always;
+//    libdm.c when /usr/include/libdevmapper.h is there) into .cache/bench/.
+// 2. Boots the VM ONCE and runs every benchmark in it (bench/guest.ts, as root).
+// 3. Prints the report (tables, ratios, PASS/MISS per target) and the results path.
+// `--report FILE` only re-prints the report of an earlier results file (no VM).
+// Exit status: non-zero when the guest failed or any benchmark errored; a MISS is not a failure
+// (benchmarks are not timed tests).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runInVm } from '../src/vm/index.js';
+import { renderReport } from './lib/report.js';
+import type { BenchResults } from './lib/results.js';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const argv = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const smoke = argv.includes('--smoke') || process.env['DEVMAPPER_BENCH_SMOKE'] === '1';
+
+function printReport(file: string): BenchResults {
+  const r = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+  process.stdout.write('\n' + renderReport(r));
+  console.log(`\nresults: ${file}`);
+  return r;
+}
+
+const reportOnly = opt('--report');
+if (reportOnly) {
+  printReport(resolve(reportOnly));
+  process.exit(0);
+}
+
+const out = resolve(opt('--out') ?? join(repo, 'bench/results', smoke ? 'smoke.json' : 'latest.json'));
+const binDir = join(repo, '.cache/bench');
+mkdirSync(binDir, { recursive: true });
+
+function cc(src: string, bin: string, libs: string[]): string {
+  const r = spawnSync('cc', ['-O2', '-Wall', '-o', join(binDir, bin), join(repo, 'bench/reference', src), ...libs], { encoding: 'utf8' });
+  if (r.error) return `cc not runnable: ${r.error.message}`;
+  return r.status === 0 ? '' : `cc failed: ${r.stderr.trim()}`;
+}
+
+rmSync(join(binDir, 'floor'), { force: true });
+rmSync(join(binDir, 'libdm'), { force: true });
+const floorErr = cc('floor.c', 'floor', []);
+if (floorErr) console.log(`[bench] the C floor could not be built (${floorErr}); floor columns will be n/a`);
+let libdmUnavailable = '';
+if (!existsSync('/usr/include/libdevmapper.h')) {
+  libdmUnavailable = 'libdevmapper-dev is not installed on the host (as root: apt-get install libdevmapper-dev)';
+} else {
+  libdmUnavailable = cc('libdm.c', 'libdm', ['-ldevmapper']);
+}
+if (libdmUnavailable) console.log(`[bench] libdm: n/a — ${libdmUnavailable}`);
+
+rmSync(out, { force: true });
+const guestOut = relative(repo, out).startsWith('..') ? out : relative(repo, out);
+const timeoutMs = Number(process.env['DEVMAPPER_BENCH_TIMEOUT_MS'] ?? (smoke ? 10 : 60) * 60 * 1000);
+const result = await runInVm({
+  cwd: repo,
+  command: ['node', '--expose-gc', 'dist/bench/guest.js', '--out', guestOut, '--bin', binDir, ...(smoke ? ['--smoke'] : [])],
+  env: { BENCH_LIBDM_UNAVAILABLE: libdmUnavailable },
+  shares: relative(repo, out).startsWith('..') ? [dirname(out)] : [],
+  timeoutMs,
+});
+console.log(
+  `[bench] kernel ${result.kernel.version}; boot ${result.bootMs} ms; total ${(result.totalMs / 1000).toFixed(1)} s; guest exit ${result.exitCode}`,
+);
+if (!existsSync(out)) {
+  console.log(`[bench] FAILED: the guest wrote no results (${out})`);
+  process.exit(1);
+}
+const r = printReport(out);
+process.exitCode = result.exitCode !== 0 || r.errors.length > 0 ? 1 : 0;
