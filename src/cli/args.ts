@@ -137,7 +137,7 @@ function parseArgsMessage(e: unknown): string {
   const unknown = /^Unknown option '([^']+)'/.exec(msg);
   if (unknown) return `unknown option '${unknown[1]}'`;
   const missing = /^Option '([^']+)' argument missing/.exec(msg);
-  if (missing) return `option '${missing[1]!.replace(/^-\w, /, '')}' needs a value`;
+  if (missing) return `option '${missing[1]!.replace(/^-\w, /, '').replace(/ <value>$/, '')}' needs a value`;
   const noValue = /^Option '([^']+)' does not take an argument/.exec(msg);
   if (noValue) return `option '${noValue[1]}' does not take a value`;
   return msg.replace(/\. To specify.*$/, '').replace(/\.$/, '');
