@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+// devmapper/testing: FakeKernel, an in-process kernel behind the Syscalls seam, for unit tests of
+// code built on DmControl, LoopControl, the thin layer and DeviceSet.
+export {
+  FakeKernel,
+  type FailHandle,
+  type FailRule,
+  type FakeCall,
+  type FakeDmDeviceInfo,
+  type FakeKernelOptions,
+  type FakeLoopInfo,
+  type FakeMount,
+  type FakePoolInfo,
+  type FakeTableLine,
+} from './fake-kernel.js';
+export { FakeIoError, SimulatedCrash, errnoNumber, type Errno } from './errors.js';
+export type { FakePoolMode } from './thin-model.js';
