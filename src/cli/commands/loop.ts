@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // `devmapper loop ...`: attach / detach / list / find loop devices over LoopControl.
-import { ensureSparseFile, type LoopListEntry } from '../../index.js';
+import { ensureSparseFile, resolveAttachOptions, type LoopListEntry } from '../../index.js';
 import type { CommandSpec, GroupSpec } from '../args.js';
 import type { Ctx } from '../context.js';
 import { humanSize, parseSizeArg, parseUintArg, table, toJson } from '../output.js';
@@ -63,6 +63,7 @@ const commands: CommandSpec<Ctx>[] = [
         ...(limit !== undefined ? { sizeLimit: parseSizeArg(limit, '--size-limit', 'loop attach') } : {}),
         ...(bs !== undefined ? { blockSize: parseUintArg(bs, '--block-size', 'loop attach', 65536) } : {}),
       };
+      resolveAttachOptions(options); // refuse bad options before the file is created or grown
       if (size !== undefined) {
         const bytes = parseSizeArg(size, '--size', 'loop attach');
         ctx.progress(`creating sparse file ${file} (${humanSize(bytes)})`);
