@@ -158,7 +158,7 @@ const POLL_SLICE_MS = 250;
  * Lifecycle of a device (what {@link createDevice} does):
  * ```ts
  * const dm = new DmControl();
- * await dm.deviceCreate('vol', { uuid: 'APP-vol' });          // no tables, suspended
+ * await dm.deviceCreate('vol', { uuid: 'APP-vol' });          // no tables yet
  * await dm.tableLoad('vol', [linearTarget(0n, 2048n, { device: { major: 7, minor: 0 }, offset: 0n })]);
  * await dm.deviceResume('vol');                                // inactive → live; /dev/mapper/vol appears
  * await dm.deviceRemove('vol');

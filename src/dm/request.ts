@@ -178,8 +178,8 @@ export function listDevicesRequest(opts: ListDevicesOptions = {}): DmRequest {
 }
 
 /**
- * DM_DEV_CREATE: a new device with no tables (it starts suspended; I/O fails until a table is
- * loaded and resumed). Name and uuid use the strict creatable rules of names.ts.
+ * DM_DEV_CREATE: a new device with no tables (not suspended, but there is nothing to do I/O to
+ * until a table is loaded and resumed). Name and uuid use the strict creatable rules of names.ts.
  * @throws InvalidArgumentError
  */
 export function createRequest(name: string, opts: DeviceCreateOptions = {}): DmRequest {

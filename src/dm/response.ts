@@ -29,7 +29,10 @@ export interface DeviceInfo {
   /** The uuid, or undefined when the device has none. */
   readonly uuid: string | undefined;
   readonly dev: DevNum;
-  /** DM_SUSPEND_FLAG: suspended (a fresh device is suspended until its first resume). */
+  /**
+   * DM_SUSPEND_FLAG: suspended by DM_DEV_SUSPEND. A freshly created device is *not* suspended
+   * (it just has no table; observed on Linux 6.1), and a device is no longer suspended after resume.
+   */
   readonly suspended: boolean;
   /** DM_READONLY_FLAG: the live table (or, for `inactive` queries, the inactive one) is read-only. */
   readonly readOnly: boolean;
@@ -43,7 +46,11 @@ export interface DeviceInfo {
   readonly internalSuspend: boolean;
   /** Openers of the device (a snapshot; stale by the time you read it). */
   readonly openCount: number;
-  /** The device's event counter (table swaps, renames, target events). */
+  /**
+   * The device's event counter (`dm_table_event`: target events such as thin-pool thresholds, and
+   * renames). A plain load + resume does not bump it (observed on Linux 6.1), although it does
+   * raise the global event that {@link DmControl.waitForEvent} sees.
+   */
   readonly eventNr: number;
   /** Targets in the live table (or the inactive one, for `inactive` queries). */
   readonly targetCount: number;

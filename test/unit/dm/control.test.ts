@@ -169,7 +169,7 @@ test('info decodes flags and numbers', async () => {
     name: 'a',
     uuid: 'U',
     dev: { major: 253, minor: 0 },
-    suspended: true,
+    suspended: false,
     readOnly: false,
     activeTable: false,
     inactiveTable: false,
@@ -184,7 +184,7 @@ test('info decodes flags and numbers', async () => {
   assert.ok(staged.inactiveTable);
   assert.not.ok(staged.activeTable);
   const live = await dm.deviceResume('a');
-  assert.equal([live.suspended, live.activeTable, live.inactiveTable, live.targetCount, live.eventNr], [false, true, false, 1, 1]);
+  assert.equal([live.suspended, live.activeTable, live.inactiveTable, live.targetCount, live.eventNr], [false, true, false, 1, 0]);
 });
 
 test('ENXIO on lookup → DeviceNotFoundError with cause and header snapshot', async () => {

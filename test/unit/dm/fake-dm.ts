@@ -140,7 +140,7 @@ export class FakeDm {
       }
       case 'DM_DEV_CREATE': {
         if (this.devices.has(h.name) || (h.uuid && [...this.devices.values()].some((d) => d.uuid === h.uuid))) fail(16);
-        const d: Dev = { name: h.name, uuid: h.uuid, minor: this.nextMinor++, suspended: true, openCount: 0, eventNr: 0 };
+        const d: Dev = { name: h.name, uuid: h.uuid, minor: this.nextMinor++, suspended: false, openCount: 0, eventNr: 0 };
         this.devices.set(d.name, d);
         this.status(d, out);
         break;
@@ -167,6 +167,7 @@ export class FakeDm {
           this.devices.delete(d.name);
           d.name = to;
           this.devices.set(to, d);
+          if (d.live) d.eventNr++;
         }
         this.status(d, out);
         out.name = h.name;
@@ -180,7 +181,6 @@ export class FakeDm {
           if (d.inactive) {
             d.live = d.inactive;
             delete d.inactive;
-            d.eventNr++;
           }
           d.suspended = false;
           if (this.uevents) out.flags |= DM_UEVENT_GENERATED_FLAG;
