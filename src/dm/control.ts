@@ -496,7 +496,10 @@ export class DmControl {
         throw new DeviceExistsError(to.uuid !== undefined ? { uuid: to.uuid } : { name: to.name }, { cause: e });
       throw e;
     }
+    // The reply carries the state (`__dev_status`) but the name/uuid fields as we sent them: the
+    // kernel does not write the new identity back, so we fill it in.
     const info = decodeDeviceInfo(reply.header);
+    if (to.uuid !== undefined) return { ...info, name: from, uuid: to.uuid };
     if (to.name !== undefined) {
       const renamed = { ...info, name: to.name };
       if (info.activeTable)
