@@ -8,12 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment } from '../src/index.js';
+import { DeviceSet, DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment } from '../src/index.js';
 import * as io from '../src/ioctl/index.js';
 import { External, timeCli, type CProgram } from './lib/external.js';
 import { fastBuild, fastDecode } from './lib/fast-dm.js';
 import { startLagProbe } from './lib/lag.js';
-import type { BenchResults, GrowthPoint, Impl, LagResult, OpClass, OpResult } from './lib/results.js';
+import type { BenchResults, DeviceSetPoint, GrowthPoint, Impl, LagResult, OpClass, OpResult } from './lib/results.js';
 import { summarize, type Summary } from './lib/stats.js';
 
 // ------------------------------------------------------------------------------ arguments
@@ -31,21 +31,21 @@ const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
 
 /** Repetition counts. Smoke mode only proves every benchmark runs. */
 const R = SMOKE
-  ? { light: 3, heavy: 3, cli: 2, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 2, growth: [10, 30] }
+  ? { light: 3, heavy: 3, cli: 1, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 1, growth: [10, 20] }
   : { light: 15, heavy: 25, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000] };
 /** Activating more thin devices than this is skipped when the projected time exceeds the budget. */
 const ACTIVATE_BUDGET_MS = 240_000;
 
+const t0Guest = performance.now();
 const WORK = '/tmp/devmapper-bench';
 const PREFIX = 'dmbench-';
 const O_RDWR = 0o2;
 const O_CLOEXEC = 0o2000000;
 
-const log = (s: string): void => console.log(`[bench] ${s}`);
+const log = (s: string): void => console.log(`[bench +${((performance.now() - t0Guest) / 1000).toFixed(1)}s] ${s}`);
 const errors: string[] = [];
 const ops: OpResult[] = [];
 const lag: LagResult[] = [];
-const t0Guest = performance.now();
 
 const dm = new DmControl();
 const loops = new LoopControl();
@@ -293,6 +293,28 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
       return [cs, rs];
     });
     const cargs = { reps: R.heavy, type: 'zero', sectors: 2048 };
+    {
+      const c2 = newOp('create_zero_nonodes', "create+load+resume, DmControl({ nodes: 'none' }) (info)", 'info');
+      const r2 = newOp('remove_zero_nonodes', "remove, DmControl({ nodes: 'none' }) (info)", 'info');
+      const bare = new DmControl({ nodes: 'none' });
+      await measure([c2, r2], 'ours', async () => {
+        const names = Array.from({ length: R.heavy }, (_, i) => `${PREFIX}c-none-${i}`);
+        const cs: number[] = [];
+        const rs: number[] = [];
+        for (const name of names) {
+          const t = performance.now();
+          await bare.createDevice(name, table);
+          cs.push((performance.now() - t) * 1000);
+        }
+        for (const name of names) {
+          const t = performance.now();
+          await bare.deviceRemove(name);
+          rs.push((performance.now() - t) * 1000);
+        }
+        return [cs, rs];
+      });
+      bare.close();
+    }
     await measureC([c, r], 'floor', 'create_remove', { ...cargs, prefix: `${PREFIX}c-floor` }, ['create', 'remove']);
     await measureC([c, r], 'libdm', 'create_remove', { ...cargs, prefix: `${PREFIX}c-libdm` }, ['create', 'remove']);
     await measure([c, r], 'cli', () => {
@@ -324,6 +346,25 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     await measure(op, 'cli', () =>
       Array.from({ length: R.cli }, () => timeCli('dmsetup', ['suspend', originName]).us + timeCli('dmsetup', ['resume', originName]).us),
     );
+  }
+
+  {
+    // Where the time of a suspend+resume goes: the same two ioctls without DmControl, sync and
+    // through the worker hop (hand-coded headers, bench/lib/fast-dm.ts).
+    const sc = io.realSyscalls();
+    const fd = sc.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
+    try {
+      const pair = (call: (b: Buffer) => unknown) => async () => {
+        await call(fastBuild({ version: [4, 0, 0], name: originName, flags: io.DM_SUSPEND_FLAG }));
+        await call(fastBuild({ version: [4, 0, 0], name: originName }));
+      };
+      const s = newOp('suspend_resume_sync', 'suspend + resume: two bare Syscalls.ioctl (sync) (info)', 'info');
+      await measure(s, 'ours', () => timeLoop(R.heavy, 1, 3, pair((b) => sc.ioctl(fd, io.DM_DEV_SUSPEND, b, 'DM_DEV_SUSPEND'))));
+      const a = newOp('suspend_resume_async', 'suspend + resume: two bare Syscalls.ioctlAsync (info)', 'info');
+      await measure(a, 'ours', () => timeLoop(R.heavy, 1, 3, pair((b) => sc.ioctlAsync(fd, io.DM_DEV_SUSPEND, b, 'DM_DEV_SUSPEND'))));
+    } finally {
+      sc.close(fd);
+    }
   }
 
   {
@@ -465,7 +506,8 @@ async function lagBenchmarks(p: PoolSetup): Promise<void> {
     const probe = startLagProbe();
     await new Promise((r) => setTimeout(r, SMOKE ? 200 : 1000));
     const l = probe.stop();
-    lag.push({ scenario: 'idle baseline (timer only)', worstLagMs: l.worstMs, medianLagMs: l.medianMs, ticks: l.ticks, blockedMs: 0, notes: [] });
+    lag.push({ scenario: 'idle baseline (timer only)', worstLagMs: l.worstMs, medianLagMs: l.medianMs,
+        p99LagMs: l.p99Ms, ticks: l.ticks, blockedMs: 0, notes: [] });
   }
 
   // Suspend (flushing) while another process writes to the device with O_DIRECT.
@@ -501,6 +543,7 @@ async function lagBenchmarks(p: PoolSetup): Promise<void> {
         scenario: `suspend (flush) under O_DIRECT write load, ${R.lagCycles} cycles`,
         worstLagMs: l.worstMs,
         medianLagMs: l.medianMs,
+        p99LagMs: l.p99Ms,
         ticks: l.ticks,
         blockedMs: blocked,
         callMs: summarize(calls),
@@ -546,6 +589,7 @@ async function lagBenchmarks(p: PoolSetup): Promise<void> {
         scenario: `DM_DEV_WAIT in flight ${delay} ms until a rename raises an event`,
         worstLagMs: l.worstMs,
         medianLagMs: l.medianMs,
+        p99LagMs: l.p99Ms,
         ticks: l.ticks,
         blockedMs: blocked,
         notes: [`event_nr ${info.eventNr} → ${res.info.eventNr}`],
@@ -556,6 +600,121 @@ async function lagBenchmarks(p: PoolSetup): Promise<void> {
       await dm.deviceRemove(name);
     }
   }
+}
+
+// ------------------------------------------------------------------------------ DeviceSet
+
+/** DeviceSet growth stops before a size whose addDevice calls alone would take longer than this. */
+const DS_BUDGET_MS = 300_000;
+const DS_OPTS = ['dm.loopdatasize=4G', 'dm.loopmetadatasize=1G', 'dm.basesize=64M'];
+const dsQuiet = { log: () => undefined };
+
+/** DeviceSet.addDevice and activate/deactivate, with the floor doing the same kernel requests. */
+async function deviceSetBenchmarks(): Promise<void> {
+  log('DeviceSet.init (fresh: pool, base device, mkfs)');
+  const root = join(WORK, 'ds-ops');
+  const t0 = performance.now();
+  const set = await DeviceSet.init(root, { options: DS_OPTS, ...dsQuiet });
+  log(`  fresh init took ${(performance.now() - t0).toFixed(0)} ms`);
+  try {
+    const st = await set.status();
+    const poolDev = (await dm.deviceInfo(st.poolName)).dev;
+    const poolDevStr = `${poolDev.major}:${poolDev.minor}`;
+    const base = set.deviceInfo('');
+    const sizeSectors = Number(base.size / 512n);
+
+    const add = newOp('ds_add', 'DeviceSet.addDevice (journalled create_snap of the base)', 'info');
+    add.notes.push('floor = one create_snap message; addDevice also sends set_transaction_id and writes the journal (4 fsynced metadata writes)');
+    let n = 0;
+    await measure(add, 'ours', () => timeLoop(R.heavy, 1, 3, () => set.addDevice(`bench${n++}`, '')));
+    // Floor: create_snap of the base id into ids DeviceSet never allocates (it counts up from 1).
+    const floorIds = 16_000_000;
+    await measureC(add, 'floor', 'message', { reps: R.heavy, name: st.poolName, fmt: `create_snap %d ${base.deviceId}`, id0: floorIds });
+
+    const act = newOp('ds_activate', 'DeviceSet.activateDevice', 'info');
+    const deact = newOp('ds_deactivate', 'DeviceSet.deactivateDevice', 'info');
+    act.notes.push('floor = create+load+resume of the same thin table');
+    for (let w = 0; w < 3; w++) {
+      await set.activateDevice(`bench${w}`);
+      await set.deactivateDevice(`bench${w}`);
+    }
+    await measure([act, deact], 'ours', async () => {
+      const as: number[] = [];
+      const ds: number[] = [];
+      for (let i = 0; i < R.heavy; i++) {
+        const t = performance.now();
+        await set.activateDevice(`bench${i}`);
+        as.push((performance.now() - t) * 1000);
+      }
+      for (let i = 0; i < R.heavy; i++) {
+        const t = performance.now();
+        await set.deactivateDevice(`bench${i}`);
+        ds.push((performance.now() - t) * 1000);
+      }
+      return [as, ds];
+    });
+    await measureC([act, deact], 'floor', 'create_remove', {
+      reps: R.heavy,
+      prefix: `${PREFIX}ds-floor`,
+      type: 'thin',
+      sectors: sizeSectors,
+      params: `${poolDevStr} %d`,
+      id0: floorIds,
+    }, ['create', 'remove']);
+    for (let i = 0; i < R.heavy; i++) await dm.targetMessage(st.poolName, 0n, `delete ${floorIds + i}`).catch(() => undefined);
+  } finally {
+    await set.shutdown();
+  }
+}
+
+/** DeviceSet at growing sizes: addDevice up to each size; init (reload), status(), list(). */
+async function deviceSetGrowth(sizes: number[], notes: string[]): Promise<Map<number, DeviceSetPoint>> {
+  const out = new Map<number, DeviceSetPoint>();
+  // The same root as deviceSetBenchmarks: this init is already a reload (no second mkfs).
+  const root = join(WORK, 'ds-ops');
+  let set = await DeviceSet.init(root, { options: DS_OPTS, ...dsQuiet });
+  let count = set.list().filter((h) => h !== '').length;
+  try {
+    let lastAddMs = 0;
+    for (const size of sizes) {
+      const need = size - count;
+      if (need <= 0) {
+        notes.push(`DeviceSet growth: size ${size} skipped, the set already holds ${count} devices`);
+        continue;
+      }
+      if (lastAddMs * need > DS_BUDGET_MS) {
+        notes.push(
+          `DeviceSet growth stopped at ${count} devices: addDevice at ${lastAddMs.toFixed(1)} ms projects ${((lastAddMs * need) / 1000).toFixed(0)} s to reach ${size} (budget ${DS_BUDGET_MS / 1000} s)`,
+        );
+        break;
+      }
+      log(`DeviceSet growth: ${size} devices`);
+      const tail = Math.min(need, 100);
+      let tailStart = performance.now();
+      for (let i = 0; i < need; i++) {
+        if (i === need - tail) tailStart = performance.now();
+        await set.addDevice(`g${count}-${i}`, '');
+        count++;
+      }
+      const addDeviceUs = ((performance.now() - tailStart) * 1000) / Math.max(1, tail);
+      lastAddMs = addDeviceUs / 1000;
+      const reps = SMOKE ? 2 : 5;
+      const statusUs = summarize(await timeLoop(reps, 1, 1, () => set.status())).median;
+      const listUs = summarize(await timeLoop(reps, 1, 1, () => set.list())).median;
+      // init reloads every record; the pool stays (shutdown removes it, init re-creates it from
+      // the same metadata), so this is Docker's daemon restart.
+      await set.shutdown();
+      const ti = performance.now();
+      set = await DeviceSet.init(root, { options: DS_OPTS, ...dsQuiet });
+      const initUs = (performance.now() - ti) * 1000;
+      if (set.list().length < size) throw new Error(`DeviceSet reloaded ${set.list().length} devices, expected ≥ ${size}`);
+      out.set(size, { initUs, statusUs, listUs, addDeviceUs });
+      log(`  init ${(initUs / 1000).toFixed(0)} ms, addDevice ${(addDeviceUs / 1000).toFixed(1)} ms`);
+    }
+  } finally {
+    await set.shutdown();
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------ growth
@@ -672,6 +831,7 @@ async function growth(): Promise<BenchResults['growth']> {
         scenario: `remove ${calls.length} active thin devices one by one, then the pool (${created} thin ids)`,
         worstLagMs: l.worstMs,
         medianLagMs: l.medianMs,
+        p99LagMs: l.p99Ms,
         ticks: l.ticks,
         blockedMs: performance.now() - started,
         callMs: summarize(calls),
@@ -706,9 +866,30 @@ async function main(): Promise<void> {
     await sweep().catch(() => undefined);
   }
   try {
+    await deviceSetBenchmarks();
+  } catch (e) {
+    errors.push(`ops: ${errText(e)}`);
+    log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  } finally {
+    await sweep().catch(() => undefined);
+  }
+  try {
     growthResult = await growth();
   } catch (e) {
     errors.push(`growth: ${errText(e)}`);
+    log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  }
+  try {
+    const dsNotes: string[] = [];
+    const ds = await deviceSetGrowth(R.growth, dsNotes);
+    const points = growthResult.points.map((pt) => ({ ...pt, deviceSet: ds.get(pt.thinCount) ?? null }));
+    growthResult = {
+      ...growthResult,
+      points,
+      notes: [...growthResult.notes, `DeviceSet growth: its own pool; addDevice (snapshots of the base) up to each size, then shutdown + init (reload), status(), list()`, ...dsNotes],
+    };
+  } catch (e) {
+    errors.push(`deviceset growth: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   }
   await sweep().catch(() => undefined);

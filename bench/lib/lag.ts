@@ -5,6 +5,8 @@ import { median } from './stats.js';
 export interface LagReading {
   readonly worstMs: number;
   readonly medianMs: number;
+  /** 99th percentile lateness. */
+  readonly p99Ms: number;
   readonly ticks: number;
 }
 
@@ -27,7 +29,9 @@ export function startLagProbe(intervalMs = 2): LagProbe {
       // The gap since the last tick counts too: a call that blocked the thread at the very end
       // would otherwise go unseen.
       lags.push(Math.max(0, performance.now() - last - intervalMs));
-      return { worstMs: Math.max(...lags), medianMs: median(lags), ticks: lags.length };
+      const sorted = [...lags].sort((a, b) => a - b);
+      const p99Ms = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
+      return { worstMs: Math.max(...lags), medianMs: median(lags), p99Ms, ticks: lags.length };
     },
   };
 }

@@ -182,12 +182,13 @@ export function lagChecks(r: BenchResults): TargetCheck[] {
 
 function lagTable(r: BenchResults): string {
   return table(
-    ['scenario', 'in flight', 'blocking calls', 'worst lag', 'median lag', 'ticks', 'target'],
+    ['scenario', 'in flight', 'blocking calls', 'worst lag', 'p99 lag', 'median lag', 'ticks', 'target'],
     r.lag.map((l) => [
       l.scenario,
       `${l.blockedMs.toFixed(0)} ms`,
       l.callMs ? `${l.callMs.n} × ${fmtSummary({ ...l.callMs, median: l.callMs.median * 1000, min: l.callMs.min * 1000, max: l.callMs.max * 1000 })}` : '—',
       `${l.worstLagMs.toFixed(2)} ms`,
+      l.p99LagMs === undefined ? 'n/a' : `${l.p99LagMs.toFixed(2)} ms`,
       `${l.medianLagMs.toFixed(2)} ms`,
       String(l.ticks),
       l.scenario.startsWith('idle') ? '—' : verdict(l.worstLagMs <= TARGETS.lagMs),

@@ -58,6 +58,8 @@ export interface LagResult {
   readonly worstLagMs: number;
   /** Median lateness, ms. */
   readonly medianLagMs: number;
+  /** 99th percentile lateness, ms. */
+  readonly p99LagMs?: number;
   readonly ticks: number;
   /** How long the blocking calls kept the kernel busy in total, ms. */
   readonly blockedMs: number;
