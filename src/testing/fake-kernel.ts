@@ -170,6 +170,11 @@ export interface FakeKernelOptions {
   readonly sysfs?: string | boolean;
   /** Pretend udev runs (/run/udev/control exists). Default false. */
   readonly udevRunning?: boolean;
+  /**
+   * Refuse the names 'control', '.' and '..' on create/rename (EINVAL), as kernels newer than 6.1
+   * do. Default false: Linux 6.1 (dm ioctl 4.47, the VM's kernel) accepts them; only '/' is refused.
+   */
+  readonly rejectReservedNames?: boolean;
 }
 
 /** One recorded syscall. */
@@ -477,6 +482,7 @@ export class FakeKernel implements Syscalls {
   #sysfsRoot: string | undefined;
   #ownsSysfs = false;
   #udevRunning: boolean;
+  readonly #rejectReserved: boolean;
 
   #devfs!: Devfs;
   #fds = new Map<number, FdEntry>();
@@ -506,6 +512,7 @@ export class FakeKernel implements Syscalls {
     this.#initialLoops = options.initialLoops ?? 8;
     this.#sysfsOption = options.sysfs ?? false;
     this.#udevRunning = options.udevRunning ?? false;
+    this.#rejectReserved = options.rejectReservedNames ?? false;
     this.#boot();
   }
 
@@ -1361,12 +1368,13 @@ export class FakeKernel implements Syscalls {
 
   #devCreate(c: DmCall): void {
     const h = c.h;
-    checkName(h.name);
+    checkName(h.name, this.#rejectReserved);
     let minor: number;
     if (h.flags & DM_PERSISTENT_DEV_FLAG) {
       minor = huge_decode_dev(h.dev).minor;
       if (minor >= MINORBITS_MAX) throw kerr('EINVAL');
-      if (this.#dmByMinor.has(minor)) throw kerr('EBUSY', `minor ${minor} in use`);
+      // Observed on Linux 6.1: a taken minor fails with ENXIO (not EBUSY as the idr code suggests).
+      if (this.#dmByMinor.has(minor)) throw kerr('ENXIO', `minor ${minor} in use`);
     } else {
       minor = 0;
       while (this.#dmByMinor.has(minor)) minor++;
@@ -1440,7 +1448,7 @@ export class FakeKernel implements Syscalls {
     }
     if (h.data_start < DM_IOCTL_DATA_OFFSET || !next || Buffer.byteLength(next) > (changeUuid ? DM_UUID_LEN - 1 : DM_NAME_LEN - 1))
       throw kerr('EINVAL', 'invalid new name or uuid');
-    if (!changeUuid) checkName(next);
+    if (!changeUuid) checkName(next, this.#rejectReserved);
     const taken = changeUuid ? [...this.#dm.values()].some((d) => d.uuid === next) : this.#dm.has(next);
     if (taken) throw kerr('EBUSY', `${next} already exists`);
     const md = this.#dm.get(h.name);
@@ -1667,7 +1675,9 @@ export class FakeKernel implements Syscalls {
         md.deferredRemove = false;
         r = 0;
       } else throw kerr('EINVAL', `unsupported dm core message ${argv[0]}`);
-    } else if (md.live) {
+    } else {
+      // Observed on Linux 6.1: without a live table the message fails EINVAL.
+      if (!md.live) throw kerr('EINVAL', 'no live table to deliver the message to');
       const t = md.live.targets.find((x) => sector >= x.start && sector < x.start + x.length);
       if (!t) throw kerr('EINVAL', 'target message sector outside device');
       if (t.impl.kind !== 'thin-pool') throw kerr('EINVAL', 'target type does not support messages');
@@ -1676,7 +1686,6 @@ export class FakeKernel implements Syscalls {
       this.#poolMessage(e, argv);
       r = 0;
     }
-    // Without a live table the kernel skips delivery and returns message_for_md's 2 as is.
     this.#devStatus(md, c.h);
     c.rc = r;
   }
@@ -2351,13 +2360,14 @@ interface DmCall {
   /** data_size as sent. */
   paramSize: number;
   fdState: { armed: number };
-  /** Non-zero ioctl return (TARGET_MSG without a live table returns 2). */
+  /** Non-zero ioctl return, for a handler that needs one. */
   rc?: number;
 }
 
-/** check_name: no '/', not 'control', '.' or '..'. */
-function checkName(name: string): void {
-  if (name.includes('/') || name === 'control' || name === '.' || name === '..') throw kerr('EINVAL', `invalid device name ${name}`);
+/** check_name: no '/'; on newer kernels also not 'control', '.' or '..'. */
+function checkName(name: string, rejectReserved: boolean): void {
+  if (name.includes('/')) throw kerr('EINVAL', `invalid device name ${name}`);
+  if (rejectReserved && (name === 'control' || name === '.' || name === '..')) throw kerr('EINVAL', `reserved device name ${name}`);
 }
 
 function validBlockSize(bs: number): boolean {
