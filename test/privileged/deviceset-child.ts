@@ -15,8 +15,12 @@ type Step =
   | ['kill'];
 
 const { root, options, steps } = JSON.parse(process.argv[2] ?? '{}') as { root: string; options: string[]; steps: Step[] };
-const set = await DeviceSet.init(root, { options, log: () => undefined });
+const t0 = Date.now();
+const debug = process.env['DEVMAPPER_DS_DEBUG'] ? (m: string) => process.stderr.write(`child +${Date.now() - t0}ms ${m}\n`) : () => undefined;
+const set = await DeviceSet.init(root, { options, log: (l, m) => debug(`${l}: ${m}`), crashPoint: (p) => debug(p) });
+debug('init done');
 for (const step of steps) {
+  debug(`step ${step.join(' ')}`);
   switch (step[0]) {
     case 'add':
       await set.addDevice(step[1], step[2], step[3] ? { size: step[3] } : {});
