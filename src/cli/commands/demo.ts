@@ -57,7 +57,7 @@ export class DemoStepError extends Error {
 
 async function runHere(ctx: Ctx, root: string, keep: boolean): Promise<number> {
   const r = ['--root', root];
-  const mnt = join(root, 'mnt');
+  const mnt = join(root, 'mnt', 'demo1'); // Docker's layout: <root>/mnt/<id>
   ctx.stdout(`devmapper demo: a DeviceSet at ${root} (loop files ${DEMO_OPTIONS.join(' ')})\n`);
   try {
     await runStep(ctx, 'init', ['ds', 'init', ...r, ...DEMO_OPTIONS.flatMap((o) => ['--opt', o])]);

@@ -12,6 +12,7 @@ import { SCHEMAS } from '../../../src/cli/schemas.js';
 import { parseMountInfo } from '../../../src/cli/context.js';
 import { mergeOptions } from '../../../src/cli/commands/ds.js';
 import { toJson } from '../../../src/cli/output.js';
+import { GROUPS } from '../../../src/cli/main.js';
 import { cli, fakeDeviceSet, fakeDm, fakeLoop, info, type Calls } from './harness.js';
 
 function checkJson(schema: TSchema, text: string): unknown {
@@ -20,6 +21,11 @@ function checkJson(schema: TSchema, text: string): unknown {
   assert.equal(errors, [], text);
   return v;
 }
+
+test('every command with --json has a published schema, and every schema a command', () => {
+  const withJson = GROUPS.flatMap((g) => g.commands.filter((c) => c.json).map((c) => `${g.name} ${c.name}`)).sort();
+  assert.equal(withJson, Object.keys(SCHEMAS).sort());
+});
 
 test('toJson writes bigints as exact JSON integers', () => {
   assert.is(toJson({ a: 1n << 60n, b: [2n] }), '{\n  "a": 1152921504606846976,\n  "b": [\n    2\n  ]\n}\n');
