@@ -497,10 +497,14 @@ export function walkTargetSpecs(
   nextBase: SpecNextBase = 'data_start',
 ): DmTarget[] {
   const what = 'dm_target_spec list';
-  const end = payloadEnd(buf, dataStart, dataSize, what);
   if (!Number.isInteger(targetCount) || targetCount < 0) {
     throw new KernelOutputError(`${what}: bad target_count ${targetCount}`, '');
   }
+  // A device without the requested table answers target_count 0 and no payload at all
+  // (data_size stays at 305, below data_start 312: drivers/md/dm-ioctl.c table_status/dev_wait
+  // only call retrieve_status() when a table exists). That is a valid, empty reply.
+  if (targetCount === 0) return [];
+  const end = payloadEnd(buf, dataStart, dataSize, what);
   const out: DmTarget[] = [];
   let off = dataStart;
   for (let i = 0; i < targetCount; i++) {
@@ -556,6 +560,9 @@ export const DM_TARGET_DEPS_SIZE = DmTargetDepsLayout.span;
  */
 export function decodeTargetDeps(buf: Uint8Array, dataStart: number, dataSize: number): bigint[] {
   const what = 'dm_target_deps';
+  // Without a table the kernel writes no dm_target_deps at all (table_deps() only calls
+  // retrieve_deps() when a live or inactive table exists): data_size stays below data_start.
+  if (Number.isInteger(dataSize) && Number.isInteger(dataStart) && dataSize <= dataStart && dataSize <= buf.length) return [];
   const end = payloadEnd(buf, dataStart, dataSize, what);
   if (dataStart + DM_TARGET_DEPS_SIZE > end) {
     throw new KernelOutputError(`${what}: header does not fit before data_size ${end}`, hexSnippet(buf, dataStart, end));

@@ -269,6 +269,17 @@ test('target deps: round trip and truncation', () => {
   throwsTyped(() => io.decodeTargetDeps(huge, 312, huge.length), KernelOutputError);
 });
 
+test('a device without the requested table: target_count 0 and data_size 305 decode as empty', () => {
+  // What the kernel answers TABLE_STATUS, DEV_WAIT and TABLE_DEPS for a device with no table
+  // (seen on Linux 6.1 in the VM): no payload at all, data_size left at offsetof(data) = 305.
+  const b = io.buildDmRequest({}, undefined, 16384);
+  assert.equal(io.walkTargetSpecs(b, 312, 305, 0), []);
+  assert.equal(io.decodeTargetDeps(b, 312, 305), []);
+  // …but a claimed target with no payload is still refused.
+  throwsTyped(() => io.walkTargetSpecs(b, 312, 305, 1), KernelOutputError);
+  throwsTyped(() => io.decodeTargetDeps(b, 312, b.length + 1), KernelOutputError);
+});
+
 test('target msg and string payloads', () => {
   const m = io.encodeTargetMsg(U64_MAX, 'create_thin 0');
   assert.is(m.length, 24);
