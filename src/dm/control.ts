@@ -9,6 +9,7 @@ import {
   DM_BUFFER_FULL_FLAG,
   DM_DEFERRED_REMOVE,
   DM_DEV_CREATE_CMD,
+  DM_PERSISTENT_DEV_FLAG,
   DM_DEV_RENAME_CMD,
   DM_GET_TARGET_VERSION_CMD,
   DM_IOCTL_SIZE,
@@ -304,6 +305,10 @@ export class DmControl {
     const cmd = req.command.cmd;
     if (err.code === 'ENXIO' && !NO_LOOKUP.has(cmd) && req.ident) return new DeviceNotFoundError(req.ident, { cause: err });
     if (err.code === 'EBUSY' && cmd === DM_DEV_CREATE_CMD && req.ident) return new DeviceExistsError(req.ident, { cause: err });
+    // A taken persistent minor is not EBUSY: alloc_dev() fails inside dm_create() and the kernel
+    // answers -ENXIO (drivers/md/dm.c; confirmed with a raw ioctl on 6.1 by the contract suite).
+    if (err.code === 'ENXIO' && cmd === DM_DEV_CREATE_CMD && (sent.flags & DM_PERSISTENT_DEV_FLAG) !== 0 && req.ident)
+      return new DeviceExistsError(req.ident, { cause: err });
     return err;
   }
 
@@ -426,7 +431,8 @@ export class DmControl {
    * has no /dev/mapper node until it is resumed with a table.
    * Valid flags: DM_PERSISTENT_DEV_FLAG (set when `dev` is given).
    * @throws InvalidArgumentError for a bad name or uuid (strict rules, see names.ts)
-   * @throws DeviceExistsError when the name, uuid or requested minor is taken (EBUSY)
+   * @throws DeviceExistsError when the name or uuid is taken (EBUSY), or the requested minor is
+   *   (ENXIO: alloc_dev() fails inside dm_create())
    */
   async deviceCreate(name: string, options: DeviceCreateOptions = {}): Promise<DeviceInfo> {
     const { header } = await this.#ioctl(createRequest(name, options));

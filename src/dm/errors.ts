@@ -40,8 +40,9 @@ export class DeviceNotFoundError extends DevmapperError {
 
 /**
  * DM_DEV_CREATE (or a rename) failed with EBUSY: the name or the uuid is already taken, or the
- * requested persistent minor is in use. The kernel reports all three as EBUSY (`dm_hash_insert`,
- * `dm_hash_rename`, `dm.c` `specific_minor`) and does not say which, so neither do we.
+ * requested persistent minor is in use. The kernel reports a taken name or uuid as EBUSY
+ * (`dm_hash_insert`, `dm_hash_rename`) without saying which, and a taken minor as ENXIO
+ * (`dm_create` when `alloc_dev` fails); DmControl maps both here.
  */
 export class DeviceExistsError extends DevmapperError {
   override readonly name = 'DeviceExistsError';

@@ -225,6 +225,26 @@ test('EBUSY on create → DeviceExistsError (name and uuid)', async () => {
   }
 });
 
+test('ENXIO on create: DeviceExistsError only for a requested minor, else the raw IoctlError', async () => {
+  const { k, dm } = setup();
+  k.failNext.DM_DEV_CREATE = 6;
+  try {
+    await dm.deviceCreate('a', { dev: { major: 253, minor: 7 } });
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, DeviceExistsError);
+    assert.is(((e as DeviceExistsError).cause as IoctlError).code, 'ENXIO');
+  }
+  k.failNext.DM_DEV_CREATE = 6;
+  try {
+    await dm.deviceCreate('b');
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, IoctlError);
+    assert.is((e as IoctlError).code, 'ENXIO');
+  }
+});
+
 test('other errnos propagate as IoctlError with request name and snapshot', async () => {
   const { k, dm } = setup();
   await dm.deviceCreate('a');
