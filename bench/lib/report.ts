@@ -104,14 +104,14 @@ export function growthChecks(points: readonly GrowthPoint[]): TargetCheck[] {
   if (points.length < 2) return out;
   const first = points[0]!;
   const last = points[points.length - 1]!;
-  const flat = (what: string, a: number | null, b: number | null): void => {
+  const flat = (what: string, a: number | null, b: number | null, from = first.thinCount, to = last.thinCount): void => {
     if (a === null || b === null) return;
     const f = b / a;
-    out.push({ what: `${what}: flat per device (${first.thinCount} → ${last.thinCount}: ≤ ${TARGETS.flat}×)`, ok: f <= TARGETS.flat, detail: fmtRatio(f) });
+    out.push({ what: `${what}: flat per device (${from} → ${to}: ≤ ${TARGETS.flat}×)`, ok: f <= TARGETS.flat, detail: fmtRatio(f) });
   };
   flat('create_thin', first.createThinUs, last.createThinUs);
   const act = points.filter((p) => p.activateUs !== null);
-  if (act.length >= 2) flat('thin activate', act[0]!.activateUs, act[act.length - 1]!.activateUs);
+  if (act.length >= 2) flat('thin activate', act[0]!.activateUs, act[act.length - 1]!.activateUs, act[0]!.thinCount, act[act.length - 1]!.thinCount);
   const lin = (what: string, get: (p: GrowthPoint) => number | null, n: (p: GrowthPoint) => number): void => {
     for (let i = 1; i < points.length; i++) {
       const a = points[i - 1]!;
@@ -135,7 +135,7 @@ export function growthChecks(points: readonly GrowthPoint[]): TargetCheck[] {
     lin('DeviceSet.init', sub('initUs'), (p) => p.thinCount);
     lin('DeviceSet.status', sub('statusUs'), (p) => p.thinCount);
     lin('DeviceSet.list', sub('listUs'), (p) => p.thinCount);
-    flat('DeviceSet.addDevice', ds[0]!.deviceSet!.addDeviceUs, ds[ds.length - 1]!.deviceSet!.addDeviceUs);
+    flat('DeviceSet.addDevice', ds[0]!.deviceSet!.addDeviceUs, ds[ds.length - 1]!.deviceSet!.addDeviceUs, ds[0]!.thinCount, ds[ds.length - 1]!.thinCount);
   }
   lin('RSS', (p) => p.rssMiB, (p) => p.thinCount);
   return out;
