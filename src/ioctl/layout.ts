@@ -73,6 +73,28 @@ export class CharArray extends Layout<string> {
     }
     return buf.toString('utf8', offset, nul);
   }
+  /**
+   * Fast path of {@link encode} for hot encoders: same checks, same bytes, same errors, but
+   * writes the string straight into `buf` (no temporary Buffer) when it is valid. Any value that
+   * would be refused falls through to {@link encode}, which throws the one typed error.
+   */
+  writeTo(buf: Buffer, offset: number, src: string): void {
+    // UTF-16 length ≤ UTF-8 length, so a string of ≥ size units can never fit; '\0' is the only
+    // character whose UTF-8 form contains a zero byte.
+    if (typeof src === 'string' && src.length < this.size && !src.includes('\0')) {
+      buf.fill(0, offset, offset + this.size);
+      if (src.length === 0) return;
+      const written = buf.write(src, offset, this.size - 1, 'utf8');
+      if (written === Buffer.byteLength(src, 'utf8')) return;
+    }
+    this.encode(src, buf, offset);
+  }
+  /** Fast path of {@link decode} (same result and error) for a Buffer. */
+  readFrom(buf: Buffer, offset: number): string {
+    const nul = buf.indexOf(0, offset);
+    if (nul < 0 || nul >= offset + this.size) return this.decode(buf, offset);
+    return nul === offset ? '' : buf.toString('utf8', offset, nul);
+  }
   override encode(src: string, b: Uint8Array, offset = 0): number {
     const bytes = encodeCString(src, this.size - 1, this.cname);
     const buf = asBuffer(b);
@@ -140,6 +162,43 @@ export function defineStruct<T>(cname: string, fields: Layout<unknown>[], sizeof
     throw new Error(`layout ${cname}: span ${layout.span} != sizeof ${sizeof}`);
   }
   return layout;
+}
+
+/**
+ * `offsetof(struct, property)` from a layout, for hand-coded fast paths: they take their offsets
+ * from the layout at module load, so the ABI tests that pin the layout also pin them.
+ * @throws Error at import time when the layout has no such field.
+ */
+export function fieldOffset<T>(layout: Structure<T>, property: string): number {
+  const off = layout.offsetOf(property);
+  if (off === undefined) throw new Error(`layout ${layout.property ?? 'struct'} has no field ${property}`);
+  return off;
+}
+
+/** The CharArray field `property` of a layout (for fast paths; see {@link fieldOffset}). */
+export function charArrayField<T>(layout: Structure<T>, property: string): CharArray {
+  const f = (layout.fields as Layout<unknown>[]).find((x) => x.property === property);
+  if (!(f instanceof CharArray)) throw new Error(`layout ${layout.property ?? 'struct'}: ${property} is not a char array`);
+  return f;
+}
+
+/**
+ * The error {@link encodeStruct} throws when a number does not fit its field, for hand-coded
+ * encoders that write with Buffer.write*: RangeError/TypeError → InvalidArgumentError.
+ */
+export function encodeFailure<T>(layout: Structure<T>, err: unknown): unknown {
+  if (err instanceof InvalidArgumentError) return err;
+  return new InvalidArgumentError(layout.property ?? 'struct', [{ path: '', message: String((err as Error)?.message ?? err) }], {
+    cause: err,
+  });
+}
+
+/** The error {@link decodeStruct} throws when the struct does not fit at `offset`. */
+export function shortStructError<T>(layout: Structure<T>, b: Uint8Array, offset: number): KernelOutputError {
+  return new KernelOutputError(
+    `${layout.property ?? 'struct'}: need ${layout.span} bytes at offset ${offset}, buffer has ${b.length}`,
+    hexSnippet(b, offset, b.length),
+  );
 }
 
 function stripPads(layout: Structure<unknown>, value: Record<string, unknown>): void {

@@ -1,0 +1,179 @@
+// The hand-coded fast paths of src/ioctl (dm_ioctl header, dm_target_spec, loop structs) against
+// the buffer-layout reference encoders/decoders: byte-identical buffers and equal decoded structs
+// for random headers and the edges (u64 max dev, 127-byte names, 128-byte uuids, dirty buffers),
+// and the same typed errors for what the reference refuses.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import * as io from '../../../src/ioctl/index.js';
+
+const U64_MAX = 2n ** 64n - 1n;
+
+// Deterministic PRNG (mulberry32) so a failure reproduces.
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+// Code points, not UTF-16 units: an emoji must not be split into lone surrogates.
+const ALPHABET = Array.from('abcdefghijklmnopqrstuvwxyz0123456789-_.+:éß€😀');
+
+function randomString(r: () => number, maxBytes: number): string {
+  let s = '';
+  const target = Math.floor(r() * (maxBytes + 1));
+  for (;;) {
+    const ch = ALPHABET[Math.floor(r() * ALPHABET.length)] ?? 'a';
+    if (Buffer.byteLength(s + ch) > target) return s;
+    s += ch;
+  }
+}
+const u32 = (r: () => number): number => Math.floor(r() * 2 ** 32);
+const u64 = (r: () => number): bigint => (BigInt(u32(r)) << 32n) | BigInt(u32(r));
+
+function randomHeader(r: () => number): io.RawDmIoctl {
+  return {
+    version: [u32(r), u32(r), u32(r)],
+    data_size: u32(r),
+    data_start: u32(r),
+    target_count: u32(r),
+    open_count: u32(r) - 2 ** 31,
+    flags: u32(r),
+    event_nr: u32(r),
+    dev: u64(r),
+    name: randomString(r, 127),
+    uuid: randomString(r, 128),
+  };
+}
+
+function errorOf(fn: () => unknown): Error | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  return undefined;
+}
+
+test('dm_ioctl: fast encode/decode = buffer-layout encode/decode, random headers', () => {
+  const r = rng(9);
+  for (let i = 0; i < 500; i++) {
+    const h = randomHeader(r);
+    const fast = io.encodeDmIoctl(h, Buffer.alloc(312, i & 0xff));
+    const ref = io.encodeDmIoctlLayout(h, Buffer.alloc(312, (i + 1) & 0xff));
+    assert.ok(fast.equals(ref), `bytes differ for ${JSON.stringify(h, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+    assert.equal(io.decodeDmIoctl(fast), io.decodeDmIoctlLayout(ref));
+    assert.equal(io.decodeDmIoctl(fast), h);
+  }
+});
+
+test('dm_ioctl: fast = layout at the edges (u64 max dev, 127-byte name, 128-byte uuid, defaults)', () => {
+  const edges: io.DmIoctlInput[] = [
+    {},
+    { name: 'x' },
+    { dev: U64_MAX, name: 'n'.repeat(127), uuid: 'u'.repeat(128) },
+    { dev: 0n, name: '', uuid: '' },
+    { name: 'é'.repeat(63) + 'a', uuid: '😀'.repeat(32) },
+    { version: [4, 0xffffffff, 0], open_count: -(2 ** 31), flags: 0xffffffff, event_nr: 0xffffffff, target_count: 0xffffffff },
+  ];
+  for (const h of edges) {
+    for (const fill of [0, 0xaa]) {
+      const fast = io.encodeDmIoctl(h, Buffer.alloc(312, fill));
+      const ref = io.encodeDmIoctlLayout(h, Buffer.alloc(312, fill));
+      assert.ok(fast.equals(ref), `bytes differ for ${Object.keys(h).join(',')} fill ${fill}`);
+      assert.equal(io.decodeDmIoctl(fast), io.decodeDmIoctlLayout(ref));
+    }
+  }
+  // buildDmRequest (which sets data_size/data_start) matches the reference too.
+  const b = io.buildDmRequest({ name: 'pool', flags: io.DM_NOFLUSH_FLAG, dev: U64_MAX }, Buffer.from('payload\0'), 4096);
+  const ref = Buffer.alloc(4096);
+  io.encodeDmIoctlLayout({ name: 'pool', flags: io.DM_NOFLUSH_FLAG, dev: U64_MAX, data_size: 4096, data_start: 312 }, ref);
+  ref.write('payload\0', 312, 'latin1');
+  assert.ok(b.equals(ref));
+});
+
+test('dm_ioctl: fast and layout refuse the same inputs with the same typed error', () => {
+  const bad: io.DmIoctlInput[] = [
+    { name: 'a'.repeat(128) },
+    { uuid: 'b'.repeat(129) },
+    { name: 'a\0b' },
+    { uuid: '\0' },
+    { name: 'é'.repeat(64) },
+    { name: '😀'.repeat(32) },
+    { dev: U64_MAX + 1n },
+    { dev: -1n },
+    { dev: 5 as unknown as bigint },
+    { flags: 2 ** 32 },
+    { open_count: 2 ** 31 },
+    { version: [4, -1, 0] },
+    { name: 7 as unknown as string },
+  ];
+  for (const h of bad) {
+    const ef = errorOf(() => io.encodeDmIoctl(h));
+    const er = errorOf(() => io.encodeDmIoctlLayout(h));
+    assert.instance(er, InvalidArgumentError, `reference refuses ${Object.keys(h)}`);
+    assert.instance(ef, InvalidArgumentError, `fast refuses ${Object.keys(h)}`);
+    assert.is(ef?.message, er?.message);
+    assert.equal((ef as InvalidArgumentError).problems, (er as InvalidArgumentError).problems);
+  }
+  const small = Buffer.alloc(311);
+  assert.is(errorOf(() => io.encodeDmIoctl({}, small))?.message, errorOf(() => io.encodeDmIoctlLayout({}, small))?.message);
+});
+
+test('dm_ioctl: fast and layout decode errors agree (short buffer, missing NULs)', () => {
+  const short = Buffer.alloc(311);
+  const cases: Buffer[] = [short];
+  const noNulName = io.encodeDmIoctl({});
+  noNulName.fill(0x41, 48, 176);
+  cases.push(noNulName);
+  const noNulUuid = io.encodeDmIoctl({});
+  noNulUuid.fill(0x42, 176, 305);
+  cases.push(noNulUuid);
+  for (const b of cases) {
+    const ef = errorOf(() => io.decodeDmIoctl(b));
+    const er = errorOf(() => io.decodeDmIoctlLayout(b));
+    assert.instance(ef, KernelOutputError);
+    assert.is(ef?.message, er?.message);
+  }
+  // A name that fills all 128 bytes but the NUL is in the uuid's first byte: still unterminated.
+  const edge = io.encodeDmIoctl({});
+  edge.fill(0x41, 48, 176);
+  assert.is(errorOf(() => io.decodeDmIoctl(edge))?.message, errorOf(() => io.decodeDmIoctlLayout(edge))?.message);
+  // A plain Uint8Array (not a Buffer) decodes the same.
+  const h = { name: 'u8', uuid: 'v', dev: 42n };
+  const enc = io.encodeDmIoctl(h);
+  assert.equal(io.decodeDmIoctl(new Uint8Array(enc)), io.decodeDmIoctlLayout(enc));
+});
+
+test('dm_target_spec: fast = layout (random, edges, errors)', () => {
+  const r = rng(17);
+  for (let i = 0; i < 300; i++) {
+    const spec: io.RawDmTargetSpec = {
+      sector_start: i === 0 ? U64_MAX : u64(r),
+      length: u64(r),
+      status: u32(r) - 2 ** 31,
+      next: u32(r),
+      target_type: i === 1 ? 't'.repeat(15) : randomString(r, 15),
+    };
+    const off = (i % 3) * 8;
+    const fast = io.encodeDmTargetSpec(spec, Buffer.alloc(64, 0x55), off);
+    const ref = io.encodeStruct(io.DmTargetSpecLayout, spec, Buffer.alloc(64, 0x55), off);
+    assert.ok(fast.equals(ref));
+    assert.equal(io.decodeDmTargetSpec(fast, off), io.decodeStruct(io.DmTargetSpecLayout, ref, off));
+  }
+  const bad = { sector_start: 0n, length: 0n, status: 0, next: 0, target_type: 'x'.repeat(16) };
+  assert.is(
+    errorOf(() => io.encodeDmTargetSpec(bad))?.message,
+    errorOf(() => io.encodeStruct(io.DmTargetSpecLayout, bad))?.message,
+  );
+  assert.is(
+    errorOf(() => io.decodeDmTargetSpec(Buffer.alloc(50), 16))?.message,
+    errorOf(() => io.decodeStruct(io.DmTargetSpecLayout, Buffer.alloc(50), 16))?.message,
+  );
+});
+
+test.run();
