@@ -4,7 +4,7 @@
 // validated against src/cli/schemas.ts; bad input gets the documented exit code and message,
 // and each refusal leaves the kernel (dm ls, loop ls) and the DeviceSet root as they were.
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { SCHEMAS } from '../../src/cli/schemas.js';
 import { prefixFor } from '../../src/index.js';
+import { run } from '../../src/cli/main.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -37,9 +38,27 @@ function dmx(...args: string[]): Promise<Run> {
   });
 }
 
+/**
+ * The same CLI code in this process (real kernel, real DmControl/LoopControl), for the bulk of
+ * the refusal matrix: a node start in the TCG guest costs seconds (ESM loading over 9p), so each
+ * command runs as a child process at least once, and repeated checks run here. `ds` commands
+ * always run as child processes (each is a restart; the root lock is per process).
+ */
+async function inproc(...args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
+  return { code, stdout, stderr };
+}
+
+/** Which runner: `!` as the first argument means "in this process". */
+function exec(args: string[]): Promise<Run> {
+  return args[0] === '!' ? inproc(...args.slice(1)) : dmx(...args);
+}
+
 /** Runs and asserts exit 0. */
 async function ok(...args: string[]): Promise<string> {
-  const r = await dmx(...args);
+  const r = await exec(args);
   assert.is(r.code, 0, `devmapper ${args.join(' ')} → ${r.code}\n${r.stderr}`);
   return r.stdout;
 }
@@ -55,7 +74,7 @@ async function json<T>(key: keyof typeof SCHEMAS, ...args: string[]): Promise<T>
 
 /** Asserts the exit code, the `devmapper: CODE: ...` + `hint:` shape and a substring. */
 async function refused(code: number, text: string, ...args: string[]): Promise<void> {
-  const r = await dmx(...args);
+  const r = await exec(args);
   assert.is(r.code, code, `devmapper ${args.join(' ')}: want ${code}, got ${r.code}\n${r.stderr}`);
   assert.match(r.stderr, /^devmapper: E[A-Z0-9]+: .+\n(cause: .*\n)*hint: .+\n$/, r.stderr);
   assert.match(r.stderr, text);
@@ -63,9 +82,10 @@ async function refused(code: number, text: string, ...args: string[]): Promise<v
 
 /** The kernel state a refusal must not change. */
 async function kernelState(): Promise<string> {
-  const dm = JSON.parse(await ok('dm', 'ls', '--json')) as { name: string; major: number; minor: number; eventNr: number | null }[];
-  const loops = JSON.parse(await ok('loop', 'ls', '--json')) as { path: string; backingFile: string | null }[];
-  return JSON.stringify({ dm, loops: loops.map((l) => [l.path, l.backingFile]) });
+  const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
+  const dm = sh('dmsetup', ['info', '-c', '--noheadings', '-o', 'name,major,minor,events,uuid,attr,tables_loaded']);
+  const loops = sh('losetup', ['--list', '--noheadings', '-O', 'NAME,BACK-FILE,RO,AUTOCLEAR']);
+  return `${dm}\n${loops}`;
 }
 
 /** Files under a DeviceSet root: records by content, loop files by size. The lock file is transient. */
@@ -113,22 +133,23 @@ cli.after(async () => {
 });
 withSweep(cli);
 
+// `!` first = in this process; otherwise a child process. Every command runs as a child once.
 cli('help, version, targets, bad command lines', async () => {
-  assert.match(await ok('--help'), 'Usage: devmapper');
   assert.match(await ok('dm', 'create', '--help'), 'Usage: devmapper dm create');
+  assert.match(await ok('!', '--help'), 'Usage: devmapper');
   const v = await json<{ driver: string; library: string }>('dm version', 'dm', 'version');
   assert.match(v.driver, /^4\.\d+\.\d+$/);
-  assert.match(await ok('dm', 'version'), 'Driver version:');
+  assert.match(await ok('!', 'dm', 'version'), 'Driver version:');
   const t = await json<{ name: string }[]>('dm targets', 'dm', 'targets');
   assert.ok(t.some((x) => x.name === 'thin-pool'), JSON.stringify(t));
   await unchanged(undefined, async () => {
     await refused(2, "unknown option '--frob'", 'dm', 'ls', '--frob');
-    await refused(2, "unknown command 'dm frob'", 'dm', 'frob');
-    await refused(2, 'missing --table', 'dm', 'create', testName('x'));
-    await refused(2, 'EINVALIDARG', 'dm', 'create', testName('x'), '--table', '0 100');
-    await refused(2, 'EINVALIDARG', 'dm', 'create', testName('x'), '--table', '0 100 zero\n50 10 zero');
-    await refused(2, 'EUSAGE', 'loop', 'attach', '/tmp/x', '--size', '10Q');
-    await refused(2, 'SIZE', 'ds', 'resize', '--root', '/tmp/nowhere', 'huge');
+    await refused(2, "unknown command 'dm frob'", '!', 'dm', 'frob');
+    await refused(2, 'missing --table', '!', 'dm', 'create', testName('x'));
+    await refused(2, 'EINVALIDARG', '!', 'dm', 'create', testName('x'), '--table', '0 100');
+    await refused(2, 'EINVALIDARG', '!', 'dm', 'create', testName('x'), '--table', '0 100 zero\n50 10 zero');
+    await refused(2, 'EUSAGE', '!', 'loop', 'attach', '/tmp/x', '--size', '10Q');
+    await refused(2, 'SIZE', '!', 'ds', 'resize', '--root', '/tmp/nowhere', 'huge');
   });
 });
 
@@ -140,80 +161,81 @@ cli('dm: create, ls, info, table, status, load, suspend, resume, rename, wait, m
   const mine = ls.find((d) => d.name === name);
   assert.ok(mine, JSON.stringify(ls));
   assert.is(mine.uuid, uuid);
-  assert.match(await ok('dm', 'ls'), name);
+  assert.match(await ok('!', 'dm', 'ls'), name);
   const info = await json<{ activeTable: boolean; suspended: boolean; minor: number }>('dm info', 'dm', 'info', name);
   assert.ok(info.activeTable && !info.suspended);
-  await json('dm info', 'dm', 'info', '--uuid', uuid);
-  await json('dm info', 'dm', 'info', '--dev', `${mine.major}:${mine.minor}`);
+  await json('dm info', '!', 'dm', 'info', '--uuid', uuid);
+  await json('dm info', '!', 'dm', 'info', '--dev', `${mine.major}:${mine.minor}`);
   assert.equal(await json('dm table', 'dm', 'table', name), [{ start: 0, length: 2048, type: 'zero', params: '' }]);
-  assert.is(await ok('dm', 'table', name), '0 2048 zero\n');
+  assert.is(await ok('!', 'dm', 'table', name), '0 2048 zero\n');
   await json('dm status', 'dm', 'status', name);
   await ok('dm', 'load', name, '--table', '0 1024 zero\n1024 1024 error');
-  assert.ok((await json<{ inactiveTable: boolean }>('dm info', 'dm', 'info', name)).inactiveTable);
-  assert.equal((await json<unknown[]>('dm table', 'dm', 'table', name, '--inactive')).length, 2);
+  assert.ok((await json<{ inactiveTable: boolean }>('dm info', '!', 'dm', 'info', name)).inactiveTable);
+  assert.equal((await json<unknown[]>('dm table', '!', 'dm', 'table', name, '--inactive')).length, 2);
   await ok('dm', 'suspend', name);
-  assert.ok((await json<{ suspended: boolean }>('dm info', 'dm', 'info', name)).suspended);
+  assert.ok((await json<{ suspended: boolean }>('dm info', '!', 'dm', 'info', name)).suspended);
   await ok('dm', 'resume', name);
-  assert.is(await ok('dm', 'table', name), '0 1024 zero\n1024 1024 error\n');
+  assert.is(await ok('!', 'dm', 'table', name), '0 1024 zero\n1024 1024 error\n');
   const renamed = testName('cli-renamed');
   await ok('dm', 'rename', name, renamed);
-  const before = await json<{ eventNr: number }>('dm info', 'dm', 'info', renamed);
+  const before = await json<{ eventNr: number }>('dm info', '!', 'dm', 'info', renamed);
   const w = await json<{ info: { name: string } }>('dm wait', 'dm', 'wait', renamed, String(before.eventNr + 1000));
   assert.is(w.info.name, renamed);
   await unchanged(undefined, async () => {
     await refused(4, 'EDEVICEEXISTS', 'dm', 'create', renamed, '--table', '0 8 zero');
     await refused(3, 'EDEVICENOTFOUND', 'dm', 'info', name);
-    await refused(3, 'EDEVICENOTFOUND', 'dm', 'remove', testName('ghost'));
-    await refused(3, 'EDEVICENOTFOUND', 'dm', 'table', '--uuid', 'no-such-uuid-dmtest-delme');
+    await refused(3, 'EDEVICENOTFOUND', '!', 'dm', 'remove', testName('ghost'));
+    await refused(3, 'EDEVICENOTFOUND', '!', 'dm', 'table', '--uuid', 'no-such-uuid-dmtest-delme');
     await refused(5, 'EINVAL', 'dm', 'message', renamed, '0', 'hello');
-    await refused(5, 'EINVAL', 'dm', 'create', testName('bad'), '--table', '0 8 no-such-target-type');
+    await refused(5, 'EINVAL', '!', 'dm', 'create', testName('bad'), '--table', '0 8 no-such-target-type');
   });
   await ok('dm', 'remove', renamed);
-  assert.not.match(await ok('dm', 'ls'), renamed);
+  assert.not.match(await ok('!', 'dm', 'ls'), renamed);
   const nt = testName('cli-notable');
-  await ok('dm', 'create', nt, '--notable');
-  assert.not.ok((await json<{ activeTable: boolean }>('dm info', 'dm', 'info', nt)).activeTable);
-  await ok('dm', 'rename', nt, '--set-uuid', `${nt}-u`);
-  await ok('dm', 'remove', nt);
+  await ok('!', 'dm', 'create', nt, '--notable');
+  assert.not.ok((await json<{ activeTable: boolean }>('dm info', '!', 'dm', 'info', nt)).activeTable);
+  await ok('!', 'dm', 'rename', nt, '--set-uuid', `${nt}-u`);
+  await ok('!', 'dm', 'remove', nt);
 });
 
 cli('loop: attach persists after the process exits (autoclear off), ls, find, detach', async () => {
   const file = join(testTmpDir(), 'cli-loop.img');
   await unchanged(undefined, async () => {
     await refused(3, 'EBACKINGNOTFOUND', 'loop', 'attach', join(testTmpDir(), 'missing.img'));
-    await refused(2, 'EBACKINGNOTREGULAR', 'loop', 'attach', testTmpDir());
-    await refused(2, 'EINVALIDARG', 'loop', 'attach', file, '--size', '1M', '--offset', '100');
+    await refused(2, 'EBACKINGNOTREGULAR', '!', 'loop', 'attach', testTmpDir());
+    await refused(2, 'EINVALIDARG', '!', 'loop', 'attach', file, '--size', '1M', '--offset', '100');
   });
+  assert.not.ok(existsSync(file), 'a refused attach does not create the file');
   const a = await json<{ path: string; autoclear: boolean; backingFile: string }>('loop attach', 'loop', 'attach', file, '--size', '16M');
   assert.is(a.autoclear, false);
-  // A new process sees it still bound.
+  // The attaching process has exited: another one still sees the binding.
   const ls = await json<{ path: string; backingFile: string | null; sizeBytes: number }[]>('loop ls', 'loop', 'ls');
   const entry = ls.find((l) => l.path === a.path);
   assert.ok(entry, JSON.stringify(ls));
   assert.is(entry.sizeBytes, 16 << 20);
-  assert.match(await ok('loop', 'ls'), a.path);
+  assert.match(await ok('!', 'loop', 'ls'), a.path);
   assert.equal((await json<{ path: string }[]>('loop find', 'loop', 'find', file)).map((m) => m.path), [a.path]);
-  assert.match(await ok('loop', 'find', file), a.path);
-  const ro = await json<{ path: string; readOnly: boolean }>('loop attach', 'loop', 'attach', file, '--read-only', '--direct-io');
+  assert.match(await ok('!', 'loop', 'find', file), a.path);
+  const ro = await json<{ path: string; readOnly: boolean }>('loop attach', '!', 'loop', 'attach', file, '--read-only', '--direct-io');
   assert.ok(ro.readOnly);
-  await ok('loop', 'detach', ro.path);
+  await ok('!', 'loop', 'detach', ro.path);
   await ok('loop', 'detach', a.path.replace('/dev/', ''));
-  assert.equal(await json('loop find', 'loop', 'find', file), []);
-  await refused(3, 'ELOOPNOTBOUND', 'loop', 'detach', a.path);
-  await json('loop ls', 'loop', 'ls', '--all');
+  assert.equal(await json('loop find', '!', 'loop', 'find', file), []);
+  await refused(3, 'ELOOPNOTBOUND', '!', 'loop', 'detach', a.path);
+  await json('loop ls', '!', 'loop', 'ls', '--all');
 });
 
 cli('pool and thin: create, status, message, thin create/activate/status/snap/deactivate/delete, remove', async () => {
   const dir = testTmpDir();
-  const meta = (await ok('loop', 'attach', join(dir, 'cli-meta.img'), '--size', '8M')).trim();
-  const data = (await ok('loop', 'attach', join(dir, 'cli-data.img'), '--size', '128M')).trim();
+  const meta = (await ok('!', 'loop', 'attach', join(dir, 'cli-meta.img'), '--size', '8M')).trim();
+  const data = (await ok('!', 'loop', 'attach', join(dir, 'cli-data.img'), '--size', '128M')).trim();
   const pool = testName('cli-pool');
-  await refused(2, 'EUSAGE', 'pool', 'create', pool, '--metadata', meta, '--data', data, '--feature', 'warp');
+  await refused(2, 'EUSAGE', '!', 'pool', 'create', pool, '--metadata', meta, '--data', data, '--feature', 'warp');
   await ok('pool', 'create', pool, '--metadata', meta, '--data', data, '--zero-metadata', '--feature', 'skip_block_zeroing');
   const st = await json<{ transactionId: number; dataBlockSize: number; kind: string }>('pool status', 'pool', 'status', pool);
   assert.is(st.kind, 'working');
   assert.is(st.dataBlockSize, 128);
-  assert.match(await ok('pool', 'status', pool), 'TXID');
+  assert.match(await ok('!', 'pool', 'status', pool), 'TXID');
   await ok('thin', 'create', pool, '1');
   const thin = testName('cli-thin');
   await ok('thin', 'activate', pool, '1', thin, '--size', '32M');
@@ -222,23 +244,23 @@ cli('pool and thin: create, status, message, thin create/activate/status/snap/de
   assert.is(ts.lengthSectors, 65536);
   await ok('thin', 'snap', pool, '2', '1', '--origin', thin);
   await ok('pool', 'message', pool, 'set_transaction_id', '0', '1');
-  assert.is((await json<{ transactionId: number }>('pool status', 'pool', 'status', pool)).transactionId, 1);
+  assert.is((await json<{ transactionId: number }>('pool status', '!', 'pool', 'status', pool)).transactionId, 1);
   await unchanged(undefined, async () => {
-    await refused(4, 'ETHINIDINUSE', 'thin', 'create', pool, '1');
-    await refused(3, 'ETHINIDNOTFOUND', 'thin', 'delete', pool, '99');
-    await refused(2, 'EUSAGE', 'thin', 'create', pool, 'one');
-    await refused(2, 'EUSAGE', 'thin', 'activate', pool, '1', testName('t'), '--size', '1000');
-    await refused(4, 'EPOOLBUSY', 'pool', 'remove', pool);
-    await refused(4, 'EEXIST', 'pool', 'message', pool, 'create_thin', '2');
-    await refused(3, 'EDEVICENOTFOUND', 'pool', 'status', testName('nopool'));
+    await refused(4, 'ETHINIDINUSE', '!', 'thin', 'create', pool, '1');
+    await refused(3, 'ETHINIDNOTFOUND', '!', 'thin', 'delete', pool, '99');
+    await refused(2, 'EUSAGE', '!', 'thin', 'create', pool, 'one');
+    await refused(2, 'EUSAGE', '!', 'thin', 'activate', pool, '1', testName('t'), '--size', '1000');
+    await refused(4, 'EPOOLBUSY', '!', 'pool', 'remove', pool);
+    await refused(4, 'EEXIST', '!', 'pool', 'message', pool, 'create_thin', '2');
+    await refused(3, 'EDEVICENOTFOUND', '!', 'pool', 'status', testName('nopool'));
   });
   await ok('thin', 'deactivate', pool, thin);
   await ok('thin', 'delete', pool, '2');
-  await ok('thin', 'delete', pool, '1');
+  await ok('!', 'thin', 'delete', pool, '1');
   await ok('pool', 'resize', pool);
   await ok('pool', 'remove', pool);
-  await ok('loop', 'detach', meta);
-  await ok('loop', 'detach', data);
+  await ok('!', 'loop', 'detach', meta);
+  await ok('!', 'loop', 'detach', data);
 });
 
 cli('ds: init, list, create, mount, write, status, refusals, unmount, remove, resize, shutdown, restart', async () => {
