@@ -55,7 +55,6 @@ import {
   type WaitForEventOptions,
 } from './options.js';
 import {
-  BLOCKING_COMMANDS,
   armPollRequest,
   createRequest,
   getTargetVersionRequest,
@@ -75,6 +74,7 @@ import {
   tableLoadRequest,
   tableStatusRequest,
   targetMessageRequest,
+  usesWorker,
   versionRequest,
   waitRequest,
   type DeviceRef,
@@ -169,7 +169,8 @@ const POLL_SLICE_MS = 250;
  * **Sync/async rule.** Every method returns a Promise. Commands that can wait in the kernel
  * (suspend/resume, remove, wait, table load, status, message: {@link BLOCKING_COMMANDS}) run on a
  * worker thread via `Syscalls.ioctlAsync`; the rest (version, list, info, create, rename, deps,
- * clear, geometry, arm-poll) are quick and use the synchronous call.
+ * clear, geometry, arm-poll) are quick and use the synchronous call, and so do table reads and
+ * `noflush` status, which never make thin-pool commit first ({@link usesWorker}).
  *
  * **Errors.** Input problems throw InvalidArgumentError before any syscall. ENXIO on a lookup →
  * {@link DeviceNotFoundError}; EBUSY on create (or a rename onto a taken name) →
@@ -265,7 +266,7 @@ export class DmControl {
       const buf = buildDmRequest(header, req.payload, size);
       let rc: number;
       try {
-        rc = BLOCKING_COMMANDS.has(command.cmd)
+        rc = usesWorker(command.cmd, header.flags)
           ? await this.#sys.ioctlAsync(fd, command.request, buf, command.name)
           : this.#sys.ioctl(fd, command.request, buf, command.name);
       } catch (e) {

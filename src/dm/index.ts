@@ -56,7 +56,7 @@ export type {
   TableStatusOptions,
   WaitForEventOptions,
 } from './options.js';
-export { BLOCKING_COMMANDS, identify } from './request.js';
+export { BLOCKING_COMMANDS, identify, usesWorker } from './request.js';
 export type { DeviceRef, DmRequest, DmRequestHeader } from './request.js';
 export type { DeviceInfo, DeviceListEntry, DmVersion, TargetVersion } from './response.js';
 export { DEVICE_NODE_MODE, DM_CONTROL_DEV, ensureControlNode, ensureDeviceNode, mapperPath, removeDeviceNode, renameDeviceNode } from './nodes.js';

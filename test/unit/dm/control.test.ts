@@ -3,13 +3,18 @@ import * as assert from 'uvu/assert';
 import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
 import {
   DM_DEFERRED_REMOVE,
+  DM_DEV_SUSPEND_CMD,
+  DM_DEV_WAIT_CMD,
   DM_IMA_MEASUREMENT_FLAG,
+  DM_NOFLUSH_FLAG,
   DM_PERSISTENT_DEV_FLAG,
   DM_QUERY_INACTIVE_TABLE_FLAG,
   DM_READONLY_FLAG,
   DM_SECURE_DATA_FLAG,
   DM_STATUS_TABLE_FLAG,
   DM_SUSPEND_FLAG,
+  DM_TABLE_STATUS_CMD,
+  DM_TARGET_MSG_CMD,
   DM_UUID_FLAG,
   IoctlError,
 } from '../../../src/ioctl/index.js';
@@ -20,6 +25,7 @@ import {
   DmControl,
   DmUnavailableError,
   linearTarget,
+  usesWorker,
   zeroTarget,
   type DmControlOptions,
 } from '../../../src/dm/index.js';
@@ -147,6 +153,27 @@ test('blocking commands use the async path; quick ones the sync path', async () 
     'DM_TARGET_MSG:async',
     'DM_DEV_REMOVE:async',
   ]);
+});
+
+test('TABLE_STATUS: sync for table reads and noflush status (no thin commit), async otherwise', async () => {
+  const { k, dm } = setup();
+  await dm.createDevice('a', [lin]);
+  k.seen.length = 0;
+  await dm.tableStatus('a');
+  await dm.tableStatus('a', { noflush: true });
+  await dm.tableStatus('a', { mode: 'table' });
+  await dm.tableStatus('a', { mode: 'table', inactive: true });
+  assert.equal(
+    k.seen.map((s) => `${s.name}:${s.async ? 'async' : 'sync'}`),
+    ['DM_TABLE_STATUS:async', 'DM_TABLE_STATUS:sync', 'DM_TABLE_STATUS:sync', 'DM_TABLE_STATUS:sync'],
+  );
+  assert.is(usesWorker(DM_TABLE_STATUS_CMD, 0), true);
+  assert.is(usesWorker(DM_TABLE_STATUS_CMD, DM_NOFLUSH_FLAG), false);
+  assert.is(usesWorker(DM_TABLE_STATUS_CMD, DM_STATUS_TABLE_FLAG), false);
+  // Only TABLE_STATUS has the exception: a noflush suspend still flushes nothing but waits for I/O.
+  assert.is(usesWorker(DM_DEV_SUSPEND_CMD, DM_NOFLUSH_FLAG), true);
+  assert.is(usesWorker(DM_DEV_WAIT_CMD, DM_STATUS_TABLE_FLAG), true);
+  assert.is(usesWorker(DM_TARGET_MSG_CMD, DM_NOFLUSH_FLAG), true);
 });
 
 test('table load payload, status and table decoding', async () => {
