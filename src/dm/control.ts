@@ -116,6 +116,11 @@ export interface DmControlOptions {
   readonly udevControlPath?: string;
   /** How long to wait for udev to create/rename/remove a node before doing it ourselves. */
   readonly udevTimeoutMs?: number;
+  /**
+   * How long a "udev is not running" answer is reused before `udevControlPath` is stat'ed again
+   * (a running udev is re-checked on every operation). Default 1000 ms; 0 = check every time.
+   */
+  readonly udevRecheckMs?: number;
   /** Default EBUSY retry schedule of {@link DmControl.deviceRemove}. */
   readonly removeRetry?: RetryPolicy;
   /** Sleep between remove retries and node polls (tests inject a fake). */
@@ -184,6 +189,9 @@ export class DmControl {
   readonly #nodes: NodePolicy | 'auto';
   readonly #udevControlPath: string;
   readonly #udevTimeoutMs: number;
+  readonly #udevRecheckMs: number;
+  /** performance.now() until which the last "udev absent" answer is reused; 0 = none cached. */
+  #udevAbsentUntil = 0;
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
   #fd: number | undefined;
@@ -195,6 +203,7 @@ export class DmControl {
     this.#nodes = options.nodes ?? 'auto';
     this.#udevControlPath = options.udevControlPath ?? '/run/udev/control';
     this.#udevTimeoutMs = options.udevTimeoutMs ?? 10_000;
+    this.#udevRecheckMs = options.udevRecheckMs ?? 1000;
     this.#removeRetry = options.removeRetry ?? REMOVE_RETRY;
     this.#sleep = options.sleep ?? realSleep;
   }
@@ -316,16 +325,32 @@ export class DmControl {
   // -------------------------------------------------------------------------------------------
   // Node policy
 
+  /**
+   * Whether udev runs (`udevControlPath` exists). Asked on every resume/remove/rename under
+   * 'auto' and 'manage'. When udev is absent the stat fails, and the failure builds an IoctlError
+   * (with a stack) each time; so a negative answer is reused for `udevRecheckMs` (1 s). A positive
+   * one is never cached: a stat that succeeds is cheap, and udev stopping must be noticed at once
+   * (we would otherwise wait `udevTimeoutMs` for nodes nobody makes). The cost of the cache: for
+   * up to 1 s after udev starts, this DmControl still manages nodes itself with cookie 0 — libdm
+   * checks once per process, so this is no worse than libdm.
+   */
   #udevRunning(): boolean {
+    if (this.#udevAbsentUntil !== 0) {
+      if (performance.now() < this.#udevAbsentUntil) return false;
+      this.#udevAbsentUntil = 0;
+    }
     try {
       this.#sys.stat(this.#udevControlPath);
       return true;
     } catch {
+      if (this.#udevRecheckMs > 0) this.#udevAbsentUntil = performance.now() + this.#udevRecheckMs;
       return false;
     }
   }
 
   #policy(): { policy: NodePolicy; cookie: number } {
+    // 'none' sends cookie 0 whatever udev does: no need to ask.
+    if (this.#nodes === 'none') return { policy: 'none', cookie: 0 };
     const running = this.#udevRunning();
     const policy = this.#nodes === 'auto' ? (running ? 'udev' : 'manage') : this.#nodes;
     return { policy, cookie: udevCookie(policy, running) };

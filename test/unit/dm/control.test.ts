@@ -444,6 +444,47 @@ test('udev policy: waits for udev, then falls back to creating the node itself',
   assert.is(k.seen.at(-1)!.header.event_nr, 0x40 << 16);
 });
 
+test('udev absent: the negative answer is reused for udevRecheckMs; a present udev is re-checked each time', async () => {
+  const k = new FakeDm();
+  const statted: string[] = [];
+  const sys = k.syscalls();
+  const syscalls = { ...sys, stat: (p: string) => (statted.push(p), sys.stat(p)) };
+  const udevStats = (): number => statted.filter((p) => p === '/run/udev/control').length;
+  const dm = new DmControl({ syscalls, udevRecheckMs: 200, sleep: async () => {} });
+  await dm.createDevice('a', [lin]);
+  await dm.deviceSuspend('a');
+  await dm.deviceResume('a');
+  await dm.deviceRemove('a');
+  assert.is(udevStats(), 1, 'one stat for three resumes/removes within the window');
+  // udev starts: noticed once the window has passed; from then on every operation re-checks.
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  await dm.createDevice('b', [lin]);
+  assert.is(k.seen.at(-1)!.header.event_nr, 0, 'still within the window: manage, cookie 0');
+  await new Promise((r) => setTimeout(r, 220));
+  const before = udevStats();
+  await dm.deviceSuspend('b');
+  await dm.deviceResume('b');
+  assert.is(k.seen.at(-1)!.header.event_nr, 0x40 << 16, 'udev noticed: udev policy cookie');
+  await dm.deviceSuspend('b');
+  await dm.deviceResume('b');
+  assert.is(udevStats(), before + 2, 'positive answers are not cached');
+  // nodes: 'none' never asks.
+  const none = new DmControl({ syscalls, nodes: 'none' });
+  const n0 = udevStats();
+  await none.createDevice('c', [lin]);
+  await none.deviceRemove('c');
+  assert.is(udevStats(), n0);
+  // udevRecheckMs 0: every operation asks.
+  k.fs.entries.delete('/run/udev/control');
+  const every = new DmControl({ syscalls, udevRecheckMs: 0 });
+  const e0 = udevStats();
+  await every.createDevice('d', [lin]);
+  await every.deviceRemove('d');
+  assert.is(udevStats(), e0 + 2);
+});
+
 test('manage policy while udev runs disables the dm and subsystem rules in the cookie', async () => {
   const { k, dm } = setup();
   k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
