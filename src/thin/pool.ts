@@ -404,8 +404,13 @@ export class ThinPool {
     const message = createSnapMessage(id, originId); // validates both ids first
     const origin = options.origin;
     let originName: string | undefined;
+    // A dm name is checked against the pool (table read); a ThinDevice handle of this pool and id
+    // is trusted — its pool and id are known, and the table read was one of the two extra ioctls
+    // before the floor's suspend + message + resume.
+    let verify = false;
     if (typeof origin === 'string') {
       originName = origin;
+      verify = true;
     } else if (origin !== undefined) {
       if (origin.pool !== this || origin.id !== originId) {
         throw new InvalidArgumentError('create_snap origin', [
@@ -419,12 +424,18 @@ export class ThinPool {
       return;
     }
 
-    const table = parseThinParams((await singleTarget(this.#dm, originName, 'thin', { mode: 'table' })).params);
-    if (table.poolDev !== this.poolDev || table.devId !== originId) {
-      throw new InvalidArgumentError('create_snap origin', [
-        { path: '/origin', message: `dm device '${originName}' maps thin ${table.devId} of ${table.poolDev}, not thin ${originId} of ${this.poolDev}`, value: originName },
-      ]);
+    if (verify) {
+      const table = parseThinParams((await singleTarget(this.#dm, originName, 'thin', { mode: 'table' })).params);
+      if (table.poolDev !== this.poolDev || table.devId !== originId) {
+        throw new InvalidArgumentError('create_snap origin', [
+          { path: '/origin', message: `dm device '${originName}' maps thin ${table.devId} of ${table.poolDev}, not thin ${originId} of ${this.poolDev}`, value: originName },
+        ]);
+      }
     }
+    // The info read stays: DM_DEV_SUSPEND's reply cannot say whether the device was suspended
+    // before (drivers/md/dm-ioctl.c do_suspend() skips dm_suspend() when already suspended and
+    // then reports DM_SUSPEND_FLAG either way), and an origin someone else suspended must not be
+    // resumed by us. DEV_STATUS is a sync in-memory call.
     const info = await this.#dm.deviceInfo(originName);
     const suspendHere = !info.suspended;
     if (suspendHere) await this.#dm.deviceSuspend(originName);
