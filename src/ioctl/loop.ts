@@ -2,7 +2,19 @@
 // Mirrors include/uapi/linux/loop.h: loop and loop-control ioctl numbers, LO_FLAGS_* and the
 // structs loop_info64 (232 bytes) and loop_config (304 bytes). Kernel side: drivers/block/loop.c.
 import { u32 } from '@solana/buffer-layout';
-import { charArray, decodeStruct, defineStruct, encodeStruct, pad, u64 } from './layout.js';
+import {
+  U64,
+  charArrayField,
+  charArray,
+  decodeStruct,
+  defineStruct,
+  encodeFailure,
+  encodeStruct,
+  fieldOffset,
+  pad,
+  shortStructError,
+  u64,
+} from './layout.js';
 
 /** `LO_NAME_SIZE`: size of lo_file_name / lo_crypt_name (63 bytes + NUL). */
 export const LO_NAME_SIZE = 64;
@@ -143,13 +155,75 @@ export function loopInfo64(fields: Partial<RawLoopInfo64> = {}): RawLoopInfo64 {
   };
 }
 
+// Fast path (as for dm_ioctl in dm-ioctl.ts): fixed offsets taken once from LoopInfo64Layout, so
+// the ABI tests that pin the layout pin these too; the name goes through the layout's CharArray.
+// The buffer-layout path stays as the reference (encodeStruct/decodeStruct with the layouts), and
+// test/unit/ioctl/fast-path.test.ts checks that both agree byte for byte.
+const I_DEVICE = fieldOffset(LoopInfo64Layout, 'lo_device');
+const I_INODE = fieldOffset(LoopInfo64Layout, 'lo_inode');
+const I_RDEVICE = fieldOffset(LoopInfo64Layout, 'lo_rdevice');
+const I_OFFSET = fieldOffset(LoopInfo64Layout, 'lo_offset');
+const I_SIZELIMIT = fieldOffset(LoopInfo64Layout, 'lo_sizelimit');
+const I_NUMBER = fieldOffset(LoopInfo64Layout, 'lo_number');
+const I_ENCRYPT_TYPE = fieldOffset(LoopInfo64Layout, 'lo_encrypt_type');
+const I_ENCRYPT_KEY_SIZE = fieldOffset(LoopInfo64Layout, 'lo_encrypt_key_size');
+const I_FLAGS = fieldOffset(LoopInfo64Layout, 'lo_flags');
+const I_FILE_NAME = fieldOffset(LoopInfo64Layout, 'lo_file_name');
+const I_FILE_NAME_FIELD = charArrayField(LoopInfo64Layout, 'lo_file_name');
+/** Everything after lo_file_name (lo_crypt_name, lo_encrypt_key, lo_init) is padding we zero. */
+const I_PADS = I_FILE_NAME + LO_NAME_SIZE;
+// One U64 per field: its error names the field, as the layout's own u64 fields do.
+const I_DEVICE_U64 = new U64('lo_device');
+const I_INODE_U64 = new U64('lo_inode');
+const I_RDEVICE_U64 = new U64('lo_rdevice');
+const I_OFFSET_U64 = new U64('lo_offset');
+const I_SIZELIMIT_U64 = new U64('lo_sizelimit');
+
+function writeLoopInfo64(info: Partial<RawLoopInfo64>, b: Buffer, o: number): void {
+  I_DEVICE_U64.encode(info.lo_device ?? 0n, b, o + I_DEVICE);
+  I_INODE_U64.encode(info.lo_inode ?? 0n, b, o + I_INODE);
+  I_RDEVICE_U64.encode(info.lo_rdevice ?? 0n, b, o + I_RDEVICE);
+  I_OFFSET_U64.encode(info.lo_offset ?? 0n, b, o + I_OFFSET);
+  I_SIZELIMIT_U64.encode(info.lo_sizelimit ?? 0n, b, o + I_SIZELIMIT);
+  b.writeUInt32LE(info.lo_number ?? 0, o + I_NUMBER);
+  b.writeUInt32LE(info.lo_encrypt_type ?? LO_CRYPT_NONE, o + I_ENCRYPT_TYPE);
+  b.writeUInt32LE(info.lo_encrypt_key_size ?? 0, o + I_ENCRYPT_KEY_SIZE);
+  b.writeUInt32LE(info.lo_flags ?? 0, o + I_FLAGS);
+  I_FILE_NAME_FIELD.writeTo(b, o + I_FILE_NAME, info.lo_file_name ?? '');
+  b.fill(0, o + I_PADS, o + LOOP_INFO64_SIZE);
+}
+
 /** Encodes a loop_info64 (missing fields zero). @throws InvalidArgumentError (e.g. lo_file_name > 63 bytes). */
 export function encodeLoopInfo64(info: Partial<RawLoopInfo64>, buf?: Buffer, offset = 0): Buffer {
-  return encodeStruct(LoopInfo64Layout, loopInfo64(info), buf, offset);
+  const out = buf ?? Buffer.alloc(LOOP_INFO64_SIZE);
+  if (!Number.isInteger(offset) || offset < 0 || out.length - offset < LOOP_INFO64_SIZE) {
+    return encodeStruct(LoopInfo64Layout, loopInfo64(info), out, offset); // its typed error
+  }
+  try {
+    writeLoopInfo64(info, out, offset);
+  } catch (err) {
+    throw encodeFailure(LoopInfo64Layout, err);
+  }
+  return out;
 }
 /** Decodes a loop_info64 (LOOP_GET_STATUS64 output). @throws KernelOutputError when too short. */
 export function decodeLoopInfo64(buf: Uint8Array, offset = 0): RawLoopInfo64 {
-  return decodeStruct(LoopInfo64Layout, buf, offset);
+  if (!Number.isInteger(offset) || offset < 0 || buf.length - offset < LOOP_INFO64_SIZE) {
+    throw shortStructError(LoopInfo64Layout, buf, offset);
+  }
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return {
+    lo_device: b.readBigUInt64LE(offset + I_DEVICE),
+    lo_inode: b.readBigUInt64LE(offset + I_INODE),
+    lo_rdevice: b.readBigUInt64LE(offset + I_RDEVICE),
+    lo_offset: b.readBigUInt64LE(offset + I_OFFSET),
+    lo_sizelimit: b.readBigUInt64LE(offset + I_SIZELIMIT),
+    lo_number: b.readUInt32LE(offset + I_NUMBER),
+    lo_encrypt_type: b.readUInt32LE(offset + I_ENCRYPT_TYPE),
+    lo_encrypt_key_size: b.readUInt32LE(offset + I_ENCRYPT_KEY_SIZE),
+    lo_flags: b.readUInt32LE(offset + I_FLAGS),
+    lo_file_name: I_FILE_NAME_FIELD.readFrom(b, offset + I_FILE_NAME),
+  };
 }
 
 /** `struct loop_config` (LOOP_CONFIGURE). `__reserved[8]` is always zero. */
@@ -169,14 +243,26 @@ export const LoopConfigLayout = defineStruct<RawLoopConfig>(
 /** `sizeof(struct loop_config)` = 304. */
 export const LOOP_CONFIG_SIZE = LoopConfigLayout.span;
 
+const C_FD = fieldOffset(LoopConfigLayout, 'fd');
+const C_BLOCK_SIZE = fieldOffset(LoopConfigLayout, 'block_size');
+const C_INFO = fieldOffset(LoopConfigLayout, 'info');
+const C_RESERVED = fieldOffset(LoopConfigLayout, '__reserved');
+
 /** Encodes a loop_config. @throws InvalidArgumentError */
 export function encodeLoopConfig(cfg: { fd: number; block_size?: number; info?: Partial<RawLoopInfo64> }, buf?: Buffer): Buffer {
-  return encodeStruct(
-    LoopConfigLayout,
-    { fd: cfg.fd, block_size: cfg.block_size ?? 0, info: loopInfo64(cfg.info) },
-    buf,
-    0,
-  );
+  const out = buf ?? Buffer.alloc(LOOP_CONFIG_SIZE);
+  if (out.length < LOOP_CONFIG_SIZE) {
+    return encodeStruct(LoopConfigLayout, { fd: cfg.fd, block_size: cfg.block_size ?? 0, info: loopInfo64(cfg.info) }, out, 0);
+  }
+  try {
+    out.writeUInt32LE(cfg.fd, C_FD);
+    out.writeUInt32LE(cfg.block_size ?? 0, C_BLOCK_SIZE);
+    writeLoopInfo64(cfg.info ?? {}, out, C_INFO);
+    out.fill(0, C_RESERVED, LOOP_CONFIG_SIZE);
+  } catch (err) {
+    throw encodeFailure(LoopConfigLayout, err);
+  }
+  return out;
 }
 /** Decodes a loop_config (what a fake kernel receives). */
 export function decodeLoopConfig(buf: Uint8Array, offset = 0): RawLoopConfig {

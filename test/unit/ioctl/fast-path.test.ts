@@ -176,4 +176,44 @@ test('dm_target_spec: fast = layout (random, edges, errors)', () => {
   );
 });
 
+test('loop_info64 and loop_config: fast = layout (random, edges, errors)', () => {
+  const r = rng(23);
+  for (let i = 0; i < 300; i++) {
+    const info: io.RawLoopInfo64 = {
+      lo_device: i === 0 ? U64_MAX : u64(r),
+      lo_inode: u64(r),
+      lo_rdevice: u64(r),
+      lo_offset: u64(r),
+      lo_sizelimit: u64(r),
+      lo_number: u32(r),
+      lo_encrypt_type: u32(r),
+      lo_encrypt_key_size: u32(r),
+      lo_flags: u32(r),
+      lo_file_name: i === 1 ? 'f'.repeat(63) : randomString(r, 63),
+    };
+    const fast = io.encodeLoopInfo64(info, Buffer.alloc(240, 0x77), 8);
+    const ref = io.encodeStruct(io.LoopInfo64Layout, info, Buffer.alloc(240, 0x77), 8);
+    assert.ok(fast.equals(ref));
+    assert.equal(io.decodeLoopInfo64(fast, 8), io.decodeStruct(io.LoopInfo64Layout, ref, 8));
+    assert.equal(io.decodeLoopInfo64(fast, 8), info);
+    const cfg = { fd: u32(r), block_size: u32(r), info };
+    const cf = io.encodeLoopConfig(cfg, Buffer.alloc(304, 0x33));
+    const cr = io.encodeStruct(io.LoopConfigLayout, cfg, Buffer.alloc(304, 0x33), 0);
+    assert.ok(cf.equals(cr));
+  }
+  // Partial input: the defaults match loopInfo64() through the layout.
+  assert.ok(io.encodeLoopInfo64({ lo_offset: 4096n }).equals(io.encodeStruct(io.LoopInfo64Layout, io.loopInfo64({ lo_offset: 4096n }))));
+  assert.ok(io.encodeLoopConfig({ fd: 3 }).equals(io.encodeStruct(io.LoopConfigLayout, { fd: 3, block_size: 0, info: io.loopInfo64() })));
+  for (const bad of [{ lo_file_name: 'x'.repeat(64) }, { lo_offset: -1n }, { lo_flags: 2 ** 32 }] as Partial<io.RawLoopInfo64>[]) {
+    const ef = errorOf(() => io.encodeLoopInfo64(bad));
+    const er = errorOf(() => io.encodeStruct(io.LoopInfo64Layout, io.loopInfo64(bad)));
+    assert.instance(ef, InvalidArgumentError);
+    assert.is(ef?.message, er?.message);
+  }
+  assert.is(
+    errorOf(() => io.decodeLoopInfo64(Buffer.alloc(231)))?.message,
+    errorOf(() => io.decodeStruct(io.LoopInfo64Layout, Buffer.alloc(231)))?.message,
+  );
+});
+
 test.run();
