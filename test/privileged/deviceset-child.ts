@@ -3,7 +3,7 @@
 // 0. DEVMAPPER_CRASH_AT (read by DeviceSet) makes it SIGKILL itself at a crash point; the step
 // 'kill' does so explicitly. Usage: node deviceset-child.js '<json {root, options, steps}>'
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { DeviceSet } from '../../src/deviceset/index.js';
+import { DeviceSet, crashHookFromEnv } from '../../src/deviceset/index.js';
 
 type Step =
   | ['add', string, string, string?]
@@ -17,7 +17,8 @@ type Step =
 const { root, options, steps } = JSON.parse(process.argv[2] ?? '{}') as { root: string; options: string[]; steps: Step[] };
 const t0 = Date.now();
 const debug = process.env['DEVMAPPER_DS_DEBUG'] ? (m: string) => process.stderr.write(`child +${Date.now() - t0}ms ${m}\n`) : () => undefined;
-const set = await DeviceSet.init(root, { options, log: (l, m) => debug(`${l}: ${m}`), crashPoint: (p) => debug(p) });
+const envHook = crashHookFromEnv();
+const set = await DeviceSet.init(root, { options, log: (l, m) => debug(`${l}: ${m}`), crashPoint: (p) => (debug(p), envHook(p)) });
 debug('init done');
 for (const step of steps) {
   debug(`step ${step.join(' ')}`);

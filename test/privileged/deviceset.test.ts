@@ -88,12 +88,20 @@ function cleanupRoot(root: string): void {
 /** DEVMAPPER_DS_ONLY=<substring>: register only the tests whose name contains it (VM debugging). */
 const only = process.env['DEVMAPPER_DS_ONLY'];
 const it = (name: string, fn: () => Promise<void>): void => {
-  if (!only || name.includes(only)) test(name, fn);
+  if (only && !only.split('|').some((o) => name.includes(o))) return;
+  test(name, async () => {
+    const mine = roots.length;
+    try {
+      await fn();
+    } catch (err) {
+      console.log(`  [deviceset] FAILED ${name}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      throw err;
+    } finally {
+      // Before the suite's sweep: our dm names carry no test marker, the sweep cannot see them.
+      for (const r of roots.slice(mine)) cleanupRoot(r);
+    }
+  });
 };
-
-test.after(() => {
-  for (const r of roots) cleanupRoot(r);
-});
 
 function sha(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
