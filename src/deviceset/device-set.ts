@@ -46,6 +46,7 @@ import {
   ThinPool,
   UnexpectedTargetError,
   classifyMetadataHead,
+  type BlockDevices,
   parseThinStatus,
   type ThinPoolWorkingStatus,
 } from '../thin/index.js';
@@ -118,6 +119,12 @@ export interface DeviceSetInit {
   readonly tools?: FsTools;
   /** Metadata store file system (crash tests). */
   readonly metadataFs?: MetadataFs;
+  /**
+   * Block-device facts for the thin pool (size, metadata head read/zero): default the real
+   * node:fs/sysfs ones. Tests over a fake kernel must pass one backed by it, or the pool would
+   * inspect (and, for a new pool, zero) the host's real /dev nodes.
+   */
+  readonly blockDevices?: BlockDevices;
   /** Crash injection hook (default: from DEVMAPPER_CRASH_AT / DEVMAPPER_CRASH_TRACE). */
   readonly crashPoint?: CrashHook;
   /** Deferred deletion worker period. Default 30 s (Docker's ticker). */
@@ -278,6 +285,7 @@ export class DeviceSet {
   readonly #loops: LoopControl;
   readonly #sys: Syscalls;
   readonly #tools: FsTools;
+  readonly #blockDevices: BlockDevices | undefined;
   readonly #store: MetadataStore;
   readonly #crash: CrashHook;
   readonly #log: (level: DeviceSetLogLevel, message: string) => void;
@@ -307,6 +315,7 @@ export class DeviceSet {
     this.#loops = init.loops ?? new LoopControl();
     this.#sys = init.syscalls ?? realSyscalls();
     this.#tools = init.tools ?? realFsTools;
+    this.#blockDevices = init.blockDevices;
     this.#store = new MetadataStore(root, init.metadataFs);
     this.#crash = init.crashPoint ?? crashHookFromEnv();
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
@@ -415,7 +424,7 @@ export class DeviceSet {
       this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
       if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
       try {
-        this.#pool = await ThinPool.open(this.#dm, name);
+        this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       } catch (err) {
         if (err instanceof UnexpectedTargetError) throw new ThinPoolOwnershipError(name, 'is not a thin pool', { cause: err });
         throw err;
@@ -434,7 +443,7 @@ export class DeviceSet {
 
     if ((await this.#dm.findDevice(name)) !== null) {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
-      this.#pool = await ThinPool.open(this.#dm, name);
+      this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       if (dataFile !== null && metadataFile !== null) {
         this.#source.dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
         this.#source.metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
@@ -484,6 +493,7 @@ export class DeviceSet {
         lowWaterMark: params.lowWaterMark,
         features: params.features,
         metadata: fresh ? 'new' : 'reuse',
+        ...this.#poolOptions(),
       });
       this.#crash('init:before-loop-close');
       return fresh;
@@ -491,6 +501,10 @@ export class DeviceSet {
       // The pool table holds the loop devices now (or nothing does): autoclear takes it from here.
       for (const h of handles) h.close();
     }
+  }
+
+  #poolOptions(): { blockDevices?: BlockDevices } {
+    return this.#blockDevices ? { blockDevices: this.#blockDevices } : {};
   }
 
   async #ensureLoopFile(path: string, size: bigint): Promise<void> {
