@@ -441,7 +441,13 @@ export class DeviceSet {
     const metadataFile = loopback ? join(loopDir, 'metadata') : null;
     this.#source = { owned: true, dataFile, metadataFile, dataDevice: o.dataDevice, metadataDevice: o.metadataDevice };
 
-    if ((await this.#dm.findDevice(name)) !== null) {
+    const found = await this.#dm.findDevice(name);
+    if (found !== null && !found.activeTable) {
+      // A crash inside ThinPool.create, between DEV_CREATE and the resume of its table: the device
+      // was never a pool and holds nothing but (maybe) an inactive table. Remove it and start over.
+      this.#log('warn', `removing ${name}: a pool device without a live table, left by an interrupted init`);
+      await this.#dm.deviceRemove(name);
+    } else if (found !== null) {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
       this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       if (dataFile !== null && metadataFile !== null) {
