@@ -46,11 +46,18 @@ export function cloneMetadata(m: ThinMetadata): ThinMetadata {
   return { ...m, devices: new Map([...m.devices].map(([id, map]) => [id, new Map(map)])) };
 }
 
-const MAGIC = 'DEVMAPPER-FAKE-THIN-METADATA v1\n';
+const MAGIC = 'DEVMAPPER-FAKE-THIN-METADATA v2\n'; // 32 bytes: fills the space before the real magic
+/** Where dm-thin-metadata.c's superblock has its magic (u64 LE 27022010) and data_block_size (u32 LE). */
+const SB_MAGIC_OFFSET = 32;
+const SB_MAGIC = 27022010n;
+const SB_DATA_BLOCK_SIZE_OFFSET = 336;
 
 /**
  * Serialises metadata for the metadata device (the fake writes it at offset 0 of the device's
  * backing storage, so zeroing the first 4 KiB "unformats" the pool exactly like on a real kernel).
+ * Block 0 looks like a thin superblock to a reader of the device head (the real magic and data
+ * block size at their offsets, as classifyMetadataHead checks them); the state itself is JSON from
+ * block 1 on, NUL-terminated.
  */
 export function serializeMetadata(m: ThinMetadata): Buffer {
   const json = JSON.stringify({
@@ -62,16 +69,21 @@ export function serializeMetadata(m: ThinMetadata): Buffer {
     needsCheck: m.needsCheck,
     devices: [...m.devices].map(([id, map]) => [id, [...map]]),
   });
-  return Buffer.concat([Buffer.from(MAGIC + json, 'utf8'), Buffer.alloc(1)]);
+  const sb = Buffer.alloc(THIN_METADATA_BLOCK_BYTES);
+  sb.write(MAGIC, 0, 'utf8');
+  sb.writeBigUInt64LE(SB_MAGIC, SB_MAGIC_OFFSET);
+  sb.writeUInt32LE(m.dataBlockSize >>> 0, SB_DATA_BLOCK_SIZE_OFFSET);
+  return Buffer.concat([sb, Buffer.from(json, 'utf8'), Buffer.alloc(1)]);
 }
 
 /** 'unformatted' when block 0 is all zero, else the parsed metadata, else 'garbage'. */
 export function parseMetadata(block: Buffer): ThinMetadata | 'unformatted' | 'garbage' {
   if (block.subarray(0, THIN_METADATA_BLOCK_BYTES).every((b) => b === 0)) return 'unformatted';
-  const text = block.toString('utf8', 0, Math.max(0, block.indexOf(0)));
-  if (!text.startsWith(MAGIC)) return 'garbage';
+  if (block.length <= THIN_METADATA_BLOCK_BYTES || block.toString('utf8', 0, MAGIC.length) !== MAGIC) return 'garbage';
+  const end = block.indexOf(0, THIN_METADATA_BLOCK_BYTES);
+  const text = block.toString('utf8', THIN_METADATA_BLOCK_BYTES, end < 0 ? block.length : end);
   try {
-    const o = JSON.parse(text.slice(MAGIC.length)) as {
+    const o = JSON.parse(text) as {
       transactionId: string;
       heldRoot: string | null;
       dataBlockSize: number;
