@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT
+// Shared harness of the crash-point sweep and the fault-injection runs (GitHub issue 10): a
+// DeviceSet over FakeKernel and a real temp root, a MetadataFs that counts its write steps and
+// can stop the process dead at step N, FsTools that "format" through fake.mkfs, and the
+// invariants a re-inited DeviceSet must satisfy after whatever happened before.
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DmControl } from '../../../src/dm/index.js';
+import { LoopControl } from '../../../src/loop/index.js';
+import { FakeKernel, SimulatedCrash } from '../../../src/testing/index.js';
+import { DeviceSet, type DeviceSetInit } from '../../../src/deviceset/device-set.js';
+import { MetadataStore, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
+import { LOCK_FILE } from '../../../src/deviceset/root-lock.js';
+import type { FsTools } from '../../../src/deviceset/fs-tools.js';
+import { dmNameFor } from '../../../src/deviceset/hash.js';
+import { InvalidArgumentError } from '../../../src/errors.js';
+import type { BlockDevices } from '../../../src/thin/index.js';
+import { openSync as realOpen, readSync as realRead, writeSync as realWrite, fsyncSync as realFsync, closeSync as realClose } from 'node:fs';
+
+/**
+ * BlockDevices over the fake kernel: sizes through BLKGETSIZE64 (a counted syscall), the head of
+ * a loop device read from / zeroed in its backing file (where FakeKernel keeps pool metadata).
+ */
+export function fakeBlockDevices(fake: FakeKernel, loops: LoopControl): BlockDevices {
+  const loopOf = (ref: string) => {
+    const m = /^(\d+):(\d+)$/.exec(ref);
+    const l = fake.loops().find((x) => (m ? Number(m[1]) === 7 && Number(m[2]) === x.index : x.path === ref));
+    if (!l) throw new InvalidArgumentError('block device', [{ path: '', message: 'no such (fake) loop device', value: ref }]);
+    return l;
+  };
+  const backing = (path: string): string => {
+    const l = loopOf(path);
+    if (!l.backingFile) throw new InvalidArgumentError('block device', [{ path: '', message: 'loop device not bound', value: path }]);
+    return l.backingFile;
+  };
+  return {
+    async inspect(ref) {
+      const l = loopOf(ref);
+      return { major: 7, minor: l.index, path: l.path, sizeBytes: loops.sizeOf(l.path) };
+    },
+    async readHead(path, bytes) {
+      if (fake.crashed) throw new SimulatedCrash(-1, 'before', 'readHead after death');
+      const fd = realOpen(backing(path), 'r');
+      try {
+        const buf = Buffer.alloc(bytes);
+        realRead(fd, buf, 0, bytes, 0);
+        return buf;
+      } finally {
+        realClose(fd);
+      }
+    },
+    async zeroHead(path, bytes) {
+      if (fake.crashed) throw new SimulatedCrash(-1, 'before', 'zeroHead after death');
+      const fd = realOpen(backing(path), 'r+');
+      try {
+        realWrite(fd, Buffer.alloc(bytes), 0, bytes, 0);
+        realFsync(fd);
+      } finally {
+        realClose(fd);
+      }
+    },
+  };
+}
+
+/** Tiny sizes: 16M base, 64K blocks, 64M sparse data file, 2M metadata. */
+export const OPTIONS = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=16M', 'dm.blocksize=64K', 'dm.min_free_space=0%'];
+/** The fake /dev (so that real temp files may live on the /dev/shm tmpfs, where fsync is free). */
+export const DEV_DIR = '/fakedev';
+export const FAKE_UUID = '0b7c1c64-5a5d-4f7e-9c6a-1d1e2f3a4b5c';
+
+/**
+ * MetadataFs that counts every call that changes or syncs the directory (mkdir, open, write,
+ * fsync, close, rename, unlink) and, once armed, stops dead at step N: that call and every later
+ * one throw SimulatedCrash. It also refuses to work once the fake kernel crashed (a dead process
+ * writes no files).
+ */
+export class CountingMetadataFs implements MetadataFs {
+  steps = 0;
+  stopAt: number | undefined;
+  dead = false;
+  constructor(readonly fake: FakeKernel) {}
+  #step(what: string): void {
+    if (this.dead || this.fake.crashed) {
+      this.dead = true;
+      throw new SimulatedCrash(-1, 'before', `metadata ${what} after death`);
+    }
+    const i = this.steps++;
+    if (this.stopAt !== undefined && i >= this.stopAt) {
+      this.dead = true;
+      this.fake.crashAfter(0); // the process is dead: no syscall after this either
+      throw new SimulatedCrash(i, 'before', `metadata write step ${i} (${what})`);
+    }
+  }
+  mkdirSync(path: string, options: { recursive: true; mode: number }): void {
+    this.#step('mkdir');
+    nodeMetadataFs.mkdirSync(path, options);
+  }
+  readdirSync(path: string): string[] {
+    return nodeMetadataFs.readdirSync(path);
+  }
+  readFileSync(path: string): string {
+    return nodeMetadataFs.readFileSync(path);
+  }
+  openSync(path: string, flags: number, mode?: number): number {
+    this.#step('open');
+    return nodeMetadataFs.openSync(path, flags, mode);
+  }
+  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number {
+    this.#step('write');
+    return nodeMetadataFs.writeSync(fd, data, offset, length);
+  }
+  fsyncSync(fd: number): void {
+    this.#step('fsync');
+    nodeMetadataFs.fsyncSync(fd);
+  }
+  closeSync(fd: number): void {
+    // The fd is closed either way (a dead process's fds are closed by the kernel).
+    try {
+      this.#step('close');
+    } finally {
+      nodeMetadataFs.closeSync(fd);
+    }
+  }
+  renameSync(from: string, to: string): void {
+    this.#step('rename');
+    nodeMetadataFs.renameSync(from, to);
+  }
+  unlinkSync(path: string): void {
+    this.#step('unlink');
+    nodeMetadataFs.unlinkSync(path);
+  }
+}
+
+/** One test world: a fake kernel and a temp root, reused across "process lifetimes". */
+export class World {
+  readonly fake = new FakeKernel({ sysfs: true, devDir: DEV_DIR });
+  readonly tmp = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'dm-sweep-'));
+  readonly root = join(this.tmp, 'root');
+  mfs = new CountingMetadataFs(this.fake);
+  #dms: DmControl[] = [];
+  logs: string[] = [];
+
+  /** FsTools: mkfs puts the mark through the fake; uuid is constant; grow does nothing. Dead after a crash. */
+  tools(): FsTools {
+    const fake = this.fake;
+    const alive = (what: string): void => {
+      if (fake.crashed) throw new SimulatedCrash(-1, 'before', `${what} after death`);
+    };
+    return {
+      mkfs: async (fs, device) => {
+        alive('mkfs');
+        fake.mkfs(device, fs);
+      },
+      uuid: async () => {
+        alive('blkid');
+        return FAKE_UUID;
+      },
+      grow: async () => alive('growfs'),
+    };
+  }
+
+  /** Init options of a new "process": its own DmControl, LoopControl and metadata fs. */
+  initOptions(extra: Partial<DeviceSetInit> = {}): DeviceSetInit {
+    const dm = new DmControl({ devDir: DEV_DIR, syscalls: this.fake, sleep: async () => {}, udevRecheckMs: 0 });
+    this.#dms.push(dm);
+    this.mfs = extra.metadataFs instanceof CountingMetadataFs ? extra.metadataFs : new CountingMetadataFs(this.fake);
+    const loops = new LoopControl({ devDir: DEV_DIR, syscalls: this.fake, sysfsRoot: this.fake.sysfsRoot ?? '/nonexistent', sleep: async () => {} });
+    return {
+      options: OPTIONS,
+      dm,
+      loops,
+      blockDevices: fakeBlockDevices(this.fake, loops),
+      syscalls: this.fake,
+      tools: this.tools(),
+      metadataFs: this.mfs,
+      crashPoint: () => {},
+      deferredDeleteIntervalMs: 0,
+      log: (level, message) => void this.logs.push(`${level}: ${message}`),
+      ...extra,
+    };
+  }
+
+  init(extra: Partial<DeviceSetInit> = {}): Promise<DeviceSet> {
+    return DeviceSet.init(this.root, this.initOptions(extra));
+  }
+
+  /**
+   * The process died: the kernel closes its fds (autoclear, deferred removes), or the machine
+   * rebooted. The lock file keeps the dead owner's pid; we rewrite it with a pid that cannot
+   * exist (beyond pid_max), which is what RootLock.acquire sees when the owner is dead.
+   */
+  die(reboot = false): void {
+    if (reboot) this.fake.reboot();
+    else this.fake.revive();
+    this.mfs.dead = true;
+    const lock = join(this.root, LOCK_FILE);
+    if (existsSync(lock)) writeFileSync(lock, '2147483646 1\n');
+  }
+
+  dispose(): void {
+    for (const dm of this.#dms) {
+      try {
+        dm.close();
+      } catch {
+        /* fd of a dead process */
+      }
+    }
+    this.fake.dispose();
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** True when `err` is (or was caused by) the simulated death. */
+export function isCrash(err: unknown): boolean {
+  for (let e: unknown = err, d = 0; e && d < 16; d++) {
+    if (e instanceof SimulatedCrash) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Data marks written before an operation: dm-independent, by record hash. */
+export type DataMarks = Map<string, number>;
+
+/** Mapped block counts per thin id in the set's pool. */
+export function poolThins(w: World, set: DeviceSet): Map<number, number> {
+  const p = w.fake.pool(set.poolName);
+  if (!p) throw new Error(`pool ${set.poolName} is not active`);
+  return new Map(p.thins);
+}
+
+/**
+ * The invariants a freshly inited set must satisfy (see issue 10). Returns problems (empty =
+ * good). `marks`: hash → mapped blocks written before; a surviving record must still map them.
+ */
+export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone: ReadonlySet<string> = new Set()): string[] {
+  const problems: string[] = [];
+  const loaded = new MetadataStore(w.root).loadAll();
+  const pool = w.fake.pool(set.poolName);
+  if (!pool) return [`pool ${set.poolName} not active after init`];
+  if (loaded.transaction) problems.push(`open transaction left: ${JSON.stringify(loaded.transaction)}`);
+  const recIds = new Map<number, string>();
+  for (const r of loaded.devices.values()) {
+    if (r.state === 'faulty') problems.push(`record ${r.hash || 'base'} is faulty: ${r.lastError ?? ''}`);
+    if (r.state === 'creating') problems.push(`record ${r.hash || 'base'} still creating`);
+    if (r.state === 'deleting' && !r.deleted) problems.push(`record ${r.hash || 'base'} deleting but not deferred`);
+    if (recIds.has(r.deviceId)) problems.push(`thin id ${r.deviceId} claimed twice`);
+    recIds.set(r.deviceId, r.hash);
+    if (BigInt(r.transactionId) > pool.transactionId) problems.push(`record ${r.hash || 'base'} txid ${r.transactionId} > pool ${pool.transactionId}`);
+  }
+  const poolIds = [...pool.thins.keys()].sort((a, b) => a - b);
+  const ids = [...recIds.keys()].sort((a, b) => a - b);
+  if (poolIds.join(',') !== ids.join(',')) problems.push(`pool thin ids [${poolIds}] ≠ record ids [${ids}]`);
+  const base = loaded.devices.get('');
+  if (!base || base.state !== 'ready' || !base.initialized) problems.push('base record missing or not ready/initialized');
+  // The uuid check reads the deviceset record, else the base record (device-set.ts verifyBase).
+  if ((loaded.deviceSet?.baseFilesystemUuid ?? base?.filesystemUuid) !== FAKE_UUID) problems.push('neither the deviceset nor the base record has the base uuid');
+  for (const [hash, blocks] of marks) {
+    if (gone.has(hash)) continue;
+    const r = loaded.devices.get(hash);
+    if (!r) {
+      problems.push(`record ${hash || 'base'} with data vanished`);
+      continue;
+    }
+    const mapped = pool.thins.get(r.deviceId) ?? -1;
+    if (mapped !== blocks) problems.push(`${hash || 'base'} (thin ${r.deviceId}) maps ${mapped} blocks, had ${blocks}`);
+  }
+  // Leaks: the pool, its two loops, and devices of known records only.
+  const known = new Set([set.poolName, ...[...loaded.devices.keys()].map((h) => dmNameFor(set.prefix, h))]);
+  for (const d of w.fake.devices()) if (!known.has(d.name)) problems.push(`leaked dm device ${d.name}`);
+  const bound = w.fake.loops().filter((l) => l.bound);
+  if (bound.length !== 2) problems.push(`${bound.length} bound loops, expected 2`);
+  return problems;
+}
+
+/** After the final shutdown: no dm device, no loop, no lock. */
+export function checkClean(w: World): string[] {
+  const problems: string[] = [];
+  for (const d of w.fake.devices()) problems.push(`dm device ${d.name} left after shutdown`);
+  for (const l of w.fake.loops()) if (l.bound) problems.push(`loop${l.index} (${l.backingFile}) left bound after shutdown`);
+  if (existsSync(join(w.root, LOCK_FILE))) problems.push('lock file left after shutdown');
+  return problems;
+}
+
+/** Activates `hash`, writes `count` blocks from `first`, deactivates; returns the new mapped count. */
+export async function writeData(w: World, set: DeviceSet, hash: string, first: number, count: number, keepActive = false): Promise<number> {
+  await set.activateDevice(hash);
+  const name = set.deviceInfo(hash).dmName;
+  w.fake.writeThin(name, first, count);
+  if (!keepActive) await set.deactivateDevice(hash);
+  return poolThins(w, set).get(set.deviceInfo(hash).deviceId) ?? 0;
+}
+
+/** One swept operation: a setup in the "process" that will die, then the operation itself. */
+export interface SweptOp {
+  readonly name: string;
+  /** Runs before the operation; returns the live set (null for init) and the data marks. */
+  setup(w: World): Promise<{ set: DeviceSet | null; marks: DataMarks }>;
+  /** The operation; for init it returns the new set. */
+  run(w: World, set: DeviceSet | null): Promise<DeviceSet | void>;
+  /** Hashes the operation may legitimately make vanish (their data marks are not checked). */
+  readonly gone: ReadonlySet<string>;
+}
+
+async function standard(w: World, activeA = false): Promise<{ set: DeviceSet; marks: DataMarks }> {
+  const set = await w.init();
+  const marks: DataMarks = new Map();
+  await set.addDevice('a', '');
+  marks.set('a', await writeData(w, set, 'a', 0, 3));
+  await set.addDevice('b', 'a');
+  marks.set('b', await writeData(w, set, 'b', 5, 2, activeA));
+  marks.set('a', poolThins(w, set).get(set.deviceInfo('a').deviceId) ?? 0);
+  return { set, marks };
+}
+
+export const OPS: readonly SweptOp[] = [
+  {
+    name: 'init',
+    setup: async () => ({ set: null, marks: new Map() }),
+    run: (w) => w.init(),
+    gone: new Set(),
+  },
+  {
+    name: 'addDevice',
+    setup: (w) => standard(w),
+    run: async (_w, set) => void (await set!.addDevice('c', 'b')),
+    gone: new Set(),
+  },
+  {
+    name: 'deleteDevice',
+    setup: (w) => standard(w),
+    run: async (_w, set) => void (await set!.deleteDevice('a')),
+    gone: new Set(['a']),
+  },
+  {
+    name: 'resizePool',
+    setup: (w) => standard(w),
+    run: async (_w, set) => set!.resizePool('96M'),
+    gone: new Set(),
+  },
+  {
+    name: 'shutdown',
+    setup: (w) => standard(w, true),
+    run: async (_w, set) => set!.shutdown(),
+    gone: new Set(),
+  },
+];
+
+/** Runs setup + op cleanly once; returns the op's syscall and metadata-step counts. */
+export async function measure(op: SweptOp): Promise<{ calls: number; steps: number }> {
+  const w = new World();
+  try {
+    const { set } = await op.setup(w);
+    const c0 = w.fake.callCount;
+    const m0 = op.name === 'init' ? 0 : w.mfs.steps;
+    const out = await op.run(w, set);
+    const calls = w.fake.callCount - c0;
+    const steps = (op.name === 'init' ? w.mfs.steps : w.mfs.steps - m0);
+    const s = out instanceof DeviceSet ? out : set;
+    if (s && op.name !== 'shutdown') await s.shutdown();
+    return { calls, steps };
+  } finally {
+    w.dispose();
+  }
+}
+
+/**
+ * What to do to the live set before the op: arm a crash at syscall N, a stop at metadata step N,
+ * or a fault. Returns the problems found after recovery (empty = fine) and what the op did.
+ */
+export async function runOnce(
+  op: SweptOp,
+  arm: (w: World) => void,
+  opts: { reboot?: boolean; expectCrash: boolean },
+): Promise<{ problems: string[]; outcome: 'crash' | 'ok' | 'typed-error'; error?: unknown }> {
+  const w = new World();
+  const problems: string[] = [];
+  let outcome: 'crash' | 'ok' | 'typed-error' = 'ok';
+  let error: unknown;
+  try {
+    const { set, marks } = await op.setup(w);
+    if (op.name === 'init') w.mfs = new CountingMetadataFs(w.fake);
+    arm(w);
+    const mfsForInit = w.mfs;
+    try {
+      const out = op.name === 'init' ? await w.init({ metadataFs: mfsForInit }) : await op.run(w, set);
+      if (w.fake.crashed || w.mfs.dead) outcome = 'crash';
+      void out;
+    } catch (err) {
+      error = err;
+      if (isCrash(err) || (opts.expectCrash && (w.fake.crashed || w.mfs.dead))) outcome = 'crash';
+      else if (err instanceof Error && (err as { code?: unknown }).code !== undefined && isDevmapperError(err)) outcome = 'typed-error';
+      else {
+        problems.push(`untyped error: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+        outcome = 'typed-error';
+      }
+      if (opts.expectCrash && outcome !== 'crash') problems.push(`expected a crash, got ${String(err)}`);
+    }
+    if (opts.expectCrash && outcome === 'ok') problems.push('the armed crash never fired');
+    // The process dies (or a crash-free run is abandoned), then a new one inits the same root.
+    w.die(opts.reboot === true);
+    let set2: DeviceSet;
+    try {
+      set2 = await w.init();
+    } catch (err) {
+      problems.push(`re-init failed: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+      return { problems, outcome, error };
+    }
+    // Uncommitted pool changes die with a reboot; data writes were committed, so marks hold.
+    problems.push(...checkInvariants(w, set2, marks, op.gone));
+    await set2.shutdown();
+    problems.push(...checkClean(w));
+    return { problems, outcome, error };
+  } catch (err) {
+    problems.push(`harness: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return { problems, outcome, error };
+  } finally {
+    w.dispose();
+  }
+}
+
+import { DevmapperError } from '../../../src/errors.js';
+function isDevmapperError(err: unknown): boolean {
+  return err instanceof DevmapperError && typeof (err as { code?: unknown }).code === 'string';
+}
