@@ -63,6 +63,8 @@ rmSync(out, { force: true });
 const guestOut = relative(repo, out).startsWith('..') ? out : relative(repo, out);
 const timeoutMs = Number(process.env['DEVMAPPER_BENCH_TIMEOUT_MS'] ?? (smoke ? 10 : 60) * 60 * 1000);
 const result = await runInVm({
+  // The guest only reads these: serve them through the cached read-only view (see runInVm).
+  readOnlyCached: ['node_modules', 'dist'],
   cwd: repo,
   command: ['node', '--expose-gc', 'dist/bench/guest.js', '--out', guestOut, '--bin', binDir, ...(smoke ? ['--smoke'] : [])],
   env: { BENCH_LIBDM_UNAVAILABLE: libdmUnavailable },

@@ -49,6 +49,10 @@ mount -t tmpfs -o "size=$DMVM_TMP_SIZE,mode=1777" tmpfs /newroot/tmp || fail "mo
 mount -t tmpfs -o mode=755 tmpfs /newroot/run || fail "mount run"
 mkdir -p /newroot/run/dmvm
 mount -o bind /dmvm /newroot/run/dmvm || fail "bind the per-run share"
+# A non-recursive bind of the cached read-only host root, taken before the shares cover parts of
+# it: read-only subtrees of the checkout (node_modules, dist) are served from here, see below.
+mkdir -p /hostro
+mount -o bind /newroot /hostro || fail "bind the host root view"
 # Shares go on after /tmp and /run so a checkout under /tmp (e.g. a CI clone) stays visible;
 # their mount points may then need creating inside those tmpfs.
 i=0
@@ -57,6 +61,11 @@ while [ "$i" -lt "$DMVM_NSHARES" ]; do
   [ -d "/newroot$dir" ] || mkdir -p "/newroot$dir"
   mount -t 9p -o "$O9P" "$tag" "/newroot$dir" || fail "cannot mount share $tag at $dir"
   i=$((i + 1))
+done
+for p in $DMVM_RO_CACHED; do
+  if [ -d "/hostro$p" ] && [ -d "/newroot$p" ]; then
+    mount -o bind "/hostro$p" "/newroot$p" || fail "bind the cached read-only view of $p"
+  fi
 done
 if [ -n "$DMVM_MODULES_SRC" ]; then
   mount -t tmpfs -o mode=755 tmpfs "/newroot$DMVM_MODULES_ROOT" || fail "tmpfs over $DMVM_MODULES_ROOT"

@@ -17,6 +17,8 @@ const summaryFile = sfIdx >= 0 ? argv[sfIdx + 1] : undefined;
 
 let captured = '';
 const result = await runInVm({
+  // The guest only reads these: serve them through the cached read-only view (see runInVm).
+  readOnlyCached: ['node_modules', 'dist'],
   cwd: repo,
   command: ['node', 'node_modules/uvu/bin.js', 'dist/test/privileged', '\\.test\\.js$'],
   env: { DEVMAPPER_PRIVILEGED: '1', ...(process.env['CI'] ? { CI: process.env['CI'] } : {}) },

@@ -2,8 +2,24 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { guestCommandScript, shQuote } from '../../../src/vm/runner.js';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { guestCommandScript, readOnlyCachedPaths, shQuote } from '../../../src/vm/runner.js';
 import { parseUvuSummary, summaryLine } from '../../vm/summary.js';
+
+test('readOnlyCached: existing plain subdirectories become absolute paths; anything else is refused', () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'dmvm-ro-'));
+  try {
+    mkdirSync(join(cwd, 'node_modules'));
+    mkdirSync(join(cwd, 'dist', 'src'), { recursive: true });
+    assert.equal(readOnlyCachedPaths(cwd, ['node_modules', 'dist/src', 'missing']), [join(cwd, 'node_modules'), join(cwd, 'dist/src')]);
+    for (const bad of ['', '/etc', '../x', 'a/../b', './a', 'a b'])
+      assert.throws(() => readOnlyCachedPaths(cwd, [bad]), /plain relative path/, bad);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
 
 test('shQuote survives the shell unchanged', () => {
   for (const s of ["it's", 'a b', '$HOME', '`x`', '\\.test\\.js$', '', '"q"\n']) {
