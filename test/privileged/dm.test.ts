@@ -253,7 +253,8 @@ test('buffer growth: list ≥ 200 devices with long names and uuids', async () =
 
 test('waitForEvent wakes when a table changes; deviceWait wakes on the device event counter', async () => {
   const name = testName('ev');
-  const info = await dm.createDevice(name, [zeroTarget(0n, 16n)]);
+  const uuid = `${name}-uuid`;
+  const info = await dm.createDevice(name, [zeroTarget(0n, 16n)], { uuid });
   await dm.armPoll();
   assert.is(await dm.waitForEvent({ timeoutMs: 300 }), false, 'no event yet');
   const waiting = dm.waitForEvent({ timeoutMs: 5000 });
@@ -265,7 +266,10 @@ test('waitForEvent wakes when a table changes; deviceWait wakes on the device ev
   // calls dm_table_event), so that is what wakes DEV_WAIT here.
   const after = await dm.deviceInfo(name);
   assert.is(after.eventNr, info.eventNr);
-  const waitingDev = dm.deviceWait(name, after.eventNr);
+  // Wait by uuid: the async DEV_WAIT reaches the kernel on a worker thread at an unknown moment,
+  // possibly after the rename below, and a lookup by the old name would then fail with ENXIO.
+  // Either order wakes it: before the rename it blocks until the event, after it returns at once.
+  const waitingDev = dm.deviceWait({ uuid }, after.eventNr);
   const renamed = testName('ev-renamed');
   await dm.deviceRename(name, { name: renamed });
   const woke = await waitingDev;

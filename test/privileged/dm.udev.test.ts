@@ -3,7 +3,7 @@
 // one): udev makes /dev/mapper/NAME symlinks; DmControl waits for them instead of mknod-ing.
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { DmControl, zeroTarget } from '../../src/dm/index.js';
 import { privilegedSuite, testName, withSweep } from '../helpers/privileged.js';
 
@@ -18,9 +18,36 @@ test.before(async () => {
   started = existsSync('/run/udev/control');
 });
 
-test.after(() => {
+/** Pids of running systemd-udevd processes (the daemon and its workers), from /proc. */
+function udevdPids(): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/comm`, 'utf8').trim() === 'systemd-udevd') pids.push(Number(e));
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return pids;
+}
+
+test.after(async () => {
   if (!started) return;
   spawnSync('udevadm', ['control', '--exit'], { stdio: 'ignore', timeout: 10_000 });
+  // udevd's workers open every block device that changes (blkid probing); one still alive makes
+  // later suites see phantom openers (a loop detach turns into a deferred one). Make sure none is.
+  for (let i = 0; i < 100 && udevdPids().length > 0; i++) {
+    for (const pid of udevdPids()) {
+      try {
+        process.kill(pid, i < 20 ? 'SIGTERM' : 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(udevdPids(), [], 'systemd-udevd is still running after the udev suite');
   // Leave no trace that would make later suites think udev is running.
   rmSync('/run/udev', { recursive: true, force: true });
 });
