@@ -197,7 +197,7 @@ cli('dm: create, ls, info, table, status, load, suspend, resume, rename, wait, m
     await refused(5, 'EINVAL', 'dm', 'message', renamed, '0', 'hello');
     await refused(5, 'EINVAL', '!', 'dm', 'create', testName('bad'), '--table', '0 8 nosuchtarget');
     // An over-long type (> 15 bytes) is refused before the kernel, as bad input.
-    await refused(2, 'EINVALIDARG', '!', 'dm', 'create', testName('bad'), '--table', '0 8 nosuchtarget');
+    await refused(2, 'EINVALIDARG', '!', 'dm', 'create', testName('bad'), '--table', '0 8 no-such-target-type');
   });
   await ok('dm', 'remove', renamed);
   assert.not.match(await ok('!', 'dm', 'ls'), renamed);
