@@ -21,7 +21,8 @@ export function testName(base: string): string {
 let runDir: string | undefined;
 /** This process's temp dir under TEST_TMP_ROOT (created on first use), e.g. for loop backing files. */
 export function testTmpDir(): string {
-  if (!runDir) {
+  // The sweeper empties TEST_TMP_ROOT after each suite, and all suites share one process.
+  if (!runDir || !existsSync(runDir)) {
     mkdirSync(TEST_TMP_ROOT, { recursive: true });
     runDir = mkdtempSync(join(TEST_TMP_ROOT, `run-${process.pid}-`));
   }
