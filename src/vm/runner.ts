@@ -33,7 +33,8 @@ export interface RunInVmOptions {
   /** Extra host directories shared writable at the same absolute paths. */
   readonly shares?: readonly string[];
   /**
-   * Subdirectories of `cwd` (e.g. 'node_modules', 'dist') that the guest only reads: they are
+   * Directories inside `cwd` or a share (relative to `cwd`, or absolute; e.g. 'node_modules',
+   * 'dist') that the guest only reads: they are
    * served from the read-only host-root view, which the guest mounts with cache=loose, instead of
    * the uncached writable share. Module loading is thousands of small lookups; over the uncached
    * share importing @sinclair/typebox alone took 38 s in the TCG guest, against ~4 s for the whole
@@ -66,15 +67,18 @@ export interface RunInVmResult {
 }
 
 /**
- * Absolute paths of the read-only cached subdirectories of `cwd` that exist on the host. Each must
- * be a plain relative path inside `cwd` without whitespace (the guest script splits on spaces).
+ * Absolute paths of the read-only cached directories that exist on the host. Each entry is
+ * relative to `cwd` or absolute, must lie inside `cwd` or one of `shares` (only those are
+ * covered by a writable share worth bypassing), and must have no whitespace (the guest script
+ * splits on spaces) and no '.' or '..' segments.
  */
-export function readOnlyCachedPaths(cwd: string, subdirs: readonly string[]): string[] {
+export function readOnlyCachedPaths(cwd: string, dirs: readonly string[], shares: readonly string[] = [cwd]): string[] {
   const out: string[] = [];
-  for (const sub of subdirs) {
-    if (sub === '' || sub.startsWith('/') || /\s/.test(sub) || sub.split('/').some((p) => p === '..' || p === '.'))
-      throw new Error(`runInVm: readOnlyCached entry ${JSON.stringify(sub)} must be a plain relative path inside cwd`);
-    const abs = join(cwd, sub);
+  for (const d of dirs) {
+    const abs = d.startsWith('/') ? d : join(cwd, d);
+    const inside = [cwd, ...shares].some((s) => abs.startsWith(`${s.replace(/\/$/, '')}/`));
+    if (d === '' || /\s/.test(d) || d.split('/').some((p) => p === '..' || p === '.') || !inside)
+      throw new Error(`runInVm: readOnlyCached entry ${JSON.stringify(d)} must be a plain path inside cwd or a share`);
     if (existsSync(abs)) out.push(abs);
   }
   return out;
@@ -134,7 +138,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     `DMVM_NONCE=${nonce}`,
     `DMVM_NSHARES=${shares.length}`,
     ...shares.flatMap((s, i) => [`DMVM_SHARE_TAG_${i}=share${i}`, `DMVM_SHARE_DIR_${i}=${shQuote(s)}`]),
-    `DMVM_RO_CACHED=${shQuote(readOnlyCachedPaths(cwd, opts.readOnlyCached ?? []).join(' '))}`,
+    `DMVM_RO_CACHED=${shQuote(readOnlyCachedPaths(cwd, opts.readOnlyCached ?? [], shares).join(' '))}`,
     `DMVM_TMP_SIZE=75%`,
     `DMVM_KVER=${shQuote(kernel.version)}`,
     `DMVM_MODULES_ROOT=${shQuote(hostModulesRoot)}`,

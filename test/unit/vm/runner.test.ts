@@ -14,8 +14,10 @@ test('readOnlyCached: existing plain subdirectories become absolute paths; anyth
     mkdirSync(join(cwd, 'node_modules'));
     mkdirSync(join(cwd, 'dist', 'src'), { recursive: true });
     assert.equal(readOnlyCachedPaths(cwd, ['node_modules', 'dist/src', 'missing']), [join(cwd, 'node_modules'), join(cwd, 'dist/src')]);
-    for (const bad of ['', '/etc', '../x', 'a/../b', './a', 'a b'])
-      assert.throws(() => readOnlyCachedPaths(cwd, [bad]), /plain relative path/, bad);
+    assert.equal(readOnlyCachedPaths(cwd, [join(cwd, 'dist')]), [join(cwd, 'dist')]);
+    assert.equal(readOnlyCachedPaths(cwd, ['/srv/share/x'], [cwd, '/srv/share']), []);
+    for (const bad of ['', '/etc', '../x', 'a/../b', './a', 'a b', `${cwd}/../x`])
+      assert.throws(() => readOnlyCachedPaths(cwd, [bad]), /plain path inside cwd or a share/, bad);
   } finally {
     rmSync(cwd, { recursive: true, force: true });
   }
