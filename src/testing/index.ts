@@ -15,3 +15,4 @@ export {
 } from './fake-kernel.js';
 export { FakeIoError, SimulatedCrash, errnoNumber, type Errno } from './errors.js';
 export type { FakePoolMode } from './thin-model.js';
+export { FAKE_FILESYSTEM_UUID, fakeBlockDevices, fakeDeviceSetInit, fakeFsTools } from './deviceset.js';

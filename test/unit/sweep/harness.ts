@@ -8,66 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DmControl } from '../../../src/dm/index.js';
 import { LoopControl } from '../../../src/loop/index.js';
-import { FakeKernel, SimulatedCrash } from '../../../src/testing/index.js';
+import { FAKE_FILESYSTEM_UUID, FakeKernel, SimulatedCrash, fakeBlockDevices, fakeFsTools } from '../../../src/testing/index.js';
 import { DeviceSet, type DeviceSetInit } from '../../../src/deviceset/device-set.js';
 import { MetadataStore, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
 import { LOCK_FILE } from '../../../src/deviceset/root-lock.js';
 import type { FsTools } from '../../../src/deviceset/fs-tools.js';
 import { dmNameFor } from '../../../src/deviceset/hash.js';
-import { InvalidArgumentError } from '../../../src/errors.js';
-import type { BlockDevices } from '../../../src/thin/index.js';
-import { openSync as realOpen, readSync as realRead, writeSync as realWrite, fsyncSync as realFsync, closeSync as realClose } from 'node:fs';
-
-/**
- * BlockDevices over the fake kernel: sizes through BLKGETSIZE64 (a counted syscall), the head of
- * a loop device read from / zeroed in its backing file (where FakeKernel keeps pool metadata).
- */
-export function fakeBlockDevices(fake: FakeKernel, loops: LoopControl): BlockDevices {
-  const loopOf = (ref: string) => {
-    const m = /^(\d+):(\d+)$/.exec(ref);
-    const l = fake.loops().find((x) => (m ? Number(m[1]) === 7 && Number(m[2]) === x.index : x.path === ref));
-    if (!l) throw new InvalidArgumentError('block device', [{ path: '', message: 'no such (fake) loop device', value: ref }]);
-    return l;
-  };
-  const backing = (path: string): string => {
-    const l = loopOf(path);
-    if (!l.backingFile) throw new InvalidArgumentError('block device', [{ path: '', message: 'loop device not bound', value: path }]);
-    return l.backingFile;
-  };
-  return {
-    async inspect(ref) {
-      const l = loopOf(ref);
-      return { major: 7, minor: l.index, path: l.path, sizeBytes: loops.sizeOf(l.path) };
-    },
-    async readHead(path, bytes) {
-      if (fake.crashed) throw new SimulatedCrash(-1, 'before', 'readHead after death');
-      const fd = realOpen(backing(path), 'r');
-      try {
-        const buf = Buffer.alloc(bytes);
-        realRead(fd, buf, 0, bytes, 0);
-        return buf;
-      } finally {
-        realClose(fd);
-      }
-    },
-    async zeroHead(path, bytes) {
-      if (fake.crashed) throw new SimulatedCrash(-1, 'before', 'zeroHead after death');
-      const fd = realOpen(backing(path), 'r+');
-      try {
-        realWrite(fd, Buffer.alloc(bytes), 0, bytes, 0);
-        realFsync(fd);
-      } finally {
-        realClose(fd);
-      }
-    },
-  };
-}
 
 /** Tiny sizes: 16M base, 64K blocks, 64M sparse data file, 2M metadata. */
 export const OPTIONS = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=16M', 'dm.blocksize=64K', 'dm.min_free_space=0%'];
 /** The fake /dev (so that real temp files may live on the /dev/shm tmpfs, where fsync is free). */
 export const DEV_DIR = '/fakedev';
-export const FAKE_UUID = '0b7c1c64-5a5d-4f7e-9c6a-1d1e2f3a4b5c';
+export const FAKE_UUID = FAKE_FILESYSTEM_UUID;
 
 /**
  * MetadataFs that counts every call that changes or syncs the directory (mkdir, open, write,
@@ -143,21 +95,7 @@ export class World {
 
   /** FsTools: mkfs puts the mark through the fake; uuid is constant; grow does nothing. Dead after a crash. */
   tools(): FsTools {
-    const fake = this.fake;
-    const alive = (what: string): void => {
-      if (fake.crashed) throw new SimulatedCrash(-1, 'before', `${what} after death`);
-    };
-    return {
-      mkfs: async (fs, device) => {
-        alive('mkfs');
-        fake.mkfs(device, fs);
-      },
-      uuid: async () => {
-        alive('blkid');
-        return FAKE_UUID;
-      },
-      grow: async () => alive('growfs'),
-    };
+    return fakeFsTools(this.fake);
   }
 
   /** Init options of a new "process": its own DmControl, LoopControl and metadata fs. */
