@@ -144,6 +144,7 @@ import {
   cloneMetadata,
   emptyMetadata,
   parseMetadata,
+  poolFeatureText,
   serializeMetadata,
   type FakePoolMode,
   type PoolFeatures,
@@ -1582,17 +1583,8 @@ export class FakeKernel implements Syscalls {
       case 'zero':
       case 'error':
         return '';
-      case 'thin-pool': {
-        const f = i.features;
-        const names = [
-          f.skipBlockZeroing ? 'skip_block_zeroing' : '',
-          f.ignoreDiscard ? 'ignore_discard' : '',
-          f.noDiscardPassdown ? 'no_discard_passdown' : '',
-          f.readOnly ? 'read_only' : '',
-          f.errorIfNoSpace ? 'error_if_no_space' : '',
-        ].filter(Boolean);
-        return `${fmtDev(i.metaDev)} ${fmtDev(i.dataDev)} ${i.blockSize} ${i.lowWater} ${names.length} ${names.map((n) => `${n} `).join('')}`;
-      }
+      case 'thin-pool':
+        return `${fmtDev(i.metaDev)} ${fmtDev(i.dataDev)} ${i.blockSize} ${i.lowWater} ${poolFeatureText(i.features)}`;
       case 'thin':
         return `${fmtDev(i.poolDev)} ${i.id}${i.origin !== null ? ` ${fmtDev(i.origin)}` : ''}`;
     }

@@ -127,6 +127,18 @@ function argCount(argv: readonly string[], n: number): void {
  * One pool object (`struct pool`), shared by every table of the pool device. Holds working
  * metadata; `commit()` hands the committed copy to the persistence callback.
  */
+/** dm-thin's emit_flags(): `<count> <feature>… ` in the kernel's order, trailing space included. */
+export function poolFeatureText(f: PoolFeatures): string {
+  const names = [
+    f.skipBlockZeroing ? 'skip_block_zeroing' : '',
+    f.ignoreDiscard ? 'ignore_discard' : '',
+    f.noDiscardPassdown ? 'no_discard_passdown' : '',
+    f.readOnly ? 'read_only' : '',
+    f.errorIfNoSpace ? 'error_if_no_space' : '',
+  ].filter(Boolean);
+  return `${names.length} ${names.map((n) => `${n} `).join('')}`;
+}
+
 export class ThinPoolModel {
   meta: ThinMetadata;
   mode: FakePoolMode = 'rw';
@@ -198,15 +210,7 @@ export class ThinPoolModel {
 
   /** pool_ctr/emit_flags: `<count> <feature>… ` in the kernel's order, trailing space included. */
   featureText(): string {
-    const f = this.features;
-    const names = [
-      f.skipBlockZeroing ? 'skip_block_zeroing' : '',
-      f.ignoreDiscard ? 'ignore_discard' : '',
-      f.noDiscardPassdown ? 'no_discard_passdown' : '',
-      f.readOnly ? 'read_only' : '',
-      f.errorIfNoSpace ? 'error_if_no_space' : '',
-    ].filter(Boolean);
-    return `${names.length} ${names.map((n) => `${n} `).join('')}`;
+    return poolFeatureText(this.features);
   }
 
   /** pool_message: the six messages, their argument checks and errnos; commits on success. */
