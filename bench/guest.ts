@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DeviceSet, DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment } from '../src/index.js';
+import { DeviceSet, DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment, type TargetLine } from '../src/index.js';
 import * as io from '../src/ioctl/index.js';
 import { External, timeCli, type CProgram } from './lib/external.js';
 import { fastBuild, fastDecode } from './lib/fast-dm.js';
@@ -127,6 +127,27 @@ function timeLoopSync(reps: number, batch: number, warmup: number, fn: () => voi
     out.push(((performance.now() - t0) * 1000) / batch);
   }
   return out;
+}
+
+/**
+ * Creates R.heavy devices `<prefix>-<i>` (create+load+resume), then removes them all; returns the
+ * per-device create and remove times in µs.
+ */
+async function createThenRemove(ctl: DmControl, prefix: string, table: readonly TargetLine[]): Promise<number[][]> {
+  const names = Array.from({ length: R.heavy }, (_, i) => `${prefix}-${i}`);
+  const cs: number[] = [];
+  const rs: number[] = [];
+  for (const name of names) {
+    const t = performance.now();
+    await ctl.createDevice(name, [...table]);
+    cs.push((performance.now() - t) * 1000);
+  }
+  for (const name of names) {
+    const t = performance.now();
+    await ctl.deviceRemove(name);
+    rs.push((performance.now() - t) * 1000);
+  }
+  return [cs, rs];
 }
 
 function gcNow(): void {
@@ -276,43 +297,13 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
       await dm.createDevice(`${PREFIX}cw-${w}`, table);
       await dm.deviceRemove(`${PREFIX}cw-${w}`);
     }
-    await measure([c, r], 'ours', async () => {
-      const names = Array.from({ length: R.heavy }, (_, i) => `${PREFIX}c-ours-${i}`);
-      const cs: number[] = [];
-      const rs: number[] = [];
-      for (const name of names) {
-        const t = performance.now();
-        await dm.createDevice(name, table);
-        cs.push((performance.now() - t) * 1000);
-      }
-      for (const name of names) {
-        const t = performance.now();
-        await dm.deviceRemove(name);
-        rs.push((performance.now() - t) * 1000);
-      }
-      return [cs, rs];
-    });
+    await measure([c, r], 'ours', () => createThenRemove(dm, `${PREFIX}c-ours`, table));
     const cargs = { reps: R.heavy, type: 'zero', sectors: 2048 };
     {
       const c2 = newOp('create_zero_nonodes', "create+load+resume, DmControl({ nodes: 'none' }) (info)", 'info');
       const r2 = newOp('remove_zero_nonodes', "remove, DmControl({ nodes: 'none' }) (info)", 'info');
       const bare = new DmControl({ nodes: 'none' });
-      await measure([c2, r2], 'ours', async () => {
-        const names = Array.from({ length: R.heavy }, (_, i) => `${PREFIX}c-none-${i}`);
-        const cs: number[] = [];
-        const rs: number[] = [];
-        for (const name of names) {
-          const t = performance.now();
-          await bare.createDevice(name, table);
-          cs.push((performance.now() - t) * 1000);
-        }
-        for (const name of names) {
-          const t = performance.now();
-          await bare.deviceRemove(name);
-          rs.push((performance.now() - t) * 1000);
-        }
-        return [cs, rs];
-      });
+      await measure([c2, r2], 'ours', () => createThenRemove(bare, `${PREFIX}c-none`, table));
       bare.close();
     }
     await measureC([c, r], 'floor', 'create_remove', { ...cargs, prefix: `${PREFIX}c-floor` }, ['create', 'remove']);
