@@ -11,6 +11,7 @@ export const CRASH_POINTS = [
   // init
   'init:before-pool-create',
   'init:before-loop-close',
+  'init:before-pool-grow',
   'init:before-probe',
   'init:before-reconcile-action',
   'init:before-deviceset-save',

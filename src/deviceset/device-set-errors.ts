@@ -91,10 +91,15 @@ export class DeviceInUseError extends DevmapperError {
   }
 }
 
-/** mount(2) failed; says why (errno) and with what. */
+/**
+ * mount(2) failed; says why (errno), with what, and what the kernel logged about the device
+ * meanwhile (the filesystem's own explanation, which the errno does not carry).
+ */
 export class MountFailedError extends DevmapperError {
   override readonly name = 'MountFailedError';
   readonly code = 'EMOUNTFAILED';
+  /** Kernel log lines written during the mount about this device (or the last few); may be empty. */
+  readonly kernelLog: readonly string[];
   constructor(
     readonly hash: string,
     readonly device: string,
@@ -102,9 +107,12 @@ export class MountFailedError extends DevmapperError {
     readonly fstype: string,
     readonly data: string,
     reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; kernelLog?: readonly string[] },
   ) {
-    super(`mounting ${show(hash)} (${device}, ${fstype}, options "${data}") on ${mountPoint} failed: ${reason}`, options);
+    const log = options?.kernelLog ?? [];
+    const tail = log.length > 0 ? `; kernel log: ${log.join(' | ')}` : '';
+    super(`mounting ${show(hash)} (${device}, ${fstype}, options "${data}") on ${mountPoint} failed: ${reason}${tail}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.kernelLog = log;
   }
 }
 

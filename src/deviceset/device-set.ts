@@ -18,8 +18,11 @@
  *
  * ## Pool mutations: the journal
  * Every create_thin / create_snap / delete follows the write order documented in reconcile.ts
- * (transaction record → device record → pool message → set_transaction_id → record → clear), so
- * after a crash at any point the next init rolls creates back and deletes forward. A named
+ * (transaction record → device record → pool message → commit → record → clear), so
+ * after a crash at any point the next init rolls creates back and deletes forward. The commit is
+ * `set_transaction_id` on a pool this DeviceSet owns; an external pool's id belongs to its manager
+ * (LVM refuses a pool whose id moved, moby#15629), so there the commit is an atomic write of the
+ * journal's own id in the deviceset record. A named
  * {@link CrashHook} point sits before every step ({@link CRASH_POINTS}).
  *
  * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
@@ -35,6 +38,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { kernelLogTail, openKernelLog, type KernelLog, type KernelLogCursor } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
 import { LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
@@ -46,6 +50,9 @@ import {
   ThinPool,
   UnexpectedTargetError,
   classifyMetadataHead,
+  METADATA_BLOCK_BYTES,
+  SECTOR_SIZE,
+  THIN_METADATA_MAX_BYTES,
   type BlockDevices,
   parseThinStatus,
   type ThinPoolWorkingStatus,
@@ -76,7 +83,7 @@ import {
   UnknownDeviceError,
   UnknownFilesystemError,
 } from './device-set-errors.js';
-import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
+import { realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
 import { allocateDeviceId } from './ids.js';
 import {
@@ -131,6 +138,11 @@ export interface DeviceSetInit {
   readonly deferredDeleteIntervalMs?: number;
   /** Log sink. Default: warnings and errors to stderr. */
   readonly log?: (level: DeviceSetLogLevel, message: string) => void;
+  /**
+   * Opens a cursor at the end of the kernel log before each mount, for the explanation a failed
+   * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
+   */
+  readonly kernelLog?: KernelLog;
 }
 
 /** A device as {@link DeviceSet.deviceInfo} reports it. */
@@ -168,7 +180,7 @@ export interface SpaceUsage {
 /** Docker's DeviceSet Status fields in camelCase, plus the pool's health. */
 export interface DeviceSetStatus {
   readonly poolName: string;
-  /** Data block device (loop device or dm.datadev); null for an external pool. */
+  /** Data block device: the loop device, dm.datadev, or for an external pool its table's `major:minor`. */
   readonly dataFile: string | null;
   readonly dataLoopback: string | null;
   readonly metadataFile: string | null;
@@ -285,6 +297,7 @@ export class DeviceSet {
   readonly #loops: LoopControl;
   readonly #sys: Syscalls;
   readonly #tools: FsTools;
+  readonly #kernelLog: KernelLog;
   readonly #blockDevices: BlockDevices | undefined;
   readonly #store: MetadataStore;
   readonly #crash: CrashHook;
@@ -315,6 +328,7 @@ export class DeviceSet {
     this.#loops = init.loops ?? new LoopControl();
     this.#sys = init.syscalls ?? realSyscalls();
     this.#tools = init.tools ?? realFsTools;
+    this.#kernelLog = init.kernelLog ?? openKernelLog;
     this.#blockDevices = init.blockDevices;
     this.#store = new MetadataStore(root, init.metadataFs);
     this.#crash = init.crashPoint ?? crashHookFromEnv();
@@ -388,7 +402,12 @@ export class DeviceSet {
       if (await this.#probe(tx.deviceId)) poolIds.add(tx.deviceId);
       else poolIds.delete(tx.deviceId);
     }
-    const plan = reconcile(loaded.devices, tx, poolIds, status.transactionId);
+    if (!this.#source.owned && this.#deviceSet.transactionId === undefined) {
+      // First use (the ownership check above saw 0), or a root written before the journal kept its
+      // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
+      this.#deviceSet = { ...this.#deviceSet, transactionId: Number(status.transactionId) };
+    }
+    const plan = reconcile(loaded.devices, tx, poolIds, this.#journalTxid(status));
     for (const r of loaded.devices.values()) this.#records.set(r.hash, r);
     if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
     await this.#applyPlan(plan, tx);
@@ -451,8 +470,11 @@ export class DeviceSet {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
       this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       if (dataFile !== null && metadataFile !== null) {
-        this.#source.dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
-        this.#source.metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+        const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
+        const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+        this.#source.dataDevice = dataDevice;
+        this.#source.metadataDevice = metadataDevice;
+        await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
       }
       return false;
     }
@@ -506,6 +528,44 @@ export class DeviceSet {
     } finally {
       // The pool table holds the loop devices now (or nothing does): autoclear takes it from here.
       for (const h of handles) h.close();
+    }
+  }
+
+  /**
+   * Docker grows the loopback files when dm.loopdatasize / dm.loopmetadatasize grew between
+   * starts, and never shrinks them. A pool created here gets that before its loops are attached;
+   * an adopted pool is live, so it takes three steps: the file, the loop device's capacity
+   * (LOOP_SET_CAPACITY), the pool table (reload + resume: dm-thin then extends its data space
+   * map to the new length and its metadata space map to the metadata device's size, see
+   * Documentation/admin-guide/device-mapper/thin-provisioning.rst "Resizing"). Each step compares
+   * sizes instead of trusting a flag, so a crash between two of them is finished by the next init.
+   */
+  async #growAdoptedPool(dataFile: string, dataDevice: string, metadataFile: string, metadataDevice: string): Promise<void> {
+    const o = this.options;
+    await this.#ensureLoopFile(dataFile, o.loopDataSize);
+    await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
+    const pairs: Array<[string, string]> = [
+      [dataFile, dataDevice],
+      [metadataFile, metadataDevice],
+    ];
+    for (const [file, device] of pairs) {
+      const fileBytes = BigInt(fs.statSync(file).size);
+      if (this.#loops.sizeOf(device) < fileBytes) {
+        this.#crash('init:before-pool-grow');
+        await this.#loops.setCapacity(device);
+      }
+    }
+    const bs = BigInt(this.#pool.params.dataBlockSize);
+    const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
+    const status = await this.#pool.status({ noflush: true });
+    // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
+    const metadataBytes = this.#loops.sizeOf(metadataDevice);
+    const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
+    const metadataGrew = status.kind === 'working' && metadataBlocks > status.totalMetadataBlocks;
+    if (dataLength > this.#pool.lengthSectors || metadataGrew) {
+      this.#log('info', `growing ${this.#pool.name}: data ${this.#pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
+      this.#crash('init:before-pool-grow');
+      await this.#pool.resize();
     }
   }
 
@@ -569,7 +629,7 @@ export class DeviceSet {
           break;
         }
         case 'set-transaction-id':
-          await this.#pool.setTransactionId(a.from, a.to);
+          await this.#commitTransaction(a.from, a.to);
           break;
         case 'clear-transaction':
           this.#store.clearTransaction();
@@ -636,7 +696,7 @@ export class DeviceSet {
       const stored = this.#deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
       if (stored === undefined) await this.#saveBaseUuid(uuid);
       else if (stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
-      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? probeDeviceFilesystem(path) ?? undefined;
+      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? (await this.#tools.probe(path)) ?? undefined;
       if (fsType === undefined) throw new UnknownFilesystemError(path);
       if (base.filesystem === undefined) await this.#saveRecord({ ...base, filesystem: fsType });
       if (fsType !== o.fs) this.#log('warn', `the base device has ${fsType}; dm.fs=${o.fs} is ignored`);
@@ -731,7 +791,7 @@ export class DeviceSet {
         const short = freeSpaceShortfall(status, this.options.minFreeSpacePercent);
         if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
       }
-      const current = status.transactionId;
+      const current = this.#journalTxid(status);
       const open = current + 1n;
       let { id, next } = allocateDeviceId(this.#usedIds, this.#deviceSet.nextDeviceId || MIN_DEVICE_ID);
       const txFor = (devId: number): TransactionRecord => ({
@@ -785,7 +845,7 @@ export class DeviceSet {
       this.#deviceSet = { ...this.#deviceSet, nextDeviceId: next };
       point('before-commit');
       try {
-        await this.#pool.setTransactionId(current, open);
+        await this.#commitTransaction(current, open);
       } catch (err) {
         try {
           await this.#pool.deleteThin(id);
@@ -807,11 +867,34 @@ export class DeviceSet {
     });
   }
 
+  /**
+   * The transaction id the journal counts from: the pool's when this DeviceSet owns the pool,
+   * otherwise its own marker in the deviceset record (see DeviceSetRecord.transactionId).
+   */
+  #journalTxid(status: ThinPoolWorkingStatus): bigint {
+    if (this.#source.owned) return status.transactionId;
+    return BigInt(this.#deviceSet.transactionId ?? 0);
+  }
+
+  /**
+   * The journal's commit point: `set_transaction_id from to` on an owned pool; on an external
+   * pool an atomic, fsynced write of the deviceset record (the pool's id is its manager's).
+   */
+  async #commitTransaction(from: bigint, to: bigint): Promise<void> {
+    if (this.#source.owned) {
+      await this.#pool.setTransactionId(from, to);
+      return;
+    }
+    const next: DeviceSetRecord = { ...this.#deviceSet, transactionId: Number(to) };
+    this.#store.saveDeviceSet(next);
+    this.#deviceSet = next;
+  }
+
   /** delete through the journal. Returns 'deferred' when the pool said busy and deferral applies. */
   async #deleteJournalled(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
     return this.#poolLock.run(async () => {
       const status = await this.#pool.assertWritable();
-      const current = status.transactionId;
+      const current = this.#journalTxid(status);
       const open = current + 1n;
       this.#crash('delete:before-transaction');
       this.#store.saveTransaction({ openTransactionId: Number(open), deviceHash: rec.hash, deviceId: rec.deviceId, op: 'delete' });
@@ -826,7 +909,7 @@ export class DeviceSet {
             const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
             this.#store.saveDevice(deferred);
             this.#records.set(rec.hash, deferred);
-            await this.#pool.setTransactionId(current, open);
+            await this.#commitTransaction(current, open);
             this.#store.clearTransaction();
             return 'deferred';
           }
@@ -837,7 +920,7 @@ export class DeviceSet {
         }
       }
       this.#crash('delete:before-commit');
-      await this.#pool.setTransactionId(current, open);
+      await this.#commitTransaction(current, open);
       this.#crash('delete:before-remove-record');
       this.#store.removeDevice(rec.hash);
       this.#records.delete(rec.hash);
@@ -1007,7 +1090,8 @@ export class DeviceSet {
    * Docker's DeleteDevice: BLKDISCARD (dm.blkdiscard), deactivate, journalled pool delete. With
    * deferred deletion on and `sync` false, a busy device is marked deleted and retried by the
    * background worker; resolves 'deferred' then.
-   * @throws UnknownDeviceError, DeviceInUseError (mounted here), ThinDeviceBusyError, pool errors.
+   * @throws UnknownDeviceError, DeviceInUseError (mounted here), DeviceBusyError (still open when
+   *   not deferring: the dm remove gave up), ThinDeviceBusyError, pool errors.
    */
   async deleteDevice(hash: string, options: { sync?: boolean } = {}): Promise<'deleted' | 'deferred'> {
     assertValidHash(hash);
@@ -1066,7 +1150,7 @@ export class DeviceSet {
       const device = await this.#activate(rec);
       let fsType: BaseFilesystem | null;
       try {
-        fsType = probeDeviceFilesystem(device);
+        fsType = await this.#tools.probe(device);
       } catch (err) {
         await this.#deactivate(hash, true).catch(() => undefined);
         throw err;
@@ -1082,12 +1166,20 @@ export class DeviceSet {
         ...(options.label ? [`context="${options.label}"`] : []),
       ];
       const { flags, data } = splitMountOptions(words);
+      const log = this.#openKernelLog();
       try {
         await this.#sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
       } catch (err) {
+        // The errno alone rarely says what is wrong (EINVAL covers a bad option and a corrupt
+        // superblock alike): the filesystem's own words are in the kernel log. Read them while
+        // the device is still active, so its dm-N name is known.
+        const kernelLog = await this.#kernelLogFor(hash, log);
         await this.#deactivate(hash, true).catch(() => undefined);
         const code = (err as { code?: string }).code ?? 'error';
-        throw new MountFailedError(hash, device, path, fsType, data, `${code}: ${mountErrorHint(code)} (${(err as Error).message})`, { cause: err });
+        const why = `${code}: ${mountErrorHint(code)} (${(err as Error).message})`;
+        throw new MountFailedError(hash, device, path, fsType, data, why, { cause: err, kernelLog });
+      } finally {
+        log?.close();
       }
       if (fsType === 'xfs' && this.options.xfsNoSpaceMaxRetries !== null) {
         try {
@@ -1101,6 +1193,26 @@ export class DeviceSet {
       }
       this.#mounts.set(hash, { path, count: 1 });
     });
+  }
+
+  #openKernelLog(): KernelLogCursor | null {
+    try {
+      return this.#kernelLog();
+    } catch {
+      return null;
+    }
+  }
+
+  /** The kernel log lines since `log` was opened about `hash`'s dm-N device (or the last few). Never throws. */
+  async #kernelLogFor(hash: string, log: KernelLogCursor | null): Promise<string[]> {
+    try {
+      const records = log?.read() ?? [];
+      if (records.length === 0) return [];
+      const info = await this.#dm.deviceInfo(this.#dmName(hash)).catch(() => undefined);
+      return kernelLogTail(records, info ? `dm-${info.dev.minor}` : '');
+    } catch {
+      return [];
+    }
   }
 
   /**
@@ -1232,13 +1344,16 @@ export class DeviceSet {
     }
     const dataFile = src.dataFile;
     const dataDevice = src.dataDevice;
-    await this.#poolLock.run(async () => {
-      const current = BigInt(fs.statSync(dataFile).size);
-      if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
-      await ensureSparseFile(dataFile, bytes);
-      await this.#loops.setCapacity(dataDevice);
-      await this.#pool.resize();
-    });
+    // Through #op (no device locks) so that shutdown() waits for it before removing the pool.
+    await this.#op([], () =>
+      this.#poolLock.run(async () => {
+        const current = BigInt(fs.statSync(dataFile).size);
+        if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
+        await ensureSparseFile(dataFile, bytes);
+        await this.#loops.setCapacity(dataDevice);
+        await this.#pool.resize();
+      }),
+    );
   }
 
   /** Runs one pass of the deferred deletion worker now; resolves with the hashes still pending. */

@@ -30,6 +30,8 @@ export interface FsTools {
   uuid(device: string): Promise<string>;
   /** Grows a mounted filesystem to its device's size. */
   grow(fs: BaseFilesystem, device: string, mountPoint: string): Promise<void>;
+  /** Which of our filesystems the device holds (superblock magic), or null. */
+  probe(device: string): Promise<BaseFilesystem | null>;
 }
 
 /** Runs a command; rejects with ExternalToolError carrying stderr. */
@@ -70,6 +72,9 @@ export const realFsTools: FsTools = {
   },
   async grow(fs, device, mountPoint) {
     await run(growCommand(fs, device, mountPoint));
+  },
+  async probe(device) {
+    return probeDeviceFilesystem(device);
   },
 };
 

@@ -12,4 +12,5 @@ export * from './root-lock.js';
 export * from './device-set-errors.js';
 export * from './pool-sizing.js';
 export * from './fs-tools.js';
+export * from './kernel-log.js';
 export * from './device-set.js';

@@ -101,6 +101,13 @@ export const DeviceSetRecord = Type.Object({
   baseFilesystemUuid: Type.Optional(Type.String({ minLength: 1 })),
   /** The options in force, as `dm.key=value` strings (formatDmOptions). */
   options: Type.Array(Type.String()),
+  /**
+   * The commit marker of the journal for an external pool (dm.thinpooldev). Its own transaction
+   * id belongs to its manager: LVM refuses to activate a pool whose id moved away from the one it
+   * recorded (moby#15629), so the journal commits here instead of with set_transaction_id.
+   * Absent for a pool this DeviceSet owns.
+   */
+  transactionId: Type.Optional(SafeCount),
 });
 export type DeviceSetRecord = Static<typeof DeviceSetRecord>;
 
@@ -113,7 +120,10 @@ export type TransactionOp = Static<typeof TransactionOp>;
  * removed after the operation finished, so recovery (reconcile.ts) can roll it back or forward.
  */
 export const TransactionRecord = Type.Object({
-  /** Pool transaction id this operation commits with (pool txid + 1 when opened). */
+  /**
+   * Transaction id this operation commits with: the journal's id + 1 when opened (the pool's id
+   * for an owned pool, DeviceSetRecord.transactionId for an external one).
+   */
   openTransactionId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
   deviceHash: Type.String(),
   deviceId: DeviceId,

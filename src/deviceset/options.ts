@@ -18,7 +18,7 @@
  * |---|---|---|---|---|
  * | `dm.basesize` | baseSize | size, multiple of 512, ≥ 16M (≥ 300M for xfs) | 10G | yes |
  * | `dm.loopdatasize` | loopDataSize | size, multiple of 512, ≥ dm.blocksize | 100G | yes (loopback only) |
- * | `dm.loopmetadatasize` | loopMetadataSize | size, multiple of 4K, 2M – 33423360 sectors | 2G | yes (loopback only) |
+ * | `dm.loopmetadatasize` | loopMetadataSize | size, multiple of 4K, 2M – 33292800 sectors | 2G | yes (loopback only) |
  * | `dm.fs` | fs | `ext4` or `xfs` | **ext4** (Docker preferred xfs when available) | yes |
  * | `dm.mkfsarg` | mkfsArgs | string, repeatable (appended) | none | yes |
  * | `dm.mountopt` | mountOptions | string, repeatable (comma-joined) | none | yes |
@@ -62,6 +62,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
+import { THIN_METADATA_MAX_BYTES } from '../thin/block-device.js';
 
 /** Filesystems the base device can carry. */
 export type BaseFilesystem = 'ext4' | 'xfs';
@@ -142,7 +143,7 @@ export const DM_OPTION_KEYS: readonly DmOptionDoc[] = [
     key: 'dm.loopmetadatasize', property: 'loopMetadataSize', type: 'size', repeatable: false,
     default: '2G', dockerDefault: '2G', supported: true,
     description:
-      'Size of the sparse loopback metadata file. Multiple of 4K, at least 2M, at most 33423360 sectors (the kernel uses no more thin metadata). Loopback mode only.',
+      'Size of the sparse loopback metadata file. Multiple of 4K, at least 2M, at most 33292800 sectors (the kernel uses no more thin metadata). Loopback mode only.',
   },
   {
     key: 'dm.fs', property: 'fs', type: 'fs', repeatable: false,
@@ -282,8 +283,8 @@ export const MIN_XFS_BASE_SIZE = 300n * MiB;
 export const MIN_BLOCK_SIZE = 64n * KiB;
 export const MAX_BLOCK_SIZE = GiB;
 export const MIN_LOOP_METADATA_SIZE = 2n * MiB;
-/** The kernel's THIN_METADATA_MAX_SECTORS (255 · 2^14 · 8 sectors): thin metadata beyond it is never used. */
-export const MAX_LOOP_METADATA_SIZE = 255n * (1n << 14n) * 8n * 512n;
+/** The most thin metadata the kernel uses (src/thin THIN_METADATA_MAX_BYTES, 33292800 sectors); a larger file would be wasted. */
+export const MAX_LOOP_METADATA_SIZE = THIN_METADATA_MAX_BYTES;
 export const MAX_XFS_RETRIES = 2 ** 31 - 1;
 
 /** Docker's defaults, except the filesystem (ext4 rather than "xfs when available"). */
@@ -626,7 +627,7 @@ function finish(c: Collected): ResolvedDeviceSetOptions {
     if (r.loopMetadataSize % 4096n !== 0n) problem(c, 'loopMetadataSize', 'must be a multiple of 4K (the thin metadata block size)');
     if (r.loopMetadataSize < MIN_LOOP_METADATA_SIZE) problem(c, 'loopMetadataSize', `must be at least ${formatSize(MIN_LOOP_METADATA_SIZE)}`);
     if (r.loopMetadataSize > MAX_LOOP_METADATA_SIZE) {
-      problem(c, 'loopMetadataSize', `must be at most ${MAX_LOOP_METADATA_SIZE} bytes: the kernel never uses thin metadata beyond 33423360 sectors`);
+      problem(c, 'loopMetadataSize', `must be at most ${MAX_LOOP_METADATA_SIZE} bytes: the kernel never uses thin metadata beyond 33292800 sectors`);
     }
   }
   if (given('xfsNoSpaceMaxRetries') && r.fs !== 'xfs') {

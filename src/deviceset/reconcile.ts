@@ -5,19 +5,20 @@
  *
  * Every pool mutation runs under the DeviceSet lock, one at a time:
  *
- * **create / snapshot** of hash H with id I (T = pool txid + 1):
+ * **create / snapshot** of hash H with id I (T = the journal's committed id + 1):
  * 1. save the transaction `{openTransactionId: T, deviceHash: H, deviceId: I, op}`;
  * 2. save H's record with `state: 'creating'`, `transactionId: T`;
  * 3. send `create_thin I` or `create_snap I <origin>` (on EEXIST: pick a new id, rewrite the
  *    transaction, then the record, then resend);
- * 4. `set_transaction_id T-1 T`: **the commit point**;
+ * 4. commit T: **the commit point** (`set_transaction_id T-1 T` on an owned pool; on an external
+ *    pool, whose id is its manager's, an atomic write of T into the deviceset record);
  * 5. save H's record with `state: 'ready'`;
  * 6. clear the transaction.
  *
  * **delete** of hash H with id I:
  * 1. save the transaction `{op: 'delete', …}`; 2. save H's record with `state: 'deleting'`;
  * 3. send `delete I` (ENODATA counts as done; EBUSY with deferred deletion: save
- *    `deleted: true`, commit, clear, and let the worker retry); 4. `set_transaction_id T-1 T`;
+ *    `deleted: true`, commit, clear, and let the worker retry); 4. commit T;
  * 5. remove H's record; 6. clear the transaction.
  *
  * Creates that did not reach their commit point are rolled **back**; deletes are always rolled
@@ -87,7 +88,8 @@ export type ReconcileAction =
  * @param records every device record (by hash, or a list).
  * @param transaction the open transaction, if any.
  * @param poolThinIds every thin device id in the pool.
- * @param poolTransactionId the pool's transaction id (thin-pool status).
+ * @param poolTransactionId the journal's committed transaction id: the pool's (thin-pool status)
+ *   when the DeviceSet owns it, else the deviceset record's.
  */
 export function reconcile(
   records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],

@@ -77,6 +77,8 @@ export interface Libc {
   mount: LibcCall<[source: string, target: string, fstype: string, flags: bigint, data: string | null]>;
   umount2: LibcCall<[target: string, flags: number]>;
   fsync: LibcCall<[fd: number]>;
+  /** lseek(2); the offset is an off_t (64-bit). */
+  lseek: LibcCall<[fd: number, offset: bigint, whence: number]>;
   /** poll(2) on an array of `struct pollfd` in `fds`. */
   poll: LibcCall<[fds: Buffer, nfds: number, timeoutMs: number]>;
   /** The libc koffi loaded ('libc.so.6', or '(process)' when symbols came from the main program). */
@@ -161,6 +163,7 @@ function bind(): Libc {
     mount: f('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: f('int umount2(const char *target, int flags)'),
     fsync: f('int fsync(int fd)'),
+    lseek: f('int64_t lseek(int fd, int64_t offset, int whence)'),
     poll: f('int poll(void *fds, unsigned long nfds, int timeout)'),
     libraryName,
   };

@@ -78,13 +78,18 @@ export function fakeFsTools(fake: FakeKernel): FsTools {
       return FAKE_FILESYSTEM_UUID;
     },
     grow: async () => alive('growfs'),
+    // The fake's mkfs marks stand for superblocks: never read the host's /dev.
+    probe: async (device) => {
+      const fs = fake.filesystemOf(device);
+      return fs === 'ext4' || fs === 'xfs' ? fs : null;
+    },
   };
 }
 
 /**
  * Everything `DeviceSet.init` needs to run against `fake` instead of the kernel: a DmControl and a
  * LoopControl on the fake's syscalls and /dev, fake block devices and filesystem tools, and no
- * sleeping in retry loops. Spread it into the init options:
+ * sleeping in retry loops (and no reading of the host's /dev/kmsg). Spread it into the init options:
  * `DeviceSet.init(root, { ...fakeDeviceSetInit(fake), options: ['dm.loopdatasize=64M', …] })`.
  * The fake needs a sysfs tree (`new FakeKernel({ sysfs: true })`) for LoopControl.
  */
@@ -92,5 +97,5 @@ export function fakeDeviceSetInit(fake: FakeKernel, devDir = '/dev'): DeviceSetI
   const noSleep = async (): Promise<void> => {};
   const dm = new DmControl({ devDir, syscalls: fake, sleep: noSleep, udevRecheckMs: 0 });
   const loops = new LoopControl({ devDir, syscalls: fake, sysfsRoot: fake.sysfsRoot ?? '/nonexistent', sleep: noSleep });
-  return { dm, loops, syscalls: fake, blockDevices: fakeBlockDevices(fake, loops), tools: fakeFsTools(fake), deferredDeleteIntervalMs: 0 };
+  return { dm, loops, syscalls: fake, blockDevices: fakeBlockDevices(fake, loops), tools: fakeFsTools(fake), deferredDeleteIntervalMs: 0, kernelLog: () => null };
 }

@@ -810,6 +810,21 @@ export class FakeKernel implements Syscalls {
     this.#fsMarks.set(this.#fsKey(this.#devOfSpec(device)), fstype);
   }
 
+  /**
+   * The filesystem a mkfs mark says `device` holds (what a superblock probe would find), or null.
+   * @throws ENOENT/ENXIO-like FakeIoError when the device does not exist (as open(2) would).
+   */
+  filesystemOf(device: string): string | null {
+    if (this.#crashed) throw new SimulatedCrash(-1, 'before', 'probe after death');
+    let dev: bigint;
+    try {
+      dev = this.#devOfSpec(device);
+    } catch (err) {
+      throw kerr('ENOENT', String(err));
+    }
+    return this.#fsMarks.get(this.#fsKey(dev)) ?? null;
+  }
+
   #devOfSpec(spec: string): bigint {
     if (!spec.includes('/')) {
       const md = this.#dm.get(spec);

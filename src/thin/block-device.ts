@@ -9,6 +9,11 @@ import { BlockDeviceBusyError } from './pool-errors.js';
 
 /** Size of one thin metadata block, and of the superblock area that must be zero for a new pool. */
 export const METADATA_BLOCK_BYTES = 4096;
+/**
+ * The most metadata dm-thin uses: 255 × (16384 − 64) blocks of 4 KiB (dm-space-map-metadata.h
+ * DM_SM_METADATA_MAX_BLOCKS); a larger metadata device is accepted, the rest ignored.
+ */
+export const THIN_METADATA_MAX_BYTES = 255n * (16384n - 64n) * BigInt(METADATA_BLOCK_BYTES);
 
 /** A block device as the thin layer sees it. */
 export interface BlockDeviceInfo {

@@ -78,6 +78,7 @@ export {
 } from './pool-errors.js';
 export {
   METADATA_BLOCK_BYTES,
+  THIN_METADATA_MAX_BYTES,
   THIN_SUPERBLOCK_MAGIC,
   classifyMetadataHead,
   realBlockDevices,

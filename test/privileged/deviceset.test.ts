@@ -18,6 +18,7 @@ import {
   PoolFreeSpaceError,
   ThinPoolOwnershipError,
   UnknownDeviceError,
+  MountFailedError,
   prefixFor,
   type CrashPointName,
 } from '../../src/deviceset/index.js';
@@ -401,6 +402,11 @@ it('options: basesize grow/shrink, loopdatasize grow, resizePool, mountopt, mkfs
   await set.addDevice('v', '');
   const mp = join(root, 'mnt', 'v');
   mkdirSync(mp, { recursive: true });
+  // A failed mount says why in the kernel's words, not only EINVAL.
+  let failed: MountFailedError | undefined;
+  await rejects(set.mountDevice('v', mp, { options: 'bogusopt' }), (e: unknown) => (failed = e instanceof MountFailedError ? e : undefined) !== undefined);
+  assert.ok(failed?.kernelLog.some((l) => /bogusopt/.test(l)), `kernel log tail: ${JSON.stringify(failed?.kernelLog)}`);
+  assert.match(failed?.message ?? '', /EINVAL: .*kernel log: .*bogusopt/);
   await set.mountDevice('v', mp);
   const line = readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mp) ?? '';
   assert.match(line, /noatime/);
@@ -452,6 +458,33 @@ it('options: basesize grow/shrink, loopdatasize grow, resizePool, mountopt, mkfs
   checkInvariants(root, 'after options');
 });
 
+it('options: a pool left live by a dead process is grown when dm.loopdatasize/dm.loopmetadatasize grew, even across a crash mid-grow', async () => {
+  const root = newRoot('grow-live');
+  const dead = runChild(root, OPTS, [['add', 'a', ''], ['kill']]);
+  assert.is(dead.signal, 'SIGKILL', dead.out);
+  const prefix = prefixOf(root);
+  assert.ok(dmNames().includes(`${prefix}-pool`), 'the pool must still be live for this test');
+  const bigger = ['dm.loopdatasize=640M', 'dm.loopmetadatasize=24M', 'dm.basesize=64M'];
+  // Die after the data loop device's capacity was refreshed, before the metadata one's and
+  // before the pool table was reloaded: the next init must finish all of it.
+  const mid = runChild(root, bigger, [], 'init:before-pool-grow@2');
+  assert.is(mid.signal, 'SIGKILL', mid.out);
+  const poolStatus = (): string[] => sh('dmsetup', ['status', `${prefix}-pool`]).trim().split(/\s+/);
+  assert.is(poolStatus()[5]?.split('/')[1], '8192', 'the dead grower never reloaded the pool: still 512 MiB of 64 KiB blocks');
+  const set = await DeviceSet.init(root, { options: bigger, ...quiet });
+  const st = await set.status();
+  assert.is(st.data.total, 640n << 20n);
+  assert.is(st.metadata.total, 24n << 20n);
+  const fields = poolStatus();
+  assert.is(fields[5]?.split('/')[1], String((640 << 20) / (64 << 10)), 'kernel data blocks');
+  assert.is(fields[4]?.split('/')[1], String((24 << 20) / 4096), 'kernel metadata blocks');
+  assert.is(statSync(join(root, 'devicemapper', 'data')).size, 640 << 20);
+  assert.is(statSync(join(root, 'devicemapper', 'metadata')).size, 24 << 20);
+  assert.ok(set.hasDevice('a'));
+  await set.shutdown();
+  checkInvariants(root, 'after growing a live pool');
+});
+
 it('options: dm.datadev/dm.metadatadev with dm.blocksize; dm.thinpooldev ownership checks', async () => {
   const dir = newRoot('dev');
   mkdirSync(dir, { recursive: true });
@@ -478,11 +511,22 @@ it('options: dm.datadev/dm.metadatadev with dm.blocksize; dm.thinpooldev ownersh
     sh('dmsetup', ['create', pool, '--table', `0 ${256 * 2048} thin-pool ${loops[3]} ${loops[2]} 128 0`]);
     try {
       const ext = join(dir, 'root-ext');
-      const e = await DeviceSet.init(ext, { options: [`dm.thinpooldev=/dev/mapper/${pool}`, 'dm.basesize=64M'], ...quiet });
+      const extOpts = [`dm.thinpooldev=/dev/mapper/${pool}`, 'dm.basesize=64M'];
+      const e = await DeviceSet.init(ext, { options: extOpts, ...quiet });
       assert.is((await e.status()).poolOwned, false);
       await e.addDevice('x', '');
+      await e.addDevice('y', 'x');
+      await e.deleteDevice('y');
       await e.shutdown();
       assert.ok(dmNames().includes(pool), 'the external pool must survive shutdown');
+      // Its transaction id belongs to its manager (LVM refuses a pool whose id moved: moby#15629):
+      // four journalled steps (base, x, y, delete y) committed in our record, none in the pool.
+      assert.is(sh('dmsetup', ['status', pool]).trim().split(/\s+/)[3], '0', 'the pool transaction id is untouched');
+      const dsRecord = JSON.parse(readFileSync(join(ext, 'metadata', 'deviceset-metadata'), 'utf8')) as { transactionId?: number };
+      assert.is(dsRecord.transactionId, 4);
+      const again = await DeviceSet.init(ext, { options: extOpts, ...quiet });
+      assert.equal(again.list(), ['x']);
+      await again.shutdown();
       // A non-empty foreign pool is refused on first use.
       await rejects(
         DeviceSet.init(join(dir, 'root-ext2'), { options: [`dm.thinpooldev=${pool}`, 'dm.basesize=64M'], ...quiet }),

@@ -153,7 +153,7 @@ keys('range and cross-field rules', () => {
   expect(['dm.fs=xfs', 'dm.basesize=100M'], [/at least 300M for xfs/]);
   expect(['dm.fs=xfs', 'dm.basesize=300M'], []);
   expect(['dm.loopmetadatasize=1M'], [/at least 2M/]);
-  expect(['dm.loopmetadatasize=17G'], [/33423360 sectors/]);
+  expect(['dm.loopmetadatasize=17G'], [/33292800 sectors/]);
   expect(['dm.loopmetadatasize=2052K'], []);
   expect(['dm.loopmetadatasize=2050K'], [/multiple of 4K/]);
   expect(['dm.loopdatasize=32K'], [/at least the pool block size/]);

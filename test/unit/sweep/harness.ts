@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DmControl } from '../../../src/dm/index.js';
-import { LoopControl } from '../../../src/loop/index.js';
+import { LoopControl, ensureSparseFile } from '../../../src/loop/index.js';
+import { ThinPool } from '../../../src/thin/index.js';
 import { FAKE_FILESYSTEM_UUID, FakeKernel, SimulatedCrash, fakeBlockDevices, fakeFsTools } from '../../../src/testing/index.js';
 import { DeviceSet, type DeviceSetInit } from '../../../src/deviceset/device-set.js';
 import { MetadataStore, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
@@ -92,6 +93,10 @@ export class World {
   mfs = new CountingMetadataFs(this.fake);
   #dms: DmControl[] = [];
   logs: string[] = [];
+  /** Options of every init in this world (an op may change them: see SweptOp.options). */
+  options: readonly string[] = OPTIONS;
+  /** An external pool (dm.thinpooldev) made by the setup, which the DeviceSet must not own. */
+  external: string | null = null;
 
   /** FsTools: mkfs puts the mark through the fake; uuid is constant; grow does nothing. Dead after a crash. */
   tools(): FsTools {
@@ -105,7 +110,7 @@ export class World {
     this.mfs = extra.metadataFs instanceof CountingMetadataFs ? extra.metadataFs : new CountingMetadataFs(this.fake);
     const loops = new LoopControl({ devDir: DEV_DIR, syscalls: this.fake, sysfsRoot: this.fake.sysfsRoot ?? '/nonexistent', sleep: async () => {} });
     return {
-      options: OPTIONS,
+      options: this.options,
       dm,
       loops,
       blockDevices: fakeBlockDevices(this.fake, loops),
@@ -178,6 +183,14 @@ export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone
   const pool = w.fake.pool(set.poolName);
   if (!pool) return [`pool ${set.poolName} not active after init`];
   if (loaded.transaction) problems.push(`open transaction left: ${JSON.stringify(loaded.transaction)}`);
+  // The journal counts on the pool's transaction id only when the DeviceSet owns the pool; an
+  // external pool's id is its manager's and must stay where it was (0: the ownership check).
+  let journalTxid = pool.transactionId;
+  if (w.external !== null) {
+    if (pool.transactionId !== 0n) problems.push(`external pool transaction id moved to ${pool.transactionId}`);
+    journalTxid = BigInt(loaded.deviceSet?.transactionId ?? -1);
+    if (journalTxid < 0n) problems.push('no journal transaction id in the deviceset record of an external pool');
+  }
   const recIds = new Map<number, string>();
   for (const r of loaded.devices.values()) {
     if (r.state === 'faulty') problems.push(`record ${r.hash || 'base'} is faulty: ${r.lastError ?? ''}`);
@@ -185,7 +198,7 @@ export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone
     if (r.state === 'deleting' && !r.deleted) problems.push(`record ${r.hash || 'base'} deleting but not deferred`);
     if (recIds.has(r.deviceId)) problems.push(`thin id ${r.deviceId} claimed twice`);
     recIds.set(r.deviceId, r.hash);
-    if (BigInt(r.transactionId) > pool.transactionId) problems.push(`record ${r.hash || 'base'} txid ${r.transactionId} > pool ${pool.transactionId}`);
+    if (BigInt(r.transactionId) > journalTxid) problems.push(`record ${r.hash || 'base'} txid ${r.transactionId} > journal ${journalTxid}`);
   }
   const poolIds = [...pool.thins.keys()].sort((a, b) => a - b);
   const ids = [...recIds.keys()].sort((a, b) => a - b);
@@ -212,11 +225,14 @@ export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone
   return problems;
 }
 
-/** After the final shutdown: no dm device, no loop, no lock. */
+/** After the final shutdown: no dm device, no loop, no lock (an external pool and its loops stay). */
 export function checkClean(w: World): string[] {
   const problems: string[] = [];
-  for (const d of w.fake.devices()) problems.push(`dm device ${d.name} left after shutdown`);
-  for (const l of w.fake.loops()) if (l.bound) problems.push(`loop${l.index} (${l.backingFile}) left bound after shutdown`);
+  for (const d of w.fake.devices()) if (d.name !== w.external) problems.push(`dm device ${d.name} left after shutdown`);
+  if (w.external !== null && !w.fake.device(w.external)) problems.push(`the external pool ${w.external} was removed`);
+  const externalLoops = w.external !== null ? 2 : 0;
+  const bound = w.fake.loops().filter((l) => l.bound);
+  if (bound.length !== externalLoops) for (const l of bound) problems.push(`loop${l.index} (${l.backingFile}) left bound after shutdown`);
   if (existsSync(join(w.root, LOCK_FILE))) problems.push('lock file left after shutdown');
   return problems;
 }
@@ -239,7 +255,45 @@ export interface SweptOp {
   run(w: World, set: DeviceSet | null): Promise<DeviceSet | void>;
   /** Hashes the operation may legitimately make vanish (their data marks are not checked). */
   readonly gone: ReadonlySet<string>;
+  /** The op starts a new process (an init): it gets its own metadata fs, as 'init' does. */
+  readonly startsProcess?: boolean;
+  /** Options of the op and of the recovering init (default: those of the setup). */
+  readonly options?: readonly string[];
+  /** Extra invariants after the recovering init. */
+  readonly check?: (w: World, set: DeviceSet) => string[];
 }
+
+/**
+ * An external pool (what LVM would manage) over two fake loop devices, for dm.thinpooldev:
+ * transaction id 0 and no thin ids, as Docker's ownership check requires on first use.
+ */
+async function externalPool(w: World, metadata: 'new' | 'reuse' = 'new'): Promise<string> {
+  const loops = new LoopControl({ devDir: DEV_DIR, syscalls: w.fake, sysfsRoot: w.fake.sysfsRoot ?? '/nonexistent', sleep: async () => {} });
+  const dm = new DmControl({ devDir: DEV_DIR, syscalls: w.fake, sleep: async () => {}, udevRecheckMs: 0 });
+  const files = ['ext-data', 'ext-meta'].map((f) => join(w.tmp, f));
+  await ensureSparseFile(files[0]!, 64n << 20n);
+  await ensureSparseFile(files[1]!, 2n << 20n);
+  const data = await loops.attach(files[0]!, { autoclear: false });
+  const meta = await loops.attach(files[1]!, { autoclear: false });
+  const name = 'external-thinpool';
+  await ThinPool.create(dm, { name, dataDev: data.path, metadataDev: meta.path, dataBlockSize: 128, lowWaterMark: 0, metadata, blockDevices: fakeBlockDevices(w.fake, loops) });
+  data.close();
+  meta.close();
+  dm.close();
+  w.external = name;
+  w.options = EXTERNAL_OPTIONS;
+  return name;
+}
+
+/** After a reboot the external pool's manager (LVM at boot) activates it again over the same files. */
+export async function bootExternalPool(w: World): Promise<void> {
+  if (w.external !== null && !w.fake.device(w.external)) await externalPool(w, 'reuse');
+}
+
+/** dm.thinpooldev instead of loop files (the data/metadata/blocksize keys are refused with it). */
+const EXTERNAL_OPTIONS = ['dm.thinpooldev=external-thinpool', 'dm.basesize=16M', 'dm.min_free_space=0%'];
+/** OPTIONS with both loop files larger: a restart must grow the pool a dead process left live. */
+const GROWN_OPTIONS = ['dm.loopdatasize=96M', 'dm.loopmetadatasize=3M', 'dm.basesize=16M', 'dm.blocksize=64K', 'dm.min_free_space=0%'];
 
 async function standard(w: World, activeA = false): Promise<{ set: DeviceSet; marks: DataMarks }> {
   const set = await w.init();
@@ -283,6 +337,45 @@ export const OPS: readonly SweptOp[] = [
     run: async (_w, set) => set!.shutdown(),
     gone: new Set(),
   },
+  {
+    // A process died with the pool live; the next one starts with larger dm.loop*size options.
+    name: 'init growing a live pool',
+    setup: async (w) => {
+      const { marks } = await standard(w);
+      w.die();
+      w.options = GROWN_OPTIONS;
+      return { set: null, marks };
+    },
+    run: (w) => w.init(),
+    gone: new Set(),
+    startsProcess: true,
+    check: (w, set) => {
+      const pool = w.fake.pool(set.poolName);
+      const want = (96 << 20) / (64 << 10);
+      const problems: string[] = [];
+      if (pool?.dataBlocks !== want) problems.push(`pool has ${pool?.dataBlocks} data blocks, want ${want}`);
+      if (pool?.metadataBlocks !== (3 << 20) / 4096) problems.push(`pool has ${pool?.metadataBlocks} metadata blocks, want ${(3 << 20) / 4096}`);
+      return problems;
+    },
+  },
+  {
+    name: 'addDevice on an external pool',
+    setup: async (w) => {
+      await externalPool(w);
+      return standard(w);
+    },
+    run: async (_w, set) => void (await set!.addDevice('c', 'b')),
+    gone: new Set(),
+  },
+  {
+    name: 'deleteDevice on an external pool',
+    setup: async (w) => {
+      await externalPool(w);
+      return standard(w);
+    },
+    run: async (_w, set) => void (await set!.deleteDevice('a')),
+    gone: new Set(['a']),
+  },
 ];
 
 /** Runs setup + op cleanly once; returns the op's syscall and metadata-step counts. */
@@ -291,10 +384,12 @@ export async function measure(op: SweptOp): Promise<{ calls: number; steps: numb
   try {
     const { set } = await op.setup(w);
     const c0 = w.fake.callCount;
-    const m0 = op.name === 'init' ? 0 : w.mfs.steps;
-    const out = await op.run(w, set);
+    const fresh = op.name === 'init' || op.startsProcess === true;
+    if (op.startsProcess) w.mfs = new CountingMetadataFs(w.fake);
+    const m0 = fresh ? 0 : w.mfs.steps;
+    const out = await (op.startsProcess ? w.init({ metadataFs: w.mfs }) : op.run(w, set));
     const calls = w.fake.callCount - c0;
-    const steps = (op.name === 'init' ? w.mfs.steps : w.mfs.steps - m0);
+    const steps = fresh ? w.mfs.steps : w.mfs.steps - m0;
     const s = out instanceof DeviceSet ? out : set;
     if (s && op.name !== 'shutdown') await s.shutdown();
     return { calls, steps };
@@ -318,11 +413,12 @@ export async function runOnce(
   let error: unknown;
   try {
     const { set, marks } = await op.setup(w);
-    if (op.name === 'init') w.mfs = new CountingMetadataFs(w.fake);
+    const startsProcess = op.name === 'init' || op.startsProcess === true;
+    if (startsProcess) w.mfs = new CountingMetadataFs(w.fake);
     arm(w);
     const mfsForInit = w.mfs;
     try {
-      const out = op.name === 'init' ? await w.init({ metadataFs: mfsForInit }) : await op.run(w, set);
+      const out = startsProcess ? await w.init({ metadataFs: mfsForInit }) : await op.run(w, set);
       if (w.fake.crashed || w.mfs.dead) outcome = 'crash';
       void out;
     } catch (err) {
@@ -338,6 +434,7 @@ export async function runOnce(
     if (opts.expectCrash && outcome === 'ok') problems.push('the armed crash never fired');
     // The process dies (or a crash-free run is abandoned), then a new one inits the same root.
     w.die(opts.reboot === true);
+    await bootExternalPool(w);
     let set2: DeviceSet;
     try {
       set2 = await w.init();
@@ -347,6 +444,7 @@ export async function runOnce(
     }
     // Uncommitted pool changes die with a reboot; data writes were committed, so marks hold.
     problems.push(...checkInvariants(w, set2, marks, op.gone));
+    if (op.check) problems.push(...op.check(w, set2));
     await set2.shutdown();
     problems.push(...checkClean(w));
     return { problems, outcome, error };
