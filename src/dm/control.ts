@@ -263,10 +263,16 @@ export class DmControl {
   async #ioctl(req: DmRequest): Promise<Reply> {
     const { command } = req;
     const fd = this.#controlFd();
+    const h = req.header;
+    // A fixed-shape literal, not a spread of req.header: this runs for every ioctl.
     const header = {
-      ...req.header,
-      version: [command.minVersion[0], command.minVersion[1], command.minVersion[2]] as [number, number, number],
-      flags: maskFlags(command.cmd, req.header.flags ?? 0),
+      name: h.name,
+      uuid: h.uuid,
+      dev: h.dev,
+      flags: maskFlags(command.cmd, h.flags ?? 0),
+      event_nr: h.event_nr,
+      target_count: h.target_count,
+      version: command.minVersion,
     };
     const growable = GROWABLE_COMMANDS.has(command.cmd);
     const needed = DM_IOCTL_SIZE + (req.payload?.length ?? 0);
@@ -742,11 +748,11 @@ export class DmControl {
     targets: readonly TargetLine[],
     options: DeviceCreateOptions & { readOnly?: boolean } = {},
   ): Promise<DeviceInfo> {
-    // Validate the table before creating anything, so bad input leaves no device behind.
-    tableLoadRequest(name, targets, { readOnly: options.readOnly ?? false });
+    // Validate (and encode) the table before creating anything, so bad input leaves no device behind.
+    const load = tableLoadRequest(name, targets, { readOnly: options.readOnly ?? false });
     const created = await this.deviceCreate(name, options);
     try {
-      await this.tableLoad(name, targets, { readOnly: options.readOnly ?? false });
+      await this.#ioctl(load);
       return await this.deviceResume(name);
     } catch (e) {
       try {

@@ -68,27 +68,27 @@ function unlinkQuiet(sys: Syscalls, path: string): boolean {
  */
 export function ensureSpecialNode(sys: Syscalls, path: string, type: number, dev: DevNum, mode: number): NodeAction {
   const want = encodeDevNum(dev);
+  // The common case is a new device with no node yet: mknod first (one syscall). Probing first
+  // cost a failing stat per resume, and its ENOENT error object (with a stack) is not free under
+  // emulation. EEXIST sends us to the checks below, with the same outcomes as before.
+  try {
+    sys.mknod(path, type | mode, want);
+    return 'created';
+  } catch (e) {
+    if (!isErrno(e, 'EEXIST')) throw e;
+  }
   const found = probe(sys, path);
-  let action: NodeAction = 'created';
   if (found.kind === 'node') {
     if (found.type !== type)
       throw new DeviceNodeError(path, `exists and is not a ${type === S_IFBLK ? 'block' : 'character'} device`);
     // st_rdev (glibc dev_t) and the kernel's huge encoding agree for every real device number.
     if (found.dev === want) return 'kept';
-    unlinkQuiet(sys, path);
-    action = 'replaced';
   }
-  try {
-    sys.mknod(path, type | mode, want);
-  } catch (e) {
-    if (!isErrno(e, 'EEXIST')) throw e;
-    // stat said ENOENT but mknod says EEXIST: a dangling symlink (e.g. udev's ../dm-N for a
-    // device that is gone). libdm unlinks those; so do we, once.
-    unlinkQuiet(sys, path);
-    sys.mknod(path, type | mode, want);
-    action = 'replaced';
-  }
-  return action;
+  // A node of the right type for other numbers, or (stat says ENOENT but mknod said EEXIST) a
+  // dangling symlink such as udev's ../dm-N for a device that is gone. libdm unlinks those; so do we.
+  unlinkQuiet(sys, path);
+  sys.mknod(path, type | mode, want);
+  return 'replaced';
 }
 
 /**

@@ -158,8 +158,18 @@ export function identify(ref: DeviceRef): { header: DmRequestHeader; ident: Devi
 }
 
 function onDevice(cmd: number, ref: DeviceRef, flags = 0, extra: Partial<DmRequest> = {}): DmRequest {
-  const { header, ident } = identify(ref);
-  return { command: commandInfo(cmd), header: { ...header, flags, ...extra.header }, ident, ...(extra.payload ? { payload: extra.payload } : {}) };
+  const { header: id, ident } = identify(ref);
+  const more = extra.header;
+  // One object shape for every request header (no spreads): this runs on every device command.
+  const header: DmRequestHeader = {
+    name: more?.name ?? id.name,
+    uuid: more?.uuid ?? id.uuid,
+    dev: more?.dev ?? id.dev,
+    flags: more?.flags ?? flags,
+    event_nr: more?.event_nr,
+    target_count: more?.target_count,
+  };
+  return extra.payload ? { command: commandInfo(cmd), header, ident, payload: extra.payload } : { command: commandInfo(cmd), header, ident };
 }
 
 /** DM_VERSION: ask only for the kernel's interface version. */

@@ -326,7 +326,8 @@ export const DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID = 2;
 // dm_ioctl encode/decode
 
 /** What a caller supplies to build a header; everything not given is zero/empty. */
-export type DmIoctlInput = Partial<RawDmIoctl>;
+/** Header fields to encode; missing ones default (see {@link encodeDmIoctl}). The version is only read. */
+export type DmIoctlInput = Partial<Omit<RawDmIoctl, 'version'>> & { version?: readonly [number, number, number] };
 
 // Fast path. Every dm request encodes and decodes this header, and going through buffer-layout's
 // Structure (a Buffer per field, a full header object, pad stripping) cost ~12 µs per build +
@@ -415,7 +416,7 @@ export function decodeDmIoctl(buf: Uint8Array): RawDmIoctl {
 
 function fullHeader(h: DmIoctlInput): RawDmIoctl {
   return {
-    version: h.version ?? [DM_VERSION_MAJOR, 0, 0],
+    version: h.version ? [h.version[0], h.version[1], h.version[2]] : [DM_VERSION_MAJOR, 0, 0],
     data_size: h.data_size ?? DM_IOCTL_SIZE,
     data_start: h.data_start ?? DM_IOCTL_SIZE,
     target_count: h.target_count ?? 0,

@@ -65,12 +65,20 @@ export function makedev(major: number, minor: number): bigint {
 
 /** glibc `major(dev)` for a 64-bit dev_t. */
 export function major(dev: bigint): number {
+  // Every device number the kernel hands out fits 32 bits (huge_encode_dev): plain number
+  // arithmetic then, which is several times cheaper than BigInt shifts (listDevices decodes one
+  // per device).
+  if (dev >= 0n && dev <= 0xffffffffn) return (Number(dev) >>> 8) & 0xfff;
   const d = BigInt.asUintN(64, dev);
   return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n));
 }
 
 /** glibc `minor(dev)` for a 64-bit dev_t. */
 export function minor(dev: bigint): number {
+  if (dev >= 0n && dev <= 0xffffffffn) {
+    const n = Number(dev);
+    return ((n & 0xff) | ((n >>> 12) & 0xfff00)) >>> 0;
+  }
   const d = BigInt.asUintN(64, dev);
   return Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n));
 }

@@ -5,7 +5,7 @@
 import { u16, u32 } from '@solana/buffer-layout';
 import type { StatResult } from './syscalls.js';
 import { makedev } from './kdev.js';
-import { decodeStruct, defineStruct, pad, u64 } from './layout.js';
+import { decodeStruct, defineStruct, fieldOffset, pad, u64 } from './layout.js';
 
 /** `AT_FDCWD`: resolve relative paths against the working directory. */
 export const AT_FDCWD = -100;
@@ -77,7 +77,50 @@ export const StatxLayout = defineStruct<RawStatx>(
 export const STATX_SIZE = StatxLayout.span;
 
 /** Decodes a statx buffer. */
+// Fast path: direct reads at the layout's offsets. The buffer-layout decode (a Buffer per field,
+// then the pads stripped) made every stat cost ~0.5 ms in the TCG guest, and a loop attach makes
+// four. decodeStatxLayout stays as the reference the unit tests compare against.
+const X_MASK = fieldOffset(StatxLayout, 'stx_mask');
+const X_BLKSIZE = fieldOffset(StatxLayout, 'stx_blksize');
+const X_ATTRIBUTES = fieldOffset(StatxLayout, 'stx_attributes');
+const X_NLINK = fieldOffset(StatxLayout, 'stx_nlink');
+const X_UID = fieldOffset(StatxLayout, 'stx_uid');
+const X_GID = fieldOffset(StatxLayout, 'stx_gid');
+const X_MODE = fieldOffset(StatxLayout, 'stx_mode');
+const X_INO = fieldOffset(StatxLayout, 'stx_ino');
+const X_SIZE = fieldOffset(StatxLayout, 'stx_size');
+const X_BLOCKS = fieldOffset(StatxLayout, 'stx_blocks');
+const X_ATTRIBUTES_MASK = fieldOffset(StatxLayout, 'stx_attributes_mask');
+const X_RDEV_MAJOR = fieldOffset(StatxLayout, 'stx_rdev_major');
+const X_RDEV_MINOR = fieldOffset(StatxLayout, 'stx_rdev_minor');
+const X_DEV_MAJOR = fieldOffset(StatxLayout, 'stx_dev_major');
+const X_DEV_MINOR = fieldOffset(StatxLayout, 'stx_dev_minor');
+
+/** Decodes a `struct statx`. @throws KernelOutputError when `buf` is shorter than 256 bytes. */
 export function decodeStatx(buf: Uint8Array): RawStatx {
+  if (buf.length < STATX_SIZE) return decodeStatxLayout(buf); // its typed error
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  return {
+    stx_mask: b.readUInt32LE(X_MASK),
+    stx_blksize: b.readUInt32LE(X_BLKSIZE),
+    stx_attributes: b.readBigUInt64LE(X_ATTRIBUTES),
+    stx_nlink: b.readUInt32LE(X_NLINK),
+    stx_uid: b.readUInt32LE(X_UID),
+    stx_gid: b.readUInt32LE(X_GID),
+    stx_mode: b.readUInt16LE(X_MODE),
+    stx_ino: b.readBigUInt64LE(X_INO),
+    stx_size: b.readBigUInt64LE(X_SIZE),
+    stx_blocks: b.readBigUInt64LE(X_BLOCKS),
+    stx_attributes_mask: b.readBigUInt64LE(X_ATTRIBUTES_MASK),
+    stx_rdev_major: b.readUInt32LE(X_RDEV_MAJOR),
+    stx_rdev_minor: b.readUInt32LE(X_RDEV_MINOR),
+    stx_dev_major: b.readUInt32LE(X_DEV_MAJOR),
+    stx_dev_minor: b.readUInt32LE(X_DEV_MINOR),
+  };
+}
+
+/** The buffer-layout decode of `struct statx` (the reference for {@link decodeStatx}). */
+export function decodeStatxLayout(buf: Uint8Array): RawStatx {
   return decodeStruct(StatxLayout, buf, 0);
 }
 

@@ -37,7 +37,10 @@ test('keeps a correct node and a udev-style symlink to the right dm-N', () => {
   fs.entries.set('/dev/mapper/b', { kind: 'link', target: '../dm-3' });
   assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'kept');
   assert.is(ensureDeviceNode(sys, '/dev/mapper/b', dev), 'kept');
-  assert.equal(fs.calls, []);
+  // mknod comes first (the common case is a new device) and fails with EEXIST: nothing changed.
+  assert.equal(fs.calls, ['mknod /dev/mapper/a 60600 fd03', 'mknod /dev/mapper/b 60600 fd03']);
+  assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+  assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'link', target: '../dm-3' });
 });
 
 test('replaces a stale node and a dangling symlink', () => {
@@ -47,12 +50,14 @@ test('replaces a stale node and a dangling symlink', () => {
   assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'replaced');
   assert.is(ensureDeviceNode(sys, '/dev/mapper/b', dev), 'replaced');
   assert.equal(fs.calls, [
+    'mknod /dev/mapper/a 60600 fd03', // EEXIST
     'unlink /dev/mapper/a',
     'mknod /dev/mapper/a 60600 fd03',
-    'mknod /dev/mapper/b 60600 fd03',
+    'mknod /dev/mapper/b 60600 fd03', // EEXIST (the dangling symlink)
     'unlink /dev/mapper/b',
     'mknod /dev/mapper/b 60600 fd03',
   ]);
+  assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
   assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
 });
 
@@ -61,7 +66,8 @@ test('refuses to clobber a non-block file', () => {
   fs.entries.set('/dev/mapper/a', { kind: 'file', mode: 0o644 });
   assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/a', dev), (e: unknown) => e instanceof DeviceNodeError);
   assert.is(removeDeviceNode(sys, '/dev/mapper/a'), 'kept');
-  assert.equal(fs.calls, []);
+  assert.equal(fs.calls, ['mknod /dev/mapper/a 60600 fd03'], 'only the EEXIST attempt');
+  assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'file', mode: 0o644 });
 });
 
 test('remove: missing is fine; only the matching device is removed when dev is given', () => {

@@ -216,4 +216,23 @@ test('loop_info64 and loop_config: fast = layout (random, edges, errors)', () =>
   );
 });
 
+test('statx: fast decode = buffer-layout decode (random bytes, all-ones, short buffer error)', () => {
+  const r = rng(0x57a7);
+  for (let i = 0; i < 300; i++) {
+    const b = Buffer.alloc(io.STATX_SIZE);
+    for (let j = 0; j < b.length; j++) b[j] = Math.floor(r() * 256);
+    assert.equal(io.decodeStatx(b), io.decodeStatxLayout(b));
+    // a view at an offset into a larger ArrayBuffer decodes the same
+    const big = new Uint8Array(io.STATX_SIZE + 24);
+    big.set(b, 24);
+    assert.equal(io.decodeStatx(big.subarray(24)), io.decodeStatxLayout(b));
+  }
+  const ones = Buffer.alloc(io.STATX_SIZE, 0xff);
+  assert.equal(io.decodeStatx(ones), io.decodeStatxLayout(ones));
+  assert.is(io.decodeStatx(ones).stx_ino, U64_MAX);
+  const short = Buffer.alloc(io.STATX_SIZE - 1);
+  assert.instance(errorOf(() => io.decodeStatx(short)), KernelOutputError);
+  assert.is(errorOf(() => io.decodeStatx(short))?.message, errorOf(() => io.decodeStatxLayout(short))?.message);
+});
+
 test.run();

@@ -94,6 +94,21 @@ test('glibc makedev/major/minor: identical to huge encoding for kernel-valid num
   assert.is(io.formatDev(0xfd00n), '253:0');
 });
 
+test('major/minor: the 32-bit number fast path equals glibc\'s 64-bit formula', () => {
+  const refMajor = (d: bigint): number => Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n));
+  const refMinor = (d: bigint): number => Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n));
+  let x = 0x9e3779b9;
+  const values = [0n, 1n, 0xffn, 0x100n, 0xfffffn, 0x100000n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, U64_MAX];
+  for (let i = 0; i < 2000; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    values.push(BigInt(x));
+  }
+  for (const d of values) {
+    assert.is(io.major(d), refMajor(d), `major(0x${d.toString(16)})`);
+    assert.is(io.minor(d), refMinor(d), `minor(0x${d.toString(16)})`);
+  }
+});
+
 test('IoctlError: SystemError shape, message, withHeader, isErrno', () => {
   const cause = new Error('low');
   const e = new io.IoctlError({ syscall: 'ioctl', errno: 16, request: 'DM_DEV_REMOVE', fd: 3, cause });
