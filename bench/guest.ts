@@ -157,6 +157,40 @@ async function createThenRemove(ctl: DmControl, prefix: string, table: readonly 
   return [cs, rs];
 }
 
+/** createThenRemove with bare Syscalls calls and prebuilt requests: the Node + koffi floor. */
+async function rawCreateThenRemove(prefix: string, viaWorker: boolean): Promise<number[]> {
+  const sc = io.realSyscalls();
+  const fd = sc.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
+  const v: [number, number, number] = [4, 0, 0];
+  const spec = io.encodeTargetSpecs([{ sector_start: 0n, length: 2048n, target_type: 'zero', params: '' }]);
+  const names = Array.from({ length: R.heavy + WARM.heavy }, (_, i) => `${prefix}-${i}`);
+  const reqs = names.map((name) => ({
+    create: io.buildDmRequest({ version: v, name }),
+    load: io.buildDmRequest({ version: v, name, target_count: 1 }, spec),
+    resume: io.buildDmRequest({ version: v, name }),
+    remove: io.buildDmRequest({ version: v, name }),
+  }));
+  const cs: number[] = [];
+  try {
+    for (const [i, q] of reqs.entries()) {
+      const t = performance.now();
+      sc.ioctl(fd, io.DM_DEV_CREATE, q.create, 'DM_DEV_CREATE');
+      if (viaWorker) {
+        await sc.ioctlAsync(fd, io.DM_TABLE_LOAD, q.load, 'DM_TABLE_LOAD');
+        await sc.ioctlAsync(fd, io.DM_DEV_SUSPEND, q.resume, 'DM_DEV_SUSPEND');
+      } else {
+        sc.ioctl(fd, io.DM_TABLE_LOAD, q.load, 'DM_TABLE_LOAD');
+        sc.ioctl(fd, io.DM_DEV_SUSPEND, q.resume, 'DM_DEV_SUSPEND');
+      }
+      if (i >= WARM.heavy) cs.push((performance.now() - t) * 1000);
+    }
+    for (const q of reqs) await sc.ioctlAsync(fd, io.DM_DEV_REMOVE, q.remove, 'DM_DEV_REMOVE');
+  } finally {
+    sc.close(fd);
+  }
+  return cs;
+}
+
 function gcNow(): void {
   const g = (globalThis as { gc?: () => void }).gc;
   if (g) g();
@@ -313,6 +347,13 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
       await measure([c2, r2], 'ours', () => createThenRemove(bare, `${PREFIX}c-none`, table));
       bare.close();
     }
+    // What Node + koffi cost by themselves for the same three requests (prebuilt spec, no
+    // validation, no node management): all sync, and with TABLE_LOAD + resume on the worker as
+    // DmControl does. The gap to the C floor that remains here is not DmControl's.
+    for (const mode of ['sync', 'async'] as const) {
+      const c3 = newOp(`create_zero_raw_${mode}`, `create+load+resume: three bare Syscalls.ioctl${mode === 'async' ? ' (load + resume via ioctlAsync)' : ' (all sync)'} (info)`, 'info');
+      await measure(c3, 'ours', () => rawCreateThenRemove(`${PREFIX}c-raw${mode}`, mode === 'async'));
+    }
     await measureC([c, r], 'floor', 'create_remove', { ...cargs, prefix: `${PREFIX}c-floor` }, ['create', 'remove']);
     await measureC([c, r], 'libdm', 'create_remove', { ...cargs, prefix: `${PREFIX}c-libdm` }, ['create', 'remove']);
     await measure([c, r], 'cli', () => {
@@ -377,7 +418,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   {
     log('create_thin message');
     const op = newOp('create_thin', 'thin create_thin message', 'light', 'dmsetup message');
-    let id = ids(R.heavy + 3);
+    let id = ids(R.heavy + WARM.heavy);
     await measure(op, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => pool.createThin(id++)));
     await measureC(op, 'floor', 'message', { reps: R.heavy, name: poolName, fmt: 'create_thin %d', id0: ids(R.heavy) });
     await measureC(op, 'libdm', 'message', { reps: R.heavy, name: poolName, fmt: 'create_thin %d', id0: ids(R.heavy) });
@@ -388,7 +429,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   {
     log('snapshot of an active origin');
     const op = newOp('snapshot', 'thin snapshot of active origin (suspend+create_snap+resume)', 'kernel', '3× dmsetup');
-    let id = ids(R.heavy + 3);
+    let id = ids(R.heavy + WARM.heavy);
     await measure(op, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => origin.snapshot(id++)));
     const sargs = { reps: R.heavy, pool: poolName, origin: originName, origin_id: originId };
     await measureC(op, 'floor', 'snapshot', { ...sargs, id0: ids(R.heavy) });
@@ -413,8 +454,8 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
       return first;
     };
     {
-      const w = await block(3);
-      for (let i = 0; i < 3; i++) {
+      const w = await block(WARM.heavy);
+      for (let i = 0; i < WARM.heavy; i++) {
         const t = ThinDevice.of(pool, w + i);
         await t.activate(`${PREFIX}tw-${i}`, 2048n);
         await t.deactivate();

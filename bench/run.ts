@@ -14,6 +14,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm } from '../src/vm/index.js';
 import { renderReport } from './lib/report.js';
+import { measureOverhead, renderOverhead } from './overhead.js';
 import type { BenchResults } from './lib/results.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -79,4 +80,8 @@ if (!existsSync(out)) {
   process.exit(1);
 }
 const r = printReport(out);
+// Our JavaScript per call on this machine's real CPU, against a stub kernel: what the guest's
+// emulated rows cannot separate from TCG (see bench/overhead.ts).
+console.log('\n## JS overhead per call (natively on the host, stub kernel; no VM)\n');
+console.log(renderOverhead(await measureOverhead()));
 process.exitCode = result.exitCode !== 0 || r.errors.length > 0 ? 1 : 0;

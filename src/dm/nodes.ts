@@ -71,19 +71,22 @@ export function ensureSpecialNode(sys: Syscalls, path: string, type: number, dev
   // The common case is a new device with no node yet: mknod first (one syscall). Probing first
   // cost a failing stat per resume, and its ENOENT error object (with a stack) is not free under
   // emulation. EEXIST sends us to the checks below, with the same outcomes as before.
+  let mknodError: unknown;
   try {
     sys.mknod(path, type | mode, want);
     return 'created';
   } catch (e) {
-    if (!isErrno(e, 'EEXIST')) throw e;
+    mknodError = e;
   }
   const found = probe(sys, path);
   if (found.kind === 'node') {
     if (found.type !== type)
       throw new DeviceNodeError(path, `exists and is not a ${type === S_IFBLK ? 'block' : 'character'} device`);
     // st_rdev (glibc dev_t) and the kernel's huge encoding agree for every real device number.
+    // A correct node is kept whatever mknod said (EPERM or EROFS on a read-only /dev included).
     if (found.dev === want) return 'kept';
   }
+  if (!isErrno(mknodError, 'EEXIST')) throw mknodError;
   // A node of the right type for other numbers, or (stat says ENOENT but mknod said EEXIST) a
   // dangling symlink such as udev's ../dm-N for a device that is gone. libdm unlinks those; so do we.
   unlinkQuiet(sys, path);

@@ -793,7 +793,8 @@ function indexFromPath(path: string): number | undefined {
 /** realpath when the file exists (lo_file_name and sysfs show the resolved path), else absolute. */
 function canonicalPath(file: string): string {
   try {
-    return realpathSync(file);
+    // The libc realpath(3) in one call; the JS realpathSync lstat()s every path component.
+    return realpathSync.native(file);
   } catch {
     return resolve(file);
   }

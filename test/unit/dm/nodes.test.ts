@@ -8,7 +8,7 @@ import {
   removeDeviceNode,
   renameDeviceNode,
 } from '../../../src/dm/nodes.js';
-import { FakeFs, strictSyscalls } from './fake-fs.js';
+import { ErrnoError, FakeFs, strictSyscalls } from './fake-fs.js';
 
 function setup(): { fs: FakeFs; sys: ReturnType<typeof strictSyscalls> } {
   const fs = new FakeFs();
@@ -59,6 +59,21 @@ test('replaces a stale node and a dangling symlink', () => {
   ]);
   assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
   assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+});
+
+test('a read-only /dev: a correct node is kept, a missing one reports mknod\'s errno', () => {
+  const fs = new FakeFs();
+  fs.entries.set('/dev', { kind: 'dir', mode: 0o755 });
+  fs.entries.set('/dev/mapper', { kind: 'dir', mode: 0o755 });
+  fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+  const sys = strictSyscalls({
+    ...fs.fileCalls(),
+    mknod: (path: string) => {
+      throw new ErrnoError('EROFS', 'mknod', path);
+    },
+  });
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'kept');
+  assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/b', dev), (e: unknown) => (e as { code?: string }).code === 'EROFS');
 });
 
 test('refuses to clobber a non-block file', () => {

@@ -88,6 +88,19 @@ test('buildDmRequest: payload at 312, data_size = buffer length', () => {
   assert.is(b.toString('latin1', 312, 315), 'abc');
 });
 
+test('buildDmRequest: no stale bytes from the shared allocation slab reach the kernel', () => {
+  const payload = Buffer.from('abc\0');
+  for (const [minSize, p] of [[0, undefined], [0, payload], [400, payload], [16384, payload]] as const) {
+    // Dirty the slab allocUnsafe hands out, then build: every byte must equal a zeroed build.
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(300).fill(0xa5);
+    const got = io.buildDmRequest({ name: 'n', uuid: 'u', flags: 4, dev: 0xfd00n }, p, minSize);
+    const want = Buffer.alloc(got.length);
+    io.encodeDmIoctl({ name: 'n', uuid: 'u', flags: 4, dev: 0xfd00n, data_size: got.length, data_start: 312 }, want);
+    if (p) p.copy(want, 312);
+    assert.ok(got.equals(want), `minSize ${minSize}, payload ${p ? p.length : 0}`);
+  }
+});
+
 test('worked TABLE_LOAD example: linear "0 2048 linear 7:0 0"', () => {
   const payload = io.encodeTargetSpecs([{ sector_start: 0n, length: 2048n, target_type: 'linear', params: '7:0 0' }]);
   const b = io.buildDmRequest({ name: 'x', target_count: 1 }, payload);

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// npm run bench:overhead — what our JavaScript costs per call, natively on this machine, against a
+// stub kernel (a Syscalls whose ioctl answers at once). No VM, no root, no device-mapper.
+//
+// Why: in the TCG guest every JavaScript instruction is emulated, so the VM rows mix our code's
+// cost with the emulator's (and with V8's JIT state: a path run a few dozen times stays in the
+// interpreter). These rows isolate the library's own work per call on real hardware, where the
+// kernel side (µs for light requests, ms for create/remove) is what the C floor measures.
+// The numbers are ns per call: the median of 7 rounds after a warm-up.
+import { DmControl, zeroTarget } from '../src/dm/index.js';
+import * as io from '../src/ioctl/index.js';
+import type { IoctlArg, StatResult, Syscalls } from '../src/ioctl/index.js';
+import { parseThinPoolStatus } from '../src/thin/index.js';
+
+const SMOKE = process.argv.includes('--smoke');
+const ROUNDS = SMOKE ? 2 : 7;
+
+/** The kernel's reply to fill in, per request. */
+type Reply = (buf: Buffer) => void;
+
+const LIST = io.encodeNameList(
+  Array.from({ length: 101 }, (_, i) => ({ name: `dmbench-list-device-${i}`, dev: (253n << 8n) | BigInt(i), event_nr: 0, flags: 0 })),
+  47,
+  false,
+  io.DM_IOCTL_SIZE,
+);
+const STATUS_LINE = '5 345/131072 2048/16384 - rw discard_passdown queue_if_no_space - 1024';
+const STATUS = io.encodeTargetSpecs([{ sector_start: 0n, length: 2097152n, target_type: 'thin-pool', params: STATUS_LINE }], 'data_start');
+
+function header(buf: Buffer, payload: Buffer | null, targets: number, flags: number): void {
+  buf.writeUInt32LE(4, 0);
+  buf.writeUInt32LE(47, 4);
+  buf.writeUInt32LE(0, 8);
+  if (payload) {
+    payload.copy(buf, io.DM_IOCTL_SIZE);
+    buf.writeUInt32LE(io.DM_IOCTL_SIZE + payload.length, 12);
+  }
+  buf.writeUInt32LE(targets, 20);
+  buf.writeUInt32LE(flags, 28);
+  buf.writeBigUInt64LE(0xfd03n, 40);
+}
+
+const REPLIES = new Map<string, Reply>([
+  ['DM_LIST_DEVICES', (b) => header(b, LIST, 0, 0)],
+  ['DM_TABLE_STATUS', (b) => header(b, STATUS, 1, 0)],
+  // A resume that made a table live: DmControl then brings /dev/mapper/NAME in line.
+  ['DM_DEV_SUSPEND', (b) => header(b, null, 0, io.DM_ACTIVE_PRESENT_FLAG)],
+]);
+
+const enoent = (path: string): never => {
+  throw new io.IoctlError({ syscall: 'stat', errno: 2, path });
+};
+const stubDir: StatResult = { dev: 5n, ino: 1n, rdev: 0n, mode: 0o040755, size: 0n, blocks: 0n };
+const stubControl: StatResult = { dev: 5n, ino: 2n, rdev: io.makedev(10, 236), mode: 0o020600, size: 0n, blocks: 0n };
+
+/** A kernel that answers every request at once (dm requests with a plausible reply). */
+function stubKernel(): Syscalls {
+  const ioctl = (_fd: number, _req: number, arg: IoctlArg, name: string): number => {
+    if (Buffer.isBuffer(arg)) (REPLIES.get(name) ?? ((b: Buffer) => header(b, null, 0, 0)))(arg);
+    return 0;
+  };
+  return {
+    open: () => 1000,
+    close: () => undefined,
+    ioctl,
+    ioctlAsync: async (fd, req, arg, name) => ioctl(fd, req, arg, name),
+    fstat: () => stubDir,
+    stat: (p) => (p.endsWith('/mapper/control') ? stubControl : p.endsWith('/mapper') ? stubDir : enoent(p)),
+    mknod: () => undefined,
+    unlink: () => undefined,
+    rename: () => undefined,
+    mkdir: () => undefined,
+    fsync: () => undefined,
+    mountAsync: async () => undefined,
+    umount2Async: async () => undefined,
+    pollAsync: async () => 0,
+  };
+}
+
+async function nsPerCall(n: number, fn: (i: number) => unknown): Promise<number> {
+  for (let i = 0; i < Math.min(n, 5000); i++) await fn(i);
+  const rounds: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await fn(i);
+    rounds.push(Number(process.hrtime.bigint() - t) / n);
+  }
+  rounds.sort((a, b) => a - b);
+  return rounds[rounds.length >> 1] ?? Number.NaN;
+}
+
+export interface OverheadRow {
+  readonly op: string;
+  readonly ns: number;
+}
+
+export async function measureOverhead(): Promise<OverheadRow[]> {
+  const sys = stubKernel();
+  const dm = new DmControl({ syscalls: sys, devDir: '/nonexistent-dev', nodes: 'none' });
+  const managed = new DmControl({ syscalls: sys, devDir: '/nonexistent-dev', nodes: 'manage', udevControlPath: '/nonexistent-udev' });
+  const k = SMOKE ? 0.02 : 1;
+  const n = (x: number): number => Math.max(10, Math.round(x * k));
+  const table = [zeroTarget(0n, 2048n)];
+  const statx = Buffer.alloc(io.STATX_SIZE, 7);
+  const rows: OverheadRow[] = [];
+  const add = async (op: string, count: number, fn: (i: number) => unknown): Promise<void> => {
+    rows.push({ op, ns: await nsPerCall(n(count), fn) });
+  };
+  await add('DmControl.version()', 200_000, () => dm.version());
+  await add('DmControl.listDevices(), 101 entries', 20_000, () => dm.listDevices());
+  await add("DmControl.createDevice(zero), nodes: 'none' (3 ioctls)", 50_000, (i) => dm.createDevice(`d${i & 1023}`, table));
+  await add("DmControl.createDevice(zero), nodes: 'manage' (+ mknod)", 50_000, (i) => managed.createDevice(`d${i & 1023}`, table));
+  await add('DmControl.deviceRemove()', 100_000, (i) => dm.deviceRemove(`d${i & 1023}`));
+  await add('tableStatus + parseThinPoolStatus (pool status)', 50_000, async () => parseThinPoolStatus(((await dm.tableStatus('pool'))[0] ?? { params: '' }).params));
+  await add('DmControl.targetMessage(create_thin)', 100_000, (i) => dm.targetMessage('pool', 0n, `create_thin ${i}`));
+  await add('decodeStatx (every stat/fstat)', 1_000_000, () => io.decodeStatx(statx));
+  return rows;
+}
+
+export function renderOverhead(rows: readonly OverheadRow[]): string {
+  const fmt = (ns: number): string => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`);
+  const w = Math.max(...rows.map((r) => r.op.length), 9);
+  const lines = [`| ${'operation'.padEnd(w)} | JS per call (native, stub kernel) |`, `|${'-'.repeat(w + 2)}|-----------------------------------|`];
+  for (const r of rows) lines.push(`| ${r.op.padEnd(w)} | ${fmt(r.ns).padEnd(33)} |`);
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await measureOverhead();
+  if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
+  else console.log(renderOverhead(rows));
+}
