@@ -694,8 +694,9 @@ export class DeviceSet {
     try {
       const uuid = await this.#tools.uuid(path);
       const stored = this.#deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
-      if (stored === undefined) await this.#saveBaseUuid(uuid);
-      else if (stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
+      if (stored !== undefined && stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
+      // Both records carry it: a crash between the two writes of #saveBaseUuid left one without.
+      if (this.#deviceSet.baseFilesystemUuid === undefined || base.filesystemUuid === undefined) await this.#saveBaseUuid(uuid);
       const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? (await this.#tools.probe(path)) ?? undefined;
       if (fsType === undefined) throw new UnknownFilesystemError(path);
       if (base.filesystem === undefined) await this.#saveRecord({ ...base, filesystem: fsType });

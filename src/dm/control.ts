@@ -155,6 +155,8 @@ const NO_LOOKUP = new Set([DM_VERSION_CMD, DM_REMOVE_ALL_CMD, DM_LIST_DEVICES_CM
 
 /** Poll interval while waiting for udev to act on a node. */
 const NODE_POLL_MS = 20;
+/** Bound of DmControl's created-but-not-yet-resumed name hint. */
+const FRESH_NAMES_MAX = 4096;
 /** Slice of one poll(2) wait, so AbortSignal and timeouts are honoured promptly. */
 const POLL_SLICE_MS = 250;
 
@@ -192,6 +194,7 @@ export class DmControl {
   readonly #udevRecheckMs: number;
   /** performance.now() until which the last "udev absent" answer is reused; 0 = none cached. */
   #udevAbsentUntil = 0;
+  readonly #fresh = new Set<string>();
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
   #fd: number | undefined;
@@ -390,7 +393,10 @@ export class DmControl {
   async #syncNode(
     policy: NodePolicy,
     uevent: boolean,
-    op: { kind: 'add'; name: string; dev: DevNum } | { kind: 'del'; name: string } | { kind: 'rename'; from: string; to: string; dev: DevNum },
+    op:
+      | { kind: 'add'; name: string; dev: DevNum; fresh?: boolean }
+      | { kind: 'del'; name: string }
+      | { kind: 'rename'; from: string; to: string; dev: DevNum },
   ): Promise<void> {
     if (policy === 'none') return;
     if (policy === 'udev' && uevent) {
@@ -403,7 +409,7 @@ export class DmControl {
       if (await this.#waitFor(done)) return;
       // udev did not act in time: fall through to libdm's direct node handling.
     }
-    if (op.kind === 'add') ensureDeviceNode(this.#sys, this.nodePath(op.name), op.dev);
+    if (op.kind === 'add') ensureDeviceNode(this.#sys, this.nodePath(op.name), op.dev, undefined, { expectAbsent: op.fresh === true });
     else if (op.kind === 'del') removeDeviceNode(this.#sys, this.nodePath(op.name));
     else renameDeviceNode(this.#sys, this.nodePath(op.from), this.nodePath(op.to), op.dev);
   }
@@ -468,7 +474,18 @@ export class DmControl {
    */
   async deviceCreate(name: string, options: DeviceCreateOptions = {}): Promise<DeviceInfo> {
     const { header } = await this.#ioctl(createRequest(name, options));
+    this.#rememberFresh(name);
     return decodeDeviceInfo(header);
+  }
+
+  /**
+   * Names this DmControl created and has not resumed yet: their first resume makes the node with
+   * mknod straight away instead of probing for one (see ensureSpecialNode). Only a hint, so it is
+   * bounded; a wrong guess costs one failed syscall, never a wrong node.
+   */
+  #rememberFresh(name: string): void {
+    if (this.#fresh.size >= FRESH_NAMES_MAX) this.#fresh.clear();
+    this.#fresh.add(name);
   }
 
   /**
@@ -492,6 +509,7 @@ export class DmControl {
         // With DM_DEFERRED_REMOVE the kernel answers 0 for a busy device and leaves the flag set:
         // the device still exists (`dev_remove`), so its node stays too.
         const deferred = (header.flags & DM_DEFERRED_REMOVE) !== 0;
+        this.#fresh.delete(header.name);
         if (!deferred)
           await this.#syncNode(policy, (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, { kind: 'del', name: header.name });
         return { deferred, attempts: attempt };
@@ -576,7 +594,7 @@ export class DmControl {
     const { header } = await this.#ioctl(resumeRequest(ref, options, cookie));
     const info = decodeDeviceInfo(header);
     if ((header.flags & DM_ACTIVE_PRESENT_FLAG) !== 0)
-      await this.#syncNode(policy, (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, { kind: 'add', name: info.name, dev: info.dev });
+      await this.#syncNode(policy, (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, { kind: 'add', name: info.name, dev: info.dev, fresh: this.#fresh.delete(info.name) });
     return info;
   }
 

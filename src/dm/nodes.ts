@@ -66,27 +66,49 @@ function unlinkQuiet(sys: Syscalls, path: string): boolean {
  * @throws DeviceNodeError when a file of another type (regular file, directory, char device where
  *   a block device belongs…) is in the way.
  */
-export function ensureSpecialNode(sys: Syscalls, path: string, type: number, dev: DevNum, mode: number): NodeAction {
+export function ensureSpecialNode(
+  sys: Syscalls,
+  path: string,
+  type: number,
+  dev: DevNum,
+  mode: number,
+  options: { expectAbsent?: boolean } = {},
+): NodeAction {
   const want = encodeDevNum(dev);
-  // The common case is a new device with no node yet: mknod first (one syscall). Probing first
-  // cost a failing stat per resume, and its ENOENT error object (with a stack) is not free under
-  // emulation. EEXIST sends us to the checks below, with the same outcomes as before.
+  // Which syscall comes first follows what is likely there. A device that was just created has
+  // no node: mknod first (one syscall, no failing stat and no ENOENT error object, which is not
+  // free under emulation). Any other resume usually finds its node: stat first (one syscall).
   let mknodError: unknown;
-  try {
-    sys.mknod(path, type | mode, want);
-    return 'created';
-  } catch (e) {
-    mknodError = e;
+  let found: Probe;
+  if (options.expectAbsent === true) {
+    try {
+      sys.mknod(path, type | mode, want);
+      return 'created';
+    } catch (e) {
+      mknodError = e;
+    }
+    found = probe(sys, path);
+  } else {
+    found = probe(sys, path);
+    if (found.kind === 'absent') {
+      try {
+        sys.mknod(path, type | mode, want);
+        return 'created';
+      } catch (e) {
+        mknodError = e;
+      }
+    }
   }
-  const found = probe(sys, path);
   if (found.kind === 'node') {
     if (found.type !== type)
       throw new DeviceNodeError(path, `exists and is not a ${type === S_IFBLK ? 'block' : 'character'} device`);
     // st_rdev (glibc dev_t) and the kernel's huge encoding agree for every real device number.
     // A correct node is kept whatever mknod said (EPERM or EROFS on a read-only /dev included).
     if (found.dev === want) return 'kept';
+  } else if (!isErrno(mknodError, 'EEXIST')) {
+    // Nothing there and mknod failed for a real reason.
+    throw mknodError;
   }
-  if (!isErrno(mknodError, 'EEXIST')) throw mknodError;
   // A node of the right type for other numbers, or (stat says ENOENT but mknod said EEXIST) a
   // dangling symlink such as udev's ../dm-N for a device that is gone. libdm unlinks those; so do we.
   unlinkQuiet(sys, path);
@@ -98,8 +120,8 @@ export function ensureSpecialNode(sys: Syscalls, path: string, type: number, dev
  * Creates or repairs the block node `/dev/mapper/NAME` for a device (libdm NODE_ADD).
  * @throws DeviceNodeError when a non-block file is in the way.
  */
-export function ensureDeviceNode(sys: Syscalls, path: string, dev: DevNum, mode = DEVICE_NODE_MODE): NodeAction {
-  return ensureSpecialNode(sys, path, S_IFBLK, dev, mode);
+export function ensureDeviceNode(sys: Syscalls, path: string, dev: DevNum, mode = DEVICE_NODE_MODE, options: { expectAbsent?: boolean } = {}): NodeAction {
+  return ensureSpecialNode(sys, path, S_IFBLK, dev, mode, options);
 }
 
 /**

@@ -37,8 +37,7 @@ test('keeps a correct node and a udev-style symlink to the right dm-N', () => {
   fs.entries.set('/dev/mapper/b', { kind: 'link', target: '../dm-3' });
   assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'kept');
   assert.is(ensureDeviceNode(sys, '/dev/mapper/b', dev), 'kept');
-  // mknod comes first (the common case is a new device) and fails with EEXIST: nothing changed.
-  assert.equal(fs.calls, ['mknod /dev/mapper/a 60600 fd03', 'mknod /dev/mapper/b 60600 fd03']);
+  assert.equal(fs.calls, []);
   assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
   assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'link', target: '../dm-3' });
 });
@@ -50,15 +49,41 @@ test('replaces a stale node and a dangling symlink', () => {
   assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'replaced');
   assert.is(ensureDeviceNode(sys, '/dev/mapper/b', dev), 'replaced');
   assert.equal(fs.calls, [
-    'mknod /dev/mapper/a 60600 fd03', // EEXIST
     'unlink /dev/mapper/a',
     'mknod /dev/mapper/a 60600 fd03',
-    'mknod /dev/mapper/b 60600 fd03', // EEXIST (the dangling symlink)
+    'mknod /dev/mapper/b 60600 fd03', // EEXIST: the dangling symlink
     'unlink /dev/mapper/b',
     'mknod /dev/mapper/b 60600 fd03',
   ]);
   assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
   assert.equal(fs.entries.get('/dev/mapper/b'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+});
+
+test('expectAbsent (a device this DmControl just created): mknod first, same outcomes as probing first', () => {
+  const { fs, sys } = setup();
+  const opt = { expectAbsent: true };
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/new', dev, undefined, opt), 'created');
+  fs.entries.set('/dev/mapper/ok', { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+  fs.entries.set('/dev/mapper/stale', { kind: 'blk', mode: 0o600, rdev: 0xfd09n });
+  fs.entries.set('/dev/mapper/dangling', { kind: 'link', target: '../dm-99' });
+  fs.entries.set('/dev/mapper/file', { kind: 'file', mode: 0o644 });
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/ok', dev, undefined, opt), 'kept');
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/stale', dev, undefined, opt), 'replaced');
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/dangling', dev, undefined, opt), 'replaced');
+  assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/file', dev, undefined, opt), (e: unknown) => e instanceof DeviceNodeError);
+  assert.equal(fs.calls, [
+    'mknod /dev/mapper/new 60600 fd03',
+    'mknod /dev/mapper/ok 60600 fd03', // EEXIST, then the probe finds it right
+    'mknod /dev/mapper/stale 60600 fd03', // EEXIST
+    'unlink /dev/mapper/stale',
+    'mknod /dev/mapper/stale 60600 fd03',
+    'mknod /dev/mapper/dangling 60600 fd03', // EEXIST
+    'unlink /dev/mapper/dangling',
+    'mknod /dev/mapper/dangling 60600 fd03',
+    'mknod /dev/mapper/file 60600 fd03', // EEXIST, then refused
+  ]);
+  for (const n of ['new', 'ok', 'stale', 'dangling']) assert.equal(fs.entries.get(`/dev/mapper/${n}`), { kind: 'blk', mode: 0o600, rdev: 0xfd03n }, n);
+  assert.equal(fs.entries.get('/dev/mapper/file'), { kind: 'file', mode: 0o644 });
 });
 
 test('a read-only /dev: a correct node is kept, a missing one reports mknod\'s errno', () => {
@@ -72,8 +97,10 @@ test('a read-only /dev: a correct node is kept, a missing one reports mknod\'s e
       throw new ErrnoError('EROFS', 'mknod', path);
     },
   });
-  assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'kept');
-  assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/b', dev), (e: unknown) => (e as { code?: string }).code === 'EROFS');
+  for (const expectAbsent of [false, true]) {
+    assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev, undefined, { expectAbsent }), 'kept');
+    assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/b', dev, undefined, { expectAbsent }), (e: unknown) => (e as { code?: string }).code === 'EROFS');
+  }
 });
 
 test('refuses to clobber a non-block file', () => {
@@ -81,7 +108,7 @@ test('refuses to clobber a non-block file', () => {
   fs.entries.set('/dev/mapper/a', { kind: 'file', mode: 0o644 });
   assert.throws(() => ensureDeviceNode(sys, '/dev/mapper/a', dev), (e: unknown) => e instanceof DeviceNodeError);
   assert.is(removeDeviceNode(sys, '/dev/mapper/a'), 'kept');
-  assert.equal(fs.calls, ['mknod /dev/mapper/a 60600 fd03'], 'only the EEXIST attempt');
+  assert.equal(fs.calls, []);
   assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'file', mode: 0o644 });
 });
 

@@ -205,8 +205,9 @@ export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone
   if (poolIds.join(',') !== ids.join(',')) problems.push(`pool thin ids [${poolIds}] ≠ record ids [${ids}]`);
   const base = loaded.devices.get('');
   if (!base || base.state !== 'ready' || !base.initialized) problems.push('base record missing or not ready/initialized');
-  // The uuid check reads the deviceset record, else the base record (device-set.ts verifyBase).
-  if ((loaded.deviceSet?.baseFilesystemUuid ?? base?.filesystemUuid) !== FAKE_UUID) problems.push('neither the deviceset nor the base record has the base uuid');
+  // verifyBase copies the uuid into whichever of the two records a crash left without it.
+  if (loaded.deviceSet?.baseFilesystemUuid !== FAKE_UUID) problems.push(`the deviceset record's base uuid is ${loaded.deviceSet?.baseFilesystemUuid}`);
+  if (base?.filesystemUuid !== FAKE_UUID) problems.push(`the base record's uuid is ${base?.filesystemUuid}`);
   for (const [hash, blocks] of marks) {
     if (gone.has(hash)) continue;
     const r = loaded.devices.get(hash);
