@@ -83,7 +83,7 @@ import {
   UnknownDeviceError,
   UnknownFilesystemError,
 } from './device-set-errors.js';
-import { realFsTools, type FsTools } from './fs-tools.js';
+import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
 import { allocateDeviceId } from './ids.js';
 import {
@@ -558,10 +558,13 @@ export class DeviceSet {
     const bs = BigInt(this.#pool.params.dataBlockSize);
     const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
     const status = await this.#pool.status({ noflush: true });
+    // A failed or erroring pool is refused by #init right after this, with the repair advice;
+    // reloading its table here would only turn that into a raw kernel error.
+    if (status.kind !== 'working') return;
     // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
     const metadataBytes = this.#loops.sizeOf(metadataDevice);
     const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
-    const metadataGrew = status.kind === 'working' && metadataBlocks > status.totalMetadataBlocks;
+    const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
     if (dataLength > this.#pool.lengthSectors || metadataGrew) {
       this.#log('info', `growing ${this.#pool.name}: data ${this.#pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
       this.#crash('init:before-pool-grow');
@@ -664,7 +667,10 @@ export class DeviceSet {
     const path = await this.#activate(rec);
     this.#crash('base:before-mkfs');
     await this.#poolLock.run(() => {
-      this.#deviceSet = { ...this.#deviceSet, baseFilesystem: o.fs };
+      // A recreated base gets a new filesystem uuid: forget the old one before mkfs, or a crash
+      // before the new one is saved would fail every later init with BaseUuidMismatchError.
+      const { baseFilesystemUuid: _previous, ...rest } = this.#deviceSet;
+      this.#deviceSet = { ...rest, baseFilesystem: o.fs };
       this.#store.saveDeviceSet(this.#deviceSet);
     });
     await this.#tools.mkfs(o.fs, path, o.mkfsArgs);
@@ -697,9 +703,10 @@ export class DeviceSet {
       if (stored !== undefined && stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
       // Both records carry it: a crash between the two writes of #saveBaseUuid left one without.
       if (this.#deviceSet.baseFilesystemUuid === undefined || base.filesystemUuid === undefined) await this.#saveBaseUuid(uuid);
-      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? (await this.#tools.probe(path)) ?? undefined;
+      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? (await this.#probeFs(path)) ?? undefined;
       if (fsType === undefined) throw new UnknownFilesystemError(path);
-      if (base.filesystem === undefined) await this.#saveRecord({ ...base, filesystem: fsType });
+      // From the current record: #saveBaseUuid may just have added the uuid to it.
+      if (base.filesystem === undefined) await this.#saveRecord({ ...(this.#records.get('') ?? base), filesystem: fsType });
       if (fsType !== o.fs) this.#log('warn', `the base device has ${fsType}; dm.fs=${o.fs} is ignored`);
     } finally {
       await this.#deactivate('', false);
@@ -853,7 +860,7 @@ export class DeviceSet {
           this.#store.removeDevice(hash);
           this.#store.clearTransaction();
         } catch (undoErr) {
-          this.#log('error', `could not undo create of thin ${id} after set_transaction_id failed (init will): ${String(undoErr)}`);
+          this.#log('error', `could not undo create of thin ${id} after its commit failed (init will): ${String(undoErr)}`);
         }
         throw err;
       }
@@ -887,8 +894,14 @@ export class DeviceSet {
       return;
     }
     const next: DeviceSetRecord = { ...this.#deviceSet, transactionId: Number(to) };
-    this.#store.saveDeviceSet(next);
-    this.#deviceSet = next;
+    try {
+      this.#store.saveDeviceSet(next);
+    } finally {
+      // Even when the write failed, the rename may have landed (a failed directory fsync): move
+      // on to `to` in memory too, so the next transaction opens above whatever the disk holds.
+      // Only monotonicity matters; a record never claims an id the journal did not open.
+      this.#deviceSet = next;
+    }
   }
 
   /** delete through the journal. Returns 'deferred' when the pool said busy and deferral applies. */
@@ -1151,7 +1164,7 @@ export class DeviceSet {
       const device = await this.#activate(rec);
       let fsType: BaseFilesystem | null;
       try {
-        fsType = await this.#tools.probe(device);
+        fsType = await this.#probeFs(device);
       } catch (err) {
         await this.#deactivate(hash, true).catch(() => undefined);
         throw err;
@@ -1202,6 +1215,11 @@ export class DeviceSet {
     } catch {
       return null;
     }
+  }
+
+  /** FsTools.probe, or the superblock probe through node:fs for FsTools written before it existed. */
+  async #probeFs(device: string): Promise<BaseFilesystem | null> {
+    return this.#tools.probe ? this.#tools.probe(device) : probeDeviceFilesystem(device);
   }
 
   /** The kernel log lines since `log` was opened about `hash`'s dm-N device (or the last few). Never throws. */

@@ -30,8 +30,12 @@ export interface FsTools {
   uuid(device: string): Promise<string>;
   /** Grows a mounted filesystem to its device's size. */
   grow(fs: BaseFilesystem, device: string, mountPoint: string): Promise<void>;
-  /** Which of our filesystems the device holds (superblock magic), or null. */
-  probe(device: string): Promise<BaseFilesystem | null>;
+  /**
+   * Which of our filesystems the device holds (superblock magic), or null. Optional for FsTools
+   * written before it existed: the DeviceSet then reads the device's first 4 KiB through node:fs
+   * (so a fake kernel's FsTools must provide it; fakeFsTools does).
+   */
+  probe?(device: string): Promise<BaseFilesystem | null>;
 }
 
 /** Runs a command; rejects with ExternalToolError carrying stderr. */

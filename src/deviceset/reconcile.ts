@@ -31,7 +31,7 @@
  * - no thin id claimed by two records (all claimants become `faulty`, keeping the id reserved);
  * - a `creating` record outside a transaction (cannot happen under the protocol) becomes
  *   `faulty`: we cannot know whether its user recorded it;
- * - no record carries a transaction id above the pool's (the pool's is raised), and the
+ * - no record carries a transaction id above the journal's (the journal's is raised), and the
  *   transaction record is cleared;
  * - a thin id is deleted only when no surviving record claims it.
  *
@@ -54,7 +54,7 @@ import type { DeviceRecord, TransactionRecord } from './metadata.js';
 
 /** Why an action is planned. */
 export type ReconcileReason =
-  /** An open create/snapshot never reached set_transaction_id: undo it. */
+  /** An open create/snapshot never reached its commit: undo it. */
   | 'rollback-uncommitted-create'
   /** An open create/snapshot committed but its record still says 'creating': finish it. */
   | 'rollforward-committed-create'
@@ -68,7 +68,7 @@ export type ReconcileReason =
   | 'duplicate-id'
   /** A 'creating' record with no transaction for it. */
   | 'interrupted-create'
-  /** A record's transaction id is above the pool's. */
+  /** A record's transaction id is above the journal's. */
   | 'record-ahead-of-pool'
   /** The transaction has been dealt with. */
   | 'transaction-done';

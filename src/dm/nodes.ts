@@ -112,7 +112,15 @@ export function ensureSpecialNode(
   // A node of the right type for other numbers, or (stat says ENOENT but mknod said EEXIST) a
   // dangling symlink such as udev's ../dm-N for a device that is gone. libdm unlinks those; so do we.
   unlinkQuiet(sys, path);
-  sys.mknod(path, type | mode, want);
+  try {
+    sys.mknod(path, type | mode, want);
+  } catch (e) {
+    if (!isErrno(e, 'EEXIST')) throw e;
+    // Recreated between our unlink and mknod (udev's late symlink, after its wait timed out):
+    // take the path over once more, as libdm does.
+    unlinkQuiet(sys, path);
+    sys.mknod(path, type | mode, want);
+  }
   return 'replaced';
 }
 

@@ -86,6 +86,27 @@ test('expectAbsent (a device this DmControl just created): mknod first, same out
   assert.equal(fs.entries.get('/dev/mapper/file'), { kind: 'file', mode: 0o644 });
 });
 
+test('a node recreated between our unlink and mknod (udev\'s late symlink) is taken over once more', () => {
+  const { fs, sys: base } = setup();
+  fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0xfd09n });
+  let raced = false;
+  const calls = fs.fileCalls();
+  const sys = strictSyscalls({
+    ...calls,
+    mknod: (path: string, mode: number, d: bigint) => {
+      if (!raced) {
+        raced = true;
+        fs.entries.set(path, { kind: 'link', target: '../dm-3' }); // udev, just now
+      }
+      calls.mknod(path, mode, d);
+    },
+  });
+  void base;
+  assert.is(ensureDeviceNode(sys, '/dev/mapper/a', dev), 'replaced');
+  assert.equal(fs.calls, ['unlink /dev/mapper/a', 'mknod /dev/mapper/a 60600 fd03', 'unlink /dev/mapper/a', 'mknod /dev/mapper/a 60600 fd03']);
+  assert.equal(fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd03n });
+});
+
 test('a read-only /dev: a correct node is kept, a missing one reports mknod\'s errno', () => {
   const fs = new FakeFs();
   fs.entries.set('/dev', { kind: 'dir', mode: 0o755 });
