@@ -12,7 +12,8 @@ import {
   DM_SUSPEND_FLAG,
   decodeDmString,
   decodeTargetDeps,
-  walkNameList,
+  visitNameList,
+  devPartsFromU32,
   walkTargetSpecs,
   walkTargetVersions,
   type RawDmIoctl,
@@ -89,13 +90,19 @@ export interface DeviceListEntry {
 
 /** Decodes a LIST_DEVICES answer (`buf` is the whole ioctl buffer). */
 export function decodeDeviceList(h: RawDmIoctl, buf: Buffer): DeviceListEntry[] {
-  return walkNameList(buf, h.data_start, h.data_size, h.version[1]).map((e) => ({
-    name: e.name,
-    dev: decodeDevNum(e.dev),
-    eventNr: e.event_nr,
-    // flags bit 0 = HAS_UUID, bit 1 = DOESNT_HAVE_UUID; neither = the kernel did not report.
-    uuid: e.uuid !== undefined ? e.uuid : e.flags !== undefined && (e.flags & 2) !== 0 ? null : undefined,
-  }));
+  // One object per device straight from the buffer (visitNameList), not walkNameList's raw
+  // entries mapped again: listDevices runs once per device on large sets.
+  const out: DeviceListEntry[] = [];
+  visitNameList(buf, h.data_start, h.data_size, h.version[1], (name, devLo, devHi, eventNr, flags, uuid) => {
+    out.push({
+      name,
+      dev: devPartsFromU32(devLo, devHi),
+      eventNr,
+      // flags bit 0 = HAS_UUID, bit 1 = DOESNT_HAVE_UUID; neither = the kernel did not report.
+      uuid: uuid !== undefined ? uuid : flags !== undefined && (flags & 2) !== 0 ? null : undefined,
+    });
+  });
+  return out;
 }
 
 /** Decodes TABLE_STATUS / DEV_WAIT output into table lines (params = status or table text). */

@@ -757,14 +757,38 @@ export interface DmNameListEntry {
  * doesn't move past the entry's own fields or points outside the payload.
  */
 export function walkNameList(buf: Uint8Array, dataStart: number, dataSize: number, kernelMinor: number): DmNameListEntry[] {
+  const out: DmNameListEntry[] = [];
+  visitNameList(buf, dataStart, dataSize, kernelMinor, (name, devLo, devHi, eventNr, flags, uuid) => {
+    const entry: DmNameListEntry = { name, dev: (BigInt(devHi) << 32n) | BigInt(devLo) };
+    if (eventNr !== undefined) entry.event_nr = eventNr;
+    if (flags !== undefined) entry.flags = flags;
+    if (uuid !== undefined) entry.uuid = uuid;
+    out.push(entry);
+  });
+  return out;
+}
+
+/**
+ * One dm_name_list entry, as positional arguments so that a decoder can build its own object
+ * without an intermediate one: `dev` as its low and high 32 bits (no BigInt per entry), and
+ * event_nr/flags/uuid undefined when the kernel did not write them.
+ */
+export type NameListVisitor = (name: string, devLo: number, devHi: number, eventNr: number | undefined, flags: number | undefined, uuid: string | undefined) => void;
+
+/**
+ * {@link walkNameList} without building its result: calls `visit` for each entry, in order, with
+ * the same validation and the same errors. DmControl.listDevices decodes through this (one object
+ * per device instead of two).
+ * @throws KernelOutputError as {@link walkNameList}.
+ */
+export function visitNameList(buf: Uint8Array, dataStart: number, dataSize: number, kernelMinor: number, visit: NameListVisitor): void {
   const what = 'dm_name_list';
   const end = payloadEnd(buf, dataStart, dataSize, what);
   // The kernel reports an empty list as data_size == data_start with dev = 0 written at data_start.
   if (end - dataStart < DM_NAME_LIST_NAME_OFFSET) {
-    if (end === dataStart) return [];
+    if (end === dataStart) return;
     throw new KernelOutputError(`${what}: ${end - dataStart} payload bytes, too few for an entry`, hexSnippet(buf, dataStart, end));
   }
-  const out: DmNameListEntry[] = [];
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = dataStart;
   for (let i = 0; ; i++) {
@@ -773,29 +797,32 @@ export function walkNameList(buf: Uint8Array, dataStart: number, dataSize: numbe
     }
     // Direct reads at the layout's offsets (a Structure decode per entry cost ms for 100 entries
     // in the guest); the bounds check above covers the fixed part (end ≤ buf.length).
-    const dev = b.readBigUInt64LE(off + N_DEV);
+    const devLo = b.readUInt32LE(off + N_DEV);
+    const devHi = b.readUInt32LE(off + N_DEV + 4);
     const next = b.readUInt32LE(off + N_NEXT);
-    if (i === 0 && dev === 0n) return [];
+    if (i === 0 && devLo === 0 && devHi === 0) return;
     const { value: name, nul } = readCString(buf, off + DM_NAME_LIST_NAME_OFFSET, end, `${what}: entry ${i} name`);
-    const entry: DmNameListEntry = { name, dev };
+    let eventNr: number | undefined;
+    let flags: number | undefined;
+    let uuid: string | undefined;
     let fieldsEnd = nul + 1;
     if (kernelMinor >= DM_NAME_LIST_EVENT_NR_MINOR) {
       const e = align8(nul + 1);
       if (e + 8 > end) {
         throw new KernelOutputError(`${what}: entry ${i} event_nr/flags at ${e} run past data_size ${end}`, hexSnippet(buf, off, end));
       }
-      entry.event_nr = b.readUInt32LE(e);
-      entry.flags = b.readUInt32LE(e + 4);
+      eventNr = b.readUInt32LE(e);
+      flags = b.readUInt32LE(e + 4);
       fieldsEnd = e + 8;
-      if (entry.flags & DM_NAME_LIST_FLAG_HAS_UUID) {
+      if (flags & DM_NAME_LIST_FLAG_HAS_UUID) {
         const u = align8(e + 8);
         const r = readCString(buf, u, end, `${what}: entry ${i} uuid`);
-        entry.uuid = r.value;
+        uuid = r.value;
         fieldsEnd = r.nul + 1;
       }
     }
-    out.push(entry);
-    if (next === 0) return out;
+    visit(name, devLo, devHi, eventNr, flags, uuid);
+    if (next === 0) return;
     const nextOff = off + next;
     if (nextOff < fieldsEnd || nextOff + DM_NAME_LIST_NAME_OFFSET > end) {
       throw new KernelOutputError(

@@ -63,6 +63,17 @@ export function makedev(major: number, minor: number): bigint {
   return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
 }
 
+/**
+ * glibc `major()`/`minor()` of the 64-bit dev_t whose low and high 32 bits are `lo` and `hi`
+ * (unsigned), without a BigInt: for decoders that read a u64 device number as two u32 halves.
+ */
+export function devPartsFromU32(lo: number, hi: number): DevParts {
+  return {
+    major: (((lo >>> 8) & 0xfff) | (hi & 0xfffff000)) >>> 0,
+    minor: ((lo & 0xff) | ((lo >>> 12) & 0xfff00) | ((hi & 0xfff) << 20)) >>> 0,
+  };
+}
+
 /** glibc `major(dev)` for a 64-bit dev_t. */
 export function major(dev: bigint): number {
   // Every device number the kernel hands out fits 32 bits (huge_encode_dev): plain number

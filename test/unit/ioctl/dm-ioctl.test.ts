@@ -213,6 +213,12 @@ test('worked LIST_DEVICES example (protocol-facts §1.7): offsets and walk', () 
   ]);
 });
 
+test('walkNameList: a dev with the high 32 bits set survives the two-halves read', () => {
+  const devs = [0x1_0000_fd00n, 0xffff_ffff_ffff_ffffn, 0x8000_0000n];
+  const b = io.buildDmRequest({}, io.encodeNameList(devs.map((dev, i) => ({ name: `d${i}`, dev, event_nr: i, flags: 0 })), 47));
+  assert.equal(io.walkNameList(b, 312, b.length, 47).map((e) => e.dev), devs);
+});
+
 test('walkNameList: old kernels (minor < 38) have no trailing fields; empty lists', () => {
   const p = io.encodeNameList([{ name: 'a', dev: 1n }, { name: 'bb', dev: 2n }], 37);
   const b = io.buildDmRequest({}, p);

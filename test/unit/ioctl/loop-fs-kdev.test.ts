@@ -109,6 +109,17 @@ test('major/minor: the 32-bit number fast path equals glibc\'s 64-bit formula', 
   }
 });
 
+test('devPartsFromU32 (a u64 read as two u32 halves) equals glibc major/minor of the 64-bit value', () => {
+  let x = 0x2545f491;
+  const next = (): number => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0);
+  const pairs: [number, number][] = [[0, 0], [0xffffffff, 0xffffffff], [0xfd00, 0], [0x10fd2c, 0], [0, 1], [0xff, 0xfff], [0x100, 0x1000]];
+  for (let i = 0; i < 3000; i++) pairs.push([next(), i % 3 === 0 ? 0 : next()]);
+  for (const [lo, hi] of pairs) {
+    const d = (BigInt(hi) << 32n) | BigInt(lo);
+    assert.equal(io.devPartsFromU32(lo, hi), { major: io.major(d), minor: io.minor(d) }, `0x${d.toString(16)}`);
+  }
+});
+
 test('IoctlError: SystemError shape, message, withHeader, isErrno', () => {
   const cause = new Error('low');
   const e = new io.IoctlError({ syscall: 'ioctl', errno: 16, request: 'DM_DEV_REMOVE', fd: 3, cause });
