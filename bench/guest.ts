@@ -112,49 +112,6 @@ async function measureC(opsIn: OpResult | OpResult[], which: CProgram, op: strin
   });
 }
 
-/**
- * A light operation timed in rounds: each round takes one sample of ours (a batch of awaited
- * calls), then one of the C floor and one of libdm (each a fresh process doing one batch after
- * 20 warm-up calls). Host noise that drifts over seconds then hits all three alike, which
- * measuring them one after another did not guarantee; the ratios are what the report judges.
- */
-async function measureLightInterleaved(
-  op: OpResult,
-  batch: number,
-  ours: () => unknown,
-  cOp: string,
-  cArgs: Readonly<Record<string, string | number>> = {},
-): Promise<void> {
-  for (let w = 0; w < WARM.light; w++) await ours();
-  const series: Record<'ours' | CProgram, number[]> = { ours: [], floor: [], libdm: [] };
-  const failed = new Map<CProgram, unknown>();
-  const programs = (['floor', 'libdm'] as const).filter((w) => ext.has(w));
-  for (let r = 0; r < R.light; r++) {
-    const t0 = performance.now();
-    for (let b = 0; b < batch; b++) await ours();
-    series.ours.push(((performance.now() - t0) * 1000) / batch);
-    for (const which of programs) {
-      if (failed.has(which)) continue;
-      try {
-        const run = ext.run(which, cOp, { ...cArgs, reps: 1, batch, warmup: 20 });
-        if (run.retries > 0) op.notes.push(`${which}: ${run.retries} retries (EBUSY / buffer full)`);
-        const v = run.series['op'];
-        if (!v || v.length === 0) throw new Error(`${which} ${cOp}: no 'op' series`);
-        series[which].push(...v);
-      } catch (e) {
-        failed.set(which, e);
-      }
-    }
-  }
-  put(op, 'ours', series.ours);
-  for (const which of ['floor', 'libdm'] as const) {
-    if (!ext.has(which)) {
-      (op.unavailable as Record<Impl, string>)[which] = which === 'libdm' ? ext.libdmUnavailable || 'libdm program not built' : 'floor program not built';
-    } else if (failed.has(which)) fail(op, which, failed.get(which));
-    else put(op, which, series[which]);
-  }
-}
-
 /** `reps` repetitions of `batch` awaited calls; µs per call. */
 async function timeLoop(reps: number, batch: number, warmup: number, fn: (i: number) => unknown): Promise<number[]> {
   let i = 0;
@@ -320,7 +277,9 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   {
     log('DM_VERSION');
     const op = newOp('dm_version', 'DM_VERSION', 'light', 'dmsetup version');
-    await measureLightInterleaved(op, R.batchVersion, () => dm.version(), 'version');
+    await measure(op, 'ours', () => timeLoop(R.light, R.batchVersion, WARM.light, () => dm.version()));
+    await measureC(op, 'floor', 'version', { reps: R.light, batch: R.batchVersion, warmup: 20 });
+    await measureC(op, 'libdm', 'version', { reps: R.light, batch: R.batchVersion, warmup: 20 });
     await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['version']).us));
 
     const sc = io.realSyscalls();
@@ -363,7 +322,9 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     for (const name of names) await dm.createDevice(name, [zeroTarget(0n, 2048n)]);
     const listed = (await dm.listDevices()).length;
     const op = newOp('list_100', `listDevices, ${listed} devices`, 'light', 'dmsetup ls');
-    await measureLightInterleaved(op, R.batchList, () => dm.listDevices(), 'list');
+    await measure(op, 'ours', () => timeLoop(R.light, R.batchList, WARM.light, () => dm.listDevices()));
+    await measureC(op, 'floor', 'list', { reps: R.light, batch: R.batchList, warmup: 3 });
+    await measureC(op, 'libdm', 'list', { reps: R.light, batch: R.batchList, warmup: 3 });
     await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['ls']).us));
     for (const name of names) await dm.deviceRemove(name);
   }
@@ -449,7 +410,9 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   {
     log('pool status');
     const op = newOp('pool_status', 'pool status (TABLE_STATUS + parse)', 'light', 'dmsetup status');
-    await measureLightInterleaved(op, R.batchStatus, () => pool.status(), 'status', { name: poolName });
+    await measure(op, 'ours', () => timeLoop(R.light, R.batchStatus, WARM.light, () => pool.status()));
+    await measureC(op, 'floor', 'status', { reps: R.light, batch: R.batchStatus, warmup: 3, name: poolName });
+    await measureC(op, 'libdm', 'status', { reps: R.light, batch: R.batchStatus, warmup: 3, name: poolName });
     await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['status', poolName]).us));
   }
 
