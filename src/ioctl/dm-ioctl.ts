@@ -10,6 +10,7 @@ import { InvalidArgumentError, KernelOutputError } from '../errors.js';
 import { _IOWR } from './ioc.js';
 import {
   align8,
+  asBuffer,
   charArray,
   charArrayField,
   decodeStruct,
@@ -399,7 +400,7 @@ export function encodeDmIoctl(header: DmIoctlInput, buf?: Buffer): Buffer {
  */
 export function decodeDmIoctl(buf: Uint8Array): RawDmIoctl {
   if (buf.length < DM_IOCTL_SIZE) throw shortStructError(DmIoctlLayout, buf, 0);
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const b = asBuffer(buf);
   return {
     version: [b.readUInt32LE(H_VERSION), b.readUInt32LE(H_VERSION + 4), b.readUInt32LE(H_VERSION + 8)],
     data_size: b.readUInt32LE(H_DATA_SIZE),
@@ -523,7 +524,7 @@ export function decodeDmTargetSpec(buf: Uint8Array, offset = 0): RawDmTargetSpec
   if (!Number.isInteger(offset) || offset < 0 || buf.length - offset < DM_TARGET_SPEC_SIZE) {
     throw shortStructError(DmTargetSpecLayout, buf, offset);
   }
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const b = asBuffer(buf);
   return {
     sector_start: b.readBigUInt64LE(offset + S_SECTOR_START),
     length: b.readBigUInt64LE(offset + S_LENGTH),
@@ -789,7 +790,7 @@ export function visitNameList(buf: Uint8Array, dataStart: number, dataSize: numb
     if (end === dataStart) return;
     throw new KernelOutputError(`${what}: ${end - dataStart} payload bytes, too few for an entry`, hexSnippet(buf, dataStart, end));
   }
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const b = asBuffer(buf);
   let off = dataStart;
   for (let i = 0; ; i++) {
     if (off + DM_NAME_LIST_NAME_OFFSET > end) {

@@ -68,10 +68,17 @@ export function makedev(major: number, minor: number): bigint {
  * (unsigned), without a BigInt: for decoders that read a u64 device number as two u32 halves.
  */
 export function devPartsFromU32(lo: number, hi: number): DevParts {
-  return {
-    major: (((lo >>> 8) & 0xfff) | (hi & 0xfffff000)) >>> 0,
-    minor: ((lo & 0xff) | ((lo >>> 12) & 0xfff00) | ((hi & 0xfff) << 20)) >>> 0,
-  };
+  return { major: majorU32(lo, hi), minor: minorU32(lo, hi) };
+}
+
+/** glibc `major()` of a dev_t given as its two u32 halves. */
+function majorU32(lo: number, hi: number): number {
+  return (((lo >>> 8) & 0xfff) | (hi & 0xfffff000)) >>> 0;
+}
+
+/** glibc `minor()` of a dev_t given as its two u32 halves. */
+function minorU32(lo: number, hi: number): number {
+  return ((lo & 0xff) | ((lo >>> 12) & 0xfff00) | ((hi & 0xfff) << 20)) >>> 0;
 }
 
 /** glibc `major(dev)` for a 64-bit dev_t. */
@@ -79,17 +86,14 @@ export function major(dev: bigint): number {
   // Every device number the kernel hands out fits 32 bits (huge_encode_dev): plain number
   // arithmetic then, which is several times cheaper than BigInt shifts (listDevices decodes one
   // per device).
-  if (dev >= 0n && dev <= 0xffffffffn) return (Number(dev) >>> 8) & 0xfff;
+  if (dev >= 0n && dev <= 0xffffffffn) return majorU32(Number(dev), 0);
   const d = BigInt.asUintN(64, dev);
   return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n));
 }
 
 /** glibc `minor(dev)` for a 64-bit dev_t. */
 export function minor(dev: bigint): number {
-  if (dev >= 0n && dev <= 0xffffffffn) {
-    const n = Number(dev);
-    return ((n & 0xff) | ((n >>> 12) & 0xfff00)) >>> 0;
-  }
+  if (dev >= 0n && dev <= 0xffffffffn) return minorU32(Number(dev), 0);
   const d = BigInt.asUintN(64, dev);
   return Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n));
 }

@@ -7,7 +7,8 @@ import { InvalidArgumentError, KernelOutputError } from '../errors.js';
 /** 2^64 - 1. */
 export const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
-function asBuffer(b: Uint8Array): Buffer {
+/** `b` as a Buffer over the same memory (no copy). */
+export function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 

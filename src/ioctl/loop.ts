@@ -4,6 +4,7 @@
 import { u32 } from '@solana/buffer-layout';
 import {
   U64,
+  asBuffer,
   charArrayField,
   charArray,
   decodeStruct,
@@ -211,7 +212,7 @@ export function decodeLoopInfo64(buf: Uint8Array, offset = 0): RawLoopInfo64 {
   if (!Number.isInteger(offset) || offset < 0 || buf.length - offset < LOOP_INFO64_SIZE) {
     throw shortStructError(LoopInfo64Layout, buf, offset);
   }
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const b = asBuffer(buf);
   return {
     lo_device: b.readBigUInt64LE(offset + I_DEVICE),
     lo_inode: b.readBigUInt64LE(offset + I_INODE),

@@ -5,7 +5,7 @@
 import { u16, u32 } from '@solana/buffer-layout';
 import type { StatResult } from './syscalls.js';
 import { makedev } from './kdev.js';
-import { decodeStruct, defineStruct, fieldOffset, pad, u64 } from './layout.js';
+import { asBuffer, decodeStruct, defineStruct, fieldOffset, pad, u64 } from './layout.js';
 
 /** `AT_FDCWD`: resolve relative paths against the working directory. */
 export const AT_FDCWD = -100;
@@ -99,7 +99,7 @@ const X_DEV_MINOR = fieldOffset(StatxLayout, 'stx_dev_minor');
 /** Decodes a `struct statx`. @throws KernelOutputError when `buf` is shorter than 256 bytes. */
 export function decodeStatx(buf: Uint8Array): RawStatx {
   if (buf.length < STATX_SIZE) return decodeStatxLayout(buf); // its typed error
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const b = asBuffer(buf);
   return {
     stx_mask: b.readUInt32LE(X_MASK),
     stx_blksize: b.readUInt32LE(X_BLKSIZE),
