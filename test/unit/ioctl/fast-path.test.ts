@@ -4,22 +4,12 @@
 // and the same typed errors for what the reference refuses.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rng } from '../../helpers/rng.js';
 import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
 import * as io from '../../../src/ioctl/index.js';
 
 const U64_MAX = 2n ** 64n - 1n;
 
-// Deterministic PRNG (mulberry32) so a failure reproduces.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 // Code points, not UTF-16 units: an emoji must not be split into lone surrogates.
 const ALPHABET = Array.from('abcdefghijklmnopqrstuvwxyz0123456789-_.+:éß€😀');
 

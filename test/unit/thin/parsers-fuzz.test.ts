@@ -2,6 +2,7 @@
 // Every parser, fed seeded random token soup, either parses or throws KernelOutputError — nothing else.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rng } from '../../helpers/rng.js';
 import { KernelOutputError } from '../../../src/errors.js';
 import { parsePoolParams, parseThinParams, parseThinPoolStatus, parseThinStatus } from '../../../src/thin/index.js';
 
@@ -12,17 +13,6 @@ const TOKENS = [
   'read_only', '', ' ', '\t', 'é', '\u0000',
 ];
 
-/** Small deterministic PRNG (mulberry32) so failures are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('5000 random lines per parser: result or KernelOutputError only', () => {
   const next = rng(0x7e1e);
