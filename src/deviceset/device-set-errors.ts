@@ -125,6 +125,19 @@ export class ExternalToolError extends DevmapperError {
   }
 }
 
+/**
+ * The caller's AbortSignal fired. The step that was running when it fired was finished or undone
+ * (the journal closes every step it opens), children it started were killed, and nothing after it
+ * was started. `cause` is the signal's reason.
+ */
+export class OperationAbortedError extends DevmapperError {
+  override readonly name = 'OperationAbortedError';
+  readonly code = 'EABORTED';
+  constructor(readonly operation: string, options?: { cause?: unknown }) {
+    super(`${operation} was aborted`, options);
+  }
+}
+
 /** The DeviceSet was shut down (or is shutting down). */
 export class DeviceSetClosedError extends DevmapperError {
   override readonly name = 'DeviceSetClosedError';

@@ -60,6 +60,7 @@ import {
 import {
   BLKDISCARD,
   MNT_DETACH,
+  UMOUNT_NOFOLLOW,
   MS_NODEV,
   MS_NOEXEC,
   MS_NOSUID,
@@ -78,6 +79,7 @@ import {
   DeviceSetUnsupportedError,
   DeviceSizeError,
   MountFailedError,
+  OperationAbortedError,
   PoolFreeSpaceError,
   ThinPoolOwnershipError,
   UnknownDeviceError,
@@ -143,6 +145,17 @@ export interface DeviceSetInit {
    * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
    */
   readonly kernelLog?: KernelLog;
+  /**
+   * Cancels the init: no new step starts once it fires, mkfs/grow children are killed, the step
+   * under way is finished or undone, everything this init created is torn down and the lock is
+   * released; init then rejects with {@link OperationAbortedError}.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Cancellation of one call: see {@link DeviceSetInit.signal}. */
+export interface AbortOptions {
+  readonly signal?: AbortSignal;
 }
 
 /** A device as {@link DeviceSet.deviceInfo} reports it. */
@@ -206,7 +219,7 @@ export interface DeviceSetStatus {
 }
 
 /** Options of {@link DeviceSet.mountDevice}. */
-export interface MountDeviceOptions {
+export interface MountDeviceOptions extends AbortOptions {
   /** Extra mount options, comma-separated (after nouuid and dm.mountopt). */
   readonly options?: string;
   /** SELinux mount label: appended as `context="<label>"`. */
@@ -263,6 +276,23 @@ export function splitMountOptions(options: readonly string[]): { flags: bigint; 
   return { flags, data: data.join(',') };
 }
 
+/** Throws {@link OperationAbortedError} when `signal` has fired: called between steps, never inside one. */
+function checkAbort(signal: AbortSignal | undefined, operation: string): void {
+  if (signal?.aborted) throw new OperationAbortedError(operation, { cause: signal.reason });
+}
+
+/** Runs a child-process tool; when `signal` fired meanwhile, its failure is the abort. */
+async function runTool<T>(signal: AbortSignal | undefined, operation: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    const out = await fn();
+    checkAbort(signal, operation);
+    return out;
+  } catch (err) {
+    if (signal?.aborted && !(err instanceof OperationAbortedError)) throw new OperationAbortedError(operation, { cause: err });
+    throw err;
+  }
+}
+
 function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
   if (input === undefined) return false;
   if (Array.isArray(input)) return (input as readonly string[]).some((s) => /^\s*dm\.basesize\s*=/i.test(s));
@@ -316,6 +346,11 @@ export class DeviceSet {
   #worker: NodeJS.Timeout | undefined;
   #deferredDeleteIntervalMs: number;
   #closed = false;
+  /** Set during init: its signal, and what it created (the only things a failed init tears down). */
+  #initSignal: AbortSignal | undefined;
+  #initializing = true;
+  #poolCreatedHere = false;
+  readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
 
@@ -335,6 +370,7 @@ export class DeviceSet {
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
+    this.#initSignal = init.signal;
     this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
   }
 
@@ -353,6 +389,7 @@ export class DeviceSet {
       throw new InvalidArgumentError('DeviceSet root', [{ path: '/root', message: 'must be an absolute path', value: root }]);
     }
     const options = resolveDeviceSetOptions(init.options ?? {});
+    checkAbort(init.signal, 'DeviceSet.init');
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     fs.mkdirSync(join(root, 'metadata'), { recursive: true, mode: 0o700 });
     const st = fs.statSync(root, { bigint: true });
@@ -384,6 +421,8 @@ export class DeviceSet {
     if (loaded.deviceSet) this.#deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
     const newPool = await this.#setupPool(firstUse);
+    await this.#cleanGrowMounts();
+    checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
     const status = await this.#pool.status({ noflush: true });
@@ -415,9 +454,63 @@ export class DeviceSet {
 
     this.#crash('init:before-deviceset-save');
     this.#store.saveDeviceSet(this.#deviceSet);
+    checkAbort(this.#initSignal, 'DeviceSet.init');
 
+    await this.#undoInterruptedAdds();
     await this.#setupBase(baseSizeGiven);
+    this.#initializing = false;
+    this.#activatedHere.clear();
+    this.#initSignal = undefined;
     this.#startWorker();
+  }
+
+  /**
+   * A crash during a grow leaves `mnt/.grow-*` mounted (the directory of #growFilesystem): detach
+   * each (UMOUNT_NOFOLLOW: a link planted there is not followed) and remove the directory only
+   * when it is empty. Never a recursive removal: it could still be a mount point.
+   */
+  async #cleanGrowMounts(): Promise<void> {
+    const dir = join(this.root, 'mnt');
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).filter((n) => n.startsWith('.grow-'));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      throw err;
+    }
+    for (const n of names) {
+      const path = join(dir, n);
+      try {
+        await this.#sys.umount2Async(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+        this.#log('info', `recovery: unmounted ${path}, left by an interrupted filesystem grow`);
+      } catch (err) {
+        // EINVAL: not a mount point (the crash came before the mount or after the unmount).
+        if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) throw err;
+      }
+      try {
+        fs.rmdirSync(path);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) this.#log('warn', `${path} stays: ${String(err)}`);
+      }
+    }
+  }
+
+  /**
+   * addDevice with a size grows the new snapshot's filesystem after creating it; the record carries
+   * `growTo` until the grow is done. A crash in between leaves a device its caller never got:
+   * delete it (the record proves it is ours), so that a retry of the add works.
+   */
+  async #undoInterruptedAdds(): Promise<void> {
+    for (const rec of [...this.#records.values()]) {
+      if (rec.hash === '' || rec.growTo === undefined || rec.deleted) continue;
+      this.#log('info', `recovery: deleting ${rec.hash}, whose addDevice was interrupted while growing its filesystem`);
+      const release = await this.#devLocks.lockMany([rec.hash]);
+      try {
+        await this.#deleteLocked(rec, true);
+      } finally {
+        release();
+      }
+    }
   }
 
   /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
@@ -523,6 +616,7 @@ export class DeviceSet {
         metadata: fresh ? 'new' : 'reuse',
         ...this.#poolOptions(),
       });
+      this.#poolCreatedHere = true;
       this.#crash('init:before-loop-close');
       return fresh;
     } finally {
@@ -673,10 +767,12 @@ export class DeviceSet {
       this.#deviceSet = { ...rest, baseFilesystem: o.fs };
       this.#store.saveDeviceSet(this.#deviceSet);
     });
-    await this.#tools.mkfs(o.fs, path, o.mkfsArgs);
+    const signal = this.#initSignal;
+    const call = signal ? { signal } : undefined;
+    await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
     this.#crash('base:before-initialized');
     await this.#saveRecord({ ...rec, initialized: true, filesystem: o.fs });
-    const uuid = await this.#tools.uuid(path);
+    const uuid = await runTool(signal, 'DeviceSet.init', () => this.#tools.uuid(path, call));
     this.#crash('base:before-uuid-save');
     await this.#saveBaseUuid(uuid);
     await this.#deactivate('', false);
@@ -691,8 +787,15 @@ export class DeviceSet {
     });
   }
 
-  async #verifyBase(base: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
+  async #verifyBase(found: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
     const o = this.options;
+    let base = found;
+    if (base.growTo !== undefined) {
+      // A grow that a crash interrupted: finish it. A filesystem the tool may have grown in part
+      // must never go back to a smaller device.
+      this.#log('info', `recovery: finishing the interrupted grow of the base device to ${base.growTo} bytes`);
+      base = await this.#growDevice(base, base.growTo, this.#initSignal, 'DeviceSet.init');
+    }
     if (baseSizeGiven && o.baseSize < BigInt(base.size)) {
       throw new DeviceSizeError(`base device size cannot be smaller than ${base.size} bytes (dm.basesize=${o.baseSize})`, o.baseSize, BigInt(base.size));
     }
@@ -713,41 +816,86 @@ export class DeviceSet {
     }
     const current = this.#records.get('') ?? base;
     if (baseSizeGiven && o.baseSize > BigInt(current.size)) {
+      checkAbort(this.#initSignal, 'DeviceSet.init');
       this.#crash('base:before-grow');
-      const grown = { ...current, size: Number(o.baseSize) };
-      await this.#saveRecord(grown);
-      await this.#growFilesystem(grown);
+      try {
+        await this.#growDevice(current, Number(o.baseSize), this.#initSignal, 'DeviceSet.init');
+      } catch (err) {
+        // The tool refused (or the caller aborted): the record keeps its old size, so the next
+        // init with the old dm.basesize opens the root as before.
+        await this.#dropGrowIntent('');
+        throw err;
+      }
     }
   }
 
-  /** Activates `rec` at its recorded size, mounts it on a private directory and grows its filesystem. */
-  async #growFilesystem(rec: DeviceRecord): Promise<void> {
+  /**
+   * The journalled grow of `rec` to `to` bytes: the intent (`growTo`) is saved first; the record's
+   * size changes only after the filesystem grew. Returns the grown record. On a throw the intent
+   * stays: the caller undoes it ({@link #dropGrowIntent}, or deletes a new device).
+   */
+  async #growDevice(rec: DeviceRecord, to: number, signal: AbortSignal | undefined, operation: string): Promise<DeviceRecord> {
+    const intent: DeviceRecord = { ...rec, growTo: to };
+    if (rec.growTo !== to) await this.#saveRecord(intent);
+    await this.#growFilesystem(intent, signal, operation);
+    this.#crash('grow:before-size-save');
+    const { growTo: _done, ...rest } = intent;
+    const grown: DeviceRecord = { ...rest, size: to };
+    await this.#saveRecord(grown);
+    return grown;
+  }
+
+  async #dropGrowIntent(hash: string): Promise<void> {
+    const rec = this.#records.get(hash);
+    if (rec?.growTo === undefined) return;
+    const { growTo: _dropped, ...rest } = rec;
+    await this.#saveRecord(rest);
+  }
+
+  /**
+   * Activates `rec` at its grow target, mounts it on a private directory and grows its filesystem.
+   * The directory is removed (rmdir, never recursively) only once it is unmounted; a crash
+   * leaves it for {@link #cleanGrowMounts}.
+   */
+  async #growFilesystem(rec: DeviceRecord, signal: AbortSignal | undefined, operation: string): Promise<void> {
     const fsType = rec.filesystem ?? this.#deviceSet.baseFilesystem ?? this.options.fs;
     await this.#deactivate(rec.hash, false);
     const device = await this.#activate(rec);
     const mnt = join(this.root, 'mnt', `.grow-${rec.hash || 'base'}`);
     fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
     try {
+      this.#crash('grow:before-mount');
       await this.#sys.mountAsync(device, mnt, fsType, 0n, fsType === 'xfs' ? 'nouuid' : null);
       try {
-        await this.#tools.grow(fsType, device, mnt);
+        this.#crash('grow:before-tool');
+        await runTool(signal, operation, () => this.#tools.grow(fsType, device, mnt, signal ? { signal } : undefined));
+        this.#crash('grow:before-unmount');
       } finally {
-        await this.#sys.umount2Async(mnt, MNT_DETACH);
+        await this.#sys.umount2Async(mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
       }
+      fs.rmdirSync(mnt);
     } finally {
-      fs.rmSync(mnt, { recursive: true, force: true });
       await this.#deactivate(rec.hash, false);
     }
   }
 
+  /**
+   * Undoes what this init itself created, and nothing else: the devices it activated, and the pool
+   * if it created it. A pool it adopted (left live by an earlier process) stays as it was found,
+   * with every device on it, mounted or not, whatever made the init fail.
+   */
   async #abortInit(): Promise<void> {
     this.#closed = true;
     this.#stopWorker();
-    try {
-      if (this.#pool && this.#source?.owned) {
-        await this.#deactivateAll();
-        await this.#pool.remove();
+    for (const name of [...this.#activatedHere].reverse()) {
+      try {
+        await this.#dm.deviceRemove(name);
+      } catch (err) {
+        if (!(err instanceof DeviceNotFoundError)) this.#log('warn', `cleanup after a failed init: ${name} stays: ${String(err)}`);
       }
+    }
+    try {
+      if (this.#pool && this.#poolCreatedHere) await this.#pool.remove();
     } catch (err) {
       this.#log('warn', `cleanup after a failed init: ${String(err)}`);
     }
@@ -791,6 +939,7 @@ export class DeviceSet {
     size: bigint,
     origin: DeviceRecord | undefined,
     originActiveName: string | undefined,
+    growTo?: number,
   ): Promise<DeviceRecord> {
     const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
     return this.#poolLock.run(async () => {
@@ -821,6 +970,7 @@ export class DeviceSet {
         state: 'creating',
         ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
         createdAt: new Date().toISOString(),
+        ...(growTo !== undefined ? { growTo } : {}),
       });
       point('before-transaction');
       this.#store.saveTransaction(txFor(id));
@@ -1003,7 +1153,10 @@ export class DeviceSet {
         // Removed meanwhile: create it again below.
       }
     }
-    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(rec.size) / 512n);
+    // A grow in flight activates at its target: the filesystem may already be larger than `size`.
+    const bytes = rec.growTo !== undefined && rec.growTo > rec.size ? rec.growTo : rec.size;
+    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
+    if (this.#initializing) this.#activatedHere.add(name);
     return path;
   }
 
@@ -1062,12 +1215,15 @@ export class DeviceSet {
    * @throws UnknownDeviceError, DeviceAlreadyExistsError, DeviceMarkedDeletedError,
    *   DeviceFaultyError, DeviceSizeError, PoolFreeSpaceError, pool errors.
    */
-  async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string } = {}): Promise<DeviceSetDevice> {
+  async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string; signal?: AbortSignal } = {}): Promise<DeviceSetDevice> {
     assertValidHash(hash);
     assertValidHash(baseHash, '/baseHash');
     if (hash === '') throw new InvalidArgumentError('device hash', [{ path: '/hash', message: "'' is the base device, created by init", value: hash }]);
     const wanted = options.size === undefined ? undefined : sizeArg(options.size, '/size');
+    const signal = options.signal;
+    checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
+      checkAbort(signal, 'addDevice');
       const parent = this.#records.get(baseHash);
       if (!parent) throw new UnknownDeviceError(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
@@ -1086,15 +1242,29 @@ export class DeviceSet {
         await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
         deactivateOrigin = true;
       }
+      // A larger device is created at the parent's size with the grow as its intent (growTo), so
+      // that a crash before the grow finished is undone by the next init, not left half-made.
+      const growTo = size > BigInt(parent.size) ? Number(size) : undefined;
       let rec: DeviceRecord;
       try {
-        rec = await this.#createJournalled('snapshot', hash, size, parent, info ? originName : undefined);
+        rec = await this.#createJournalled('snapshot', hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
       } finally {
         if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
       }
-      if (size > BigInt(parent.size)) {
-        this.#crash('add:before-grow');
-        await this.#growFilesystem(rec);
+      if (growTo !== undefined) {
+        try {
+          checkAbort(signal, 'addDevice');
+          this.#crash('add:before-grow');
+          rec = await this.#growDevice(rec, growTo, signal, 'addDevice');
+        } catch (err) {
+          // The grow failed or was aborted: remove the half-made device so that a retry works.
+          try {
+            await this.#deleteLocked(this.#records.get(hash) ?? rec, true);
+          } catch (undoErr) {
+            this.#log('error', `could not delete ${hash} after its grow failed (init will): ${String(undoErr)}`);
+          }
+          throw err;
+        }
       }
       return this.#describe(rec);
     });
@@ -1107,9 +1277,11 @@ export class DeviceSet {
    * @throws UnknownDeviceError, DeviceInUseError (mounted here), DeviceBusyError (still open when
    *   not deferring: the dm remove gave up), ThinDeviceBusyError, pool errors.
    */
-  async deleteDevice(hash: string, options: { sync?: boolean } = {}): Promise<'deleted' | 'deferred'> {
+  async deleteDevice(hash: string, options: { sync?: boolean; signal?: AbortSignal } = {}): Promise<'deleted' | 'deferred'> {
     assertValidHash(hash);
+    checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
+      checkAbort(options.signal, 'deleteDevice');
       const rec = this.#records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       const m = this.#mounts.get(hash);
@@ -1150,7 +1322,9 @@ export class DeviceSet {
     if (typeof path !== 'string' || !path.startsWith('/')) {
       throw new InvalidArgumentError('mount point', [{ path: '/path', message: 'must be an absolute path', value: path }]);
     }
+    checkAbort(options.signal, 'mountDevice');
     return this.#op([hash], async () => {
+      checkAbort(options.signal, 'mountDevice');
       const rec = this.#records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
@@ -1180,6 +1354,10 @@ export class DeviceSet {
         ...(options.label ? [`context="${options.label}"`] : []),
       ];
       const { flags, data } = splitMountOptions(words);
+      if (options.signal?.aborted) {
+        await this.#deactivate(hash, true).catch(() => undefined);
+        checkAbort(options.signal, 'mountDevice');
+      }
       const log = this.#openKernelLog();
       try {
         await this.#sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
@@ -1354,8 +1532,9 @@ export class DeviceSet {
    * Grows the loopback data file to `size` bytes, refreshes the loop device and reloads the pool
    * at the new length. Loopback pools only; never shrinks.
    */
-  async resizePool(size: bigint | number | string): Promise<void> {
+  async resizePool(size: bigint | number | string, options: AbortOptions = {}): Promise<void> {
     const bytes = sizeArg(size, '/size');
+    checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
     const src = this.#source;
     if (!src.dataFile || !src.dataDevice) {
@@ -1366,6 +1545,7 @@ export class DeviceSet {
     // Through #op (no device locks) so that shutdown() waits for it before removing the pool.
     await this.#op([], () =>
       this.#poolLock.run(async () => {
+        checkAbort(options.signal, 'resizePool');
         const current = BigInt(fs.statSync(dataFile).size);
         if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
         await ensureSparseFile(dataFile, bytes);
