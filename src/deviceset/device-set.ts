@@ -70,6 +70,8 @@ import {
 } from '../ioctl/index.js';
 import { CRASH_POINTS, crashHookFromEnv, type CrashHook, type CrashPointName } from './crash.js';
 import {
+  BackingFileInUseError,
+  BackingFilesLostError,
   BaseUuidMismatchError,
   DeviceAlreadyExistsError,
   DeviceFaultyError,
@@ -151,6 +153,12 @@ export interface DeviceSetInit {
    * released; init then rejects with {@link OperationAbortedError}.
    */
   readonly signal?: AbortSignal;
+  /**
+   * When the pool's metadata is blank (zeroed, or new files) while device records exist, drop the
+   * records and start an empty pool. Default false: init refuses with BackingFilesLostError, as
+   * the records are then the only trace of the devices.
+   */
+  readonly discardRecordsOnBlankMetadata?: boolean;
 }
 
 /** Cancellation of one call: see {@link DeviceSetInit.signal}. */
@@ -216,6 +224,11 @@ export interface DeviceSetStatus {
   readonly needsCheck: boolean;
   /** True when this DeviceSet created (owns) the pool and removes it at shutdown. */
   readonly poolOwned: boolean;
+  /**
+   * Thin ids of an external pool left in doubt by a crash (maybe ours, maybe another user's):
+   * never deleted, never reused. Empty on an owned pool.
+   */
+  readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
 }
 
 /** Options of {@link DeviceSet.mountDevice}. */
@@ -350,6 +363,7 @@ export class DeviceSet {
   #initSignal: AbortSignal | undefined;
   #initializing = true;
   #poolCreatedHere = false;
+  readonly #discardRecordsOnBlank: boolean;
   readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
@@ -371,6 +385,7 @@ export class DeviceSet {
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
     this.#initSignal = init.signal;
+    this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
     this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
   }
 
@@ -420,7 +435,7 @@ export class DeviceSet {
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
-    const newPool = await this.#setupPool(firstUse);
+    const newPool = await this.#setupPool(firstUse, loaded.devices.size);
     await this.#cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
@@ -436,16 +451,21 @@ export class DeviceSet {
     const poolIds = new Set<number>();
     if (!newPool) for (const r of loaded.devices.values()) poolIds.add(r.deviceId);
     const tx = loaded.transaction;
-    if (tx && !newPool) {
-      this.#crash('init:before-probe');
-      if (await this.#probe(tx.deviceId)) poolIds.add(tx.deviceId);
-      else poolIds.delete(tx.deviceId);
-    }
     if (!this.#source.owned && this.#deviceSet.transactionId === undefined) {
       // First use (the ownership check above saw 0), or a root written before the journal kept its
       // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
       this.#deviceSet = { ...this.#deviceSet, transactionId: Number(status.transactionId) };
     }
+    if (tx && !newPool) {
+      this.#crash('init:before-probe');
+      const exists = await this.#probe(tx.deviceId);
+      if (exists && !this.#source.owned && !this.#provablyOurs(tx, status)) {
+        this.#quarantine(tx);
+        poolIds.delete(tx.deviceId); // so that no plan deletes it
+      } else if (exists) poolIds.add(tx.deviceId);
+      else poolIds.delete(tx.deviceId);
+    }
+    for (const q of this.#deviceSet.quarantinedIds ?? []) this.#usedIds.add(q.deviceId);
     const plan = reconcile(loaded.devices, tx, poolIds, this.#journalTxid(status));
     for (const r of loaded.devices.values()) this.#records.set(r.hash, r);
     if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
@@ -513,6 +533,30 @@ export class DeviceSet {
     }
   }
 
+  /**
+   * On an external pool (shared with its manager and maybe other users), whether the open
+   * transaction's thin id is provably ours. Only the journal's commit proves it: a create whose
+   * commit landed made the id (the pool refused create_thin with EEXIST otherwise and the id was
+   * never recorded). Before the commit an existing id may be ours (the message went through, then
+   * the crash) or someone else's (made while our message was never sent): that cannot be told
+   * apart from the pool, so it is quarantined, never deleted. A delete that committed already
+   * removed our id; an id found again under that number belongs to someone else.
+   */
+  #provablyOurs(tx: TransactionRecord, status: ThinPoolWorkingStatus): boolean {
+    const committed = this.#journalTxid(status) >= BigInt(tx.openTransactionId);
+    if (tx.op === 'delete') return !committed;
+    return committed;
+  }
+
+  /** Records `tx`'s thin id as in doubt: never deleted, never reused, reported by status(). */
+  #quarantine(tx: TransactionRecord): void {
+    const reason = `${tx.op} of ${tx.deviceHash || 'base'} (transaction ${tx.openTransactionId}) was interrupted before its commit; the id exists in the pool and may belong to another user`;
+    const list = (this.#deviceSet.quarantinedIds ?? []).filter((q) => q.deviceId !== tx.deviceId);
+    this.#deviceSet = { ...this.#deviceSet, quarantinedIds: [...list, { deviceId: tx.deviceId, reason, since: new Date().toISOString() }] };
+    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#log('warn', `recovery: thin ${tx.deviceId} of the external pool ${this.#pool.name} is quarantined: ${reason}`);
+  }
+
   /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
   async #probe(id: number): Promise<boolean> {
     try {
@@ -529,7 +573,7 @@ export class DeviceSet {
    * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
    * is known to hold no thin ids at all).
    */
-  async #setupPool(firstUse: boolean): Promise<boolean> {
+  async #setupPool(firstUse: boolean, deviceRecords: number): Promise<boolean> {
     const o = this.options;
     if (o.thinPoolDevice !== null) {
       const name = o.thinPoolDevice;
@@ -563,6 +607,10 @@ export class DeviceSet {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
       this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       if (dataFile !== null && metadataFile !== null) {
+        this.#assertBackingFilesPresent(name, [
+          [dataFile, this.#pool.params.dataDev],
+          [metadataFile, this.#pool.params.metadataDev],
+        ]);
         const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
         const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
         this.#source.dataDevice = dataDevice;
@@ -579,6 +627,17 @@ export class DeviceSet {
       let dataBytes: bigint;
       let metadataHead: Buffer;
       if (dataFile !== null && metadataFile !== null) {
+        if (deviceRecords > 0) {
+          const missing = [dataFile, metadataFile].filter((f) => !lexists(f));
+          if (missing.length > 0 && this.#discardRecordsOnBlank !== true) {
+            throw new BackingFilesLostError(
+              name,
+              `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing while ${deviceRecords} device record(s) exist: ` +
+                'restore the files (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
+            );
+          }
+        }
+        await this.#refuseFilesInUse([dataFile, metadataFile]);
         fs.mkdirSync(loopDir, { recursive: true, mode: 0o700 });
         await this.#ensureLoopFile(dataFile, o.loopDataSize);
         await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
@@ -603,7 +662,18 @@ export class DeviceSet {
         throw new ThinPoolOwnershipError(name, `metadata device ${metaDev} holds something that is not thin-pool metadata; zero its first 4 KiB to start a new pool`);
       }
       const fresh = head.kind === 'blank';
-      if (fresh && !firstUse) this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they will be dropped`);
+      if (fresh && deviceRecords > 0) {
+        if (this.#discardRecordsOnBlank !== true) {
+          throw new BackingFilesLostError(
+            name,
+            `the pool metadata on ${metaDev} is blank but ${deviceRecords} device record(s) exist: the metadata was zeroed or replaced; ` +
+              'restore it (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
+          );
+        }
+        this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they are dropped (discardRecordsOnBlankMetadata)`);
+      } else if (fresh && !firstUse) {
+        this.#log('info', `the pool metadata on ${metaDev} is blank: starting an empty pool`);
+      }
       const params = poolParamsFor(o, dataBytes);
       this.#crash('init:before-pool-create');
       this.#pool = await ThinPool.create(this.#dm, {
@@ -676,6 +746,51 @@ export class DeviceSet {
     } catch (err) {
       if (!(err instanceof SparseFileShrinkError)) throw err;
       this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
+    }
+  }
+
+  /**
+   * A live pool found by name must still have its backing files (d6): when they were deleted the
+   * pool runs on unlinked inodes, and creating new empty files next to it would lose every
+   * device at the next reboot. The data is still reachable through the live loop devices.
+   */
+  #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): void {
+    for (const [file, devNumber] of pairs) {
+      if (lexists(file)) continue;
+      const m = /^7:(\d+)$/.exec(devNumber);
+      const loop = m ? this.#loops.devicePath(Number(m[1])) : devNumber;
+      throw new BackingFilesLostError(
+        pool,
+        `it is live but its backing file ${file} is gone (deleted or moved): the data is still reachable through ${loop}; ` +
+          `copy it back (e.g. dd if=${loop} of=${file} conv=sparse) before the pool is stopped, then init again`,
+      );
+    }
+  }
+
+  /**
+   * Refuses to attach `files` when a loop device already bound to one of them is used by a live
+   * device-mapper device (d9): e.g. the root was moved to a new directory (a new inode, so a new
+   * name prefix) while its pool was live. The kernel would let a second pool open the same
+   * metadata; dm-thin keeps its metadata cached per pool, so two pools corrupt it.
+   */
+  async #refuseFilesInUse(files: readonly string[]): Promise<void> {
+    for (const file of files) {
+      const bound = this.#loops.findByBackingFile(file);
+      if (bound.length === 0) continue;
+      const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
+      const holders: string[] = [];
+      for (const d of await this.#dm.listDevices()) {
+        let lines: Awaited<ReturnType<DmControl['tableStatus']>>;
+        try {
+          lines = await this.#dm.tableStatus(d.name, { mode: 'table' });
+        } catch (err) {
+          if (err instanceof DeviceNotFoundError) continue;
+          throw err;
+        }
+        // Table lines name block devices as major:minor (drivers/md/dm-table.c, format_dev_t).
+        if (lines.some((l) => l.params.split(/\s+/).some((t) => numbers.has(t)))) holders.push(d.name);
+      }
+      if (holders.length > 0) throw new BackingFileInUseError(file, bound.map((b) => b.path), holders);
     }
   }
 
@@ -1525,6 +1640,7 @@ export class DeviceSet {
       mode: st.kind === 'working' ? st.mode : st.kind,
       needsCheck: w ? w.needsCheck : false,
       poolOwned: src.owned,
+      quarantinedThinIds: this.#deviceSet.quarantinedIds ?? [],
     };
   }
 
@@ -1619,6 +1735,17 @@ export class DeviceSet {
     this.#crash('shutdown:before-unlock');
     this.#lock.release();
     if (this.#ownDm) this.#dm.close();
+  }
+}
+
+/** True when `path` exists (a dangling link counts: lstat, never followed). */
+function lexists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
   }
 }
 
