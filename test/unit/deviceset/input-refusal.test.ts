@@ -12,7 +12,7 @@ import { parseDmOptions, parseSize, resolveDeviceSetOptions } from '../../../src
 
 /** options.ts MAX_SIZE: 2^53 − 512, the largest multiple of 512 that is a safe integer. */
 const MAX_SIZE = 9007199254740480n;
-import { DmControl, DmUnavailableError } from '../../../src/dm/index.js';
+import { DmControl, DmUnavailableError, miscListsDeviceMapper } from '../../../src/dm/index.js';
 import { InvalidArgumentError } from '../../../src/errors.js';
 import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
 
@@ -229,6 +229,14 @@ function withoutControl(miscText: string): { w: World; misc: string } {
   return { w, misc };
 }
 const MISC_WITHOUT_DM = '234 btrfs-control\n237 loop-control\n229 fuse\n';
+
+nodm('miscListsDeviceMapper reads the "%3i %s" lines of /proc/misc', () => {
+  assert.is(miscListsDeviceMapper(`${MISC_WITHOUT_DM}236 device-mapper\n`), true);
+  assert.is(miscListsDeviceMapper(' 63 device-mapper\n'), true);
+  assert.is(miscListsDeviceMapper(MISC_WITHOUT_DM), false);
+  assert.is(miscListsDeviceMapper('236 device-mapper-old\n236 xdevice-mapper\n'), false);
+  assert.is(miscListsDeviceMapper(''), false);
+});
 
 nodm('/proc/misc without device-mapper: no mknod, DmUnavailableError', async () => {
   const { w, misc } = withoutControl(MISC_WITHOUT_DM);
