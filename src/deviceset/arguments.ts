@@ -24,14 +24,18 @@
  * `/options/label` for mountDevice's third argument's `label`.
  */
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
+import type { DeviceSetInit, MountDeviceOptions } from './device-set.js';
 import { hashProblem } from './hash.js';
 import { MAX_SIZE, parseSize } from './options.js';
 
 type Problems = ValidationProblem[];
 type FieldCheck = (value: unknown, path: string, problems: Problems) => void;
 
-/** Keys of {@link DeviceSetInit} and the type each must have (the options' content is options.ts's job). */
-const INIT_FIELDS: Record<string, FieldCheck> = {
+/**
+ * Keys of {@link DeviceSetInit} and the type each must have (the options' content is options.ts's
+ * job). Typed so that a key added to DeviceSetInit does not compile until it is checked here.
+ */
+const INIT_FIELDS: { readonly [K in Exclude<keyof DeviceSetInit, 'signal'>]-?: FieldCheck } = {
   options: (v, path, p) => {
     if (v !== undefined && (typeof v !== 'object' || v === null)) {
       p.push({ path, message: 'expected an array of "dm.key=value" strings or an options object', value: v });
@@ -187,7 +191,7 @@ export function checkMountArgs(hash: unknown, path: unknown, options: unknown): 
   const p: Problems = [];
   checkHash(hash, '/hash', p);
   checkAbsolutePath(path, '/path', p);
-  checkOptionsObject(options, '/options', {
+  const fields: { readonly [K in Exclude<keyof MountDeviceOptions, 'signal'>]-?: FieldCheck } = {
     options: (v, at, q) => {
       if (v === undefined || !checkString(v, at, q)) return;
       if (v.includes('\0')) q.push({ path: at, message: 'mount options cannot contain NUL', value: v });
@@ -197,7 +201,8 @@ export function checkMountArgs(hash: unknown, path: unknown, options: unknown): 
       // Appended as context="<label>" to a comma-separated option list (see mountDevice).
       if (/[",\0]/.test(v)) q.push({ path: at, message: 'a mount label cannot contain ", "," or NUL', value: v });
     },
-  }, p);
+  };
+  checkOptionsObject(options, '/options', fields, p);
   done('mountDevice arguments', p);
 }
 
