@@ -7,8 +7,9 @@
  * `DeviceSet.init(root, options)` does, in order, what Docker's NewDeviceSet → initDevmapper →
  * setupBaseImage did:
  * 1. resolve the options (both forms; every problem listed before anything is touched);
- * 2. create `<root>` and `<root>/metadata` (0700), take `<root>/devmapper.lock`, derive the name
- *    prefix `devmapper-<major>:<minor>-<inode>` from stat(root);
+ * 2. create `<root>` (0700), take `<root>/devmapper.lock`, derive the name prefix
+ *    `devmapper-<major>:<minor>-<inode>` from stat(root); create `<root>/metadata` (0700) once the
+ *    dm VERSION ioctl answered;
  * 3. find or create the pool (`<prefix>-pool` over `<root>/devicemapper/{data,metadata}` loop
  *    files, or dm.datadev/dm.metadatadev), or open dm.thinpooldev with Docker's ownership checks;
  * 4. load the records, probe the thin id named by an open transaction, plan with
@@ -68,6 +69,7 @@ import {
   realSyscalls,
   type Syscalls,
 } from '../ioctl/index.js';
+import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, crashHookFromEnv, type CrashHook, type CrashPointName } from './crash.js';
 import {
   BackingFileInUseError,
@@ -400,13 +402,13 @@ export class DeviceSet {
    *   MetadataCorruptError, pool-state errors from src/thin.
    */
   static async init(root: string, init: DeviceSetInit = {}): Promise<DeviceSet> {
+    checkInitArgs(root, init);
     if (typeof root !== 'string' || !root.startsWith('/')) {
       throw new InvalidArgumentError('DeviceSet root', [{ path: '/root', message: 'must be an absolute path', value: root }]);
     }
     const options = resolveDeviceSetOptions(init.options ?? {});
     checkAbort(init.signal, 'DeviceSet.init');
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-    fs.mkdirSync(join(root, 'metadata'), { recursive: true, mode: 0o700 });
     const st = fs.statSync(root, { bigint: true });
     const prefix = prefixFor({ dev: st.dev, ino: st.ino });
     const lock = RootLock.acquire(root);
@@ -422,6 +424,8 @@ export class DeviceSet {
 
   async #init(baseSizeGiven: boolean): Promise<void> {
     const version = await this.#dm.version();
+    // Only once device-mapper answered: a host without it keeps no metadata/ behind.
+    fs.mkdirSync(join(this.root, 'metadata'), { recursive: true, mode: 0o700 });
     const deferredSupported = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR);
     const o = this.options;
     if (o.useDeferredRemoval === true && !deferredSupported) {
@@ -1334,6 +1338,7 @@ export class DeviceSet {
    *   DeviceFaultyError, DeviceSizeError, PoolFreeSpaceError, pool errors.
    */
   async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string; signal?: AbortSignal } = {}): Promise<DeviceSetDevice> {
+    checkAddDeviceArgs(hash, baseHash, options);
     assertValidHash(hash);
     assertValidHash(baseHash, '/baseHash');
     if (hash === '') throw new InvalidArgumentError('device hash', [{ path: '/hash', message: "'' is the base device, created by init", value: hash }]);
@@ -1396,6 +1401,7 @@ export class DeviceSet {
    *   not deferring: the dm remove gave up), ThinDeviceBusyError, pool errors.
    */
   async deleteDevice(hash: string, options: { sync?: boolean; signal?: AbortSignal } = {}): Promise<'deleted' | 'deferred'> {
+    checkDeleteDeviceArgs(hash, options);
     assertValidHash(hash);
     checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
@@ -1410,6 +1416,7 @@ export class DeviceSet {
 
   /** Activates a device (no-op when active; cancels a pending deferred remove). Returns its node path. */
   async activateDevice(hash: string): Promise<string> {
+    checkHashArg('activateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
       const rec = this.#records.get(hash);
@@ -1421,6 +1428,7 @@ export class DeviceSet {
 
   /** Deactivates a device (deferred when busy and dm.use_deferred_removal is on). */
   async deactivateDevice(hash: string): Promise<void> {
+    checkHashArg('deactivateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
       if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
@@ -1436,6 +1444,7 @@ export class DeviceSet {
    *   elsewhere), DeviceMarkedDeletedError, UnknownFilesystemError.
    */
   async mountDevice(hash: string, path: string, options: MountDeviceOptions = {}): Promise<void> {
+    checkMountArgs(hash, path, options);
     assertValidHash(hash);
     if (typeof path !== 'string' || !path.startsWith('/')) {
       throw new InvalidArgumentError('mount point', [{ path: '/path', message: 'must be an absolute path', value: path }]);
@@ -1535,6 +1544,7 @@ export class DeviceSet {
    * @throws UnknownDeviceError; InvalidArgumentError when not mounted at `path`.
    */
   async unmountDevice(hash: string, path: string): Promise<void> {
+    checkUnmountArgs(hash, path);
     assertValidHash(hash);
     return this.#op([hash], async () => {
       if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
@@ -1551,6 +1561,7 @@ export class DeviceSet {
 
   /** True when `hash` has a record (deferred-deleted ones included, as Docker). */
   hasDevice(hash: string): boolean {
+    checkLookupArg('hasDevice', hash);
     return this.#records.has(hash);
   }
 
@@ -1561,6 +1572,7 @@ export class DeviceSet {
 
   /** The record of one device. @throws UnknownDeviceError */
   deviceInfo(hash: string): DeviceSetDevice {
+    checkLookupArg('deviceInfo', hash);
     const rec = this.#records.get(hash);
     if (!rec) throw new UnknownDeviceError(hash);
     return this.#describe(rec);
@@ -1582,6 +1594,7 @@ export class DeviceSet {
 
   /** Docker's GetDeviceStatus (activates the device for the query if it is not active). */
   async deviceStatus(hash: string): Promise<DeviceStatus> {
+    checkHashArg('deviceStatus', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
       const rec = this.#records.get(hash);
@@ -1652,6 +1665,7 @@ export class DeviceSet {
    * at the new length. Loopback pools only; never shrinks.
    */
   async resizePool(size: bigint | number | string, options: AbortOptions = {}): Promise<void> {
+    checkResizePoolArgs(size, options);
     const bytes = sizeArg(size, '/size');
     checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();

@@ -16,8 +16,8 @@
  *
  * | Key | Property | Value | Default | Supported |
  * |---|---|---|---|---|
- * | `dm.basesize` | baseSize | size, multiple of 512, ≥ 16M (≥ 300M for xfs) | 10G | yes |
- * | `dm.loopdatasize` | loopDataSize | size, multiple of 512, ≥ dm.blocksize | 100G | yes (loopback only) |
+ * | `dm.basesize` | baseSize | size, multiple of 512, ≥ 16M (≥ 300M for xfs), ≤ 2^53 − 512 | 10G | yes |
+ * | `dm.loopdatasize` | loopDataSize | size, multiple of 512, ≥ dm.blocksize, ≤ 2^53 − 512 | 100G | yes (loopback only) |
  * | `dm.loopmetadatasize` | loopMetadataSize | size, multiple of 4K, 2M – 33292800 sectors | 2G | yes (loopback only) |
  * | `dm.fs` | fs | `ext4` or `xfs` | **ext4** (Docker preferred xfs when available) | yes |
  * | `dm.mkfsarg` | mkfsArgs | string, repeatable (appended) | none | yes |
@@ -46,8 +46,10 @@
  *   (`10G` = `10g` = `10GiB` = `10 gb` = 10737418240). A plain number is bytes (`512`, `512b`).
  * - Decimals are accepted (`1.5G` = 1610612736) **when the result is a whole number of bytes**;
  *   Docker silently truncated (`0.1k` → 102), we refuse.
- * - Refused: negative values, `i` without a unit, empty strings, and anything ≥ 2^63 bytes
- *   (Docker's int64).
+ * - Refused: negative values, `i` without a unit, empty strings, anything ≥ 2^63 bytes
+ *   (Docker's int64), and texts over 100 characters ({@link MAX_SIZE_TEXT_LENGTH}).
+ * - dm.basesize and dm.loopdatasize are at most 2^53 − 512 bytes ({@link MAX_SIZE}: the records
+ *   store sizes as JSON safe integers).
  *
  * ## Departures from Docker (each one makes a mistake loud instead of silent)
  * - A non-repeatable key given twice is refused (Docker: last one wins).
@@ -132,12 +134,12 @@ export const DM_OPTION_KEYS: readonly DmOptionDoc[] = [
     key: 'dm.basesize', property: 'baseSize', type: 'size', repeatable: false,
     default: '10G', dockerDefault: '10G', supported: true,
     description:
-      'Virtual size of the base thin device: the largest filesystem of every image and container. Multiple of 512, at least 16M (300M for xfs, which xfsprogs requires). Can grow on restart, never shrink.',
+      'Virtual size of the base thin device: the largest filesystem of every image and container. Multiple of 512, at least 16M (300M for xfs, which xfsprogs requires), at most 2^53 − 512 bytes (just under 8P). Can grow on restart, never shrink.',
   },
   {
     key: 'dm.loopdatasize', property: 'loopDataSize', type: 'size', repeatable: false,
     default: '100G', dockerDefault: '100G', supported: true,
-    description: 'Size of the sparse loopback data file. Multiple of 512 and at least dm.blocksize. Loopback mode only.',
+    description: 'Size of the sparse loopback data file. Multiple of 512, at least dm.blocksize, at most 2^53 − 512 bytes (just under 8P). Loopback mode only.',
   },
   {
     key: 'dm.loopmetadatasize', property: 'loopMetadataSize', type: 'size', repeatable: false,
@@ -286,6 +288,24 @@ export const MIN_LOOP_METADATA_SIZE = 2n * MiB;
 /** The most thin metadata the kernel uses (src/thin THIN_METADATA_MAX_BYTES, 33292800 sectors); a larger file would be wasted. */
 export const MAX_LOOP_METADATA_SIZE = THIN_METADATA_MAX_BYTES;
 export const MAX_XFS_RETRIES = 2 ** 31 - 1;
+/**
+ * Largest dm.basesize and dm.loopdatasize: 2^53 − 512 bytes (just under 8P), the largest multiple
+ * of 512 that is a JS safe integer. The binding limit is ours, not the kernel's or the
+ * filesystems': device records store sizes as JSON numbers ≤ 2^53 − 1 (metadata.ts, SafeCount),
+ * and Node's ftruncate takes a safe integer for the loop file (src/loop sparse.ts). The others are
+ * all larger: a thin device's length is a u64 sector count (dm-thin.c thin_ctr takes the target
+ * length, sector_t); ext4 with the 64bit feature (on in mke2fs.conf's ext4 defaults since
+ * e2fsprogs 1.43) reaches 2^48 blocks (extents hold 48-bit block numbers: 1 EiB with 4K blocks);
+ * xfs reaches 8 EiB. ext4 without 64bit (an explicit dm.mkfsarg=-O ^64bit) stops at 16T and
+ * mkfs.ext4 says so itself.
+ */
+export const MAX_SIZE = (1n << 53n) - 512n;
+/**
+ * Longest size text parseSize looks at. The longest meaningful one is about 75 characters: 19
+ * whole digits (2^63), '.', up to 50 fraction digits (1/2^50 = 1/1P has 50 decimals), ' PiB'. The cap
+ * keeps a pathological string (200 000 fraction digits) from costing BigInt arithmetic.
+ */
+export const MAX_SIZE_TEXT_LENGTH = 100;
 
 /** Docker's defaults, except the filesystem (ext4 rather than "xfs when available"). */
 export const DEFAULT_DEVICESET_OPTIONS: Readonly<ResolvedDeviceSetOptions> = Object.freeze({
@@ -314,6 +334,8 @@ const SIZE_RE = /^(\d+)(?:\.(\d+))? ?(?:([kmgtp])(i?))?(b?)$/i;
  * @returns the byte count, or a string saying what is wrong.
  */
 export function parseSize(text: string): bigint | string {
+  if (typeof text !== 'string') return 'not a size: expected a string';
+  if (text.length > MAX_SIZE_TEXT_LENGTH) return `too long: a size is at most ${MAX_SIZE_TEXT_LENGTH} characters`;
   const m = SIZE_RE.exec(text);
   if (!m) {
     return 'not a size: expected a non-negative number with an optional binary unit k, m, g, t or p (e.g. 10G, 512k, 1.5G, 4096)';
@@ -604,8 +626,10 @@ function finish(c: Collected): ResolvedDeviceSetOptions {
   const r: ResolvedDeviceSetOptions = { ...DEFAULT_DEVICESET_OPTIONS, mkfsArgs: [], ...c.values };
   const fsGiven = given('fs');
 
+  const tooLarge = `must be at most ${MAX_SIZE} bytes (2^53 − 512, just under 8P): device records store sizes as JSON safe integers`;
   if (given('baseSize')) {
     if (r.baseSize % 512n !== 0n) problem(c, 'baseSize', 'must be a multiple of 512 bytes');
+    if (r.baseSize > MAX_SIZE) problem(c, 'baseSize', tooLarge);
     if (r.baseSize < MIN_BASE_SIZE) problem(c, 'baseSize', `must be at least ${formatSize(MIN_BASE_SIZE)}`);
     else if (r.fs === 'xfs' && r.baseSize < MIN_XFS_BASE_SIZE) {
       problem(c, 'baseSize', `must be at least ${formatSize(MIN_XFS_BASE_SIZE)} for xfs (mkfs.xfs refuses smaller filesystems)`);
@@ -619,6 +643,7 @@ function finish(c: Collected): ResolvedDeviceSetOptions {
   }
   if (given('loopDataSize')) {
     if (r.loopDataSize % 512n !== 0n) problem(c, 'loopDataSize', 'must be a multiple of 512 bytes');
+    if (r.loopDataSize > MAX_SIZE) problem(c, 'loopDataSize', tooLarge);
     if (blockOk && r.loopDataSize < r.blockSize) {
       problem(c, 'loopDataSize', `must be at least the pool block size (${formatSize(r.blockSize)})`);
     }

@@ -2,6 +2,7 @@
 // DmControl: the device-mapper control interface (/dev/mapper/control). One private choke point
 // performs every dm ioctl; public methods only build requests (request.ts) and decode replies
 // (response.ts). Kernel side: drivers/md/dm-ioctl.c.
+import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { KernelOutputError, isErrno } from '../errors.js';
 import {
@@ -34,6 +35,8 @@ import { encodeDevNum, type DevNum } from './devnum.js';
 import { DeviceBusyError, DeviceExistsError, DeviceNotFoundError, DmUnavailableError, type DeviceIdent } from './errors.js';
 import {
   ensureControlNode,
+  isControlNode,
+  miscListsDeviceMapper,
   ensureDeviceNode,
   mapperPath,
   removeDeviceNode,
@@ -125,6 +128,14 @@ export interface DmControlOptions {
   readonly removeRetry?: RetryPolicy;
   /** Sleep between remove retries and node polls (tests inject a fake). */
   readonly sleep?: Sleep;
+  /**
+   * The kernel's misc device list, read before the control node would be created: when it can be
+   * read and does not list `device-mapper`, the kernel has no dm driver loaded, and DmControl
+   * throws DmUnavailableError instead of mknod'ing a node nothing answers (an existing node is
+   * still opened: that can autoload dm-mod). Default `/proc/misc` with the real syscalls, and
+   * null (no check) when `syscalls` is injected: a fake kernel has no /proc.
+   */
+  readonly procMiscPath?: string | null;
 }
 
 /** Result of {@link DmControl.deviceRemove}. */
@@ -197,6 +208,7 @@ export class DmControl {
   readonly #fresh = new Set<string>();
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
+  readonly #procMiscPath: string | null;
   #fd: number | undefined;
   #kernelVersion: DmVersion | undefined;
 
@@ -209,6 +221,7 @@ export class DmControl {
     this.#udevRecheckMs = options.udevRecheckMs ?? 1000;
     this.#removeRetry = options.removeRetry ?? REMOVE_RETRY;
     this.#sleep = options.sleep ?? realSleep;
+    this.#procMiscPath = options.procMiscPath !== undefined ? options.procMiscPath : options.syscalls === undefined ? '/proc/misc' : null;
   }
 
   /** Path of the control node (`/dev/mapper/control`). */
@@ -228,12 +241,25 @@ export class DmControl {
 
   /**
    * Opens the control node on first use, making `/dev/mapper` (0755) and the 10:236 node (0600)
-   * first when they are missing or wrong, as libdm's `_create_control` does.
-   * @throws DmUnavailableError on ENODEV (no dm driver; the module could not be loaded).
+   * first when they are missing or wrong, as libdm's `_create_control` does — unless /proc/misc
+   * says the kernel has no device-mapper driver (see {@link DmControlOptions.procMiscPath}).
+   * @throws DmUnavailableError on ENODEV (no dm driver; the module could not be loaded), or when
+   *   /proc/misc lists no device-mapper and there is no control node to open.
    */
   #controlFd(): number {
     if (this.#fd !== undefined) return this.#fd;
-    ensureControlNode(this.#sys, `${this.#devDir}/mapper`);
+    if (this.#dmRegistered() === false) {
+      // Opening an existing 10:236 node may still autoload dm-mod (misc_open requests
+      // "char-major-10-236", the alias dm-ioctl.c declares), so only creating one is skipped.
+      if (!isControlNode(this.#sys, this.controlPath)) {
+        throw new DmUnavailableError(
+          this.controlPath,
+          `${this.#procMiscPath} lists no device-mapper device, so the kernel has no device-mapper driver loaded (modprobe dm-mod); the control node is not created`,
+        );
+      }
+    } else {
+      ensureControlNode(this.#sys, `${this.#devDir}/mapper`);
+    }
     try {
       this.#fd = this.#sys.open(this.controlPath, O_RDWR | O_CLOEXEC);
     } catch (e) {
@@ -242,6 +268,18 @@ export class DmControl {
       throw e;
     }
     return this.#fd;
+  }
+
+  /** Whether /proc/misc lists device-mapper; undefined when not checked or unreadable (no /proc). */
+  #dmRegistered(): boolean | undefined {
+    if (this.#procMiscPath === null) return undefined;
+    let text: string;
+    try {
+      text = readFileSync(this.#procMiscPath, 'latin1');
+    } catch {
+      return undefined;
+    }
+    return miscListsDeviceMapper(text);
   }
 
   /** Closes the control fd (idempotent). The object reopens it if used again. */

@@ -59,7 +59,7 @@ export type {
 export { BLOCKING_COMMANDS, identify, usesWorker } from './request.js';
 export type { DeviceRef, DmRequest, DmRequestHeader } from './request.js';
 export type { DeviceInfo, DeviceListEntry, DmVersion, TargetVersion } from './response.js';
-export { DEVICE_NODE_MODE, DM_CONTROL_DEV, ensureControlNode, ensureDeviceNode, mapperPath, removeDeviceNode, renameDeviceNode } from './nodes.js';
+export { DEVICE_NODE_MODE, DM_CONTROL_DEV, ensureControlNode, ensureDeviceNode, isControlNode, mapperPath, miscListsDeviceMapper, removeDeviceNode, renameDeviceNode } from './nodes.js';
 export type { NodeAction } from './nodes.js';
 export { udevCookie } from './udev.js';
 export type { NodePolicy } from './udev.js';

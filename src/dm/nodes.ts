@@ -186,6 +186,22 @@ export function ensureControlNode(sys: Syscalls, mapperDir: string): NodeAction 
   return ensureSpecialNode(sys, `${mapperDir}/control`, S_IFCHR, DM_CONTROL_DEV, CONTROL_NODE_MODE);
 }
 
+/** True when `path` is (or links to) the 10:236 character node. Creates nothing. */
+export function isControlNode(sys: Syscalls, path: string): boolean {
+  const p = probe(sys, path);
+  return p.kind === 'node' && p.type === S_IFCHR && p.dev === encodeDevNum(DM_CONTROL_DEV);
+}
+
+/**
+ * Whether the text of `/proc/misc` lists the device-mapper misc device. The kernel writes one
+ * `"%3i %s\n"` line (minor, name) per registered misc device (drivers/char/misc.c,
+ * misc_seq_show), and dm registers its control device as DM_NAME "device-mapper" with minor
+ * MAPPER_CTRL_MINOR (drivers/md/dm-ioctl.c, `_dm_misc`).
+ */
+export function miscListsDeviceMapper(procMisc: string): boolean {
+  return procMisc.split('\n').some((line) => /^\s*\d+ device-mapper$/.test(line));
+}
+
 /** `'/dev/mapper/pool'` for `('/dev', 'pool')`. */
 export function mapperPath(devDir: string, name: string): string {
   return `${devDir.replace(/\/+$/, '')}/mapper/${name}`;

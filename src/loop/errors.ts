@@ -145,6 +145,23 @@ export class SparseFileShrinkError extends LoopError {
   }
 }
 
+/**
+ * ensureSparseFile's ftruncate answered EFBIG: the file system holding the file cannot have a file
+ * that large (inode_newsize_ok refuses a size over the super block's s_maxbytes, fs/attr.c; ext4
+ * with 4K blocks stops at 16T). A file the call created is removed again.
+ */
+export class SparseFileTooLargeError extends LoopError {
+  override readonly name = 'SparseFileTooLargeError';
+  readonly code = 'ESPARSETOOLARGE';
+  readonly path: string;
+  readonly requestedSize: bigint;
+  constructor(path: string, requestedSize: bigint, options?: { cause?: unknown }) {
+    super(`the file system holding ${path} cannot hold a ${requestedSize}-byte file (EFBIG); choose a smaller size`, options);
+    this.path = path;
+    this.requestedSize = requestedSize;
+  }
+}
+
 /** Human name of the S_IFMT bits of a st_mode, for error messages. */
 export function fileTypeName(mode: number): string {
   switch (mode & 0o170000) {

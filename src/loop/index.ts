@@ -55,5 +55,6 @@ export {
   LoopNotBoundError,
   LoopUnsupportedError,
   SparseFileShrinkError,
+  SparseFileTooLargeError,
   fileTypeName,
 } from './errors.js';

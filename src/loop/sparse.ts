@@ -3,7 +3,7 @@
 import { constants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, isErrno } from '../errors.js';
-import { BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, fileTypeName } from './errors.js';
+import { BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, SparseFileTooLargeError, fileTypeName } from './errors.js';
 
 /** What {@link ensureSparseFile} did and what the file looks like afterwards. */
 export interface SparseFileReport {
@@ -102,7 +102,16 @@ export async function ensureSparseFile(
     }
     if (before.size > wanted) throw new SparseFileShrinkError(path, before.size, wanted);
     const grown = !created && before.size < wanted;
-    if (before.size < wanted) await handle.truncate(Number(wanted));
+    if (before.size < wanted) {
+      try {
+        await handle.truncate(Number(wanted));
+      } catch (err) {
+        if (!isErrno(err, 'EFBIG')) throw err;
+        // The file we just made stays empty and is ours: do not leave it behind.
+        if (created) await fsp.unlink(path).catch(() => undefined);
+        throw new SparseFileTooLargeError(path, wanted, { cause: err });
+      }
+    }
     await handle.sync();
     const after = await handle.stat({ bigint: true });
     if (created) await fsyncDir(dirname(path));
