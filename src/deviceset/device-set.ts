@@ -41,7 +41,7 @@ import { join } from 'node:path';
 import { kernelLogTail, openKernelLog, type KernelLog, type KernelLogCursor } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
+import { BackingFileLinkError, LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
 import {
   ThinDevice,
   ThinIdInUseError,
@@ -106,6 +106,8 @@ import {
 import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
 import { RootLock } from './root-lock.js';
+import { UnsafePathError } from './errors.js';
+import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir, openNoFollow } from './safe-path.js';
 
 export { CRASH_POINTS };
 
@@ -346,15 +348,20 @@ export class DeviceSet {
    * the lock released).
    * @throws InvalidArgumentError (options, before anything is created), DeviceSetLockedError,
    *   ThinPoolOwnershipError, BaseUuidMismatchError, DeviceSizeError (base shrink),
-   *   MetadataCorruptError, pool-state errors from src/thin.
+   *   MetadataCorruptError, pool-state errors from src/thin, UnsafePathError (the root,
+   *   `devicemapper/` or `metadata/` is a link, not ours or group/other writable; a loopback file
+   *   or record is a link), before anything is created under the root when the directories are at fault.
    */
   static async init(root: string, init: DeviceSetInit = {}): Promise<DeviceSet> {
     if (typeof root !== 'string' || !root.startsWith('/')) {
       throw new InvalidArgumentError('DeviceSet root', [{ path: '/root', message: 'must be an absolute path', value: root }]);
     }
     const options = resolveDeviceSetOptions(init.options ?? {});
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-    fs.mkdirSync(join(root, 'metadata'), { recursive: true, mode: 0o700 });
+    // Before anything is created under it: the root (resolved once, as Docker does) and the
+    // directories in it must be ours and private, links refused (safe-path.ts).
+    root = ensureRootDir(root);
+    assertOwnedDirIfPresent(join(root, 'devicemapper'));
+    ensureOwnedDir(join(root, 'metadata'), 0o700);
     const st = fs.statSync(root, { bigint: true });
     const prefix = prefixFor({ dev: st.dev, ino: st.ino });
     const lock = RootLock.acquire(root);
@@ -486,13 +493,13 @@ export class DeviceSet {
       let dataBytes: bigint;
       let metadataHead: Buffer;
       if (dataFile !== null && metadataFile !== null) {
-        fs.mkdirSync(loopDir, { recursive: true, mode: 0o700 });
+        ensureOwnedDir(loopDir, 0o700);
         await this.#ensureLoopFile(dataFile, o.loopDataSize);
         await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
-        metadataHead = readHead(metadataFile);
-        const data = await this.#loops.attach(dataFile, { autoclear: true });
+        metadataHead = readHead(metadataFile, true);
+        const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
         handles.push(data);
-        const meta = await this.#loops.attach(metadataFile, { autoclear: true });
+        const meta = await this.#loops.attach(metadataFile, { autoclear: true, noFollow: true });
         handles.push(meta);
         dataDev = data.path;
         metaDev = meta.path;
@@ -578,8 +585,9 @@ export class DeviceSet {
 
   async #ensureLoopFile(path: string, size: bigint): Promise<void> {
     try {
-      await ensureSparseFile(path, size);
+      await ensureSparseFile(path, size, { noFollow: true });
     } catch (err) {
+      if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
       if (!(err instanceof SparseFileShrinkError)) throw err;
       this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
     }
@@ -1368,7 +1376,7 @@ export class DeviceSet {
       this.#poolLock.run(async () => {
         const current = BigInt(fs.statSync(dataFile).size);
         if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
-        await ensureSparseFile(dataFile, bytes);
+        await ensureSparseFile(dataFile, bytes, { noFollow: true });
         await this.#loops.setCapacity(dataDevice);
         await this.#pool.resize();
       }),
@@ -1442,8 +1450,9 @@ export class DeviceSet {
   }
 }
 
-function readHead(path: string): Buffer {
-  const fd = fs.openSync(path, 'r');
+/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
+function readHead(path: string, noFollow = false): Buffer {
+  const fd = noFollow ? openNoFollow(path, fs.constants.O_RDONLY, undefined, 'file') : fs.openSync(path, 'r');
   try {
     const buf = Buffer.alloc(4096);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
