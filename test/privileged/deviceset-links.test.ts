@@ -35,13 +35,18 @@ function plant(which: 'data' | 'metadata'): { root: string; link: string; victim
 for (const which of ['data', 'metadata'] as const) {
   test(`a link at devicemapper/${which} is refused; the victim is unchanged and not bound`, async () => {
     const { root, link, victim, sum } = plant(which);
+    let followed: DeviceSet | undefined;
     try {
-      await DeviceSet.init(root, { options: OPTS, ...quiet });
-      assert.unreachable('init should have refused the link');
+      followed = await DeviceSet.init(root, { options: OPTS, ...quiet });
     } catch (err) {
       assert.instance(err, UnsafePathError);
       assert.is((err as UnsafePathError).code, 'EUNSAFEPATH');
       assert.is((err as UnsafePathError).path, link);
+    }
+    if (followed) {
+      // The defect: shut it down so that the sweep finds no leftovers, then fail.
+      await followed.shutdown();
+      assert.unreachable(`init followed the link: the victim is now ${statSync(victim).size} bytes`);
     }
     assert.is(sha256(victim), sum);
     assert.is(statSync(victim).size, 1024 * 1024);
