@@ -5,6 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  constants as fsc,
   chmodSync,
   chownSync,
   existsSync,
@@ -40,7 +41,6 @@ import {
 import { BackingFileLinkError, LoopControl } from '../../../src/loop/index.js';
 import { InvalidArgumentError } from '../../../src/errors.js';
 import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
-import { constants as fsc } from 'node:fs';
 
 /** A uid that owns nothing here (we run as root, so chown to it works). */
 const OTHER_UID = 12345;
