@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import { kernelLogTail, openKernelLog, type KernelLog, type KernelLogCursor } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
+import { BackingFileLinkError, LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
 import {
   ThinDevice,
   ThinIdInUseError,
@@ -112,6 +112,8 @@ import {
 import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
 import { RootLock } from './root-lock.js';
+import { UnsafePathError } from './errors.js';
+import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, openNoFollow, removePrivateMountDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 
@@ -399,7 +401,9 @@ export class DeviceSet {
    * the lock released).
    * @throws InvalidArgumentError (options, before anything is created), DeviceSetLockedError,
    *   ThinPoolOwnershipError, BaseUuidMismatchError, DeviceSizeError (base shrink),
-   *   MetadataCorruptError, pool-state errors from src/thin.
+   *   MetadataCorruptError, pool-state errors from src/thin, UnsafePathError (the root,
+   *   `devicemapper/` or `metadata/` is a link, not ours or group/other writable; a loopback file
+   *   or record is a link), before anything is created under the root when the directories are at fault.
    */
   static async init(root: string, init: DeviceSetInit = {}): Promise<DeviceSet> {
     checkInitArgs(root, init);
@@ -408,7 +412,11 @@ export class DeviceSet {
     }
     const options = resolveDeviceSetOptions(init.options ?? {});
     checkAbort(init.signal, 'DeviceSet.init');
-    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    // Before anything is created under it: the root (resolved once, as Docker does) and the
+    // directories in it must be ours and private, links refused (safe-path.ts).
+    root = ensureRootDir(root);
+    assertOwnedDirIfPresent(join(root, 'devicemapper'));
+    assertOwnedDirIfPresent(join(root, 'metadata'));
     const st = fs.statSync(root, { bigint: true });
     const prefix = prefixFor({ dev: st.dev, ino: st.ino });
     const lock = RootLock.acquire(root);
@@ -425,7 +433,7 @@ export class DeviceSet {
   async #init(baseSizeGiven: boolean): Promise<void> {
     const version = await this.#dm.version();
     // Only once device-mapper answered: a host without it keeps no metadata/ behind.
-    fs.mkdirSync(join(this.root, 'metadata'), { recursive: true, mode: 0o700 });
+    ensureOwnedDir(join(this.root, 'metadata'), 0o700);
     const deferredSupported = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR);
     const o = this.options;
     if (o.useDeferredRemoval === true && !deferredSupported) {
@@ -645,13 +653,13 @@ export class DeviceSet {
           }
         }
         await this.#refuseFilesInUse([dataFile, metadataFile]);
-        fs.mkdirSync(loopDir, { recursive: true, mode: 0o700 });
+        ensureOwnedDir(loopDir, 0o700);
         await this.#ensureLoopFile(dataFile, o.loopDataSize);
         await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
-        metadataHead = readHead(metadataFile);
-        const data = await this.#loops.attach(dataFile, { autoclear: true });
+        metadataHead = readHead(metadataFile, true);
+        const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
         handles.push(data);
-        const meta = await this.#loops.attach(metadataFile, { autoclear: true });
+        const meta = await this.#loops.attach(metadataFile, { autoclear: true, noFollow: true });
         handles.push(meta);
         dataDev = data.path;
         metaDev = meta.path;
@@ -749,8 +757,9 @@ export class DeviceSet {
 
   async #ensureLoopFile(path: string, size: bigint): Promise<void> {
     try {
-      await ensureSparseFile(path, size);
+      await ensureSparseFile(path, size, { noFollow: true });
     } catch (err) {
+      if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
       if (!(err instanceof SparseFileShrinkError)) throw err;
       this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
     }
@@ -983,8 +992,7 @@ export class DeviceSet {
     const fsType = rec.filesystem ?? this.#deviceSet.baseFilesystem ?? this.options.fs;
     await this.#deactivate(rec.hash, false);
     const device = await this.#activate(rec);
-    const mnt = join(this.root, 'mnt', `.grow-${rec.hash || 'base'}`);
-    fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
+    const mnt = ensurePrivateMountDir(this.root, `.grow-${rec.hash || 'base'}`);
     try {
       this.#crash('grow:before-mount');
       await this.#sys.mountAsync(device, mnt, fsType, 0n, fsType === 'xfs' ? 'nouuid' : null);
@@ -995,7 +1003,7 @@ export class DeviceSet {
       } finally {
         await this.#sys.umount2Async(mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
       }
-      fs.rmdirSync(mnt);
+      removePrivateMountDir(mnt);
     } finally {
       await this.#deactivate(rec.hash, false);
     }
@@ -1681,7 +1689,7 @@ export class DeviceSet {
         checkAbort(options.signal, 'resizePool');
         const current = BigInt(fs.statSync(dataFile).size);
         if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
-        await ensureSparseFile(dataFile, bytes);
+        await ensureSparseFile(dataFile, bytes, { noFollow: true });
         await this.#loops.setCapacity(dataDevice);
         await this.#pool.resize();
       }),
@@ -1766,8 +1774,9 @@ function lexists(path: string): boolean {
   }
 }
 
-function readHead(path: string): Buffer {
-  const fd = fs.openSync(path, 'r');
+/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
+function readHead(path: string, noFollow = false): Buffer {
+  const fd = noFollow ? openNoFollow(path, fs.constants.O_RDONLY, undefined, 'file') : fs.openSync(path, 'r');
   try {
     const buf = Buffer.alloc(4096);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);

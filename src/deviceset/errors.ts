@@ -29,3 +29,30 @@ export class DeviceIdsExhaustedError extends DevmapperError {
     super('unable to find a free device id: all 16777216 thin device ids are in use');
   }
 }
+
+/** What {@link UnsafePathError} found at the path. */
+export type UnsafePathReason = 'symlink' | 'not-directory' | 'not-regular' | 'owner' | 'mode';
+
+/**
+ * A path under a DeviceSet root (the root itself, `devicemapper/`, `metadata/`, `mnt/`, the
+ * loopback files, the records) is not what this DeviceSet would have made: a symbolic link, the
+ * wrong kind of file, a directory owned by another user, or one that group or others may write.
+ * Raised before anything is read, created, grown or bound through it: a link's target is never
+ * touched.
+ */
+export class UnsafePathError extends DevmapperError {
+  override readonly name = 'UnsafePathError';
+  readonly code = 'EUNSAFEPATH';
+  constructor(
+    /** The offending path. */
+    readonly path: string,
+    readonly reason: UnsafePathReason,
+    /** What was found, e.g. "a symbolic link", "a directory owned by uid 1000". */
+    readonly found: string,
+    /** What is required instead. */
+    readonly expected: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`unsafe path ${path}: found ${found}, expected ${expected}`, options);
+  }
+}

@@ -14,3 +14,4 @@ export * from './pool-sizing.js';
 export * from './fs-tools.js';
 export * from './kernel-log.js';
 export * from './device-set.js';
+export * from './safe-path.js';

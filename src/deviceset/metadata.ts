@@ -23,6 +23,10 @@
  * not ignore bumps {@link METADATA_FORMAT_VERSION}; a deviceset record with a newer version is
  * refused with {@link MetadataCorruptError}.
  *
+ * **Links** are never followed (safe-path.ts): the directory must be a real one owned by the
+ * effective uid without group/other write, records are read with O_NOFOLLOW and must be regular
+ * files, temp files are created O_CREAT|O_EXCL|O_NOFOLLOW; otherwise {@link UnsafePathError}.
+ *
  * **Names starting with '.'** other than our `.tmp-` files are left alone (NFS silly-renames,
  * editor droppings); any other file that is not a valid record name is an error.
  */
@@ -33,8 +37,9 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { InvalidArgumentError, isErrno, type ValidationProblem } from '../errors.js';
-import { MetadataCorruptError } from './errors.js';
+import { MetadataCorruptError, UnsafePathError } from './errors.js';
 import { hashProblem } from './hash.js';
+import { ensureOwnedDir, openNoFollow, readFileNoFollow } from './safe-path.js';
 
 /** Thin device ids are 24-bit. */
 export const MAX_DEVICE_ID = 0xffffff;
@@ -184,12 +189,16 @@ export interface MetadataFs {
   unlinkSync(path: string): void;
 }
 
-/** The real node:fs behind {@link MetadataFs}. */
+/**
+ * The real node:fs behind {@link MetadataFs}, refusing what a link or another user could have
+ * planted (safe-path.ts): the directory must be a real one owned by us without group/other
+ * write; records are read and files opened with O_NOFOLLOW (UnsafePathError otherwise).
+ */
 export const nodeMetadataFs: MetadataFs = {
-  mkdirSync: (path, options) => void nodeFs.mkdirSync(path, options),
+  mkdirSync: (path, options) => void ensureOwnedDir(path, options.mode, { recursive: options.recursive }),
   readdirSync: (path) => nodeFs.readdirSync(path),
-  readFileSync: (path) => nodeFs.readFileSync(path, 'utf8'),
-  openSync: (path, flags, mode) => nodeFs.openSync(path, flags, mode),
+  readFileSync: (path) => readFileNoFollow(path).toString('utf8'),
+  openSync: (path, flags, mode) => openNoFollow(path, flags, mode),
   writeSync: (fd, data, offset, length) => nodeFs.writeSync(fd, data, offset, length),
   fsyncSync: (fd) => nodeFs.fsyncSync(fd),
   closeSync: (fd) => nodeFs.closeSync(fd),
@@ -198,7 +207,7 @@ export const nodeMetadataFs: MetadataFs = {
 };
 
 // libuv opens every fd with O_CLOEXEC.
-const { O_WRONLY, O_CREAT, O_EXCL, O_RDONLY, O_DIRECTORY } = nodeFs.constants;
+const { O_WRONLY, O_CREAT, O_EXCL, O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = nodeFs.constants;
 
 const checks = {
   device: TypeCompiler.Compile(DeviceRecord),
@@ -282,6 +291,8 @@ export class MetadataStore {
   /**
    * Read every record, after deleting temp files left by interrupted writes.
    * @throws MetadataCorruptError naming the first bad file (in name order) and its problems.
+   * @throws UnsafePathError the directory or a record is a symbolic link, a record is not a
+   *   regular file, or the directory is not ours or group/other writable (nodeMetadataFs).
    */
   loadAll(): LoadedMetadata {
     this.#ensureDir();
@@ -359,8 +370,17 @@ export class MetadataStore {
 
   #read<T extends TSchema>(file: string, schema: T, problemsOf: (v: unknown) => ValidationProblem[]): Static<T> {
     let value: unknown;
+    let text: string;
     try {
-      value = JSON.parse(this.#fs.readFileSync(file));
+      text = this.#fs.readFileSync(file);
+    } catch (err) {
+      // A link or a non-file where a record should be: not corrupt data, a planted path.
+      if (err instanceof UnsafePathError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new MetadataCorruptError(file, [{ path: '', message: `unreadable: ${message}` }], { cause: err });
+    }
+    try {
+      value = JSON.parse(text);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       throw new MetadataCorruptError(file, [{ path: '', message: `not valid JSON: ${message}` }], { cause: err });
@@ -380,7 +400,7 @@ export class MetadataStore {
     this.#ensureDir();
     const data = Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8');
     const tmp = join(this.dir, `${TMP_PREFIX}${name}-${process.pid}-${++this.#tmpCounter}-${randomBytes(4).toString('hex')}`);
-    const fd = this.#fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    const fd = this.#fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     let renamed = false;
     try {
       try {
@@ -404,7 +424,7 @@ export class MetadataStore {
   }
 
   #fsyncDir(): void {
-    const fd = this.#fs.openSync(this.dir, O_RDONLY | O_DIRECTORY);
+    const fd = this.#fs.openSync(this.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     try {
       this.#fs.fsyncSync(fd);
     } finally {

@@ -36,6 +36,7 @@ import {
   type Syscalls,
 } from '../ioctl/index.js';
 import {
+  BackingFileLinkError,
   BackingFileNotFoundError,
   BackingFileNotRegularError,
   BackingFileReadOnlyError,
@@ -397,6 +398,7 @@ export class LoopControl {
    *
    * @throws {InvalidArgumentError} bad options (every problem listed).
    * @throws {BackingFileNotFoundError} {@link BackingFileNotRegularError} {@link BackingFileReadOnlyError}
+   *   {@link BackingFileLinkError} (`noFollow` and the file is a symbolic link)
    * @throws {LoopDeviceBusyError} every attempt lost the race.
    * @throws {LoopUnsupportedError} no loop driver.
    */
@@ -465,9 +467,12 @@ export class LoopControl {
     }
     let fd: number;
     try {
-      fd = this.#sys.open(file, (opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | O_CLOEXEC);
+      fd = this.#sys.open(file, (opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | (opts.noFollow ? fsc.O_NOFOLLOW : 0) | O_CLOEXEC);
     } catch (err) {
       if (isErrno(err, 'ENOENT')) throw new BackingFileNotFoundError(file, { cause: err });
+      // With O_NOFOLLOW the last component is not followed and a link reaches fs/namei.c
+      // may_open(), which answers -ELOOP for S_IFLNK.
+      if (opts.noFollow && isErrno(err, 'ELOOP')) throw new BackingFileLinkError(file, { cause: err });
       if (isErrno(err, 'EISDIR')) throw new BackingFileNotRegularError(file, 'directory', 'a regular file', { cause: err });
       if (
         !opts.readOnly &&

@@ -35,6 +35,21 @@ export class BackingFileNotRegularError extends LoopError {
 }
 
 /**
+ * The backing file is a symbolic link and the caller asked not to follow links (`noFollow`):
+ * opening it with O_NOFOLLOW failed with ELOOP, or lstat showed a link. Raised before the file is
+ * created, grown or bound, so the link's target is untouched.
+ */
+export class BackingFileLinkError extends LoopError {
+  override readonly name = 'BackingFileLinkError';
+  readonly code = 'EBACKINGLINK';
+  readonly path: string;
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(`backing file ${path} is a symbolic link; refusing to follow it`, options);
+    this.path = path;
+  }
+}
+
+/**
  * A read-write attach of a backing file that cannot be opened for writing (EACCES, EROFS, EPERM,
  * ETXTBSY). Raised before any ioctl, so no loop device is consumed. Attach with `readOnly: true`
  * to use such a file.

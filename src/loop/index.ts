@@ -44,6 +44,7 @@ export {
   type LoopSysfsInfo,
 } from './sysfs.js';
 export {
+  BackingFileLinkError,
   BackingFileNotFoundError,
   BackingFileNotRegularError,
   BackingFileReadOnlyError,

@@ -57,6 +57,12 @@ export interface LoopAttachOptions {
    * device would detach at once), so that combination is rejected.
    */
   readonly hold?: boolean;
+  /**
+   * Refuse a backing file that is a symbolic link: it is opened with O_NOFOLLOW, and ELOOP becomes
+   * BackingFileLinkError (no loop device consumed). For files in a directory the caller owns,
+   * where a link can only be a planted one. Default false.
+   */
+  readonly noFollow?: boolean;
 }
 
 /** {@link LoopAttachOptions} with the defaults applied and sizes as bigint. */
@@ -71,6 +77,7 @@ export interface ResolvedLoopAttachOptions {
   readonly partscan: boolean;
   readonly method: LoopAttachMethod;
   readonly hold: boolean;
+  readonly noFollow: boolean;
 }
 
 const KNOWN_KEYS = new Set([
@@ -83,6 +90,7 @@ const KNOWN_KEYS = new Set([
   'partscan',
   'method',
   'hold',
+  'noFollow',
 ]);
 
 function byteCount(
@@ -139,6 +147,7 @@ export function resolveAttachOptions(options: LoopAttachOptions | undefined = {}
   const directIo = bool(o, 'directIo', false, problems);
   const partscan = bool(o, 'partscan', false, problems);
   const hold = bool(o, 'hold', true, problems);
+  const noFollow = bool(o, 'noFollow', false, problems);
 
   let blockSize = 0;
   if (o.blockSize !== undefined) {
@@ -189,5 +198,6 @@ export function resolveAttachOptions(options: LoopAttachOptions | undefined = {}
     partscan,
     method,
     hold,
+    noFollow,
   };
 }

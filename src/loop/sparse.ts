@@ -3,7 +3,7 @@
 import { constants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, isErrno } from '../errors.js';
-import { BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, SparseFileTooLargeError, fileTypeName } from './errors.js';
+import { BackingFileLinkError, BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, SparseFileTooLargeError, fileTypeName } from './errors.js';
 
 /** What {@link ensureSparseFile} did and what the file looks like afterwards. */
 export interface SparseFileReport {
@@ -20,6 +20,12 @@ export interface SparseFileReport {
 export interface EnsureSparseFileOptions {
   /** Permission bits for a newly created file. Default 0o600. */
   readonly mode?: number;
+  /**
+   * Refuse a symbolic link at `path` instead of creating or growing its target: lstat instead of
+   * stat, and every open with O_NOFOLLOW. For files in a directory the caller owns, where a link
+   * can only be a planted one. Default false.
+   */
+  readonly noFollow?: boolean;
 }
 
 /** Largest size ftruncate accepts through Node (a safe integer). */
@@ -55,6 +61,7 @@ function toSize(size: bigint | number): bigint {
  * @throws {BackingFileNotRegularError} `path` is a directory, device, FIFO or socket.
  * @throws {BackingFileNotFoundError} the parent directory does not exist (`cause` has the ENOENT).
  * @throws {SparseFileShrinkError} the file is already larger than `size`.
+ * @throws {BackingFileLinkError} `noFollow` and `path` is a symbolic link (its target untouched).
  */
 export async function ensureSparseFile(
   path: string,
@@ -63,14 +70,27 @@ export async function ensureSparseFile(
 ): Promise<SparseFileReport> {
   const wanted = toSize(size);
   const mode = options.mode ?? 0o600;
+  const noFollow = options.noFollow === true;
+  // With O_NOFOLLOW a link as the last component fails in fs/namei.c may_open() with -ELOOP;
+  // O_CREAT|O_EXCL never follows one either (open(2): "symbolic links are not followed").
+  const nf = noFollow ? constants.O_NOFOLLOW : 0;
+  const open = async (flags: number, m?: number): Promise<fsp.FileHandle> => {
+    try {
+      return await fsp.open(path, flags | nf, m);
+    } catch (err) {
+      if (noFollow && isErrno(err, 'ELOOP')) throw new BackingFileLinkError(path, { cause: err });
+      throw err;
+    }
+  };
 
   // Look before opening: opening a FIFO or a character device can block or have side effects.
   let existing: import('node:fs').BigIntStats | undefined;
   try {
-    existing = await fsp.stat(path, { bigint: true });
+    existing = noFollow ? await fsp.lstat(path, { bigint: true }) : await fsp.stat(path, { bigint: true });
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
+  if (existing?.isSymbolicLink()) throw new BackingFileLinkError(path);
   if (existing && !existing.isFile()) {
     throw new BackingFileNotRegularError(path, fileTypeName(Number(existing.mode)), 'a regular file');
   }
@@ -78,15 +98,15 @@ export async function ensureSparseFile(
   let created = false;
   let handle: fsp.FileHandle;
   if (existing) {
-    handle = await fsp.open(path, constants.O_RDWR);
+    handle = await open(constants.O_RDWR);
   } else {
     try {
-      handle = await fsp.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, mode);
+      handle = await open(constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, mode);
       created = true;
     } catch (err) {
       if (isErrno(err, 'EEXIST')) {
         // Someone created it between our stat and open: treat it as existing.
-        handle = await fsp.open(path, constants.O_RDWR);
+        handle = await open(constants.O_RDWR);
       } else if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) {
         throw new BackingFileNotFoundError(path, { cause: err }); // the parent directory is missing
       } else {

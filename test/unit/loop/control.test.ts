@@ -3,7 +3,7 @@
 // LOOP_CONFIGURE → legacy fallback, cleanup after a failed bind, and errors before any ioctl.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { constants as fsc, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -12,6 +12,7 @@ import {
   truncateUtf8,
 } from '../../../src/loop/control.js';
 import {
+  BackingFileLinkError,
   BackingFileNotFoundError,
   BackingFileNotRegularError,
   BackingFileReadOnlyError,
@@ -243,6 +244,26 @@ test('bad backing files fail before any ioctl, with no loop device touched', asy
   assert.equal(sys.openFds(), []);
   // A read-only file attached readOnly is fine.
   (await loops.attach('/fake/ro', { readOnly: true })).close();
+});
+
+test('noFollow: the backing file is opened O_NOFOLLOW; ELOOP is BackingFileLinkError before any ioctl', async () => {
+  const { sys, loops } = setup();
+  (await loops.attach(FILE, { noFollow: true })).close();
+  const backing = sys.opens.filter((o) => o.path === FILE);
+  assert.is(backing.length, 1);
+  assert.is(backing[0]!.flags & fsc.O_NOFOLLOW, fsc.O_NOFOLLOW);
+  const plain = setup();
+  (await plain.loops.attach(FILE)).close();
+  assert.is(plain.sys.opens.filter((o) => o.path === FILE)[0]!.flags & fsc.O_NOFOLLOW, 0);
+
+  const b = setup();
+  b.sys.script.set(`open:${FILE}`, ['ELOOP']); // what the kernel answers for a link with O_NOFOLLOW
+  const err = await rejects(b.loops.attach(FILE, { noFollow: true }), BackingFileLinkError);
+  assert.is(err.code, 'EBACKINGLINK');
+  assert.is(err.path, FILE);
+  assert.is((err.cause as { code?: string }).code, 'ELOOP');
+  assert.equal(b.sys.ioctls, []);
+  assert.equal(b.sys.openFds(), []);
 });
 
 test('hold: false closes the loop fd before returning (autoclear off)', async () => {

@@ -27,7 +27,13 @@ test('defaults: autoclear on, partscan off, read-write, auto method, hold', () =
     partscan: false,
     method: 'auto',
     hold: true,
+    noFollow: false,
   });
+});
+
+test('noFollow: a boolean, default false', () => {
+  assert.is(resolveAttachOptions({ noFollow: true }).noFollow, true);
+  assert.equal(problems({ noFollow: 'yes' }), ['/noFollow']);
 });
 
 test('accepts a full valid set, numbers converted to bigint', () => {

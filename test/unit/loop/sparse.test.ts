@@ -2,11 +2,13 @@
 // ensureSparseFile: create, grow, never shrink, refuse non-regular files; in a temp dir.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSparseFile } from '../../../src/loop/sparse.js';
 import {
+  BackingFileLinkError,
   BackingFileNotFoundError,
   BackingFileNotRegularError,
   SparseFileShrinkError,
@@ -118,6 +120,68 @@ test('rejects bad sizes before touching the disk', async () => {
     }
   }
   assert.throws(() => statSync(join(dir, 'x')));
+});
+
+test('noFollow: a link to an existing file is refused and its target left as it was', async () => {
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  const link = join(dir, 'data');
+  symlinkSync(victim, link);
+  try {
+    await ensureSparseFile(link, 64 * MiB, { noFollow: true });
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.instance(err, BackingFileLinkError);
+    assert.is((err as BackingFileLinkError).code, 'EBACKINGLINK');
+    assert.is((err as BackingFileLinkError).path, link);
+  }
+  assert.is(statSync(victim).size, 9);
+  assert.is(readFileSync(victim, 'utf8'), 'precious\n');
+  assert.ok(lstatSync(link).isSymbolicLink());
+});
+
+test('noFollow: a dangling link is refused, its target not created', async () => {
+  const target = join(dir, 'would-be-created');
+  const link = join(dir, 'data');
+  symlinkSync(target, link);
+  try {
+    await ensureSparseFile(link, 4096, { noFollow: true });
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.instance(err, BackingFileLinkError);
+  }
+  assert.is(existsSync(target), false);
+});
+
+test('noFollow: a link to a FIFO is refused as a link, without opening the FIFO', async () => {
+  const fifo = join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const link = join(dir, 'data');
+  symlinkSync(fifo, link);
+  try {
+    await ensureSparseFile(link, 4096, { noFollow: true });
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.instance(err, BackingFileLinkError);
+  }
+});
+
+test('noFollow: a regular file is created and grown as without it', async () => {
+  const p = join(dir, 'data');
+  const r = await ensureSparseFile(p, 8192, { noFollow: true });
+  assert.equal([r.created, r.grown, r.apparentSize], [true, false, 8192n]);
+  const g = await ensureSparseFile(p, 16384, { noFollow: true });
+  assert.equal([g.created, g.grown, g.apparentSize], [false, true, 16384n]);
+});
+
+test('without noFollow a link is followed (the default, for callers that name a link on purpose)', async () => {
+  const target = join(dir, 'target');
+  writeFileSync(target, 'x');
+  const link = join(dir, 'link');
+  symlinkSync(target, link);
+  const r = await ensureSparseFile(link, 4096);
+  assert.is(r.apparentSize, 4096n);
+  assert.is(statSync(target).size, 4096);
 });
 
 test.run();
