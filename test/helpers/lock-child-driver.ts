@@ -37,6 +37,11 @@ export class LockChild {
     this.proc.kill('SIGKILL');
     await this.#exited;
   }
+  /** Kills the child unless it has exited already; for `finally` blocks. */
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    await this.#exited;
+  }
   /** Closes stdin (the child exits its loop) and waits for the exit code. */
   async end(): Promise<number | null> {
     this.proc.stdin.end();

@@ -26,6 +26,7 @@ for (const at of ['init:before-deviceset-save', 'init:before-typo', '#1']) {
       assert.is(await child.end(), 0);
       assert.not.ok(existsSync(trace), 'nothing traced');
     } finally {
+      await child.stop();
       rmSync(tmp, { recursive: true, force: true });
     }
   });

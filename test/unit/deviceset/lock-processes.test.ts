@@ -36,9 +36,11 @@ test('two processes race RootLock.acquire on a fresh root 200 times: exactly one
       mkdirSync(root);
       await race(a, b, `lock ${root}`, 'unlock', i);
     }
-  } finally {
     assert.is(await a.end(), 0);
     assert.is(await b.end(), 0);
+  } finally {
+    await a.stop();
+    await b.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
 });
@@ -49,9 +51,11 @@ test('two processes race DeviceSet.init on one root 20 times: one wins, the othe
   const b = new LockChild('fake', OPTIONS);
   try {
     for (let i = 0; i < 20; i++) await race(a, b, `init ${join(tmp, 'root')}`, 'shutdown', i);
-  } finally {
     assert.is(await a.end(), 0);
     assert.is(await b.end(), 0);
+  } finally {
+    await a.stop();
+    await b.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
 });
@@ -76,6 +80,7 @@ test("a kill -9'd owner never blocks the next init", async () => {
     await set.shutdown();
     RootLock.acquire(root).release();
   } finally {
+    await owner.stop();
     fake.dispose();
     rmSync(join(root, '..'), { recursive: true, force: true });
   }
