@@ -71,6 +71,7 @@ function stubKernel(): Syscalls {
     rename: () => undefined,
     mkdir: () => undefined,
     fsync: () => undefined,
+    flock: () => undefined,
     mountAsync: async () => undefined,
     umount2Async: async () => undefined,
     pollAsync: async () => 0,

@@ -1,11 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Crash injection: named points at every boundary between kernel calls and metadata writes.
-import { appendFileSync } from 'node:fs';
-
 /**
  * Every crash point the DeviceSet passes, in the order an operation reaches them. A point is
  * reached *before* the step it names. Tests kill the process at each one (see
- * {@link crashHookFromEnv}) and check that the next init recovers.
+ * {@link crashHook}; devmapper/testing's crashHookFromEnv) and check that the next init recovers.
  */
 export const CRASH_POINTS = [
   // init
@@ -61,15 +59,10 @@ export type CrashPointName = (typeof CRASH_POINTS)[number];
 /** Called with a point's name before the step; a test hook may stop the process dead there. */
 export type CrashHook = (name: CrashPointName) => void;
 
-/** Environment variable naming where to die: `<name>` (first hit), `<name>@<k>` (k-th hit, 1-based) or `#<n>` (n-th point hit overall, 1-based). */
-export const CRASH_AT_ENV = 'DEVMAPPER_CRASH_AT';
-/** Environment variable naming a file to which every point reached is appended, one per line. */
-export const CRASH_TRACE_ENV = 'DEVMAPPER_CRASH_TRACE';
-
-/** What `DEVMAPPER_CRASH_AT` asks for, or a problem. */
+/** Where a crash hook stops: the k-th hit of a named point, or the n-th point hit overall. */
 export type CrashSpec = { readonly kind: 'name'; readonly name: CrashPointName; readonly occurrence: number } | { readonly kind: 'index'; readonly index: number };
 
-/** Parses a `DEVMAPPER_CRASH_AT` value. @throws Error naming the valid forms. */
+/** Parses `<point>[@k]` or `#n` (1-based). @throws Error naming the valid forms. */
 export function parseCrashSpec(value: string): CrashSpec {
   const idx = /^#(\d+)$/.exec(value);
   if (idx) {
@@ -81,7 +74,7 @@ export function parseCrashSpec(value: string): CrashSpec {
     const occurrence = m[2] === undefined ? 1 : Number(m[2]);
     if (occurrence >= 1) return { kind: 'name', name: m[1] as CrashPointName, occurrence };
   }
-  throw new Error(`${CRASH_AT_ENV}=${JSON.stringify(value)}: expected <point>[@k] or #n; points: ${CRASH_POINTS.join(', ')}`);
+  throw new Error(`crash point ${JSON.stringify(value)}: expected <point>[@k] or #n; points: ${CRASH_POINTS.join(', ')}`);
 }
 
 /**
@@ -109,13 +102,8 @@ export function dieNow(): never {
 }
 
 /**
- * The default hook: reads {@link CRASH_AT_ENV} and {@link CRASH_TRACE_ENV}. With neither set it
- * does nothing and costs one Map lookup per point.
+ * The default hook of a DeviceSet: does nothing. Crash injection is for tests only and must be
+ * asked for explicitly (`crashPoint`); nothing in the environment of a normal process turns it on
+ * (devmapper/testing's crashHookFromEnv is the env-reading hook test children pass).
  */
-export function crashHookFromEnv(env: NodeJS.ProcessEnv = process.env): CrashHook {
-  const at = env[CRASH_AT_ENV];
-  const traceFile = env[CRASH_TRACE_ENV];
-  const spec = at ? parseCrashSpec(at) : undefined;
-  const trace = traceFile ? (name: string) => appendFileSync(traceFile, `${name}\n`) : undefined;
-  return crashHook(spec, () => dieNow(), trace);
-}
+export const noCrashHook: CrashHook = () => {};

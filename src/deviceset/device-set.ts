@@ -70,7 +70,7 @@ import {
   type Syscalls,
 } from '../ioctl/index.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
-import { CRASH_POINTS, crashHookFromEnv, type CrashHook, type CrashPointName } from './crash.js';
+import { CRASH_POINTS, noCrashHook, type CrashHook, type CrashPointName } from './crash.js';
 import {
   BackingFileInUseError,
   BackingFilesLostError,
@@ -140,7 +140,7 @@ export interface DeviceSetInit {
    * inspect (and, for a new pool, zero) the host's real /dev nodes.
    */
   readonly blockDevices?: BlockDevices;
-  /** Crash injection hook (default: from DEVMAPPER_CRASH_AT / DEVMAPPER_CRASH_TRACE). */
+  /** Crash injection hook, for tests only (default: none; devmapper/testing has crashHookFromEnv). */
   readonly crashPoint?: CrashHook;
   /** Deferred deletion worker period. Default 30 s (Docker's ticker). */
   readonly deferredDeleteIntervalMs?: number;
@@ -384,7 +384,7 @@ export class DeviceSet {
     this.#kernelLog = init.kernelLog ?? openKernelLog;
     this.#blockDevices = init.blockDevices;
     this.#store = new MetadataStore(root, init.metadataFs);
-    this.#crash = init.crashPoint ?? crashHookFromEnv();
+    this.#crash = init.crashPoint ?? noCrashHook;
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
@@ -419,12 +419,15 @@ export class DeviceSet {
     assertOwnedDirIfPresent(join(root, 'metadata'));
     const st = fs.statSync(root, { bigint: true });
     const prefix = prefixFor({ dev: st.dev, ino: st.ino });
-    const lock = RootLock.acquire(root);
-    const set = new DeviceSet(root, prefix, options, init, lock);
+    const lock = RootLock.acquire(root, init.syscalls ?? realSyscalls());
+    let set: DeviceSet | undefined;
     try {
+      set = new DeviceSet(root, prefix, options, init, lock);
       await set.#init(baseSizeWasGiven(init.options));
     } catch (err) {
-      await set.#abortInit();
+      // Every throw after the lock is taken releases it (the constructor's too).
+      if (set) await set.#abortInit();
+      else lock.release();
       throw err;
     }
     return set;

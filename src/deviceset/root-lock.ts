@@ -1,145 +1,158 @@
 // SPDX-License-Identifier: MIT
-// One DeviceSet per root: an O_EXCL lock file holding the owner's pid and process start time.
+// One DeviceSet per root: an flock(2) lock on `<root>/devmapper.lock`, held on an open fd for the
+// life of the DeviceSet.
+//
+// Why flock and not a pid file: the kernel owns the lock (fs/locks.c). It belongs to the open file
+// description and is dropped when the last fd referring to it is closed (locks_remove_file, called
+// from __fput), which includes the process dying by any means, SIGKILL too. So there is no stale
+// lock to judge, no pid reuse, no other pid namespace to misread, and no window between creating
+// a file and writing it in which a second process can take the root too. The file's content (our
+// pid) is information for the error message only; nothing decides on it.
+//
+// The file is never unlinked: a process that opened it before the unlink would lock the old inode
+// while the next one creates and locks a new one, and both would own the root.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { DevmapperError, isErrno } from '../errors.js';
+import { LOCK_EX, LOCK_NB, realSyscalls, type Syscalls } from '../ioctl/index.js';
 
 /** Name of the lock file inside the root. */
 export const LOCK_FILE = 'devmapper.lock';
 
-/** Another live process (or this one) already has the root open. */
+/** Linux O_CLOEXEC (not in Node's fs.constants): a spawned mkfs must not inherit, and so keep, the lock. */
+const O_CLOEXEC = 0o2000000;
+
+/** Another process (or another DeviceSet of this one) already has the root open. */
 export class DeviceSetLockedError extends DevmapperError {
   override readonly name = 'DeviceSetLockedError';
   readonly code = 'EDEVICESETLOCKED';
   readonly root: string;
-  readonly pid: number;
-  constructor(root: string, pid: number) {
+  /** The holder's pid as it recorded it in the lock file; null when unknown (not written yet). */
+  readonly pid: number | null;
+  constructor(root: string, pid: number | null, options?: { cause?: unknown }) {
+    const who = pid === null ? 'another process (pid not known)' : `process ${pid}${pid === process.pid ? ' (this process)' : ''}`;
     super(
-      `${root} is in use by process ${pid}${pid === process.pid ? ' (this process)' : ''}: ` +
-        `only one DeviceSet may open a root at a time; shut the other one down first ` +
-        `(if process ${pid} is not a devmapper user, remove ${join(root, LOCK_FILE)} by hand)`,
+      `${root} is in use by ${who}, which holds the lock on ${join(root, LOCK_FILE)}: ` +
+        `only one DeviceSet may open a root at a time; shut the other one down first`,
+      options,
     );
     this.root = root;
     this.pid = pid;
   }
 }
 
-/** The owner recorded in a lock file. */
-export interface LockOwner {
-  readonly pid: number;
-  /** Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a reused pid from the owner. */
-  readonly startTime: string | null;
-}
-
-/** Start time of a process from /proc, or null when unknown. */
-export function processStartTime(pid: number, procRoot = '/proc'): string | null {
-  try {
-    const stat = fs.readFileSync(join(procRoot, String(pid), 'stat'), 'utf8');
-    // comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null; // field 22 = index 19 after fields 1-2
-  } catch {
-    return null;
+/** `<root>/devmapper.lock` is something we must not lock: a symlink, not a regular file, or not ours. */
+export class LockFileError extends DevmapperError {
+  override readonly name = 'LockFileError';
+  readonly code = 'ELOCKFILE';
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super(`refusing the root lock ${path}: it ${reason}`, options);
+    this.path = path;
+    this.reason = reason;
   }
 }
 
-/** Parses lock file text `<pid> <starttime>`; undefined when it is garbage (a torn write). */
-export function parseLockOwner(text: string): LockOwner | undefined {
-  const m = /^(\d+)(?: (\d+|-))?\s*$/.exec(text);
-  if (!m) return undefined;
+/** The pid recorded in a lock file (`<pid>\n`), or null when it is not one (empty, garbage). */
+export function parseLockPid(text: string): number | null {
+  const m = /^(\d+)\n?$/.exec(text);
+  if (!m) return null;
   const pid = Number(m[1]);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
-  return { pid, startTime: m[2] === undefined || m[2] === '-' ? null : m[2] };
-}
-
-/** True when `owner` is a live process that is still the one that wrote the lock. */
-export function ownerAlive(owner: LockOwner, procRoot = '/proc'): boolean {
-  try {
-    process.kill(owner.pid, 0);
-  } catch (err) {
-    if (isErrno(err, 'ESRCH')) return false;
-    // EPERM: it exists but belongs to someone else; fall through to the start-time check.
-  }
-  if (owner.startTime === null) return true;
-  const now = processStartTime(owner.pid, procRoot);
-  return now === null ? true : now === owner.startTime;
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
 }
 
 /**
- * An acquired root lock. Released by {@link release} (or by the process dying: the next
- * acquirer finds the pid dead and takes over).
+ * An acquired root lock: an fd on `<root>/devmapper.lock` holding flock(LOCK_EX). Released by
+ * {@link release} or by the process dying.
  */
 export class RootLock {
   readonly path: string;
+  readonly #fd: number;
+  readonly #sys: Syscalls;
   #held = true;
-  private constructor(path: string) {
+  private constructor(path: string, fd: number, sys: Syscalls) {
     this.path = path;
+    this.#fd = fd;
+    this.#sys = sys;
   }
 
   /**
-   * Creates `<root>/devmapper.lock` with O_EXCL. When it exists and its owner is dead (or the
-   * pid now belongs to another process, or the file is garbage from a torn write), it is
-   * removed and the create retried.
-   * @throws DeviceSetLockedError when a live owner holds it.
+   * Opens (creating, mode 0600) `<root>/devmapper.lock` with O_NOFOLLOW|O_CLOEXEC, checks that it
+   * is a regular file owned by our effective uid, takes flock(LOCK_EX|LOCK_NB) and records our
+   * pid in it. open, flock and close go through `sys` (a fake kernel's "process death" closes the
+   * fd and so drops the lock); the file is always a real one, so fstat, ftruncate and pwrite use
+   * node:fs on the same fd.
+   * @throws DeviceSetLockedError when anyone else holds the lock (EWOULDBLOCK);
+   *   LockFileError for a symlink, a non-regular file or a file of another uid.
    */
-  static acquire(root: string, procRoot = '/proc'): RootLock {
+  static acquire(root: string, sys: Syscalls = realSyscalls()): RootLock {
     const path = join(root, LOCK_FILE);
-    const content = `${process.pid} ${processStartTime(process.pid, procRoot) ?? '-'}\n`;
-    for (let attempt = 0; attempt < 8; attempt++) {
-      let fd: number;
-      try {
-        fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-      } catch (err) {
-        if (!isErrno(err, 'EEXIST')) throw err;
-        let text = '';
-        try {
-          text = fs.readFileSync(path, 'utf8');
-        } catch (readErr) {
-          if (isErrno(readErr, 'ENOENT')) continue; // released meanwhile
-          throw readErr;
-        }
-        const owner = parseLockOwner(text);
-        if (owner && ownerAlive(owner, procRoot)) throw new DeviceSetLockedError(root, owner.pid);
-        // Dead owner (or an empty file from a crash between create and write): take over.
-        // Check the file is still the one we judged before unlinking it.
-        try {
-          if (fs.readFileSync(path, 'utf8') === text) fs.unlinkSync(path);
-        } catch (e) {
-          if (!isErrno(e, 'ENOENT')) throw e;
-        }
-        continue;
-      }
-      try {
-        fs.writeSync(fd, content);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      return new RootLock(path);
+    let fd: number;
+    try {
+      fd = sys.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_CLOEXEC, 0o600);
+    } catch (err) {
+      // open(2): ELOOP for a symlink as last component with O_NOFOLLOW; EISDIR for a directory opened for write.
+      if (isErrno(err, 'ELOOP')) throw new LockFileError(path, 'is a symbolic link', { cause: err });
+      if (isErrno(err, 'EISDIR')) throw new LockFileError(path, 'is a directory', { cause: err });
+      throw err;
     }
-    throw new DeviceSetLockedError(root, parseLockOwner(safeRead(path))?.pid ?? 0);
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new LockFileError(path, `is not a regular file (mode 0o${st.mode.toString(8)})`);
+      const euid = process.geteuid?.();
+      if (euid !== undefined && st.uid !== euid) throw new LockFileError(path, `is owned by uid ${st.uid}, not by our effective uid ${euid}`);
+      try {
+        sys.flock(fd, LOCK_EX | LOCK_NB);
+      } catch (err) {
+        // flock(2): EWOULDBLOCK (== EAGAIN on Linux) when another open file description holds it.
+        if (isErrno(err, 'EAGAIN') || isErrno(err, 'EWOULDBLOCK')) throw new DeviceSetLockedError(root, readPid(fd), { cause: err });
+        throw err;
+      }
+      // Ours now. The pid is information only: a reader racing these two calls sees '' (pid unknown).
+      fs.ftruncateSync(fd, 0);
+      const text = Buffer.from(`${process.pid}\n`);
+      fs.writeSync(fd, text, 0, text.length, 0);
+    } catch (err) {
+      closeQuietly(sys, fd);
+      throw err;
+    }
+    return new RootLock(path, fd, sys);
   }
 
   get held(): boolean {
     return this.#held;
   }
 
-  /** Removes the lock file. Idempotent. */
+  /**
+   * Closes the fd, which drops the lock. The file stays (see the file comment). Idempotent; never
+   * throws: Linux frees the fd even when close(2) reports an error (fs/open.c takes it out of the
+   * table before flushing), and the lock goes with the last reference to the file
+   * (fs/locks.c locks_remove_file). A fake kernel that simulates a dead process refuses the call;
+   * its revive() closes the fd.
+   */
   release(): void {
     if (!this.#held) return;
     this.#held = false;
-    try {
-      fs.unlinkSync(this.path);
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-    }
+    closeQuietly(this.#sys, this.#fd);
   }
 }
 
-function safeRead(path: string): string {
+function closeQuietly(sys: Syscalls, fd: number): void {
   try {
-    return fs.readFileSync(path, 'utf8');
+    sys.close(fd);
   } catch {
-    return '';
+    /* see RootLock.release */
+  }
+}
+
+/** The pid the holder recorded, read through our own fd (pread at 0). */
+function readPid(fd: number): number | null {
+  try {
+    const buf = Buffer.alloc(32);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return parseLockPid(buf.subarray(0, n).toString('latin1'));
+  } catch {
+    return null;
   }
 }

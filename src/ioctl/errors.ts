@@ -18,7 +18,8 @@ export type SyscallName =
   | 'mount'
   | 'umount2'
   | 'fsync'
-  | 'poll';
+  | 'poll'
+  | 'flock';
 
 /**
  * Decoded `struct dm_ioctl` fields recorded with a failed dm request (set by the dm layer). Only

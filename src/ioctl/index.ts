@@ -12,6 +12,7 @@ export * from './fs.js';
 export * from './stat.js';
 export * from './poll.js';
 export * from './mount.js';
+export * from './flock.js';
 export * from './errors.js';
 export type { IoctlArg, StatResult, Syscalls } from './syscalls.js';
 export { realSyscalls } from './real-syscalls.js';

@@ -81,6 +81,8 @@ export interface Libc {
   lseek: LibcCall<[fd: number, offset: bigint, whence: number]>;
   /** poll(2) on an array of `struct pollfd` in `fds`. */
   poll: LibcCall<[fds: Buffer, nfds: number, timeoutMs: number]>;
+  /** flock(2): LOCK_SH/LOCK_EX/LOCK_UN, optionally | LOCK_NB (flock.ts). */
+  flock: LibcCall<[fd: number, operation: number]>;
   /** The libc koffi loaded ('libc.so.6', or '(process)' when symbols came from the main program). */
   readonly libraryName: string;
 }
@@ -165,6 +167,7 @@ function bind(): Libc {
     fsync: f('int fsync(int fd)'),
     lseek: f('int64_t lseek(int fd, int64_t offset, int whence)'),
     poll: f('int poll(void *fds, unsigned long nfds, int timeout)'),
+    flock: f('int flock(int fd, int operation)'),
     libraryName,
   };
 }

@@ -71,6 +71,9 @@ class RealSyscalls implements Syscalls {
   fsync(fd: number): void {
     check('fsync', libc().fsync(fd), { fd });
   }
+  flock(fd: number, operation: number): void {
+    check('flock', libc().flock(fd, operation), { fd });
+  }
   async mountAsync(source: string, target: string, fstype: string, flags: bigint, data: string | null): Promise<void> {
     check('mount', await libc().mount.async(source, target, fstype, flags, data), { path: source, dest: target });
   }

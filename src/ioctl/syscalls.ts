@@ -56,6 +56,11 @@ export interface Syscalls {
   mkdir(path: string, mode: number): void;
   /** fsync(2). */
   fsync(fd: number): void;
+  /**
+   * flock(2) (`operation`: LOCK_SH/LOCK_EX/LOCK_UN, optionally | LOCK_NB; flock.ts). With
+   * LOCK_NB a conflicting lock fails with EWOULDBLOCK (= EAGAIN on Linux, code 'EAGAIN').
+   */
+  flock(fd: number, operation: number): void;
   /** mount(2) on a worker thread (mounting can wait on I/O). */
   mountAsync(source: string, target: string, fstype: string, flags: bigint, data: string | null): Promise<void>;
   /** umount2(2) on a worker thread. */

@@ -128,6 +128,8 @@ import {
   minor as devMinor,
   readCString,
   walkTargetSpecs,
+  IoctlError,
+  realSyscalls,
   type IoctlArg,
   type RawDmIoctl,
   type StatResult,
@@ -1052,6 +1054,26 @@ export class FakeKernel implements Syscalls {
       if (this.#fds.has(fd)) return;
       if (!this.#realFds.has(fd)) throw kerr('EBADF');
       realCall(() => fsyncSync(fd));
+    });
+  }
+
+  /**
+   * flock(2). On a real file (every path outside the fake /dev) this is the real flock(2) on the
+   * real fd, so two FakeKernels — in one process or in two — exclude each other exactly as the
+   * kernel makes two processes do (fs/locks.c: the lock belongs to the open file description).
+   * {@link revive} and {@link reboot} close the real fds of the "dead process", which drops its
+   * locks as the kernel does at exit. On fds of fake devices: EINVAL (not modelled).
+   */
+  flock(fd: number, operation: number): void {
+    this.#sync({ syscall: 'flock', fd }, () => {
+      if (this.#fds.has(fd)) throw kerr('EINVAL', 'the fake models flock on real files only');
+      if (!this.#realFds.has(fd)) throw kerr('EBADF');
+      try {
+        realSyscalls().flock(fd, operation);
+      } catch (e) {
+        if (e instanceof IoctlError) throw kerr(e.code, e.message);
+        throw e;
+      }
     });
   }
 

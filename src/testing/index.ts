@@ -16,3 +16,4 @@ export {
 export { FakeIoError, SimulatedCrash, errnoNumber, type Errno } from './errors.js';
 export type { FakePoolMode } from './thin-model.js';
 export { FAKE_FILESYSTEM_UUID, fakeBlockDevices, fakeDeviceSetInit, fakeFsTools } from './deviceset.js';
+export { CRASH_AT_ENV, CRASH_TRACE_ENV, crashHookFromEnv } from './crash-env.js';

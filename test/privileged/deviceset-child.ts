@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Child process for the DeviceSet crash tests: runs a list of steps against one root, then exits
-// 0. DEVMAPPER_CRASH_AT (read by DeviceSet) makes it SIGKILL itself at a crash point; the step
+// 0. DEVMAPPER_CRASH_AT (read here by devmapper/testing's crashHookFromEnv and passed to DeviceSet
+// as crashPoint; a DeviceSet never reads it) makes it SIGKILL itself at a crash point; the step
 // 'kill' does so explicitly. Usage: node deviceset-child.js '<json {root, options, steps}>'
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { DeviceSet, crashHookFromEnv } from '../../src/deviceset/index.js';
+import { DeviceSet } from '../../src/deviceset/index.js';
+import { crashHookFromEnv } from '../../src/testing/index.js';
 
 type Step =
   | ['add', string, string, string?]

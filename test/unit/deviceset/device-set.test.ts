@@ -3,7 +3,7 @@
 // option splitting, fs probing, and option refusal before anything is created.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -22,7 +22,8 @@ import {
   minFreeBlocks,
   mkfsCommand,
   parseCrashSpec,
-  parseLockOwner,
+  parseLockPid,
+  LockFileError,
   poolParamsFor,
   probeFilesystem,
   resolveDeviceSetOptions,
@@ -30,6 +31,8 @@ import {
   type CrashPointName,
 } from '../../../src/deviceset/index.js';
 import { InvalidArgumentError } from '../../../src/errors.js';
+import { LOCK_EX, LOCK_NB, realSyscalls } from '../../../src/ioctl/index.js';
+import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -124,7 +127,7 @@ crash('every point name is unique and parses', () => {
 
 crash('bad specs are refused with the list of points', () => {
   for (const bad of ['', 'nope', 'delete:before-nothing', '#0', 'create:before-record@0']) {
-    assert.throws(() => parseCrashSpec(bad), /DEVMAPPER_CRASH_AT/);
+    assert.throws(() => parseCrashSpec(bad), /expected <point>\[@k\] or #n; points: init:before-pool-create, /);
   }
 });
 
@@ -153,39 +156,106 @@ lock.before.each(() => {
 });
 lock.after.each(() => rmSync(dir, { recursive: true, force: true }));
 
-lock('a second acquire while held is refused with the owner pid; release frees it', () => {
+lock('a second acquire while held is refused with the owner pid; release frees it; the file stays', () => {
   const a = RootLock.acquire(dir);
-  const text = readFileSync(join(dir, LOCK_FILE), 'utf8');
-  assert.is(parseLockOwner(text)?.pid, process.pid);
+  const path = join(dir, LOCK_FILE);
+  assert.is(readFileSync(path, 'utf8'), `${process.pid}\n`);
+  assert.is(statSync(path).mode & 0o777, 0o600);
   try {
     RootLock.acquire(dir);
     assert.unreachable();
   } catch (err) {
     assert.instance(err, DeviceSetLockedError);
+    assert.is((err as DeviceSetLockedError).code, 'EDEVICESETLOCKED');
     assert.is((err as DeviceSetLockedError).pid, process.pid);
     assert.match((err as Error).message, /only one DeviceSet/);
   }
   a.release();
   a.release();
-  assert.not.ok(existsSync(join(dir, LOCK_FILE)));
+  // Never unlinked: another process may have it open and be about to lock it.
+  assert.ok(existsSync(path));
   RootLock.acquire(dir).release();
 });
 
-lock('a stale lock (dead pid), a reused pid (other start time) and a torn file are taken over', () => {
-  writeFileSync(join(dir, LOCK_FILE), '2147483646 12345\n'); // pid beyond pid_max: dead
-  RootLock.acquire(dir).release();
-  writeFileSync(join(dir, LOCK_FILE), `${process.pid} 1\n`); // our pid, but another start time
-  RootLock.acquire(dir).release();
-  writeFileSync(join(dir, LOCK_FILE), '');
+// d4: under the pid file, a holder between open(O_EXCL) and write() left an empty file that the
+// next acquirer took for a torn write, unlinked, and took over: two owners.
+lock('d4: a holder that has not written its pid yet still excludes (pid unknown)', () => {
+  const path = join(dir, LOCK_FILE);
+  const fd = openSync(path, 'w+', 0o600); // process A: created, locked, nothing written yet
+  realSyscalls().flock(fd, LOCK_EX | LOCK_NB);
+  try {
+    RootLock.acquire(dir);
+    assert.unreachable('a second owner got the root');
+  } catch (err) {
+    assert.instance(err, DeviceSetLockedError);
+    assert.is((err as DeviceSetLockedError).pid, null);
+    assert.match((err as Error).message, /in use by another process \(pid not known\)/);
+  } finally {
+    closeSync(fd);
+  }
+  assert.ok(existsSync(path), 'the held file was not unlinked');
   RootLock.acquire(dir).release();
 });
 
-lock('parseLockOwner', () => {
-  assert.equal(parseLockOwner('12 345\n'), { pid: 12, startTime: '345' });
-  assert.equal(parseLockOwner('12 -\n'), { pid: 12, startTime: null });
-  assert.equal(parseLockOwner('12'), { pid: 12, startTime: null });
-  assert.is(parseLockOwner('x'), undefined);
-  assert.is(parseLockOwner('0 1'), undefined);
+lock('the content decides nothing: a file naming a live pid (1) or a dead one, unlocked, is taken', () => {
+  const path = join(dir, LOCK_FILE);
+  for (const text of ['1\n', '2147483646 12345\n', 'garbage', '']) {
+    writeFileSync(path, text);
+    const l = RootLock.acquire(dir);
+    assert.is(readFileSync(path, 'utf8'), `${process.pid}\n`);
+    l.release();
+  }
+});
+
+lock('a symlink, a directory or a file of another uid is refused with LockFileError, untouched', () => {
+  const path = join(dir, LOCK_FILE);
+  const target = join(dir, 'target');
+  writeFileSync(target, 'keep');
+  symlinkSync(target, path);
+  assert.throws(() => RootLock.acquire(dir), (e: unknown) => e instanceof LockFileError && e.code === 'ELOCKFILE' && e.reason === 'is a symbolic link');
+  assert.is(readFileSync(target, 'utf8'), 'keep');
+  rmSync(path);
+  mkdirSync(path);
+  assert.throws(() => RootLock.acquire(dir), (e: unknown) => e instanceof LockFileError && e.reason === 'is a directory');
+  rmSync(path, { recursive: true });
+  if (process.geteuid?.() === 0) {
+    writeFileSync(path, '42\n', { mode: 0o600 });
+    chownSync(path, 1, 1);
+    assert.throws(() => RootLock.acquire(dir), (e: unknown) => e instanceof LockFileError && e.reason === 'is owned by uid 1, not by our effective uid 0');
+    assert.is(readFileSync(path, 'utf8'), '42\n');
+  }
+});
+
+lock('parseLockPid', () => {
+  assert.is(parseLockPid('12\n'), 12);
+  assert.is(parseLockPid('12'), 12);
+  assert.is(parseLockPid(''), null);
+  assert.is(parseLockPid('x'), null);
+  assert.is(parseLockPid('0\n'), null);
+  assert.is(parseLockPid('12 345\n'), null);
+});
+
+// d3: the constructor ran after RootLock.acquire and outside the try, so a throw there kept the lock.
+lock('d3: a throw in the DeviceSet constructor releases the lock', async () => {
+  const fake = new FakeKernel({ sysfs: true, devDir: '/fakedev' });
+  const root = join(dir, 'root');
+  const options = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=16M', 'dm.min_free_space=0%'];
+  const base = { ...fakeDeviceSetInit(fake, '/fakedev'), options, log: () => {} };
+  const boom = Object.defineProperty({ ...base }, 'deferredDeleteIntervalMs', {
+    get(): number {
+      throw new Error('boom in the constructor');
+    },
+  });
+  try {
+    await DeviceSet.init(root, boom).then(
+      () => assert.unreachable(),
+      (err: Error) => assert.is(err.message, 'boom in the constructor'),
+    );
+    const set = await DeviceSet.init(root, base);
+    await set.shutdown();
+  } finally {
+    fake.dispose();
+  }
 });
 
 const sizing = suite('deviceset pool sizing');
@@ -259,7 +329,7 @@ misc('init refuses bad options with every problem listed, before creating the ro
   );
 });
 
-misc('init refuses a root already locked by a live process, before touching the kernel', async () => {
+misc('init refuses a root already locked, before touching the kernel', async () => {
   const root = mkdtempSync(join(tmpdir(), 'dmset-locked-'));
   mkdirSync(join(root, 'metadata'));
   const held = RootLock.acquire(root);

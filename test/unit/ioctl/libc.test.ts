@@ -158,4 +158,21 @@ it('async poll reads revents back from the caller\'s pollfd buffer; closed fd â†
   assert.ok(nval & io.POLLNVAL);
 });
 
+it('flock: a second open file description gets EWOULDBLOCK (EAGAIN) with LOCK_NB until the first is closed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'devmapper-flock-'));
+  const sys = io.realSyscalls();
+  try {
+    const a = openSync(join(dir, 'f'), 'w+');
+    const b = openSync(join(dir, 'f'), 'r');
+    sys.flock(a, io.LOCK_EX | io.LOCK_NB);
+    assert.throws(() => sys.flock(b, io.LOCK_SH | io.LOCK_NB), (e: unknown) => e instanceof io.IoctlError && e.code === 'EAGAIN' && e.syscall === 'flock' && e.fd === b);
+    closeSync(a);
+    sys.flock(b, io.LOCK_EX | io.LOCK_NB);
+    sys.flock(b, io.LOCK_UN);
+    closeSync(b);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

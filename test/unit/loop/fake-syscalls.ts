@@ -199,6 +199,9 @@ export class FakeSyscalls implements Syscalls {
     throw new FakeErrno('ENOSYS', 'mkdir');
   }
   fsync(): void {}
+  flock(): void {
+    throw new FakeErrno('ENOSYS', 'flock');
+  }
   async mountAsync(): Promise<void> {
     throw new FakeErrno('ENOSYS', 'mount');
   }

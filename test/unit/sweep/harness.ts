@@ -3,7 +3,7 @@
 // DeviceSet over FakeKernel and a real temp root, a MetadataFs that counts its write steps and
 // can stop the process dead at step N, FsTools that "format" through fake.mkfs, and the
 // invariants a re-inited DeviceSet must satisfy after whatever happened before.
-import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DmControl } from '../../../src/dm/index.js';
@@ -12,7 +12,7 @@ import { ThinPool } from '../../../src/thin/index.js';
 import { FAKE_FILESYSTEM_UUID, FakeKernel, SimulatedCrash, fakeBlockDevices, fakeFsTools } from '../../../src/testing/index.js';
 import { DeviceSet, type DeviceSetInit } from '../../../src/deviceset/device-set.js';
 import { MetadataStore, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
-import { LOCK_FILE } from '../../../src/deviceset/root-lock.js';
+import { DeviceSetLockedError, RootLock } from '../../../src/deviceset/root-lock.js';
 import type { FsTools } from '../../../src/deviceset/fs-tools.js';
 import { dmNameFor } from '../../../src/deviceset/hash.js';
 
@@ -131,16 +131,14 @@ export class World {
   }
 
   /**
-   * The process died: the kernel closes its fds (autoclear, deferred removes), or the machine
-   * rebooted. The lock file keeps the dead owner's pid; we rewrite it with a pid that cannot
-   * exist (beyond pid_max), which is what RootLock.acquire sees when the owner is dead.
+   * The process died: the kernel closes its fds (autoclear, deferred removes; and the root lock's
+   * fd, which the DeviceSet opened through the fake: that drops its flock), or the machine
+   * rebooted. The lock file keeps the dead owner's pid, which decides nothing.
    */
   die(reboot = false): void {
     if (reboot) this.fake.reboot();
     else this.fake.revive();
     this.mfs.dead = true;
-    const lock = join(this.root, LOCK_FILE);
-    if (existsSync(lock)) writeFileSync(lock, '2147483646 1\n');
   }
 
   dispose(): void {
@@ -233,6 +231,17 @@ export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone
   return problems;
 }
 
+/** True when nobody holds `<root>/devmapper.lock` (a new acquire through the real kernel succeeds). */
+export function lockIsFree(root: string): boolean {
+  try {
+    RootLock.acquire(root).release();
+    return true;
+  } catch (err) {
+    if (err instanceof DeviceSetLockedError) return false;
+    throw err;
+  }
+}
+
 /** After the final shutdown: no dm device, no loop, no lock (an external pool and its loops stay). */
 export function checkClean(w: World): string[] {
   const problems: string[] = [];
@@ -241,7 +250,7 @@ export function checkClean(w: World): string[] {
   const externalLoops = w.external !== null ? 2 : 0;
   const bound = w.fake.loops().filter((l) => l.bound);
   if (bound.length !== externalLoops) for (const l of bound) problems.push(`loop${l.index} (${l.backingFile}) left bound after shutdown`);
-  if (existsSync(join(w.root, LOCK_FILE))) problems.push('lock file left after shutdown');
+  if (!lockIsFree(w.root)) problems.push('root lock still held after shutdown');
   return problems;
 }
 

@@ -10,6 +10,10 @@ import { DmControl, linearTarget } from '../../../src/dm/index.js';
 import { LoopControl, ensureSparseFile, type LoopAttachment } from '../../../src/loop/index.js';
 import { parseThinPoolStatus } from '../../../src/thin/index.js';
 import { FakeIoError, FakeKernel, SimulatedCrash } from '../../../src/testing/index.js';
+import { IoctlError, LOCK_EX, LOCK_NB, LOCK_UN } from '../../../src/ioctl/index.js';
+
+const O_RDWR = 2;
+const O_CREAT = 0o100;
 
 const MiB = 1024 * 1024;
 let dir = '';
@@ -192,6 +196,31 @@ test('introspection and reset', async () => {
   assert.equal(w.fake.devices(), []);
   assert.is(w.fake.callCount, 0);
   w.fake.dispose();
+});
+
+test('flock on a real file is the real flock(2): two fakes exclude each other; revive (process death) drops it', () => {
+  const path = join(dir, 'lock');
+  const a = new FakeKernel();
+  const b = new FakeKernel();
+  try {
+    const fa = a.open(path, O_RDWR | O_CREAT, 0o600);
+    const fb = b.open(path, O_RDWR | O_CREAT, 0o600);
+    a.flock(fa, LOCK_EX | LOCK_NB);
+    assert.throws(() => b.flock(fb, LOCK_EX | LOCK_NB), (e: unknown) => e instanceof IoctlError && e.code === 'EAGAIN' && e.syscall === 'flock' && e.fd === fb);
+    assert.is(b.calls.at(-1)?.result, 'EAGAIN');
+    a.crashAfter(0);
+    assert.throws(() => a.close(fa), (e: unknown) => e instanceof SimulatedCrash);
+    assert.throws(() => b.flock(fb, LOCK_EX | LOCK_NB), (e: unknown) => e instanceof IoctlError && e.code === 'EAGAIN', 'a dead process keeps its fds until the kernel reaps it');
+    a.revive();
+    b.flock(fb, LOCK_EX | LOCK_NB);
+    b.close(fb);
+    assert.throws(() => b.flock(fb, LOCK_UN), (e: unknown) => e instanceof IoctlError && e.code === 'EBADF');
+    const ctl = a.open('/dev/mapper/control', O_RDWR, 0);
+    assert.throws(() => a.flock(ctl, LOCK_EX), (e: unknown) => e instanceof IoctlError && e.code === 'EINVAL');
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 });
 
 test.run();
