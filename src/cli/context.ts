@@ -2,7 +2,17 @@
 // What a command handler gets: output streams, flags, and the library objects it talks through
 // (injectable, so unit tests run every handler against fakes).
 import { readFileSync } from 'node:fs';
-import { DeviceSet, DmControl, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
+import {
+  DeviceSet,
+  DmControl,
+  LoopControl,
+  realSyscalls,
+  type DeviceSetDevice,
+  type DeviceSetInit,
+  type DeviceSetLogLevel,
+  type MountDeviceOptions,
+} from '../index.js';
+import type { OptionsFs } from './options-file.js';
 import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
 
 /** The subset of DmControl the CLI uses (a fake implements just this). */
@@ -29,11 +39,17 @@ export type CliDm = Pick<
 /** The subset of LoopControl the CLI uses. */
 export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status'>;
 
-/** The subset of DeviceSet the CLI uses. */
-export type CliDeviceSet = Pick<
-  DeviceSet,
-  'addDevice' | 'deleteDevice' | 'mountDevice' | 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'resizePool' | 'shutdown'
->;
+/**
+ * The subset of DeviceSet the CLI uses. The mutating calls take an AbortSignal (the CLI aborts it
+ * on SIGINT/SIGTERM): an aborted call kills the filesystem tool it started, closes its journalled
+ * step and rejects with OperationAbortedError (EABORTED).
+ */
+export interface CliDeviceSet extends Pick<DeviceSet, 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'shutdown'> {
+  addDevice(hash: string, baseHash: string, options?: { size?: bigint | number | string; signal?: AbortSignal }): Promise<DeviceSetDevice>;
+  deleteDevice(hash: string, options?: { sync?: boolean; signal?: AbortSignal }): Promise<'deleted' | 'deferred'>;
+  mountDevice(hash: string, path: string, options?: MountDeviceOptions & { signal?: AbortSignal }): Promise<void>;
+  resizePool(size: bigint | number | string, options?: { signal?: AbortSignal }): Promise<void>;
+}
 
 /** One line of /proc/self/mountinfo that matters here. */
 export interface MountEntry {
@@ -65,12 +81,33 @@ export interface Deps {
   dm(): CliDm;
   loop(): CliLoop;
   runInVm(options: RunInVmOptions): Promise<RunInVmResult>;
-  /** DeviceSet.init with `dm.key=value` options (the CLI never calls shutdown unless asked). */
-  openDeviceSet(root: string, options: readonly string[], log: (level: DeviceSetLogLevel, message: string) => void): Promise<CliDeviceSet>;
+  /**
+   * DeviceSet.init with `dm.key=value` options (the CLI never calls shutdown unless asked).
+   * `signal` aborts the init (it then undoes what it set up and releases the lock).
+   */
+  openDeviceSet(
+    root: string,
+    options: readonly string[],
+    log: (level: DeviceSetLogLevel, message: string) => void,
+    signal?: AbortSignal,
+  ): Promise<CliDeviceSet>;
   /** The kernel's mount table, for re-deriving mount state in each process. */
   mounts(): MountEntry[];
   /** umount2(path, MNT_DETACH). */
   umount(path: string): Promise<void>;
+  /** File-system calls for `<root>/cli-options.json` (default: node:fs); a seam for crash tests. */
+  optionsFs?: OptionsFs;
+}
+
+/** The signals a `ds` command stops on. */
+export type CliSignal = 'SIGINT' | 'SIGTERM';
+
+/** Where SIGINT/SIGTERM come from (the process; a test drives its own). */
+export interface SignalSource {
+  /** Calls `handler` on every SIGINT/SIGTERM until the returned function is called. */
+  listen(handler: (signal: CliSignal) => void): () => void;
+  /** Ends the process at once with `code` (a second signal while the first one is handled). */
+  exitNow(code: number): void;
 }
 
 /** Where output goes. Both are line-oriented writers. */
@@ -81,6 +118,8 @@ export interface Io {
   readonly stderrIsTTY: boolean;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** SIGINT/SIGTERM for `ds` commands; without it they cannot be interrupted cleanly. */
+  readonly signals?: SignalSource;
 }
 
 /** Per-invocation context. */
@@ -90,6 +129,8 @@ export interface Ctx extends Io {
   readonly verbose: boolean;
   /** The command path being run (`dm ls`), for error hints. */
   readonly command: string;
+  /** Aborted on the first SIGINT/SIGTERM (`ds` commands); handlers pass it on and start no new step. */
+  readonly signal: AbortSignal;
   /** A progress line on stderr (TTY only, not with --quiet). */
   progress(text: string): void;
 }
@@ -102,7 +143,11 @@ export function realDeps(): Deps & { close(): void } {
     dm: () => (dm ??= new DmControl()),
     loop: () => (loop ??= new LoopControl()),
     runInVm,
-    openDeviceSet: (root, options, log) => DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log }),
+    openDeviceSet: (root, options, log, signal) => {
+      const init: DeviceSetInit & { signal?: AbortSignal } = { options, dm: (dm ??= new DmControl()), log };
+      if (signal !== undefined) init.signal = signal;
+      return DeviceSet.init(root, init);
+    },
     mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),
     umount: (path) => realSyscalls().umount2Async(path, MNT_DETACH),
     close: () => dm?.close(),
@@ -117,5 +162,21 @@ export function processIo(): Io {
     stderrIsTTY: process.stderr.isTTY === true,
     env: process.env,
     cwd: process.cwd(),
+    signals: processSignals,
   };
 }
+
+/** The process's SIGINT/SIGTERM. While a handler is installed, Node's default (exit) is off. */
+export const processSignals: SignalSource = {
+  listen(handler) {
+    const onInt = (): void => handler('SIGINT');
+    const onTerm = (): void => handler('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    return () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    };
+  },
+  exitNow: (code) => process.exit(code),
+};

@@ -27,6 +27,7 @@ export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opt
     openDeviceSet: deps.openDeviceSet ?? fail('openDeviceSet'),
     mounts: deps.mounts ?? (() => []),
     umount: deps.umount ?? fail('umount'),
+    ...(deps.optionsFs ? { optionsFs: deps.optionsFs } : {}),
   };
   const code = await run(
     argv,
@@ -159,6 +160,12 @@ export function fakeStatus(): DeviceSetStatus {
   };
 }
 
+/** JSON of a DeviceSet call's options: bigints as `<n>n`, an AbortSignal as "AbortSignal". */
+function optionReplacer(_k: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return `${v}n`;
+  return v instanceof AbortSignal ? 'AbortSignal' : v;
+}
+
 /** A fake DeviceSet with the base device and `ids`. */
 export function fakeDeviceSet(calls: Calls, ids: string[] = ['c1']): CliDeviceSet {
   const devs = new Map<string, DeviceSetDevice>();
@@ -175,11 +182,11 @@ export function fakeDeviceSet(calls: Calls, ids: string[] = ['c1']): CliDeviceSe
   const fake = {
     addDevice: async (h: string, parent: string, o: unknown) => {
       get(parent);
-      calls.push(`addDevice(${h},${parent},${JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))})`);
+      calls.push(`addDevice(${h},${parent},${JSON.stringify(o, optionReplacer)})`);
       add(h, devs.size + 1);
       return get(h);
     },
-    deleteDevice: async (h: string, o: unknown) => (get(h), calls.push(`deleteDevice(${h},${JSON.stringify(o)})`), 'deleted'),
+    deleteDevice: async (h: string, o: unknown) => (get(h), calls.push(`deleteDevice(${h},${JSON.stringify(o, optionReplacer)})`), 'deleted'),
     mountDevice: async (h: string, p: string) => (get(h), calls.push(`mountDevice(${h},${p})`)),
     deactivateDevice: async (h: string) => (get(h), calls.push(`deactivateDevice(${h})`)),
     hasDevice: (h: string) => devs.has(h),
