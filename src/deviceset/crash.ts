@@ -35,6 +35,11 @@ export const CRASH_POINTS = [
   'snapshot:before-ready',
   'snapshot:before-clear',
   'add:before-grow',
+  // a filesystem grow (base or addDevice with a size), after its intent is saved
+  'grow:before-mount',
+  'grow:before-tool',
+  'grow:before-unmount',
+  'grow:before-size-save',
   // delete
   'delete:before-discard',
   'delete:before-deactivate',

@@ -70,6 +70,34 @@ export class ThinPoolOwnershipError extends DevmapperError {
   }
 }
 
+/**
+ * A pool's backing file is already bound to a loop device that a live device-mapper device uses
+ * (another pool over the same data/metadata, e.g. after the root changed identity): building a
+ * second pool over the same thin metadata would corrupt it.
+ */
+export class BackingFileInUseError extends DevmapperError {
+  override readonly name = 'BackingFileInUseError';
+  readonly code = 'EBACKINGFILEINUSE';
+  constructor(readonly file: string, readonly loopDevices: readonly string[], readonly holders: readonly string[]) {
+    super(
+      `${file} is bound to ${loopDevices.join(', ')}, which the live device-mapper device(s) ${holders.join(', ')} use: ` +
+        'refusing to build a second pool over the same files; shut the other pool down first (or remove it with dmsetup after checking it is not in use)',
+    );
+  }
+}
+
+/**
+ * The pool's backing files or metadata are gone while records of its devices exist: the files
+ * were deleted or replaced, or the metadata was zeroed. Nothing is created over them.
+ */
+export class BackingFilesLostError extends DevmapperError {
+  override readonly name = 'BackingFilesLostError';
+  readonly code = 'EBACKINGLOST';
+  constructor(readonly pool: string, reason: string) {
+    super(`thin pool ${pool}: ${reason}`);
+  }
+}
+
 /** The base device's filesystem UUID is not the one recorded: another pool or metadata dir. */
 export class BaseUuidMismatchError extends DevmapperError {
   override readonly name = 'BaseUuidMismatchError';
@@ -122,6 +150,19 @@ export class ExternalToolError extends DevmapperError {
   readonly code = 'EEXTERNALTOOL';
   constructor(readonly command: readonly string[], readonly exitCode: number | null, readonly stderr: string, options?: { cause?: unknown }) {
     super(`${command.join(' ')} failed (exit ${exitCode ?? 'signal'}): ${stderr.trim().slice(-600) || 'no output'}`, options);
+  }
+}
+
+/**
+ * The caller's AbortSignal fired. The step that was running when it fired was finished or undone
+ * (the journal closes every step it opens), children it started were killed, and nothing after it
+ * was started. `cause` is the signal's reason.
+ */
+export class OperationAbortedError extends DevmapperError {
+  override readonly name = 'OperationAbortedError';
+  readonly code = 'EABORTED';
+  constructor(readonly operation: string, options?: { cause?: unknown }) {
+    super(`${operation} was aborted`, options);
   }
 }
 

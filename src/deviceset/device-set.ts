@@ -60,6 +60,7 @@ import {
 import {
   BLKDISCARD,
   MNT_DETACH,
+  UMOUNT_NOFOLLOW,
   MS_NODEV,
   MS_NOEXEC,
   MS_NOSUID,
@@ -69,6 +70,8 @@ import {
 } from '../ioctl/index.js';
 import { CRASH_POINTS, crashHookFromEnv, type CrashHook, type CrashPointName } from './crash.js';
 import {
+  BackingFileInUseError,
+  BackingFilesLostError,
   BaseUuidMismatchError,
   DeviceAlreadyExistsError,
   DeviceFaultyError,
@@ -78,6 +81,7 @@ import {
   DeviceSetUnsupportedError,
   DeviceSizeError,
   MountFailedError,
+  OperationAbortedError,
   PoolFreeSpaceError,
   ThinPoolOwnershipError,
   UnknownDeviceError,
@@ -143,6 +147,23 @@ export interface DeviceSetInit {
    * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
    */
   readonly kernelLog?: KernelLog;
+  /**
+   * Cancels the init: no new step starts once it fires, mkfs/grow children are killed, the step
+   * under way is finished or undone, everything this init created is torn down and the lock is
+   * released; init then rejects with {@link OperationAbortedError}.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * When the pool's metadata is blank (zeroed, or new files) while device records exist, drop the
+   * records and start an empty pool. Default false: init refuses with BackingFilesLostError, as
+   * the records are then the only trace of the devices.
+   */
+  readonly discardRecordsOnBlankMetadata?: boolean;
+}
+
+/** Cancellation of one call: see {@link DeviceSetInit.signal}. */
+export interface AbortOptions {
+  readonly signal?: AbortSignal;
 }
 
 /** A device as {@link DeviceSet.deviceInfo} reports it. */
@@ -203,10 +224,15 @@ export interface DeviceSetStatus {
   readonly needsCheck: boolean;
   /** True when this DeviceSet created (owns) the pool and removes it at shutdown. */
   readonly poolOwned: boolean;
+  /**
+   * Thin ids of an external pool left in doubt by a crash (maybe ours, maybe another user's):
+   * never deleted, never reused. Empty on an owned pool.
+   */
+  readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
 }
 
 /** Options of {@link DeviceSet.mountDevice}. */
-export interface MountDeviceOptions {
+export interface MountDeviceOptions extends AbortOptions {
   /** Extra mount options, comma-separated (after nouuid and dm.mountopt). */
   readonly options?: string;
   /** SELinux mount label: appended as `context="<label>"`. */
@@ -263,6 +289,23 @@ export function splitMountOptions(options: readonly string[]): { flags: bigint; 
   return { flags, data: data.join(',') };
 }
 
+/** Throws {@link OperationAbortedError} when `signal` has fired: called between steps, never inside one. */
+function checkAbort(signal: AbortSignal | undefined, operation: string): void {
+  if (signal?.aborted) throw new OperationAbortedError(operation, { cause: signal.reason });
+}
+
+/** Runs a child-process tool; when `signal` fired meanwhile, its failure is the abort. */
+async function runTool<T>(signal: AbortSignal | undefined, operation: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    const out = await fn();
+    checkAbort(signal, operation);
+    return out;
+  } catch (err) {
+    if (signal?.aborted && !(err instanceof OperationAbortedError)) throw new OperationAbortedError(operation, { cause: err });
+    throw err;
+  }
+}
+
 function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
   if (input === undefined) return false;
   if (Array.isArray(input)) return (input as readonly string[]).some((s) => /^\s*dm\.basesize\s*=/i.test(s));
@@ -316,6 +359,12 @@ export class DeviceSet {
   #worker: NodeJS.Timeout | undefined;
   #deferredDeleteIntervalMs: number;
   #closed = false;
+  /** Set during init: its signal, and what it created (the only things a failed init tears down). */
+  #initSignal: AbortSignal | undefined;
+  #initializing = true;
+  #poolCreatedHere = false;
+  readonly #discardRecordsOnBlank: boolean;
+  readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
 
@@ -335,6 +384,8 @@ export class DeviceSet {
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
+    this.#initSignal = init.signal;
+    this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
     this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
   }
 
@@ -353,6 +404,7 @@ export class DeviceSet {
       throw new InvalidArgumentError('DeviceSet root', [{ path: '/root', message: 'must be an absolute path', value: root }]);
     }
     const options = resolveDeviceSetOptions(init.options ?? {});
+    checkAbort(init.signal, 'DeviceSet.init');
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     fs.mkdirSync(join(root, 'metadata'), { recursive: true, mode: 0o700 });
     const st = fs.statSync(root, { bigint: true });
@@ -383,7 +435,9 @@ export class DeviceSet {
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
-    const newPool = await this.#setupPool(firstUse);
+    const newPool = await this.#setupPool(firstUse, loaded.devices.size);
+    await this.#cleanGrowMounts();
+    checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
     const status = await this.#pool.status({ noflush: true });
@@ -397,16 +451,21 @@ export class DeviceSet {
     const poolIds = new Set<number>();
     if (!newPool) for (const r of loaded.devices.values()) poolIds.add(r.deviceId);
     const tx = loaded.transaction;
-    if (tx && !newPool) {
-      this.#crash('init:before-probe');
-      if (await this.#probe(tx.deviceId)) poolIds.add(tx.deviceId);
-      else poolIds.delete(tx.deviceId);
-    }
     if (!this.#source.owned && this.#deviceSet.transactionId === undefined) {
       // First use (the ownership check above saw 0), or a root written before the journal kept its
       // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
       this.#deviceSet = { ...this.#deviceSet, transactionId: Number(status.transactionId) };
     }
+    if (tx && !newPool) {
+      this.#crash('init:before-probe');
+      const exists = await this.#probe(tx.deviceId);
+      if (exists && !this.#source.owned && !this.#provablyOurs(tx, status)) {
+        this.#quarantine(tx);
+        poolIds.delete(tx.deviceId); // so that no plan deletes it
+      } else if (exists) poolIds.add(tx.deviceId);
+      else poolIds.delete(tx.deviceId);
+    }
+    for (const q of this.#deviceSet.quarantinedIds ?? []) this.#usedIds.add(q.deviceId);
     const plan = reconcile(loaded.devices, tx, poolIds, this.#journalTxid(status));
     for (const r of loaded.devices.values()) this.#records.set(r.hash, r);
     if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
@@ -415,9 +474,87 @@ export class DeviceSet {
 
     this.#crash('init:before-deviceset-save');
     this.#store.saveDeviceSet(this.#deviceSet);
+    checkAbort(this.#initSignal, 'DeviceSet.init');
 
+    await this.#undoInterruptedAdds();
     await this.#setupBase(baseSizeGiven);
+    this.#initializing = false;
+    this.#activatedHere.clear();
+    this.#initSignal = undefined;
     this.#startWorker();
+  }
+
+  /**
+   * A crash during a grow leaves `mnt/.grow-*` mounted (the directory of #growFilesystem): detach
+   * each (UMOUNT_NOFOLLOW: a link planted there is not followed) and remove the directory only
+   * when it is empty. Never a recursive removal: it could still be a mount point.
+   */
+  async #cleanGrowMounts(): Promise<void> {
+    const dir = join(this.root, 'mnt');
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).filter((n) => n.startsWith('.grow-'));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      throw err;
+    }
+    for (const n of names) {
+      const path = join(dir, n);
+      try {
+        await this.#sys.umount2Async(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+        this.#log('info', `recovery: unmounted ${path}, left by an interrupted filesystem grow`);
+      } catch (err) {
+        // EINVAL: not a mount point (the crash came before the mount or after the unmount).
+        if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) throw err;
+      }
+      try {
+        fs.rmdirSync(path);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) this.#log('warn', `${path} stays: ${String(err)}`);
+      }
+    }
+  }
+
+  /**
+   * addDevice with a size grows the new snapshot's filesystem after creating it; the record carries
+   * `growTo` until the grow is done. A crash in between leaves a device its caller never got:
+   * delete it (the record proves it is ours), so that a retry of the add works.
+   */
+  async #undoInterruptedAdds(): Promise<void> {
+    for (const rec of [...this.#records.values()]) {
+      if (rec.hash === '' || rec.growTo === undefined || rec.deleted) continue;
+      this.#log('info', `recovery: deleting ${rec.hash}, whose addDevice was interrupted while growing its filesystem`);
+      const release = await this.#devLocks.lockMany([rec.hash]);
+      try {
+        await this.#deleteLocked(rec, true);
+      } finally {
+        release();
+      }
+    }
+  }
+
+  /**
+   * On an external pool (shared with its manager and maybe other users), whether the open
+   * transaction's thin id is provably ours. Only the journal's commit proves it: a create whose
+   * commit landed made the id (the pool refused create_thin with EEXIST otherwise and the id was
+   * never recorded). Before the commit an existing id may be ours (the message went through, then
+   * the crash) or someone else's (made while our message was never sent): that cannot be told
+   * apart from the pool, so it is quarantined, never deleted. A delete that committed already
+   * removed our id; an id found again under that number belongs to someone else.
+   */
+  #provablyOurs(tx: TransactionRecord, status: ThinPoolWorkingStatus): boolean {
+    const committed = this.#journalTxid(status) >= BigInt(tx.openTransactionId);
+    if (tx.op === 'delete') return !committed;
+    return committed;
+  }
+
+  /** Records `tx`'s thin id as in doubt: never deleted, never reused, reported by status(). */
+  #quarantine(tx: TransactionRecord): void {
+    const reason = `${tx.op} of ${tx.deviceHash || 'base'} (transaction ${tx.openTransactionId}) was interrupted before its commit; the id exists in the pool and may belong to another user`;
+    const list = (this.#deviceSet.quarantinedIds ?? []).filter((q) => q.deviceId !== tx.deviceId);
+    this.#deviceSet = { ...this.#deviceSet, quarantinedIds: [...list, { deviceId: tx.deviceId, reason, since: new Date().toISOString() }] };
+    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#log('warn', `recovery: thin ${tx.deviceId} of the external pool ${this.#pool.name} is quarantined: ${reason}`);
   }
 
   /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
@@ -436,7 +573,7 @@ export class DeviceSet {
    * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
    * is known to hold no thin ids at all).
    */
-  async #setupPool(firstUse: boolean): Promise<boolean> {
+  async #setupPool(firstUse: boolean, deviceRecords: number): Promise<boolean> {
     const o = this.options;
     if (o.thinPoolDevice !== null) {
       const name = o.thinPoolDevice;
@@ -470,6 +607,10 @@ export class DeviceSet {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
       this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       if (dataFile !== null && metadataFile !== null) {
+        this.#assertBackingFilesPresent(name, [
+          [dataFile, this.#pool.params.dataDev],
+          [metadataFile, this.#pool.params.metadataDev],
+        ]);
         const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
         const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
         this.#source.dataDevice = dataDevice;
@@ -486,6 +627,17 @@ export class DeviceSet {
       let dataBytes: bigint;
       let metadataHead: Buffer;
       if (dataFile !== null && metadataFile !== null) {
+        if (deviceRecords > 0) {
+          const missing = [dataFile, metadataFile].filter((f) => !lexists(f));
+          if (missing.length > 0 && this.#discardRecordsOnBlank !== true) {
+            throw new BackingFilesLostError(
+              name,
+              `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing while ${deviceRecords} device record(s) exist: ` +
+                'restore the files (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
+            );
+          }
+        }
+        await this.#refuseFilesInUse([dataFile, metadataFile]);
         fs.mkdirSync(loopDir, { recursive: true, mode: 0o700 });
         await this.#ensureLoopFile(dataFile, o.loopDataSize);
         await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
@@ -510,7 +662,18 @@ export class DeviceSet {
         throw new ThinPoolOwnershipError(name, `metadata device ${metaDev} holds something that is not thin-pool metadata; zero its first 4 KiB to start a new pool`);
       }
       const fresh = head.kind === 'blank';
-      if (fresh && !firstUse) this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they will be dropped`);
+      if (fresh && deviceRecords > 0) {
+        if (this.#discardRecordsOnBlank !== true) {
+          throw new BackingFilesLostError(
+            name,
+            `the pool metadata on ${metaDev} is blank but ${deviceRecords} device record(s) exist: the metadata was zeroed or replaced; ` +
+              'restore it (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
+          );
+        }
+        this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they are dropped (discardRecordsOnBlankMetadata)`);
+      } else if (fresh && !firstUse) {
+        this.#log('info', `the pool metadata on ${metaDev} is blank: starting an empty pool`);
+      }
       const params = poolParamsFor(o, dataBytes);
       this.#crash('init:before-pool-create');
       this.#pool = await ThinPool.create(this.#dm, {
@@ -523,6 +686,7 @@ export class DeviceSet {
         metadata: fresh ? 'new' : 'reuse',
         ...this.#poolOptions(),
       });
+      this.#poolCreatedHere = true;
       this.#crash('init:before-loop-close');
       return fresh;
     } finally {
@@ -582,6 +746,51 @@ export class DeviceSet {
     } catch (err) {
       if (!(err instanceof SparseFileShrinkError)) throw err;
       this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
+    }
+  }
+
+  /**
+   * A live pool found by name must still have its backing files (d6): when they were deleted the
+   * pool runs on unlinked inodes, and creating new empty files next to it would lose every
+   * device at the next reboot. The data is still reachable through the live loop devices.
+   */
+  #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): void {
+    for (const [file, devNumber] of pairs) {
+      if (lexists(file)) continue;
+      const m = /^7:(\d+)$/.exec(devNumber);
+      const loop = m ? this.#loops.devicePath(Number(m[1])) : devNumber;
+      throw new BackingFilesLostError(
+        pool,
+        `it is live but its backing file ${file} is gone (deleted or moved): the data is still reachable through ${loop}; ` +
+          `copy it back (e.g. dd if=${loop} of=${file} conv=sparse) before the pool is stopped, then init again`,
+      );
+    }
+  }
+
+  /**
+   * Refuses to attach `files` when a loop device already bound to one of them is used by a live
+   * device-mapper device (d9): e.g. the root was moved to a new directory (a new inode, so a new
+   * name prefix) while its pool was live. The kernel would let a second pool open the same
+   * metadata; dm-thin keeps its metadata cached per pool, so two pools corrupt it.
+   */
+  async #refuseFilesInUse(files: readonly string[]): Promise<void> {
+    for (const file of files) {
+      const bound = this.#loops.findByBackingFile(file);
+      if (bound.length === 0) continue;
+      const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
+      const holders: string[] = [];
+      for (const d of await this.#dm.listDevices()) {
+        let lines: Awaited<ReturnType<DmControl['tableStatus']>>;
+        try {
+          lines = await this.#dm.tableStatus(d.name, { mode: 'table' });
+        } catch (err) {
+          if (err instanceof DeviceNotFoundError) continue;
+          throw err;
+        }
+        // Table lines name block devices as major:minor (drivers/md/dm-table.c, format_dev_t).
+        if (lines.some((l) => l.params.split(/\s+/).some((t) => numbers.has(t)))) holders.push(d.name);
+      }
+      if (holders.length > 0) throw new BackingFileInUseError(file, bound.map((b) => b.path), holders);
     }
   }
 
@@ -673,10 +882,12 @@ export class DeviceSet {
       this.#deviceSet = { ...rest, baseFilesystem: o.fs };
       this.#store.saveDeviceSet(this.#deviceSet);
     });
-    await this.#tools.mkfs(o.fs, path, o.mkfsArgs);
+    const signal = this.#initSignal;
+    const call = signal ? { signal } : undefined;
+    await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
     this.#crash('base:before-initialized');
     await this.#saveRecord({ ...rec, initialized: true, filesystem: o.fs });
-    const uuid = await this.#tools.uuid(path);
+    const uuid = await runTool(signal, 'DeviceSet.init', () => this.#tools.uuid(path, call));
     this.#crash('base:before-uuid-save');
     await this.#saveBaseUuid(uuid);
     await this.#deactivate('', false);
@@ -691,8 +902,15 @@ export class DeviceSet {
     });
   }
 
-  async #verifyBase(base: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
+  async #verifyBase(found: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
     const o = this.options;
+    let base = found;
+    if (base.growTo !== undefined) {
+      // A grow that a crash interrupted: finish it. A filesystem the tool may have grown in part
+      // must never go back to a smaller device.
+      this.#log('info', `recovery: finishing the interrupted grow of the base device to ${base.growTo} bytes`);
+      base = await this.#growDevice(base, base.growTo, this.#initSignal, 'DeviceSet.init');
+    }
     if (baseSizeGiven && o.baseSize < BigInt(base.size)) {
       throw new DeviceSizeError(`base device size cannot be smaller than ${base.size} bytes (dm.basesize=${o.baseSize})`, o.baseSize, BigInt(base.size));
     }
@@ -713,41 +931,86 @@ export class DeviceSet {
     }
     const current = this.#records.get('') ?? base;
     if (baseSizeGiven && o.baseSize > BigInt(current.size)) {
+      checkAbort(this.#initSignal, 'DeviceSet.init');
       this.#crash('base:before-grow');
-      const grown = { ...current, size: Number(o.baseSize) };
-      await this.#saveRecord(grown);
-      await this.#growFilesystem(grown);
+      try {
+        await this.#growDevice(current, Number(o.baseSize), this.#initSignal, 'DeviceSet.init');
+      } catch (err) {
+        // The tool refused (or the caller aborted): the record keeps its old size, so the next
+        // init with the old dm.basesize opens the root as before.
+        await this.#dropGrowIntent('');
+        throw err;
+      }
     }
   }
 
-  /** Activates `rec` at its recorded size, mounts it on a private directory and grows its filesystem. */
-  async #growFilesystem(rec: DeviceRecord): Promise<void> {
+  /**
+   * The journalled grow of `rec` to `to` bytes: the intent (`growTo`) is saved first; the record's
+   * size changes only after the filesystem grew. Returns the grown record. On a throw the intent
+   * stays: the caller undoes it ({@link #dropGrowIntent}, or deletes a new device).
+   */
+  async #growDevice(rec: DeviceRecord, to: number, signal: AbortSignal | undefined, operation: string): Promise<DeviceRecord> {
+    const intent: DeviceRecord = { ...rec, growTo: to };
+    if (rec.growTo !== to) await this.#saveRecord(intent);
+    await this.#growFilesystem(intent, signal, operation);
+    this.#crash('grow:before-size-save');
+    const { growTo: _done, ...rest } = intent;
+    const grown: DeviceRecord = { ...rest, size: to };
+    await this.#saveRecord(grown);
+    return grown;
+  }
+
+  async #dropGrowIntent(hash: string): Promise<void> {
+    const rec = this.#records.get(hash);
+    if (rec?.growTo === undefined) return;
+    const { growTo: _dropped, ...rest } = rec;
+    await this.#saveRecord(rest);
+  }
+
+  /**
+   * Activates `rec` at its grow target, mounts it on a private directory and grows its filesystem.
+   * The directory is removed (rmdir, never recursively) only once it is unmounted; a crash
+   * leaves it for {@link #cleanGrowMounts}.
+   */
+  async #growFilesystem(rec: DeviceRecord, signal: AbortSignal | undefined, operation: string): Promise<void> {
     const fsType = rec.filesystem ?? this.#deviceSet.baseFilesystem ?? this.options.fs;
     await this.#deactivate(rec.hash, false);
     const device = await this.#activate(rec);
     const mnt = join(this.root, 'mnt', `.grow-${rec.hash || 'base'}`);
     fs.mkdirSync(mnt, { recursive: true, mode: 0o700 });
     try {
+      this.#crash('grow:before-mount');
       await this.#sys.mountAsync(device, mnt, fsType, 0n, fsType === 'xfs' ? 'nouuid' : null);
       try {
-        await this.#tools.grow(fsType, device, mnt);
+        this.#crash('grow:before-tool');
+        await runTool(signal, operation, () => this.#tools.grow(fsType, device, mnt, signal ? { signal } : undefined));
+        this.#crash('grow:before-unmount');
       } finally {
-        await this.#sys.umount2Async(mnt, MNT_DETACH);
+        await this.#sys.umount2Async(mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
       }
+      fs.rmdirSync(mnt);
     } finally {
-      fs.rmSync(mnt, { recursive: true, force: true });
       await this.#deactivate(rec.hash, false);
     }
   }
 
+  /**
+   * Undoes what this init itself created, and nothing else: the devices it activated, and the pool
+   * if it created it. A pool it adopted (left live by an earlier process) stays as it was found,
+   * with every device on it, mounted or not, whatever made the init fail.
+   */
   async #abortInit(): Promise<void> {
     this.#closed = true;
     this.#stopWorker();
-    try {
-      if (this.#pool && this.#source?.owned) {
-        await this.#deactivateAll();
-        await this.#pool.remove();
+    for (const name of [...this.#activatedHere].reverse()) {
+      try {
+        await this.#dm.deviceRemove(name);
+      } catch (err) {
+        if (!(err instanceof DeviceNotFoundError)) this.#log('warn', `cleanup after a failed init: ${name} stays: ${String(err)}`);
       }
+    }
+    try {
+      if (this.#pool && this.#poolCreatedHere) await this.#pool.remove();
     } catch (err) {
       this.#log('warn', `cleanup after a failed init: ${String(err)}`);
     }
@@ -791,6 +1054,7 @@ export class DeviceSet {
     size: bigint,
     origin: DeviceRecord | undefined,
     originActiveName: string | undefined,
+    growTo?: number,
   ): Promise<DeviceRecord> {
     const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
     return this.#poolLock.run(async () => {
@@ -821,6 +1085,7 @@ export class DeviceSet {
         state: 'creating',
         ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
         createdAt: new Date().toISOString(),
+        ...(growTo !== undefined ? { growTo } : {}),
       });
       point('before-transaction');
       this.#store.saveTransaction(txFor(id));
@@ -1003,7 +1268,10 @@ export class DeviceSet {
         // Removed meanwhile: create it again below.
       }
     }
-    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(rec.size) / 512n);
+    // A grow in flight activates at its target: the filesystem may already be larger than `size`.
+    const bytes = rec.growTo !== undefined && rec.growTo > rec.size ? rec.growTo : rec.size;
+    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
+    if (this.#initializing) this.#activatedHere.add(name);
     return path;
   }
 
@@ -1062,12 +1330,15 @@ export class DeviceSet {
    * @throws UnknownDeviceError, DeviceAlreadyExistsError, DeviceMarkedDeletedError,
    *   DeviceFaultyError, DeviceSizeError, PoolFreeSpaceError, pool errors.
    */
-  async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string } = {}): Promise<DeviceSetDevice> {
+  async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string; signal?: AbortSignal } = {}): Promise<DeviceSetDevice> {
     assertValidHash(hash);
     assertValidHash(baseHash, '/baseHash');
     if (hash === '') throw new InvalidArgumentError('device hash', [{ path: '/hash', message: "'' is the base device, created by init", value: hash }]);
     const wanted = options.size === undefined ? undefined : sizeArg(options.size, '/size');
+    const signal = options.signal;
+    checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
+      checkAbort(signal, 'addDevice');
       const parent = this.#records.get(baseHash);
       if (!parent) throw new UnknownDeviceError(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
@@ -1086,15 +1357,29 @@ export class DeviceSet {
         await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
         deactivateOrigin = true;
       }
+      // A larger device is created at the parent's size with the grow as its intent (growTo), so
+      // that a crash before the grow finished is undone by the next init, not left half-made.
+      const growTo = size > BigInt(parent.size) ? Number(size) : undefined;
       let rec: DeviceRecord;
       try {
-        rec = await this.#createJournalled('snapshot', hash, size, parent, info ? originName : undefined);
+        rec = await this.#createJournalled('snapshot', hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
       } finally {
         if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
       }
-      if (size > BigInt(parent.size)) {
-        this.#crash('add:before-grow');
-        await this.#growFilesystem(rec);
+      if (growTo !== undefined) {
+        try {
+          checkAbort(signal, 'addDevice');
+          this.#crash('add:before-grow');
+          rec = await this.#growDevice(rec, growTo, signal, 'addDevice');
+        } catch (err) {
+          // The grow failed or was aborted: remove the half-made device so that a retry works.
+          try {
+            await this.#deleteLocked(this.#records.get(hash) ?? rec, true);
+          } catch (undoErr) {
+            this.#log('error', `could not delete ${hash} after its grow failed (init will): ${String(undoErr)}`);
+          }
+          throw err;
+        }
       }
       return this.#describe(rec);
     });
@@ -1107,9 +1392,11 @@ export class DeviceSet {
    * @throws UnknownDeviceError, DeviceInUseError (mounted here), DeviceBusyError (still open when
    *   not deferring: the dm remove gave up), ThinDeviceBusyError, pool errors.
    */
-  async deleteDevice(hash: string, options: { sync?: boolean } = {}): Promise<'deleted' | 'deferred'> {
+  async deleteDevice(hash: string, options: { sync?: boolean; signal?: AbortSignal } = {}): Promise<'deleted' | 'deferred'> {
     assertValidHash(hash);
+    checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
+      checkAbort(options.signal, 'deleteDevice');
       const rec = this.#records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       const m = this.#mounts.get(hash);
@@ -1150,7 +1437,9 @@ export class DeviceSet {
     if (typeof path !== 'string' || !path.startsWith('/')) {
       throw new InvalidArgumentError('mount point', [{ path: '/path', message: 'must be an absolute path', value: path }]);
     }
+    checkAbort(options.signal, 'mountDevice');
     return this.#op([hash], async () => {
+      checkAbort(options.signal, 'mountDevice');
       const rec = this.#records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
@@ -1180,6 +1469,10 @@ export class DeviceSet {
         ...(options.label ? [`context="${options.label}"`] : []),
       ];
       const { flags, data } = splitMountOptions(words);
+      if (options.signal?.aborted) {
+        await this.#deactivate(hash, true).catch(() => undefined);
+        checkAbort(options.signal, 'mountDevice');
+      }
       const log = this.#openKernelLog();
       try {
         await this.#sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
@@ -1347,6 +1640,7 @@ export class DeviceSet {
       mode: st.kind === 'working' ? st.mode : st.kind,
       needsCheck: w ? w.needsCheck : false,
       poolOwned: src.owned,
+      quarantinedThinIds: this.#deviceSet.quarantinedIds ?? [],
     };
   }
 
@@ -1354,8 +1648,9 @@ export class DeviceSet {
    * Grows the loopback data file to `size` bytes, refreshes the loop device and reloads the pool
    * at the new length. Loopback pools only; never shrinks.
    */
-  async resizePool(size: bigint | number | string): Promise<void> {
+  async resizePool(size: bigint | number | string, options: AbortOptions = {}): Promise<void> {
     const bytes = sizeArg(size, '/size');
+    checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
     const src = this.#source;
     if (!src.dataFile || !src.dataDevice) {
@@ -1366,6 +1661,7 @@ export class DeviceSet {
     // Through #op (no device locks) so that shutdown() waits for it before removing the pool.
     await this.#op([], () =>
       this.#poolLock.run(async () => {
+        checkAbort(options.signal, 'resizePool');
         const current = BigInt(fs.statSync(dataFile).size);
         if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
         await ensureSparseFile(dataFile, bytes);
@@ -1439,6 +1735,17 @@ export class DeviceSet {
     this.#crash('shutdown:before-unlock');
     this.#lock.release();
     if (this.#ownDm) this.#dm.close();
+  }
+}
+
+/** True when `path` exists (a dangling link counts: lstat, never followed). */
+function lexists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
   }
 }
 

@@ -22,14 +22,22 @@ export function growCommand(fs: BaseFilesystem, device: string, mountPoint: stri
   return fs === 'ext4' ? ['resize2fs', device] : ['xfs_growfs', mountPoint];
 }
 
+/**
+ * Per-call options of the tools: `signal` kills the child process (SIGTERM, then the tool call
+ * rejects). Tools written before it existed ignore it; the DeviceSet still stops after them.
+ */
+export interface FsToolCall {
+  readonly signal?: AbortSignal;
+}
+
 /** The external tools the DeviceSet uses; tests inject a fake. */
 export interface FsTools {
   /** Makes the filesystem (Docker's args + dm.mkfsarg); ext4 is then tune2fs'd as Docker does. */
-  mkfs(fs: BaseFilesystem, device: string, extraArgs: readonly string[]): Promise<void>;
+  mkfs(fs: BaseFilesystem, device: string, extraArgs: readonly string[], call?: FsToolCall): Promise<void>;
   /** The filesystem UUID (blkid low-level probe). */
-  uuid(device: string): Promise<string>;
+  uuid(device: string, call?: FsToolCall): Promise<string>;
   /** Grows a mounted filesystem to its device's size. */
-  grow(fs: BaseFilesystem, device: string, mountPoint: string): Promise<void>;
+  grow(fs: BaseFilesystem, device: string, mountPoint: string, call?: FsToolCall): Promise<void>;
   /**
    * Which of our filesystems the device holds (superblock magic), or null. Optional for FsTools
    * written before it existed: the DeviceSet then reads the device's first 4 KiB through node:fs
@@ -38,11 +46,14 @@ export interface FsTools {
   probe?(device: string): Promise<BaseFilesystem | null>;
 }
 
-/** Runs a command; rejects with ExternalToolError carrying stderr. */
-export function run(command: readonly string[], timeoutMs = 10 * 60_000): Promise<string> {
+/**
+ * Runs a command; rejects with ExternalToolError carrying stderr. `signal` kills the child with
+ * SIGTERM (node's execFile `signal` option) and the call rejects with that error as its cause.
+ */
+export function run(command: readonly string[], timeoutMs = 10 * 60_000, signal?: AbortSignal): Promise<string> {
   const [file, ...args] = command;
   return new Promise((resolve, reject) => {
-    execFile(file ?? '', args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    execFile(file ?? '', args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 4 << 20, ...(signal ? { signal } : {}) }, (err, stdout, stderr) => {
       if (err) {
         const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null;
         reject(new ExternalToolError(command, code, `${stderr}${stderr ? '' : err.message}`, { cause: err }));
@@ -55,27 +66,28 @@ export function run(command: readonly string[], timeoutMs = 10 * 60_000): Promis
 
 /** The real tools, through PATH. */
 export const realFsTools: FsTools = {
-  async mkfs(fs, device, extraArgs) {
+  async mkfs(fs, device, extraArgs, call) {
+    const signal = call?.signal;
     if (fs === 'ext4') {
       try {
-        await run(mkfsCommand('ext4', device, extraArgs));
+        await run(mkfsCommand('ext4', device, extraArgs), undefined, signal);
       } catch (err) {
-        if (!(err instanceof ExternalToolError) || !/lazy_journal_init/.test(err.stderr)) throw err;
-        await run(mkfsCommand('ext4', device, extraArgs, true));
+        if (!(err instanceof ExternalToolError) || !/lazy_journal_init/.test(err.stderr) || signal?.aborted) throw err;
+        await run(mkfsCommand('ext4', device, extraArgs, true), undefined, signal);
       }
       // Docker: no mount-count or interval forced checks on container filesystems.
-      await run(['tune2fs', '-c', '-1', '-i', '0', device]);
+      await run(['tune2fs', '-c', '-1', '-i', '0', device], undefined, signal);
     } else {
-      await run(mkfsCommand('xfs', device, extraArgs));
+      await run(mkfsCommand('xfs', device, extraArgs), undefined, signal);
     }
   },
-  async uuid(device) {
-    const out = (await run(['blkid', '-p', '-s', 'UUID', '-o', 'value', device])).trim();
+  async uuid(device, call) {
+    const out = (await run(['blkid', '-p', '-s', 'UUID', '-o', 'value', device], undefined, call?.signal)).trim();
     if (!out) throw new ExternalToolError(['blkid', '-p', '-s', 'UUID', '-o', 'value', device], 0, 'no UUID found');
     return out;
   },
-  async grow(fs, device, mountPoint) {
-    await run(growCommand(fs, device, mountPoint));
+  async grow(fs, device, mountPoint, call) {
+    await run(growCommand(fs, device, mountPoint), undefined, call?.signal);
   },
   async probe(device) {
     return probeDeviceFilesystem(device);

@@ -89,6 +89,12 @@ export const DeviceRecord = Type.Object({
   createdAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' }),
   /** Last error seen for this device (faulty devices say why). */
   lastError: Type.Optional(Type.String()),
+  /**
+   * A filesystem grow in flight (the intent, written before the device is activated at the new
+   * size): the size in bytes it grows to. `size` changes only once the grow succeeded; the next
+   * init finishes (base device) or undoes (a new snapshot) a grow that a crash interrupted.
+   */
+  growTo: Type.Optional(SafeCount),
 });
 export type DeviceRecord = Static<typeof DeviceRecord>;
 
@@ -108,6 +114,22 @@ export const DeviceSetRecord = Type.Object({
    * Absent for a pool this DeviceSet owns.
    */
   transactionId: Type.Optional(SafeCount),
+  /**
+   * Thin ids of an external pool (dm.thinpooldev) that a crash left in doubt: an uncommitted
+   * create whose id exists in the pool, which may be ours or another user's. They are never
+   * deleted and never reused; status() reports them (see docs/deviceset.md, "Safety rules").
+   */
+  quarantinedIds: Type.Optional(
+    Type.Array(
+      Type.Object({
+        deviceId: DeviceId,
+        /** Why the id is in doubt, with the transaction that named it. */
+        reason: Type.String(),
+        /** ISO-8601 time it was quarantined. */
+        since: Type.String(),
+      }),
+    ),
+  ),
 });
 export type DeviceSetRecord = Static<typeof DeviceSetRecord>;
 

@@ -156,7 +156,7 @@ export function fakeStatus(): DeviceSetStatus {
     poolName: 'devmapper-0:1-2-pool', dataFile: '/dev/loop0', dataLoopback: '/r/devicemapper/data', metadataFile: '/dev/loop1',
     metadataLoopback: '/r/devicemapper/metadata', data: sp, metadata: sp, sectorSize: 65536n, udevSyncSupported: false,
     deferredRemoveEnabled: true, deferredDeleteEnabled: true, deferredDeletedDeviceCount: 0, baseDeviceSize: 64n << 20n,
-    baseDeviceFS: 'ext4', minFreeSpace: 51n << 20n, transactionId: 2n, mode: 'rw', needsCheck: false, poolOwned: true,
+    baseDeviceFS: 'ext4', minFreeSpace: 51n << 20n, transactionId: 2n, mode: 'rw', needsCheck: false, poolOwned: true, quarantinedThinIds: [],
   };
 }
 
