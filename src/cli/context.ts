@@ -7,10 +7,7 @@ import {
   DmControl,
   LoopControl,
   realSyscalls,
-  type DeviceSetDevice,
-  type DeviceSetInit,
   type DeviceSetLogLevel,
-  type MountDeviceOptions,
 } from '../index.js';
 import type { OptionsFs } from './options-file.js';
 import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
@@ -40,16 +37,14 @@ export type CliDm = Pick<
 export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status'>;
 
 /**
- * The subset of DeviceSet the CLI uses. The mutating calls take an AbortSignal (the CLI aborts it
- * on SIGINT/SIGTERM): an aborted call kills the filesystem tool it started, closes its journalled
- * step and rejects with OperationAbortedError (EABORTED).
+ * The subset of DeviceSet the CLI uses. The mutating calls take the command's AbortSignal (aborted
+ * on SIGINT/SIGTERM): an aborted call kills the filesystem tool it started, finishes or undoes its
+ * journalled step and rejects with OperationAbortedError (EABORTED).
  */
-export interface CliDeviceSet extends Pick<DeviceSet, 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'shutdown'> {
-  addDevice(hash: string, baseHash: string, options?: { size?: bigint | number | string; signal?: AbortSignal }): Promise<DeviceSetDevice>;
-  deleteDevice(hash: string, options?: { sync?: boolean; signal?: AbortSignal }): Promise<'deleted' | 'deferred'>;
-  mountDevice(hash: string, path: string, options?: MountDeviceOptions & { signal?: AbortSignal }): Promise<void>;
-  resizePool(size: bigint | number | string, options?: { signal?: AbortSignal }): Promise<void>;
-}
+export type CliDeviceSet = Pick<
+  DeviceSet,
+  'addDevice' | 'deleteDevice' | 'mountDevice' | 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'resizePool' | 'shutdown'
+>;
 
 /** One line of /proc/self/mountinfo that matters here. */
 export interface MountEntry {
@@ -143,11 +138,8 @@ export function realDeps(): Deps & { close(): void } {
     dm: () => (dm ??= new DmControl()),
     loop: () => (loop ??= new LoopControl()),
     runInVm,
-    openDeviceSet: (root, options, log, signal) => {
-      const init: DeviceSetInit & { signal?: AbortSignal } = { options, dm: (dm ??= new DmControl()), log };
-      if (signal !== undefined) init.signal = signal;
-      return DeviceSet.init(root, init);
-    },
+    openDeviceSet: (root, options, log, signal) =>
+      DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log, ...(signal ? { signal } : {}) }),
     mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),
     umount: (path) => realSyscalls().umount2Async(path, MNT_DETACH),
     close: () => dm?.close(),

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Runs the CLI in-process against injected fakes and captures its output.
 import { run } from '../../../src/cli/main.js';
-import type { CliDeviceSet, CliDm, CliLoop, Deps, MountEntry } from '../../../src/cli/context.js';
+import type { CliDeviceSet, CliDm, CliLoop, Deps, MountEntry, SignalSource } from '../../../src/cli/context.js';
 import type { DeviceInfo, DeviceSetDevice, DeviceSetStatus } from '../../../src/index.js';
 import { DeviceNotFoundError, UnknownDeviceError } from '../../../src/index.js';
 
@@ -14,7 +14,14 @@ export interface CliResult {
 /** Every call a fake received, as `method(args...)` strings, for "nothing changed" assertions. */
 export type Calls = string[];
 
-export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opts: { tty?: boolean; env?: Record<string, string> } = {}): Promise<CliResult> {
+export interface CliOptions {
+  tty?: boolean;
+  env?: Record<string, string>;
+  /** SIGINT/SIGTERM for the run (default: none, as when the CLI is embedded). */
+  signals?: SignalSource;
+}
+
+export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opts: CliOptions = {}): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const fail = (what: string) => (): never => {
@@ -37,6 +44,7 @@ export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opt
       stderrIsTTY: opts.tty ?? false,
       env: opts.env ?? { PATH: '/usr/bin:/bin' },
       cwd: '/work',
+      ...(opts.signals ? { signals: opts.signals } : {}),
     },
     full,
   );
