@@ -34,7 +34,8 @@ export function topHelp(): string {
     '--json on every read command. --version prints the library version.',
     '',
     'Errors go to stderr as "devmapper: CODE: message" and a "hint:" line. Exit codes: 0 ok, 1 other,',
-    '2 usage/invalid argument, 3 not found, 4 exists/busy, 5 kernel refused, 6 environment (root, drivers, tools).',
+    '2 usage/invalid argument, 3 not found, 4 exists/busy, 5 kernel refused, 6 environment (root, drivers, tools);',
+    'a ds command stopped by SIGINT / SIGTERM exits 130 / 143.',
     "Run 'devmapper COMMAND --help' for more. Reference: docs/cli.md.",
   ].join('\n') + '\n';
 }

@@ -250,9 +250,12 @@ const OPT = {
   type: 'string',
   multiple: true,
   value: 'dm.KEY=VALUE',
-  description: 'A DeviceSet option (overrides the value saved by ds init, for this run).',
+  description:
+    'A run-only DeviceSet option for this run (not saved): dm.mountopt, dm.blkdiscard, dm.use_deferred_removal, ' +
+    "dm.use_deferred_deletion, dm.min_free_space, dm.xfs_nospace_max_retries. Persistent keys are refused: use 'ds init'.",
 } as const;
 const COMMON = { root: ROOT, opt: OPT } as const;
+const INIT_OPT = { ...OPT, description: 'A DeviceSet option; laid over the saved ones and saved (see docs/cli.md).' } as const;
 
 function optionTable(): string {
   return DM_OPTION_KEYS.filter((k) => k.supported)
@@ -264,10 +267,12 @@ const commands: CommandSpec<Ctx>[] = [
   {
     name: 'init',
     summary: 'Create (or open) a DeviceSet: pool, base image (mkfs); saves the options under the root.',
-    options: COMMON,
+    options: { root: ROOT, opt: INIT_OPT },
     details:
-      'Later commands need only --root: the options are saved in DIR/cli-options.json. Running init again on\n' +
-      'an existing root opens it and saves the merged options. Supported options (see docs/cli.md):\n' +
+      'Later commands need only --root: the options are saved in DIR/cli-options.json (before the DeviceSet is\n' +
+      'opened). Running init again on an existing root opens it with the saved options and the new ones laid\n' +
+      'over them, and saves the result: the only way to change a persistent option (dm.basesize, dm.loop*size,\n' +
+      'dm.fs, dm.mkfsarg, dm.blocksize, dm.datadev, dm.metadatadev, dm.thinpooldev). Supported options:\n' +
       optionTable(),
     examples: ['devmapper ds init --root /var/lib/dmset --opt dm.loopdatasize=512M --opt dm.basesize=64M'],
     async run(ctx, p) {
