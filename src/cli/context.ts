@@ -2,13 +2,7 @@
 // What a command handler gets: output streams, flags, and the library objects it talks through
 // (injectable, so unit tests run every handler against fakes).
 import { readFileSync } from 'node:fs';
-import {
-  DeviceSet,
-  DmControl,
-  LoopControl,
-  realSyscalls,
-  type DeviceSetLogLevel,
-} from '../index.js';
+import { DeviceSet, DmControl, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
 import type { OptionsFs } from './options-file.js';
 import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
 

@@ -92,11 +92,12 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
   const interrupted = (sig: CliSignal, err: unknown): number => {
     if (err === undefined) {
       io.stderr(`devmapper: EINTERRUPTED: interrupted by ${sig} after the command had finished\n`);
-    } else {
-      const rep = reportError(err);
-      io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
-      if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
+      io.stderr(`hint: the command completed before ${sig} could stop it; nothing is left to do\n`);
+      return EXIT[sig];
     }
+    const rep = reportError(err);
+    io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
+    if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
     io.stderr(`hint: stopped by ${sig}: the step in progress was undone or closed and no new one started; run the command again\n`);
     return EXIT[sig];
   };

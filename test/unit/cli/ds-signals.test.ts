@@ -140,4 +140,36 @@ test('a signal before a step starts: no new step (ds remove does not delete); a 
   }
 });
 
+test('a signal that comes too late to stop anything: the command completes, the exit status still says the signal', async () => {
+  const sigs = testSignals();
+  const calls: Calls = [];
+  const root = fs.mkdtempSync(join('/tmp', 'cli-ds-sig-'));
+  fs.writeFileSync(join(root, 'cli-options.json'), JSON.stringify({ formatVersion: 1, options: ['dm.basesize=64M'] }));
+  try {
+    const ds = fakeDeviceSet(calls, []);
+    const addDevice = ds.addDevice.bind(ds);
+    const deps = {
+      openDeviceSet: async () => ({
+        ...ds,
+        addDevice: async (...a: Parameters<typeof ds.addDevice>) => {
+          const d = await addDevice(...a);
+          sigs.send('SIGTERM'); // after the last step finished
+          return d;
+        },
+      }),
+    };
+    const r = await cli(['ds', 'create', 'c1', '--root', root], deps, { signals: sigs.source });
+    assert.is(r.code, 143);
+    assert.equal(calls, ['addDevice(c1,,{"signal":"AbortSignal"})']);
+    assert.is(
+      r.stderr,
+      'devmapper: SIGTERM: stopping: closing the step in progress (send it again to exit at once)\n' +
+        'devmapper: EINTERRUPTED: interrupted by SIGTERM after the command had finished\n' +
+        'hint: the command completed before SIGTERM could stop it; nothing is left to do\n',
+    );
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test.run();
