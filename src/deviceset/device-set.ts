@@ -449,7 +449,10 @@ export class DeviceSet {
       if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
     }
     const poolIds = new Set<number>();
-    if (!newPool) for (const r of loaded.devices.values()) poolIds.add(r.deviceId);
+    // The kernel cannot list thin ids: every recorded id counts as present. On an external pool a
+    // 'creating' record's id is not proven ours (only the commit proves it; the open transaction's
+    // id is probed below), so it is left out: reconcile then never deletes it as an orphan.
+    if (!newPool) for (const r of loaded.devices.values()) if (this.#source.owned || r.state !== 'creating') poolIds.add(r.deviceId);
     const tx = loaded.transaction;
     if (!this.#source.owned && this.#deviceSet.transactionId === undefined) {
       // First use (the ownership check above saw 0), or a root written before the journal kept its

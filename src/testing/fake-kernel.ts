@@ -575,7 +575,9 @@ export class FakeKernel implements Syscalls {
     this.#loops.clear();
     this.#pools.clear();
     this.#memStorage.clear();
-    this.#fsMarks.clear();
+    // A filesystem on a real file (a loop backing file, or a thin id in pool metadata kept in
+    // one) is on disk and survives the reboot; marks of in-memory devices do not.
+    for (const key of [...this.#fsMarks.keys()]) if (!key.startsWith('file:') && !key.startsWith('thin:file:')) this.#fsMarks.delete(key);
     this.#mounts = [];
     this.#globalEvent = 0;
     this.#globalWaiters.clear();

@@ -97,6 +97,8 @@ export class World {
   options: readonly string[] = OPTIONS;
   /** An external pool (dm.thinpooldev) made by the setup, which the DeviceSet must not own. */
   external: string | null = null;
+  /** Thin ids another user of the external pool made: they must survive every crash. */
+  foreign: number[] = [];
 
   /** FsTools: mkfs puts the mark through the fake; uuid is constant; grow does nothing. Dead after a crash. */
   tools(): FsTools {
@@ -200,7 +202,12 @@ export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone
     recIds.set(r.deviceId, r.hash);
     if (BigInt(r.transactionId) > journalTxid) problems.push(`record ${r.hash || 'base'} txid ${r.transactionId} > journal ${journalTxid}`);
   }
-  const poolIds = [...pool.thins.keys()].sort((a, b) => a - b);
+  // Ids an external pool's other users made, and ids recovery could not prove ours (quarantined),
+  // are not ours to account for; the foreign ones must all still be there.
+  const quarantined = new Set((loaded.deviceSet?.quarantinedIds ?? []).map((q) => q.deviceId));
+  for (const id of w.foreign) if (!pool.thins.has(id)) problems.push(`foreign thin ${id} was deleted`);
+  for (const id of quarantined) if (recIds.has(id)) problems.push(`quarantined thin ${id} is claimed by record ${recIds.get(id) || 'base'}`);
+  const poolIds = [...pool.thins.keys()].filter((id) => !w.foreign.includes(id) && !quarantined.has(id)).sort((a, b) => a - b);
   const ids = [...recIds.keys()].sort((a, b) => a - b);
   if (poolIds.join(',') !== ids.join(',')) problems.push(`pool thin ids [${poolIds}] ≠ record ids [${ids}]`);
   const base = loaded.devices.get('');
@@ -293,6 +300,20 @@ export async function bootExternalPool(w: World): Promise<void> {
 
 /** dm.thinpooldev instead of loop files (the data/metadata/blocksize keys are refused with it). */
 const EXTERNAL_OPTIONS = ['dm.thinpooldev=external-thinpool', 'dm.basesize=16M', 'dm.min_free_space=0%'];
+/** OPTIONS with a larger dm.basesize: the next init grows the base filesystem. */
+const GROWN_BASE_OPTIONS = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=32M', 'dm.blocksize=64K', 'dm.min_free_space=0%'];
+
+/** No grow left in flight, no grow mount left, and `hash` (when it exists) at `bytes`. */
+function grownTo(hash: string, bytes: bigint) {
+  return (w: World, set: DeviceSet): string[] => {
+    const problems: string[] = [];
+    for (const r of new MetadataStore(w.root).loadAll().devices.values()) if (r.growTo !== undefined) problems.push(`${r.hash || 'base'} still has a grow in flight`);
+    if (w.fake.mounts().length > 0) problems.push(`mounts left: ${w.fake.mounts().map((m) => m.target).join(', ')}`);
+    if (set.hasDevice(hash) && set.deviceInfo(hash).size !== bytes) problems.push(`${hash || 'base'} is ${set.deviceInfo(hash).size} bytes, want ${bytes}`);
+    return problems;
+  };
+}
+
 /** OPTIONS with both loop files larger: a restart must grow the pool a dead process left live. */
 const GROWN_OPTIONS = ['dm.loopdatasize=96M', 'dm.loopmetadatasize=3M', 'dm.basesize=16M', 'dm.blocksize=64K', 'dm.min_free_space=0%'];
 
@@ -358,6 +379,42 @@ export const OPS: readonly SweptOp[] = [
       if (pool?.metadataBlocks !== (3 << 20) / 4096) problems.push(`pool has ${pool?.metadataBlocks} metadata blocks, want ${(3 << 20) / 4096}`);
       return problems;
     },
+  },
+  {
+    // A process died; the next one starts with a larger dm.basesize and grows the base filesystem.
+    name: 'init growing the base',
+    setup: async (w) => {
+      const { marks } = await standard(w);
+      w.die();
+      w.options = GROWN_BASE_OPTIONS;
+      return { set: null, marks };
+    },
+    run: (w) => w.init(),
+    gone: new Set(),
+    startsProcess: true,
+    check: grownTo('', 32n << 20n),
+  },
+  {
+    name: 'addDevice with a larger size (filesystem grow)',
+    setup: (w) => standard(w),
+    run: async (_w, set) => void (await set!.addDevice('c', 'b', { size: '32M' })),
+    gone: new Set(),
+    check: grownTo('c', 32n << 20n),
+  },
+  {
+    // Another user of the external pool made thin 4, the id the DeviceSet would pick next.
+    name: 'addDevice on an external pool holding a foreign thin id',
+    setup: async (w) => {
+      const name = await externalPool(w);
+      const out = await standard(w);
+      const dm = new DmControl({ devDir: DEV_DIR, syscalls: w.fake, sleep: async () => {}, udevRecheckMs: 0 });
+      await (await ThinPool.open(dm, name)).createThin(4);
+      dm.close();
+      w.foreign = [4];
+      return out;
+    },
+    run: async (_w, set) => void (await set!.addDevice('c', 'b')),
+    gone: new Set(),
   },
   {
     name: 'addDevice on an external pool',
