@@ -17,7 +17,25 @@ export const EXIT = Object.freeze({
   KERNEL: 5,
   /** The environment cannot do it: not root, no device-mapper / loop driver, a tool is missing. */
   ENVIRONMENT: 6,
+  /** A `ds` command stopped by SIGINT (128 + 2, the shell's convention). */
+  SIGINT: 130,
+  /** A `ds` command stopped by SIGTERM (128 + 15). */
+  SIGTERM: 143,
 });
+
+/**
+ * A `ds` command stopped by SIGINT/SIGTERM: the abort reason of the command's signal, and what a
+ * handler throws instead of starting its next step. Exit 130 / 143 (by the signal, not the code).
+ */
+export class InterruptedError extends DevmapperError {
+  override readonly name = 'InterruptedError';
+  readonly code = 'EINTERRUPTED';
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}`);
+    this.signal = signal;
+  }
+}
 
 /** A command-line mistake (unknown option, missing argument, bad value). */
 export class UsageError extends DevmapperError {
