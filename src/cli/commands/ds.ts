@@ -4,14 +4,12 @@
 // the pool, active devices and mounts stay in the kernel between commands. Mount state is
 // re-derived from the kernel's mount table (/proc/self/mountinfo) on every run: the mount table,
 // not a refcount, says whether a device is mounted.
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import {
   DM_OPTION_KEYS,
   DeviceSetLockedError,
-  LOCK_FILE,
-  ownerAlive,
-  parseLockOwner,
+  RootLock,
   resolveDeviceSetOptions,
   type DeviceSetLogLevel,
   type DeviceSetStatus,
@@ -117,14 +115,14 @@ const sameList = (a: readonly string[] | undefined, b: readonly string[]): boole
  * touched (DeviceSet.init would refuse it too, but only after the file was rewritten).
  */
 function refuseIfLocked(root: string): void {
-  let text: string;
+  if (!existsSync(root)) return;
   try {
-    text = readFileSync(join(root, LOCK_FILE), 'utf8');
-  } catch {
-    return; // no lock (or unreadable: DeviceSet.init decides)
+    // The root lock is flock(2): taking and dropping it is the only true test of a live owner.
+    RootLock.acquire(root).release();
+  } catch (err) {
+    if (err instanceof DeviceSetLockedError) throw err;
+    // Anything else (a planted link, a foreign owner): DeviceSet.init refuses it with the reason.
   }
-  const owner = parseLockOwner(text);
-  if (owner && ownerAlive(owner)) throw new DeviceSetLockedError(root, owner.pid);
 }
 
 /** Opens the DeviceSet at --root with the saved options, overridden by --opt. */
@@ -221,6 +219,7 @@ export function statusJson(s: DeviceSetStatus): DsStatusJson {
     mode: s.mode,
     needsCheck: s.needsCheck,
     poolOwned: s.poolOwned,
+    quarantinedThinIds: s.quarantinedThinIds.map((q) => ({ deviceId: q.deviceId, reason: q.reason, since: q.since })),
   };
 }
 
@@ -242,6 +241,7 @@ function statusText(s: DsStatusJson): string {
     `Deferred Removal Enabled:  ${s.deferredRemoveEnabled}`,
     `Deferred Deletion Enabled: ${s.deferredDeleteEnabled}`,
     `Deferred Deleted Devices:  ${s.deferredDeletedDeviceCount}`,
+    ...s.quarantinedThinIds.map((q) => `Quarantined Thin Id:       ${q.deviceId} (since ${q.since}: ${q.reason})`),
   ].join('\n') + '\n';
 }
 

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DM_OPTION_KEYS } from '../../../src/index.js';
+import { DM_OPTION_KEYS, RootLock } from '../../../src/index.js';
 import { PERSISTENT_DM_KEYS, RUN_ONLY_DM_KEYS } from '../../../src/cli/commands/ds.js';
 import { nodeOptionsFs, optionsFileText, type OptionsFs } from '../../../src/cli/options-file.js';
 import type { Deps } from '../../../src/cli/context.js';
@@ -130,9 +130,10 @@ test('ds init refused before anything changed (base shrink, lock held) puts the 
     assert.is(fs.readFileSync(w.file, 'utf8'), before);
     assert.is((await w.run(['create', 'a'])).code, 0);
     // A live process holds the root: refused before the file is touched.
-    fs.writeFileSync(join(w.root, 'devmapper.lock'), `${process.pid} -\n`);
+    const holder = RootLock.acquire(w.root);
     w.opened.length = 0;
     const locked = await cli(['ds', 'init', '--root', w.root, '--opt', 'dm.basesize=64M'], w.deps);
+    holder.release();
     assert.is(locked.code, 4);
     assert.match(locked.stderr, /^devmapper: EDEVICESETLOCKED: /);
     assert.equal(w.opened, []);
