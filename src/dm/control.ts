@@ -591,6 +591,19 @@ export class DmControl {
    */
   async deviceResume(ref: DeviceRef, options: SuspendOptions = {}): Promise<DeviceInfo> {
     const { policy, cookie } = this.#policy();
+    const freshName = typeof ref === 'string' ? ref : 'name' in ref ? ref.name : undefined;
+    if (policy === 'udev' && freshName !== undefined && this.#fresh.has(freshName)) {
+      // First resume of a device we just created: udev has made no node for it yet (10-dm.rules
+      // ignores the "add" uevent of a device without a live table), so /dev/mapper/NAME, if there,
+      // is the symlink of an earlier device of that name whose "remove" uevent udev has not
+      // handled yet (a deferred remove completing on udev's own blkid close does this). Once the
+      // minor is reused, ../dm-N resolves to the NEW device, and the wait below would take the
+      // stale link for udev's answer and return while udev is about to delete it (ENOENT for the
+      // caller's next open: seen in the udev CI cell). So let udev finish that remove first; no
+      // uevent of ours is queued behind it yet, so nothing can recreate the link meanwhile.
+      const path = this.nodePath(freshName);
+      await this.#waitFor(() => !this.#nodeIs(path, undefined));
+    }
     const { header } = await this.#ioctl(resumeRequest(ref, options, cookie));
     const info = decodeDeviceInfo(header);
     if ((header.flags & DM_ACTIVE_PRESENT_FLAG) !== 0)

@@ -32,3 +32,30 @@ export function parseUvuSummary(text: string): UvuSummary | undefined {
 export function summaryLine(label: string, passed: number, failed: number): string {
   return `${label}: ${passed} passed, ${failed} failed`;
 }
+
+/** What one matrix cell (one VM boot, see run-privileged.ts) reports to summarize.ts. */
+export interface CellSummary {
+  /** e.g. `vm[6.1.0-57-amd64]` or `vm[6.12.118+deb12-amd64, udev]`. */
+  readonly label: string;
+  readonly kernel: string;
+  readonly udev: boolean;
+  /** The uvu file pattern the cell ran. */
+  readonly files: string;
+  readonly passed: number;
+  readonly failed: number;
+  readonly exitCode: number;
+  readonly timedOut: boolean;
+  /** Wall time of the cell, kernel fetch and boot included. */
+  readonly ms: number;
+}
+
+/** `vm[<kernel>]`, or `vm[<kernel>, udev]` when systemd-udevd ran in the guest. */
+export function cellLabel(kernel: string, udev: boolean): string {
+  return `vm[${kernel}${udev ? ', udev' : ''}]`;
+}
+
+/** Minutes and seconds, `3m07s`, for the per-stage times scripts/test-all.sh prints. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
