@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# npm test: setup, build (typecheck), unit tests, then the privileged suite in a matrix of VM
-# boots (one boot per cell), then the benchmark smoke run. Cells:
+# npm test: setup, build (typecheck), unit tests, the privileged suite in a matrix of VM boots
+# (one boot per cell) and the benchmark smoke run. Cells:
 #   1. the default Debian kernel (linux-image-amd64's 6.1), no udev: every test/privileged file;
 #   2. a Debian 6.12 (linux-image-6.12.*-amd64-unsigned, fetched into .cache/vm/kernels), no udev:
 #      every test/privileged file;
@@ -8,14 +8,18 @@
 #      (dm*, thin*, deviceset* by pattern, so new files join automatically).
 # Ends with "unit: …", one "vm[<kernel>(, udev)]: …" per cell and "total: N passed, M failed";
 # exits non-zero on any failure in any cell. Prints the time every stage took.
-# Knobs: DEVMAPPER_CI_KERNEL2 (cell 2's kernel selector), DEVMAPPER_VM_JOBS (cells booted at once;
-# default 1: on 2 cores two TCG guests take as long as one after the other, see DEVELOPERS.md).
+# The VM jobs (three cells and the benchmark smoke run) run in the background while the unit tests
+# run on the host; each job's output is printed whole when it has finished.
+# Knobs: DEVMAPPER_CI_KERNEL2 (cell 2's kernel selector), DEVMAPPER_VM_JOBS (VM boots at once;
+# default 2, see DEVELOPERS.md for the measurements), DEVMAPPER_CI_FILES / DEVMAPPER_CI_UDEV_FILES
+# (the uvu file patterns of the kernel cells / the udev cell, for debugging the matrix itself).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 KERNEL2=${DEVMAPPER_CI_KERNEL2:-pkg:linux-image-6.12.*-amd64-unsigned}
-JOBS=${DEVMAPPER_VM_JOBS:-1}
-UDEV_FILES='^(dm|thin|deviceset)([.-][^/]*)?\.test\.js$'
+JOBS=${DEVMAPPER_VM_JOBS:-2}
+FILES=${DEVMAPPER_CI_FILES:-'\.test\.js$'}
+UDEV_FILES=${DEVMAPPER_CI_UDEV_FILES:-'^(dm|thin|deviceset)([.-][^/]*)?\.test\.js$'}
 
 times=()
 t0=$(date +%s)
@@ -44,11 +48,6 @@ stage_done tsc
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-echo "test-all: unit tests"
-node node_modules/uvu/bin.js dist/test/unit '\.test\.js$' 2>&1 | tee "$logs/unit.log"
-unit_rc=${PIPESTATUS[0]}
-stage_done unit
-
 # The kernels, resolved once: cell 1 boots the kernel linux-image-amd64 depends on (not simply
 # the newest in /boot, which would be 6.12 too on a host that has one installed).
 k1=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null | sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
@@ -64,64 +63,75 @@ else
 fi
 stage_done "kernels (fetch or cache)"
 
-names=(kernel1 kernel2 udev)
-args_kernel1=(${k1:+--kernel "$k1"})
-args_kernel2=(--kernel "$k2")
+# The VM jobs: three matrix cells and the benchmark smoke run, each its own VM boot, at most
+# $JOBS at a time, in the background while the unit tests run on the host. Each job writes
+# $logs/<job>.log, .rc and .secs; a job's log is printed whole once it has finished, in order.
+cells=(kernel1 kernel2 udev)
+args_kernel1=(${k1:+--kernel "$k1"} --files "$FILES")
+args_kernel2=(--kernel "$k2" --files "$FILES")
 args_udev=(${k1:+--kernel "$k1"} --udev --files "$UDEV_FILES")
-declare -A rc started
-run_cell() { # <name>: one VM boot; output to $logs/<name>.log (and the terminal when JOBS=1)
-  local n=$1 a="args_$1[@]"
-  if [ "$JOBS" -le 1 ]; then
-    env -u DEVMAPPER_VM_KERNEL -u DEVMAPPER_VM_UDEV node dist/test/vm/run-privileged.js "${!a}" --summary-file "$logs/$n.json" 2>&1 | tee "$logs/$n.log"
-    return "${PIPESTATUS[0]}"
+job() { # <name>
+  local n=$1 s rc
+  s=$(date +%s)
+  if [ "$n" = bench ]; then
+    # Benchmarks are never timed tests: CI only checks that they run, with tiny sizes, in their
+    # own VM boot. Ratios from a smoke run mean nothing; `npm run bench` is the real measurement.
+    env -u DEVMAPPER_VM_UDEV ${k1:+DEVMAPPER_VM_KERNEL="$k1"} node dist/bench/run.js --smoke > "$logs/$n.log" 2>&1
+  else
+    local a="args_$n[@]"
+    env -u DEVMAPPER_VM_KERNEL -u DEVMAPPER_VM_UDEV node dist/test/vm/run-privileged.js "${!a}" --summary-file "$logs/$n.json" > "$logs/$n.log" 2>&1
   fi
-  env -u DEVMAPPER_VM_KERNEL -u DEVMAPPER_VM_UDEV node dist/test/vm/run-privileged.js "${!a}" --summary-file "$logs/$n.json" > "$logs/$n.log" 2>&1
+  rc=$?
+  echo $(($(date +%s) - s)) > "$logs/$n.secs"
+  echo "$rc" > "$logs/$n.rc"
 }
-cell_done() { # <name> <rc>
-  rc[$1]=$2
-  [ "$JOBS" -le 1 ] || { echo "test-all: ---- output of cell $1 ----"; cat "$logs/$1.log"; }
-  local d=$(($(date +%s) - started[$1]))
-  local label
-  label=$(tail -n 1 "$logs/$1.log")
-  times+=("$(printf '%-34s %3dm%02ds' "cell ${label%%:*}" $((d / 60)) $((d % 60)))")
-  echo "test-all: [time] cell ${label%%:*}: $((d / 60))m$(printf %02d $((d % 60)))s"
-}
-echo "test-all: privileged tests in the VM, ${#names[@]} cells, $JOBS at a time"
+jobs_all=("${cells[@]}" bench)
+echo "test-all: VM jobs (${jobs_all[*]}), $JOBS at a time, in the background"
 vm_start=$(date +%s)
-if [ "$JOBS" -le 1 ]; then
-  for n in "${names[@]}"; do
-    started[$n]=$(date +%s)
-    run_cell "$n"
-    cell_done "$n" $?
-  done
-else
-  declare -A pid_of
-  for n in "${names[@]}"; do
+(
+  for n in "${jobs_all[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
-    started[$n]=$(date +%s)
-    run_cell "$n" &
-    pid_of[$n]=$!
+    job "$n" &
   done
-  for n in "${names[@]}"; do
-    wait "${pid_of[$n]}"
-    cell_done "$n" $?
-  done
-fi
-stage_start=$vm_start
-stage_done "privileged suite (all cells)"
+  wait
+) &
+vm_pid=$!
 
-# Benchmarks are never timed tests: CI only checks that they run, with tiny sizes, in their own
-# VM boot (~30 s). Ratios from a smoke run mean nothing; `npm run bench` is the real measurement.
-echo "test-all: benchmark smoke run (tiny sizes; checks that every benchmark runs)"
-env -u DEVMAPPER_VM_UDEV ${k1:+DEVMAPPER_VM_KERNEL="$k1"} node dist/bench/run.js --smoke > "$logs/bench.log" 2>&1
-bench_rc=$?
-tail -n 3 "$logs/bench.log"
-[ "$bench_rc" -eq 0 ] || { echo "test-all: the benchmark smoke run failed (exit $bench_rc):"; tail -n 40 "$logs/bench.log"; }
-stage_done "bench smoke"
+echo "test-all: unit tests"
+node node_modules/uvu/bin.js dist/test/unit '\.test\.js$' 2>&1 | tee "$logs/unit.log"
+unit_rc=${PIPESTATUS[0]}
+stage_done unit
+
+bench_rc=1
+cell_label() { # <job>: the label its summary line carries
+  local l
+  l=$(tail -n 1 "$logs/$1.log" 2>/dev/null)
+  case "$l" in vm\[*) echo "${l%%:*}" ;; *) echo "$1" ;; esac
+}
+for n in "${jobs_all[@]}"; do
+  while [ ! -e "$logs/$n.rc" ] && kill -0 "$vm_pid" 2>/dev/null; do sleep 2; done
+  if [ "$n" = bench ]; then
+    echo "test-all: ---- benchmark smoke run (tiny sizes; checks that every benchmark runs) ----"
+    tail -n 3 "$logs/bench.log"
+    bench_rc=$(cat "$logs/bench.rc" 2>/dev/null || echo 1)
+    [ "$bench_rc" -eq 0 ] || { echo "test-all: the benchmark smoke run failed (exit $bench_rc):"; tail -n 40 "$logs/bench.log"; }
+    d=$(cat "$logs/$n.secs" 2>/dev/null || echo 0)
+    times+=("$(printf '%-34s %3dm%02ds' "bench smoke (VM)" $((d / 60)) $((d % 60)))")
+    continue
+  fi
+  echo "test-all: ---- cell $n: $(cell_label "$n") ----"
+  cat "$logs/$n.log" 2>/dev/null
+  d=$(cat "$logs/$n.secs" 2>/dev/null || echo 0)
+  times+=("$(printf '%-34s %3dm%02ds' "cell $(cell_label "$n")" $((d / 60)) $((d % 60)))")
+  echo "test-all: [time] cell $(cell_label "$n"): $((d / 60))m$(printf %02d $((d % 60)))s"
+done
+wait "$vm_pid"
+stage_start=$vm_start
+stage_done "VM jobs, wall (parallel to unit)"
 
 print_times
-cells=()
-for n in "${names[@]}"; do cells+=("$n" "$logs/$n.json" "${rc[$n]}"); done
-node dist/test/vm/summarize.js "$logs/unit.log" "$unit_rc" "${cells[@]}"
+summ=()
+for n in "${cells[@]}"; do summ+=("$n" "$logs/$n.json" "$(cat "$logs/$n.rc" 2>/dev/null || echo 1)"); done
+node dist/test/vm/summarize.js "$logs/unit.log" "$unit_rc" "${summ[@]}"
 summary_rc=$?
 [ "$summary_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

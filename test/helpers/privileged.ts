@@ -208,6 +208,12 @@ export function withSweep(s: Test): Test {
   return s;
 }
 
+const deliberateNodes = new Set<string>();
+/** Tells the udev cell's watcher (see withSweep) that the test itself puts a block node at /dev/mapper/NAME. */
+export function allowBlockNode(name: string): void {
+  deliberateNodes.add(name);
+}
+
 /**
  * Under udev, /dev/mapper/NAME is udev's symlink to ../dm-N (10-dm.rules); a block node there was
  * made by someone else (DmControl's mknod fallback, or libdm's) and fights udev's. Watches
@@ -219,7 +225,7 @@ function watchMapperNodes(): { w: FSWatcher; ours: Set<string> } {
   const ours = new Set<string>();
   const w = watch('/dev/mapper', (_event, file) => {
     const name = file?.toString();
-    if (!name || !name.includes(TEST_MARKER)) return;
+    if (!name || !name.includes(TEST_MARKER) || deliberateNodes.has(name)) return;
     try {
       if (lstatSync(`/dev/mapper/${name}`).isBlockDevice()) ours.add(name);
     } catch {

@@ -484,6 +484,27 @@ test('udev policy: a stale link of an earlier device of the same name is waited 
   assert.is(polls, 0);
 });
 
+test('udev policy: an entry that cannot pass for the new device (other numbers) is not waited for before the resume', async () => {
+  const k = new FakeDm();
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  k.fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0x103n }); // 1:3, someone's leftover
+  const resumesAtPoll: number[] = [];
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    udevTimeoutMs: 60_000,
+    sleep: async () => {
+      resumesAtPoll.push(k.seen.filter((x) => x.name === 'DM_DEV_SUSPEND').length);
+      // "udev" links the device once it has seen our resume (replacing the leftover).
+      if (resumesAtPoll.at(-1) === 1) k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+    },
+  });
+  await dm.createDevice('a', [lin]);
+  assert.equal(resumesAtPoll, [1], 'the only poll came after the resume');
+});
+
 test('udev absent: the negative answer is reused for udevRecheckMs; a present udev is re-checked each time', async () => {
   const k = new FakeDm();
   const statted: string[] = [];
