@@ -53,9 +53,3 @@ export interface CellSummary {
 export function cellLabel(kernel: string, udev: boolean): string {
   return `vm[${kernel}${udev ? ', udev' : ''}]`;
 }
-
-/** Minutes and seconds, `3m07s`, for the per-stage times scripts/test-all.sh prints. */
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-}
