@@ -595,9 +595,9 @@ export class DmControl {
     const freshName = typeof ref === 'string' ? ref : 'name' in ref ? ref.name : undefined;
     const freshDev = freshName === undefined ? undefined : this.#fresh.get(freshName);
     if (policy === 'udev' && freshName !== undefined && freshDev !== undefined) {
-      // First resume of a device we just created: udev has made no node for it yet (10-dm.rules
-      // ignores the "add" uevent of a device without a live table), so /dev/mapper/NAME, if there,
-      // is the symlink of an earlier device of that name whose "remove" uevent udev has not
+      // First resume of a device we just created: udev has made no node for it yet (lvm2's
+      // 10-dm.rules, Debian's 55-dm.rules, ignore the "add" uevent of a device without a live
+      // table), so /dev/mapper/NAME, if there, is the symlink of an earlier device of that name whose "remove" uevent udev has not
       // handled yet (a deferred remove completing on udev's own blkid close does this). Once the
       // minor is reused, ../dm-N resolves to the NEW device, and the wait below would take the
       // stale link for udev's answer and return while udev is about to delete it (ENOENT for the
