@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm, type RunInVmResult } from '../../src/vm/index.js';
-import { cellLabel, parseUvuSummary, summaryLine, type CellSummary } from './summary.js';
+import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine, type CellSummary } from './summary.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const timeoutMs = Number(process.env['DEVMAPPER_VM_TIMEOUT_MS'] ?? 20 * 60 * 1000);
@@ -55,15 +55,18 @@ try {
 }
 
 const s = parseUvuSummary(captured);
-const passed = s?.passed ?? 0;
-let failed = s?.failed ?? 0;
+// Without a footer (timeout, crash), count what the finished suites reported; the run itself then
+// adds one failure below.
+const progress = s ? undefined : parseUvuProgress(captured);
+const passed = s?.passed ?? progress?.passed ?? 0;
+let failed = s?.failed ?? (progress ? progress.total - progress.passed : 0);
 const problems: string[] = [];
 if (setupError !== undefined) problems.push(`the VM could not start: ${setupError}`);
 if (result?.timedOut) problems.push(`the VM timed out after ${timeoutMs} ms (exit ${result.exitCode})`);
 if (result && !s) problems.push('no uvu summary in the guest output (the test run crashed or never started)');
 else if (s && s.total === 0) problems.push('the VM ran zero tests');
 if (result && result.exitCode !== 0 && failed === 0) problems.push(`the guest command exited ${result.exitCode}`);
-if (problems.length > 0 && failed === 0) failed = 1;
+if (problems.length > 0) failed += 1;
 
 const label = cellLabel(result?.kernel.version ?? kernel ?? 'default kernel', udev);
 if (result) {
@@ -73,6 +76,12 @@ if (result) {
   );
 }
 for (const p of problems) console.log(`[devmapper vm] FAILED: ${p}`);
+if (progress && progress.suites > 0) {
+  console.log(
+    `[devmapper vm] before that, ${progress.suites} suites finished: ${progress.passed} of ${progress.total} tests passed ` +
+      '(counted below, with one failure for the unfinished run)',
+  );
+}
 if (summaryFile) {
   const cell: CellSummary = {
     label,

@@ -28,6 +28,24 @@ export function parseUvuSummary(text: string): UvuSummary | undefined {
   return { total, passed, skipped, failed: total - passed };
 }
 
+/**
+ * What finished before the run stopped without a footer (a VM timeout, a crash): uvu ends each
+ * suite's line with `(passed / total)`; those are summed. Tests of the suite that was running are
+ * not in it.
+ */
+export function parseUvuProgress(text: string): { suites: number; passed: number; total: number } {
+  const clean = text.replace(ANSI, '').replace(/\r/g, '');
+  let suites = 0;
+  let passed = 0;
+  let total = 0;
+  for (const m of clean.matchAll(/\((\d+) \/ (\d+)\)\s*$/gm)) {
+    suites++;
+    passed += Number(m[1]);
+    total += Number(m[2]);
+  }
+  return { suites, passed, total };
+}
+
 /** `label: N passed, M failed`, the line format npm test ends with. */
 export function summaryLine(label: string, passed: number, failed: number): string {
   return `${label}: ${passed} passed, ${failed} failed`;

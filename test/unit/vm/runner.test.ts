@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { guestCommandScript, readOnlyCachedPaths, shQuote } from '../../../src/vm/runner.js';
-import { cellLabel, parseUvuSummary, summaryLine } from '../../vm/summary.js';
+import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine } from '../../vm/summary.js';
 
 test('readOnlyCached: existing plain subdirectories become absolute paths; anything else is refused', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'dmvm-ro-'));
@@ -53,6 +53,12 @@ test('uvu footers are parsed (colours and all); the last one wins; failed = tota
   assert.equal(parseUvuSummary('junk\n  Total:     1\n  Passed:    1\n  Skipped:   0\n' + out), { total: 9, passed: 7, skipped: 2, failed: 2 });
   assert.is(parseUvuSummary('Error: cannot find module\n'), undefined);
   assert.is(summaryLine('vm', 7, 2), 'vm: 7 passed, 2 failed');
+});
+
+test('a run cut off before its footer: the finished suites\' (passed / total) are summed', () => {
+  const log = '\x1b[1mcli.test.js\x1b[22m\n\x1b[47m cli \x1b[49m \x1b[90m• \x1b[39m\x1b[32m  (5 / 5)\n\x1b[39m dm contract \x1b[31m✘ \x1b[39m  (24 / 25)\n\ndeviceset.test.js\n[devmapper vm] timeout\n';
+  assert.equal(parseUvuProgress(log), { suites: 2, passed: 29, total: 30 });
+  assert.equal(parseUvuProgress('nothing finished\n'), { suites: 0, passed: 0, total: 0 });
 });
 
 test('matrix summary: one line per cell, total over all; one failing or missing cell fails the run', () => {
