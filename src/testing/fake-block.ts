@@ -4,6 +4,7 @@
 // block device (the real backing file through loop/linear, else memory) where thin metadata lives.
 import { readSync, writeSync } from 'node:fs';
 import {
+  BLK_RANGE_SIZE,
   BLKDISCARD,
   BLKFLSBUF,
   BLKGETSIZE64,
@@ -26,8 +27,8 @@ export class BlockLayer {
     this.#s = s;
   }
 
-
-  checkBlockOpen(dev: bigint, write: boolean, excl: boolean): void {
+  /** blkdev_open: the device must exist (a dm device needs its disk), ro and O_EXCL checks. */
+  checkOpen(dev: bigint, write: boolean, excl: boolean): void {
     const loop = this.loopOf(dev);
     const md = this.mdOf(dev);
     if (!loop && !md) throw kerr('ENXIO', `no block device ${fmtDev(dev)}`);
@@ -36,7 +37,6 @@ export class BlockLayer {
     if (write && md?.readOnly) throw kerr('EROFS', 'read-only dm device');
     if (excl && this.holders(dev) > 0) throw kerr('EBUSY', `${fmtDev(dev)} is held`);
   }
-
 
   /** Openers of a block device: fds, dm tables holding it, mounts. */
   openers(dev: bigint): number {
@@ -72,19 +72,21 @@ export class BlockLayer {
     }
   }
 
+  /** The dm device at `dev`, if any. */
   mdOf(dev: bigint): DmDev | undefined {
     const { major, minor } = huge_decode_dev(dev);
     if (major !== this.#s.dmMajor) return undefined;
     return this.#s.dmByMinor.get(minor);
   }
 
+  /** The loop device at `dev`, if any. */
   loopOf(dev: bigint): LoopDev | undefined {
     const { major, minor } = huge_decode_dev(dev);
     if (major !== LOOP_MAJOR) return undefined;
     return this.#s.loops.get(minor);
   }
 
-
+  /** Where a device's bytes live: a backing file (through loop, linear at sector 0), else the dev. */
   storageKey(dev: bigint): string {
     const loop = this.loopOf(dev);
     if (loop?.bound) return `file:${loop.bound.fileDev}:${loop.bound.fileIno}:${loop.bound.offset}`;
@@ -107,6 +109,7 @@ export class BlockLayer {
     return undefined;
   }
 
+  /** Reads the first `len` bytes of a device (zeros where nothing was written). */
   readStorage(dev: bigint, len: number): Buffer {
     const f = this.fileOf(dev);
     const buf = Buffer.alloc(len);
@@ -119,6 +122,7 @@ export class BlockLayer {
     return buf;
   }
 
+  /** Writes thin pool metadata to the start of its metadata device. */
   persistMetadata(dev: bigint, m: ThinMetadata): void {
     const data = serializeMetadata(cloneMetadata(m));
     const f = this.fileOf(dev);
@@ -137,6 +141,7 @@ export class BlockLayer {
     return md ? tableSectors(md.live) * SECTOR : 0n;
   }
 
+  /** The logical block size (a dm device stacks the largest of its devices'). */
   logicalBlockSize(dev: bigint, depth = 0): number {
     const loop = this.loopOf(dev);
     if (loop) return loop.bound?.blockSize ?? 512;
@@ -145,8 +150,8 @@ export class BlockLayer {
     return Math.max(512, ...md.live.devices.map((d) => this.logicalBlockSize(d, depth + 1)));
   }
 
-
-  blockIoctl(e: { dev: bigint; write: boolean }, request: number, arg: IoctlArg): number {
+  /** blkdev_ioctl (block/ioctl.c), then the driver's ioctl (lo_ioctl) for a loop device. */
+  ioctl(e: { dev: bigint; write: boolean }, request: number, arg: IoctlArg): number {
     const loop = this.loopOf(e.dev);
     switch (request) {
       case BLKGETSIZE64:
@@ -166,8 +171,9 @@ export class BlockLayer {
     throw kerr('ENOTTY');
   }
 
+  /** blk_ioctl_discard: aligned, inside the device, on a writable fd; thin devices unmap. */
   discard(e: { dev: bigint; write: boolean }, arg: IoctlArg): number {
-    if (!Buffer.isBuffer(arg) || arg.length < 16) throw kerr('EFAULT');
+    if (!Buffer.isBuffer(arg) || arg.length < BLK_RANGE_SIZE) throw kerr('EFAULT');
     if (!e.write) throw kerr('EBADF', 'BLKDISCARD needs a writable fd');
     const start = arg.readBigUInt64LE(0);
     const len = arg.readBigUInt64LE(8);

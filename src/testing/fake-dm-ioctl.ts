@@ -21,6 +21,7 @@ import {
   DM_GET_TARGET_VERSION_CMD,
   DM_INACTIVE_PRESENT_FLAG,
   DM_INTERNAL_SUSPEND_FLAG,
+  DmIoctlLayout,
   DM_IOCTL,
   DM_IOCTL_DATA_OFFSET,
   DM_IOCTL_SIZE,
@@ -40,7 +41,10 @@ import {
   DM_TABLE_LOAD_CMD,
   DM_TABLE_STATUS_CMD,
   DM_TARGET_MSG_CMD,
+  DM_TARGET_MSG_SIZE,
+  DmTargetMsgLayout,
   DM_TARGET_SPEC_SIZE,
+  DM_TARGET_VERSIONS_SIZE,
   DM_UEVENT_GENERATED_FLAG,
   DM_UUID_FLAG,
   DM_UUID_LEN,
@@ -53,14 +57,23 @@ import {
   huge_decode_dev,
   huge_encode_dev,
   type IoctlArg,
+  POLLIN,
   type RawDmIoctl,
   readCString,
   S_IFBLK,
   walkTargetSpecs,
 } from '../ioctl/index.js';
+import { fieldOffset } from '../ioctl/layout.js';
 import { kerr } from './errors.js';
 import { type DmDev, type FakeState, type FakeTable, type FakeTarget, MINORBITS_MAX } from './fake-state.js';
 import { splitArgs, TARGET_TYPES } from './fake-dm-targets.js';
+
+// Offsets in struct dm_ioctl and struct dm_target_msg, from the src/ioctl layouts.
+const H_VERSION = fieldOffset(DmIoctlLayout, 'version');
+const H_DATA_SIZE = fieldOffset(DmIoctlLayout, 'data_size');
+const H_NAME = fieldOffset(DmIoctlLayout, 'name');
+const H_UUID = fieldOffset(DmIoctlLayout, 'uuid');
+const MSG_SECTOR = fieldOffset(DmTargetMsgLayout, 'sector');
 
 export interface DmCall {
   h: RawDmIoctl;
@@ -87,37 +100,37 @@ export class DmIoctl {
     this.#s = s;
   }
 
-
-
-  dmIoctl(fdState: { armed: number }, request: number, arg: IoctlArg): number | Promise<number> {
+  /** ctl_ioctl: check_version, lookup_ioctl, copy_params, validate_params, the command, copy back. */
+  ctlIoctl(fdState: { armed: number }, request: number, arg: IoctlArg): number | Promise<number> {
     if (((request >>> 8) & 0xff) !== DM_IOCTL) throw kerr('ENOTTY', 'not a dm request');
     if (!Buffer.isBuffer(arg) || arg.length < DM_IOCTL_DATA_OFFSET) throw kerr('EFAULT');
     const cmd = request & 0xff;
     // check_version: the kernel's version is written back whatever happens next.
     const [kMaj, kMin, kPatch] = this.#s.dmVersion;
-    const vMaj = arg.readUInt32LE(0);
-    const vMin = arg.readUInt32LE(4);
-    arg.writeUInt32LE(kMaj, 0);
-    arg.writeUInt32LE(kMin, 4);
-    arg.writeUInt32LE(kPatch, 8);
+    const putVersion = (b: Buffer): void => {
+      b.writeUInt32LE(kMaj, H_VERSION);
+      b.writeUInt32LE(kMin, H_VERSION + 4);
+      b.writeUInt32LE(kPatch, H_VERSION + 8);
+    };
+    const vMaj = arg.readUInt32LE(H_VERSION);
+    const vMin = arg.readUInt32LE(H_VERSION + 4);
+    putVersion(arg);
     if (vMaj !== kMaj || vMin > kMin) throw kerr('EINVAL', `dm version ${vMaj}.${vMin} vs kernel ${kMaj}.${kMin}`);
     if (cmd === DM_VERSION_CMD) return 0;
     const info = DM_COMMANDS[cmd];
     if (!info || info.cmd !== cmd || info.minVersion[1] > kMin) throw kerr('ENOTTY', `unknown dm command ${cmd}`);
     // copy_params
-    const paramSize = arg.readUInt32LE(12);
+    const paramSize = arg.readUInt32LE(H_DATA_SIZE);
     if (paramSize < DM_IOCTL_DATA_OFFSET) throw kerr('EINVAL', `data_size ${paramSize} < 305`);
     if (paramSize > arg.length) throw kerr('EFAULT', 'data_size beyond the buffer');
     const k = Buffer.alloc(Math.max(paramSize, DM_IOCTL_SIZE));
     arg.copy(k, 0, 0, paramSize);
-    k[48 + DM_NAME_LEN - 1] = 0; // validate_params forces the strings' NULs
-    k[176 + DM_UUID_LEN - 1] = 0;
+    k[H_NAME + DM_NAME_LEN - 1] = 0; // validate_params forces the strings' NULs
+    k[H_UUID + DM_UUID_LEN - 1] = 0;
     const h = decodeDmIoctl(k);
     if (h.flags & DM_SECURE_DATA_FLAG) {
       arg.fill(0, 0, paramSize);
-      arg.writeUInt32LE(kMaj, 0);
-      arg.writeUInt32LE(kMin, 4);
-      arg.writeUInt32LE(kPatch, 8);
+      putVersion(arg);
     }
     // validate_params
     h.flags &= ~(DM_BUFFER_FULL_FLAG | DM_UEVENT_GENERATED_FLAG | DM_SECURE_DATA_FLAG | DM_DATA_OUT_FLAG);
@@ -130,9 +143,7 @@ export class DmIoctl {
     h.data_size = DM_IOCTL_DATA_OFFSET;
     const finish = (): number => {
       encodeDmIoctl(h, k);
-      k.writeUInt32LE(kMaj, 0);
-      k.writeUInt32LE(kMin, 4);
-      k.writeUInt32LE(kPatch, 8);
+      putVersion(k);
       k.copy(arg, 0, 0, Math.min(h.data_size, arg.length));
       return call.rc ?? 0;
     };
@@ -141,6 +152,7 @@ export class DmIoctl {
     return finish();
   }
 
+  /** The command table of lookup_ioctl. */
   dmCommand(cmd: number, c: DmCall): void | Promise<void> {
     switch (cmd) {
       case DM_REMOVE_ALL_CMD:
@@ -222,6 +234,7 @@ export class DmIoctl {
     }
   }
 
+  /** dm_issue_global_event: wakes pollers of /dev/mapper/control. */
   globalEventBump(): void {
     this.#s.globalEvent++;
     const ws = [...this.#s.globalWaiters];
@@ -238,10 +251,12 @@ export class DmIoctl {
     this.globalEventBump();
   }
 
+  /** Bytes of the user buffer after the header (get_result_buffer). */
   resultSpace(c: DmCall): number {
     return Math.max(0, c.paramSize - DM_IOCTL_SIZE);
   }
 
+  /** remove_all → dm_hash_remove_all: every unopened device goes, open ones may be deferred. */
   removeAll(c: DmCall): void {
     const deferred = (c.h.flags & DM_DEFERRED_REMOVE) !== 0;
     for (let progress = true; progress; ) {
@@ -259,6 +274,7 @@ export class DmIoctl {
     this.#s.block.settle();
   }
 
+  /** list_devices: dm_name_list entries, filtered by name/uuid prefix on dm ≥ 4.45. */
   listDevices(c: DmCall): void {
     const h = c.h;
     const minor = this.#s.dmVersion[1];
@@ -280,6 +296,7 @@ export class DmIoctl {
     h.data_size = DM_IOCTL_SIZE + payload.length;
   }
 
+  /** dev_create: dm_create (a minor, persistent or the first free) + dm_hash_insert. */
   devCreate(c: DmCall): void {
     const h = c.h;
     checkName(h.name, this.#s.rejectReserved);
@@ -316,6 +333,7 @@ export class DmIoctl {
     this.devStatus(md, h);
   }
 
+  /** dev_remove: EBUSY while open, unless DM_DEFERRED_REMOVE marks it for last close. */
   devRemove(c: DmCall): void {
     const h = c.h;
     const md = this.find(c);
@@ -351,6 +369,7 @@ export class DmIoctl {
     this.globalEventBump();
   }
 
+  /** dev_rename → dm_hash_rename: a new name, or a uuid set once. */
   devRename(c: DmCall): void {
     const h = c.h;
     const changeUuid = (h.flags & DM_UUID_FLAG) !== 0;
@@ -382,6 +401,7 @@ export class DmIoctl {
     this.devStatus(md, h);
   }
 
+  /** dm_suspend: a thin-pool commits its metadata on presuspend. */
   suspendMd(md: DmDev): void {
     if (md.suspended) return;
     md.suspended = true;
@@ -397,12 +417,14 @@ export class DmIoctl {
     this.#s.sysfs.dm(md);
   }
 
+  /** do_suspend. */
   doSuspend(c: DmCall): void {
     const md = this.find(c);
     this.suspendMd(md);
     this.devStatus(md, c.h);
   }
 
+  /** do_resume: swaps in the inactive table (dm_swap_table), then dm_resume. */
   doResume(c: DmCall): void {
     const h = c.h;
     const md = this.find(c);
@@ -435,6 +457,7 @@ export class DmIoctl {
     this.devStatus(md, h);
   }
 
+  /** dev_wait: blocks until the event counter moves past event_nr, then reports status. */
   devWait(c: DmCall): void | Promise<void> {
     const md = this.find(c);
     const reply = (): void => {
@@ -446,6 +469,7 @@ export class DmIoctl {
     return new Promise<void>((resolve) => md.waiters.add(resolve)).then(reply);
   }
 
+  /** table_status: STATUSTYPE_INFO, or STATUSTYPE_TABLE with DM_STATUS_TABLE_FLAG. */
   tableStatus(c: DmCall): void {
     const md = this.find(c);
     this.devStatus(md, c.h);
@@ -488,6 +512,7 @@ export class DmIoctl {
     c.h.target_count = t.targets.length;
   }
 
+  /** table_clear: drops the inactive table. */
   tableClear(c: DmCall): void {
     const md = this.find(c);
     const old = md.inactive;
@@ -497,6 +522,7 @@ export class DmIoctl {
     this.devStatus(md, c.h);
   }
 
+  /** table_deps: the dm_target_deps of the live (or inactive) table. */
   tableDeps(c: DmCall): void {
     const md = this.find(c);
     this.devStatus(md, c.h);
@@ -512,6 +538,7 @@ export class DmIoctl {
     c.h.data_size = DM_IOCTL_SIZE + payload.length;
   }
 
+  /** list_versions / get_target_version: the dm_target_versions of the known targets. */
   listVersions(c: DmCall, name: string | undefined): void {
     let types = TARGET_TYPES;
     if (name !== undefined) {
@@ -519,7 +546,7 @@ export class DmIoctl {
       if (!t) throw kerr('EINVAL', `unknown target type ${name}`);
       types = [t];
     }
-    const needed = types.reduce((n, t) => n + 16 + Buffer.byteLength(t.name) + 1 + 7, 0);
+    const needed = types.reduce((n, t) => n + DM_TARGET_VERSIONS_SIZE + Buffer.byteLength(t.name) + 1 + 7, 0);
     if (this.resultSpace(c) < needed) {
       c.h.flags |= DM_BUFFER_FULL_FLAG;
       return;
@@ -529,13 +556,14 @@ export class DmIoctl {
     c.h.data_size = DM_IOCTL_SIZE + needed;
   }
 
+  /** target_message: "@cancel_deferred_remove", or a message to the target at `sector`. */
   targetMessage(c: DmCall): void {
     const md = this.find(c);
     let sector: bigint;
     let message: string;
     try {
-      sector = c.k.readBigUInt64LE(c.h.data_start);
-      message = readCString(c.k, c.h.data_start + 8, c.paramSize, 'dm_target_msg').value;
+      sector = c.k.readBigUInt64LE(c.h.data_start + MSG_SECTOR);
+      message = readCString(c.k, c.h.data_start + DM_TARGET_MSG_SIZE, c.paramSize, 'dm_target_msg').value;
     } catch {
       throw kerr('EINVAL', 'invalid target message parameters');
     }
@@ -564,6 +592,7 @@ export class DmIoctl {
     c.rc = r;
   }
 
+  /** dev_set_geometry: parses and range-checks, stores nothing. */
   setGeometry(c: DmCall): void {
     this.find(c);
     let s: string;
@@ -580,7 +609,7 @@ export class DmIoctl {
     c.h.data_size = 0;
   }
 
-
+  /** table_load: builds the table (dm_table_add_target per spec) as the inactive one. */
   tableLoad(c: DmCall): void {
     const h = c.h;
     const md = this.find(c);
@@ -623,5 +652,21 @@ export class DmIoctl {
     this.#s.sysfs.dm(md);
     h.flags |= DM_INACTIVE_PRESENT_FLAG;
     this.devStatus(md, h);
+  }
+
+  /** dm_poll: POLLIN once an event happened since the fd was armed (DM_DEV_ARM_POLL or open). */
+  poll(e: { armed: number }, events: number, timeoutMs: number): number | Promise<number> {
+    const ready = (): number => (this.#s.globalEvent !== e.armed ? events & POLLIN : 0);
+    if (ready() || timeoutMs === 0) return ready();
+    return new Promise<number>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = (): void => {
+        if (timer) clearTimeout(timer);
+        this.#s.globalWaiters.delete(wake);
+        resolve(ready());
+      };
+      this.#s.globalWaiters.add(wake);
+      if (timeoutMs > 0) timer = setTimeout(wake, timeoutMs);
+    });
   }
 }

@@ -4,7 +4,7 @@
 // with the pool itself modelled in thin-model.ts), and dm_get_device (drivers/md/dm-table.c).
 import { statSync } from 'node:fs';
 import { makedev, minor as devMinor, S_IFBLK, S_IFMT, type StatResult } from '../ioctl/index.js';
-import { kerr } from './errors.js';
+import { FakeIoError, kerr } from './errors.js';
 import {
   emptyMetadata,
   parseMetadata,
@@ -16,7 +16,7 @@ import {
   type ThinMetadata,
   ThinPoolModel,
 } from './thin-model.js';
-import type { FakeTableLine } from './fake-kernel.js';
+import type { FakeTableLine } from './fake-types.js';
 import {
   type DmDev,
   type FakeState,
@@ -70,7 +70,7 @@ export class DmTargets {
     this.#s = s;
   }
 
-
+  /** The STATUSTYPE_TABLE line of a target (its constructor arguments, devices as maj:min). */
   tableText(x: FakeTarget): string {
     const i = x.impl;
     switch (i.kind) {
@@ -86,6 +86,7 @@ export class DmTargets {
     }
   }
 
+  /** The STATUSTYPE_INFO line: pool_status / thin_status (dm-thin.c), empty for the rest. */
   statusText(md: DmDev, x: FakeTarget, noflush: boolean): string {
     const i = x.impl;
     if (i.kind === 'thin-pool') {
@@ -102,6 +103,7 @@ export class DmTargets {
     return '';
   }
 
+  /** pool_message (dm-thin.c); the fs marks follow create_snap and vanish with delete. */
   poolMessage(e: PoolEntry, argv: string[]): void {
     const before = new Set(e.model.meta.devices.keys());
     e.model.message(argv);
@@ -142,6 +144,7 @@ export class DmTargets {
     return dev;
   }
 
+  /** The target type's constructor (linear_ctr, zero_ctr, pool_ctr, thin_ctr …). */
   construct(md: DmDev, type: string, params: string, length: bigint, table: FakeTable): TargetKind {
     const argv = splitArgs(params);
     switch (type) {
@@ -165,6 +168,7 @@ export class DmTargets {
     }
   }
 
+  /** pool_ctr (dm-thin.c): feature args, the devices, block size, low water; opens the pool. */
   poolCtr(md: DmDev, argv: string[], length: bigint, table: FakeTable): TargetKind {
     if (argv.length < 4) throw kerr('EINVAL', 'invalid argument count');
     const features: PoolFeatures = { skipBlockZeroing: false, ignoreDiscard: false, noDiscardPassdown: false, readOnly: false, errorIfNoSpace: false };
@@ -223,6 +227,7 @@ export class DmTargets {
     return { kind: 'thin-pool', metaDev, dataDev, blockSize, lowWater, features };
   }
 
+  /** dm_pool_metadata_open: reads the superblock, formats an all-zero device. */
   openPoolMetadata(metaDev: bigint, blockSize: number, readOnly: boolean): ThinMetadata {
     const block = this.#s.block.readStorage(metaDev, 1 << 20);
     const parsed = parseMetadata(block);
@@ -237,10 +242,12 @@ export class DmTargets {
     return parsed;
   }
 
+  /** Metadata device size in 4 KiB blocks, capped as dm-thin-metadata.c does. */
   metadataBlocksOf(dev: bigint): number {
     return Math.min(THIN_METADATA_MAX_BLOCKS, Number(this.#s.block.sizeBytes(dev) / BigInt(THIN_METADATA_BLOCK_BYTES)));
   }
 
+  /** thin_ctr (dm-thin.c): the pool device, the thin id, an optional external origin. */
   thinCtr(md: DmDev, argv: string[], table: FakeTable): TargetKind {
     if (argv.length !== 2 && argv.length !== 3) throw kerr('EINVAL', 'invalid argument count');
     const origin = argv.length === 3 ? this.getDevice(argv[2], table, md) : null;
@@ -259,6 +266,7 @@ export class DmTargets {
     return { kind: 'thin', poolDev, id, origin };
   }
 
+  /** The destructors: thin_dtr releases its thin id. */
   releaseTargets(targets: readonly FakeTarget[]): void {
     for (const t of targets) {
       if (t.impl.kind !== 'thin') continue;
@@ -278,6 +286,7 @@ export class DmTargets {
     if (settle) this.#s.block.settle();
   }
 
+  /** Pool destruction (__pool_dec): the last table using it gone, it commits and goes. */
   dropPoolIfUnused(md: DmDev): void {
     const e = this.#s.pools.get(md.minor);
     if (!e || e.md !== md) return;
@@ -287,7 +296,28 @@ export class DmTargets {
     this.#s.pools.delete(md.minor);
   }
 
+  /** Inspection rows of a table (FakeKernel.devices). */
   lines(t: FakeTable, table: boolean): FakeTableLine[] {
     return t.targets.map((x) => ({ start: x.start, length: x.length, type: x.type, params: table ? this.tableText(x) : '' }));
+  }
+
+  /** The pool entry of the thin-pool device `name` (for the inspection API). */
+  poolByName(name: string): PoolEntry {
+    const md = this.#s.dm.get(name);
+    const e = md ? this.#s.pools.get(md.minor) : undefined;
+    if (!e) throw new Error(`no thin pool device named ${name}`);
+    return e;
+  }
+
+  /** The pool, thin id and dm device of the active thin device `name` (writeThin, discardThin). */
+  thinByName(name: string): { entry: PoolEntry; id: number; md: DmDev } {
+    const md = this.#s.dm.get(name);
+    const t = md?.live?.targets[0]?.impl;
+    if (!md || !t || t.kind !== 'thin') throw new Error(`${name} is not an active thin device`);
+    if (md.suspended) throw new Error(`${name} is suspended: the write would block`);
+    const pmd = this.#s.dmByMinor.get(devMinor(t.poolDev));
+    const entry = pmd ? this.#s.pools.get(pmd.minor) : undefined;
+    if (!entry) throw new FakeIoError('EIO', 'pool gone');
+    return { entry, id: t.id, md };
   }
 }

@@ -3,53 +3,17 @@
 // against an armed crash point and the failNext rules, and a KernelErrno thrown by a handler is
 // turned into the IoctlError the real seam (src/ioctl/libc.ts) would throw. Not a kernel file: the
 // fault-injection side of the fake.
-import {
-  BLKDISCARD,
-  BLKFLSBUF,
-  BLKGETSIZE64,
-  BLKSSZGET,
-  dmRequestName,
-  LOOP_CLR_FD,
-  LOOP_CONFIGURE,
-  LOOP_CTL_ADD,
-  LOOP_CTL_GET_FREE,
-  LOOP_CTL_REMOVE,
-  LOOP_GET_STATUS64,
-  LOOP_SET_BLOCK_SIZE,
-  LOOP_SET_CAPACITY,
-  LOOP_SET_DIRECT_IO,
-  LOOP_SET_FD,
-  LOOP_SET_STATUS64,
-  type SyscallName,
-} from '../ioctl/index.js';
+import { BLK_REQUEST_NAMES, dmRequestName, LOOP_REQUEST_NAMES, type SyscallName } from '../ioctl/index.js';
 import { KernelErrno, seamError, SimulatedCrash } from './errors.js';
-import type { FakeCall } from './fake-kernel.js';
+import type { FailHandle, FailRule, FakeCall } from './fake-types.js';
 import type { ArmedRule, FakeState } from './fake-state.js';
 
-/** Request names by number for the non-dm requests the fake knows (for fault matching). */
-export const OTHER_REQUESTS = new Map<number, string>([
-  [LOOP_SET_FD, 'LOOP_SET_FD'],
-  [LOOP_CLR_FD, 'LOOP_CLR_FD'],
-  [LOOP_SET_STATUS64, 'LOOP_SET_STATUS64'],
-  [LOOP_GET_STATUS64, 'LOOP_GET_STATUS64'],
-  [LOOP_SET_CAPACITY, 'LOOP_SET_CAPACITY'],
-  [LOOP_SET_DIRECT_IO, 'LOOP_SET_DIRECT_IO'],
-  [LOOP_SET_BLOCK_SIZE, 'LOOP_SET_BLOCK_SIZE'],
-  [LOOP_CONFIGURE, 'LOOP_CONFIGURE'],
-  [LOOP_CTL_ADD, 'LOOP_CTL_ADD'],
-  [LOOP_CTL_REMOVE, 'LOOP_CTL_REMOVE'],
-  [LOOP_CTL_GET_FREE, 'LOOP_CTL_GET_FREE'],
-  [BLKGETSIZE64, 'BLKGETSIZE64'],
-  [BLKSSZGET, 'BLKSSZGET'],
-  [BLKFLSBUF, 'BLKFLSBUF'],
-  [BLKDISCARD, 'BLKDISCARD'],
-]);
-
+/** The names a failNext `request` may use for this request: as given, and its C name (src/ioctl tables). */
 export function requestNameOf(request: number, given: string): string[] {
   const names = new Set<string>([given]);
   const dm = dmRequestName(request);
   if (!dm.startsWith('0x')) names.add(dm);
-  const other = OTHER_REQUESTS.get(request >>> 0);
+  const other = LOOP_REQUEST_NAMES.get(request >>> 0) ?? BLK_REQUEST_NAMES.get(request >>> 0);
   if (other) names.add(other);
   return [...names];
 }
@@ -66,8 +30,22 @@ export class Faults {
     this.#s = s;
   }
 
+  /** Arms a failNext rule; the handle counts and cancels it. */
+  arm(rule: FailRule): FailHandle {
+    const armed: ArmedRule = { ...rule, left: rule.times ?? 1, skipLeft: rule.skip ?? 0 };
+    this.#s.rules.push(armed);
+    const rules = (): ArmedRule[] => this.#s.rules;
+    return {
+      get remaining() {
+        return armed.left;
+      },
+      cancel: () => {
+        this.#s.rules = rules().filter((r) => r !== armed);
+      },
+    };
+  }
 
-
+  /** Logs the call, runs the hooks, fires an armed crash point or a matching "before" rule. */
   begin(rec: FakeCall, names: readonly string[]): { rule: ArmedRule | undefined; crashAfterCall: boolean } {
     this.#s.calls.push(rec);
     for (const h of [...this.#s.hooks]) h(rec);
@@ -92,6 +70,7 @@ export class Faults {
     return { rule, crashAfterCall };
   }
 
+  /** The first armed rule matching this call (consumes one of its `times`), if any. */
   matchRule(rec: FakeCall, names: readonly string[]): ArmedRule | undefined {
     for (const r of this.#s.rules) {
       if (r.left <= 0) continue;
@@ -113,6 +92,7 @@ export class Faults {
     return undefined;
   }
 
+  /** The IoctlError context of a call (what the real seam reports). */
   ctx(rec: FakeCall): { syscall: SyscallName; request?: string; fd?: number; path?: string; dest?: string } {
     const c: { syscall: SyscallName; request?: string; fd?: number; path?: string; dest?: string } = { syscall: rec.syscall };
     if (rec.request !== undefined) c.request = rec.request;
@@ -122,6 +102,7 @@ export class Faults {
     return c;
   }
 
+  /** After the handler: a crash point with `when: 'after'` or an "after" rule fires now. */
   end(rec: FakeCall, gate: { rule: ArmedRule | undefined; crashAfterCall: boolean }): void {
     if (gate.crashAfterCall) {
       this.#s.crashed = true;
@@ -135,6 +116,7 @@ export class Faults {
     rec.result = 'ok';
   }
 
+  /** A KernelErrno from a handler becomes the seam's IoctlError; anything else propagates. */
   fail(rec: FakeCall, e: unknown): never {
     if (e instanceof KernelErrno) {
       rec.result = e.code;
@@ -143,6 +125,7 @@ export class Faults {
     throw e;
   }
 
+  /** Runs a synchronous syscall handler inside the boundary. */
   syncCall<T>(info: Omit<FakeCall, 'index'>, fn: () => T, names: readonly string[] = []): T {
     const rec: FakeCall = { index: this.#s.callIndex++, ...info };
     const gate = this.begin(rec, names);
@@ -157,6 +140,7 @@ export class Faults {
     return r;
   }
 
+  /** Runs an asynchronous syscall handler (mount, umount2, poll, ioctlAsync) inside the boundary. */
   async asyncCall<T>(info: Omit<FakeCall, 'index'>, fn: () => T | Promise<T>, names: readonly string[] = []): Promise<T> {
     const rec: FakeCall = { index: this.#s.callIndex++, ...info };
     const gate = this.begin(rec, names);

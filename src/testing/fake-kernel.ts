@@ -3,6 +3,10 @@
 // the request buffers DmControl and LoopControl really send (with the src/ioctl layouts, never a
 // parallel encoding) and answers with the state changes, payloads and errnos of
 // drivers/md/dm-ioctl.c, drivers/md/dm-thin.c, drivers/block/loop.c and block/ioctl.c.
+// This file is the Syscalls surface, path routing, inspection and lifecycle. The kernel's side
+// lives one file per kernel source, around one shared FakeState (fake-state.ts): fake-dm-ioctl.ts,
+// fake-dm-targets.ts, fake-loop.ts, fake-block.ts, fake-mounts.ts and fake-sysfs.ts; the
+// syscall-boundary logging and fault injection are in fake-faults.ts.
 //
 // What is intercepted, what passes through:
 // - paths under `devDir` (default /dev) and /run/udev live in an in-memory filesystem (Devfs):
@@ -39,7 +43,6 @@ import { Devfs } from './devfs.js';
 import { FakeIoError, kerr, SimulatedCrash } from './errors.js';
 import type { FakePoolMode } from './thin-model.js';
 import {
-  type ArmedRule,
   closeQuietly,
   DM_CONTROL_MINOR,
   type DmDev,
@@ -58,6 +61,16 @@ import {
   realStat,
   tableSectors,
 } from './fake-state.js';
+import type {
+  FailHandle,
+  FailRule,
+  FakeCall,
+  FakeDmDeviceInfo,
+  FakeKernelOptions,
+  FakeLoopInfo,
+  FakeMount,
+  FakePoolInfo,
+} from './fake-types.js';
 import { Faults, requestNameOf } from './fake-faults.js';
 import { DmIoctl } from './fake-dm-ioctl.js';
 import { DmTargets } from './fake-dm-targets.js';
@@ -66,137 +79,17 @@ import { BlockLayer } from './fake-block.js';
 import { Mounts } from './fake-mounts.js';
 import { Sysfs } from './fake-sysfs.js';
 
-// ---------------------------------------------------------------------------------------------
-// Public types
-
-/** Options of {@link FakeKernel}. */
-export interface FakeKernelOptions {
-  /** dm ioctl interface version the fake speaks. Default 4.47.0. */
-  readonly dmVersion?: readonly [number, number, number];
-  /** Block major of dm devices. Default 253. */
-  readonly dmMajor?: number;
-  /** Where the fake /dev lives. Default '/dev'. */
-  readonly devDir?: string;
-  /** loop0…loopN-1 exist at boot (CONFIG_BLK_DEV_LOOP_MIN_COUNT). Default 8. */
-  readonly initialLoops?: number;
-  /**
-   * Keep a sysfs tree (block/loopN/…, block/dm-N/…) in this real directory, for LoopControl's
-   * `sysfsRoot`; `true` makes a temp dir (removed by {@link FakeKernel.dispose}). Default: none.
-   */
-  readonly sysfs?: string | boolean;
-  /** Pretend udev runs (/run/udev/control exists). Default false. */
-  readonly udevRunning?: boolean;
-  /**
-   * Refuse the names 'control', '.' and '..' on create/rename (EINVAL), as kernels newer than 6.1
-   * do. Default false: Linux 6.1 (dm ioctl 4.47, the VM's kernel) accepts them; only '/' is refused.
-   */
-  readonly rejectReservedNames?: boolean;
-}
-
-/** One recorded syscall. */
-export interface FakeCall {
-  /** 0-based, counted over the FakeKernel's life (reset() restarts it). */
-  readonly index: number;
-  readonly syscall: SyscallName;
-  /** C request name for ioctls ('DM_DEV_REMOVE'). */
-  readonly request?: string;
-  readonly fd?: number;
-  readonly path?: string;
-  readonly dest?: string;
-  /** 'ok', an errno name, or 'crash'. Set when the call ends (undefined while a DEV_WAIT blocks). */
-  result?: string;
-}
-
-/** A scripted failure: see {@link FakeKernel.failNext}. */
-export interface FailRule {
-  /** Match an ioctl by C request name ('DM_DEV_REMOVE', 'LOOP_CONFIGURE', 'BLKDISCARD'). */
-  readonly request?: string;
-  /** Match a syscall ('open', 'mount'…). Default: any (or 'ioctl' when `request` is given). */
-  readonly syscall?: SyscallName;
-  /** Match the path argument: exact string or RegExp. */
-  readonly path?: string | RegExp;
-  /** Errno name to fail with ('EBUSY'). */
-  readonly errno: string;
-  /** How many matching calls fail. Default 1. */
-  readonly times?: number;
-  /** Matching calls to let through before failing. Default 0. */
-  readonly skip?: number;
-  /**
-   * 'before' (default): the call fails without effect. 'after': the kernel carries it out and the
-   * caller still gets the errno (an interrupted-but-done operation).
-   */
-  readonly when?: 'before' | 'after';
-}
-
-/** Handle of an armed rule. */
-export interface FailHandle {
-  /** Failures left to inject. */
-  readonly remaining: number;
-  cancel(): void;
-}
-
-/** Introspection of one dm device. */
-export interface FakeDmDeviceInfo {
-  readonly name: string;
-  readonly uuid: string | null;
-  readonly major: number;
-  readonly minor: number;
-  readonly suspended: boolean;
-  readonly openCount: number;
-  readonly eventNr: number;
-  readonly deferredRemove: boolean;
-  readonly readOnly: boolean;
-  /** Live table lines as loaded (params as the kernel normalised them), or null. */
-  readonly live: FakeTableLine[] | null;
-  readonly inactive: FakeTableLine[] | null;
-}
-
-export interface FakeTableLine {
-  readonly start: bigint;
-  readonly length: bigint;
-  readonly type: string;
-  readonly params: string;
-}
-
-/** Introspection of one loop device. */
-export interface FakeLoopInfo {
-  readonly index: number;
-  readonly path: string;
-  readonly openCount: number;
-  readonly bound: boolean;
-  readonly backingFile?: string;
-  readonly offset?: bigint;
-  readonly sizeLimit?: bigint;
-  readonly flags?: number;
-  readonly sizeBytes?: bigint;
-  readonly blockSize?: number;
-}
-
-/** Introspection of a thin pool. */
-export interface FakePoolInfo {
-  readonly name: string;
-  readonly transactionId: bigint;
-  readonly mode: FakePoolMode;
-  readonly dataBlockSize: number;
-  readonly dataBlocks: number;
-  readonly usedDataBlocks: number;
-  readonly metadataBlocks: number;
-  readonly heldRoot: bigint | null;
-  readonly needsCheck: boolean;
-  /** Thin ids with their mapped block counts. */
-  readonly thins: ReadonlyMap<number, number>;
-  /** Thin ids currently opened by thin targets. */
-  readonly openThins: readonly number[];
-}
-
-/** A mount made through the fake. */
-export interface FakeMount {
-  readonly source: string;
-  readonly target: string;
-  readonly fstype: string;
-  readonly flags: bigint;
-  readonly data: string | null;
-}
+export type {
+  FailHandle,
+  FailRule,
+  FakeCall,
+  FakeDmDeviceInfo,
+  FakeKernelOptions,
+  FakeLoopInfo,
+  FakeMount,
+  FakePoolInfo,
+  FakeTableLine,
+} from './fake-types.js';
 
 /**
  * The fake kernel. See the file header for what it intercepts; {@link FakeKernel.devices},
@@ -342,17 +235,7 @@ export class FakeKernel implements Syscalls {
    * @example fake.failNext({ request: 'DM_DEV_REMOVE', errno: 'EBUSY', times: 3 })
    */
   failNext(rule: FailRule): FailHandle {
-    const armed: ArmedRule = { ...rule, left: rule.times ?? 1, skipLeft: rule.skip ?? 0 };
-    this.#s.rules.push(armed);
-    const rules = (): ArmedRule[] => this.#s.rules;
-    return {
-      get remaining() {
-        return armed.left;
-      },
-      cancel: () => {
-        this.#s.rules = rules().filter((r) => r !== armed);
-      },
-    };
+    return this.#s.faults.arm(rule);
   }
 
   /**
@@ -454,7 +337,7 @@ export class FakeKernel implements Syscalls {
 
   /** Forces a pool into a mode ('ro', 'fail', 'out_of_data_space', 'rw') or sets needs_check. */
   setPoolMode(name: string, mode: FakePoolMode, options: { needsCheck?: boolean } = {}): void {
-    const e = this.#poolByName(name);
+    const e = this.#s.dmTargets.poolByName(name);
     e.model.mode = mode;
     if (options.needsCheck !== undefined) e.model.meta.needsCheck = options.needsCheck;
     this.#s.dmIoctl.mdEvent(e.md);
@@ -472,13 +355,6 @@ export class FakeKernel implements Syscalls {
     m.busy = busy;
   }
 
-  #poolByName(name: string): PoolEntry {
-    const md = this.#s.dm.get(name);
-    const e = md ? this.#s.pools.get(md.minor) : undefined;
-    if (!e) throw new Error(`no thin pool device named ${name}`);
-    return e;
-  }
-
   /**
    * "Writes" `count` pool data blocks of the thin device `name` (a dm device whose live table is
    * one thin target) starting at block `first`: allocation, CoW after snapshots, low-water and
@@ -487,7 +363,7 @@ export class FakeKernel implements Syscalls {
    * @throws FakeIoError ENOSPC when the pool runs out of data space, EIO past the device end
    */
   writeThin(name: string, first: number, count = 1, options: { commit?: boolean } = {}): void {
-    const { entry, id, md } = this.#thinOf(name);
+    const { entry, id, md } = this.#s.dmTargets.thinByName(name);
     const bs = BigInt(entry.model.meta.dataBlockSize);
     if (BigInt(first + count) * bs > tableSectors(md.live)) throw new FakeIoError('EIO', `write past the end of ${name}`);
     try {
@@ -499,20 +375,9 @@ export class FakeKernel implements Syscalls {
 
   /** Discards (unmaps) `count` blocks of thin device `name` from block `first`. */
   discardThin(name: string, first: number, count = 1): void {
-    const { entry, id } = this.#thinOf(name);
+    const { entry, id } = this.#s.dmTargets.thinByName(name);
     entry.model.discard(id, first, count);
     entry.model.commit();
-  }
-
-  #thinOf(name: string): { entry: PoolEntry; id: number; md: DmDev } {
-    const md = this.#s.dm.get(name);
-    const t = md?.live?.targets[0]?.impl;
-    if (!md || !t || t.kind !== 'thin') throw new Error(`${name} is not an active thin device`);
-    if (md.suspended) throw new Error(`${name} is suspended: the write would block`);
-    const pmd = this.#s.dmByMinor.get(devMinor(t.poolDev));
-    const entry = pmd ? this.#s.pools.get(pmd.minor) : undefined;
-    if (!entry) throw new FakeIoError('EIO', 'pool gone');
-    return { entry, id: t.id, md };
   }
 
   /**
@@ -665,7 +530,7 @@ export class FakeKernel implements Syscalls {
   }
 
   // -------------------------------------------------------------------------------------------
-  // open / close
+  // Path routing: open (char/block nodes of the fake /dev, else real files), close, ioctl
 
   #open(path: string, flags: number, mode: number): number {
     if (!this.#s.devfs.owns(path)) {
@@ -686,7 +551,7 @@ export class FakeKernel implements Syscalls {
       else throw kerr('ENXIO', `no driver for char device ${fmtDev(node.rdev)}`);
     } else if (type === S_IFBLK) {
       const dev = node.rdev;
-      this.#s.block.checkBlockOpen(dev, write, (flags & O_EXCL) !== 0);
+      this.#s.block.checkOpen(dev, write, (flags & O_EXCL) !== 0);
       entry = { kind: 'block', dev, write, path };
     } else if (type === S_IFDIR) {
       if (write) throw kerr('EISDIR', path);
@@ -707,9 +572,6 @@ export class FakeKernel implements Syscalls {
     realCall(() => closeSync(fd));
   }
 
-  // -------------------------------------------------------------------------------------------
-  // ioctl dispatch
-
   #ioctl(fd: number, request: number, arg: IoctlArg): number | Promise<number> {
     const e = this.#s.fds.get(fd);
     if (!e) {
@@ -718,11 +580,11 @@ export class FakeKernel implements Syscalls {
     }
     switch (e.kind) {
       case 'dm-control':
-        return this.#s.dmIoctl.dmIoctl(e, request >>> 0, arg);
+        return this.#s.dmIoctl.ctlIoctl(e, request >>> 0, arg);
       case 'loop-control':
         return this.#s.loop.control(request >>> 0, arg);
       case 'block':
-        return this.#s.block.blockIoctl(e, request >>> 0, arg);
+        return this.#s.block.ioctl(e, request >>> 0, arg);
       default:
         throw kerr('ENOTTY');
     }
@@ -732,17 +594,6 @@ export class FakeKernel implements Syscalls {
     const e = this.#s.fds.get(fd);
     if (!e) return this.#s.realFds.has(fd) ? events & (POLLIN | POLLOUT) : POLLNVAL;
     if (e.kind !== 'dm-control') return events & (POLLIN | POLLOUT);
-    const ready = (): number => (this.#s.globalEvent !== e.armed ? events & POLLIN : 0);
-    if (ready() || timeoutMs === 0) return ready();
-    return new Promise<number>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const wake = (): void => {
-        if (timer) clearTimeout(timer);
-        this.#s.globalWaiters.delete(wake);
-        resolve(ready());
-      };
-      this.#s.globalWaiters.add(wake);
-      if (timeoutMs > 0) timer = setTimeout(wake, timeoutMs);
-    });
+    return this.#s.dmIoctl.poll(e, events, timeoutMs);
   }
 }

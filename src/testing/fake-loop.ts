@@ -57,7 +57,7 @@ export class LoopDriver {
     this.#s = s;
   }
 
-
+  /** loop_control_ioctl: LOOP_CTL_ADD, LOOP_CTL_REMOVE, LOOP_CTL_GET_FREE. */
   control(request: number, arg: IoctlArg): number {
     const n = typeof arg === 'bigint' ? Number(BigInt.asIntN(64, arg)) : typeof arg === 'number' ? arg : NaN;
     switch (request) {
@@ -91,6 +91,7 @@ export class LoopDriver {
     }
   }
 
+  /** loop_add: a new unbound /dev/loopN. */
   add(index: number): void {
     const l: LoopDev = { index, dev: makedev(LOOP_MAJOR, index), bound: null };
     this.#s.loops.set(index, l);
@@ -98,6 +99,7 @@ export class LoopDriver {
     this.#s.sysfs.loop(l);
   }
 
+  /** lo_ioctl: the LOOP_* requests on a loop device. */
   ioctl(l: LoopDev, e: { dev: bigint; write: boolean }, request: number, arg: IoctlArg): number {
     switch (request) {
       case LOOP_CONFIGURE: {
@@ -176,6 +178,7 @@ export class LoopDriver {
     }
   }
 
+  /** The checks of loop_set_status_from_info. */
   statusFromInfo(info: { lo_encrypt_key_size: number; lo_encrypt_type: number; lo_offset: bigint; lo_sizelimit: bigint }): void {
     if (info.lo_encrypt_key_size > LO_KEY_SIZE) throw kerr('EINVAL');
     if (info.lo_encrypt_type !== LO_CRYPT_NONE) throw kerr('EINVAL');
@@ -183,6 +186,7 @@ export class LoopDriver {
     if (info.lo_offset > LLONG_MAX || info.lo_sizelimit > LLONG_MAX) throw kerr('EOVERFLOW');
   }
 
+  /** loop_configure (LOOP_CONFIGURE, LOOP_SET_FD): binds a backing file to the device. */
   bind(
     l: LoopDev,
     devWritable: boolean,
@@ -238,6 +242,7 @@ export class LoopDriver {
     return (n / SECTOR) * SECTOR;
   }
 
+  /** __loop_clr_fd: the device is free again. */
   unbind(l: LoopDev): void {
     if (!l.bound) return;
     closeQuietly(l.bound.fd);

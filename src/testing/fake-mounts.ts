@@ -27,7 +27,7 @@ export class Mounts {
     this.#s = s;
   }
 
-
+  /** A dm name or a /dev path to the block device number. */
   devOfSpec(spec: string): bigint {
     if (!spec.includes('/')) {
       const md = this.#s.dm.get(spec);
@@ -57,7 +57,7 @@ export class Mounts {
     return `dev:${dev}`;
   }
 
-
+  /** do_mount: MS_REMOUNT, MS_BIND, or a new mount of a block device holding `fstype`. */
   mount(source: string, target: string, fstype: string, flags: bigint, data: string | null): void {
     const tgt = posix.normalize(target);
     if (flags & MS_REMOUNT) {
@@ -86,6 +86,7 @@ export class Mounts {
     this.#s.mounts.push({ source, target: tgt, fstype, flags, data, dev, busy: false });
   }
 
+  /** The mount point must be a directory. */
   checkMountTarget(tgt: string): void {
     if (this.#s.devfs.owns(tgt)) {
       if ((this.#s.devfs.stat(tgt).mode & S_IFMT) !== S_IFDIR) throw kerr('ENOTDIR', tgt);
@@ -95,6 +96,7 @@ export class Mounts {
     if ((st.mode & S_IFMT) !== S_IFDIR) throw kerr('ENOTDIR', tgt);
   }
 
+  /** ksys_umount/do_umount: EBUSY while busy unless MNT_DETACH; last close effects follow. */
   umount(target: string, flags: number): void {
     if (flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | 8)) throw kerr('EINVAL', 'bad umount flags');
     if (flags & MNT_EXPIRE && flags & (MNT_FORCE | MNT_DETACH)) throw kerr('EINVAL');

@@ -5,10 +5,10 @@
 // fake-mounts.ts, fake-sysfs.ts, fake-faults.ts) reads and changes.
 import { closeSync } from 'node:fs';
 import { major as devMajor, minor as devMinor, type StatResult } from '../ioctl/index.js';
-import { Devfs } from './devfs.js';
+import type { Devfs } from './devfs.js';
 import { kerr } from './errors.js';
-import { type PoolFeatures, ThinPoolModel } from './thin-model.js';
-import type { FailRule, FakeCall, FakeMount } from './fake-kernel.js';
+import type { PoolFeatures, ThinPoolModel } from './thin-model.js';
+import type { FailRule, FakeCall, FakeMount } from './fake-types.js';
 import type { Faults } from './fake-faults.js';
 import type { DmIoctl } from './fake-dm-ioctl.js';
 import type { DmTargets } from './fake-dm-targets.js';

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_PARTSCAN, LO_FLAGS_READ_ONLY } from '../ioctl/index.js';
 import { type DmDev, type FakeState, LOOP_MAJOR, type LoopDev, SECTOR, tableSectors } from './fake-state.js';
 
+/** Writes one sysfs attribute file (creating its directory). */
 export function writeAttr(dir: string, name: string, value: string): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, name), `${value}\n`);
@@ -20,8 +21,7 @@ export class Sysfs {
     this.#s = s;
   }
 
-
-
+  /** /sys/block/loopN and its loop/ attributes (loop_attr_* in drivers/block/loop.c). */
   loop(l: LoopDev, removed = false): void {
     if (!this.#s.sysfsRoot) return;
     const dir = join(this.#s.sysfsRoot, 'block', `loop${l.index}`);
@@ -47,6 +47,7 @@ export class Sysfs {
     writeAttr(loopDir, 'dio', b.flags & LO_FLAGS_DIRECT_IO ? '1' : '0');
   }
 
+  /** /sys/block/dm-N and its dm/ attributes (drivers/md/dm-sysfs.c); gone until the disk is added. */
   dm(md: DmDev, removed = false): void {
     if (!this.#s.sysfsRoot) return;
     const dir = join(this.#s.sysfsRoot, 'block', `dm-${md.minor}`);
