@@ -88,7 +88,8 @@ import {
   ThinPoolOwnershipError,
   UnknownDeviceError,
   UnknownFilesystemError,
-} from './device-set-errors.js';
+  UnsafePathError,
+} from './errors.js';
 import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
 import { allocateDeviceId } from './ids.js';
@@ -112,7 +113,6 @@ import {
 import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
 import { RootLock } from './root-lock.js';
-import { UnsafePathError } from './errors.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, openNoFollow, removePrivateMountDir } from './safe-path.js';
 
 export { CRASH_POINTS };
