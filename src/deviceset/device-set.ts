@@ -39,7 +39,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { kernelLogTail, openKernelLog, type KernelLog, type KernelLogCursor } from './kernel-log.js';
+import { openKernelLog, type KernelLog } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
 import { BackingFileLinkError, LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
@@ -58,17 +58,8 @@ import {
   parseThinStatus,
   type ThinPoolWorkingStatus,
 } from '../thin/index.js';
-import {
-  BLKDISCARD,
-  MNT_DETACH,
-  UMOUNT_NOFOLLOW,
-  MS_NODEV,
-  MS_NOEXEC,
-  MS_NOSUID,
-  MS_RDONLY,
-  realSyscalls,
-  type Syscalls,
-} from '../ioctl/index.js';
+import { BLKDISCARD, MNT_DETACH, UMOUNT_NOFOLLOW, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { checkAbort, runTool } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, noCrashHook, type CrashHook, type CrashPointName } from './crash.js';
 import {
@@ -112,10 +103,12 @@ import {
 } from './options.js';
 import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
 import { reconcile, type ReconcileAction } from './reconcile.js';
+import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { RootLock } from './root-lock.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, openNoFollow, removePrivateMountDir } from './safe-path.js';
 
 export { CRASH_POINTS };
+export { splitMountOptions } from './mount.js';
 
 /** Log levels of {@link DeviceSetInit.log}. */
 export type DeviceSetLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -263,53 +256,6 @@ interface PoolSource {
   metadataDevice: string | null;
 }
 
-/**
- * Mount option words that are mount(2) flags, not filesystem data (include/uapi/linux/mount.h;
- * the ones src/ioctl does not mirror are spelled out here).
- */
-const FLAG_WORDS: Record<string, bigint> = {
-  ro: MS_RDONLY,
-  nosuid: MS_NOSUID,
-  nodev: MS_NODEV,
-  noexec: MS_NOEXEC,
-  sync: 16n, // MS_SYNCHRONOUS
-  dirsync: 128n, // MS_DIRSYNC
-  noatime: 1024n, // MS_NOATIME
-  nodiratime: 2048n, // MS_NODIRATIME
-  relatime: 1n << 21n, // MS_RELATIME
-  strictatime: 1n << 24n, // MS_STRICTATIME
-  lazytime: 1n << 25n, // MS_LAZYTIME
-};
-
-/** Splits mount options into mount(2) flags and the filesystem's data string. */
-export function splitMountOptions(options: readonly string[]): { flags: bigint; data: string } {
-  let flags = 0n;
-  const data: string[] = [];
-  for (const o of options.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '')) {
-    const f = FLAG_WORDS[o];
-    if (f !== undefined) flags |= f;
-    else if (o !== 'rw') data.push(o);
-  }
-  return { flags, data: data.join(',') };
-}
-
-/** Throws {@link OperationAbortedError} when `signal` has fired: called between steps, never inside one. */
-function checkAbort(signal: AbortSignal | undefined, operation: string): void {
-  if (signal?.aborted) throw new OperationAbortedError(operation, { cause: signal.reason });
-}
-
-/** Runs a child-process tool; when `signal` fired meanwhile, its failure is the abort. */
-async function runTool<T>(signal: AbortSignal | undefined, operation: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    const out = await fn();
-    checkAbort(signal, operation);
-    return out;
-  } catch (err) {
-    if (signal?.aborted && !(err instanceof OperationAbortedError)) throw new OperationAbortedError(operation, { cause: err });
-    throw err;
-  }
-}
-
 function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
   if (input === undefined) return false;
   if (Array.isArray(input)) return (input as readonly string[]).some((s) => /^\s*dm\.basesize\s*=/i.test(s));
@@ -371,6 +317,7 @@ export class DeviceSet {
   readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
+  readonly #mountDeps: MountDeps;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
     this.root = root;
@@ -391,6 +338,14 @@ export class DeviceSet {
     this.#initSignal = init.signal;
     this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
     this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
+    this.#mountDeps = {
+      dm: this.#dm,
+      sys: this.#sys,
+      kernelLog: this.#kernelLog,
+      options,
+      dmName: (hash) => this.#dmName(hash),
+      undoActivate: (hash) => this.#deactivate(hash, true).catch(() => undefined),
+    };
   }
 
   // ------------------------------------------------------------------------------------ init
@@ -1485,69 +1440,14 @@ export class DeviceSet {
         await this.#deactivate(hash, true).catch(() => undefined);
         throw new UnknownFilesystemError(device);
       }
-      const words = [
-        ...(fsType === 'xfs' ? ['nouuid'] : []),
-        ...(this.options.mountOptions ? [this.options.mountOptions] : []),
-        ...(options.options ? [options.options] : []),
-        ...(options.label ? [`context="${options.label}"`] : []),
-      ];
-      const { flags, data } = splitMountOptions(words);
-      if (options.signal?.aborted) {
-        await this.#deactivate(hash, true).catch(() => undefined);
-        checkAbort(options.signal, 'mountDevice');
-      }
-      const log = this.#openKernelLog();
-      try {
-        await this.#sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
-      } catch (err) {
-        // The errno alone rarely says what is wrong (EINVAL covers a bad option and a corrupt
-        // superblock alike): the filesystem's own words are in the kernel log. Read them while
-        // the device is still active, so its dm-N name is known.
-        const kernelLog = await this.#kernelLogFor(hash, log);
-        await this.#deactivate(hash, true).catch(() => undefined);
-        const code = (err as { code?: string }).code ?? 'error';
-        const why = `${code}: ${mountErrorHint(code)} (${(err as Error).message})`;
-        throw new MountFailedError(hash, device, path, fsType, data, why, { cause: err, kernelLog });
-      } finally {
-        log?.close();
-      }
-      if (fsType === 'xfs' && this.options.xfsNoSpaceMaxRetries !== null) {
-        try {
-          const info = await this.#dm.deviceInfo(this.#dmName(hash));
-          fs.writeFileSync(`/sys/fs/xfs/dm-${info.dev.minor}/error/metadata/ENOSPC/max_retries`, String(this.options.xfsNoSpaceMaxRetries));
-        } catch (err) {
-          await this.#sys.umount2Async(path, MNT_DETACH).catch(() => undefined);
-          await this.#deactivate(hash, true).catch(() => undefined);
-          throw new DeviceSetUnsupportedError(`dm.xfs_nospace_max_retries is set but could not be applied: ${String(err)}`);
-        }
-      }
+      await mountThinDevice(this.#mountDeps, hash, device, path, fsType, options);
       this.#mounts.set(hash, { path, count: 1 });
     });
-  }
-
-  #openKernelLog(): KernelLogCursor | null {
-    try {
-      return this.#kernelLog();
-    } catch {
-      return null;
-    }
   }
 
   /** FsTools.probe, or the superblock probe through node:fs for FsTools written before it existed. */
   async #probeFs(device: string): Promise<BaseFilesystem | null> {
     return this.#tools.probe ? this.#tools.probe(device) : probeDeviceFilesystem(device);
-  }
-
-  /** The kernel log lines since `log` was opened about `hash`'s dm-N device (or the last few). Never throws. */
-  async #kernelLogFor(hash: string, log: KernelLogCursor | null): Promise<string[]> {
-    try {
-      const records = log?.read() ?? [];
-      if (records.length === 0) return [];
-      const info = await this.#dm.deviceInfo(this.#dmName(hash)).catch(() => undefined);
-      return kernelLogTail(records, info ? `dm-${info.dev.minor}` : '');
-    } catch {
-      return [];
-    }
   }
 
   /**
@@ -1564,7 +1464,7 @@ export class DeviceSet {
         throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
       }
       if (--m.count > 0) return;
-      await this.#sys.umount2Async(path, MNT_DETACH);
+      await unmountPath(this.#sys, path);
       this.#mounts.delete(hash);
       await this.#deactivate(hash, true);
     });
@@ -1744,7 +1644,7 @@ export class DeviceSet {
     this.#crash('shutdown:before-unmount');
     for (const [hash, m] of this.#mounts) {
       try {
-        await this.#sys.umount2Async(m.path, MNT_DETACH);
+        await unmountPath(this.#sys, m.path);
       } catch (err) {
         this.#log('warn', `unmounting ${hash} at ${m.path}: ${String(err)}`);
       }
@@ -1795,24 +1695,6 @@ async function freeBytesUnder(file: string): Promise<bigint | null> {
     return s.bavail * s.bsize;
   } catch {
     return null;
-  }
-}
-
-function mountErrorHint(code: string): string {
-  switch (code) {
-    case 'EINVAL':
-      return 'bad mount option or a corrupt/unknown filesystem (see dmesg)';
-    case 'ENOENT':
-      return 'the mount point or the device node does not exist';
-    case 'EBUSY':
-      return 'already mounted, or the device is held exclusively';
-    case 'EACCES':
-    case 'EPERM':
-      return 'not permitted (needs CAP_SYS_ADMIN)';
-    case 'EROFS':
-      return 'the device is read-only';
-    default:
-      return 'see dmesg';
   }
 }
 
