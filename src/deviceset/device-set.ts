@@ -45,9 +45,6 @@ import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js'
 import { BackingFileLinkError, LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
 import {
   ThinDevice,
-  ThinIdInUseError,
-  ThinIdNotFoundError,
-  ThinDeviceBusyError,
   ThinPool,
   UnexpectedTargetError,
   classifyMetadataHead,
@@ -61,7 +58,7 @@ import {
 import { BLKDISCARD, MNT_DETACH, UMOUNT_NOFOLLOW, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort, runTool } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
-import { CRASH_POINTS, noCrashHook, type CrashHook, type CrashPointName } from './crash.js';
+import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
 import {
   BackingFileInUseError,
   BackingFilesLostError,
@@ -73,9 +70,7 @@ import {
   DeviceSetClosedError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
-  MountFailedError,
   OperationAbortedError,
-  PoolFreeSpaceError,
   ThinPoolOwnershipError,
   UnknownDeviceError,
   UnknownFilesystemError,
@@ -83,16 +78,13 @@ import {
 } from './errors.js';
 import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
-import { allocateDeviceId } from './ids.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
   type DeviceRecord,
-  type DeviceSetRecord,
   type MetadataFs,
-  type TransactionRecord,
 } from './metadata.js';
-import { AsyncMutex, KeyedMutex } from './mutex.js';
+import { KeyedMutex } from './mutex.js';
 import {
   formatDmOptions,
   parseSize,
@@ -101,17 +93,18 @@ import {
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
-import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
-import { reconcile, type ReconcileAction } from './reconcile.js';
+import { minFreeBlocks, poolParamsFor } from './pool-sizing.js';
+import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
+import { Journal, MIN_DEVICE_ID } from './journal.js';
 import { RootLock } from './root-lock.js';
+import type { DeviceSetLogLevel, PoolSource } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, openNoFollow, removePrivateMountDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 export { splitMountOptions } from './mount.js';
 
-/** Log levels of {@link DeviceSetInit.log}. */
-export type DeviceSetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type { DeviceSetLogLevel } from './types.js';
 
 /** Everything {@link DeviceSet.init} accepts besides the root. */
 export interface DeviceSetInit {
@@ -236,25 +229,15 @@ export interface MountDeviceOptions extends AbortOptions {
   readonly label?: string;
 }
 
-const MIN_DEVICE_ID = 1;
 const DEFAULT_DEFERRED_DELETE_MS = 30_000;
 /** Deferred remove exists in dm ioctl ≥ 4.27.0. */
 const DEFERRED_REMOVE_MINOR = 27;
-const EEXIST_RETRIES = 1000;
 
 interface MountEntry {
   path: string;
   count: number;
 }
 
-/** Where the pool's data and metadata come from. */
-interface PoolSource {
-  readonly owned: boolean;
-  readonly dataFile: string | null;
-  readonly metadataFile: string | null;
-  dataDevice: string | null;
-  metadataDevice: string | null;
-}
 
 function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
   if (input === undefined) return false;
@@ -292,17 +275,12 @@ export class DeviceSet {
   readonly #tools: FsTools;
   readonly #kernelLog: KernelLog;
   readonly #blockDevices: BlockDevices | undefined;
-  readonly #store: MetadataStore;
   readonly #crash: CrashHook;
+  readonly #journal: Journal;
   readonly #log: (level: DeviceSetLogLevel, message: string) => void;
   readonly #lock: RootLock;
-  readonly #poolLock = new AsyncMutex();
   readonly #devLocks = new KeyedMutex();
-  readonly #records = new Map<string, DeviceRecord>();
-  readonly #usedIds = new Set<number>();
   readonly #mounts = new Map<string, MountEntry>();
-  #deviceSet: DeviceSetRecord;
-  #pool!: ThinPool;
   #source!: PoolSource;
   #deferredRemoval = false;
   #deferredDeletion = false;
@@ -330,14 +308,19 @@ export class DeviceSet {
     this.#tools = init.tools ?? realFsTools;
     this.#kernelLog = init.kernelLog ?? openKernelLog;
     this.#blockDevices = init.blockDevices;
-    this.#store = new MetadataStore(root, init.metadataFs);
     this.#crash = init.crashPoint ?? noCrashHook;
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
     this.#initSignal = init.signal;
     this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
-    this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
+    this.#journal = new Journal({
+      store: new MetadataStore(root, init.metadataFs),
+      crash: this.#crash,
+      log: this.#log,
+      minFreeSpacePercent: options.minFreeSpacePercent,
+      deviceSet: { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) },
+    });
     this.#mountDeps = {
       dm: this.#dm,
       sys: this.#sys,
@@ -400,53 +383,29 @@ export class DeviceSet {
     this.#deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
     this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#deferredRemoval : o.useDeferredDeletion;
 
-    const loaded = this.#store.loadAll();
+    const loaded = this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
-    if (loaded.deviceSet) this.#deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
+    if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
     const newPool = await this.#setupPool(firstUse, loaded.devices.size);
+    this.#journal.owned = this.#source.owned;
     await this.#cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
-    const status = await this.#pool.status({ noflush: true });
+    const status = await this.#journal.pool.status({ noflush: true });
     if (status.kind !== 'working') {
-      throw new ThinPoolOwnershipError(this.#pool.name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
+      throw new ThinPoolOwnershipError(this.#journal.pool.name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
     }
     if (o.thinPoolDevice !== null && firstUse) {
-      if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
-      if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
+      if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(this.#journal.pool.name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
+      if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(this.#journal.pool.name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
     }
-    const poolIds = new Set<number>();
-    // The kernel cannot list thin ids: every recorded id counts as present. On an external pool a
-    // 'creating' record's id is not proven ours (only the commit proves it; the open transaction's
-    // id is probed below), so it is left out: reconcile then never deletes it as an orphan.
-    if (!newPool) for (const r of loaded.devices.values()) if (this.#source.owned || r.state !== 'creating') poolIds.add(r.deviceId);
-    const tx = loaded.transaction;
-    if (!this.#source.owned && this.#deviceSet.transactionId === undefined) {
-      // First use (the ownership check above saw 0), or a root written before the journal kept its
-      // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
-      this.#deviceSet = { ...this.#deviceSet, transactionId: Number(status.transactionId) };
-    }
-    if (tx && !newPool) {
-      this.#crash('init:before-probe');
-      const exists = await this.#probe(tx.deviceId);
-      if (exists && !this.#source.owned && !this.#provablyOurs(tx, status)) {
-        this.#quarantine(tx);
-        poolIds.delete(tx.deviceId); // so that no plan deletes it
-      } else if (exists) poolIds.add(tx.deviceId);
-      else poolIds.delete(tx.deviceId);
-    }
-    for (const q of this.#deviceSet.quarantinedIds ?? []) this.#usedIds.add(q.deviceId);
-    const plan = reconcile(loaded.devices, tx, poolIds, this.#journalTxid(status));
-    for (const r of loaded.devices.values()) this.#records.set(r.hash, r);
-    if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
-    await this.#applyPlan(plan, tx);
-    for (const r of this.#records.values()) this.#usedIds.add(r.deviceId);
+    await this.#journal.recover(loaded, status, newPool, (hash) => this.#quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
-    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     await this.#undoInterruptedAdds();
@@ -494,7 +453,7 @@ export class DeviceSet {
    * delete it (the record proves it is ours), so that a retry of the add works.
    */
   async #undoInterruptedAdds(): Promise<void> {
-    for (const rec of [...this.#records.values()]) {
+    for (const rec of [...this.#journal.records.values()]) {
       if (rec.hash === '' || rec.growTo === undefined || rec.deleted) continue;
       this.#log('info', `recovery: deleting ${rec.hash}, whose addDevice was interrupted while growing its filesystem`);
       const release = await this.#devLocks.lockMany([rec.hash]);
@@ -504,42 +463,6 @@ export class DeviceSet {
         release();
       }
     }
-  }
-
-  /**
-   * On an external pool (shared with its manager and maybe other users), whether the open
-   * transaction's thin id is provably ours. Only the journal's commit proves it: a create whose
-   * commit landed made the id (the pool refused create_thin with EEXIST otherwise and the id was
-   * never recorded). Before the commit an existing id may be ours (the message went through, then
-   * the crash) or someone else's (made while our message was never sent): that cannot be told
-   * apart from the pool, so it is quarantined, never deleted. A delete that committed already
-   * removed our id; an id found again under that number belongs to someone else.
-   */
-  #provablyOurs(tx: TransactionRecord, status: ThinPoolWorkingStatus): boolean {
-    const committed = this.#journalTxid(status) >= BigInt(tx.openTransactionId);
-    if (tx.op === 'delete') return !committed;
-    return committed;
-  }
-
-  /** Records `tx`'s thin id as in doubt: never deleted, never reused, reported by status(). */
-  #quarantine(tx: TransactionRecord): void {
-    const reason = `${tx.op} of ${tx.deviceHash || 'base'} (transaction ${tx.openTransactionId}) was interrupted before its commit; the id exists in the pool and may belong to another user`;
-    const list = (this.#deviceSet.quarantinedIds ?? []).filter((q) => q.deviceId !== tx.deviceId);
-    this.#deviceSet = { ...this.#deviceSet, quarantinedIds: [...list, { deviceId: tx.deviceId, reason, since: new Date().toISOString() }] };
-    this.#store.saveDeviceSet(this.#deviceSet);
-    this.#log('warn', `recovery: thin ${tx.deviceId} of the external pool ${this.#pool.name} is quarantined: ${reason}`);
-  }
-
-  /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
-  async #probe(id: number): Promise<boolean> {
-    try {
-      await this.#pool.createThin(id);
-    } catch (err) {
-      if (err instanceof ThinIdInUseError) return true;
-      throw err;
-    }
-    await this.#pool.deleteThin(id);
-    return false;
   }
 
   /**
@@ -553,13 +476,13 @@ export class DeviceSet {
       this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
       if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
       try {
-        this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
+        this.#journal.pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       } catch (err) {
         if (err instanceof UnexpectedTargetError) throw new ThinPoolOwnershipError(name, 'is not a thin pool', { cause: err });
         throw err;
       }
-      this.#source.dataDevice = this.#pool.params.dataDev;
-      this.#source.metadataDevice = this.#pool.params.metadataDev;
+      this.#source.dataDevice = this.#journal.pool.params.dataDev;
+      this.#source.metadataDevice = this.#journal.pool.params.metadataDev;
       return false;
     }
 
@@ -578,14 +501,14 @@ export class DeviceSet {
       await this.#dm.deviceRemove(name);
     } else if (found !== null) {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
-      this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
+      this.#journal.pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
       if (dataFile !== null && metadataFile !== null) {
         this.#assertBackingFilesPresent(name, [
-          [dataFile, this.#pool.params.dataDev],
-          [metadataFile, this.#pool.params.metadataDev],
+          [dataFile, this.#journal.pool.params.dataDev],
+          [metadataFile, this.#journal.pool.params.metadataDev],
         ]);
-        const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
-        const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+        const dataDevice = this.#loopFor(dataFile, this.#journal.pool.params.dataDev);
+        const metadataDevice = this.#loopFor(metadataFile, this.#journal.pool.params.metadataDev);
         this.#source.dataDevice = dataDevice;
         this.#source.metadataDevice = metadataDevice;
         await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
@@ -649,7 +572,7 @@ export class DeviceSet {
       }
       const params = poolParamsFor(o, dataBytes);
       this.#crash('init:before-pool-create');
-      this.#pool = await ThinPool.create(this.#dm, {
+      this.#journal.pool = await ThinPool.create(this.#dm, {
         name,
         metadataDev: metaDev,
         dataDev,
@@ -692,9 +615,9 @@ export class DeviceSet {
         await this.#loops.setCapacity(device);
       }
     }
-    const bs = BigInt(this.#pool.params.dataBlockSize);
+    const bs = BigInt(this.#journal.pool.params.dataBlockSize);
     const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
-    const status = await this.#pool.status({ noflush: true });
+    const status = await this.#journal.pool.status({ noflush: true });
     // A failed or erroring pool is refused by #init right after this, with the repair advice;
     // reloading its table here would only turn that into a raw kernel error.
     if (status.kind !== 'working') return;
@@ -702,10 +625,10 @@ export class DeviceSet {
     const metadataBytes = this.#loops.sizeOf(metadataDevice);
     const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
     const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
-    if (dataLength > this.#pool.lengthSectors || metadataGrew) {
-      this.#log('info', `growing ${this.#pool.name}: data ${this.#pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
+    if (dataLength > this.#journal.pool.lengthSectors || metadataGrew) {
+      this.#log('info', `growing ${this.#journal.pool.name}: data ${this.#journal.pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
       this.#crash('init:before-pool-grow');
-      await this.#pool.resize();
+      await this.#journal.pool.resize();
     }
   }
 
@@ -777,57 +700,10 @@ export class DeviceSet {
     return match.path;
   }
 
-  async #applyPlan(plan: readonly ReconcileAction[], tx: TransactionRecord | undefined): Promise<void> {
-    const keep = new Set<string>();
-    for (const a of plan) {
-      this.#crash('init:before-reconcile-action');
-      switch (a.action) {
-        case 'delete-thin': {
-          const owner = [...this.#records.values()].find((r) => r.deviceId === a.deviceId) ?? (tx?.deviceId === a.deviceId ? this.#records.get(tx.deviceHash) : undefined);
-          if (owner) await this.#quietDeactivate(owner.hash);
-          try {
-            await this.#pool.deleteThin(a.deviceId);
-          } catch (err) {
-            if (err instanceof ThinIdNotFoundError) break;
-            if (!(err instanceof ThinDeviceBusyError) || !owner) throw err;
-            // Still open (the dead process left it mounted): keep the record, deferred.
-            const deferred: DeviceRecord = { ...owner, state: 'deleting', deleted: true, lastError: 'busy during crash recovery' };
-            this.#store.saveDevice(deferred);
-            this.#records.set(owner.hash, deferred);
-            keep.add(owner.hash);
-            this.#log('warn', `thin ${a.deviceId} (${owner.hash || 'base'}) is busy; marked for deferred deletion`);
-          }
-          break;
-        }
-        case 'drop-record':
-          if (keep.has(a.hash)) break;
-          this.#store.removeDevice(a.hash);
-          this.#records.delete(a.hash);
-          break;
-        case 'mark-ready':
-        case 'mark-faulty': {
-          const r = this.#records.get(a.hash);
-          if (!r) break;
-          const next: DeviceRecord =
-            a.action === 'mark-ready' ? { ...r, state: 'ready' } : { ...r, state: 'faulty', deleted: false, lastError: `recovery: ${a.why}` };
-          this.#store.saveDevice(next);
-          this.#records.set(a.hash, next);
-          break;
-        }
-        case 'set-transaction-id':
-          await this.#commitTransaction(a.from, a.to);
-          break;
-        case 'clear-transaction':
-          this.#store.clearTransaction();
-          break;
-      }
-    }
-  }
-
   async #setupBase(baseSizeGiven: boolean): Promise<void> {
     const release = await this.#devLocks.lockMany(['']);
     try {
-      let base = this.#records.get('');
+      let base = this.#journal.records.get('');
       if (base && (!base.initialized || base.deleted || base.state !== 'ready')) {
         this.#log('info', `base device is ${base.state}${base.initialized ? '' : ', not initialized'}${base.deleted ? ', deleted' : ''}: recreating it`);
         await this.#deleteLocked(base, true);
@@ -845,22 +721,22 @@ export class DeviceSet {
 
   async #createBase(): Promise<void> {
     const o = this.options;
-    const rec = await this.#createJournalled('create', '', o.baseSize, undefined, undefined);
+    const rec = await this.#journal.createThin('', o.baseSize);
     this.#crash('base:before-activate');
     const path = await this.#activate(rec);
     this.#crash('base:before-mkfs');
-    await this.#poolLock.run(() => {
+    await this.#journal.poolLock.run(() => {
       // A recreated base gets a new filesystem uuid: forget the old one before mkfs, or a crash
       // before the new one is saved would fail every later init with BaseUuidMismatchError.
-      const { baseFilesystemUuid: _previous, ...rest } = this.#deviceSet;
-      this.#deviceSet = { ...rest, baseFilesystem: o.fs };
-      this.#store.saveDeviceSet(this.#deviceSet);
+      const { baseFilesystemUuid: _previous, ...rest } = this.#journal.deviceSet;
+      this.#journal.deviceSet = { ...rest, baseFilesystem: o.fs };
+      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
     const signal = this.#initSignal;
     const call = signal ? { signal } : undefined;
     await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
     this.#crash('base:before-initialized');
-    await this.#saveRecord({ ...rec, initialized: true, filesystem: o.fs });
+    await this.#journal.saveRecord({ ...rec, initialized: true, filesystem: o.fs });
     const uuid = await runTool(signal, 'DeviceSet.init', () => this.#tools.uuid(path, call));
     this.#crash('base:before-uuid-save');
     await this.#saveBaseUuid(uuid);
@@ -868,11 +744,11 @@ export class DeviceSet {
   }
 
   async #saveBaseUuid(uuid: string): Promise<void> {
-    const base = this.#records.get('');
-    if (base) await this.#saveRecord({ ...base, filesystemUuid: uuid });
-    await this.#poolLock.run(() => {
-      this.#deviceSet = { ...this.#deviceSet, baseFilesystemUuid: uuid };
-      this.#store.saveDeviceSet(this.#deviceSet);
+    const base = this.#journal.records.get('');
+    if (base) await this.#journal.saveRecord({ ...base, filesystemUuid: uuid });
+    await this.#journal.poolLock.run(() => {
+      this.#journal.deviceSet = { ...this.#journal.deviceSet, baseFilesystemUuid: uuid };
+      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
   }
 
@@ -891,19 +767,19 @@ export class DeviceSet {
     const path = await this.#activate(base);
     try {
       const uuid = await this.#tools.uuid(path);
-      const stored = this.#deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
+      const stored = this.#journal.deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
       if (stored !== undefined && stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
       // Both records carry it: a crash between the two writes of #saveBaseUuid left one without.
-      if (this.#deviceSet.baseFilesystemUuid === undefined || base.filesystemUuid === undefined) await this.#saveBaseUuid(uuid);
-      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? (await this.#probeFs(path)) ?? undefined;
+      if (this.#journal.deviceSet.baseFilesystemUuid === undefined || base.filesystemUuid === undefined) await this.#saveBaseUuid(uuid);
+      const fsType = base.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? (await this.#probeFs(path)) ?? undefined;
       if (fsType === undefined) throw new UnknownFilesystemError(path);
       // From the current record: #saveBaseUuid may just have added the uuid to it.
-      if (base.filesystem === undefined) await this.#saveRecord({ ...(this.#records.get('') ?? base), filesystem: fsType });
+      if (base.filesystem === undefined) await this.#journal.saveRecord({ ...(this.#journal.records.get('') ?? base), filesystem: fsType });
       if (fsType !== o.fs) this.#log('warn', `the base device has ${fsType}; dm.fs=${o.fs} is ignored`);
     } finally {
       await this.#deactivate('', false);
     }
-    const current = this.#records.get('') ?? base;
+    const current = this.#journal.records.get('') ?? base;
     if (baseSizeGiven && o.baseSize > BigInt(current.size)) {
       checkAbort(this.#initSignal, 'DeviceSet.init');
       this.#crash('base:before-grow');
@@ -925,20 +801,20 @@ export class DeviceSet {
    */
   async #growDevice(rec: DeviceRecord, to: number, signal: AbortSignal | undefined, operation: string): Promise<DeviceRecord> {
     const intent: DeviceRecord = { ...rec, growTo: to };
-    if (rec.growTo !== to) await this.#saveRecord(intent);
+    if (rec.growTo !== to) await this.#journal.saveRecord(intent);
     await this.#growFilesystem(intent, signal, operation);
     this.#crash('grow:before-size-save');
     const { growTo: _done, ...rest } = intent;
     const grown: DeviceRecord = { ...rest, size: to };
-    await this.#saveRecord(grown);
+    await this.#journal.saveRecord(grown);
     return grown;
   }
 
   async #dropGrowIntent(hash: string): Promise<void> {
-    const rec = this.#records.get(hash);
+    const rec = this.#journal.records.get(hash);
     if (rec?.growTo === undefined) return;
     const { growTo: _dropped, ...rest } = rec;
-    await this.#saveRecord(rest);
+    await this.#journal.saveRecord(rest);
   }
 
   /**
@@ -947,7 +823,7 @@ export class DeviceSet {
    * leaves it for {@link #cleanGrowMounts}.
    */
   async #growFilesystem(rec: DeviceRecord, signal: AbortSignal | undefined, operation: string): Promise<void> {
-    const fsType = rec.filesystem ?? this.#deviceSet.baseFilesystem ?? this.options.fs;
+    const fsType = rec.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? this.options.fs;
     await this.#deactivate(rec.hash, false);
     const device = await this.#activate(rec);
     const mnt = ensurePrivateMountDir(this.root, `.grow-${rec.hash || 'base'}`);
@@ -983,7 +859,7 @@ export class DeviceSet {
       }
     }
     try {
-      if (this.#pool && this.#poolCreatedHere) await this.#pool.remove();
+      if (this.#journal.pool && this.#poolCreatedHere) await this.#journal.pool.remove();
     } catch (err) {
       this.#log('warn', `cleanup after a failed init: ${String(err)}`);
     }
@@ -1010,179 +886,6 @@ export class DeviceSet {
     }
   }
 
-  async #saveRecord(rec: DeviceRecord): Promise<void> {
-    await this.#poolLock.run(() => {
-      this.#store.saveDevice(rec);
-      this.#records.set(rec.hash, rec);
-    });
-  }
-
-  /**
-   * create_thin (base) or create_snap (snapshot of `origin`) through the journal. Caller holds
-   * the device locks of `hash` (and the origin).
-   */
-  async #createJournalled(
-    op: 'create' | 'snapshot',
-    hash: string,
-    size: bigint,
-    origin: DeviceRecord | undefined,
-    originActiveName: string | undefined,
-    growTo?: number,
-  ): Promise<DeviceRecord> {
-    const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
-    return this.#poolLock.run(async () => {
-      const status = await this.#pool.assertWritable();
-      if (op === 'snapshot') {
-        const short = freeSpaceShortfall(status, this.options.minFreeSpacePercent);
-        if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
-      }
-      const current = this.#journalTxid(status);
-      const open = current + 1n;
-      let { id, next } = allocateDeviceId(this.#usedIds, this.#deviceSet.nextDeviceId || MIN_DEVICE_ID);
-      const txFor = (devId: number): TransactionRecord => ({
-        openTransactionId: Number(open),
-        deviceHash: hash,
-        deviceId: devId,
-        op,
-        ...(origin ? { originDeviceId: origin.deviceId } : {}),
-        size: Number(size),
-      });
-      const fsType = origin?.filesystem ?? this.#deviceSet.baseFilesystem;
-      const recFor = (devId: number): DeviceRecord => ({
-        hash,
-        deviceId: devId,
-        size: Number(size),
-        transactionId: Number(open),
-        initialized: false,
-        deleted: false,
-        state: 'creating',
-        ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
-        createdAt: new Date().toISOString(),
-        ...(growTo !== undefined ? { growTo } : {}),
-      });
-      point('before-transaction');
-      this.#store.saveTransaction(txFor(id));
-      point('before-record');
-      let rec = recFor(id);
-      this.#store.saveDevice(rec);
-      point('before-message');
-      for (let attempt = 0; ; attempt++) {
-        try {
-          if (op === 'create') await this.#pool.createThin(id);
-          else await this.#pool.createSnap(id, origin?.deviceId ?? 0, originActiveName ? { origin: originActiveName } : {});
-          break;
-        } catch (err) {
-          if (err instanceof ThinIdInUseError && attempt < EEXIST_RETRIES) {
-            // Docker: "Device ID exists in pool but it is supposed to be unused".
-            this.#log('warn', `thin id ${id} exists in the pool but has no record; trying another id`);
-            this.#usedIds.add(id);
-            ({ id, next } = allocateDeviceId(this.#usedIds, next));
-            this.#store.saveTransaction(txFor(id));
-            rec = recFor(id);
-            this.#store.saveDevice(rec);
-            continue;
-          }
-          // Nothing was created: undo the journal entries.
-          this.#store.removeDevice(hash);
-          this.#store.clearTransaction();
-          throw err;
-        }
-      }
-      this.#deviceSet = { ...this.#deviceSet, nextDeviceId: next };
-      point('before-commit');
-      try {
-        await this.#commitTransaction(current, open);
-      } catch (err) {
-        try {
-          await this.#pool.deleteThin(id);
-          this.#store.removeDevice(hash);
-          this.#store.clearTransaction();
-        } catch (undoErr) {
-          this.#log('error', `could not undo create of thin ${id} after its commit failed (init will): ${String(undoErr)}`);
-        }
-        throw err;
-      }
-      point('before-ready');
-      rec = { ...rec, state: 'ready' };
-      this.#store.saveDevice(rec);
-      point('before-clear');
-      this.#store.clearTransaction();
-      this.#usedIds.add(id);
-      this.#records.set(hash, rec);
-      return rec;
-    });
-  }
-
-  /**
-   * The transaction id the journal counts from: the pool's when this DeviceSet owns the pool,
-   * otherwise its own marker in the deviceset record (see DeviceSetRecord.transactionId).
-   */
-  #journalTxid(status: ThinPoolWorkingStatus): bigint {
-    if (this.#source.owned) return status.transactionId;
-    return BigInt(this.#deviceSet.transactionId ?? 0);
-  }
-
-  /**
-   * The journal's commit point: `set_transaction_id from to` on an owned pool; on an external
-   * pool an atomic, fsynced write of the deviceset record (the pool's id is its manager's).
-   */
-  async #commitTransaction(from: bigint, to: bigint): Promise<void> {
-    if (this.#source.owned) {
-      await this.#pool.setTransactionId(from, to);
-      return;
-    }
-    const next: DeviceSetRecord = { ...this.#deviceSet, transactionId: Number(to) };
-    try {
-      this.#store.saveDeviceSet(next);
-    } finally {
-      // Even when the write failed, the rename may have landed (a failed directory fsync): move
-      // on to `to` in memory too, so the next transaction opens above whatever the disk holds.
-      // Only monotonicity matters; a record never claims an id the journal did not open.
-      this.#deviceSet = next;
-    }
-  }
-
-  /** delete through the journal. Returns 'deferred' when the pool said busy and deferral applies. */
-  async #deleteJournalled(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
-    return this.#poolLock.run(async () => {
-      const status = await this.#pool.assertWritable();
-      const current = this.#journalTxid(status);
-      const open = current + 1n;
-      this.#crash('delete:before-transaction');
-      this.#store.saveTransaction({ openTransactionId: Number(open), deviceHash: rec.hash, deviceId: rec.deviceId, op: 'delete' });
-      this.#crash('delete:before-record');
-      this.#store.saveDevice({ ...rec, state: 'deleting' });
-      this.#crash('delete:before-message');
-      try {
-        await this.#pool.deleteThin(rec.deviceId);
-      } catch (err) {
-        if (!(err instanceof ThinIdNotFoundError)) {
-          if (err instanceof ThinDeviceBusyError && this.#deferredDeletion && !sync) {
-            const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
-            this.#store.saveDevice(deferred);
-            this.#records.set(rec.hash, deferred);
-            await this.#commitTransaction(current, open);
-            this.#store.clearTransaction();
-            return 'deferred';
-          }
-          // Abort: the device stays as it was.
-          this.#store.saveDevice(rec);
-          this.#store.clearTransaction();
-          throw err;
-        }
-      }
-      this.#crash('delete:before-commit');
-      await this.#commitTransaction(current, open);
-      this.#crash('delete:before-remove-record');
-      this.#store.removeDevice(rec.hash);
-      this.#records.delete(rec.hash);
-      this.#crash('delete:before-clear');
-      this.#store.clearTransaction();
-      this.#usedIds.delete(rec.deviceId);
-      return 'deleted';
-    });
-  }
-
   /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
   async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
     this.#crash('delete:before-discard');
@@ -1195,7 +898,7 @@ export class DeviceSet {
       if (!(err instanceof DeviceBusyError) || !deferOk) throw err;
       // Busy: the pool delete below answers EBUSY and the deletion is deferred.
     }
-    return this.#deleteJournalled(rec, sync);
+    return this.#journal.delete(rec, this.#deferredDeletion && !sync);
   }
 
   /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */
@@ -1243,7 +946,7 @@ export class DeviceSet {
     }
     // A grow in flight activates at its target: the filesystem may already be larger than `size`.
     const bytes = rec.growTo !== undefined && rec.growTo > rec.size ? rec.growTo : rec.size;
-    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
+    await ThinDevice.of(this.#journal.pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
     if (this.#initializing) this.#activatedHere.add(name);
     return path;
   }
@@ -1270,7 +973,7 @@ export class DeviceSet {
 
   /** Every dm device of this set except the pool, removed (deferred when busy and allowed). */
   async #deactivateAll(): Promise<void> {
-    const poolName = this.#pool?.name;
+    const poolName = this.#journal.pool?.name;
     for (const d of await this.#dm.listDevices({ namePrefix: `${this.prefix}-` })) {
       if (d.name === poolName) continue;
       try {
@@ -1285,7 +988,7 @@ export class DeviceSet {
 
   /** The pool's dm name. */
   get poolName(): string {
-    return this.#pool.name;
+    return this.#journal.pool.name;
   }
 
   /** Whether deferred removal / deletion ended up enabled. */
@@ -1313,11 +1016,11 @@ export class DeviceSet {
     checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
       checkAbort(signal, 'addDevice');
-      const parent = this.#records.get(baseHash);
+      const parent = this.#journal.records.get(baseHash);
       if (!parent) throw new UnknownDeviceError(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
       if (parent.state !== 'ready') throw new DeviceFaultyError(baseHash, parent.lastError ?? parent.state);
-      const existing = this.#records.get(hash);
+      const existing = this.#journal.records.get(hash);
       if (existing) throw new DeviceAlreadyExistsError(hash, existing.deleted);
       const size = wanted ?? BigInt(parent.size);
       if (size < BigInt(parent.size)) {
@@ -1336,7 +1039,7 @@ export class DeviceSet {
       const growTo = size > BigInt(parent.size) ? Number(size) : undefined;
       let rec: DeviceRecord;
       try {
-        rec = await this.#createJournalled('snapshot', hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
+        rec = await this.#journal.createSnap(hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
       } finally {
         if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
       }
@@ -1348,7 +1051,7 @@ export class DeviceSet {
         } catch (err) {
           // The grow failed or was aborted: remove the half-made device so that a retry works.
           try {
-            await this.#deleteLocked(this.#records.get(hash) ?? rec, true);
+            await this.#deleteLocked(this.#journal.records.get(hash) ?? rec, true);
           } catch (undoErr) {
             this.#log('error', `could not delete ${hash} after its grow failed (init will): ${String(undoErr)}`);
           }
@@ -1372,7 +1075,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'deleteDevice');
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       const m = this.#mounts.get(hash);
       if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
@@ -1385,7 +1088,7 @@ export class DeviceSet {
     checkHashArg('activateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
       return this.#activate(rec);
@@ -1397,7 +1100,7 @@ export class DeviceSet {
     checkHashArg('deactivateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
+      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
       if (this.#mounts.has(hash)) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${this.#mounts.get(hash)?.path}`);
       await this.#deactivate(hash, true);
     });
@@ -1418,7 +1121,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'mountDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'mountDevice');
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
@@ -1458,7 +1161,7 @@ export class DeviceSet {
     checkUnmountArgs(hash, path);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
+      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
       const m = this.#mounts.get(hash);
       if (!m || m.path !== path) {
         throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
@@ -1473,18 +1176,18 @@ export class DeviceSet {
   /** True when `hash` has a record (deferred-deleted ones included, as Docker). */
   hasDevice(hash: string): boolean {
     checkLookupArg('hasDevice', hash);
-    return this.#records.has(hash);
+    return this.#journal.records.has(hash);
   }
 
   /** Hashes of every device except the base device and deferred-deleted ones, sorted. */
   list(): string[] {
-    return [...this.#records.values()].filter((r) => r.hash !== '' && !r.deleted).map((r) => r.hash).sort();
+    return [...this.#journal.records.values()].filter((r) => r.hash !== '' && !r.deleted).map((r) => r.hash).sort();
   }
 
   /** The record of one device. @throws UnknownDeviceError */
   deviceInfo(hash: string): DeviceSetDevice {
     checkLookupArg('deviceInfo', hash);
-    const rec = this.#records.get(hash);
+    const rec = this.#journal.records.get(hash);
     if (!rec) throw new UnknownDeviceError(hash);
     return this.#describe(rec);
   }
@@ -1508,7 +1211,7 @@ export class DeviceSet {
     checkHashArg('deviceStatus', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       const name = this.#dmName(rec.hash);
       const wasActive = (await this.#dm.findDevice(name)) !== null;
@@ -1533,8 +1236,8 @@ export class DeviceSet {
   /** Docker's Status, plus the pool's mode, needs_check and transaction id. */
   async status(): Promise<DeviceSetStatus> {
     if (this.#closed) throw new DeviceSetClosedError();
-    const st = await this.#pool.status({ noflush: true });
-    const blockBytes = BigInt(this.#pool.dataBlockSize) * 512n;
+    const st = await this.#journal.pool.status({ noflush: true });
+    const blockBytes = BigInt(this.#journal.pool.dataBlockSize) * 512n;
     const src = this.#source;
     const w = st.kind === 'working' ? st : undefined;
     let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
@@ -1546,9 +1249,9 @@ export class DeviceSet {
       const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
       metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
     }
-    const base = this.#records.get('');
+    const base = this.#journal.records.get('');
     return {
-      poolName: this.#pool.name,
+      poolName: this.#journal.pool.name,
       dataFile: src.dataDevice,
       dataLoopback: src.dataFile,
       metadataFile: src.metadataDevice,
@@ -1559,15 +1262,15 @@ export class DeviceSet {
       udevSyncSupported: fs.existsSync('/run/udev/control'),
       deferredRemoveEnabled: this.#deferredRemoval,
       deferredDeleteEnabled: this.#deferredDeletion,
-      deferredDeletedDeviceCount: [...this.#records.values()].filter((r) => r.deleted).length,
+      deferredDeletedDeviceCount: [...this.#journal.records.values()].filter((r) => r.deleted).length,
       baseDeviceSize: base ? BigInt(base.size) : 0n,
-      baseDeviceFS: base?.filesystem ?? this.#deviceSet.baseFilesystem ?? null,
+      baseDeviceFS: base?.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? null,
       minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, this.options.minFreeSpacePercent) * blockBytes : 0n,
       transactionId: w ? w.transactionId : 0n,
       mode: st.kind === 'working' ? st.mode : st.kind,
       needsCheck: w ? w.needsCheck : false,
       poolOwned: src.owned,
-      quarantinedThinIds: this.#deviceSet.quarantinedIds ?? [],
+      quarantinedThinIds: this.#journal.deviceSet.quarantinedIds ?? [],
     };
   }
 
@@ -1588,24 +1291,24 @@ export class DeviceSet {
     const dataDevice = src.dataDevice;
     // Through #op (no device locks) so that shutdown() waits for it before removing the pool.
     await this.#op([], () =>
-      this.#poolLock.run(async () => {
+      this.#journal.poolLock.run(async () => {
         checkAbort(options.signal, 'resizePool');
         const current = BigInt(fs.statSync(dataFile).size);
         if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
         await ensureSparseFile(dataFile, bytes, { noFollow: true });
         await this.#loops.setCapacity(dataDevice);
-        await this.#pool.resize();
+        await this.#journal.pool.resize();
       }),
     );
   }
 
   /** Runs one pass of the deferred deletion worker now; resolves with the hashes still pending. */
   async cleanupDeleted(): Promise<string[]> {
-    const pending = [...this.#records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    const pending = [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
     for (const hash of pending) {
       try {
         await this.#op([hash], async () => {
-          const rec = this.#records.get(hash);
+          const rec = this.#journal.records.get(hash);
           if (rec?.deleted) await this.#deleteLocked(rec, false);
         });
       } catch (err) {
@@ -1613,13 +1316,13 @@ export class DeviceSet {
         this.#log('warn', `deferred deletion of ${hash}: ${String(err)}`);
       }
     }
-    return [...this.#records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    return [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
   }
 
   #startWorker(): void {
     if (!this.#deferredDeletion || this.#deferredDeleteIntervalMs <= 0) return;
     this.#worker = setInterval(() => {
-      if ([...this.#records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
+      if ([...this.#journal.records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
     }, this.#deferredDeleteIntervalMs);
     this.#worker.unref();
   }
@@ -1640,7 +1343,7 @@ export class DeviceSet {
     this.#stopWorker();
     if (this.#inflight > 0) await new Promise<void>((r) => (this.#drained = r));
     this.#crash('shutdown:before-save');
-    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     this.#crash('shutdown:before-unmount');
     for (const [hash, m] of this.#mounts) {
       try {
@@ -1655,9 +1358,9 @@ export class DeviceSet {
     this.#crash('shutdown:before-pool-remove');
     if (this.#source.owned) {
       try {
-        await this.#pool.remove();
+        await this.#journal.pool.remove();
       } catch (err) {
-        this.#log('warn', `the pool ${this.#pool.name} stays: ${String(err)}`);
+        this.#log('warn', `the pool ${this.#journal.pool.name} stays: ${String(err)}`);
       }
     }
     this.#crash('shutdown:before-unlock');
@@ -1695,21 +1398,5 @@ async function freeBytesUnder(file: string): Promise<bigint | null> {
     return s.bavail * s.bsize;
   } catch {
     return null;
-  }
-}
-
-function describeAction(a: ReconcileAction): string {
-  switch (a.action) {
-    case 'delete-thin':
-      return `delete thin ${a.deviceId} (${a.why})`;
-    case 'drop-record':
-      return `drop record ${a.hash || 'base'} (${a.why})`;
-    case 'mark-ready':
-    case 'mark-faulty':
-      return `${a.action} ${a.hash || 'base'} (${a.why})`;
-    case 'set-transaction-id':
-      return `set transaction id ${a.from} → ${a.to} (${a.why})`;
-    case 'clear-transaction':
-      return 'clear the transaction';
   }
 }
