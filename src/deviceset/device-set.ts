@@ -42,26 +42,13 @@ import { join } from 'node:path';
 import { openKernelLog, type KernelLog } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { BackingFileLinkError, LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
-import {
-  ThinDevice,
-  ThinPool,
-  UnexpectedTargetError,
-  classifyMetadataHead,
-  METADATA_BLOCK_BYTES,
-  SECTOR_SIZE,
-  THIN_METADATA_MAX_BYTES,
-  type BlockDevices,
-  parseThinStatus,
-  type ThinPoolWorkingStatus,
-} from '../thin/index.js';
+import { LoopControl, ensureSparseFile } from '../loop/index.js';
+import { ThinDevice, type BlockDevices, parseThinStatus, type ThinPoolWorkingStatus } from '../thin/index.js';
 import { BLKDISCARD, MNT_DETACH, UMOUNT_NOFOLLOW, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort, runTool } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
 import {
-  BackingFileInUseError,
-  BackingFilesLostError,
   BaseUuidMismatchError,
   DeviceAlreadyExistsError,
   DeviceFaultyError,
@@ -74,10 +61,9 @@ import {
   ThinPoolOwnershipError,
   UnknownDeviceError,
   UnknownFilesystemError,
-  UnsafePathError,
 } from './errors.js';
 import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
-import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
+import { assertValidHash, dmNameFor, prefixFor } from './hash.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
@@ -93,13 +79,14 @@ import {
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
-import { minFreeBlocks, poolParamsFor } from './pool-sizing.js';
+import { minFreeBlocks } from './pool-sizing.js';
 import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { Journal, MIN_DEVICE_ID } from './journal.js';
+import { PoolSetup } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
 import type { DeviceSetLogLevel, PoolSource } from './types.js';
-import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, openNoFollow, removePrivateMountDir } from './safe-path.js';
+import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, removePrivateMountDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 export { splitMountOptions } from './mount.js';
@@ -388,7 +375,23 @@ export class DeviceSet {
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
-    const newPool = await this.#setupPool(firstUse, loaded.devices.size);
+    const setup = new PoolSetup({
+      root: this.root,
+      prefix: this.prefix,
+      options: o,
+      dm: this.#dm,
+      loops: this.#loops,
+      blockDevices: this.#blockDevices,
+      crash: this.#crash,
+      log: this.#log,
+      discardRecordsOnBlank: this.#discardRecordsOnBlank,
+      onPool: (pool, createdHere) => {
+        this.#journal.pool = pool;
+        this.#poolCreatedHere = createdHere;
+      },
+    });
+    const newPool = await setup.run(firstUse, loaded.devices.size);
+    this.#source = setup.source;
     this.#journal.owned = this.#source.owned;
     await this.#cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
@@ -463,241 +466,6 @@ export class DeviceSet {
         release();
       }
     }
-  }
-
-  /**
-   * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
-   * is known to hold no thin ids at all).
-   */
-  async #setupPool(firstUse: boolean, deviceRecords: number): Promise<boolean> {
-    const o = this.options;
-    if (o.thinPoolDevice !== null) {
-      const name = o.thinPoolDevice;
-      this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
-      if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
-      try {
-        this.#journal.pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
-      } catch (err) {
-        if (err instanceof UnexpectedTargetError) throw new ThinPoolOwnershipError(name, 'is not a thin pool', { cause: err });
-        throw err;
-      }
-      this.#source.dataDevice = this.#journal.pool.params.dataDev;
-      this.#source.metadataDevice = this.#journal.pool.params.metadataDev;
-      return false;
-    }
-
-    const name = poolNameFor(this.prefix);
-    const loopback = o.dataDevice === null;
-    const loopDir = join(this.root, 'devicemapper');
-    const dataFile = loopback ? join(loopDir, 'data') : null;
-    const metadataFile = loopback ? join(loopDir, 'metadata') : null;
-    this.#source = { owned: true, dataFile, metadataFile, dataDevice: o.dataDevice, metadataDevice: o.metadataDevice };
-
-    const found = await this.#dm.findDevice(name);
-    if (found !== null && !found.activeTable) {
-      // A crash inside ThinPool.create, between DEV_CREATE and the resume of its table: the device
-      // was never a pool and holds nothing but (maybe) an inactive table. Remove it and start over.
-      this.#log('warn', `removing ${name}: a pool device without a live table, left by an interrupted init`);
-      await this.#dm.deviceRemove(name);
-    } else if (found !== null) {
-      // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
-      this.#journal.pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
-      if (dataFile !== null && metadataFile !== null) {
-        this.#assertBackingFilesPresent(name, [
-          [dataFile, this.#journal.pool.params.dataDev],
-          [metadataFile, this.#journal.pool.params.metadataDev],
-        ]);
-        const dataDevice = this.#loopFor(dataFile, this.#journal.pool.params.dataDev);
-        const metadataDevice = this.#loopFor(metadataFile, this.#journal.pool.params.metadataDev);
-        this.#source.dataDevice = dataDevice;
-        this.#source.metadataDevice = metadataDevice;
-        await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
-      }
-      return false;
-    }
-
-    const handles: LoopAttachment[] = [];
-    try {
-      let dataDev: string;
-      let metaDev: string;
-      let dataBytes: bigint;
-      let metadataHead: Buffer;
-      if (dataFile !== null && metadataFile !== null) {
-        if (deviceRecords > 0) {
-          const missing = [dataFile, metadataFile].filter((f) => !lexists(f));
-          if (missing.length > 0 && this.#discardRecordsOnBlank !== true) {
-            throw new BackingFilesLostError(
-              name,
-              `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing while ${deviceRecords} device record(s) exist: ` +
-                'restore the files (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
-            );
-          }
-        }
-        await this.#refuseFilesInUse([dataFile, metadataFile]);
-        ensureOwnedDir(loopDir, 0o700);
-        await this.#ensureLoopFile(dataFile, o.loopDataSize);
-        await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
-        metadataHead = readHead(metadataFile, true);
-        const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
-        handles.push(data);
-        const meta = await this.#loops.attach(metadataFile, { autoclear: true, noFollow: true });
-        handles.push(meta);
-        dataDev = data.path;
-        metaDev = meta.path;
-        dataBytes = BigInt(fs.statSync(dataFile).size);
-      } else {
-        dataDev = o.dataDevice ?? '';
-        metaDev = o.metadataDevice ?? '';
-        metadataHead = readHead(metaDev);
-        dataBytes = this.#loops.sizeOf(dataDev);
-      }
-      this.#source.dataDevice = dataDev;
-      this.#source.metadataDevice = metaDev;
-      const head = classifyMetadataHead(metadataHead);
-      if (head.kind === 'other') {
-        throw new ThinPoolOwnershipError(name, `metadata device ${metaDev} holds something that is not thin-pool metadata; zero its first 4 KiB to start a new pool`);
-      }
-      const fresh = head.kind === 'blank';
-      if (fresh && deviceRecords > 0) {
-        if (this.#discardRecordsOnBlank !== true) {
-          throw new BackingFilesLostError(
-            name,
-            `the pool metadata on ${metaDev} is blank but ${deviceRecords} device record(s) exist: the metadata was zeroed or replaced; ` +
-              'restore it (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
-          );
-        }
-        this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they are dropped (discardRecordsOnBlankMetadata)`);
-      } else if (fresh && !firstUse) {
-        this.#log('info', `the pool metadata on ${metaDev} is blank: starting an empty pool`);
-      }
-      const params = poolParamsFor(o, dataBytes);
-      this.#crash('init:before-pool-create');
-      this.#journal.pool = await ThinPool.create(this.#dm, {
-        name,
-        metadataDev: metaDev,
-        dataDev,
-        dataBlockSize: params.dataBlockSize,
-        lowWaterMark: params.lowWaterMark,
-        features: params.features,
-        metadata: fresh ? 'new' : 'reuse',
-        ...this.#poolOptions(),
-      });
-      this.#poolCreatedHere = true;
-      this.#crash('init:before-loop-close');
-      return fresh;
-    } finally {
-      // The pool table holds the loop devices now (or nothing does): autoclear takes it from here.
-      for (const h of handles) h.close();
-    }
-  }
-
-  /**
-   * Docker grows the loopback files when dm.loopdatasize / dm.loopmetadatasize grew between
-   * starts, and never shrinks them. A pool created here gets that before its loops are attached;
-   * an adopted pool is live, so it takes three steps: the file, the loop device's capacity
-   * (LOOP_SET_CAPACITY), the pool table (reload + resume: dm-thin then extends its data space
-   * map to the new length and its metadata space map to the metadata device's size, see
-   * Documentation/admin-guide/device-mapper/thin-provisioning.rst "Resizing"). Each step compares
-   * sizes instead of trusting a flag, so a crash between two of them is finished by the next init.
-   */
-  async #growAdoptedPool(dataFile: string, dataDevice: string, metadataFile: string, metadataDevice: string): Promise<void> {
-    const o = this.options;
-    await this.#ensureLoopFile(dataFile, o.loopDataSize);
-    await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
-    const pairs: Array<[string, string]> = [
-      [dataFile, dataDevice],
-      [metadataFile, metadataDevice],
-    ];
-    for (const [file, device] of pairs) {
-      const fileBytes = BigInt(fs.statSync(file).size);
-      if (this.#loops.sizeOf(device) < fileBytes) {
-        this.#crash('init:before-pool-grow');
-        await this.#loops.setCapacity(device);
-      }
-    }
-    const bs = BigInt(this.#journal.pool.params.dataBlockSize);
-    const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
-    const status = await this.#journal.pool.status({ noflush: true });
-    // A failed or erroring pool is refused by #init right after this, with the repair advice;
-    // reloading its table here would only turn that into a raw kernel error.
-    if (status.kind !== 'working') return;
-    // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
-    const metadataBytes = this.#loops.sizeOf(metadataDevice);
-    const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
-    const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
-    if (dataLength > this.#journal.pool.lengthSectors || metadataGrew) {
-      this.#log('info', `growing ${this.#journal.pool.name}: data ${this.#journal.pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
-      this.#crash('init:before-pool-grow');
-      await this.#journal.pool.resize();
-    }
-  }
-
-  #poolOptions(): { blockDevices?: BlockDevices } {
-    return this.#blockDevices ? { blockDevices: this.#blockDevices } : {};
-  }
-
-  async #ensureLoopFile(path: string, size: bigint): Promise<void> {
-    try {
-      await ensureSparseFile(path, size, { noFollow: true });
-    } catch (err) {
-      if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
-      if (!(err instanceof SparseFileShrinkError)) throw err;
-      this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
-    }
-  }
-
-  /**
-   * A live pool found by name must still have its backing files (d6): when they were deleted the
-   * pool runs on unlinked inodes, and creating new empty files next to it would lose every
-   * device at the next reboot. The data is still reachable through the live loop devices.
-   */
-  #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): void {
-    for (const [file, devNumber] of pairs) {
-      if (lexists(file)) continue;
-      const m = /^7:(\d+)$/.exec(devNumber);
-      const loop = m ? this.#loops.devicePath(Number(m[1])) : devNumber;
-      throw new BackingFilesLostError(
-        pool,
-        `it is live but its backing file ${file} is gone (deleted or moved): the data is still reachable through ${loop}; ` +
-          `copy it back (e.g. dd if=${loop} of=${file} conv=sparse) before the pool is stopped, then init again`,
-      );
-    }
-  }
-
-  /**
-   * Refuses to attach `files` when a loop device already bound to one of them is used by a live
-   * device-mapper device (d9): e.g. the root was moved to a new directory (a new inode, so a new
-   * name prefix) while its pool was live. The kernel would let a second pool open the same
-   * metadata; dm-thin keeps its metadata cached per pool, so two pools corrupt it.
-   */
-  async #refuseFilesInUse(files: readonly string[]): Promise<void> {
-    for (const file of files) {
-      const bound = this.#loops.findByBackingFile(file);
-      if (bound.length === 0) continue;
-      const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
-      const holders: string[] = [];
-      for (const d of await this.#dm.listDevices()) {
-        let lines: Awaited<ReturnType<DmControl['tableStatus']>>;
-        try {
-          lines = await this.#dm.tableStatus(d.name, { mode: 'table' });
-        } catch (err) {
-          if (err instanceof DeviceNotFoundError) continue;
-          throw err;
-        }
-        // Table lines name block devices as major:minor (drivers/md/dm-table.c, format_dev_t).
-        if (lines.some((l) => l.params.split(/\s+/).some((t) => numbers.has(t)))) holders.push(d.name);
-      }
-      if (holders.length > 0) throw new BackingFileInUseError(file, bound.map((b) => b.path), holders);
-    }
-  }
-
-  /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
-  #loopFor(file: string, devNumber: string): string {
-    const match = this.#loops.findByBackingFile(file).find((m) => `${m.major}:${m.minor}` === devNumber);
-    if (!match) {
-      throw new ThinPoolOwnershipError(poolNameFor(this.prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
-    }
-    return match.path;
   }
 
   async #setupBase(baseSizeGiven: boolean): Promise<void> {
@@ -1366,29 +1134,6 @@ export class DeviceSet {
     this.#crash('shutdown:before-unlock');
     this.#lock.release();
     if (this.#ownDm) this.#dm.close();
-  }
-}
-
-/** True when `path` exists (a dangling link counts: lstat, never followed). */
-function lexists(path: string): boolean {
-  try {
-    fs.lstatSync(path);
-    return true;
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
-}
-
-/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
-function readHead(path: string, noFollow = false): Buffer {
-  const fd = noFollow ? openNoFollow(path, fs.constants.O_RDONLY, undefined, 'file') : fs.openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(4096);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return buf.subarray(0, n).length === 4096 ? buf : Buffer.concat([buf.subarray(0, n), Buffer.alloc(4096 - n)]);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 
