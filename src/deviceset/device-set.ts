@@ -44,12 +44,11 @@ import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
 import { LoopControl, ensureSparseFile } from '../loop/index.js';
 import { ThinDevice, type BlockDevices, parseThinStatus, type ThinPoolWorkingStatus } from '../thin/index.js';
-import { BLKDISCARD, MNT_DETACH, UMOUNT_NOFOLLOW, realSyscalls, type Syscalls } from '../ioctl/index.js';
-import { checkAbort, runTool } from './abort.js';
+import { BLKDISCARD, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
 import {
-  BaseUuidMismatchError,
   DeviceAlreadyExistsError,
   DeviceFaultyError,
   DeviceInUseError,
@@ -62,7 +61,7 @@ import {
   UnknownDeviceError,
   UnknownFilesystemError,
 } from './errors.js';
-import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
+import { realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, dmNameFor, prefixFor } from './hash.js';
 import {
   METADATA_FORMAT_VERSION,
@@ -83,10 +82,11 @@ import { minFreeBlocks } from './pool-sizing.js';
 import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { Journal, MIN_DEVICE_ID } from './journal.js';
+import { BaseImage, probeFilesystem } from './base-image.js';
 import { PoolSetup } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
 import type { DeviceSetLogLevel, PoolSource } from './types.js';
-import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, removePrivateMountDir } from './safe-path.js';
+import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 export { splitMountOptions } from './mount.js';
@@ -283,6 +283,7 @@ export class DeviceSet {
   #inflight = 0;
   #drained: (() => void) | undefined;
   readonly #mountDeps: MountDeps;
+  readonly #base: BaseImage;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
     this.root = root;
@@ -307,6 +308,19 @@ export class DeviceSet {
       log: this.#log,
       minFreeSpacePercent: options.minFreeSpacePercent,
       deviceSet: { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) },
+    });
+    this.#base = new BaseImage({
+      root,
+      options,
+      sys: this.#sys,
+      tools: this.#tools,
+      journal: this.#journal,
+      devLocks: this.#devLocks,
+      crash: this.#crash,
+      log: this.#log,
+      activate: (rec) => this.#activate(rec),
+      deactivate: (hash, deferred) => this.#deactivate(hash, deferred),
+      deleteLocked: (rec, sync) => this.#deleteLocked(rec, sync),
     });
     this.#mountDeps = {
       dm: this.#dm,
@@ -393,7 +407,7 @@ export class DeviceSet {
     const newPool = await setup.run(firstUse, loaded.devices.size);
     this.#source = setup.source;
     this.#journal.owned = this.#source.owned;
-    await this.#cleanGrowMounts();
+    await this.#base.cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
@@ -411,204 +425,12 @@ export class DeviceSet {
     this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
-    await this.#undoInterruptedAdds();
-    await this.#setupBase(baseSizeGiven);
+    await this.#base.undoInterruptedAdds();
+    await this.#base.setup(baseSizeGiven, this.#initSignal);
     this.#initializing = false;
     this.#activatedHere.clear();
     this.#initSignal = undefined;
     this.#startWorker();
-  }
-
-  /**
-   * A crash during a grow leaves `mnt/.grow-*` mounted (the directory of #growFilesystem): detach
-   * each (UMOUNT_NOFOLLOW: a link planted there is not followed) and remove the directory only
-   * when it is empty. Never a recursive removal: it could still be a mount point.
-   */
-  async #cleanGrowMounts(): Promise<void> {
-    const dir = join(this.root, 'mnt');
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir).filter((n) => n.startsWith('.grow-'));
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return;
-      throw err;
-    }
-    for (const n of names) {
-      const path = join(dir, n);
-      try {
-        await this.#sys.umount2Async(path, MNT_DETACH | UMOUNT_NOFOLLOW);
-        this.#log('info', `recovery: unmounted ${path}, left by an interrupted filesystem grow`);
-      } catch (err) {
-        // EINVAL: not a mount point (the crash came before the mount or after the unmount).
-        if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) throw err;
-      }
-      try {
-        fs.rmdirSync(path);
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) this.#log('warn', `${path} stays: ${String(err)}`);
-      }
-    }
-  }
-
-  /**
-   * addDevice with a size grows the new snapshot's filesystem after creating it; the record carries
-   * `growTo` until the grow is done. A crash in between leaves a device its caller never got:
-   * delete it (the record proves it is ours), so that a retry of the add works.
-   */
-  async #undoInterruptedAdds(): Promise<void> {
-    for (const rec of [...this.#journal.records.values()]) {
-      if (rec.hash === '' || rec.growTo === undefined || rec.deleted) continue;
-      this.#log('info', `recovery: deleting ${rec.hash}, whose addDevice was interrupted while growing its filesystem`);
-      const release = await this.#devLocks.lockMany([rec.hash]);
-      try {
-        await this.#deleteLocked(rec, true);
-      } finally {
-        release();
-      }
-    }
-  }
-
-  async #setupBase(baseSizeGiven: boolean): Promise<void> {
-    const release = await this.#devLocks.lockMany(['']);
-    try {
-      let base = this.#journal.records.get('');
-      if (base && (!base.initialized || base.deleted || base.state !== 'ready')) {
-        this.#log('info', `base device is ${base.state}${base.initialized ? '' : ', not initialized'}${base.deleted ? ', deleted' : ''}: recreating it`);
-        await this.#deleteLocked(base, true);
-        base = undefined;
-      }
-      if (!base) {
-        await this.#createBase();
-        return;
-      }
-      await this.#verifyBase(base, baseSizeGiven);
-    } finally {
-      release();
-    }
-  }
-
-  async #createBase(): Promise<void> {
-    const o = this.options;
-    const rec = await this.#journal.createThin('', o.baseSize);
-    this.#crash('base:before-activate');
-    const path = await this.#activate(rec);
-    this.#crash('base:before-mkfs');
-    await this.#journal.poolLock.run(() => {
-      // A recreated base gets a new filesystem uuid: forget the old one before mkfs, or a crash
-      // before the new one is saved would fail every later init with BaseUuidMismatchError.
-      const { baseFilesystemUuid: _previous, ...rest } = this.#journal.deviceSet;
-      this.#journal.deviceSet = { ...rest, baseFilesystem: o.fs };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
-    });
-    const signal = this.#initSignal;
-    const call = signal ? { signal } : undefined;
-    await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
-    this.#crash('base:before-initialized');
-    await this.#journal.saveRecord({ ...rec, initialized: true, filesystem: o.fs });
-    const uuid = await runTool(signal, 'DeviceSet.init', () => this.#tools.uuid(path, call));
-    this.#crash('base:before-uuid-save');
-    await this.#saveBaseUuid(uuid);
-    await this.#deactivate('', false);
-  }
-
-  async #saveBaseUuid(uuid: string): Promise<void> {
-    const base = this.#journal.records.get('');
-    if (base) await this.#journal.saveRecord({ ...base, filesystemUuid: uuid });
-    await this.#journal.poolLock.run(() => {
-      this.#journal.deviceSet = { ...this.#journal.deviceSet, baseFilesystemUuid: uuid };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
-    });
-  }
-
-  async #verifyBase(found: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
-    const o = this.options;
-    let base = found;
-    if (base.growTo !== undefined) {
-      // A grow that a crash interrupted: finish it. A filesystem the tool may have grown in part
-      // must never go back to a smaller device.
-      this.#log('info', `recovery: finishing the interrupted grow of the base device to ${base.growTo} bytes`);
-      base = await this.#growDevice(base, base.growTo, this.#initSignal, 'DeviceSet.init');
-    }
-    if (baseSizeGiven && o.baseSize < BigInt(base.size)) {
-      throw new DeviceSizeError(`base device size cannot be smaller than ${base.size} bytes (dm.basesize=${o.baseSize})`, o.baseSize, BigInt(base.size));
-    }
-    const path = await this.#activate(base);
-    try {
-      const uuid = await this.#tools.uuid(path);
-      const stored = this.#journal.deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
-      if (stored !== undefined && stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
-      // Both records carry it: a crash between the two writes of #saveBaseUuid left one without.
-      if (this.#journal.deviceSet.baseFilesystemUuid === undefined || base.filesystemUuid === undefined) await this.#saveBaseUuid(uuid);
-      const fsType = base.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? (await this.#probeFs(path)) ?? undefined;
-      if (fsType === undefined) throw new UnknownFilesystemError(path);
-      // From the current record: #saveBaseUuid may just have added the uuid to it.
-      if (base.filesystem === undefined) await this.#journal.saveRecord({ ...(this.#journal.records.get('') ?? base), filesystem: fsType });
-      if (fsType !== o.fs) this.#log('warn', `the base device has ${fsType}; dm.fs=${o.fs} is ignored`);
-    } finally {
-      await this.#deactivate('', false);
-    }
-    const current = this.#journal.records.get('') ?? base;
-    if (baseSizeGiven && o.baseSize > BigInt(current.size)) {
-      checkAbort(this.#initSignal, 'DeviceSet.init');
-      this.#crash('base:before-grow');
-      try {
-        await this.#growDevice(current, Number(o.baseSize), this.#initSignal, 'DeviceSet.init');
-      } catch (err) {
-        // The tool refused (or the caller aborted): the record keeps its old size, so the next
-        // init with the old dm.basesize opens the root as before.
-        await this.#dropGrowIntent('');
-        throw err;
-      }
-    }
-  }
-
-  /**
-   * The journalled grow of `rec` to `to` bytes: the intent (`growTo`) is saved first; the record's
-   * size changes only after the filesystem grew. Returns the grown record. On a throw the intent
-   * stays: the caller undoes it ({@link #dropGrowIntent}, or deletes a new device).
-   */
-  async #growDevice(rec: DeviceRecord, to: number, signal: AbortSignal | undefined, operation: string): Promise<DeviceRecord> {
-    const intent: DeviceRecord = { ...rec, growTo: to };
-    if (rec.growTo !== to) await this.#journal.saveRecord(intent);
-    await this.#growFilesystem(intent, signal, operation);
-    this.#crash('grow:before-size-save');
-    const { growTo: _done, ...rest } = intent;
-    const grown: DeviceRecord = { ...rest, size: to };
-    await this.#journal.saveRecord(grown);
-    return grown;
-  }
-
-  async #dropGrowIntent(hash: string): Promise<void> {
-    const rec = this.#journal.records.get(hash);
-    if (rec?.growTo === undefined) return;
-    const { growTo: _dropped, ...rest } = rec;
-    await this.#journal.saveRecord(rest);
-  }
-
-  /**
-   * Activates `rec` at its grow target, mounts it on a private directory and grows its filesystem.
-   * The directory is removed (rmdir, never recursively) only once it is unmounted; a crash
-   * leaves it for {@link #cleanGrowMounts}.
-   */
-  async #growFilesystem(rec: DeviceRecord, signal: AbortSignal | undefined, operation: string): Promise<void> {
-    const fsType = rec.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? this.options.fs;
-    await this.#deactivate(rec.hash, false);
-    const device = await this.#activate(rec);
-    const mnt = ensurePrivateMountDir(this.root, `.grow-${rec.hash || 'base'}`);
-    try {
-      this.#crash('grow:before-mount');
-      await this.#sys.mountAsync(device, mnt, fsType, 0n, fsType === 'xfs' ? 'nouuid' : null);
-      try {
-        this.#crash('grow:before-tool');
-        await runTool(signal, operation, () => this.#tools.grow(fsType, device, mnt, signal ? { signal } : undefined));
-        this.#crash('grow:before-unmount');
-      } finally {
-        await this.#sys.umount2Async(mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
-      }
-      removePrivateMountDir(mnt);
-    } finally {
-      await this.#deactivate(rec.hash, false);
-    }
   }
 
   /**
@@ -815,7 +637,7 @@ export class DeviceSet {
         try {
           checkAbort(signal, 'addDevice');
           this.#crash('add:before-grow');
-          rec = await this.#growDevice(rec, growTo, signal, 'addDevice');
+          rec = await this.#base.growDevice(rec, growTo, signal, 'addDevice');
         } catch (err) {
           // The grow failed or was aborted: remove the half-made device so that a retry works.
           try {
@@ -902,7 +724,7 @@ export class DeviceSet {
       const device = await this.#activate(rec);
       let fsType: BaseFilesystem | null;
       try {
-        fsType = await this.#probeFs(device);
+        fsType = await probeFilesystem(this.#tools, device);
       } catch (err) {
         await this.#deactivate(hash, true).catch(() => undefined);
         throw err;
@@ -914,11 +736,6 @@ export class DeviceSet {
       await mountThinDevice(this.#mountDeps, hash, device, path, fsType, options);
       this.#mounts.set(hash, { path, count: 1 });
     });
-  }
-
-  /** FsTools.probe, or the superblock probe through node:fs for FsTools written before it existed. */
-  async #probeFs(device: string): Promise<BaseFilesystem | null> {
-    return this.#tools.probe ? this.#tools.probe(device) : probeDeviceFilesystem(device);
   }
 
   /**
