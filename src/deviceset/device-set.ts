@@ -18,19 +18,10 @@
  *    its UUID and grow it when dm.basesize grew.
  *
  * ## Pool mutations: the journal
- * Every create_thin / create_snap / delete follows the write order documented in reconcile.ts
- * (transaction record → device record → pool message → commit → record → clear), so
- * after a crash at any point the next init rolls creates back and deletes forward. The commit is
- * `set_transaction_id` on a pool this DeviceSet owns; an external pool's id belongs to its manager
- * (LVM refuses a pool whose id moved, moby#15629), so there the commit is an atomic write of the
- * journal's own id in the deviceset record. A named
- * {@link CrashHook} point sits before every step ({@link CRASH_POINTS}).
- *
- * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
- * (every other id is covered by a record written before the pool was touched), so init probes
- * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
- * device is deleted again (a crash in between leaves the same transaction, and the next probe
- * finds the id and the plan deletes it).
+ * Every create_thin / create_snap / delete goes through the {@link Journal} (journal.ts), in the
+ * write order documented in reconcile.ts; init's recovery probes the open transaction's thin id
+ * and applies {@link reconcile}'s plan there. The pool comes from pool-setup.ts, the base device
+ * from base-image.ts, the mount mechanics from mount.ts.
  *
  * ## Locks
  * Per-device locks, then the pool lock (see mutex.ts). Pool messages, the transaction id and
@@ -43,7 +34,7 @@ import { openKernelLog, type KernelLog } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
 import { LoopControl, ensureSparseFile } from '../loop/index.js';
-import { ThinDevice, type BlockDevices, parseThinStatus, type ThinPoolWorkingStatus } from '../thin/index.js';
+import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
 import { BLKDISCARD, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
@@ -56,7 +47,6 @@ import {
   DeviceSetClosedError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
-  OperationAbortedError,
   ThinPoolOwnershipError,
   UnknownDeviceError,
   UnknownFilesystemError,
@@ -67,7 +57,6 @@ import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
   type DeviceRecord,
-  type MetadataFs,
 } from './metadata.js';
 import { KeyedMutex } from './mutex.js';
 import {
@@ -85,136 +74,22 @@ import { Journal, MIN_DEVICE_ID } from './journal.js';
 import { BaseImage, probeFilesystem } from './base-image.js';
 import { PoolSetup } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-import type { DeviceSetLogLevel, PoolSource } from './types.js';
+import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource, SpaceUsage } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 export { splitMountOptions } from './mount.js';
 
-export type { DeviceSetLogLevel } from './types.js';
-
-/** Everything {@link DeviceSet.init} accepts besides the root. */
-export interface DeviceSetInit {
-  /** `dm.key=value` strings or the typed object. */
-  readonly options?: readonly string[] | DeviceSetOptions;
-  /** DmControl to use (default: a new one, closed at shutdown). */
-  readonly dm?: DmControl;
-  /** LoopControl to use (default: a new one). */
-  readonly loops?: LoopControl;
-  /** Kernel seam for mount, umount and BLKDISCARD (default: the real libc). */
-  readonly syscalls?: Syscalls;
-  /** mkfs/blkid/grow tools (default: the real ones through PATH). */
-  readonly tools?: FsTools;
-  /** Metadata store file system (crash tests). */
-  readonly metadataFs?: MetadataFs;
-  /**
-   * Block-device facts for the thin pool (size, metadata head read/zero): default the real
-   * node:fs/sysfs ones. Tests over a fake kernel must pass one backed by it, or the pool would
-   * inspect (and, for a new pool, zero) the host's real /dev nodes.
-   */
-  readonly blockDevices?: BlockDevices;
-  /** Crash injection hook, for tests only (default: none; devmapper/testing has crashHookFromEnv). */
-  readonly crashPoint?: CrashHook;
-  /** Deferred deletion worker period. Default 30 s (Docker's ticker). */
-  readonly deferredDeleteIntervalMs?: number;
-  /** Log sink. Default: warnings and errors to stderr. */
-  readonly log?: (level: DeviceSetLogLevel, message: string) => void;
-  /**
-   * Opens a cursor at the end of the kernel log before each mount, for the explanation a failed
-   * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
-   */
-  readonly kernelLog?: KernelLog;
-  /**
-   * Cancels the init: no new step starts once it fires, mkfs/grow children are killed, the step
-   * under way is finished or undone, everything this init created is torn down and the lock is
-   * released; init then rejects with {@link OperationAbortedError}.
-   */
-  readonly signal?: AbortSignal;
-  /**
-   * When the pool's metadata is blank (zeroed, or new files) while device records exist, drop the
-   * records and start an empty pool. Default false: init refuses with BackingFilesLostError, as
-   * the records are then the only trace of the devices.
-   */
-  readonly discardRecordsOnBlankMetadata?: boolean;
-}
-
-/** Cancellation of one call: see {@link DeviceSetInit.signal}. */
-export interface AbortOptions {
-  readonly signal?: AbortSignal;
-}
-
-/** A device as {@link DeviceSet.deviceInfo} reports it. */
-export interface DeviceSetDevice {
-  readonly hash: string;
-  readonly deviceId: number;
-  readonly size: bigint;
-  readonly transactionId: number;
-  readonly state: DeviceRecord['state'];
-  readonly deleted: boolean;
-  /** dm name (`<prefix>-<hash>`, `<prefix>-base`). */
-  readonly dmName: string;
-  /** `/dev/mapper/<dmName>` (present only while active). */
-  readonly devicePath: string;
-}
-
-/** Docker's GetDeviceStatus. */
-export interface DeviceStatus {
-  readonly deviceId: number;
-  readonly size: bigint;
-  readonly transactionId: number;
-  readonly sizeInSectors: bigint;
-  readonly mappedSectors: bigint;
-  /** null when nothing is mapped. */
-  readonly highestMappedSector: bigint | null;
-}
-
-/** Used/total/available, in bytes. */
-export interface SpaceUsage {
-  readonly used: bigint;
-  readonly total: bigint;
-  readonly available: bigint;
-}
-
-/** Docker's DeviceSet Status fields in camelCase, plus the pool's health. */
-export interface DeviceSetStatus {
-  readonly poolName: string;
-  /** Data block device: the loop device, dm.datadev, or for an external pool its table's `major:minor`. */
-  readonly dataFile: string | null;
-  readonly dataLoopback: string | null;
-  readonly metadataFile: string | null;
-  readonly metadataLoopback: string | null;
-  readonly data: SpaceUsage;
-  readonly metadata: SpaceUsage;
-  /** Pool data block size in bytes (Docker's misnamed SectorSize). */
-  readonly sectorSize: bigint;
-  /** True when udev is running (DmControl then waits for its nodes; there are no libdm cookies). */
-  readonly udevSyncSupported: boolean;
-  readonly deferredRemoveEnabled: boolean;
-  readonly deferredDeleteEnabled: boolean;
-  readonly deferredDeletedDeviceCount: number;
-  readonly baseDeviceSize: bigint;
-  readonly baseDeviceFS: BaseFilesystem | null;
-  /** dm.min_free_space of the data space, in bytes. */
-  readonly minFreeSpace: bigint;
-  readonly transactionId: bigint;
-  readonly mode: ThinPoolWorkingStatus['mode'] | 'fail' | 'error';
-  readonly needsCheck: boolean;
-  /** True when this DeviceSet created (owns) the pool and removes it at shutdown. */
-  readonly poolOwned: boolean;
-  /**
-   * Thin ids of an external pool left in doubt by a crash (maybe ours, maybe another user's):
-   * never deleted, never reused. Empty on an owned pool.
-   */
-  readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
-}
-
-/** Options of {@link DeviceSet.mountDevice}. */
-export interface MountDeviceOptions extends AbortOptions {
-  /** Extra mount options, comma-separated (after nouuid and dm.mountopt). */
-  readonly options?: string;
-  /** SELinux mount label: appended as `context="<label>"`. */
-  readonly label?: string;
-}
+export type {
+  AbortOptions,
+  DeviceSetDevice,
+  DeviceSetInit,
+  DeviceSetLogLevel,
+  DeviceSetStatus,
+  DeviceStatus,
+  MountDeviceOptions,
+  SpaceUsage,
+} from './types.js';
 
 const DEFAULT_DEFERRED_DELETE_MS = 30_000;
 /** Deferred remove exists in dm ioctl ≥ 4.27.0. */

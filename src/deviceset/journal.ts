@@ -12,6 +12,12 @@
  * belongs to its manager (LVM refuses a pool whose id moved, moby#15629), so there the commit is
  * an atomic write of the journal's own id in the deviceset record.
  *
+ * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
+ * (every other id is covered by a record written before the pool was touched), so init probes
+ * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
+ * device is deleted again (a crash in between leaves the same transaction, and the next probe
+ * finds the id and the plan deletes it).
+ *
  * The Journal owns the metadata store, the pool handle, the pool lock, the records, the used
  * thin ids and the crash hook. Pool messages, the transaction id and metadata writes happen
  * under its pool lock only.
