@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { openKernelLog, type KernelLog } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl, ensureSparseFile } from '../loop/index.js';
+import { LoopControl } from '../loop/index.js';
 import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
 import { BLKDISCARD, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
@@ -47,7 +47,6 @@ import {
   DeviceSetClosedError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
-  ThinPoolOwnershipError,
   UnknownDeviceError,
   UnknownFilesystemError,
 } from './errors.js';
@@ -72,9 +71,9 @@ import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { Journal, MIN_DEVICE_ID } from './journal.js';
 import { BaseImage, probeFilesystem } from './base-image.js';
-import { PoolSetup } from './pool-setup.js';
+import { PoolSetup, assertPoolUsable, growLoopbackData, poolSpace } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource, SpaceUsage } from './types.js';
+import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
@@ -287,13 +286,7 @@ export class DeviceSet {
 
     // Recovery: what the pool holds, as far as it can be known.
     const status = await this.#journal.pool.status({ noflush: true });
-    if (status.kind !== 'working') {
-      throw new ThinPoolOwnershipError(this.#journal.pool.name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
-    }
-    if (o.thinPoolDevice !== null && firstUse) {
-      if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(this.#journal.pool.name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
-      if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(this.#journal.pool.name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
-    }
+    assertPoolUsable(this.#journal.pool.name, status, o.thinPoolDevice !== null && firstUse);
     await this.#journal.recover(loaded, status, newPool, (hash) => this.#quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
@@ -700,15 +693,7 @@ export class DeviceSet {
     const blockBytes = BigInt(this.#journal.pool.dataBlockSize) * 512n;
     const src = this.#source;
     const w = st.kind === 'working' ? st : undefined;
-    let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
-    let metadata: SpaceUsage = { used: 0n, total: 0n, available: 0n };
-    if (w) {
-      const cap = src.dataFile ? await freeBytesUnder(src.dataFile) : null;
-      const dAvail = (w.totalDataBlocks - w.usedDataBlocks) * blockBytes;
-      data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: cap !== null && cap < dAvail ? cap : dAvail };
-      const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
-      metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
-    }
+    const { data, metadata } = await poolSpace(w, blockBytes, src.dataFile);
     const base = this.#journal.records.get('');
     return {
       poolName: this.#journal.pool.name,
@@ -753,11 +738,7 @@ export class DeviceSet {
     await this.#op([], () =>
       this.#journal.poolLock.run(async () => {
         checkAbort(options.signal, 'resizePool');
-        const current = BigInt(fs.statSync(dataFile).size);
-        if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
-        await ensureSparseFile(dataFile, bytes, { noFollow: true });
-        await this.#loops.setCapacity(dataDevice);
-        await this.#journal.pool.resize();
+        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes);
       }),
     );
   }
@@ -826,14 +807,5 @@ export class DeviceSet {
     this.#crash('shutdown:before-unlock');
     this.#lock.release();
     if (this.#ownDm) this.#dm.close();
-  }
-}
-
-async function freeBytesUnder(file: string): Promise<bigint | null> {
-  try {
-    const s = await fs.promises.statfs(file, { bigint: true });
-    return s.bavail * s.bsize;
-  } catch {
-    return null;
   }
 }

@@ -22,14 +22,16 @@ import {
   SECTOR_SIZE,
   THIN_METADATA_MAX_BYTES,
   type BlockDevices,
+  type ThinPoolStatus,
+  type ThinPoolWorkingStatus,
 } from '../thin/index.js';
 import type { CrashHook } from './crash.js';
-import { BackingFileInUseError, BackingFilesLostError, ThinPoolOwnershipError, UnsafePathError } from './errors.js';
+import { BackingFileInUseError, BackingFilesLostError, DeviceSizeError, ThinPoolOwnershipError, UnsafePathError } from './errors.js';
 import { poolNameFor } from './hash.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
 import { poolParamsFor } from './pool-sizing.js';
 import { ensureOwnedDir, openNoFollow } from './safe-path.js';
-import type { DeviceSetLog, PoolSource } from './types.js';
+import type { DeviceSetLog, PoolSource, SpaceUsage } from './types.js';
 
 /** What {@link PoolSetup} works with. */
 export interface PoolSetupDeps {
@@ -341,5 +343,57 @@ function readHead(path: string, noFollow = false): Buffer {
     return buf.subarray(0, n).length === 4096 ? buf : Buffer.concat([buf.subarray(0, n), Buffer.alloc(4096 - n)]);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * Refuses a pool that reports Fail or Error (repair it first), and, when `takingOwnership` (the
+ * first use of a dm.thinpooldev), one that is not empty: used data blocks or a transaction id.
+ */
+export function assertPoolUsable(name: string, status: ThinPoolStatus, takingOwnership: boolean): asserts status is ThinPoolWorkingStatus {
+  if (status.kind !== 'working') {
+    throw new ThinPoolOwnershipError(name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
+  }
+  if (takingOwnership) {
+    if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
+    if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
+  }
+}
+
+/**
+ * Data and metadata space of a working pool (`w`; zero for a failed one), in bytes. With a
+ * loopback `dataFile`, available space is capped by the free space of its file system.
+ */
+export async function poolSpace(w: ThinPoolWorkingStatus | undefined, blockBytes: bigint, dataFile: string | null): Promise<{ data: SpaceUsage; metadata: SpaceUsage }> {
+  let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
+  let metadata: SpaceUsage = { used: 0n, total: 0n, available: 0n };
+  if (w) {
+    const cap = dataFile ? await freeBytesUnder(dataFile) : null;
+    const dAvail = (w.totalDataBlocks - w.usedDataBlocks) * blockBytes;
+    data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: cap !== null && cap < dAvail ? cap : dAvail };
+    const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
+    metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
+  }
+  return { data, metadata };
+}
+
+/**
+ * Grows the loopback data file to `bytes` (never shrinks), refreshes its loop device's capacity
+ * and reloads the pool at the new length. Caller holds the pool lock.
+ */
+export async function growLoopbackData(loops: LoopControl, pool: ThinPool, dataFile: string, dataDevice: string, bytes: bigint): Promise<void> {
+  const current = BigInt(fs.statSync(dataFile).size);
+  if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
+  await ensureSparseFile(dataFile, bytes, { noFollow: true });
+  await loops.setCapacity(dataDevice);
+  await pool.resize();
+}
+
+async function freeBytesUnder(file: string): Promise<bigint | null> {
+  try {
+    const s = await fs.promises.statfs(file, { bigint: true });
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
   }
 }
