@@ -99,7 +99,6 @@ interface MountEntry {
   count: number;
 }
 
-
 function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
   if (input === undefined) return false;
   if (Array.isArray(input)) return (input as readonly string[]).some((s) => /^\s*dm\.basesize\s*=/i.test(s));
