@@ -24,7 +24,7 @@
  * `/options/label` for mountDevice's third argument's `label`.
  */
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
-import type { DeviceSetInit, MountDeviceOptions } from './device-set.js';
+import type { DeviceSetInit, MountDeviceOptions } from './types.js';
 import { hashProblem } from './hash.js';
 import { MAX_SIZE, parseSize } from './options.js';
 

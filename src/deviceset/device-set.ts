@@ -18,19 +18,10 @@
  *    its UUID and grow it when dm.basesize grew.
  *
  * ## Pool mutations: the journal
- * Every create_thin / create_snap / delete follows the write order documented in reconcile.ts
- * (transaction record → device record → pool message → commit → record → clear), so
- * after a crash at any point the next init rolls creates back and deletes forward. The commit is
- * `set_transaction_id` on a pool this DeviceSet owns; an external pool's id belongs to its manager
- * (LVM refuses a pool whose id moved, moby#15629), so there the commit is an atomic write of the
- * journal's own id in the deviceset record. A named
- * {@link CrashHook} point sits before every step ({@link CRASH_POINTS}).
- *
- * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
- * (every other id is covered by a record written before the pool was touched), so init probes
- * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
- * device is deleted again (a crash in between leaves the same transaction, and the next probe
- * finds the id and the plan deletes it).
+ * Every create_thin / create_snap / delete goes through the {@link Journal} (journal.ts), in the
+ * write order documented in reconcile.ts; init's recovery probes the open transaction's thin id
+ * and applies {@link reconcile}'s plan there. The pool comes from pool-setup.ts, the base device
+ * from base-image.ts, the mount mechanics from mount.ts.
  *
  * ## Locks
  * Per-device locks, then the pool lock (see mutex.ts). Pool messages, the transaction id and
@@ -39,42 +30,16 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { kernelLogTail, openKernelLog, type KernelLog, type KernelLogCursor } from './kernel-log.js';
+import { openKernelLog, type KernelLog } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { BackingFileLinkError, LoopControl, ensureSparseFile, SparseFileShrinkError, type LoopAttachment } from '../loop/index.js';
-import {
-  ThinDevice,
-  ThinIdInUseError,
-  ThinIdNotFoundError,
-  ThinDeviceBusyError,
-  ThinPool,
-  UnexpectedTargetError,
-  classifyMetadataHead,
-  METADATA_BLOCK_BYTES,
-  SECTOR_SIZE,
-  THIN_METADATA_MAX_BYTES,
-  type BlockDevices,
-  parseThinStatus,
-  type ThinPoolWorkingStatus,
-} from '../thin/index.js';
-import {
-  BLKDISCARD,
-  MNT_DETACH,
-  UMOUNT_NOFOLLOW,
-  MS_NODEV,
-  MS_NOEXEC,
-  MS_NOSUID,
-  MS_RDONLY,
-  realSyscalls,
-  type Syscalls,
-} from '../ioctl/index.js';
+import { LoopControl } from '../loop/index.js';
+import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
+import { BLKDISCARD, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
-import { CRASH_POINTS, noCrashHook, type CrashHook, type CrashPointName } from './crash.js';
+import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
 import {
-  BackingFileInUseError,
-  BackingFilesLostError,
-  BaseUuidMismatchError,
   DeviceAlreadyExistsError,
   DeviceFaultyError,
   DeviceInUseError,
@@ -82,25 +47,17 @@ import {
   DeviceSetClosedError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
-  MountFailedError,
-  OperationAbortedError,
-  PoolFreeSpaceError,
-  ThinPoolOwnershipError,
   UnknownDeviceError,
   UnknownFilesystemError,
-} from './device-set-errors.js';
-import { probeDeviceFilesystem, realFsTools, type FsTools } from './fs-tools.js';
-import { assertValidHash, dmNameFor, poolNameFor, prefixFor } from './hash.js';
-import { allocateDeviceId } from './ids.js';
+} from './errors.js';
+import { realFsTools, type FsTools } from './fs-tools.js';
+import { assertValidHash, dmNameFor, prefixFor } from './hash.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
   type DeviceRecord,
-  type DeviceSetRecord,
-  type MetadataFs,
-  type TransactionRecord,
 } from './metadata.js';
-import { AsyncMutex, KeyedMutex } from './mutex.js';
+import { KeyedMutex } from './mutex.js';
 import {
   formatDmOptions,
   parseSize,
@@ -109,205 +66,37 @@ import {
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
-import { freeSpaceShortfall, minFreeBlocks, poolParamsFor } from './pool-sizing.js';
-import { reconcile, type ReconcileAction } from './reconcile.js';
+import { minFreeBlocks } from './pool-sizing.js';
+import { reconcile } from './reconcile.js';
+import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
+import { Journal, MIN_DEVICE_ID } from './journal.js';
+import { BaseImage, probeFilesystem } from './base-image.js';
+import { PoolSetup, assertPoolUsable, growLoopbackData, poolSpace } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-import { UnsafePathError } from './errors.js';
-import { assertOwnedDirIfPresent, ensureOwnedDir, ensurePrivateMountDir, ensureRootDir, openNoFollow, removePrivateMountDir } from './safe-path.js';
+import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource } from './types.js';
+import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
+export { splitMountOptions } from './mount.js';
 
-/** Log levels of {@link DeviceSetInit.log}. */
-export type DeviceSetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type {
+  AbortOptions,
+  DeviceSetDevice,
+  DeviceSetInit,
+  DeviceSetLogLevel,
+  DeviceSetStatus,
+  DeviceStatus,
+  MountDeviceOptions,
+  SpaceUsage,
+} from './types.js';
 
-/** Everything {@link DeviceSet.init} accepts besides the root. */
-export interface DeviceSetInit {
-  /** `dm.key=value` strings or the typed object. */
-  readonly options?: readonly string[] | DeviceSetOptions;
-  /** DmControl to use (default: a new one, closed at shutdown). */
-  readonly dm?: DmControl;
-  /** LoopControl to use (default: a new one). */
-  readonly loops?: LoopControl;
-  /** Kernel seam for mount, umount and BLKDISCARD (default: the real libc). */
-  readonly syscalls?: Syscalls;
-  /** mkfs/blkid/grow tools (default: the real ones through PATH). */
-  readonly tools?: FsTools;
-  /** Metadata store file system (crash tests). */
-  readonly metadataFs?: MetadataFs;
-  /**
-   * Block-device facts for the thin pool (size, metadata head read/zero): default the real
-   * node:fs/sysfs ones. Tests over a fake kernel must pass one backed by it, or the pool would
-   * inspect (and, for a new pool, zero) the host's real /dev nodes.
-   */
-  readonly blockDevices?: BlockDevices;
-  /** Crash injection hook, for tests only (default: none; devmapper/testing has crashHookFromEnv). */
-  readonly crashPoint?: CrashHook;
-  /** Deferred deletion worker period. Default 30 s (Docker's ticker). */
-  readonly deferredDeleteIntervalMs?: number;
-  /** Log sink. Default: warnings and errors to stderr. */
-  readonly log?: (level: DeviceSetLogLevel, message: string) => void;
-  /**
-   * Opens a cursor at the end of the kernel log before each mount, for the explanation a failed
-   * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
-   */
-  readonly kernelLog?: KernelLog;
-  /**
-   * Cancels the init: no new step starts once it fires, mkfs/grow children are killed, the step
-   * under way is finished or undone, everything this init created is torn down and the lock is
-   * released; init then rejects with {@link OperationAbortedError}.
-   */
-  readonly signal?: AbortSignal;
-  /**
-   * When the pool's metadata is blank (zeroed, or new files) while device records exist, drop the
-   * records and start an empty pool. Default false: init refuses with BackingFilesLostError, as
-   * the records are then the only trace of the devices.
-   */
-  readonly discardRecordsOnBlankMetadata?: boolean;
-}
-
-/** Cancellation of one call: see {@link DeviceSetInit.signal}. */
-export interface AbortOptions {
-  readonly signal?: AbortSignal;
-}
-
-/** A device as {@link DeviceSet.deviceInfo} reports it. */
-export interface DeviceSetDevice {
-  readonly hash: string;
-  readonly deviceId: number;
-  readonly size: bigint;
-  readonly transactionId: number;
-  readonly state: DeviceRecord['state'];
-  readonly deleted: boolean;
-  /** dm name (`<prefix>-<hash>`, `<prefix>-base`). */
-  readonly dmName: string;
-  /** `/dev/mapper/<dmName>` (present only while active). */
-  readonly devicePath: string;
-}
-
-/** Docker's GetDeviceStatus. */
-export interface DeviceStatus {
-  readonly deviceId: number;
-  readonly size: bigint;
-  readonly transactionId: number;
-  readonly sizeInSectors: bigint;
-  readonly mappedSectors: bigint;
-  /** null when nothing is mapped. */
-  readonly highestMappedSector: bigint | null;
-}
-
-/** Used/total/available, in bytes. */
-export interface SpaceUsage {
-  readonly used: bigint;
-  readonly total: bigint;
-  readonly available: bigint;
-}
-
-/** Docker's DeviceSet Status fields in camelCase, plus the pool's health. */
-export interface DeviceSetStatus {
-  readonly poolName: string;
-  /** Data block device: the loop device, dm.datadev, or for an external pool its table's `major:minor`. */
-  readonly dataFile: string | null;
-  readonly dataLoopback: string | null;
-  readonly metadataFile: string | null;
-  readonly metadataLoopback: string | null;
-  readonly data: SpaceUsage;
-  readonly metadata: SpaceUsage;
-  /** Pool data block size in bytes (Docker's misnamed SectorSize). */
-  readonly sectorSize: bigint;
-  /** True when udev is running (DmControl then waits for its nodes; there are no libdm cookies). */
-  readonly udevSyncSupported: boolean;
-  readonly deferredRemoveEnabled: boolean;
-  readonly deferredDeleteEnabled: boolean;
-  readonly deferredDeletedDeviceCount: number;
-  readonly baseDeviceSize: bigint;
-  readonly baseDeviceFS: BaseFilesystem | null;
-  /** dm.min_free_space of the data space, in bytes. */
-  readonly minFreeSpace: bigint;
-  readonly transactionId: bigint;
-  readonly mode: ThinPoolWorkingStatus['mode'] | 'fail' | 'error';
-  readonly needsCheck: boolean;
-  /** True when this DeviceSet created (owns) the pool and removes it at shutdown. */
-  readonly poolOwned: boolean;
-  /**
-   * Thin ids of an external pool left in doubt by a crash (maybe ours, maybe another user's):
-   * never deleted, never reused. Empty on an owned pool.
-   */
-  readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
-}
-
-/** Options of {@link DeviceSet.mountDevice}. */
-export interface MountDeviceOptions extends AbortOptions {
-  /** Extra mount options, comma-separated (after nouuid and dm.mountopt). */
-  readonly options?: string;
-  /** SELinux mount label: appended as `context="<label>"`. */
-  readonly label?: string;
-}
-
-const MIN_DEVICE_ID = 1;
 const DEFAULT_DEFERRED_DELETE_MS = 30_000;
 /** Deferred remove exists in dm ioctl ≥ 4.27.0. */
 const DEFERRED_REMOVE_MINOR = 27;
-const EEXIST_RETRIES = 1000;
 
 interface MountEntry {
   path: string;
   count: number;
-}
-
-/** Where the pool's data and metadata come from. */
-interface PoolSource {
-  readonly owned: boolean;
-  readonly dataFile: string | null;
-  readonly metadataFile: string | null;
-  dataDevice: string | null;
-  metadataDevice: string | null;
-}
-
-/**
- * Mount option words that are mount(2) flags, not filesystem data (include/uapi/linux/mount.h;
- * the ones src/ioctl does not mirror are spelled out here).
- */
-const FLAG_WORDS: Record<string, bigint> = {
-  ro: MS_RDONLY,
-  nosuid: MS_NOSUID,
-  nodev: MS_NODEV,
-  noexec: MS_NOEXEC,
-  sync: 16n, // MS_SYNCHRONOUS
-  dirsync: 128n, // MS_DIRSYNC
-  noatime: 1024n, // MS_NOATIME
-  nodiratime: 2048n, // MS_NODIRATIME
-  relatime: 1n << 21n, // MS_RELATIME
-  strictatime: 1n << 24n, // MS_STRICTATIME
-  lazytime: 1n << 25n, // MS_LAZYTIME
-};
-
-/** Splits mount options into mount(2) flags and the filesystem's data string. */
-export function splitMountOptions(options: readonly string[]): { flags: bigint; data: string } {
-  let flags = 0n;
-  const data: string[] = [];
-  for (const o of options.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '')) {
-    const f = FLAG_WORDS[o];
-    if (f !== undefined) flags |= f;
-    else if (o !== 'rw') data.push(o);
-  }
-  return { flags, data: data.join(',') };
-}
-
-/** Throws {@link OperationAbortedError} when `signal` has fired: called between steps, never inside one. */
-function checkAbort(signal: AbortSignal | undefined, operation: string): void {
-  if (signal?.aborted) throw new OperationAbortedError(operation, { cause: signal.reason });
-}
-
-/** Runs a child-process tool; when `signal` fired meanwhile, its failure is the abort. */
-async function runTool<T>(signal: AbortSignal | undefined, operation: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    const out = await fn();
-    checkAbort(signal, operation);
-    return out;
-  } catch (err) {
-    if (signal?.aborted && !(err instanceof OperationAbortedError)) throw new OperationAbortedError(operation, { cause: err });
-    throw err;
-  }
 }
 
 function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
@@ -346,17 +135,12 @@ export class DeviceSet {
   readonly #tools: FsTools;
   readonly #kernelLog: KernelLog;
   readonly #blockDevices: BlockDevices | undefined;
-  readonly #store: MetadataStore;
   readonly #crash: CrashHook;
+  readonly #journal: Journal;
   readonly #log: (level: DeviceSetLogLevel, message: string) => void;
   readonly #lock: RootLock;
-  readonly #poolLock = new AsyncMutex();
   readonly #devLocks = new KeyedMutex();
-  readonly #records = new Map<string, DeviceRecord>();
-  readonly #usedIds = new Set<number>();
   readonly #mounts = new Map<string, MountEntry>();
-  #deviceSet: DeviceSetRecord;
-  #pool!: ThinPool;
   #source!: PoolSource;
   #deferredRemoval = false;
   #deferredDeletion = false;
@@ -371,6 +155,8 @@ export class DeviceSet {
   readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
+  readonly #mountDeps: MountDeps;
+  readonly #base: BaseImage;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
     this.root = root;
@@ -383,14 +169,40 @@ export class DeviceSet {
     this.#tools = init.tools ?? realFsTools;
     this.#kernelLog = init.kernelLog ?? openKernelLog;
     this.#blockDevices = init.blockDevices;
-    this.#store = new MetadataStore(root, init.metadataFs);
     this.#crash = init.crashPoint ?? noCrashHook;
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
     this.#initSignal = init.signal;
     this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
-    this.#deviceSet = { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) };
+    this.#journal = new Journal({
+      store: new MetadataStore(root, init.metadataFs),
+      crash: this.#crash,
+      log: this.#log,
+      minFreeSpacePercent: options.minFreeSpacePercent,
+      deviceSet: { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) },
+    });
+    this.#base = new BaseImage({
+      root,
+      options,
+      sys: this.#sys,
+      tools: this.#tools,
+      journal: this.#journal,
+      devLocks: this.#devLocks,
+      crash: this.#crash,
+      log: this.#log,
+      activate: (rec) => this.#activate(rec),
+      deactivate: (hash, deferred) => this.#deactivate(hash, deferred),
+      deleteLocked: (rec, sync) => this.#deleteLocked(rec, sync),
+    });
+    this.#mountDeps = {
+      dm: this.#dm,
+      sys: this.#sys,
+      kernelLog: this.#kernelLog,
+      options,
+      dmName: (hash) => this.#dmName(hash),
+      undoActivate: (hash) => this.#deactivate(hash, true).catch(() => undefined),
+    };
   }
 
   // ------------------------------------------------------------------------------------ init
@@ -445,571 +257,47 @@ export class DeviceSet {
     this.#deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
     this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#deferredRemoval : o.useDeferredDeletion;
 
-    const loaded = this.#store.loadAll();
+    const loaded = this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
-    if (loaded.deviceSet) this.#deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
+    if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
-    const newPool = await this.#setupPool(firstUse, loaded.devices.size);
-    await this.#cleanGrowMounts();
+    const setup = new PoolSetup({
+      root: this.root,
+      prefix: this.prefix,
+      options: o,
+      dm: this.#dm,
+      loops: this.#loops,
+      blockDevices: this.#blockDevices,
+      crash: this.#crash,
+      log: this.#log,
+      discardRecordsOnBlank: this.#discardRecordsOnBlank,
+      onPool: (pool, createdHere) => {
+        this.#journal.pool = pool;
+        this.#poolCreatedHere = createdHere;
+      },
+    });
+    const newPool = await setup.run(firstUse, loaded.devices.size);
+    this.#source = setup.source;
+    this.#journal.owned = this.#source.owned;
+    await this.#base.cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
-    const status = await this.#pool.status({ noflush: true });
-    if (status.kind !== 'working') {
-      throw new ThinPoolOwnershipError(this.#pool.name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
-    }
-    if (o.thinPoolDevice !== null && firstUse) {
-      if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
-      if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(this.#pool.name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
-    }
-    const poolIds = new Set<number>();
-    // The kernel cannot list thin ids: every recorded id counts as present. On an external pool a
-    // 'creating' record's id is not proven ours (only the commit proves it; the open transaction's
-    // id is probed below), so it is left out: reconcile then never deletes it as an orphan.
-    if (!newPool) for (const r of loaded.devices.values()) if (this.#source.owned || r.state !== 'creating') poolIds.add(r.deviceId);
-    const tx = loaded.transaction;
-    if (!this.#source.owned && this.#deviceSet.transactionId === undefined) {
-      // First use (the ownership check above saw 0), or a root written before the journal kept its
-      // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
-      this.#deviceSet = { ...this.#deviceSet, transactionId: Number(status.transactionId) };
-    }
-    if (tx && !newPool) {
-      this.#crash('init:before-probe');
-      const exists = await this.#probe(tx.deviceId);
-      if (exists && !this.#source.owned && !this.#provablyOurs(tx, status)) {
-        this.#quarantine(tx);
-        poolIds.delete(tx.deviceId); // so that no plan deletes it
-      } else if (exists) poolIds.add(tx.deviceId);
-      else poolIds.delete(tx.deviceId);
-    }
-    for (const q of this.#deviceSet.quarantinedIds ?? []) this.#usedIds.add(q.deviceId);
-    const plan = reconcile(loaded.devices, tx, poolIds, this.#journalTxid(status));
-    for (const r of loaded.devices.values()) this.#records.set(r.hash, r);
-    if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
-    await this.#applyPlan(plan, tx);
-    for (const r of this.#records.values()) this.#usedIds.add(r.deviceId);
+    const status = await this.#journal.pool.status({ noflush: true });
+    assertPoolUsable(this.#journal.pool.name, status, o.thinPoolDevice !== null && firstUse);
+    await this.#journal.recover(loaded, status, newPool, (hash) => this.#quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
-    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
-    await this.#undoInterruptedAdds();
-    await this.#setupBase(baseSizeGiven);
+    await this.#base.undoInterruptedAdds();
+    await this.#base.setup(baseSizeGiven, this.#initSignal);
     this.#initializing = false;
     this.#activatedHere.clear();
     this.#initSignal = undefined;
     this.#startWorker();
-  }
-
-  /**
-   * A crash during a grow leaves `mnt/.grow-*` mounted (the directory of #growFilesystem): detach
-   * each (UMOUNT_NOFOLLOW: a link planted there is not followed) and remove the directory only
-   * when it is empty. Never a recursive removal: it could still be a mount point.
-   */
-  async #cleanGrowMounts(): Promise<void> {
-    const dir = join(this.root, 'mnt');
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir).filter((n) => n.startsWith('.grow-'));
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return;
-      throw err;
-    }
-    for (const n of names) {
-      const path = join(dir, n);
-      try {
-        await this.#sys.umount2Async(path, MNT_DETACH | UMOUNT_NOFOLLOW);
-        this.#log('info', `recovery: unmounted ${path}, left by an interrupted filesystem grow`);
-      } catch (err) {
-        // EINVAL: not a mount point (the crash came before the mount or after the unmount).
-        if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) throw err;
-      }
-      try {
-        fs.rmdirSync(path);
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) this.#log('warn', `${path} stays: ${String(err)}`);
-      }
-    }
-  }
-
-  /**
-   * addDevice with a size grows the new snapshot's filesystem after creating it; the record carries
-   * `growTo` until the grow is done. A crash in between leaves a device its caller never got:
-   * delete it (the record proves it is ours), so that a retry of the add works.
-   */
-  async #undoInterruptedAdds(): Promise<void> {
-    for (const rec of [...this.#records.values()]) {
-      if (rec.hash === '' || rec.growTo === undefined || rec.deleted) continue;
-      this.#log('info', `recovery: deleting ${rec.hash}, whose addDevice was interrupted while growing its filesystem`);
-      const release = await this.#devLocks.lockMany([rec.hash]);
-      try {
-        await this.#deleteLocked(rec, true);
-      } finally {
-        release();
-      }
-    }
-  }
-
-  /**
-   * On an external pool (shared with its manager and maybe other users), whether the open
-   * transaction's thin id is provably ours. Only the journal's commit proves it: a create whose
-   * commit landed made the id (the pool refused create_thin with EEXIST otherwise and the id was
-   * never recorded). Before the commit an existing id may be ours (the message went through, then
-   * the crash) or someone else's (made while our message was never sent): that cannot be told
-   * apart from the pool, so it is quarantined, never deleted. A delete that committed already
-   * removed our id; an id found again under that number belongs to someone else.
-   */
-  #provablyOurs(tx: TransactionRecord, status: ThinPoolWorkingStatus): boolean {
-    const committed = this.#journalTxid(status) >= BigInt(tx.openTransactionId);
-    if (tx.op === 'delete') return !committed;
-    return committed;
-  }
-
-  /** Records `tx`'s thin id as in doubt: never deleted, never reused, reported by status(). */
-  #quarantine(tx: TransactionRecord): void {
-    const reason = `${tx.op} of ${tx.deviceHash || 'base'} (transaction ${tx.openTransactionId}) was interrupted before its commit; the id exists in the pool and may belong to another user`;
-    const list = (this.#deviceSet.quarantinedIds ?? []).filter((q) => q.deviceId !== tx.deviceId);
-    this.#deviceSet = { ...this.#deviceSet, quarantinedIds: [...list, { deviceId: tx.deviceId, reason, since: new Date().toISOString() }] };
-    this.#store.saveDeviceSet(this.#deviceSet);
-    this.#log('warn', `recovery: thin ${tx.deviceId} of the external pool ${this.#pool.name} is quarantined: ${reason}`);
-  }
-
-  /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
-  async #probe(id: number): Promise<boolean> {
-    try {
-      await this.#pool.createThin(id);
-    } catch (err) {
-      if (err instanceof ThinIdInUseError) return true;
-      throw err;
-    }
-    await this.#pool.deleteThin(id);
-    return false;
-  }
-
-  /**
-   * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
-   * is known to hold no thin ids at all).
-   */
-  async #setupPool(firstUse: boolean, deviceRecords: number): Promise<boolean> {
-    const o = this.options;
-    if (o.thinPoolDevice !== null) {
-      const name = o.thinPoolDevice;
-      this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
-      if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
-      try {
-        this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
-      } catch (err) {
-        if (err instanceof UnexpectedTargetError) throw new ThinPoolOwnershipError(name, 'is not a thin pool', { cause: err });
-        throw err;
-      }
-      this.#source.dataDevice = this.#pool.params.dataDev;
-      this.#source.metadataDevice = this.#pool.params.metadataDev;
-      return false;
-    }
-
-    const name = poolNameFor(this.prefix);
-    const loopback = o.dataDevice === null;
-    const loopDir = join(this.root, 'devicemapper');
-    const dataFile = loopback ? join(loopDir, 'data') : null;
-    const metadataFile = loopback ? join(loopDir, 'metadata') : null;
-    this.#source = { owned: true, dataFile, metadataFile, dataDevice: o.dataDevice, metadataDevice: o.metadataDevice };
-
-    const found = await this.#dm.findDevice(name);
-    if (found !== null && !found.activeTable) {
-      // A crash inside ThinPool.create, between DEV_CREATE and the resume of its table: the device
-      // was never a pool and holds nothing but (maybe) an inactive table. Remove it and start over.
-      this.#log('warn', `removing ${name}: a pool device without a live table, left by an interrupted init`);
-      await this.#dm.deviceRemove(name);
-    } else if (found !== null) {
-      // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
-      this.#pool = await ThinPool.open(this.#dm, name, this.#poolOptions());
-      if (dataFile !== null && metadataFile !== null) {
-        this.#assertBackingFilesPresent(name, [
-          [dataFile, this.#pool.params.dataDev],
-          [metadataFile, this.#pool.params.metadataDev],
-        ]);
-        const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
-        const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
-        this.#source.dataDevice = dataDevice;
-        this.#source.metadataDevice = metadataDevice;
-        await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
-      }
-      return false;
-    }
-
-    const handles: LoopAttachment[] = [];
-    try {
-      let dataDev: string;
-      let metaDev: string;
-      let dataBytes: bigint;
-      let metadataHead: Buffer;
-      if (dataFile !== null && metadataFile !== null) {
-        if (deviceRecords > 0) {
-          const missing = [dataFile, metadataFile].filter((f) => !lexists(f));
-          if (missing.length > 0 && this.#discardRecordsOnBlank !== true) {
-            throw new BackingFilesLostError(
-              name,
-              `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing while ${deviceRecords} device record(s) exist: ` +
-                'restore the files (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
-            );
-          }
-        }
-        await this.#refuseFilesInUse([dataFile, metadataFile]);
-        ensureOwnedDir(loopDir, 0o700);
-        await this.#ensureLoopFile(dataFile, o.loopDataSize);
-        await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
-        metadataHead = readHead(metadataFile, true);
-        const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
-        handles.push(data);
-        const meta = await this.#loops.attach(metadataFile, { autoclear: true, noFollow: true });
-        handles.push(meta);
-        dataDev = data.path;
-        metaDev = meta.path;
-        dataBytes = BigInt(fs.statSync(dataFile).size);
-      } else {
-        dataDev = o.dataDevice ?? '';
-        metaDev = o.metadataDevice ?? '';
-        metadataHead = readHead(metaDev);
-        dataBytes = this.#loops.sizeOf(dataDev);
-      }
-      this.#source.dataDevice = dataDev;
-      this.#source.metadataDevice = metaDev;
-      const head = classifyMetadataHead(metadataHead);
-      if (head.kind === 'other') {
-        throw new ThinPoolOwnershipError(name, `metadata device ${metaDev} holds something that is not thin-pool metadata; zero its first 4 KiB to start a new pool`);
-      }
-      const fresh = head.kind === 'blank';
-      if (fresh && deviceRecords > 0) {
-        if (this.#discardRecordsOnBlank !== true) {
-          throw new BackingFilesLostError(
-            name,
-            `the pool metadata on ${metaDev} is blank but ${deviceRecords} device record(s) exist: the metadata was zeroed or replaced; ` +
-              'restore it (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
-          );
-        }
-        this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they are dropped (discardRecordsOnBlankMetadata)`);
-      } else if (fresh && !firstUse) {
-        this.#log('info', `the pool metadata on ${metaDev} is blank: starting an empty pool`);
-      }
-      const params = poolParamsFor(o, dataBytes);
-      this.#crash('init:before-pool-create');
-      this.#pool = await ThinPool.create(this.#dm, {
-        name,
-        metadataDev: metaDev,
-        dataDev,
-        dataBlockSize: params.dataBlockSize,
-        lowWaterMark: params.lowWaterMark,
-        features: params.features,
-        metadata: fresh ? 'new' : 'reuse',
-        ...this.#poolOptions(),
-      });
-      this.#poolCreatedHere = true;
-      this.#crash('init:before-loop-close');
-      return fresh;
-    } finally {
-      // The pool table holds the loop devices now (or nothing does): autoclear takes it from here.
-      for (const h of handles) h.close();
-    }
-  }
-
-  /**
-   * Docker grows the loopback files when dm.loopdatasize / dm.loopmetadatasize grew between
-   * starts, and never shrinks them. A pool created here gets that before its loops are attached;
-   * an adopted pool is live, so it takes three steps: the file, the loop device's capacity
-   * (LOOP_SET_CAPACITY), the pool table (reload + resume: dm-thin then extends its data space
-   * map to the new length and its metadata space map to the metadata device's size, see
-   * Documentation/admin-guide/device-mapper/thin-provisioning.rst "Resizing"). Each step compares
-   * sizes instead of trusting a flag, so a crash between two of them is finished by the next init.
-   */
-  async #growAdoptedPool(dataFile: string, dataDevice: string, metadataFile: string, metadataDevice: string): Promise<void> {
-    const o = this.options;
-    await this.#ensureLoopFile(dataFile, o.loopDataSize);
-    await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
-    const pairs: Array<[string, string]> = [
-      [dataFile, dataDevice],
-      [metadataFile, metadataDevice],
-    ];
-    for (const [file, device] of pairs) {
-      const fileBytes = BigInt(fs.statSync(file).size);
-      if (this.#loops.sizeOf(device) < fileBytes) {
-        this.#crash('init:before-pool-grow');
-        await this.#loops.setCapacity(device);
-      }
-    }
-    const bs = BigInt(this.#pool.params.dataBlockSize);
-    const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
-    const status = await this.#pool.status({ noflush: true });
-    // A failed or erroring pool is refused by #init right after this, with the repair advice;
-    // reloading its table here would only turn that into a raw kernel error.
-    if (status.kind !== 'working') return;
-    // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
-    const metadataBytes = this.#loops.sizeOf(metadataDevice);
-    const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
-    const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
-    if (dataLength > this.#pool.lengthSectors || metadataGrew) {
-      this.#log('info', `growing ${this.#pool.name}: data ${this.#pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
-      this.#crash('init:before-pool-grow');
-      await this.#pool.resize();
-    }
-  }
-
-  #poolOptions(): { blockDevices?: BlockDevices } {
-    return this.#blockDevices ? { blockDevices: this.#blockDevices } : {};
-  }
-
-  async #ensureLoopFile(path: string, size: bigint): Promise<void> {
-    try {
-      await ensureSparseFile(path, size, { noFollow: true });
-    } catch (err) {
-      if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
-      if (!(err instanceof SparseFileShrinkError)) throw err;
-      this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
-    }
-  }
-
-  /**
-   * A live pool found by name must still have its backing files (d6): when they were deleted the
-   * pool runs on unlinked inodes, and creating new empty files next to it would lose every
-   * device at the next reboot. The data is still reachable through the live loop devices.
-   */
-  #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): void {
-    for (const [file, devNumber] of pairs) {
-      if (lexists(file)) continue;
-      const m = /^7:(\d+)$/.exec(devNumber);
-      const loop = m ? this.#loops.devicePath(Number(m[1])) : devNumber;
-      throw new BackingFilesLostError(
-        pool,
-        `it is live but its backing file ${file} is gone (deleted or moved): the data is still reachable through ${loop}; ` +
-          `copy it back (e.g. dd if=${loop} of=${file} conv=sparse) before the pool is stopped, then init again`,
-      );
-    }
-  }
-
-  /**
-   * Refuses to attach `files` when a loop device already bound to one of them is used by a live
-   * device-mapper device (d9): e.g. the root was moved to a new directory (a new inode, so a new
-   * name prefix) while its pool was live. The kernel would let a second pool open the same
-   * metadata; dm-thin keeps its metadata cached per pool, so two pools corrupt it.
-   */
-  async #refuseFilesInUse(files: readonly string[]): Promise<void> {
-    for (const file of files) {
-      const bound = this.#loops.findByBackingFile(file);
-      if (bound.length === 0) continue;
-      const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
-      const holders: string[] = [];
-      for (const d of await this.#dm.listDevices()) {
-        let lines: Awaited<ReturnType<DmControl['tableStatus']>>;
-        try {
-          lines = await this.#dm.tableStatus(d.name, { mode: 'table' });
-        } catch (err) {
-          if (err instanceof DeviceNotFoundError) continue;
-          throw err;
-        }
-        // Table lines name block devices as major:minor (drivers/md/dm-table.c, format_dev_t).
-        if (lines.some((l) => l.params.split(/\s+/).some((t) => numbers.has(t)))) holders.push(d.name);
-      }
-      if (holders.length > 0) throw new BackingFileInUseError(file, bound.map((b) => b.path), holders);
-    }
-  }
-
-  /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
-  #loopFor(file: string, devNumber: string): string {
-    const match = this.#loops.findByBackingFile(file).find((m) => `${m.major}:${m.minor}` === devNumber);
-    if (!match) {
-      throw new ThinPoolOwnershipError(poolNameFor(this.prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
-    }
-    return match.path;
-  }
-
-  async #applyPlan(plan: readonly ReconcileAction[], tx: TransactionRecord | undefined): Promise<void> {
-    const keep = new Set<string>();
-    for (const a of plan) {
-      this.#crash('init:before-reconcile-action');
-      switch (a.action) {
-        case 'delete-thin': {
-          const owner = [...this.#records.values()].find((r) => r.deviceId === a.deviceId) ?? (tx?.deviceId === a.deviceId ? this.#records.get(tx.deviceHash) : undefined);
-          if (owner) await this.#quietDeactivate(owner.hash);
-          try {
-            await this.#pool.deleteThin(a.deviceId);
-          } catch (err) {
-            if (err instanceof ThinIdNotFoundError) break;
-            if (!(err instanceof ThinDeviceBusyError) || !owner) throw err;
-            // Still open (the dead process left it mounted): keep the record, deferred.
-            const deferred: DeviceRecord = { ...owner, state: 'deleting', deleted: true, lastError: 'busy during crash recovery' };
-            this.#store.saveDevice(deferred);
-            this.#records.set(owner.hash, deferred);
-            keep.add(owner.hash);
-            this.#log('warn', `thin ${a.deviceId} (${owner.hash || 'base'}) is busy; marked for deferred deletion`);
-          }
-          break;
-        }
-        case 'drop-record':
-          if (keep.has(a.hash)) break;
-          this.#store.removeDevice(a.hash);
-          this.#records.delete(a.hash);
-          break;
-        case 'mark-ready':
-        case 'mark-faulty': {
-          const r = this.#records.get(a.hash);
-          if (!r) break;
-          const next: DeviceRecord =
-            a.action === 'mark-ready' ? { ...r, state: 'ready' } : { ...r, state: 'faulty', deleted: false, lastError: `recovery: ${a.why}` };
-          this.#store.saveDevice(next);
-          this.#records.set(a.hash, next);
-          break;
-        }
-        case 'set-transaction-id':
-          await this.#commitTransaction(a.from, a.to);
-          break;
-        case 'clear-transaction':
-          this.#store.clearTransaction();
-          break;
-      }
-    }
-  }
-
-  async #setupBase(baseSizeGiven: boolean): Promise<void> {
-    const release = await this.#devLocks.lockMany(['']);
-    try {
-      let base = this.#records.get('');
-      if (base && (!base.initialized || base.deleted || base.state !== 'ready')) {
-        this.#log('info', `base device is ${base.state}${base.initialized ? '' : ', not initialized'}${base.deleted ? ', deleted' : ''}: recreating it`);
-        await this.#deleteLocked(base, true);
-        base = undefined;
-      }
-      if (!base) {
-        await this.#createBase();
-        return;
-      }
-      await this.#verifyBase(base, baseSizeGiven);
-    } finally {
-      release();
-    }
-  }
-
-  async #createBase(): Promise<void> {
-    const o = this.options;
-    const rec = await this.#createJournalled('create', '', o.baseSize, undefined, undefined);
-    this.#crash('base:before-activate');
-    const path = await this.#activate(rec);
-    this.#crash('base:before-mkfs');
-    await this.#poolLock.run(() => {
-      // A recreated base gets a new filesystem uuid: forget the old one before mkfs, or a crash
-      // before the new one is saved would fail every later init with BaseUuidMismatchError.
-      const { baseFilesystemUuid: _previous, ...rest } = this.#deviceSet;
-      this.#deviceSet = { ...rest, baseFilesystem: o.fs };
-      this.#store.saveDeviceSet(this.#deviceSet);
-    });
-    const signal = this.#initSignal;
-    const call = signal ? { signal } : undefined;
-    await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
-    this.#crash('base:before-initialized');
-    await this.#saveRecord({ ...rec, initialized: true, filesystem: o.fs });
-    const uuid = await runTool(signal, 'DeviceSet.init', () => this.#tools.uuid(path, call));
-    this.#crash('base:before-uuid-save');
-    await this.#saveBaseUuid(uuid);
-    await this.#deactivate('', false);
-  }
-
-  async #saveBaseUuid(uuid: string): Promise<void> {
-    const base = this.#records.get('');
-    if (base) await this.#saveRecord({ ...base, filesystemUuid: uuid });
-    await this.#poolLock.run(() => {
-      this.#deviceSet = { ...this.#deviceSet, baseFilesystemUuid: uuid };
-      this.#store.saveDeviceSet(this.#deviceSet);
-    });
-  }
-
-  async #verifyBase(found: DeviceRecord, baseSizeGiven: boolean): Promise<void> {
-    const o = this.options;
-    let base = found;
-    if (base.growTo !== undefined) {
-      // A grow that a crash interrupted: finish it. A filesystem the tool may have grown in part
-      // must never go back to a smaller device.
-      this.#log('info', `recovery: finishing the interrupted grow of the base device to ${base.growTo} bytes`);
-      base = await this.#growDevice(base, base.growTo, this.#initSignal, 'DeviceSet.init');
-    }
-    if (baseSizeGiven && o.baseSize < BigInt(base.size)) {
-      throw new DeviceSizeError(`base device size cannot be smaller than ${base.size} bytes (dm.basesize=${o.baseSize})`, o.baseSize, BigInt(base.size));
-    }
-    const path = await this.#activate(base);
-    try {
-      const uuid = await this.#tools.uuid(path);
-      const stored = this.#deviceSet.baseFilesystemUuid ?? base.filesystemUuid;
-      if (stored !== undefined && stored !== uuid) throw new BaseUuidMismatchError(uuid, stored);
-      // Both records carry it: a crash between the two writes of #saveBaseUuid left one without.
-      if (this.#deviceSet.baseFilesystemUuid === undefined || base.filesystemUuid === undefined) await this.#saveBaseUuid(uuid);
-      const fsType = base.filesystem ?? this.#deviceSet.baseFilesystem ?? (await this.#probeFs(path)) ?? undefined;
-      if (fsType === undefined) throw new UnknownFilesystemError(path);
-      // From the current record: #saveBaseUuid may just have added the uuid to it.
-      if (base.filesystem === undefined) await this.#saveRecord({ ...(this.#records.get('') ?? base), filesystem: fsType });
-      if (fsType !== o.fs) this.#log('warn', `the base device has ${fsType}; dm.fs=${o.fs} is ignored`);
-    } finally {
-      await this.#deactivate('', false);
-    }
-    const current = this.#records.get('') ?? base;
-    if (baseSizeGiven && o.baseSize > BigInt(current.size)) {
-      checkAbort(this.#initSignal, 'DeviceSet.init');
-      this.#crash('base:before-grow');
-      try {
-        await this.#growDevice(current, Number(o.baseSize), this.#initSignal, 'DeviceSet.init');
-      } catch (err) {
-        // The tool refused (or the caller aborted): the record keeps its old size, so the next
-        // init with the old dm.basesize opens the root as before.
-        await this.#dropGrowIntent('');
-        throw err;
-      }
-    }
-  }
-
-  /**
-   * The journalled grow of `rec` to `to` bytes: the intent (`growTo`) is saved first; the record's
-   * size changes only after the filesystem grew. Returns the grown record. On a throw the intent
-   * stays: the caller undoes it ({@link #dropGrowIntent}, or deletes a new device).
-   */
-  async #growDevice(rec: DeviceRecord, to: number, signal: AbortSignal | undefined, operation: string): Promise<DeviceRecord> {
-    const intent: DeviceRecord = { ...rec, growTo: to };
-    if (rec.growTo !== to) await this.#saveRecord(intent);
-    await this.#growFilesystem(intent, signal, operation);
-    this.#crash('grow:before-size-save');
-    const { growTo: _done, ...rest } = intent;
-    const grown: DeviceRecord = { ...rest, size: to };
-    await this.#saveRecord(grown);
-    return grown;
-  }
-
-  async #dropGrowIntent(hash: string): Promise<void> {
-    const rec = this.#records.get(hash);
-    if (rec?.growTo === undefined) return;
-    const { growTo: _dropped, ...rest } = rec;
-    await this.#saveRecord(rest);
-  }
-
-  /**
-   * Activates `rec` at its grow target, mounts it on a private directory and grows its filesystem.
-   * The directory is removed (rmdir, never recursively) only once it is unmounted; a crash
-   * leaves it for {@link #cleanGrowMounts}.
-   */
-  async #growFilesystem(rec: DeviceRecord, signal: AbortSignal | undefined, operation: string): Promise<void> {
-    const fsType = rec.filesystem ?? this.#deviceSet.baseFilesystem ?? this.options.fs;
-    await this.#deactivate(rec.hash, false);
-    const device = await this.#activate(rec);
-    const mnt = ensurePrivateMountDir(this.root, `.grow-${rec.hash || 'base'}`);
-    try {
-      this.#crash('grow:before-mount');
-      await this.#sys.mountAsync(device, mnt, fsType, 0n, fsType === 'xfs' ? 'nouuid' : null);
-      try {
-        this.#crash('grow:before-tool');
-        await runTool(signal, operation, () => this.#tools.grow(fsType, device, mnt, signal ? { signal } : undefined));
-        this.#crash('grow:before-unmount');
-      } finally {
-        await this.#sys.umount2Async(mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
-      }
-      removePrivateMountDir(mnt);
-    } finally {
-      await this.#deactivate(rec.hash, false);
-    }
   }
 
   /**
@@ -1028,7 +316,7 @@ export class DeviceSet {
       }
     }
     try {
-      if (this.#pool && this.#poolCreatedHere) await this.#pool.remove();
+      if (this.#journal.pool && this.#poolCreatedHere) await this.#journal.pool.remove();
     } catch (err) {
       this.#log('warn', `cleanup after a failed init: ${String(err)}`);
     }
@@ -1055,179 +343,6 @@ export class DeviceSet {
     }
   }
 
-  async #saveRecord(rec: DeviceRecord): Promise<void> {
-    await this.#poolLock.run(() => {
-      this.#store.saveDevice(rec);
-      this.#records.set(rec.hash, rec);
-    });
-  }
-
-  /**
-   * create_thin (base) or create_snap (snapshot of `origin`) through the journal. Caller holds
-   * the device locks of `hash` (and the origin).
-   */
-  async #createJournalled(
-    op: 'create' | 'snapshot',
-    hash: string,
-    size: bigint,
-    origin: DeviceRecord | undefined,
-    originActiveName: string | undefined,
-    growTo?: number,
-  ): Promise<DeviceRecord> {
-    const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
-    return this.#poolLock.run(async () => {
-      const status = await this.#pool.assertWritable();
-      if (op === 'snapshot') {
-        const short = freeSpaceShortfall(status, this.options.minFreeSpacePercent);
-        if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
-      }
-      const current = this.#journalTxid(status);
-      const open = current + 1n;
-      let { id, next } = allocateDeviceId(this.#usedIds, this.#deviceSet.nextDeviceId || MIN_DEVICE_ID);
-      const txFor = (devId: number): TransactionRecord => ({
-        openTransactionId: Number(open),
-        deviceHash: hash,
-        deviceId: devId,
-        op,
-        ...(origin ? { originDeviceId: origin.deviceId } : {}),
-        size: Number(size),
-      });
-      const fsType = origin?.filesystem ?? this.#deviceSet.baseFilesystem;
-      const recFor = (devId: number): DeviceRecord => ({
-        hash,
-        deviceId: devId,
-        size: Number(size),
-        transactionId: Number(open),
-        initialized: false,
-        deleted: false,
-        state: 'creating',
-        ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
-        createdAt: new Date().toISOString(),
-        ...(growTo !== undefined ? { growTo } : {}),
-      });
-      point('before-transaction');
-      this.#store.saveTransaction(txFor(id));
-      point('before-record');
-      let rec = recFor(id);
-      this.#store.saveDevice(rec);
-      point('before-message');
-      for (let attempt = 0; ; attempt++) {
-        try {
-          if (op === 'create') await this.#pool.createThin(id);
-          else await this.#pool.createSnap(id, origin?.deviceId ?? 0, originActiveName ? { origin: originActiveName } : {});
-          break;
-        } catch (err) {
-          if (err instanceof ThinIdInUseError && attempt < EEXIST_RETRIES) {
-            // Docker: "Device ID exists in pool but it is supposed to be unused".
-            this.#log('warn', `thin id ${id} exists in the pool but has no record; trying another id`);
-            this.#usedIds.add(id);
-            ({ id, next } = allocateDeviceId(this.#usedIds, next));
-            this.#store.saveTransaction(txFor(id));
-            rec = recFor(id);
-            this.#store.saveDevice(rec);
-            continue;
-          }
-          // Nothing was created: undo the journal entries.
-          this.#store.removeDevice(hash);
-          this.#store.clearTransaction();
-          throw err;
-        }
-      }
-      this.#deviceSet = { ...this.#deviceSet, nextDeviceId: next };
-      point('before-commit');
-      try {
-        await this.#commitTransaction(current, open);
-      } catch (err) {
-        try {
-          await this.#pool.deleteThin(id);
-          this.#store.removeDevice(hash);
-          this.#store.clearTransaction();
-        } catch (undoErr) {
-          this.#log('error', `could not undo create of thin ${id} after its commit failed (init will): ${String(undoErr)}`);
-        }
-        throw err;
-      }
-      point('before-ready');
-      rec = { ...rec, state: 'ready' };
-      this.#store.saveDevice(rec);
-      point('before-clear');
-      this.#store.clearTransaction();
-      this.#usedIds.add(id);
-      this.#records.set(hash, rec);
-      return rec;
-    });
-  }
-
-  /**
-   * The transaction id the journal counts from: the pool's when this DeviceSet owns the pool,
-   * otherwise its own marker in the deviceset record (see DeviceSetRecord.transactionId).
-   */
-  #journalTxid(status: ThinPoolWorkingStatus): bigint {
-    if (this.#source.owned) return status.transactionId;
-    return BigInt(this.#deviceSet.transactionId ?? 0);
-  }
-
-  /**
-   * The journal's commit point: `set_transaction_id from to` on an owned pool; on an external
-   * pool an atomic, fsynced write of the deviceset record (the pool's id is its manager's).
-   */
-  async #commitTransaction(from: bigint, to: bigint): Promise<void> {
-    if (this.#source.owned) {
-      await this.#pool.setTransactionId(from, to);
-      return;
-    }
-    const next: DeviceSetRecord = { ...this.#deviceSet, transactionId: Number(to) };
-    try {
-      this.#store.saveDeviceSet(next);
-    } finally {
-      // Even when the write failed, the rename may have landed (a failed directory fsync): move
-      // on to `to` in memory too, so the next transaction opens above whatever the disk holds.
-      // Only monotonicity matters; a record never claims an id the journal did not open.
-      this.#deviceSet = next;
-    }
-  }
-
-  /** delete through the journal. Returns 'deferred' when the pool said busy and deferral applies. */
-  async #deleteJournalled(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
-    return this.#poolLock.run(async () => {
-      const status = await this.#pool.assertWritable();
-      const current = this.#journalTxid(status);
-      const open = current + 1n;
-      this.#crash('delete:before-transaction');
-      this.#store.saveTransaction({ openTransactionId: Number(open), deviceHash: rec.hash, deviceId: rec.deviceId, op: 'delete' });
-      this.#crash('delete:before-record');
-      this.#store.saveDevice({ ...rec, state: 'deleting' });
-      this.#crash('delete:before-message');
-      try {
-        await this.#pool.deleteThin(rec.deviceId);
-      } catch (err) {
-        if (!(err instanceof ThinIdNotFoundError)) {
-          if (err instanceof ThinDeviceBusyError && this.#deferredDeletion && !sync) {
-            const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
-            this.#store.saveDevice(deferred);
-            this.#records.set(rec.hash, deferred);
-            await this.#commitTransaction(current, open);
-            this.#store.clearTransaction();
-            return 'deferred';
-          }
-          // Abort: the device stays as it was.
-          this.#store.saveDevice(rec);
-          this.#store.clearTransaction();
-          throw err;
-        }
-      }
-      this.#crash('delete:before-commit');
-      await this.#commitTransaction(current, open);
-      this.#crash('delete:before-remove-record');
-      this.#store.removeDevice(rec.hash);
-      this.#records.delete(rec.hash);
-      this.#crash('delete:before-clear');
-      this.#store.clearTransaction();
-      this.#usedIds.delete(rec.deviceId);
-      return 'deleted';
-    });
-  }
-
   /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
   async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
     this.#crash('delete:before-discard');
@@ -1240,7 +355,7 @@ export class DeviceSet {
       if (!(err instanceof DeviceBusyError) || !deferOk) throw err;
       // Busy: the pool delete below answers EBUSY and the deletion is deferred.
     }
-    return this.#deleteJournalled(rec, sync);
+    return this.#journal.delete(rec, this.#deferredDeletion && !sync);
   }
 
   /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */
@@ -1288,7 +403,7 @@ export class DeviceSet {
     }
     // A grow in flight activates at its target: the filesystem may already be larger than `size`.
     const bytes = rec.growTo !== undefined && rec.growTo > rec.size ? rec.growTo : rec.size;
-    await ThinDevice.of(this.#pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
+    await ThinDevice.of(this.#journal.pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
     if (this.#initializing) this.#activatedHere.add(name);
     return path;
   }
@@ -1315,7 +430,7 @@ export class DeviceSet {
 
   /** Every dm device of this set except the pool, removed (deferred when busy and allowed). */
   async #deactivateAll(): Promise<void> {
-    const poolName = this.#pool?.name;
+    const poolName = this.#journal.pool?.name;
     for (const d of await this.#dm.listDevices({ namePrefix: `${this.prefix}-` })) {
       if (d.name === poolName) continue;
       try {
@@ -1330,7 +445,7 @@ export class DeviceSet {
 
   /** The pool's dm name. */
   get poolName(): string {
-    return this.#pool.name;
+    return this.#journal.pool.name;
   }
 
   /** Whether deferred removal / deletion ended up enabled. */
@@ -1358,11 +473,11 @@ export class DeviceSet {
     checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
       checkAbort(signal, 'addDevice');
-      const parent = this.#records.get(baseHash);
+      const parent = this.#journal.records.get(baseHash);
       if (!parent) throw new UnknownDeviceError(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
       if (parent.state !== 'ready') throw new DeviceFaultyError(baseHash, parent.lastError ?? parent.state);
-      const existing = this.#records.get(hash);
+      const existing = this.#journal.records.get(hash);
       if (existing) throw new DeviceAlreadyExistsError(hash, existing.deleted);
       const size = wanted ?? BigInt(parent.size);
       if (size < BigInt(parent.size)) {
@@ -1381,7 +496,7 @@ export class DeviceSet {
       const growTo = size > BigInt(parent.size) ? Number(size) : undefined;
       let rec: DeviceRecord;
       try {
-        rec = await this.#createJournalled('snapshot', hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
+        rec = await this.#journal.createSnap(hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
       } finally {
         if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
       }
@@ -1389,11 +504,11 @@ export class DeviceSet {
         try {
           checkAbort(signal, 'addDevice');
           this.#crash('add:before-grow');
-          rec = await this.#growDevice(rec, growTo, signal, 'addDevice');
+          rec = await this.#base.growDevice(rec, growTo, signal, 'addDevice');
         } catch (err) {
           // The grow failed or was aborted: remove the half-made device so that a retry works.
           try {
-            await this.#deleteLocked(this.#records.get(hash) ?? rec, true);
+            await this.#deleteLocked(this.#journal.records.get(hash) ?? rec, true);
           } catch (undoErr) {
             this.#log('error', `could not delete ${hash} after its grow failed (init will): ${String(undoErr)}`);
           }
@@ -1417,7 +532,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'deleteDevice');
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       const m = this.#mounts.get(hash);
       if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
@@ -1430,7 +545,7 @@ export class DeviceSet {
     checkHashArg('activateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
       return this.#activate(rec);
@@ -1442,7 +557,7 @@ export class DeviceSet {
     checkHashArg('deactivateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
+      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
       if (this.#mounts.has(hash)) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${this.#mounts.get(hash)?.path}`);
       await this.#deactivate(hash, true);
     });
@@ -1463,7 +578,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'mountDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'mountDevice');
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
@@ -1476,7 +591,7 @@ export class DeviceSet {
       const device = await this.#activate(rec);
       let fsType: BaseFilesystem | null;
       try {
-        fsType = await this.#probeFs(device);
+        fsType = await probeFilesystem(this.#tools, device);
       } catch (err) {
         await this.#deactivate(hash, true).catch(() => undefined);
         throw err;
@@ -1485,69 +600,9 @@ export class DeviceSet {
         await this.#deactivate(hash, true).catch(() => undefined);
         throw new UnknownFilesystemError(device);
       }
-      const words = [
-        ...(fsType === 'xfs' ? ['nouuid'] : []),
-        ...(this.options.mountOptions ? [this.options.mountOptions] : []),
-        ...(options.options ? [options.options] : []),
-        ...(options.label ? [`context="${options.label}"`] : []),
-      ];
-      const { flags, data } = splitMountOptions(words);
-      if (options.signal?.aborted) {
-        await this.#deactivate(hash, true).catch(() => undefined);
-        checkAbort(options.signal, 'mountDevice');
-      }
-      const log = this.#openKernelLog();
-      try {
-        await this.#sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
-      } catch (err) {
-        // The errno alone rarely says what is wrong (EINVAL covers a bad option and a corrupt
-        // superblock alike): the filesystem's own words are in the kernel log. Read them while
-        // the device is still active, so its dm-N name is known.
-        const kernelLog = await this.#kernelLogFor(hash, log);
-        await this.#deactivate(hash, true).catch(() => undefined);
-        const code = (err as { code?: string }).code ?? 'error';
-        const why = `${code}: ${mountErrorHint(code)} (${(err as Error).message})`;
-        throw new MountFailedError(hash, device, path, fsType, data, why, { cause: err, kernelLog });
-      } finally {
-        log?.close();
-      }
-      if (fsType === 'xfs' && this.options.xfsNoSpaceMaxRetries !== null) {
-        try {
-          const info = await this.#dm.deviceInfo(this.#dmName(hash));
-          fs.writeFileSync(`/sys/fs/xfs/dm-${info.dev.minor}/error/metadata/ENOSPC/max_retries`, String(this.options.xfsNoSpaceMaxRetries));
-        } catch (err) {
-          await this.#sys.umount2Async(path, MNT_DETACH).catch(() => undefined);
-          await this.#deactivate(hash, true).catch(() => undefined);
-          throw new DeviceSetUnsupportedError(`dm.xfs_nospace_max_retries is set but could not be applied: ${String(err)}`);
-        }
-      }
+      await mountThinDevice(this.#mountDeps, hash, device, path, fsType, options);
       this.#mounts.set(hash, { path, count: 1 });
     });
-  }
-
-  #openKernelLog(): KernelLogCursor | null {
-    try {
-      return this.#kernelLog();
-    } catch {
-      return null;
-    }
-  }
-
-  /** FsTools.probe, or the superblock probe through node:fs for FsTools written before it existed. */
-  async #probeFs(device: string): Promise<BaseFilesystem | null> {
-    return this.#tools.probe ? this.#tools.probe(device) : probeDeviceFilesystem(device);
-  }
-
-  /** The kernel log lines since `log` was opened about `hash`'s dm-N device (or the last few). Never throws. */
-  async #kernelLogFor(hash: string, log: KernelLogCursor | null): Promise<string[]> {
-    try {
-      const records = log?.read() ?? [];
-      if (records.length === 0) return [];
-      const info = await this.#dm.deviceInfo(this.#dmName(hash)).catch(() => undefined);
-      return kernelLogTail(records, info ? `dm-${info.dev.minor}` : '');
-    } catch {
-      return [];
-    }
   }
 
   /**
@@ -1558,13 +613,13 @@ export class DeviceSet {
     checkUnmountArgs(hash, path);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#records.has(hash)) throw new UnknownDeviceError(hash);
+      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
       const m = this.#mounts.get(hash);
       if (!m || m.path !== path) {
         throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
       }
       if (--m.count > 0) return;
-      await this.#sys.umount2Async(path, MNT_DETACH);
+      await unmountPath(this.#sys, path);
       this.#mounts.delete(hash);
       await this.#deactivate(hash, true);
     });
@@ -1573,18 +628,18 @@ export class DeviceSet {
   /** True when `hash` has a record (deferred-deleted ones included, as Docker). */
   hasDevice(hash: string): boolean {
     checkLookupArg('hasDevice', hash);
-    return this.#records.has(hash);
+    return this.#journal.records.has(hash);
   }
 
   /** Hashes of every device except the base device and deferred-deleted ones, sorted. */
   list(): string[] {
-    return [...this.#records.values()].filter((r) => r.hash !== '' && !r.deleted).map((r) => r.hash).sort();
+    return [...this.#journal.records.values()].filter((r) => r.hash !== '' && !r.deleted).map((r) => r.hash).sort();
   }
 
   /** The record of one device. @throws UnknownDeviceError */
   deviceInfo(hash: string): DeviceSetDevice {
     checkLookupArg('deviceInfo', hash);
-    const rec = this.#records.get(hash);
+    const rec = this.#journal.records.get(hash);
     if (!rec) throw new UnknownDeviceError(hash);
     return this.#describe(rec);
   }
@@ -1608,7 +663,7 @@ export class DeviceSet {
     checkHashArg('deviceStatus', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#records.get(hash);
+      const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       const name = this.#dmName(rec.hash);
       const wasActive = (await this.#dm.findDevice(name)) !== null;
@@ -1633,22 +688,14 @@ export class DeviceSet {
   /** Docker's Status, plus the pool's mode, needs_check and transaction id. */
   async status(): Promise<DeviceSetStatus> {
     if (this.#closed) throw new DeviceSetClosedError();
-    const st = await this.#pool.status({ noflush: true });
-    const blockBytes = BigInt(this.#pool.dataBlockSize) * 512n;
+    const st = await this.#journal.pool.status({ noflush: true });
+    const blockBytes = BigInt(this.#journal.pool.dataBlockSize) * 512n;
     const src = this.#source;
     const w = st.kind === 'working' ? st : undefined;
-    let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
-    let metadata: SpaceUsage = { used: 0n, total: 0n, available: 0n };
-    if (w) {
-      const cap = src.dataFile ? await freeBytesUnder(src.dataFile) : null;
-      const dAvail = (w.totalDataBlocks - w.usedDataBlocks) * blockBytes;
-      data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: cap !== null && cap < dAvail ? cap : dAvail };
-      const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
-      metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
-    }
-    const base = this.#records.get('');
+    const { data, metadata } = await poolSpace(w, blockBytes, src.dataFile);
+    const base = this.#journal.records.get('');
     return {
-      poolName: this.#pool.name,
+      poolName: this.#journal.pool.name,
       dataFile: src.dataDevice,
       dataLoopback: src.dataFile,
       metadataFile: src.metadataDevice,
@@ -1659,15 +706,15 @@ export class DeviceSet {
       udevSyncSupported: fs.existsSync('/run/udev/control'),
       deferredRemoveEnabled: this.#deferredRemoval,
       deferredDeleteEnabled: this.#deferredDeletion,
-      deferredDeletedDeviceCount: [...this.#records.values()].filter((r) => r.deleted).length,
+      deferredDeletedDeviceCount: [...this.#journal.records.values()].filter((r) => r.deleted).length,
       baseDeviceSize: base ? BigInt(base.size) : 0n,
-      baseDeviceFS: base?.filesystem ?? this.#deviceSet.baseFilesystem ?? null,
+      baseDeviceFS: base?.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? null,
       minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, this.options.minFreeSpacePercent) * blockBytes : 0n,
       transactionId: w ? w.transactionId : 0n,
       mode: st.kind === 'working' ? st.mode : st.kind,
       needsCheck: w ? w.needsCheck : false,
       poolOwned: src.owned,
-      quarantinedThinIds: this.#deviceSet.quarantinedIds ?? [],
+      quarantinedThinIds: this.#journal.deviceSet.quarantinedIds ?? [],
     };
   }
 
@@ -1688,24 +735,20 @@ export class DeviceSet {
     const dataDevice = src.dataDevice;
     // Through #op (no device locks) so that shutdown() waits for it before removing the pool.
     await this.#op([], () =>
-      this.#poolLock.run(async () => {
+      this.#journal.poolLock.run(async () => {
         checkAbort(options.signal, 'resizePool');
-        const current = BigInt(fs.statSync(dataFile).size);
-        if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
-        await ensureSparseFile(dataFile, bytes, { noFollow: true });
-        await this.#loops.setCapacity(dataDevice);
-        await this.#pool.resize();
+        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes);
       }),
     );
   }
 
   /** Runs one pass of the deferred deletion worker now; resolves with the hashes still pending. */
   async cleanupDeleted(): Promise<string[]> {
-    const pending = [...this.#records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    const pending = [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
     for (const hash of pending) {
       try {
         await this.#op([hash], async () => {
-          const rec = this.#records.get(hash);
+          const rec = this.#journal.records.get(hash);
           if (rec?.deleted) await this.#deleteLocked(rec, false);
         });
       } catch (err) {
@@ -1713,13 +756,13 @@ export class DeviceSet {
         this.#log('warn', `deferred deletion of ${hash}: ${String(err)}`);
       }
     }
-    return [...this.#records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    return [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
   }
 
   #startWorker(): void {
     if (!this.#deferredDeletion || this.#deferredDeleteIntervalMs <= 0) return;
     this.#worker = setInterval(() => {
-      if ([...this.#records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
+      if ([...this.#journal.records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
     }, this.#deferredDeleteIntervalMs);
     this.#worker.unref();
   }
@@ -1740,11 +783,11 @@ export class DeviceSet {
     this.#stopWorker();
     if (this.#inflight > 0) await new Promise<void>((r) => (this.#drained = r));
     this.#crash('shutdown:before-save');
-    this.#store.saveDeviceSet(this.#deviceSet);
+    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     this.#crash('shutdown:before-unmount');
     for (const [hash, m] of this.#mounts) {
       try {
-        await this.#sys.umount2Async(m.path, MNT_DETACH);
+        await unmountPath(this.#sys, m.path);
       } catch (err) {
         this.#log('warn', `unmounting ${hash} at ${m.path}: ${String(err)}`);
       }
@@ -1755,79 +798,13 @@ export class DeviceSet {
     this.#crash('shutdown:before-pool-remove');
     if (this.#source.owned) {
       try {
-        await this.#pool.remove();
+        await this.#journal.pool.remove();
       } catch (err) {
-        this.#log('warn', `the pool ${this.#pool.name} stays: ${String(err)}`);
+        this.#log('warn', `the pool ${this.#journal.pool.name} stays: ${String(err)}`);
       }
     }
     this.#crash('shutdown:before-unlock');
     this.#lock.release();
     if (this.#ownDm) this.#dm.close();
-  }
-}
-
-/** True when `path` exists (a dangling link counts: lstat, never followed). */
-function lexists(path: string): boolean {
-  try {
-    fs.lstatSync(path);
-    return true;
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
-}
-
-/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
-function readHead(path: string, noFollow = false): Buffer {
-  const fd = noFollow ? openNoFollow(path, fs.constants.O_RDONLY, undefined, 'file') : fs.openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(4096);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return buf.subarray(0, n).length === 4096 ? buf : Buffer.concat([buf.subarray(0, n), Buffer.alloc(4096 - n)]);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-async function freeBytesUnder(file: string): Promise<bigint | null> {
-  try {
-    const s = await fs.promises.statfs(file, { bigint: true });
-    return s.bavail * s.bsize;
-  } catch {
-    return null;
-  }
-}
-
-function mountErrorHint(code: string): string {
-  switch (code) {
-    case 'EINVAL':
-      return 'bad mount option or a corrupt/unknown filesystem (see dmesg)';
-    case 'ENOENT':
-      return 'the mount point or the device node does not exist';
-    case 'EBUSY':
-      return 'already mounted, or the device is held exclusively';
-    case 'EACCES':
-    case 'EPERM':
-      return 'not permitted (needs CAP_SYS_ADMIN)';
-    case 'EROFS':
-      return 'the device is read-only';
-    default:
-      return 'see dmesg';
-  }
-}
-
-function describeAction(a: ReconcileAction): string {
-  switch (a.action) {
-    case 'delete-thin':
-      return `delete thin ${a.deviceId} (${a.why})`;
-    case 'drop-record':
-      return `drop record ${a.hash || 'base'} (${a.why})`;
-    case 'mark-ready':
-    case 'mark-faulty':
-      return `${a.action} ${a.hash || 'base'} (${a.why})`;
-    case 'set-transaction-id':
-      return `set transaction id ${a.from} → ${a.to} (${a.why})`;
-    case 'clear-transaction':
-      return 'clear the transaction';
   }
 }

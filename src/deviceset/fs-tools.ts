@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { openSync, readSync, closeSync } from 'node:fs';
 import type { BaseFilesystem } from './options.js';
-import { ExternalToolError } from './device-set-errors.js';
+import { ExternalToolError } from './errors.js';
 
 /** Docker's ext4 mkfs options (with a fallback for mke2fs without lazy_journal_init). */
 export const EXT4_MKFS_ARGS: readonly string[] = ['-E', 'nodiscard,lazy_itable_init=0,lazy_journal_init=0'];

@@ -9,7 +9,6 @@ export * from './reconcile.js';
 export * from './mutex.js';
 export * from './crash.js';
 export * from './root-lock.js';
-export * from './device-set-errors.js';
 export * from './pool-sizing.js';
 export * from './fs-tools.js';
 export * from './kernel-log.js';

@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: MIT
+// The write side of the DeviceSet's journal: the readable counterpart of reconcile.ts.
+/**
+ * # Journal
+ *
+ * Every create_thin / create_snap / delete follows the write order documented in reconcile.ts
+ * (transaction record → device record → pool message → commit → record → clear), so after a
+ * crash at any point the next init rolls creates back and deletes forward. A named
+ * {@link CrashHook} point sits before every step ({@link CRASH_POINTS}).
+ *
+ * The commit is `set_transaction_id` on a pool this DeviceSet owns; an external pool's id
+ * belongs to its manager (LVM refuses a pool whose id moved, moby#15629), so there the commit is
+ * an atomic write of the journal's own id in the deviceset record.
+ *
+ * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
+ * (every other id is covered by a record written before the pool was touched), so init probes
+ * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
+ * device is deleted again (a crash in between leaves the same transaction, and the next probe
+ * finds the id and the plan deletes it).
+ *
+ * The Journal owns the metadata store, the pool handle, the pool lock, the records, the used
+ * thin ids and the crash hook. Pool messages, the transaction id and metadata writes happen
+ * under its pool lock only.
+ */
+import { ThinDeviceBusyError, ThinIdInUseError, ThinIdNotFoundError, type ThinPool, type ThinPoolWorkingStatus } from '../thin/index.js';
+import type { CrashHook, CrashPointName } from './crash.js';
+import { PoolFreeSpaceError } from './errors.js';
+import { allocateDeviceId } from './ids.js';
+import type { DeviceRecord, DeviceSetRecord, LoadedMetadata, MetadataStore, TransactionRecord } from './metadata.js';
+import { AsyncMutex } from './mutex.js';
+import { freeSpaceShortfall } from './pool-sizing.js';
+import { reconcile, type ReconcileAction } from './reconcile.js';
+import type { DeviceSetLog } from './types.js';
+
+/** The lowest thin id the DeviceSet allocates. */
+export const MIN_DEVICE_ID = 1;
+const EEXIST_RETRIES = 1000;
+
+/** What a {@link Journal} is built from. */
+export interface JournalInit {
+  readonly store: MetadataStore;
+  readonly crash: CrashHook;
+  readonly log: DeviceSetLog;
+  /** dm.min_free_space, checked before each snapshot. */
+  readonly minFreeSpacePercent: number;
+  /** The deviceset record to start from (replaced by the loaded one at init). */
+  readonly deviceSet: DeviceSetRecord;
+}
+
+export class Journal {
+  readonly store: MetadataStore;
+  readonly poolLock = new AsyncMutex();
+  /** The device records, by hash, as last written. */
+  readonly records = new Map<string, DeviceRecord>();
+  /** Thin ids that are (or may be) taken: never allocated. */
+  readonly usedIds = new Set<number>();
+  readonly #crash: CrashHook;
+  readonly #log: DeviceSetLog;
+  readonly #minFreeSpacePercent: number;
+  /** The deviceset record as last written (or about to be: see {@link commit}). */
+  deviceSet: DeviceSetRecord;
+  /** The pool, once found or created. */
+  pool!: ThinPool;
+  /** True when this DeviceSet owns the pool (its transaction id is the journal's). */
+  owned = true;
+
+  constructor(init: JournalInit) {
+    this.store = init.store;
+    this.#crash = init.crash;
+    this.#log = init.log;
+    this.#minFreeSpacePercent = init.minFreeSpacePercent;
+    this.deviceSet = init.deviceSet;
+  }
+
+  /** Saves `rec` under the pool lock. */
+  async saveRecord(rec: DeviceRecord): Promise<void> {
+    await this.poolLock.run(() => {
+      this.store.saveDevice(rec);
+      this.records.set(rec.hash, rec);
+    });
+  }
+
+  /**
+   * The transaction id the journal counts from: the pool's when this DeviceSet owns the pool,
+   * otherwise its own marker in the deviceset record (see DeviceSetRecord.transactionId).
+   */
+  txid(status: ThinPoolWorkingStatus): bigint {
+    if (this.owned) return status.transactionId;
+    return BigInt(this.deviceSet.transactionId ?? 0);
+  }
+
+  /**
+   * The journal's commit point: `set_transaction_id from to` on an owned pool; on an external
+   * pool an atomic, fsynced write of the deviceset record (the pool's id is its manager's).
+   */
+  async commit(from: bigint, to: bigint): Promise<void> {
+    if (this.owned) {
+      await this.pool.setTransactionId(from, to);
+      return;
+    }
+    const next: DeviceSetRecord = { ...this.deviceSet, transactionId: Number(to) };
+    try {
+      this.store.saveDeviceSet(next);
+    } finally {
+      // Even when the write failed, the rename may have landed (a failed directory fsync): move
+      // on to `to` in memory too, so the next transaction opens above whatever the disk holds.
+      // Only monotonicity matters; a record never claims an id the journal did not open.
+      this.deviceSet = next;
+    }
+  }
+
+  /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
+  async probe(id: number): Promise<boolean> {
+    try {
+      await this.pool.createThin(id);
+    } catch (err) {
+      if (err instanceof ThinIdInUseError) return true;
+      throw err;
+    }
+    await this.pool.deleteThin(id);
+    return false;
+  }
+
+  /**
+   * On an external pool (shared with its manager and maybe other users), whether the open
+   * transaction's thin id is provably ours. Only the journal's commit proves it: a create whose
+   * commit landed made the id (the pool refused create_thin with EEXIST otherwise and the id was
+   * never recorded). Before the commit an existing id may be ours (the message went through, then
+   * the crash) or someone else's (made while our message was never sent): that cannot be told
+   * apart from the pool, so it is quarantined, never deleted. A delete that committed already
+   * removed our id; an id found again under that number belongs to someone else.
+   */
+  provablyOurs(tx: TransactionRecord, status: ThinPoolWorkingStatus): boolean {
+    const committed = this.txid(status) >= BigInt(tx.openTransactionId);
+    if (tx.op === 'delete') return !committed;
+    return committed;
+  }
+
+  /** Records `tx`'s thin id as in doubt: never deleted, never reused, reported by status(). */
+  quarantine(tx: TransactionRecord): void {
+    const reason = `${tx.op} of ${tx.deviceHash || 'base'} (transaction ${tx.openTransactionId}) was interrupted before its commit; the id exists in the pool and may belong to another user`;
+    const list = (this.deviceSet.quarantinedIds ?? []).filter((q) => q.deviceId !== tx.deviceId);
+    this.deviceSet = { ...this.deviceSet, quarantinedIds: [...list, { deviceId: tx.deviceId, reason, since: new Date().toISOString() }] };
+    this.store.saveDeviceSet(this.deviceSet);
+    this.#log('warn', `recovery: thin ${tx.deviceId} of the external pool ${this.pool.name} is quarantined: ${reason}`);
+  }
+
+  /**
+   * Init's recovery: probes the thin id named by the open transaction (the only one that can be
+   * in doubt), plans with {@link reconcile} and applies the plan. `newPool`: the pool was just
+   * created with fresh metadata (it holds no thin ids). `quietDeactivate` removes an unopened
+   * device before its thin id is deleted.
+   */
+  async recover(loaded: LoadedMetadata, status: ThinPoolWorkingStatus, newPool: boolean, quietDeactivate: (hash: string) => Promise<void>): Promise<void> {
+    const poolIds = new Set<number>();
+    // The kernel cannot list thin ids: every recorded id counts as present. On an external pool a
+    // 'creating' record's id is not proven ours (only the commit proves it; the open transaction's
+    // id is probed below), so it is left out: reconcile then never deletes it as an orphan.
+    if (!newPool) for (const r of loaded.devices.values()) if (this.owned || r.state !== 'creating') poolIds.add(r.deviceId);
+    const tx = loaded.transaction;
+    if (!this.owned && this.deviceSet.transactionId === undefined) {
+      // First use (the ownership check above saw 0), or a root written before the journal kept its
+      // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
+      this.deviceSet = { ...this.deviceSet, transactionId: Number(status.transactionId) };
+    }
+    if (tx && !newPool) {
+      this.#crash('init:before-probe');
+      const exists = await this.probe(tx.deviceId);
+      if (exists && !this.owned && !this.provablyOurs(tx, status)) {
+        this.quarantine(tx);
+        poolIds.delete(tx.deviceId); // so that no plan deletes it
+      } else if (exists) poolIds.add(tx.deviceId);
+      else poolIds.delete(tx.deviceId);
+    }
+    for (const q of this.deviceSet.quarantinedIds ?? []) this.usedIds.add(q.deviceId);
+    const plan = reconcile(loaded.devices, tx, poolIds, this.txid(status));
+    for (const r of loaded.devices.values()) this.records.set(r.hash, r);
+    if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
+    await this.#applyPlan(plan, tx, quietDeactivate);
+    for (const r of this.records.values()) this.usedIds.add(r.deviceId);
+  }
+
+  async #applyPlan(plan: readonly ReconcileAction[], tx: TransactionRecord | undefined, quietDeactivate: (hash: string) => Promise<void>): Promise<void> {
+    const keep = new Set<string>();
+    for (const a of plan) {
+      this.#crash('init:before-reconcile-action');
+      switch (a.action) {
+        case 'delete-thin': {
+          const owner = [...this.records.values()].find((r) => r.deviceId === a.deviceId) ?? (tx?.deviceId === a.deviceId ? this.records.get(tx.deviceHash) : undefined);
+          if (owner) await quietDeactivate(owner.hash);
+          try {
+            await this.pool.deleteThin(a.deviceId);
+          } catch (err) {
+            if (err instanceof ThinIdNotFoundError) break;
+            if (!(err instanceof ThinDeviceBusyError) || !owner) throw err;
+            // Still open (the dead process left it mounted): keep the record, deferred.
+            const deferred: DeviceRecord = { ...owner, state: 'deleting', deleted: true, lastError: 'busy during crash recovery' };
+            this.store.saveDevice(deferred);
+            this.records.set(owner.hash, deferred);
+            keep.add(owner.hash);
+            this.#log('warn', `thin ${a.deviceId} (${owner.hash || 'base'}) is busy; marked for deferred deletion`);
+          }
+          break;
+        }
+        case 'drop-record':
+          if (keep.has(a.hash)) break;
+          this.store.removeDevice(a.hash);
+          this.records.delete(a.hash);
+          break;
+        case 'mark-ready':
+        case 'mark-faulty': {
+          const r = this.records.get(a.hash);
+          if (!r) break;
+          const next: DeviceRecord =
+            a.action === 'mark-ready' ? { ...r, state: 'ready' } : { ...r, state: 'faulty', deleted: false, lastError: `recovery: ${a.why}` };
+          this.store.saveDevice(next);
+          this.records.set(a.hash, next);
+          break;
+        }
+        case 'set-transaction-id':
+          await this.commit(a.from, a.to);
+          break;
+        case 'clear-transaction':
+          this.store.clearTransaction();
+          break;
+      }
+    }
+  }
+
+  /** create_thin of `hash` (the base device) through the journal. Caller holds its device lock. */
+  createThin(hash: string, size: bigint): Promise<DeviceRecord> {
+    return this.#create('create', hash, size, undefined, undefined);
+  }
+
+  /**
+   * create_snap of `origin` as `hash` through the journal (dm.min_free_space checked first).
+   * `originActiveName`: the origin's dm name when it is active (suspended around the message).
+   * `growTo`: the grow intent the new record carries. Caller holds both device locks.
+   */
+  createSnap(hash: string, size: bigint, origin: DeviceRecord, originActiveName: string | undefined, growTo?: number): Promise<DeviceRecord> {
+    return this.#create('snapshot', hash, size, origin, originActiveName, growTo);
+  }
+
+  async #create(
+    op: 'create' | 'snapshot',
+    hash: string,
+    size: bigint,
+    origin: DeviceRecord | undefined,
+    originActiveName: string | undefined,
+    growTo?: number,
+  ): Promise<DeviceRecord> {
+    const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
+    return this.poolLock.run(async () => {
+      const status = await this.pool.assertWritable();
+      if (op === 'snapshot') {
+        const short = freeSpaceShortfall(status, this.#minFreeSpacePercent);
+        if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
+      }
+      const current = this.txid(status);
+      const open = current + 1n;
+      let { id, next } = allocateDeviceId(this.usedIds, this.deviceSet.nextDeviceId || MIN_DEVICE_ID);
+      const txFor = (devId: number): TransactionRecord => ({
+        openTransactionId: Number(open),
+        deviceHash: hash,
+        deviceId: devId,
+        op,
+        ...(origin ? { originDeviceId: origin.deviceId } : {}),
+        size: Number(size),
+      });
+      const fsType = origin?.filesystem ?? this.deviceSet.baseFilesystem;
+      const recFor = (devId: number): DeviceRecord => ({
+        hash,
+        deviceId: devId,
+        size: Number(size),
+        transactionId: Number(open),
+        initialized: false,
+        deleted: false,
+        state: 'creating',
+        ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
+        createdAt: new Date().toISOString(),
+        ...(growTo !== undefined ? { growTo } : {}),
+      });
+      point('before-transaction');
+      this.store.saveTransaction(txFor(id));
+      point('before-record');
+      let rec = recFor(id);
+      this.store.saveDevice(rec);
+      point('before-message');
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (op === 'create') await this.pool.createThin(id);
+          else await this.pool.createSnap(id, origin?.deviceId ?? 0, originActiveName ? { origin: originActiveName } : {});
+          break;
+        } catch (err) {
+          if (err instanceof ThinIdInUseError && attempt < EEXIST_RETRIES) {
+            // Docker: "Device ID exists in pool but it is supposed to be unused".
+            this.#log('warn', `thin id ${id} exists in the pool but has no record; trying another id`);
+            this.usedIds.add(id);
+            ({ id, next } = allocateDeviceId(this.usedIds, next));
+            this.store.saveTransaction(txFor(id));
+            rec = recFor(id);
+            this.store.saveDevice(rec);
+            continue;
+          }
+          // Nothing was created: undo the journal entries.
+          this.store.removeDevice(hash);
+          this.store.clearTransaction();
+          throw err;
+        }
+      }
+      this.deviceSet = { ...this.deviceSet, nextDeviceId: next };
+      point('before-commit');
+      try {
+        await this.commit(current, open);
+      } catch (err) {
+        try {
+          await this.pool.deleteThin(id);
+          this.store.removeDevice(hash);
+          this.store.clearTransaction();
+        } catch (undoErr) {
+          this.#log('error', `could not undo create of thin ${id} after its commit failed (init will): ${String(undoErr)}`);
+        }
+        throw err;
+      }
+      point('before-ready');
+      rec = { ...rec, state: 'ready' };
+      this.store.saveDevice(rec);
+      point('before-clear');
+      this.store.clearTransaction();
+      this.usedIds.add(id);
+      this.records.set(hash, rec);
+      return rec;
+    });
+  }
+
+  /**
+   * delete of `rec`'s thin id through the journal. With `deferOnBusy`, a pool that says busy
+   * marks the record deleted (retried later) and resolves 'deferred'.
+   */
+  async delete(rec: DeviceRecord, deferOnBusy: boolean): Promise<'deleted' | 'deferred'> {
+    return this.poolLock.run(async () => {
+      const status = await this.pool.assertWritable();
+      const current = this.txid(status);
+      const open = current + 1n;
+      this.#crash('delete:before-transaction');
+      this.store.saveTransaction({ openTransactionId: Number(open), deviceHash: rec.hash, deviceId: rec.deviceId, op: 'delete' });
+      this.#crash('delete:before-record');
+      this.store.saveDevice({ ...rec, state: 'deleting' });
+      this.#crash('delete:before-message');
+      try {
+        await this.pool.deleteThin(rec.deviceId);
+      } catch (err) {
+        if (!(err instanceof ThinIdNotFoundError)) {
+          if (err instanceof ThinDeviceBusyError && deferOnBusy) {
+            const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
+            this.store.saveDevice(deferred);
+            this.records.set(rec.hash, deferred);
+            await this.commit(current, open);
+            this.store.clearTransaction();
+            return 'deferred';
+          }
+          // Abort: the device stays as it was.
+          this.store.saveDevice(rec);
+          this.store.clearTransaction();
+          throw err;
+        }
+      }
+      this.#crash('delete:before-commit');
+      await this.commit(current, open);
+      this.#crash('delete:before-remove-record');
+      this.store.removeDevice(rec.hash);
+      this.records.delete(rec.hash);
+      this.#crash('delete:before-clear');
+      this.store.clearTransaction();
+      this.usedIds.delete(rec.deviceId);
+      return 'deleted';
+    });
+  }
+}
+
+function describeAction(a: ReconcileAction): string {
+  switch (a.action) {
+    case 'delete-thin':
+      return `delete thin ${a.deviceId} (${a.why})`;
+    case 'drop-record':
+      return `drop record ${a.hash || 'base'} (${a.why})`;
+    case 'mark-ready':
+    case 'mark-faulty':
+      return `${a.action} ${a.hash || 'base'} (${a.why})`;
+    case 'set-transaction-id':
+      return `set transaction id ${a.from} → ${a.to} (${a.why})`;
+    case 'clear-transaction':
+      return 'clear the transaction';
+  }
+}

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: MIT
+// Finding, adopting or creating the DeviceSet's thin pool and its loopback files.
+/**
+ * # Pool setup
+ *
+ * One of three pools: dm.thinpooldev (an external pool, opened with Docker's ownership checks),
+ * `<prefix>-pool` left live by an earlier process (adopted: its loop devices found back, its
+ * backing files checked and grown), or a new `<prefix>-pool` over `<root>/devicemapper/{data,metadata}`
+ * loop files or dm.datadev/dm.metadatadev. The pool is handed to the caller ({@link PoolSetupDeps.onPool})
+ * the moment it exists, so that a failed init knows what to tear down.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { isErrno } from '../errors.js';
+import { DeviceNotFoundError, type DmControl } from '../dm/index.js';
+import { BackingFileLinkError, ensureSparseFile, SparseFileShrinkError, type LoopAttachment, type LoopControl } from '../loop/index.js';
+import {
+  ThinPool,
+  UnexpectedTargetError,
+  classifyMetadataHead,
+  METADATA_BLOCK_BYTES,
+  SECTOR_SIZE,
+  THIN_METADATA_MAX_BYTES,
+  type BlockDevices,
+  type ThinPoolStatus,
+  type ThinPoolWorkingStatus,
+} from '../thin/index.js';
+import type { CrashHook } from './crash.js';
+import { BackingFileInUseError, BackingFilesLostError, DeviceSizeError, ThinPoolOwnershipError, UnsafePathError } from './errors.js';
+import { poolNameFor } from './hash.js';
+import type { ResolvedDeviceSetOptions } from './options.js';
+import { poolParamsFor } from './pool-sizing.js';
+import { ensureOwnedDir, openNoFollow } from './safe-path.js';
+import type { DeviceSetLog, PoolSource, SpaceUsage } from './types.js';
+
+/** What {@link PoolSetup} works with. */
+export interface PoolSetupDeps {
+  readonly root: string;
+  readonly prefix: string;
+  readonly options: ResolvedDeviceSetOptions;
+  readonly dm: DmControl;
+  readonly loops: LoopControl;
+  readonly blockDevices: BlockDevices | undefined;
+  readonly crash: CrashHook;
+  readonly log: DeviceSetLog;
+  /** DeviceSetInit.discardRecordsOnBlankMetadata. */
+  readonly discardRecordsOnBlank: boolean;
+  /** Called as soon as the pool is open or created (`createdHere`: a failed init removes it). */
+  onPool(pool: ThinPool, createdHere: boolean): void;
+}
+
+/** Finds, adopts or creates the pool: {@link PoolSetup.run}, then {@link PoolSetup.source}. */
+export class PoolSetup {
+  readonly #root: string;
+  readonly #prefix: string;
+  readonly #options: ResolvedDeviceSetOptions;
+  readonly #dm: DmControl;
+  readonly #loops: LoopControl;
+  readonly #blockDevices: BlockDevices | undefined;
+  readonly #crash: CrashHook;
+  readonly #log: DeviceSetLog;
+  readonly #discardRecordsOnBlank: boolean;
+  readonly #onPool: (pool: ThinPool, createdHere: boolean) => void;
+  #pool!: ThinPool;
+  #source!: PoolSource;
+
+  constructor(d: PoolSetupDeps) {
+    this.#root = d.root;
+    this.#prefix = d.prefix;
+    this.#options = d.options;
+    this.#dm = d.dm;
+    this.#loops = d.loops;
+    this.#blockDevices = d.blockDevices;
+    this.#crash = d.crash;
+    this.#log = d.log;
+    this.#discardRecordsOnBlank = d.discardRecordsOnBlank;
+    this.#onPool = (pool, createdHere) => d.onPool(pool, createdHere);
+  }
+
+  /** Where the pool's data and metadata come from (set by {@link run}). */
+  get source(): PoolSource {
+    return this.#source;
+  }
+
+  #setPool(pool: ThinPool, createdHere: boolean): void {
+    this.#pool = pool;
+    this.#onPool(pool, createdHere);
+  }
+
+  /**
+   * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
+   * is known to hold no thin ids at all).
+   */
+  async run(firstUse: boolean, deviceRecords: number): Promise<boolean> {
+    const o = this.#options;
+    if (o.thinPoolDevice !== null) {
+      const name = o.thinPoolDevice;
+      this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
+      if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
+      try {
+        this.#setPool(await ThinPool.open(this.#dm, name, this.#poolOptions()), false);
+      } catch (err) {
+        if (err instanceof UnexpectedTargetError) throw new ThinPoolOwnershipError(name, 'is not a thin pool', { cause: err });
+        throw err;
+      }
+      this.#source.dataDevice = this.#pool.params.dataDev;
+      this.#source.metadataDevice = this.#pool.params.metadataDev;
+      return false;
+    }
+
+    const name = poolNameFor(this.#prefix);
+    const loopback = o.dataDevice === null;
+    const loopDir = join(this.#root, 'devicemapper');
+    const dataFile = loopback ? join(loopDir, 'data') : null;
+    const metadataFile = loopback ? join(loopDir, 'metadata') : null;
+    this.#source = { owned: true, dataFile, metadataFile, dataDevice: o.dataDevice, metadataDevice: o.metadataDevice };
+
+    const found = await this.#dm.findDevice(name);
+    if (found !== null && !found.activeTable) {
+      // A crash inside ThinPool.create, between DEV_CREATE and the resume of its table: the device
+      // was never a pool and holds nothing but (maybe) an inactive table. Remove it and start over.
+      this.#log('warn', `removing ${name}: a pool device without a live table, left by an interrupted init`);
+      await this.#dm.deviceRemove(name);
+    } else if (found !== null) {
+      // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
+      this.#setPool(await ThinPool.open(this.#dm, name, this.#poolOptions()), false);
+      if (dataFile !== null && metadataFile !== null) {
+        this.#assertBackingFilesPresent(name, [
+          [dataFile, this.#pool.params.dataDev],
+          [metadataFile, this.#pool.params.metadataDev],
+        ]);
+        const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
+        const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+        this.#source.dataDevice = dataDevice;
+        this.#source.metadataDevice = metadataDevice;
+        await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
+      }
+      return false;
+    }
+
+    const handles: LoopAttachment[] = [];
+    try {
+      let dataDev: string;
+      let metaDev: string;
+      let dataBytes: bigint;
+      let metadataHead: Buffer;
+      if (dataFile !== null && metadataFile !== null) {
+        if (deviceRecords > 0) {
+          const missing = [dataFile, metadataFile].filter((f) => !lexists(f));
+          if (missing.length > 0 && this.#discardRecordsOnBlank !== true) {
+            throw new BackingFilesLostError(
+              name,
+              `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing while ${deviceRecords} device record(s) exist: ` +
+                'restore the files (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
+            );
+          }
+        }
+        await this.#refuseFilesInUse([dataFile, metadataFile]);
+        ensureOwnedDir(loopDir, 0o700);
+        await this.#ensureLoopFile(dataFile, o.loopDataSize);
+        await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
+        metadataHead = readHead(metadataFile, true);
+        const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
+        handles.push(data);
+        const meta = await this.#loops.attach(metadataFile, { autoclear: true, noFollow: true });
+        handles.push(meta);
+        dataDev = data.path;
+        metaDev = meta.path;
+        dataBytes = BigInt(fs.statSync(dataFile).size);
+      } else {
+        dataDev = o.dataDevice ?? '';
+        metaDev = o.metadataDevice ?? '';
+        metadataHead = readHead(metaDev);
+        dataBytes = this.#loops.sizeOf(dataDev);
+      }
+      this.#source.dataDevice = dataDev;
+      this.#source.metadataDevice = metaDev;
+      const head = classifyMetadataHead(metadataHead);
+      if (head.kind === 'other') {
+        throw new ThinPoolOwnershipError(name, `metadata device ${metaDev} holds something that is not thin-pool metadata; zero its first 4 KiB to start a new pool`);
+      }
+      const fresh = head.kind === 'blank';
+      if (fresh && deviceRecords > 0) {
+        if (this.#discardRecordsOnBlank !== true) {
+          throw new BackingFilesLostError(
+            name,
+            `the pool metadata on ${metaDev} is blank but ${deviceRecords} device record(s) exist: the metadata was zeroed or replaced; ` +
+              'restore it (or pass discardRecordsOnBlankMetadata to start an empty pool and drop the records)',
+          );
+        }
+        this.#log('warn', `the pool metadata on ${metaDev} is blank but records exist: they are dropped (discardRecordsOnBlankMetadata)`);
+      } else if (fresh && !firstUse) {
+        this.#log('info', `the pool metadata on ${metaDev} is blank: starting an empty pool`);
+      }
+      const params = poolParamsFor(o, dataBytes);
+      this.#crash('init:before-pool-create');
+      const pool = await ThinPool.create(this.#dm, {
+        name,
+        metadataDev: metaDev,
+        dataDev,
+        dataBlockSize: params.dataBlockSize,
+        lowWaterMark: params.lowWaterMark,
+        features: params.features,
+        metadata: fresh ? 'new' : 'reuse',
+        ...this.#poolOptions(),
+      });
+      this.#setPool(pool, true);
+      this.#crash('init:before-loop-close');
+      return fresh;
+    } finally {
+      // The pool table holds the loop devices now (or nothing does): autoclear takes it from here.
+      for (const h of handles) h.close();
+    }
+  }
+
+  /**
+   * Docker grows the loopback files when dm.loopdatasize / dm.loopmetadatasize grew between
+   * starts, and never shrinks them. A pool created here gets that before its loops are attached;
+   * an adopted pool is live, so it takes three steps: the file, the loop device's capacity
+   * (LOOP_SET_CAPACITY), the pool table (reload + resume: dm-thin then extends its data space
+   * map to the new length and its metadata space map to the metadata device's size, see
+   * Documentation/admin-guide/device-mapper/thin-provisioning.rst "Resizing"). Each step compares
+   * sizes instead of trusting a flag, so a crash between two of them is finished by the next init.
+   */
+  async #growAdoptedPool(dataFile: string, dataDevice: string, metadataFile: string, metadataDevice: string): Promise<void> {
+    const o = this.#options;
+    await this.#ensureLoopFile(dataFile, o.loopDataSize);
+    await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
+    const pairs: Array<[string, string]> = [
+      [dataFile, dataDevice],
+      [metadataFile, metadataDevice],
+    ];
+    for (const [file, device] of pairs) {
+      const fileBytes = BigInt(fs.statSync(file).size);
+      if (this.#loops.sizeOf(device) < fileBytes) {
+        this.#crash('init:before-pool-grow');
+        await this.#loops.setCapacity(device);
+      }
+    }
+    const bs = BigInt(this.#pool.params.dataBlockSize);
+    const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
+    const status = await this.#pool.status({ noflush: true });
+    // A failed or erroring pool is refused by #init right after this, with the repair advice;
+    // reloading its table here would only turn that into a raw kernel error.
+    if (status.kind !== 'working') return;
+    // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
+    const metadataBytes = this.#loops.sizeOf(metadataDevice);
+    const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
+    const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
+    if (dataLength > this.#pool.lengthSectors || metadataGrew) {
+      this.#log('info', `growing ${this.#pool.name}: data ${this.#pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
+      this.#crash('init:before-pool-grow');
+      await this.#pool.resize();
+    }
+  }
+
+  #poolOptions(): { blockDevices?: BlockDevices } {
+    return this.#blockDevices ? { blockDevices: this.#blockDevices } : {};
+  }
+
+  async #ensureLoopFile(path: string, size: bigint): Promise<void> {
+    try {
+      await ensureSparseFile(path, size, { noFollow: true });
+    } catch (err) {
+      if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
+      if (!(err instanceof SparseFileShrinkError)) throw err;
+      this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
+    }
+  }
+
+  /**
+   * A live pool found by name must still have its backing files (d6): when they were deleted the
+   * pool runs on unlinked inodes, and creating new empty files next to it would lose every
+   * device at the next reboot. The data is still reachable through the live loop devices.
+   */
+  #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): void {
+    for (const [file, devNumber] of pairs) {
+      if (lexists(file)) continue;
+      const m = /^7:(\d+)$/.exec(devNumber);
+      const loop = m ? this.#loops.devicePath(Number(m[1])) : devNumber;
+      throw new BackingFilesLostError(
+        pool,
+        `it is live but its backing file ${file} is gone (deleted or moved): the data is still reachable through ${loop}; ` +
+          `copy it back (e.g. dd if=${loop} of=${file} conv=sparse) before the pool is stopped, then init again`,
+      );
+    }
+  }
+
+  /**
+   * Refuses to attach `files` when a loop device already bound to one of them is used by a live
+   * device-mapper device (d9): e.g. the root was moved to a new directory (a new inode, so a new
+   * name prefix) while its pool was live. The kernel would let a second pool open the same
+   * metadata; dm-thin keeps its metadata cached per pool, so two pools corrupt it.
+   */
+  async #refuseFilesInUse(files: readonly string[]): Promise<void> {
+    for (const file of files) {
+      const bound = this.#loops.findByBackingFile(file);
+      if (bound.length === 0) continue;
+      const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
+      const holders: string[] = [];
+      for (const d of await this.#dm.listDevices()) {
+        let lines: Awaited<ReturnType<DmControl['tableStatus']>>;
+        try {
+          lines = await this.#dm.tableStatus(d.name, { mode: 'table' });
+        } catch (err) {
+          if (err instanceof DeviceNotFoundError) continue;
+          throw err;
+        }
+        // Table lines name block devices as major:minor (drivers/md/dm-table.c, format_dev_t).
+        if (lines.some((l) => l.params.split(/\s+/).some((t) => numbers.has(t)))) holders.push(d.name);
+      }
+      if (holders.length > 0) throw new BackingFileInUseError(file, bound.map((b) => b.path), holders);
+    }
+  }
+
+  /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
+  #loopFor(file: string, devNumber: string): string {
+    const match = this.#loops.findByBackingFile(file).find((m) => `${m.major}:${m.minor}` === devNumber);
+    if (!match) {
+      throw new ThinPoolOwnershipError(poolNameFor(this.#prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
+    }
+    return match.path;
+  }
+}
+
+/** True when `path` exists (a dangling link counts: lstat, never followed). */
+function lexists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
+function readHead(path: string, noFollow = false): Buffer {
+  const fd = noFollow ? openNoFollow(path, fs.constants.O_RDONLY, undefined, 'file') : fs.openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).length === 4096 ? buf : Buffer.concat([buf.subarray(0, n), Buffer.alloc(4096 - n)]);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Refuses a pool that reports Fail or Error (repair it first), and, when `takingOwnership` (the
+ * first use of a dm.thinpooldev), one that is not empty: used data blocks or a transaction id.
+ */
+export function assertPoolUsable(name: string, status: ThinPoolStatus, takingOwnership: boolean): asserts status is ThinPoolWorkingStatus {
+  if (status.kind !== 'working') {
+    throw new ThinPoolOwnershipError(name, `the pool reports "${status.kind === 'fail' ? 'Fail' : 'Error'}": repair it (thin_check/thin_repair) first`);
+  }
+  if (takingOwnership) {
+    if (status.usedDataBlocks !== 0n) throw new ThinPoolOwnershipError(name, `unable to take ownership: it already has ${status.usedDataBlocks} used data blocks`);
+    if (status.transactionId !== 0n) throw new ThinPoolOwnershipError(name, `unable to take ownership: its transaction id is ${status.transactionId}, not 0`);
+  }
+}
+
+/**
+ * Data and metadata space of a working pool (`w`; zero for a failed one), in bytes. With a
+ * loopback `dataFile`, available space is capped by the free space of its file system.
+ */
+export async function poolSpace(w: ThinPoolWorkingStatus | undefined, blockBytes: bigint, dataFile: string | null): Promise<{ data: SpaceUsage; metadata: SpaceUsage }> {
+  let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
+  let metadata: SpaceUsage = { used: 0n, total: 0n, available: 0n };
+  if (w) {
+    const cap = dataFile ? await freeBytesUnder(dataFile) : null;
+    const dAvail = (w.totalDataBlocks - w.usedDataBlocks) * blockBytes;
+    data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: cap !== null && cap < dAvail ? cap : dAvail };
+    const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
+    metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
+  }
+  return { data, metadata };
+}
+
+/**
+ * Grows the loopback data file to `bytes` (never shrinks), refreshes its loop device's capacity
+ * and reloads the pool at the new length. Caller holds the pool lock.
+ */
+export async function growLoopbackData(loops: LoopControl, pool: ThinPool, dataFile: string, dataDevice: string, bytes: bigint): Promise<void> {
+  const current = BigInt(fs.statSync(dataFile).size);
+  if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
+  await ensureSparseFile(dataFile, bytes, { noFollow: true });
+  await loops.setCapacity(dataDevice);
+  await pool.resize();
+}
+
+async function freeBytesUnder(file: string): Promise<bigint | null> {
+  try {
+    const s = await fs.promises.statfs(file, { bigint: true });
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+// Types shared by the DeviceSet's modules (device-set.ts imports them; they import nothing of it),
+// and the DeviceSet's public interfaces (re-exported by device-set.ts).
+import type { DmControl } from '../dm/index.js';
+import type { Syscalls } from '../ioctl/index.js';
+import type { LoopControl } from '../loop/index.js';
+import type { BlockDevices, ThinPoolWorkingStatus } from '../thin/index.js';
+import type { CrashHook } from './crash.js';
+import type { FsTools } from './fs-tools.js';
+import type { KernelLog } from './kernel-log.js';
+import type { DeviceRecord, MetadataFs } from './metadata.js';
+import type { BaseFilesystem, DeviceSetOptions } from './options.js';
+
+/** Log levels of {@link DeviceSetInit.log}. */
+export type DeviceSetLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The DeviceSet's log sink. */
+export type DeviceSetLog = (level: DeviceSetLogLevel, message: string) => void;
+
+/** Where the pool's data and metadata come from. */
+export interface PoolSource {
+  readonly owned: boolean;
+  readonly dataFile: string | null;
+  readonly metadataFile: string | null;
+  dataDevice: string | null;
+  metadataDevice: string | null;
+}
+
+/** Everything {@link DeviceSet.init} accepts besides the root. */
+export interface DeviceSetInit {
+  /** `dm.key=value` strings or the typed object. */
+  readonly options?: readonly string[] | DeviceSetOptions;
+  /** DmControl to use (default: a new one, closed at shutdown). */
+  readonly dm?: DmControl;
+  /** LoopControl to use (default: a new one). */
+  readonly loops?: LoopControl;
+  /** Kernel seam for mount, umount and BLKDISCARD (default: the real libc). */
+  readonly syscalls?: Syscalls;
+  /** mkfs/blkid/grow tools (default: the real ones through PATH). */
+  readonly tools?: FsTools;
+  /** Metadata store file system (crash tests). */
+  readonly metadataFs?: MetadataFs;
+  /**
+   * Block-device facts for the thin pool (size, metadata head read/zero): default the real
+   * node:fs/sysfs ones. Tests over a fake kernel must pass one backed by it, or the pool would
+   * inspect (and, for a new pool, zero) the host's real /dev nodes.
+   */
+  readonly blockDevices?: BlockDevices;
+  /** Crash injection hook, for tests only (default: none; devmapper/testing has crashHookFromEnv). */
+  readonly crashPoint?: CrashHook;
+  /** Deferred deletion worker period. Default 30 s (Docker's ticker). */
+  readonly deferredDeleteIntervalMs?: number;
+  /** Log sink. Default: warnings and errors to stderr. */
+  readonly log?: (level: DeviceSetLogLevel, message: string) => void;
+  /**
+   * Opens a cursor at the end of the kernel log before each mount, for the explanation a failed
+   * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
+   */
+  readonly kernelLog?: KernelLog;
+  /**
+   * Cancels the init: no new step starts once it fires, mkfs/grow children are killed, the step
+   * under way is finished or undone, everything this init created is torn down and the lock is
+   * released; init then rejects with {@link OperationAbortedError}.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * When the pool's metadata is blank (zeroed, or new files) while device records exist, drop the
+   * records and start an empty pool. Default false: init refuses with BackingFilesLostError, as
+   * the records are then the only trace of the devices.
+   */
+  readonly discardRecordsOnBlankMetadata?: boolean;
+}
+
+/** Cancellation of one call: see {@link DeviceSetInit.signal}. */
+export interface AbortOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** A device as {@link DeviceSet.deviceInfo} reports it. */
+export interface DeviceSetDevice {
+  readonly hash: string;
+  readonly deviceId: number;
+  readonly size: bigint;
+  readonly transactionId: number;
+  readonly state: DeviceRecord['state'];
+  readonly deleted: boolean;
+  /** dm name (`<prefix>-<hash>`, `<prefix>-base`). */
+  readonly dmName: string;
+  /** `/dev/mapper/<dmName>` (present only while active). */
+  readonly devicePath: string;
+}
+
+/** Docker's GetDeviceStatus. */
+export interface DeviceStatus {
+  readonly deviceId: number;
+  readonly size: bigint;
+  readonly transactionId: number;
+  readonly sizeInSectors: bigint;
+  readonly mappedSectors: bigint;
+  /** null when nothing is mapped. */
+  readonly highestMappedSector: bigint | null;
+}
+
+/** Used/total/available, in bytes. */
+export interface SpaceUsage {
+  readonly used: bigint;
+  readonly total: bigint;
+  readonly available: bigint;
+}
+
+/** Docker's DeviceSet Status fields in camelCase, plus the pool's health. */
+export interface DeviceSetStatus {
+  readonly poolName: string;
+  /** Data block device: the loop device, dm.datadev, or for an external pool its table's `major:minor`. */
+  readonly dataFile: string | null;
+  readonly dataLoopback: string | null;
+  readonly metadataFile: string | null;
+  readonly metadataLoopback: string | null;
+  readonly data: SpaceUsage;
+  readonly metadata: SpaceUsage;
+  /** Pool data block size in bytes (Docker's misnamed SectorSize). */
+  readonly sectorSize: bigint;
+  /** True when udev is running (DmControl then waits for its nodes; there are no libdm cookies). */
+  readonly udevSyncSupported: boolean;
+  readonly deferredRemoveEnabled: boolean;
+  readonly deferredDeleteEnabled: boolean;
+  readonly deferredDeletedDeviceCount: number;
+  readonly baseDeviceSize: bigint;
+  readonly baseDeviceFS: BaseFilesystem | null;
+  /** dm.min_free_space of the data space, in bytes. */
+  readonly minFreeSpace: bigint;
+  readonly transactionId: bigint;
+  readonly mode: ThinPoolWorkingStatus['mode'] | 'fail' | 'error';
+  readonly needsCheck: boolean;
+  /** True when this DeviceSet created (owns) the pool and removes it at shutdown. */
+  readonly poolOwned: boolean;
+  /**
+   * Thin ids of an external pool left in doubt by a crash (maybe ours, maybe another user's):
+   * never deleted, never reused. Empty on an owned pool.
+   */
+  readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
+}
+
+/** Options of {@link DeviceSet.mountDevice}. */
+export interface MountDeviceOptions extends AbortOptions {
+  /** Extra mount options, comma-separated (after nouuid and dm.mountopt). */
+  readonly options?: string;
+  /** SELinux mount label: appended as `context="<label>"`. */
+  readonly label?: string;
+}
