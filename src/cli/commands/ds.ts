@@ -6,25 +6,15 @@
 // not a refcount, says whether a device is mounted.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { DM_OPTION_KEYS, resolveDeviceSetOptions, type DeviceSetStatus } from '../../index.js';
+import { DM_OPTION_KEYS, DeviceInUseError, resolveDeviceSetOptions, type DeviceSetStatus } from '../../index.js';
 import type { CommandSpec, GroupSpec, Parsed } from '../args.js';
 import type { CliDeviceSet, Ctx, MountEntry } from '../context.js';
-import { DevmapperError } from '../../errors.js';
 import { UsageError } from '../errors.js';
 import { humanSize, parseSizeArg, table, toJson } from '../output.js';
 import type { DsListJson, DsStatusJson } from '../schemas.js';
 
 /** The CLI's own file under the root: the options given to `ds init`. */
 export const CLI_OPTIONS_FILE = 'cli-options.json';
-
-/** A `ds` command refused because the device is mounted (exit 4). */
-export class DeviceMountedError extends DevmapperError {
-  override readonly name = 'DeviceMountedError';
-  readonly code = 'EDEVICEINUSE';
-  constructor(id: string, where: string) {
-    super(`device '${id}' is mounted at ${where}`);
-  }
-}
 
 /** The `--root` directory, made absolute. */
 function rootOf(p: Parsed, ctx: Ctx): string {
@@ -204,7 +194,7 @@ const commands: CommandSpec<Ctx>[] = [
       const id = idArg(p);
       if (ds.hasDevice(id)) {
         const m = await mountsOf(ctx, ds, id);
-        if (m.length > 0) throw new DeviceMountedError(id, m.map((x) => x.path).join(', '));
+        if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
       }
       ctx.progress(`discarding and deleting ${id}`);
       await ds.deleteDevice(id, { sync: true });
@@ -223,7 +213,7 @@ const commands: CommandSpec<Ctx>[] = [
       if (ds.hasDevice(id)) {
         const m = await mountsOf(ctx, ds, id);
         if (m.some((x) => x.path === path)) return;
-        if (m.length > 0) throw new DeviceMountedError(id, m.map((x) => x.path).join(', '));
+        if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
       }
       const extra = p.options['options'] as string | undefined;
       await ds.mountDevice(id, path, extra === undefined ? {} : { options: extra });
