@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs what this project needs on a Debian machine. Idempotent and quick when all is present.
 #  - npm ci when node_modules is missing or older than package-lock.json;
-#  - the VM test substrate's Debian packages (as root: apt-get; otherwise: says what to install).
+#  - the VM test substrate's Debian packages (as root: apt-get; otherwise: says what to install);
+#  - apt's package lists must know the second CI kernel (linux-image-6.12.*-amd64-unsigned, in
+#    bookworm-security/main and later; scripts/test-all.sh fetches it without root into
+#    .cache/vm/kernels): as root, apt-get update when they do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs xfsprogs dmsetup thin-provisioning-tools kmod xz-utils)
+# udev: systemd-udevd and udevadm for the udev matrix cell (its rules for dm nodes come with dmsetup).
+PKGS=(qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs xfsprogs dmsetup thin-provisioning-tools kmod xz-utils udev)
+KERNEL2_PATTERN=${DEVMAPPER_CI_KERNEL2:-pkg:linux-image-6.12.*-amd64-unsigned}
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   echo "setup: npm ci"
@@ -34,4 +39,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# The second CI kernel: only a package pattern needs apt's lists (a version or a path does not).
+if [[ "$KERNEL2_PATTERN" == pkg:* ]]; then
+  re="^$(printf '%s' "${KERNEL2_PATTERN#pkg:}" | sed -e 's/[.+]/\\&/g' -e 's/\*/[^-]*/g')\$"
+  prefix=${KERNEL2_PATTERN#pkg:}
+  prefix=${prefix%%\**}
+  # grep -c, not -q: -q would stop reading early and pipefail would count apt-cache's SIGPIPE.
+  known() { [ "$(apt-cache pkgnames "$prefix" 2>/dev/null | grep -Ec "$re")" -gt 0 ]; }
+  if ! known; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: apt knows no package matching ${KERNEL2_PATTERN#pkg:}; as root, run: apt-get update" >&2
+      exit 1
+    fi
+    echo "setup: apt-get update (no package matching ${KERNEL2_PATTERN#pkg:} in apt's lists)"
+    apt-get update
+    known || { echo "setup: no package matches ${KERNEL2_PATTERN#pkg:}: the apt sources need bookworm-security (or a newer suite)" >&2; exit 1; }
+  fi
 fi

@@ -85,6 +85,7 @@ export const DEVMAPPER_ERROR_CODES = [
   // src/cli
   'EUSAGE',
   'EENVIRONMENT',
+  'EINTERRUPTED',
 ] as const;
 
 /** The `code` of a {@link DevmapperError} (an errno name for IoctlError instead). */

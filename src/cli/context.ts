@@ -3,6 +3,7 @@
 // (injectable, so unit tests run every handler against fakes).
 import { readFileSync } from 'node:fs';
 import { DeviceSet, DmControl, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
+import type { OptionsFs } from './options-file.js';
 import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
 
 /** The subset of DmControl the CLI uses (a fake implements just this). */
@@ -29,7 +30,11 @@ export type CliDm = Pick<
 /** The subset of LoopControl the CLI uses. */
 export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status'>;
 
-/** The subset of DeviceSet the CLI uses. */
+/**
+ * The subset of DeviceSet the CLI uses. The mutating calls take the command's AbortSignal (aborted
+ * on SIGINT/SIGTERM): an aborted call kills the filesystem tool it started, finishes or undoes its
+ * journalled step and rejects with OperationAbortedError (EABORTED).
+ */
 export type CliDeviceSet = Pick<
   DeviceSet,
   'addDevice' | 'deleteDevice' | 'mountDevice' | 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'resizePool' | 'shutdown'
@@ -65,12 +70,33 @@ export interface Deps {
   dm(): CliDm;
   loop(): CliLoop;
   runInVm(options: RunInVmOptions): Promise<RunInVmResult>;
-  /** DeviceSet.init with `dm.key=value` options (the CLI never calls shutdown unless asked). */
-  openDeviceSet(root: string, options: readonly string[], log: (level: DeviceSetLogLevel, message: string) => void): Promise<CliDeviceSet>;
+  /**
+   * DeviceSet.init with `dm.key=value` options (the CLI never calls shutdown unless asked).
+   * `signal` aborts the init (it then undoes what it set up and releases the lock).
+   */
+  openDeviceSet(
+    root: string,
+    options: readonly string[],
+    log: (level: DeviceSetLogLevel, message: string) => void,
+    signal?: AbortSignal,
+  ): Promise<CliDeviceSet>;
   /** The kernel's mount table, for re-deriving mount state in each process. */
   mounts(): MountEntry[];
   /** umount2(path, MNT_DETACH). */
   umount(path: string): Promise<void>;
+  /** File-system calls for `<root>/cli-options.json` (default: node:fs); a seam for crash tests. */
+  optionsFs?: OptionsFs;
+}
+
+/** The signals a `ds` command stops on. */
+export type CliSignal = 'SIGINT' | 'SIGTERM';
+
+/** Where SIGINT/SIGTERM come from (the process; a test drives its own). */
+export interface SignalSource {
+  /** Calls `handler` on every SIGINT/SIGTERM until the returned function is called. */
+  listen(handler: (signal: CliSignal) => void): () => void;
+  /** Ends the process at once with `code` (a second signal while the first one is handled). */
+  exitNow(code: number): void;
 }
 
 /** Where output goes. Both are line-oriented writers. */
@@ -81,6 +107,8 @@ export interface Io {
   readonly stderrIsTTY: boolean;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
+  /** SIGINT/SIGTERM for `ds` commands; without it they cannot be interrupted cleanly. */
+  readonly signals?: SignalSource;
 }
 
 /** Per-invocation context. */
@@ -90,6 +118,8 @@ export interface Ctx extends Io {
   readonly verbose: boolean;
   /** The command path being run (`dm ls`), for error hints. */
   readonly command: string;
+  /** Aborted on the first SIGINT/SIGTERM (`ds` commands); handlers pass it on and start no new step. */
+  readonly signal: AbortSignal;
   /** A progress line on stderr (TTY only, not with --quiet). */
   progress(text: string): void;
 }
@@ -102,7 +132,8 @@ export function realDeps(): Deps & { close(): void } {
     dm: () => (dm ??= new DmControl()),
     loop: () => (loop ??= new LoopControl()),
     runInVm,
-    openDeviceSet: (root, options, log) => DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log }),
+    openDeviceSet: (root, options, log, signal) =>
+      DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log, ...(signal ? { signal } : {}) }),
     mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),
     umount: (path) => realSyscalls().umount2Async(path, MNT_DETACH),
     close: () => dm?.close(),
@@ -117,5 +148,21 @@ export function processIo(): Io {
     stderrIsTTY: process.stderr.isTTY === true,
     env: process.env,
     cwd: process.cwd(),
+    signals: processSignals,
   };
 }
+
+/** The process's SIGINT/SIGTERM. While a handler is installed, Node's default (exit) is off. */
+export const processSignals: SignalSource = {
+  listen(handler) {
+    const onInt = (): void => handler('SIGINT');
+    const onTerm = (): void => handler('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    return () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    };
+  },
+  exitNow: (code) => process.exit(code),
+};

@@ -17,6 +17,10 @@ export const EXIT = Object.freeze({
   KERNEL: 5,
   /** The environment cannot do it: not root, no device-mapper / loop driver, a tool is missing. */
   ENVIRONMENT: 6,
+  /** A `ds` command stopped by SIGINT (128 + 2, the shell's convention). */
+  SIGINT: 130,
+  /** A `ds` command stopped by SIGTERM (128 + 15). */
+  SIGTERM: 143,
 });
 
 /** An exit code of `devmapper`. */
@@ -24,6 +28,20 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** Base of the CLI's own errors. */
 export abstract class CliError extends DevmapperError {}
+
+/**
+ * A `ds` command stopped by SIGINT/SIGTERM: the abort reason of the command's signal, and what a
+ * handler throws instead of starting its next step. Exit 130 / 143 (by the signal, not the code).
+ */
+export class InterruptedError extends CliError {
+  override readonly name = 'InterruptedError';
+  readonly code = 'EINTERRUPTED';
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}`);
+    this.signal = signal;
+  }
+}
 
 /** A command-line mistake (unknown option, missing argument, bad value). */
 export class UsageError extends CliError {
@@ -118,6 +136,8 @@ const BY_CODE: Readonly<Record<DevmapperErrorCode, ExitCode>> = {
   EBASEUUIDMISMATCH: EXIT.OTHER,
   EABORTED: EXIT.OTHER,
   EDEVICESETCLOSED: EXIT.OTHER,
+  // The process exits 130 / 143 by the signal (main.ts); as a code alone it is no failure class.
+  EINTERRUPTED: EXIT.OTHER,
 };
 
 /** Exit codes of the errnos with a meaning of their own (an IoctlError's `code` is its errno name). */

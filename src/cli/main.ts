@@ -7,8 +7,8 @@ import { demoCommand } from './commands/demo.js';
 import { loopGroup } from './commands/loop.js';
 import { poolGroup, thinGroup } from './commands/thin.js';
 import { vmCommand } from './commands/vm.js';
-import { processIo, realDeps, type Ctx, type Deps, type Io } from './context.js';
-import { EXIT, UsageError, causeLines, reportError } from './errors.js';
+import { processIo, realDeps, type CliSignal, type Ctx, type Deps, type Io } from './context.js';
+import { EXIT, InterruptedError, UsageError, causeLines, reportError } from './errors.js';
 import { libraryVersion } from './version.js';
 
 /** Every command group, in help order. */
@@ -34,7 +34,8 @@ export function topHelp(): string {
     '--json on every read command. --version prints the library version.',
     '',
     'Errors go to stderr as "devmapper: CODE: message" and a "hint:" line. Exit codes: 0 ok, 1 other,',
-    '2 usage/invalid argument, 3 not found, 4 exists/busy, 5 kernel refused, 6 environment (root, drivers, tools).',
+    '2 usage/invalid argument, 3 not found, 4 exists/busy, 5 kernel refused, 6 environment (root, drivers, tools);',
+    'a ds command stopped by SIGINT / SIGTERM exits 130 / 143.',
     "Run 'devmapper COMMAND --help' for more. Reference: docs/cli.md.",
   ].join('\n') + '\n';
 }
@@ -72,12 +73,41 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     return EXIT.OK;
   }
   const own = deps === undefined ? realDeps() : undefined;
+  // SIGINT/SIGTERM during a `ds` command: abort its signal (the DeviceSet kills the mkfs /
+  // resize2fs / xfs_growfs it started and closes the journalled step), start no new step, exit
+  // 130 / 143. A second signal exits at once.
+  const abort = new AbortController();
+  let received: CliSignal | undefined;
+  let stopListening: (() => void) | undefined;
+  const listen = (): void => {
+    const signals = io.signals;
+    if (signals === undefined || !('cmd' in r) || !r.path.startsWith('ds ')) return;
+    stopListening = signals.listen((sig) => {
+      if (received !== undefined) return signals.exitNow(EXIT[sig]);
+      received = sig;
+      io.stderr(`devmapper: ${sig}: stopping: closing the step in progress (send it again to exit at once)\n`);
+      abort.abort(new InterruptedError(sig));
+    });
+  };
+  const interrupted = (sig: CliSignal, err: unknown): number => {
+    if (err === undefined) {
+      io.stderr(`devmapper: EINTERRUPTED: interrupted by ${sig} after the command had finished\n`);
+      io.stderr(`hint: the command completed before ${sig} could stop it; nothing is left to do\n`);
+      return EXIT[sig];
+    }
+    const rep = reportError(err);
+    io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
+    if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
+    io.stderr(`hint: stopped by ${sig}: the step in progress was undone or closed and no new one started; run the command again\n`);
+    return EXIT[sig];
+  };
   const ctx: Ctx = {
     ...io,
     deps: deps ?? own!,
     quiet,
     verbose,
     command: 'cmd' in r ? r.path : '',
+    signal: abort.signal,
     progress: (text) => {
       if (io.stderrIsTTY && !quiet) io.stderr(`devmapper: ${text}...\n`);
     },
@@ -89,15 +119,19 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
       return EXIT.OK;
     }
     const parsed = parseCommand(r.cmd, r.rest, r.path);
+    listen();
     const code = await r.cmd.run(ctx, parsed);
+    if (received !== undefined) return interrupted(received, undefined);
     return typeof code === 'number' ? code : EXIT.OK;
   } catch (err) {
+    if (received !== undefined) return interrupted(received, err);
     const rep = reportError(err);
     io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
     if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
     io.stderr(`hint: ${rep.hint}\n`);
     return rep.exitCode;
   } finally {
+    stopListening?.();
     try {
       own?.close();
     } catch {

@@ -222,6 +222,8 @@ export const DsStatusJson = Type.Object({
   needsCheck: Type.Boolean(),
   /** This DeviceSet created the pool (and removes it at shutdown). */
   poolOwned: Type.Boolean(),
+  /** External pool thin ids a crash left in doubt: never deleted, never reused (docs/deviceset.md, Safety rules). */
+  quarantinedThinIds: Type.Array(Type.Object({ deviceId: Int, reason: Type.String(), since: Type.String() }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type DsStatusJson = Static<typeof DsStatusJson>;
 

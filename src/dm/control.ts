@@ -205,7 +205,7 @@ export class DmControl {
   readonly #udevRecheckMs: number;
   /** performance.now() until which the last "udev absent" answer is reused; 0 = none cached. */
   #udevAbsentUntil = 0;
-  readonly #fresh = new Set<string>();
+  readonly #fresh = new Map<string, DevNum>();
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
   readonly #procMiscPath: string | null;
@@ -512,8 +512,9 @@ export class DmControl {
    */
   async deviceCreate(name: string, options: DeviceCreateOptions = {}): Promise<DeviceInfo> {
     const { header } = await this.#ioctl(createRequest(name, options));
-    this.#rememberFresh(name);
-    return decodeDeviceInfo(header);
+    const info = decodeDeviceInfo(header);
+    this.#rememberFresh(name, info.dev);
+    return info;
   }
 
   /**
@@ -521,9 +522,9 @@ export class DmControl {
    * mknod straight away instead of probing for one (see ensureSpecialNode). Only a hint, so it is
    * bounded; a wrong guess costs one failed syscall, never a wrong node.
    */
-  #rememberFresh(name: string): void {
+  #rememberFresh(name: string, dev: DevNum): void {
     if (this.#fresh.size >= FRESH_NAMES_MAX) this.#fresh.clear();
-    this.#fresh.add(name);
+    this.#fresh.set(name, dev);
   }
 
   /**
@@ -629,6 +630,22 @@ export class DmControl {
    */
   async deviceResume(ref: DeviceRef, options: SuspendOptions = {}): Promise<DeviceInfo> {
     const { policy, cookie } = this.#policy();
+    const freshName = typeof ref === 'string' ? ref : 'name' in ref ? ref.name : undefined;
+    const freshDev = freshName === undefined ? undefined : this.#fresh.get(freshName);
+    if (policy === 'udev' && freshName !== undefined && freshDev !== undefined) {
+      // First resume of a device we just created: udev has made no node for it yet (lvm2's
+      // 10-dm.rules, Debian's 55-dm.rules, ignore the "add" uevent of a device without a live
+      // table), so /dev/mapper/NAME, if there, is the symlink of an earlier device of that name whose "remove" uevent udev has not
+      // handled yet (a deferred remove completing on udev's own blkid close does this). Once the
+      // minor is reused, ../dm-N resolves to the NEW device, and the wait below would take the
+      // stale link for udev's answer and return while udev is about to delete it (ENOENT for the
+      // caller's next open: seen in the udev CI cell). So let udev finish that remove first; no
+      // uevent of ours is queued behind it yet, so nothing can recreate the link meanwhile. Any
+      // other entry there (absent, dangling, another device's numbers) cannot pass for ours and
+      // costs nothing here; a conflicting one is handled after the resume as before.
+      const path = this.nodePath(freshName);
+      await this.#waitFor(() => !this.#nodeIs(path, freshDev));
+    }
     const { header } = await this.#ioctl(resumeRequest(ref, options, cookie));
     const info = decodeDeviceInfo(header);
     if ((header.flags & DM_ACTIVE_PRESENT_FLAG) !== 0)

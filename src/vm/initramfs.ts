@@ -12,7 +12,7 @@ import { readModuleTables, readModuleUncompressed, resolveLoadOrder } from './mo
 export const INITRAMFS_MODULES: readonly string[] = ['virtio_pci', '9pnet_virtio', '9p'];
 
 /** Bump when the archive layout changes in a way the hash inputs would not notice. */
-const FORMAT = 'devmapper-vm-initramfs-1';
+const FORMAT = 'devmapper-vm-initramfs-2';
 
 /**
  * The guest's PID 1. Everything run-specific (which shares to mount where, which modules to
@@ -79,6 +79,17 @@ chmod 755 /sbin/modprobe
 echo /sbin/modprobe > /proc/sys/kernel/modprobe
 if [ -n "$DMVM_GUEST_MODULES" ]; then
   chroot /newroot /sbin/modprobe -a $DMVM_GUEST_MODULES || fail "modprobe $DMVM_GUEST_MODULES failed"
+fi
+if [ "$DMVM_UDEV" = 1 ]; then
+  # systemd-udevd from the host root, inside the chroot: /run/udev lands on the guest's tmpfs.
+  # SYSTEMD_IGNORE_CHROOT: PID 1's root is this initramfs, so udevadm would think it runs in a
+  # chroot and ignore trigger/settle (systemd src/basic/virt.c running_in_chroot()).
+  chroot /newroot /bin/sh -c 'export PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_IGNORE_CHROOT=1
+    for u in /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd; do [ -x "$u" ] && break; done
+    [ -x "$u" ] || { echo "no systemd-udevd on the host root (install the udev package)"; exit 1; }
+    "$u" --daemon || exit 1
+    udevadm trigger --action=add && udevadm settle --timeout=120 && [ -e /run/udev/control ]' \\
+    || fail "cannot start systemd-udevd"
 fi
 echo "$MARK $DMVM_NONCE START"
 chroot /newroot /bin/sh /run/dmvm/cmd.sh < /dev/null

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Boots a throwaway QEMU guest that sees the host's root read-only and the checkout (plus any
 // extra shares) writable at the same absolute paths, runs one command as root and returns its
-// exit status. The guest has real device-mapper and loop drivers and, on purpose, no udev.
+// exit status. The guest has real device-mapper and loop drivers and, unless `udev` is asked
+// for, no udev (then nodes under /dev are only the kernel's devtmpfs ones and whatever we make).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,6 +55,16 @@ export interface RunInVmOptions {
   readonly qemu?: string;
   /** Accelerator: 'tcg' (default, works everywhere) or 'kvm'. Default $DEVMAPPER_VM_ACCEL or tcg. */
   readonly accel?: 'tcg' | 'kvm';
+  /**
+   * Start the host root's systemd-udevd in the guest before the command (`/run/udev` on the
+   * guest's tmpfs), replay coldplug events (`udevadm trigger --action=add`) and wait for them
+   * (`udevadm settle`). The daemon keeps running during the command. Default: true when
+   * $DEVMAPPER_VM_UDEV is 1. The command then sees DEVMAPPER_VM_UDEV=1 and
+   * SYSTEMD_IGNORE_CHROOT=1 (the guest chroots into the host root, and udevadm's trigger, settle
+   * and control verbs do nothing in a chroot unless told to: systemd src/udev/udevadm-*.c,
+   * running_in_chroot()).
+   */
+  readonly udev?: boolean;
 }
 
 export interface RunInVmResult {
@@ -134,6 +145,9 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   const kmodDir = realpathSync(kernel.modulesDir);
   const needBind = kmodDir !== join(hostModulesRoot, kernel.version);
   const guestPath = `${dirname(process.execPath)}:${GUEST_PATH}`;
+  const udev = opts.udev ?? process.env['DEVMAPPER_VM_UDEV'] === '1';
+  const env: Record<string, string> = { ...(opts.env ?? {}) };
+  if (udev) Object.assign(env, { DEVMAPPER_VM_UDEV: '1', SYSTEMD_IGNORE_CHROOT: '1' });
   const cfg = [
     `DMVM_NONCE=${nonce}`,
     `DMVM_NSHARES=${shares.length}`,
@@ -144,10 +158,11 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     `DMVM_MODULES_ROOT=${shQuote(hostModulesRoot)}`,
     `DMVM_MODULES_SRC=${needBind ? shQuote(kmodDir) : "''"}`,
     `DMVM_GUEST_MODULES=${shQuote((opts.guestModules ?? DEFAULT_GUEST_MODULES).join(' '))}`,
+    `DMVM_UDEV=${udev ? '1' : '0'}`,
     '',
   ];
   writeFileSync(join(runDir, 'config.sh'), cfg.join('\n'));
-  writeFileSync(join(runDir, 'cmd.sh'), guestCommandScript(cwd, opts.command, opts.env ?? {}, guestPath), { mode: 0o755 });
+  writeFileSync(join(runDir, 'cmd.sh'), guestCommandScript(cwd, opts.command, env, guestPath), { mode: 0o755 });
 
   const accel = opts.accel ?? (process.env['DEVMAPPER_VM_ACCEL'] === 'kvm' ? 'kvm' : 'tcg');
   const ninep = (tag: string, path: string, ro: boolean): string[] => [

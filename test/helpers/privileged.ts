@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The gate, naming and hygiene helpers for privileged (real-kernel) tests.
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { suite, type Test } from 'uvu';
 
@@ -11,6 +11,13 @@ export const TEST_MARKER = 'dmtest-delme';
 export const PRIVILEGED_ENV = 'DEVMAPPER_PRIVILEGED';
 /** Root of every temp dir privileged tests make; loop devices backed by files under it are swept. */
 export const TEST_TMP_ROOT = '/tmp/devmapper-dmtest';
+
+/**
+ * True in the CI matrix's udev cell: the VM runner started systemd-udevd in the guest and set
+ * DEVMAPPER_VM_UDEV=1 (src/vm/runner.ts). Then udev must be running for the whole run (checked by
+ * privilegedProblems) and no marked /dev/mapper node may be a block node we made (withSweep).
+ */
+export const UDEV_CELL = process.env['DEVMAPPER_VM_UDEV'] === '1';
 
 let counter = 0;
 /** A unique, marked dm name: `foo` → `foo-dmtest-delme-<pid>-<n>`. */
@@ -52,6 +59,7 @@ export function privilegedProblems(): string[] {
     }
   }
   if (!existsSync('/dev/loop-control')) problems.push('/dev/loop-control is missing (modprobe loop)');
+  if (UDEV_CELL && !existsSync('/run/udev/control')) problems.push('DEVMAPPER_VM_UDEV=1 but systemd-udevd is not running (/run/udev/control is missing)');
   return problems;
 }
 
@@ -175,16 +183,54 @@ export function sweep(): SweepReport {
  * temp dir at the end. Survivors after the suite fail it.
  */
 export function withSweep(s: Test): Test {
+  let watcher: { w: FSWatcher; ours: Set<string> } | undefined;
   s.before(() => {
     sweep();
+    if (UDEV_CELL) watcher = watchMapperNodes();
   });
   s.after(() => {
+    watcher?.w.close();
+    const fights = [...(watcher?.ours ?? [])];
+    watcher = undefined;
     const { survivors } = sweep();
     if (runDir) {
       rmSync(runDir, { recursive: true, force: true });
       runDir = undefined;
     }
     if (survivors.length > 0) throw new Error(`test leftovers survived the sweep: ${survivors.join(', ')}`);
+    if (fights.length > 0) {
+      throw new Error(
+        `udev is running, yet these /dev/mapper entries were block nodes, not udev's symlinks (made by us, or by a ` +
+          `fallback after udev did not act in time): ${fights.join(', ')}`,
+      );
+    }
   });
   return s;
+}
+
+const deliberateNodes = new Set<string>();
+/** Tells the udev cell's watcher (see withSweep) that the test itself puts a block node at /dev/mapper/NAME. */
+export function allowBlockNode(name: string): void {
+  deliberateNodes.add(name);
+}
+
+/**
+ * Under udev, /dev/mapper/NAME is udev's symlink to ../dm-N (10-dm.rules); a block node there was
+ * made by someone else (DmControl's mknod fallback, or libdm's) and fights udev's. Watches
+ * /dev/mapper (inotify on devtmpfs) and records every marked name seen as a block node. lstat runs
+ * when the event is handled, so a node that is gone by then is missed: this can miss a fight, never
+ * invent one.
+ */
+function watchMapperNodes(): { w: FSWatcher; ours: Set<string> } {
+  const ours = new Set<string>();
+  const w = watch('/dev/mapper', (_event, file) => {
+    const name = file?.toString();
+    if (!name || !name.includes(TEST_MARKER) || deliberateNodes.has(name)) return;
+    try {
+      if (lstatSync(`/dev/mapper/${name}`).isBlockDevice()) ours.add(name);
+    } catch {
+      // already gone
+    }
+  });
+  return { w, ours };
 }

@@ -1,49 +1,100 @@
 // SPDX-License-Identifier: MIT
-// npm run test:vm: the whole privileged suite in ONE guest boot, as root, with real device-mapper.
-// Prints "vm: N passed, M failed" last; exits non-zero on any failure, a timeout, or zero tests.
-// `--summary-file F` also writes the counts as JSON for scripts/test-all.sh.
+// npm run test:vm: the privileged suite in ONE guest boot, as root, with real device-mapper: one
+// cell of the CI matrix (scripts/test-all.sh runs every cell).
+//   --kernel K        the guest kernel (as DEVMAPPER_VM_KERNEL: version, vmlinuz path, pkg:<name>)
+//   --udev            start systemd-udevd in the guest (as DEVMAPPER_VM_UDEV=1)
+//   --files REGEX     which test/privileged files run (uvu's pattern; default every *.test.js)
+//   --summary-file F  also write the counts, kernel, udev mode and times as JSON (see CellSummary)
+// Prints "vm[<kernel>]: N passed, M failed" (or "vm[<kernel>, udev]: …") last; exits non-zero on
+// any failure, a timeout, or zero tests.
 import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runInVm } from '../../src/vm/index.js';
-import { parseUvuSummary, summaryLine } from './summary.js';
+import { runInVm, type RunInVmResult } from '../../src/vm/index.js';
+import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine, type CellSummary } from './summary.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const timeoutMs = Number(process.env['DEVMAPPER_VM_TIMEOUT_MS'] ?? 20 * 60 * 1000);
 const memMb = process.env['DEVMAPPER_VM_MEM_MB'] ? Number(process.env['DEVMAPPER_VM_MEM_MB']) : undefined;
 const argv = process.argv.slice(2);
-const sfIdx = argv.indexOf('--summary-file');
-const summaryFile = sfIdx >= 0 ? argv[sfIdx + 1] : undefined;
+function flag(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined) throw new Error(`run-privileged: ${name} needs a value`);
+  return v;
+}
+const summaryFile = flag('--summary-file');
+const kernel = flag('--kernel') ?? (process.env['DEVMAPPER_VM_KERNEL'] || undefined);
+const udev = argv.includes('--udev') || process.env['DEVMAPPER_VM_UDEV'] === '1';
+const files = flag('--files') ?? '\\.test\\.js$';
 
 let captured = '';
-const result = await runInVm({
-  // The guest only reads these: serve them through the cached read-only view (see runInVm).
-  readOnlyCached: ['node_modules', 'dist'],
-  cwd: repo,
-  command: ['node', 'node_modules/uvu/bin.js', 'dist/test/privileged', '\\.test\\.js$'],
-  env: { DEVMAPPER_PRIVILEGED: '1', ...(process.env['CI'] ? { CI: process.env['CI'] } : {}) },
-  timeoutMs,
-  ...(memMb ? { memMb } : {}),
-  onOutput: (t) => {
-    captured += t;
-    process.stdout.write(t);
-  },
-});
+const started = Date.now();
+let result: RunInVmResult | undefined;
+let setupError: string | undefined;
+try {
+  result = await runInVm({
+    ...(kernel ? { kernel } : {}),
+    udev,
+    // The guest only reads these: serve them through the cached read-only view (see runInVm).
+    readOnlyCached: ['node_modules', 'dist'],
+    cwd: repo,
+    command: ['node', 'node_modules/uvu/bin.js', 'dist/test/privileged', files],
+    env: { DEVMAPPER_PRIVILEGED: '1', ...(process.env['CI'] ? { CI: process.env['CI'] } : {}) },
+    timeoutMs,
+    ...(memMb ? { memMb } : {}),
+    onOutput: (t) => {
+      captured += t;
+      process.stdout.write(t);
+    },
+  });
+} catch (err) {
+  // No kernel, no QEMU, no initramfs: the cell failed before booting. It must still be counted.
+  setupError = err instanceof Error ? err.message : String(err);
+}
 
 const s = parseUvuSummary(captured);
-const passed = s?.passed ?? 0;
-let failed = s?.failed ?? 0;
+// Without a footer (timeout, crash), count what the finished suites reported; the run itself then
+// adds one failure below.
+const progress = s ? undefined : parseUvuProgress(captured);
+const passed = s?.passed ?? progress?.passed ?? 0;
+let failed = s?.failed ?? (progress ? progress.total - progress.passed : 0);
 const problems: string[] = [];
-if (result.timedOut) problems.push(`the VM timed out after ${timeoutMs} ms (exit ${result.exitCode})`);
-if (!s) problems.push('no uvu summary in the guest output (the test run crashed or never started)');
-else if (s.total === 0) problems.push('the VM ran zero tests');
-if (result.exitCode !== 0 && failed === 0) problems.push(`the guest command exited ${result.exitCode}`);
-if (problems.length > 0 && failed === 0) failed = 1;
+if (setupError !== undefined) problems.push(`the VM could not start: ${setupError}`);
+if (result?.timedOut) problems.push(`the VM timed out after ${timeoutMs} ms (exit ${result.exitCode})`);
+if (result && !s) problems.push('no uvu summary in the guest output (the test run crashed or never started)');
+else if (s && s.total === 0) problems.push('the VM ran zero tests');
+if (result && result.exitCode !== 0 && failed === 0) problems.push(`the guest command exited ${result.exitCode}`);
+if (problems.length > 0) failed += 1;
 
-console.log(
-  `[devmapper vm] kernel ${result.kernel.version}; boot to first command ${result.bootMs} ms; total ${result.totalMs} ms; guest exit ${result.exitCode}`,
-);
+const label = cellLabel(result?.kernel.version ?? kernel ?? 'default kernel', udev);
+if (result) {
+  console.log(
+    `[devmapper vm] ${label}: kernel ${result.kernel.version}${udev ? ' with systemd-udevd' : ', no udev'}; files /${files}/; ` +
+      `boot to first command ${result.bootMs} ms; total ${result.totalMs} ms; guest exit ${result.exitCode}`,
+  );
+}
 for (const p of problems) console.log(`[devmapper vm] FAILED: ${p}`);
-if (summaryFile) writeFileSync(summaryFile, JSON.stringify({ passed, failed, exitCode: result.exitCode, timedOut: result.timedOut }) + '\n');
-console.log(summaryLine('vm', passed, failed));
-process.exitCode = problems.length > 0 || failed > 0 || result.exitCode !== 0 ? 1 : 0;
+if (progress && progress.suites > 0) {
+  console.log(
+    `[devmapper vm] before that, ${progress.suites} suites finished: ${progress.passed} of ${progress.total} tests passed ` +
+      '(counted below, with one failure for the unfinished run)',
+  );
+}
+if (summaryFile) {
+  const cell: CellSummary = {
+    label,
+    kernel: result?.kernel.version ?? kernel ?? '',
+    udev,
+    files,
+    passed,
+    failed,
+    exitCode: result?.exitCode ?? -1,
+    timedOut: result?.timedOut ?? false,
+    ms: Date.now() - started,
+  };
+  writeFileSync(summaryFile, JSON.stringify(cell) + '\n');
+}
+console.log(summaryLine(label, passed, failed));
+process.exitCode = problems.length > 0 || failed > 0 || result?.exitCode !== 0 ? 1 : 0;

@@ -1,25 +1,35 @@
 // SPDX-License-Identifier: MIT
-// Used by scripts/test-all.sh: prints the final "unit:", "vm:" and "total:" lines and sets the
-// exit status. Usage: summarize.js <unit-log> <unit-exit-code> <vm-summary-json|-> <vm-exit-code>
+// Used by scripts/test-all.sh: prints the final "unit:", one "vm[<kernel>(, udev)]:" line per
+// matrix cell, and "total:" (all of them), and sets the exit status: any failure in any cell fails.
+// Usage: summarize.js <unit-log> <unit-exit-code> [<cell-name> <cell-summary-json|-> <cell-exit-code>]...
+// A cell whose JSON is missing (run-privileged.js crashed) counts as one failure under <cell-name>.
 import { existsSync, readFileSync } from 'node:fs';
-import { parseUvuSummary, summaryLine } from './summary.js';
+import { parseUvuSummary, summaryLine, type CellSummary } from './summary.js';
 
-const [unitLog = '', unitRc = '1', vmJson = '-', vmRc = '1'] = process.argv.slice(2);
+const [unitLog = '', unitRc = '1', ...cellArgs] = process.argv.slice(2);
 const unit = existsSync(unitLog) ? parseUvuSummary(readFileSync(unitLog, 'utf8')) : undefined;
 const unitPassed = unit?.passed ?? 0;
 let unitFailed = unit?.failed ?? 0;
 if ((!unit || Number(unitRc) !== 0) && unitFailed === 0) unitFailed = 1;
 
-let vmPassed = 0;
-let vmFailed = 1;
-if (vmJson !== '-' && existsSync(vmJson)) {
-  const v = JSON.parse(readFileSync(vmJson, 'utf8')) as { passed: number; failed: number };
-  vmPassed = v.passed;
-  vmFailed = v.failed;
+const lines: string[] = [summaryLine('unit', unitPassed, unitFailed)];
+let passed = unitPassed;
+let failed = unitFailed;
+if (cellArgs.length === 0 || cellArgs.length % 3 !== 0) {
+  lines.push(`summarize: expected <cell-name> <json> <exit-code> triples, got ${cellArgs.length} arguments`);
+  failed += 1;
 }
-if (Number(vmRc) !== 0 && vmFailed === 0) vmFailed = 1;
-
-console.log(summaryLine('unit', unitPassed, unitFailed));
-console.log(summaryLine('vm', vmPassed, vmFailed));
-console.log(summaryLine('total', unitPassed + vmPassed, unitFailed + vmFailed));
-process.exitCode = unitFailed + vmFailed > 0 ? 1 : 0;
+for (let i = 0; i + 2 < cellArgs.length; i += 3) {
+  const [name = '?', json = '-', rc = '1'] = cellArgs.slice(i, i + 3);
+  let cell: Partial<CellSummary> = {};
+  if (json !== '-' && existsSync(json)) cell = JSON.parse(readFileSync(json, 'utf8')) as CellSummary;
+  const p = cell.passed ?? 0;
+  let f = cell.failed ?? 1;
+  if (Number(rc) !== 0 && f === 0) f = 1;
+  lines.push(summaryLine(cell.label ?? `vm[${name}]`, p, f));
+  passed += p;
+  failed += f;
+}
+lines.push(summaryLine('total', passed, failed));
+for (const l of lines) console.log(l);
+process.exitCode = failed > 0 ? 1 : 0;

@@ -28,7 +28,46 @@ export function parseUvuSummary(text: string): UvuSummary | undefined {
   return { total, passed, skipped, failed: total - passed };
 }
 
+/**
+ * What finished before the run stopped without a footer (a VM timeout, a crash): uvu ends each
+ * suite's line with `(passed / total)`; those are summed. Tests of the suite that was running are
+ * not in it.
+ */
+export function parseUvuProgress(text: string): { suites: number; passed: number; total: number } {
+  const clean = text.replace(ANSI, '').replace(/\r/g, '');
+  let suites = 0;
+  let passed = 0;
+  let total = 0;
+  for (const m of clean.matchAll(/\((\d+) \/ (\d+)\)\s*$/gm)) {
+    suites++;
+    passed += Number(m[1]);
+    total += Number(m[2]);
+  }
+  return { suites, passed, total };
+}
+
 /** `label: N passed, M failed`, the line format npm test ends with. */
 export function summaryLine(label: string, passed: number, failed: number): string {
   return `${label}: ${passed} passed, ${failed} failed`;
+}
+
+/** What one matrix cell (one VM boot, see run-privileged.ts) reports to summarize.ts. */
+export interface CellSummary {
+  /** e.g. `vm[6.1.0-57-amd64]` or `vm[6.12.118+deb12-amd64, udev]`. */
+  readonly label: string;
+  readonly kernel: string;
+  readonly udev: boolean;
+  /** The uvu file pattern the cell ran. */
+  readonly files: string;
+  readonly passed: number;
+  readonly failed: number;
+  readonly exitCode: number;
+  readonly timedOut: boolean;
+  /** Wall time of the cell, kernel fetch and boot included. */
+  readonly ms: number;
+}
+
+/** `vm[<kernel>]`, or `vm[<kernel>, udev]` when systemd-udevd ran in the guest. */
+export function cellLabel(kernel: string, udev: boolean): string {
+  return `vm[${kernel}${udev ? ', udev' : ''}]`;
 }

@@ -4,17 +4,69 @@
 // the pool, active devices and mounts stay in the kernel between commands. Mount state is
 // re-derived from the kernel's mount table (/proc/self/mountinfo) on every run: the mount table,
 // not a refcount, says whether a device is mounted.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { DM_OPTION_KEYS, DeviceInUseError, resolveDeviceSetOptions, type DeviceSetStatus } from '../../index.js';
+import {
+  DM_OPTION_KEYS,
+  DeviceInUseError,
+  DeviceSetLockedError,
+  RootLock,
+  resolveDeviceSetOptions,
+  type DeviceSetLogLevel,
+  type DeviceSetStatus,
+} from '../../index.js';
 import type { CommandSpec, GroupSpec, Parsed } from '../args.js';
 import type { CliDeviceSet, Ctx, MountEntry } from '../context.js';
 import { UsageError } from '../errors.js';
+import { CLI_OPTIONS_FILE, nodeOptionsFs, readSavedOptions, removeOptions, saveOptions } from '../options-file.js';
 import { humanSize, parseSizeArg, table, toJson } from '../output.js';
 import type { DsListJson, DsStatusJson } from '../schemas.js';
 
-/** The CLI's own file under the root: the options given to `ds init`. */
-export const CLI_OPTIONS_FILE = 'cli-options.json';
+export { CLI_OPTIONS_FILE };
+
+/**
+ * `dm.*` keys that change what is on disk or in the kernel for good: the pool (which one, its
+ * block size, the size of its loop files: Docker grows them, never shrinks them), the base
+ * device (its size: grown, never shrunk; its filesystem and mkfs arguments, used whenever the
+ * base is (re)made). `ds init` saves them; on any other `ds` command `--opt` refuses them, since
+ * "for this run only" cannot be kept: a larger dm.basesize grows the base record and every later
+ * run with the saved, smaller value would then fail (EDEVICESIZE).
+ */
+export const PERSISTENT_DM_KEYS: readonly string[] = Object.freeze([
+  'dm.thinpooldev',
+  'dm.basesize',
+  'dm.loopdatasize',
+  'dm.loopmetadatasize',
+  'dm.fs',
+  'dm.mkfsarg',
+  'dm.datadev',
+  'dm.metadatadev',
+  'dm.blocksize',
+]);
+
+/**
+ * `dm.*` keys that only steer what this process does (mount options, discards, deferred
+ * removal/deletion, the free-space check, the xfs ENOSPC retries written after each mount):
+ * `--opt` on a later `ds` command applies them to that run and saves nothing.
+ */
+export const RUN_ONLY_DM_KEYS: readonly string[] = Object.freeze([
+  'dm.mountopt',
+  'dm.blkdiscard',
+  'dm.use_deferred_removal',
+  'dm.use_deferred_deletion',
+  'dm.min_free_space',
+  'dm.xfs_nospace_max_retries',
+]);
+// The other keys of DM_OPTION_KEYS are refused by the DeviceSet itself (supported: false).
+
+/**
+ * Error codes of a `DeviceSet.init` that refused before it changed anything the options steer:
+ * after one of these, `ds init` puts the previous options file back (see {@link openForInit}).
+ * EDEVICESETLOCKED: another process has the root. EINVALIDARG: bad options. EDEVICESIZE: a base
+ * shrink. ETHINPOOLOWNERSHIP: a pool that is not ours (only loop files may have grown, which a
+ * smaller dm.loopdatasize leaves alone).
+ */
+const REFUSED_BEFORE_CHANGE: ReadonlySet<string> = new Set(['EDEVICESETLOCKED', 'EINVALIDARG', 'EDEVICESIZE', 'ETHINPOOLOWNERSHIP']);
 
 /** The `--root` directory, made absolute. */
 function rootOf(p: Parsed, ctx: Ctx): string {
@@ -35,40 +87,86 @@ export function mergeOptions(saved: readonly string[], given: readonly string[])
   return [...saved.filter((o) => !keys.has(keyOf(o))), ...given];
 }
 
-/** Reads the options saved by `ds init` ([] when none). */
-export function readSavedOptions(root: string): string[] {
-  const file = join(root, CLI_OPTIONS_FILE);
-  if (!existsSync(file)) return [];
-  const data = JSON.parse(readFileSync(file, 'utf8')) as { options?: unknown };
-  if (!Array.isArray(data.options) || !data.options.every((o) => typeof o === 'string')) {
-    throw new UsageError(`${file} is not a devmapper options file (delete it and run 'ds init' again)`);
-  }
-  return data.options as string[];
+/** Refuses `--opt` keys that change persistent state, on a command other than `ds init`. */
+function refusePersistent(given: readonly string[], command: string): void {
+  const bad = [...new Set(given.map(keyOf).filter((k) => PERSISTENT_DM_KEYS.includes(k)))];
+  if (bad.length === 0) return;
+  throw new UsageError(
+    `${bad.join(', ')} ${bad.length === 1 ? 'changes' : 'change'} the DeviceSet for good and cannot be given for one run: ` +
+      `re-run 'devmapper ds init --root DIR' with the new value (it applies and saves it); ` +
+      `only ${RUN_ONLY_DM_KEYS.join(', ')} may be given to '${command}'`,
+    command,
+  );
 }
 
-/** Saves the options atomically (temp file + rename). */
-export function saveOptions(root: string, options: readonly string[]): void {
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  const file = join(root, CLI_OPTIONS_FILE);
-  writeFileSync(`${file}.tmp`, JSON.stringify({ formatVersion: 1, options }, null, 2) + '\n', { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
+const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean => a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Refuses `ds init` early when a live process holds the root's lock, before the options file is
+ * touched (DeviceSet.init would refuse it too, but only after the file was rewritten).
+ */
+function refuseIfLocked(root: string): void {
+  if (!existsSync(root)) return;
+  try {
+    // The root lock is flock(2): taking and dropping it is the only true test of a live owner.
+    RootLock.acquire(root).release();
+  } catch (err) {
+    if (err instanceof DeviceSetLockedError) throw err;
+    // Anything else (a planted link, a foreign owner): DeviceSet.init refuses it with the reason.
+  }
 }
 
 /** Opens the DeviceSet at --root with the saved options, overridden by --opt. */
 async function open(ctx: Ctx, p: Parsed, what = 'opening the DeviceSet'): Promise<{ ds: CliDeviceSet; root: string; options: string[] }> {
   const root = rootOf(p, ctx);
   const given = (p.options['opt'] as string[] | undefined) ?? [];
-  if (!existsSync(join(root, CLI_OPTIONS_FILE)) && ctx.command !== 'ds init') {
+  const init = ctx.command === 'ds init';
+  if (!init) refusePersistent(given, ctx.command);
+  const fs = ctx.deps.optionsFs ?? nodeOptionsFs;
+  const saved = readSavedOptions(root, fs);
+  if (saved === undefined && !init) {
     throw new UsageError(`${root} has no DeviceSet made by 'devmapper ds init' (no ${CLI_OPTIONS_FILE})`, ctx.command);
   }
-  const options = mergeOptions(readSavedOptions(root), given);
+  const options = mergeOptions(saved ?? [], given);
   resolveDeviceSetOptions(options); // every problem listed before anything is touched
-  ctx.progress(what);
-  const ds = await ctx.deps.openDeviceSet(root, options, (level, message) => {
+  ctx.signal.throwIfAborted();
+  const log = (level: DeviceSetLogLevel, message: string): void => {
     if (level === 'warn' || level === 'error') ctx.stderr(`devmapper: ${level}: ${message}\n`);
     else if (level === 'info') ctx.progress(message);
-  });
-  return { ds, root, options };
+  };
+  if (!init) {
+    ctx.progress(what);
+    const ds = await ctx.deps.openDeviceSet(root, options, log, ctx.signal);
+    ctx.signal.throwIfAborted();
+    return { ds, root, options };
+  }
+  // `ds init` saves the options BEFORE DeviceSet.init, as the intent: a crash anywhere after this
+  // leaves a file that says what the pool and base were (or are being) made with, so later
+  // commands open the set with those values instead of failing or growing it to the defaults.
+  refuseIfLocked(root);
+  const wrote = !sameList(saved, options);
+  if (wrote) saveOptions(root, options, fs);
+  ctx.progress(what);
+  try {
+    const ds = await ctx.deps.openDeviceSet(root, options, log, ctx.signal);
+    return { ds, root, options };
+  } catch (err) {
+    // A refusal before anything changed: put the previous file back, unless someone else has
+    // rewritten it meanwhile. Any other failure may have applied part of the new values (a grown
+    // base record), so the new file stays: the next command or `ds init` finishes the job.
+    const code = (err as { code?: unknown } | null)?.code;
+    if (wrote && typeof code === 'string' && REFUSED_BEFORE_CHANGE.has(code)) {
+      try {
+        if (sameList(readSavedOptions(root, fs), options)) {
+          if (saved === undefined) removeOptions(root, fs);
+          else saveOptions(root, saved, fs);
+        }
+      } catch (restoreErr) {
+        ctx.stderr(`devmapper: warn: could not restore the previous ${CLI_OPTIONS_FILE}: ${String(restoreErr)}\n`);
+      }
+    }
+    throw err;
+  }
 }
 
 /** Where the device `id` of `ds` is mounted, per the kernel's mount table. */
@@ -112,6 +210,7 @@ export function statusJson(s: DeviceSetStatus): DsStatusJson {
     mode: s.mode,
     needsCheck: s.needsCheck,
     poolOwned: s.poolOwned,
+    quarantinedThinIds: s.quarantinedThinIds.map((q) => ({ deviceId: q.deviceId, reason: q.reason, since: q.since })),
   };
 }
 
@@ -133,6 +232,7 @@ function statusText(s: DsStatusJson): string {
     `Deferred Removal Enabled:  ${s.deferredRemoveEnabled}`,
     `Deferred Deletion Enabled: ${s.deferredDeleteEnabled}`,
     `Deferred Deleted Devices:  ${s.deferredDeletedDeviceCount}`,
+    ...s.quarantinedThinIds.map((q) => `Quarantined Thin Id:       ${q.deviceId} (since ${q.since}: ${q.reason})`),
   ].join('\n') + '\n';
 }
 
@@ -141,9 +241,12 @@ const OPT = {
   type: 'string',
   multiple: true,
   value: 'dm.KEY=VALUE',
-  description: 'A DeviceSet option (overrides the value saved by ds init, for this run).',
+  description:
+    'A run-only DeviceSet option for this run (not saved): dm.mountopt, dm.blkdiscard, dm.use_deferred_removal, ' +
+    "dm.use_deferred_deletion, dm.min_free_space, dm.xfs_nospace_max_retries. Persistent keys are refused: use 'ds init'.",
 } as const;
 const COMMON = { root: ROOT, opt: OPT } as const;
+const INIT_OPT = { ...OPT, description: 'A DeviceSet option; laid over the saved ones and saved (see docs/cli.md).' } as const;
 
 function optionTable(): string {
   return DM_OPTION_KEYS.filter((k) => k.supported)
@@ -155,16 +258,16 @@ const commands: CommandSpec<Ctx>[] = [
   {
     name: 'init',
     summary: 'Create (or open) a DeviceSet: pool, base image (mkfs); saves the options under the root.',
-    options: COMMON,
+    options: { root: ROOT, opt: INIT_OPT },
     details:
-      'Later commands need only --root: the options are saved in DIR/cli-options.json. Running init again on\n' +
-      'an existing root opens it and saves the merged options. Supported options (see docs/cli.md):\n' +
+      'Later commands need only --root: the options are saved in DIR/cli-options.json (before the DeviceSet is\n' +
+      'opened). Running init again on an existing root opens it with the saved options and the new ones laid\n' +
+      'over them, and saves the result: the only way to change a persistent option (dm.basesize, dm.loop*size,\n' +
+      'dm.fs, dm.mkfsarg, dm.blocksize, dm.datadev, dm.metadatadev, dm.thinpooldev). Supported options:\n' +
       optionTable(),
     examples: ['devmapper ds init --root /var/lib/dmset --opt dm.loopdatasize=512M --opt dm.basesize=64M'],
     async run(ctx, p) {
-      const root = rootOf(p, ctx);
-      const { options } = await open(ctx, p, 'creating the pool and the base image (sparse files, mkfs)');
-      saveOptions(root, options);
+      await open(ctx, p, 'creating the pool and the base image (sparse files, mkfs)');
     },
   },
   {
@@ -181,7 +284,7 @@ const commands: CommandSpec<Ctx>[] = [
       const bytes = size === undefined ? undefined : parseSizeArg(size, '--size', 'ds create');
       const { ds } = await open(ctx, p);
       ctx.progress(`creating ${idArg(p)}`);
-      await ds.addDevice(idArg(p), (p.options['parent'] as string | undefined) ?? '', bytes === undefined ? {} : { size: bytes });
+      await ds.addDevice(idArg(p), (p.options['parent'] as string | undefined) ?? '', bytes === undefined ? { signal: ctx.signal } : { size: bytes, signal: ctx.signal });
     },
   },
   {
@@ -196,8 +299,9 @@ const commands: CommandSpec<Ctx>[] = [
         const m = await mountsOf(ctx, ds, id);
         if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
       }
+      ctx.signal.throwIfAborted();
       ctx.progress(`discarding and deleting ${id}`);
-      await ds.deleteDevice(id, { sync: true });
+      await ds.deleteDevice(id, { sync: true, signal: ctx.signal });
     },
   },
   {
@@ -216,7 +320,8 @@ const commands: CommandSpec<Ctx>[] = [
         if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
       }
       const extra = p.options['options'] as string | undefined;
-      await ds.mountDevice(id, path, extra === undefined ? {} : { options: extra });
+      ctx.signal.throwIfAborted();
+      await ds.mountDevice(id, path, extra === undefined ? { signal: ctx.signal } : { options: extra, signal: ctx.signal });
     },
   },
   {
@@ -233,7 +338,9 @@ const commands: CommandSpec<Ctx>[] = [
       if (!m.some((x) => x.path === path)) {
         throw new UsageError(m.length > 0 ? `device '${id}' is mounted at ${m.map((x) => x.path).join(', ')}, not ${path}` : `device '${id}' is not mounted`, 'ds unmount');
       }
+      ctx.signal.throwIfAborted();
       await ctx.deps.umount(path);
+      ctx.signal.throwIfAborted();
       await ds.deactivateDevice(id);
     },
   },
@@ -292,7 +399,7 @@ const commands: CommandSpec<Ctx>[] = [
     async run(ctx, p) {
       const bytes = parseSizeArg(p.args['SIZE'] as string, 'SIZE', 'ds resize');
       const { ds } = await open(ctx, p);
-      await ds.resizePool(bytes);
+      await ds.resizePool(bytes, { signal: ctx.signal });
     },
   },
   {
@@ -303,10 +410,12 @@ const commands: CommandSpec<Ctx>[] = [
       const { ds } = await open(ctx, p);
       for (const id of ['', ...ds.list()]) {
         for (const m of await mountsOf(ctx, ds, id)) {
+          ctx.signal.throwIfAborted();
           ctx.progress(`unmounting ${m.path}`);
           await ctx.deps.umount(m.path);
         }
       }
+      ctx.signal.throwIfAborted();
       ctx.progress('deactivating devices and removing the pool');
       await ds.shutdown();
     },

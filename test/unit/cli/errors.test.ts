@@ -26,7 +26,7 @@ import {
 const ioctl = (code: number): IoctlError => new IoctlError({ syscall: 'ioctl', errno: code, request: 'DM_TABLE_LOAD' });
 
 test('documented exit codes', () => {
-  assert.equal({ ...EXIT }, { OK: 0, OTHER: 1, USAGE: 2, NOT_FOUND: 3, BUSY: 4, KERNEL: 5, ENVIRONMENT: 6 });
+  assert.equal({ ...EXIT }, { OK: 0, OTHER: 1, USAGE: 2, NOT_FOUND: 3, BUSY: 4, KERNEL: 5, ENVIRONMENT: 6, SIGINT: 130, SIGTERM: 143 });
 });
 
 test('each error class maps to its exit code', () => {

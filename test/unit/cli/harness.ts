@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Runs the CLI in-process against injected fakes and captures its output.
 import { run } from '../../../src/cli/main.js';
-import type { CliDeviceSet, CliDm, CliLoop, Deps, MountEntry } from '../../../src/cli/context.js';
+import type { CliDeviceSet, CliDm, CliLoop, Deps, MountEntry, SignalSource } from '../../../src/cli/context.js';
 import type { DeviceInfo, DeviceSetDevice, DeviceSetStatus } from '../../../src/index.js';
 import { DeviceNotFoundError, UnknownDeviceError } from '../../../src/index.js';
 
@@ -14,7 +14,14 @@ export interface CliResult {
 /** Every call a fake received, as `method(args...)` strings, for "nothing changed" assertions. */
 export type Calls = string[];
 
-export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opts: { tty?: boolean; env?: Record<string, string> } = {}): Promise<CliResult> {
+export interface CliOptions {
+  tty?: boolean;
+  env?: Record<string, string>;
+  /** SIGINT/SIGTERM for the run (default: none, as when the CLI is embedded). */
+  signals?: SignalSource;
+}
+
+export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opts: CliOptions = {}): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const fail = (what: string) => (): never => {
@@ -27,6 +34,7 @@ export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opt
     openDeviceSet: deps.openDeviceSet ?? fail('openDeviceSet'),
     mounts: deps.mounts ?? (() => []),
     umount: deps.umount ?? fail('umount'),
+    ...(deps.optionsFs ? { optionsFs: deps.optionsFs } : {}),
   };
   const code = await run(
     argv,
@@ -36,6 +44,7 @@ export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opt
       stderrIsTTY: opts.tty ?? false,
       env: opts.env ?? { PATH: '/usr/bin:/bin' },
       cwd: '/work',
+      ...(opts.signals ? { signals: opts.signals } : {}),
     },
     full,
   );
@@ -159,6 +168,12 @@ export function fakeStatus(): DeviceSetStatus {
   };
 }
 
+/** JSON of a DeviceSet call's options: bigints as `<n>n`, an AbortSignal as "AbortSignal". */
+function optionReplacer(_k: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return `${v}n`;
+  return v instanceof AbortSignal ? 'AbortSignal' : v;
+}
+
 /** A fake DeviceSet with the base device and `ids`. */
 export function fakeDeviceSet(calls: Calls, ids: string[] = ['c1']): CliDeviceSet {
   const devs = new Map<string, DeviceSetDevice>();
@@ -175,11 +190,11 @@ export function fakeDeviceSet(calls: Calls, ids: string[] = ['c1']): CliDeviceSe
   const fake = {
     addDevice: async (h: string, parent: string, o: unknown) => {
       get(parent);
-      calls.push(`addDevice(${h},${parent},${JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))})`);
+      calls.push(`addDevice(${h},${parent},${JSON.stringify(o, optionReplacer)})`);
       add(h, devs.size + 1);
       return get(h);
     },
-    deleteDevice: async (h: string, o: unknown) => (get(h), calls.push(`deleteDevice(${h},${JSON.stringify(o)})`), 'deleted'),
+    deleteDevice: async (h: string, o: unknown) => (get(h), calls.push(`deleteDevice(${h},${JSON.stringify(o, optionReplacer)})`), 'deleted'),
     mountDevice: async (h: string, p: string) => (get(h), calls.push(`mountDevice(${h},${p})`)),
     deactivateDevice: async (h: string) => (get(h), calls.push(`deactivateDevice(${h})`)),
     hasDevice: (h: string) => devs.has(h),

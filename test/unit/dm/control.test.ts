@@ -444,6 +444,67 @@ test('udev policy: waits for udev, then falls back to creating the node itself',
   assert.is(k.seen.at(-1)!.header.event_nr, 0x40 << 16);
 });
 
+test('udev policy: a stale link of an earlier device of the same name is waited away before the first resume', async () => {
+  // Seen in the udev CI cell: a deferred remove completed (udev's blkid closed the device), the
+  // DeviceSet created the name again and got the same minor, and udev had not yet handled the
+  // old "remove": ../dm-0 resolved to the new device, createDevice returned, udev then deleted the
+  // link and the caller's open failed with ENOENT.
+  const k = new FakeDm();
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+  const events: string[] = [];
+  let polls = 0;
+  const resumes = (): number => k.seen.filter((x) => x.name === 'DM_DEV_SUSPEND').length;
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    udevTimeoutMs: 60_000,
+    sleep: async () => {
+      polls++;
+      // "udev" handles the old remove on the 2nd poll, and our resume's change on the next poll after it.
+      if (polls === 2) {
+        k.fs.entries.delete('/dev/mapper/a');
+        events.push(`udev removed the stale link (resumes so far: ${resumes()})`);
+      } else if (resumes() === 1 && !k.fs.entries.has('/dev/mapper/a')) {
+        k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+        events.push('udev linked the new device');
+      }
+    },
+  });
+  const info = await dm.createDevice('a', [lin]);
+  events.push('createDevice returned');
+  assert.equal(info.dev, { major: 253, minor: 0 });
+  assert.equal(events, ['udev removed the stale link (resumes so far: 0)', 'udev linked the new device', 'createDevice returned']);
+  // A later resume of the same (no longer fresh) device does not wait for anything.
+  polls = 0;
+  await dm.deviceSuspend('a');
+  await dm.deviceResume('a');
+  assert.is(polls, 0);
+});
+
+test('udev policy: an entry that cannot pass for the new device (other numbers) is not waited for before the resume', async () => {
+  const k = new FakeDm();
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  k.fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0x103n }); // 1:3, someone's leftover
+  const resumesAtPoll: number[] = [];
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    udevTimeoutMs: 60_000,
+    sleep: async () => {
+      resumesAtPoll.push(k.seen.filter((x) => x.name === 'DM_DEV_SUSPEND').length);
+      // "udev" links the device once it has seen our resume (replacing the leftover).
+      if (resumesAtPoll.at(-1) === 1) k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+    },
+  });
+  await dm.createDevice('a', [lin]);
+  assert.equal(resumesAtPoll, [1], 'the only poll came after the resume');
+});
+
 test('udev absent: the negative answer is reused for udevRecheckMs; a present udev is re-checked each time', async () => {
   const k = new FakeDm();
   const statted: string[] = [];

@@ -2,11 +2,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { guestCommandScript, readOnlyCachedPaths, shQuote } from '../../../src/vm/runner.js';
-import { parseUvuSummary, summaryLine } from '../../vm/summary.js';
+import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine } from '../../vm/summary.js';
 
 test('readOnlyCached: existing plain subdirectories become absolute paths; anything else is refused', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'dmvm-ro-'));
@@ -52,6 +53,55 @@ test('uvu footers are parsed (colours and all); the last one wins; failed = tota
   assert.equal(parseUvuSummary('junk\n  Total:     1\n  Passed:    1\n  Skipped:   0\n' + out), { total: 9, passed: 7, skipped: 2, failed: 2 });
   assert.is(parseUvuSummary('Error: cannot find module\n'), undefined);
   assert.is(summaryLine('vm', 7, 2), 'vm: 7 passed, 2 failed');
+});
+
+test('a run cut off before its footer: the finished suites\' (passed / total) are summed', () => {
+  const log = '\x1b[1mcli.test.js\x1b[22m\n\x1b[47m cli \x1b[49m \x1b[90m• \x1b[39m\x1b[32m  (5 / 5)\n\x1b[39m dm contract \x1b[31m✘ \x1b[39m  (24 / 25)\n\ndeviceset.test.js\n[devmapper vm] timeout\n';
+  assert.equal(parseUvuProgress(log), { suites: 2, passed: 29, total: 30 });
+  assert.equal(parseUvuProgress('nothing finished\n'), { suites: 0, passed: 0, total: 0 });
+});
+
+test('matrix summary: one line per cell, total over all; one failing or missing cell fails the run', () => {
+  assert.is(cellLabel('6.12.118+deb12-amd64', false), 'vm[6.12.118+deb12-amd64]');
+  assert.is(cellLabel('6.1.0-57-amd64', true), 'vm[6.1.0-57-amd64, udev]');
+  const dir = mkdtempSync(join(tmpdir(), 'summarize-'));
+  const summarize = join(dirname(fileURLToPath(import.meta.url)), '../../vm/summarize.js');
+  const run = (args: string[]): { out: string; code: number } => {
+    try {
+      return { out: execFileSync(process.execPath, [summarize, ...args], { encoding: 'utf8' }), code: 0 };
+    } catch (e) {
+      const err = e as { stdout: string; status: number };
+      return { out: err.stdout, code: err.status };
+    }
+  };
+  try {
+    writeFileSync(join(dir, 'unit.log'), '  Total:     10\n  Passed:    10\n  Skipped:   0\n');
+    const cell = (f: string, label: string, passed: number, failed: number): string => {
+      writeFileSync(join(dir, f), JSON.stringify({ label, kernel: '', udev: false, files: '', passed, failed, exitCode: failed ? 1 : 0, timedOut: false, ms: 1 }));
+      return join(dir, f);
+    };
+    const a = cell('a.json', 'vm[6.1.0-57-amd64]', 100, 0);
+    const b = cell('b.json', 'vm[6.12.118+deb12-amd64]', 99, 1);
+    const u = cell('u.json', 'vm[6.1.0-57-amd64, udev]', 50, 0);
+    const unit = [join(dir, 'unit.log'), '0'];
+    assert.equal(run([...unit, 'kernel1', a, '0', 'udev', u, '0']), {
+      out: 'unit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[6.1.0-57-amd64, udev]: 50 passed, 0 failed\ntotal: 160 passed, 0 failed\n',
+      code: 0,
+    });
+    assert.equal(run([...unit, 'kernel1', a, '0', 'kernel2', b, '1']), {
+      out: 'unit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[6.12.118+deb12-amd64]: 99 passed, 1 failed\ntotal: 209 passed, 1 failed\n',
+      code: 1,
+    });
+    // A cell that left no summary (run-privileged crashed) counts as one failure under its name.
+    assert.equal(run([...unit, 'kernel1', a, '0', 'kernel2', join(dir, 'missing.json'), '1']), {
+      out: 'unit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[kernel2]: 0 passed, 1 failed\ntotal: 110 passed, 1 failed\n',
+      code: 1,
+    });
+    // A zero exit with a failure count, or a non-zero exit with none, is still a failure.
+    assert.is(run([...unit, 'kernel1', a, '1']).code, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
