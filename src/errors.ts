@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The base of every error this library throws, plus errno helpers. LEAF: imports nothing from src/.
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 
 /**
@@ -12,6 +13,83 @@ export abstract class DevmapperError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Every `code` a {@link DevmapperError} of this package can have, each naming exactly one class
+ * (IoctlError aside: its `code` is the errno name, `EBUSY`, see {@link errnoCode}). A new error
+ * class adds its code here, and then the CLI's exit-code map does not compile until the code has
+ * an exit code; test/unit/error-codes.test.ts checks every exported class against this list.
+ */
+export const DEVMAPPER_ERROR_CODES = [
+  // src/errors.ts
+  'EINVALIDARG',
+  'EKERNELOUTPUT',
+  // src/dm
+  'EDEVICENOTFOUND',
+  'EDMDEVICEEXISTS',
+  'EDEVICEBUSY',
+  'EDMUNAVAILABLE',
+  'EDEVICENODE',
+  // src/loop
+  'EBACKINGNOTFOUND',
+  'EBACKINGNOTREGULAR',
+  'EBACKINGLINK',
+  'EBACKINGREADONLY',
+  'ELOOPBUSY',
+  'ELOOPNOTBOUND',
+  'ELOOPNOTFOUND',
+  'ELOOPEXISTS',
+  'ELOOPINUSE',
+  'ELOOPUNSUPPORTED',
+  'ESPARSESHRINK',
+  'ESPARSETOOLARGE',
+  // src/thin
+  'ETHINIDINUSE',
+  'ETHINIDNOTFOUND',
+  'ETHINBUSY',
+  'EPOOLNODATASPACE',
+  'EPOOLNOMETASPACE',
+  'EPOOLREADONLY',
+  'EPOOLNEEDSCHECK',
+  'EPOOLFAILED',
+  'EPOOLBUSY',
+  'ETHINTRANSACTIONID',
+  'EPOOLMETANOTEMPTY',
+  'EPOOLMETAMISMATCH',
+  'EPOOLSHRINK',
+  'EUNEXPECTEDTARGET',
+  'EBLOCKDEVBUSY',
+  // src/deviceset
+  'EMETADATACORRUPT',
+  'EDEVICEIDSEXHAUSTED',
+  'EUNSAFEPATH',
+  'EDEVICESETLOCKED',
+  'ELOCKFILE',
+  'EUNKNOWNDEVICE',
+  'EDEVICEEXISTS',
+  'EDEVICEDELETED',
+  'EDEVICEFAULTY',
+  'EDEVICESIZE',
+  'EPOOLFREESPACE',
+  'ETHINPOOLOWNERSHIP',
+  'EBACKINGFILEINUSE',
+  'EBACKINGLOST',
+  'EBASEUUIDMISMATCH',
+  'EDEVICEINUSE',
+  'EMOUNTFAILED',
+  'EEXTERNALTOOL',
+  'EABORTED',
+  'EDEVICESETCLOSED',
+  'EDEVICESETUNSUPPORTED',
+  'EUNKNOWNFS',
+  // src/cli
+  'EUSAGE',
+  'EENVIRONMENT',
+  'EINTERRUPTED',
+] as const;
+
+/** The `code` of a {@link DevmapperError} (an errno name for IoctlError instead). */
+export type DevmapperErrorCode = (typeof DEVMAPPER_ERROR_CODES)[number];
 
 /** One problem found while validating input. `path` is a JSON pointer into the input. */
 export interface ValidationProblem {
@@ -55,11 +133,33 @@ export function errnoName(errno: number): string {
   }
 }
 
-/** True when `err`, or any error in its `cause` chain, carries the given errno code. */
-export function isErrno(err: unknown, code: string): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 16; depth++) {
-    if (typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code) return true;
-    e = (e as { cause?: unknown }).cause;
+/** Errno names of this platform ('EBUSY', 'ENOENT', …): what a libc failure's `code` can be. */
+const ERRNO_NAMES: ReadonlySet<string> = new Set(Object.keys(osConstants.errno));
+
+/**
+ * The errno name ('EBUSY') that `err` carries, or else the first error in its `cause` chain that
+ * carries one; undefined when none does. An error carries an errno when its `code` is an errno
+ * name of this platform (IoctlError, Node's SystemError, the fake kernel's errors), or when it has
+ * a nonzero integer `errno` (positive, or negative as Node's SystemError has it), which is named.
+ * Domain codes (`EDEVICEBUSY`, `EINVALIDARG`) are never errno names, so a domain error is looked
+ * through to the errno underneath it.
+ *
+ * The one way to ask "did this fail with EBUSY?": `errnoCode(err) === 'EBUSY'`.
+ */
+export function errnoCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 16; depth++) {
+    const { code, errno, cause } = e as { code?: unknown; errno?: unknown; cause?: unknown };
+    if (typeof code === 'string' && ERRNO_NAMES.has(code)) return code;
+    if (typeof errno === 'number' && Number.isInteger(errno) && errno !== 0) return errnoName(errno);
+    e = cause;
   }
-  return false;
+  return undefined;
+}
+
+/**
+ * True when {@link errnoCode} of `err` is `code`.
+ * @deprecated use `errnoCode(err) === code`; kept until src/deviceset has migrated.
+ */
+export function isErrno(err: unknown, code: string): boolean {
+  return errnoCode(err) === code;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // CLI errors and the one mapping from an error to an exit code, a `CODE` and a hint line.
-import { DevmapperError } from '../errors.js';
+import { DevmapperError, type DevmapperErrorCode } from '../errors.js';
 
 /** Exit codes of `devmapper` (docs/cli.md has the same table). */
 export const EXIT = Object.freeze({
@@ -23,11 +23,17 @@ export const EXIT = Object.freeze({
   SIGTERM: 143,
 });
 
+/** An exit code of `devmapper`. */
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** Base of the CLI's own errors. */
+export abstract class CliError extends DevmapperError {}
+
 /**
  * A `ds` command stopped by SIGINT/SIGTERM: the abort reason of the command's signal, and what a
  * handler throws instead of starting its next step. Exit 130 / 143 (by the signal, not the code).
  */
-export class InterruptedError extends DevmapperError {
+export class InterruptedError extends CliError {
   override readonly name = 'InterruptedError';
   readonly code = 'EINTERRUPTED';
   readonly signal: 'SIGINT' | 'SIGTERM';
@@ -38,7 +44,7 @@ export class InterruptedError extends DevmapperError {
 }
 
 /** A command-line mistake (unknown option, missing argument, bad value). */
-export class UsageError extends DevmapperError {
+export class UsageError extends CliError {
   override readonly name = 'UsageError';
   readonly code = 'EUSAGE';
   /** The command path (`dm create`) whose `--help` the hint points to. */
@@ -50,7 +56,7 @@ export class UsageError extends DevmapperError {
 }
 
 /** Something this machine lacks (a tool, QEMU, root). `hint` says how to get it. */
-export class EnvironmentError extends DevmapperError {
+export class EnvironmentError extends CliError {
   override readonly name = 'EnvironmentError';
   readonly code = 'EENVIRONMENT';
   readonly hint: string;
@@ -60,7 +66,11 @@ export class EnvironmentError extends DevmapperError {
   }
 }
 
-const BY_CODE: Readonly<Record<string, number>> = {
+/**
+ * The exit code of every DevmapperError code: typed against DevmapperErrorCode, so a new code
+ * does not compile until it is given an exit code here (and a row in docs/cli.md).
+ */
+const BY_CODE: Readonly<Record<DevmapperErrorCode, ExitCode>> = {
   EUSAGE: EXIT.USAGE,
   EINVALIDARG: EXIT.USAGE,
   EBACKINGNOTREGULAR: EXIT.USAGE,
@@ -79,10 +89,8 @@ const BY_CODE: Readonly<Record<string, number>> = {
   ETHINIDNOTFOUND: EXIT.NOT_FOUND,
   EUNKNOWNDEVICE: EXIT.NOT_FOUND,
   EDEVICEDELETED: EXIT.NOT_FOUND,
-  ENOENT: EXIT.NOT_FOUND,
-  ENXIO: EXIT.NOT_FOUND,
-  ENODATA: EXIT.NOT_FOUND,
 
+  EDMDEVICEEXISTS: EXIT.BUSY,
   EDEVICEEXISTS: EXIT.BUSY,
   EDEVICEBUSY: EXIT.BUSY,
   EDEVICEINUSE: EXIT.BUSY,
@@ -97,9 +105,6 @@ const BY_CODE: Readonly<Record<string, number>> = {
   EPOOLMETANOTEMPTY: EXIT.BUSY,
   ETHINTRANSACTIONID: EXIT.BUSY,
   ETHINPOOLOWNERSHIP: EXIT.BUSY,
-  EBUSY: EXIT.BUSY,
-  EEXIST: EXIT.BUSY,
-  ENOTEMPTY: EXIT.BUSY,
 
   EKERNELOUTPUT: EXIT.KERNEL,
   EPOOLFAILED: EXIT.KERNEL,
@@ -118,11 +123,37 @@ const BY_CODE: Readonly<Record<string, number>> = {
   EDEVICESETUNSUPPORTED: EXIT.ENVIRONMENT,
   EEXTERNALTOOL: EXIT.ENVIRONMENT,
   EBACKINGREADONLY: EXIT.ENVIRONMENT,
+
+  // Refusals that protect data or state the operator must look at (corrupt or lost metadata,
+  // unsafe paths, a second pool over the same files) and interruptions.
+  EMETADATACORRUPT: EXIT.OTHER,
+  EDEVICEIDSEXHAUSTED: EXIT.OTHER,
+  EUNSAFEPATH: EXIT.OTHER,
+  ELOCKFILE: EXIT.OTHER,
+  EBACKINGLINK: EXIT.OTHER,
+  EBACKINGFILEINUSE: EXIT.OTHER,
+  EBACKINGLOST: EXIT.OTHER,
+  EBASEUUIDMISMATCH: EXIT.OTHER,
+  EABORTED: EXIT.OTHER,
+  EDEVICESETCLOSED: EXIT.OTHER,
+  // The process exits 130 / 143 by the signal (main.ts); as a code alone it is no failure class.
+  EINTERRUPTED: EXIT.OTHER,
+};
+
+/** Exit codes of the errnos with a meaning of their own (an IoctlError's `code` is its errno name). */
+const BY_ERRNO: Readonly<Record<string, ExitCode>> = {
+  ENOENT: EXIT.NOT_FOUND,
+  ENXIO: EXIT.NOT_FOUND,
+  ENODATA: EXIT.NOT_FOUND,
+  EBUSY: EXIT.BUSY,
+  EEXIST: EXIT.BUSY,
+  ENOTEMPTY: EXIT.BUSY,
   EPERM: EXIT.ENVIRONMENT,
   EACCES: EXIT.ENVIRONMENT,
   EROFS: EXIT.ENVIRONMENT,
   ENODEV: EXIT.ENVIRONMENT,
 };
+
 
 const HINTS: Readonly<Record<number, string>> = {
   [EXIT.USAGE]: "see 'devmapper COMMAND --help'",
@@ -159,7 +190,7 @@ function isSyscallError(err: unknown): boolean {
 export function exitCodeFor(err: unknown): number {
   const code = codeOf(err);
   if (code !== undefined) {
-    const mapped = BY_CODE[code];
+    const mapped = Object.hasOwn(BY_CODE, code) ? BY_CODE[code as DevmapperErrorCode] : BY_ERRNO[code];
     if (mapped !== undefined) return mapped;
     // An errno we have no special meaning for, from a kernel call: the kernel refused.
     if (isSyscallError(err)) return (err as { syscall: string }).syscall === 'ioctl' ? EXIT.KERNEL : EXIT.OTHER;

@@ -9,7 +9,7 @@
 import * as nodeFs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { isErrno, type ValidationProblem } from '../errors.js';
+import { errnoCode, type ValidationProblem } from '../errors.js';
 import { MetadataCorruptError } from '../index.js';
 
 /** The CLI's own file under the root. */
@@ -70,9 +70,9 @@ export function readSavedOptions(root: string, fs: OptionsFs = nodeOptionsFs): s
   try {
     fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined;
+    if (errnoCode(err) === 'ENOENT') return undefined;
     // open(2): ELOOP "O_NOFOLLOW was specified and pathname was a symbolic link".
-    if (isErrno(err, 'ELOOP')) throw corrupt(file, `is a symbolic link, which devmapper never follows here; ${REMEDY}`, undefined, err);
+    if (errnoCode(err) === 'ELOOP') throw corrupt(file, `is a symbolic link, which devmapper never follows here; ${REMEDY}`, undefined, err);
     throw err;
   }
   let text: string;
@@ -115,7 +115,7 @@ export function saveOptions(root: string, options: readonly string[], fs: Option
     try {
       fs.unlinkSync(join(root, name)); // left by a save that died before its rename
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
     }
   }
   const data = Buffer.from(optionsFileText(options), 'utf8');
@@ -149,7 +149,7 @@ export function removeOptions(root: string, fs: OptionsFs = nodeOptionsFs): void
   try {
     fs.unlinkSync(join(root, CLI_OPTIONS_FILE));
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
+    if (errnoCode(err) === 'ENOENT') return;
     throw err;
   }
   fsyncDir(root, fs);

@@ -74,7 +74,7 @@ export class DeviceAlreadyExistsError extends DevmapperError {
   override readonly name = 'DeviceAlreadyExistsError';
   readonly code = 'EDEVICEEXISTS';
   constructor(readonly hash: string, readonly deleted: boolean) {
-    super(`${show(hash)} already exists (deleted=${deleted}${deleted ? ': its deferred deletion has not finished yet' : ''})`);
+    super(`${show(hash)} already exists${deleted ? ' (marked for deferred deletion, which has not finished yet)' : ''}`);
   }
 }
 

@@ -4,7 +4,7 @@
 // (response.ts). Kernel side: drivers/md/dm-ioctl.c.
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { KernelOutputError, isErrno } from '../errors.js';
+import { KernelOutputError, errnoCode } from '../errors.js';
 import {
   DM_ACTIVE_PRESENT_FLAG,
   DM_BUFFER_FULL_FLAG,
@@ -263,7 +263,7 @@ export class DmControl {
     try {
       this.#fd = this.#sys.open(this.controlPath, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      if (isErrno(e, 'ENODEV') || isErrno(e, 'ENXIO'))
+      if (errnoCode(e) === 'ENODEV' || errnoCode(e) === 'ENXIO')
         throw new DmUnavailableError(this.controlPath, 'the kernel has no device-mapper driver (modprobe dm-mod)', { cause: e });
       throw e;
     }
@@ -553,7 +553,7 @@ export class DmControl {
           await this.#syncNode(policy, (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, { kind: 'del', name: header.name });
         return { deferred, attempts: attempt };
       } catch (e) {
-        if (!isErrno(e, 'EBUSY')) throw e;
+        if (errnoCode(e) !== 'EBUSY') throw e;
         if (attempt >= attempts) throw new DeviceBusyError(ident, attempt, { cause: e });
         await this.#sleep(retry.delayMs, options.signal);
       }
@@ -587,7 +587,7 @@ export class DmControl {
     try {
       reply = await this.#ioctl(req);
     } catch (e) {
-      if (isErrno(e, 'EBUSY') && e instanceof IoctlError && req.command.cmd === DM_DEV_RENAME_CMD)
+      if (errnoCode(e) === 'EBUSY' && e instanceof IoctlError && req.command.cmd === DM_DEV_RENAME_CMD)
         throw new DeviceExistsError(to.uuid !== undefined ? { uuid: to.uuid } : { name: to.name }, { cause: e });
       throw e;
     }
@@ -784,7 +784,7 @@ export class DmControl {
       return decodeTargetVersions(header, buf)[0]?.version ?? null;
     } catch (e) {
       // `__list_versions` answers EINVAL for an unknown target type.
-      if (isErrno(e, 'EINVAL') && req.command.cmd === DM_GET_TARGET_VERSION_CMD) return null;
+      if (errnoCode(e) === 'EINVAL' && req.command.cmd === DM_GET_TARGET_VERSION_CMD) return null;
       throw e;
     }
   }

@@ -3,6 +3,9 @@
 // Everything else propagates unchanged as the IoctlError raised by src/ioctl.
 import { DevmapperError } from '../errors.js';
 
+/** Base of every dm-layer error. `cause` keeps the lower-level error (usually an IoctlError). */
+export abstract class DmError extends DevmapperError {}
+
 /**
  * How the device was named when the lookup failed. Exactly one of the three is set, mirroring the
  * kernel's own lookup order in `drivers/md/dm-ioctl.c` (`__find_device_hash_cell`: uuid, then
@@ -28,7 +31,7 @@ export function describeIdent(id: DeviceIdent): string {
  * uses ENXIO, not ENOENT, for "no such mapped device" (`dm-ioctl.c`, `find_device`).
  * `cause` is the original IoctlError.
  */
-export class DeviceNotFoundError extends DevmapperError {
+export class DeviceNotFoundError extends DmError {
   override readonly name = 'DeviceNotFoundError';
   readonly code = 'EDEVICENOTFOUND';
   readonly device: DeviceIdent;
@@ -44,9 +47,9 @@ export class DeviceNotFoundError extends DevmapperError {
  * (`dm_hash_insert`, `dm_hash_rename`) without saying which, and a taken minor as ENXIO
  * (`dm_create` when `alloc_dev` fails); DmControl maps both here.
  */
-export class DeviceExistsError extends DevmapperError {
+export class DeviceExistsError extends DmError {
   override readonly name = 'DeviceExistsError';
-  readonly code = 'EDEVICEEXISTS';
+  readonly code = 'EDMDEVICEEXISTS';
   readonly device: DeviceIdent;
   constructor(device: DeviceIdent, options?: { cause?: unknown }) {
     super(
@@ -61,7 +64,7 @@ export class DeviceExistsError extends DevmapperError {
  * DM_DEV_REMOVE kept failing with EBUSY (the device is open) after the bounded retry policy ran out.
  * `attempts` is how many DM_DEV_REMOVE calls were made.
  */
-export class DeviceBusyError extends DevmapperError {
+export class DeviceBusyError extends DmError {
   override readonly name = 'DeviceBusyError';
   readonly code = 'EDEVICEBUSY';
   readonly device: DeviceIdent;
@@ -80,7 +83,7 @@ export class DeviceBusyError extends DevmapperError {
  * The device-mapper driver is not available: opening the control node gave ENODEV (no dm driver in
  * the kernel and the `dm-mod` module could not be loaded), or the node could not be created.
  */
-export class DmUnavailableError extends DevmapperError {
+export class DmUnavailableError extends DmError {
   override readonly name = 'DmUnavailableError';
   readonly code = 'EDMUNAVAILABLE';
   readonly path: string;
@@ -91,7 +94,7 @@ export class DmUnavailableError extends DevmapperError {
 }
 
 /** A `/dev/mapper/NAME` node could not be managed, e.g. a non-block file is in the way. */
-export class DeviceNodeError extends DevmapperError {
+export class DeviceNodeError extends DmError {
   override readonly name = 'DeviceNodeError';
   readonly code = 'EDEVICENODE';
   readonly path: string;

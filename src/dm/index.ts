@@ -8,6 +8,7 @@ export {
   DeviceExistsError,
   DeviceNodeError,
   DeviceNotFoundError,
+  DmError,
   DmUnavailableError,
   describeIdent,
 } from './errors.js';

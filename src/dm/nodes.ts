@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // /dev/mapper node management, the way libdm's fallback does it when udev does not
 // (libdm/libdm-common.c: _add_dev_node, _rm_dev_node, _rename_dev_node; control node: _create_control).
-import { isErrno } from '../errors.js';
+import { errnoCode } from '../errors.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, type Syscalls } from '../ioctl/index.js';
 import { encodeDevNum, formatDevNum, type DevNum } from './devnum.js';
 import { DeviceNodeError } from './errors.js';
@@ -41,7 +41,7 @@ function probe(sys: Syscalls, path: string): Probe {
     const st = sys.stat(path);
     return { kind: 'node', type: st.mode & S_IFMT, dev: st.rdev };
   } catch (e) {
-    if (isErrno(e, 'ENOENT')) return { kind: 'absent' };
+    if (errnoCode(e) === 'ENOENT') return { kind: 'absent' };
     throw e;
   }
 }
@@ -51,7 +51,7 @@ function unlinkQuiet(sys: Syscalls, path: string): boolean {
     sys.unlink(path);
     return true;
   } catch (e) {
-    if (isErrno(e, 'ENOENT')) return false;
+    if (errnoCode(e) === 'ENOENT') return false;
     throw e;
   }
 }
@@ -105,7 +105,7 @@ export function ensureSpecialNode(
     // st_rdev (glibc dev_t) and the kernel's huge encoding agree for every real device number.
     // A correct node is kept whatever mknod said (EPERM or EROFS on a read-only /dev included).
     if (found.dev === want) return 'kept';
-  } else if (!isErrno(mknodError, 'EEXIST')) {
+  } else if (errnoCode(mknodError) !== 'EEXIST') {
     // Nothing there and mknod failed for a real reason.
     throw mknodError;
   }
@@ -115,7 +115,7 @@ export function ensureSpecialNode(
   try {
     sys.mknod(path, type | mode, want);
   } catch (e) {
-    if (!isErrno(e, 'EEXIST')) throw e;
+    if (errnoCode(e) !== 'EEXIST') throw e;
     // Recreated between our unlink and mknod (udev's late symlink, after its wait timed out):
     // take the path over once more, as libdm does.
     unlinkQuiet(sys, path);
@@ -180,7 +180,7 @@ export function ensureControlNode(sys: Syscalls, mapperDir: string): NodeAction 
     try {
       sys.mkdir(mapperDir, MAPPER_DIR_MODE);
     } catch (e) {
-      if (!isErrno(e, 'EEXIST')) throw e;
+      if (errnoCode(e) !== 'EEXIST') throw e;
     }
   } else if (dir.type !== S_IFDIR) throw new DeviceNodeError(mapperDir, 'exists and is not a directory');
   return ensureSpecialNode(sys, `${mapperDir}/control`, S_IFCHR, DM_CONTROL_DEV, CONTROL_NODE_MODE);

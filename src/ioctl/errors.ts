@@ -122,7 +122,7 @@ function describe(o: IoctlErrorOptions): string {
  * Message: `ioctl DM_DEV_REMOVE failed: EBUSY (device or resource busy) [name=foo]`.
  *
  * Upper layers translate the errnos they understand into domain errors that keep this one as
- * `cause`; everything else propagates as IoctlError. Test with `isErrno(err, 'EBUSY')`.
+ * `cause`; everything else propagates as IoctlError. Test with `errnoCode(err) === 'EBUSY'`.
  */
 export class IoctlError extends DevmapperError {
   override readonly name = 'IoctlError';

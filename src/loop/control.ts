@@ -4,7 +4,7 @@
 // GET_FREE → bind race retried, sysfs for enumeration, (st_dev, st_ino) to find a file's device.
 import { constants as fsc, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, isErrno } from '../errors.js';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
 import {
   BLKGETSIZE64,
   LOOP_CLR_FD,
@@ -264,7 +264,7 @@ export class LoopAttachment implements LoopDeviceRef {
     try {
       await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
     } catch (err) {
-      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(this.path, { cause: err });
+      if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(this.path, { cause: err });
       throw err;
     } finally {
       if (held === undefined) this.#sys.close(fd);
@@ -320,7 +320,7 @@ export class LoopControl {
     try {
       fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
     } catch (err) {
-      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENODEV') || isErrno(err, 'ENXIO')) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV' || errnoCode(err) === 'ENXIO') {
         throw new LoopUnsupportedError(`cannot open ${path}`, { cause: err });
       }
       throw err;
@@ -350,7 +350,7 @@ export class LoopControl {
       try {
         return this.#sys.ioctl(fd, LOOP_CTL_ADD, index, 'LOOP_CTL_ADD');
       } catch (err) {
-        if (isErrno(err, 'EEXIST')) throw new LoopDeviceExistsError(index, { cause: err });
+        if (errnoCode(err) === 'EEXIST') throw new LoopDeviceExistsError(index, { cause: err });
         throw err;
       }
     });
@@ -367,8 +367,8 @@ export class LoopControl {
       try {
         this.#sys.ioctl(fd, LOOP_CTL_REMOVE, index, 'LOOP_CTL_REMOVE');
       } catch (err) {
-        if (isErrno(err, 'EBUSY')) throw new LoopDeviceInUseError(index, { cause: err });
-        if (isErrno(err, 'ENODEV')) throw new LoopDeviceNotFoundError(`loop${index}`, { cause: err });
+        if (errnoCode(err) === 'EBUSY') throw new LoopDeviceInUseError(index, { cause: err });
+        if (errnoCode(err) === 'ENODEV') throw new LoopDeviceNotFoundError(`loop${index}`, { cause: err });
         throw err;
       }
     });
@@ -458,7 +458,7 @@ export class LoopControl {
     try {
       st = this.#sys.stat(file);
     } catch (err) {
-      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new BackingFileNotFoundError(file, { cause: err });
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw new BackingFileNotFoundError(file, { cause: err });
       throw err;
     }
     const type = st.mode & 0o170000;
@@ -469,14 +469,14 @@ export class LoopControl {
     try {
       fd = this.#sys.open(file, (opts.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | (opts.noFollow ? fsc.O_NOFOLLOW : 0) | O_CLOEXEC);
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new BackingFileNotFoundError(file, { cause: err });
+      if (errnoCode(err) === 'ENOENT') throw new BackingFileNotFoundError(file, { cause: err });
       // With O_NOFOLLOW the last component is not followed and a link reaches fs/namei.c
       // may_open(), which answers -ELOOP for S_IFLNK.
-      if (opts.noFollow && isErrno(err, 'ELOOP')) throw new BackingFileLinkError(file, { cause: err });
-      if (isErrno(err, 'EISDIR')) throw new BackingFileNotRegularError(file, 'directory', 'a regular file', { cause: err });
+      if (opts.noFollow && errnoCode(err) === 'ELOOP') throw new BackingFileLinkError(file, { cause: err });
+      if (errnoCode(err) === 'EISDIR') throw new BackingFileNotRegularError(file, 'directory', 'a regular file', { cause: err });
       if (
         !opts.readOnly &&
-        (isErrno(err, 'EACCES') || isErrno(err, 'EROFS') || isErrno(err, 'EPERM') || isErrno(err, 'ETXTBSY'))
+        (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EROFS' || errnoCode(err) === 'EPERM' || errnoCode(err) === 'ETXTBSY')
       ) {
         throw new BackingFileReadOnlyError(file, { cause: err });
       }
@@ -502,11 +502,11 @@ export class LoopControl {
       try {
         return this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
       } catch (err) {
-        if ((isErrno(err, 'ENOENT') || isErrno(err, 'EACCES')) && attempt < LOOP_OPEN_MAX_TRIES) {
+        if ((errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') && attempt < LOOP_OPEN_MAX_TRIES) {
           await this.#sleep(LOOP_OPEN_RETRY_DELAY_MS);
           continue;
         }
-        if (isErrno(err, 'ENOENT')) throw new LoopDeviceNotFoundError(path, { cause: err });
+        if (errnoCode(err) === 'ENOENT') throw new LoopDeviceNotFoundError(path, { cause: err });
         throw err;
       }
     }
@@ -518,7 +518,7 @@ export class LoopControl {
       try {
         return this.#sys.ioctl(fd, request, arg, name);
       } catch (err) {
-        if (isErrno(err, 'EAGAIN') && attempt < LOOP_EAGAIN_MAX_TRIES) {
+        if (errnoCode(err) === 'EAGAIN' && attempt < LOOP_EAGAIN_MAX_TRIES) {
           await this.#sleep(LOOP_EAGAIN_DELAY_MS);
           continue;
         }
@@ -549,8 +549,8 @@ export class LoopControl {
         await this.#ioctlRetryEagain(devFd, LOOP_CONFIGURE, config, 'LOOP_CONFIGURE');
         return 'configure';
       } catch (err) {
-        if (isErrno(err, 'EBUSY') || isErrno(err, 'EAGAIN')) throw new LostRace(err);
-        const unsupported = CONFIGURE_UNSUPPORTED.some((c) => isErrno(err, c));
+        if (errnoCode(err) === 'EBUSY' || errnoCode(err) === 'EAGAIN') throw new LostRace(err);
+        const unsupported = CONFIGURE_UNSUPPORTED.some((c) => errnoCode(err) === c);
         if (!(unsupported && opts.method === 'auto')) throw err;
       }
     }
@@ -560,7 +560,7 @@ export class LoopControl {
     try {
       this.#sys.ioctl(devFd, LOOP_SET_FD, backingFd, 'LOOP_SET_FD');
     } catch (err) {
-      if (isErrno(err, 'EBUSY') || isErrno(err, 'EAGAIN')) throw new LostRace(err);
+      if (errnoCode(err) === 'EBUSY' || errnoCode(err) === 'EAGAIN') throw new LostRace(err);
       throw err;
     }
     try {
@@ -574,7 +574,7 @@ export class LoopControl {
           await this.#ioctlRetryEagain(devFd, LOOP_SET_DIRECT_IO, 1, 'LOOP_SET_DIRECT_IO');
         } catch (err) {
           // Same best-effort semantics as LOOP_CONFIGURE: EINVAL = this file cannot do direct I/O.
-          if (!isErrno(err, 'EINVAL')) throw err;
+          if (errnoCode(err) !== 'EINVAL') throw err;
         }
       }
     } catch (err) {
@@ -610,7 +610,7 @@ export class LoopControl {
     try {
       fd = this.#sys.open(path, flags | O_CLOEXEC);
     } catch (err) {
-      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENXIO') || isErrno(err, 'ENODEV')) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENXIO' || errnoCode(err) === 'ENODEV') {
         throw new LoopDeviceNotFoundError(path, { cause: err });
       }
       throw err;
@@ -627,7 +627,7 @@ export class LoopControl {
     try {
       this.#sys.ioctl(fd, LOOP_GET_STATUS64, buf, 'LOOP_GET_STATUS64');
     } catch (err) {
-      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(path, { cause: err });
+      if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(path, { cause: err });
       throw err;
     }
     return decodeStatus(decodeLoopInfo64(buf));
@@ -654,7 +654,7 @@ export class LoopControl {
     try {
       fd = this.#sys.open(path, fsc.O_RDONLY | O_CLOEXEC);
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new LoopDeviceNotFoundError(path, { cause: err });
+      if (errnoCode(err) === 'ENOENT') throw new LoopDeviceNotFoundError(path, { cause: err });
       throw err;
     }
     let st;
@@ -662,7 +662,7 @@ export class LoopControl {
       st = this.#sys.fstat(fd);
       await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
     } catch (err) {
-      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(path, { cause: err });
+      if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(path, { cause: err });
       throw err;
     } finally {
       // Teardown happens on the release of the last fd, which may be this one.
@@ -701,13 +701,13 @@ export class LoopControl {
     try {
       fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new LoopDeviceNotFoundError(path, { cause: err });
+      if (errnoCode(err) === 'ENOENT') throw new LoopDeviceNotFoundError(path, { cause: err });
       throw err;
     }
     try {
       await this.#ioctlRetryEagain(fd, request, arg, name);
     } catch (err) {
-      if (isErrno(err, 'ENXIO')) throw new LoopNotBoundError(path, { cause: err });
+      if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(path, { cause: err });
       throw err;
     } finally {
       this.#sys.close(fd);

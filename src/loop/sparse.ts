@@ -2,7 +2,7 @@
 // Sparse backing files: create or grow (never shrink) with ftruncate, durably (fsync).
 import { constants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
-import { InvalidArgumentError, isErrno } from '../errors.js';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { BackingFileLinkError, BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, SparseFileTooLargeError, fileTypeName } from './errors.js';
 
 /** What {@link ensureSparseFile} did and what the file looks like afterwards. */
@@ -78,7 +78,7 @@ export async function ensureSparseFile(
     try {
       return await fsp.open(path, flags | nf, m);
     } catch (err) {
-      if (noFollow && isErrno(err, 'ELOOP')) throw new BackingFileLinkError(path, { cause: err });
+      if (noFollow && errnoCode(err) === 'ELOOP') throw new BackingFileLinkError(path, { cause: err });
       throw err;
     }
   };
@@ -88,7 +88,7 @@ export async function ensureSparseFile(
   try {
     existing = noFollow ? await fsp.lstat(path, { bigint: true }) : await fsp.stat(path, { bigint: true });
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
   if (existing?.isSymbolicLink()) throw new BackingFileLinkError(path);
   if (existing && !existing.isFile()) {
@@ -104,10 +104,10 @@ export async function ensureSparseFile(
       handle = await open(constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, mode);
       created = true;
     } catch (err) {
-      if (isErrno(err, 'EEXIST')) {
+      if (errnoCode(err) === 'EEXIST') {
         // Someone created it between our stat and open: treat it as existing.
         handle = await open(constants.O_RDWR);
-      } else if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) {
+      } else if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
         throw new BackingFileNotFoundError(path, { cause: err }); // the parent directory is missing
       } else {
         throw err;
@@ -126,7 +126,7 @@ export async function ensureSparseFile(
       try {
         await handle.truncate(Number(wanted));
       } catch (err) {
-        if (!isErrno(err, 'EFBIG')) throw err;
+        if (errnoCode(err) !== 'EFBIG') throw err;
         // The file we just made stays empty and is ours: do not leave it behind.
         if (created) await fsp.unlink(path).catch(() => undefined);
         throw new SparseFileTooLargeError(path, wanted, { cause: err });

@@ -3,7 +3,7 @@
 // The sysfs root is a parameter so unit tests can point these at a fake tree in a temp dir.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { KernelOutputError, isErrno } from '../errors.js';
+import { KernelOutputError, errnoCode } from '../errors.js';
 
 /** Default sysfs mount point. */
 export const DEFAULT_SYSFS_ROOT = '/sys';
@@ -61,7 +61,7 @@ function readAttr(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8').replace(/\n$/, '');
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENODEV') || isErrno(err, 'ENXIO')) return undefined;
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV' || errnoCode(err) === 'ENXIO') return undefined;
     throw err;
   }
 }
@@ -155,7 +155,7 @@ export function listLoopIndexes(sysfsRoot: string = DEFAULT_SYSFS_ROOT): number[
   try {
     names = readdirSync(join(sysfsRoot, 'block'));
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return [];
+    if (errnoCode(err) === 'ENOENT') return [];
     throw err;
   }
   const out: number[] = [];

@@ -5,7 +5,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { parseDevNumber } from './device-ref.js';
-import { BlockDeviceBusyError } from './pool-errors.js';
+import { BlockDeviceBusyError } from './errors.js';
 
 /** Size of one thin metadata block, and of the superblock area that must be zero for a new pool. */
 export const METADATA_BLOCK_BYTES = 4096;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Thin-pool domain errors and the errno → domain translation for pool messages (drivers/md/dm-thin.c).
-import { DevmapperError, errnoName } from '../errors.js';
-import type { ThinPoolStatus } from './pool-status.js';
+// Errors of the thin layer: pool and thin-device states the kernel reports (drivers/md/dm-thin.c),
+// metadata-device checks, transaction ids, resize refusals and "that device is not what you said
+// it is". The errno → error translation lives in errno-map.ts; this file imports no sibling.
+import { DevmapperError } from '../errors.js';
 
 /** Where a thin error happened; every field is optional because callers know different things. */
 export interface ThinErrorContext {
@@ -130,96 +131,133 @@ export class PoolBusyError extends ThinError {
 }
 
 /**
- * The errno code of an error, duck-typed so that this layer does not depend on
- * the ioctl layer's IoctlError: a string `code` like `'EEXIST'` wins, else a
- * numeric `errno` (positive, or negative as in Node's SystemError) is named.
- * @internal
+ * `set_transaction_id <old> <new>` was refused because the pool's transaction id is not `old`.
+ * The kernel answers a plain EINVAL (the same errno as a malformed message), so this is only
+ * raised after re-reading the pool status and seeing that the id really differs.
  */
-export function errnoCodeOf(err: unknown): string | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const { code, errno } = err as { code?: unknown; errno?: unknown };
-  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return code;
-  if (typeof errno === 'number' && Number.isInteger(errno) && errno !== 0) return errnoName(errno);
-  return undefined;
-}
-
-/** Extra facts the caller may have when translating a message failure. */
-export interface MapThinMessageErrorContext {
-  /** dm name of the pool. */
-  readonly pool?: string;
-  /**
-   * A pool status read after the failure. With it, EOPNOTSUPP is told apart
-   * into failed / needs-check / read-only; without it, read-only is assumed.
-   */
-  readonly status?: ThinPoolStatus;
-}
-
-/** Decimal id at `index` in a message's words, if it is one. */
-function idArg(words: readonly string[], index: number): number | undefined {
-  const w = words[index];
-  return w !== undefined && /^\d+$/.test(w) ? Number(w) : undefined;
-}
-
-/**
- * Translates the error of a failed pool message (DM_TARGET_MSG) into a thin
- * domain error, keeping the original as `cause`. Errors this layer does not
- * understand are returned unchanged, so callers can always `throw map(...)`.
- *
- * | errno | message | result |
- * |---|---|---|
- * | EEXIST | create_thin, create_snap | {@link ThinIdInUseError} (new id) |
- * | ENODATA | delete | {@link ThinIdNotFoundError} (that id) |
- * | ENODATA | create_snap | {@link ThinIdNotFoundError} (the *origin* id) |
- * | EBUSY | delete | {@link ThinDeviceBusyError} |
- * | EOPNOTSUPP | any | {@link PoolFailedError} / {@link PoolNeedsCheckError} / {@link PoolReadOnlyError}, from `context.status` |
- * | ENOSPC | any | {@link PoolOutOfMetadataSpaceError} |
- *
- * Errnos per drivers/md/dm-thin.c pool_message() and dm-thin-metadata.c
- * (EEXIST from __create_thin/__create_snap, ENODATA from the btree lookup).
- * EINVAL is deliberately left alone: it covers both a set_transaction_id
- * mismatch and malformed messages, which a string alone cannot tell apart.
- */
-export function mapThinMessageError(err: unknown, message: string, context: MapThinMessageErrorContext = {}): unknown {
-  const code = errnoCodeOf(err);
-  if (code === undefined) return err;
-  const words = message.trim().split(/\s+/);
-  const verb = words[0]?.toLowerCase();
-  const base = { pool: context.pool, message };
-  const opts = { cause: err };
-
-  switch (code) {
-    case 'EEXIST':
-      if (verb === 'create_thin' || verb === 'create_snap') {
-        return new ThinIdInUseError({ ...base, devId: idArg(words, 1) }, opts);
-      }
-      return err;
-    case 'ENODATA':
-      if (verb === 'delete') return new ThinIdNotFoundError({ ...base, devId: idArg(words, 1) }, opts);
-      // create_snap <new> <origin>: the new id cannot be "missing", so the lookup that failed is the origin's.
-      if (verb === 'create_snap') return new ThinIdNotFoundError({ ...base, devId: idArg(words, 2) }, opts);
-      return err;
-    case 'EBUSY':
-      if (verb === 'delete') return new ThinDeviceBusyError({ ...base, devId: idArg(words, 1) }, opts);
-      return err;
-    case 'EOPNOTSUPP': {
-      // The kernel refuses every message outside PM_WRITE with EOPNOTSUPP; the
-      // status tells which non-writable mode the pool is in.
-      const s = context.status;
-      if (s && s.kind !== 'working') return new PoolFailedError(base, opts);
-      if (s?.needsCheck) return new PoolNeedsCheckError(base, opts);
-      return new PoolReadOnlyError(base, opts);
-    }
-    case 'ENOSPC':
-      return new PoolOutOfMetadataSpaceError(base, opts);
-    default:
-      return err;
+export class TransactionIdMismatchError extends ThinError {
+  override readonly name = 'TransactionIdMismatchError';
+  readonly code = 'ETHINTRANSACTIONID';
+  /** The `old` value the caller passed. */
+  readonly expected: bigint;
+  /** The transaction id the pool reported right after the failure. */
+  readonly actual: bigint;
+  constructor(expected: bigint, actual: bigint, context: ThinErrorContext = {}, options?: { cause?: unknown }) {
+    super(
+      `transaction id of ${context.pool ? `pool ${context.pool}` : 'the thin pool'} is ${actual}, not ${expected}`,
+      context,
+      options,
+    );
+    this.expected = expected;
+    this.actual = actual;
   }
 }
 
 /**
- * Translates a failed DM_DEV_REMOVE of the pool device: EBUSY means thin
- * devices still hold it open → {@link PoolBusyError}. Anything else is returned unchanged.
+ * A new pool was asked for (`metadata: 'new'`) but the first 4 KiB of the metadata device are
+ * not zero. The kernel would either reuse stale thin metadata (silently resurrecting old thin
+ * devices) or fail to validate garbage (protocol-facts §4.6), so we refuse before loading.
+ * Zero the block yourself, pass `zeroMetadata: true`, or pass `metadata: 'reuse'`.
  */
-export function mapPoolRemoveError(err: unknown, context: { readonly pool?: string } = {}): unknown {
-  return errnoCodeOf(err) === 'EBUSY' ? new PoolBusyError({ pool: context.pool }, { cause: err }) : err;
+export class PoolMetadataNotEmptyError extends ThinError {
+  override readonly name = 'PoolMetadataNotEmptyError';
+  readonly code = 'EPOOLMETANOTEMPTY';
+  readonly metadataDev: string;
+  constructor(metadataDev: string, context: ThinErrorContext = {}, options?: { cause?: unknown }) {
+    super(
+      `metadata device ${metadataDev} is not blank (its first 4 KiB are not zero); ` +
+        "refusing to create a new pool over it (use zeroMetadata: true or metadata: 'reuse')",
+      context,
+      options,
+    );
+    this.metadataDev = metadataDev;
+  }
+}
+
+/**
+ * `metadata: 'reuse'` over a metadata device that holds no usable thin-pool superblock: block 0
+ * is all zero (the kernel would format fresh metadata, which is not a reuse), it lacks the thin
+ * superblock magic, or it records a different data block size (the kernel refuses that with
+ * EINVAL). `reason` says which.
+ */
+export class PoolMetadataMismatchError extends ThinError {
+  override readonly name = 'PoolMetadataMismatchError';
+  readonly code = 'EPOOLMETAMISMATCH';
+  readonly metadataDev: string;
+  readonly reason: 'blank' | 'not-thin-metadata' | 'data-block-size';
+  constructor(
+    metadataDev: string,
+    reason: 'blank' | 'not-thin-metadata' | 'data-block-size',
+    detail: string,
+    context: ThinErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(`metadata device ${metadataDev} cannot be reused: ${detail}`, context, options);
+    this.metadataDev = metadataDev;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A pool resize that would shrink the data or metadata device. dm-thin never shrinks (the
+ * constructor/preresume refuse a smaller size with EINVAL); we refuse before any ioctl.
+ */
+export class PoolShrinkError extends ThinError {
+  override readonly name = 'PoolShrinkError';
+  readonly code = 'EPOOLSHRINK';
+  readonly device: 'data' | 'metadata';
+  /** Current size in sectors. */
+  readonly currentSectors: bigint;
+  /** Requested (or found) size in sectors. */
+  readonly requestedSectors: bigint;
+  constructor(
+    device: 'data' | 'metadata',
+    currentSectors: bigint,
+    requestedSectors: bigint,
+    context: ThinErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `${context.pool ? `pool ${context.pool}` : 'thin pool'}: cannot shrink the ${device} device ` +
+        `from ${currentSectors} to ${requestedSectors} sectors (dm-thin only grows)`,
+      context,
+      options,
+    );
+    this.device = device;
+    this.currentSectors = currentSectors;
+    this.requestedSectors = requestedSectors;
+  }
+}
+
+/**
+ * A dm device that was opened as a thin-pool (or thin) has some other table: no live table, more
+ * than one target, or another target type.
+ */
+export class UnexpectedTargetError extends ThinError {
+  override readonly name = 'UnexpectedTargetError';
+  readonly code = 'EUNEXPECTEDTARGET';
+  readonly device: string;
+  readonly expected: string;
+  readonly found: readonly string[];
+  constructor(device: string, expected: string, found: readonly string[], options?: { cause?: unknown }) {
+    const what = found.length === 0 ? 'no live table' : `target(s) ${found.join(', ')}`;
+    super(`dm device '${device}' is not a single ${expected} target: it has ${what}`, {}, options);
+    this.device = device;
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+/**
+ * A block device given to the thin layer is held exclusively by someone else (mounted, used by
+ * another dm table or pool): opening it with O_EXCL failed with EBUSY.
+ */
+export class BlockDeviceBusyError extends ThinError {
+  override readonly name = 'BlockDeviceBusyError';
+  readonly code = 'EBLOCKDEVBUSY';
+  readonly path: string;
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(`block device ${path} is in use (mounted, or held by a dm table or pool)`, {}, options);
+    this.path = path;
+  }
 }

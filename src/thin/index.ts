@@ -53,29 +53,25 @@ export {
   setTransactionIdMessage,
 } from './messages.js';
 export {
+  BlockDeviceBusyError,
   PoolBusyError,
   PoolFailedError,
+  PoolMetadataMismatchError,
+  PoolMetadataNotEmptyError,
   PoolNeedsCheckError,
   PoolOutOfDataSpaceError,
   PoolOutOfMetadataSpaceError,
   PoolReadOnlyError,
+  PoolShrinkError,
   ThinDeviceBusyError,
   ThinError,
   ThinIdInUseError,
   ThinIdNotFoundError,
-  mapPoolRemoveError,
-  mapThinMessageError,
-  type MapThinMessageErrorContext,
-  type ThinErrorContext,
-} from './errors.js';
-export {
-  BlockDeviceBusyError,
-  PoolMetadataMismatchError,
-  PoolMetadataNotEmptyError,
-  PoolShrinkError,
   TransactionIdMismatchError,
   UnexpectedTargetError,
-} from './pool-errors.js';
+  type ThinErrorContext,
+} from './errors.js';
+export { mapPoolRemoveError, mapThinMessageError, type MapThinMessageErrorContext } from './errno-map.js';
 export {
   METADATA_BLOCK_BYTES,
   THIN_METADATA_MAX_BYTES,

@@ -2,7 +2,7 @@
 // ThinPool: a live `thin-pool` dm device over a metadata and a data block device, and the pool
 // messages that manage its thin devices (Documentation/admin-guide/device-mapper/thin-provisioning.rst).
 import { DeviceBusyError, dmNameProblems, dmUuidProblems } from '../dm/index.js';
-import { InvalidArgumentError, isErrno, type ValidationProblem } from '../errors.js';
+import { InvalidArgumentError, errnoCode, type ValidationProblem } from '../errors.js';
 import {
   METADATA_BLOCK_BYTES,
   classifyMetadataHead,
@@ -13,7 +13,7 @@ import {
 import { deviceRefProblem } from './device-ref.js';
 import { thinDeviceId } from './device-id.js';
 import type { ThinDm, ThinDmDevNum, ThinDmTarget } from './dm-port.js';
-import { PoolBusyError, mapThinMessageError, type ThinError } from './errors.js';
+import { mapThinMessageError } from './errno-map.js';
 import {
   createSnapMessage,
   createThinMessage,
@@ -32,12 +32,13 @@ import {
   type ThinPoolFeatures,
 } from './pool-params.js';
 import {
+  PoolBusyError,
   PoolMetadataMismatchError,
   PoolMetadataNotEmptyError,
   PoolShrinkError,
   TransactionIdMismatchError,
   UnexpectedTargetError,
-} from './pool-errors.js';
+} from './errors.js';
 import { parseThinPoolStatus, poolStatusError, type ThinPoolStatus, type ThinPoolWorkingStatus } from './pool-status.js';
 import { parseThinParams } from './thin-params.js';
 import type { ThinDevice } from './thin-device.js';
@@ -109,26 +110,9 @@ export interface CreateSnapOptions {
 /** Remove retries when rolling back a half-made device (as DmControl.createDevice does). */
 export const ROLLBACK_RETRY = Object.freeze({ retry: Object.freeze({ attempts: 5, delayMs: 100 }) });
 
-const ERRNO_CODES = new Set(['EEXIST', 'ENODATA', 'EBUSY', 'EOPNOTSUPP', 'ENOSPC', 'EINVAL', 'ENXIO']);
-
-/**
- * The first error in `err`'s cause chain that carries a plain errno code (IoctlError), or
- * undefined. The dm layer may wrap kernel errors; the thin mapping wants the errno underneath.
- * @internal
- */
-export function errnoErrorIn(err: unknown): { readonly code: string } | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 16; depth++) {
-    if (typeof e !== 'object' || e === null) return undefined;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && ERRNO_CODES.has(code)) return e as { code: string };
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 /** True when `err` is the dm layer's DeviceBusyError or has an EBUSY in its cause chain. @internal */
 export function isBusy(err: unknown): boolean {
-  return err instanceof DeviceBusyError || isErrno(err, 'EBUSY');
+  return err instanceof DeviceBusyError || errnoCode(err) === 'EBUSY';
 }
 
 /** The single target of `name`'s live table, checked to be of `type`. @internal */
@@ -369,20 +353,16 @@ export class ThinPool {
   }
 
   async #mapMessageError(err: unknown, message: string): Promise<unknown> {
-    const inner = errnoErrorIn(err);
-    if (inner === undefined) return err;
     let status: ThinPoolStatus | undefined;
-    if (inner.code === 'EOPNOTSUPP') {
+    if (errnoCode(err) === 'EOPNOTSUPP') {
       try {
         status = await this.status({ noflush: true });
       } catch {
         status = undefined;
       }
     }
-    const mapped = mapThinMessageError(inner, message, { pool: this.name, ...(status ? { status } : {}) });
-    if (mapped === inner) return err;
-    // Keep the outermost error (with the dm context) as the cause.
-    return Object.defineProperty(mapped as ThinError, 'cause', { value: err, configurable: true, writable: true });
+    // The errno is read under any dm wrapper; the outermost error (with the dm context) is the cause.
+    return mapThinMessageError(err, message, { pool: this.name, ...(status ? { status } : {}) });
   }
 
   /**
@@ -480,7 +460,7 @@ export class ThinPool {
     try {
       await this.#dm.targetMessage(this.name, 0n, message);
     } catch (err) {
-      if (errnoErrorIn(err)?.code === 'EINVAL') {
+      if (errnoCode(err) === 'EINVAL') {
         let status: ThinPoolStatus | undefined;
         try {
           status = await this.status({ noflush: true });

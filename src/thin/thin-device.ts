@@ -2,11 +2,11 @@
 // ThinDevice: one thin id inside a ThinPool, and its optional active `thin` dm device
 // (thin_ctr()/thin_status() in drivers/md/dm-thin.c).
 import { dmNameProblems, dmUuidProblems } from '../dm/index.js';
-import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
+import { InvalidArgumentError, errnoCode, type ValidationProblem } from '../errors.js';
 import { thinDeviceId, type ThinDeviceId } from './device-id.js';
 import type { ThinDmDevNum, ThinDmTarget } from './dm-port.js';
 import { PoolFailedError, ThinDeviceBusyError, ThinIdNotFoundError } from './errors.js';
-import { ROLLBACK_RETRY, errnoErrorIn, singleTarget, type ThinPool } from './pool.js';
+import { ROLLBACK_RETRY, singleTarget, type ThinPool } from './pool.js';
 import { parseThinPoolStatus } from './pool-status.js';
 import { formatThinParams, parseThinParams, thinParamsProblems } from './thin-params.js';
 import { parseThinStatus, type ThinStatus } from './thin-status.js';
@@ -138,7 +138,7 @@ export class ThinDevice {
   }
 
   async #mapActivateError(err: unknown): Promise<unknown> {
-    const code = errnoErrorIn(err)?.code;
+    const code = errnoCode(err);
     const ctx = { pool: this.pool.name, devId: this.id };
     if (code === 'ENODATA') return new ThinIdNotFoundError(ctx, { cause: err });
     if (code === 'EINVAL') {

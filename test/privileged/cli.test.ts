@@ -190,7 +190,7 @@ cli('dm: create, ls, info, table, status, load, suspend, resume, rename, wait, m
   const w = await json<{ info: { name: string } }>('dm wait', 'dm', 'wait', renamed, String(before.eventNr + 1000));
   assert.is(w.info.name, renamed);
   await unchanged(undefined, async () => {
-    await refused(4, 'EDEVICEEXISTS', 'dm', 'create', renamed, '--table', '0 8 zero');
+    await refused(4, 'EDMDEVICEEXISTS', 'dm', 'create', renamed, '--table', '0 8 zero');
     await refused(3, 'EDEVICENOTFOUND', '@', 'dm', 'info', name);
     await refused(3, 'EDEVICENOTFOUND', '!', 'dm', 'remove', testName('ghost'));
     await refused(3, 'EDEVICENOTFOUND', '!', 'dm', 'table', '--uuid', 'no-such-uuid-dmtest-delme');

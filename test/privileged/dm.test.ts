@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isErrno } from '../../src/errors.js';
+import { errnoCode } from '../../src/errors.js';
 import { IoctlError } from '../../src/ioctl/index.js';
 import {
   DeviceBusyError,
@@ -152,7 +152,7 @@ test('zero and error devices read as zeroes / fail with EIO', async () => {
   assert.ok(buf.every((b) => b === 0));
   const efd = openSync(`/dev/mapper/${e}`, 'r');
   try {
-    assert.throws(() => readSync(efd, buf, 0, 4096, 0), (err: unknown) => isErrno(err, 'EIO'));
+    assert.throws(() => readSync(efd, buf, 0, 4096, 0), (err: unknown) => errnoCode(err) === 'EIO');
   } finally {
     closeSync(efd);
   }

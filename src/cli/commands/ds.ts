@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import {
   DM_OPTION_KEYS,
+  DeviceInUseError,
   DeviceSetLockedError,
   RootLock,
   resolveDeviceSetOptions,
@@ -16,22 +17,12 @@ import {
 } from '../../index.js';
 import type { CommandSpec, GroupSpec, Parsed } from '../args.js';
 import type { CliDeviceSet, Ctx, MountEntry } from '../context.js';
-import { DevmapperError } from '../../errors.js';
 import { UsageError } from '../errors.js';
 import { CLI_OPTIONS_FILE, nodeOptionsFs, readSavedOptions, removeOptions, saveOptions } from '../options-file.js';
 import { humanSize, parseSizeArg, table, toJson } from '../output.js';
 import type { DsListJson, DsStatusJson } from '../schemas.js';
 
 export { CLI_OPTIONS_FILE };
-
-/** A `ds` command refused because the device is mounted (exit 4). */
-export class DeviceMountedError extends DevmapperError {
-  override readonly name = 'DeviceMountedError';
-  readonly code = 'EDEVICEINUSE';
-  constructor(id: string, where: string) {
-    super(`device '${id}' is mounted at ${where}`);
-  }
-}
 
 /**
  * `dm.*` keys that change what is on disk or in the kernel for good: the pool (which one, its
@@ -306,7 +297,7 @@ const commands: CommandSpec<Ctx>[] = [
       const id = idArg(p);
       if (ds.hasDevice(id)) {
         const m = await mountsOf(ctx, ds, id);
-        if (m.length > 0) throw new DeviceMountedError(id, m.map((x) => x.path).join(', '));
+        if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
       }
       ctx.signal.throwIfAborted();
       ctx.progress(`discarding and deleting ${id}`);
@@ -326,7 +317,7 @@ const commands: CommandSpec<Ctx>[] = [
       if (ds.hasDevice(id)) {
         const m = await mountsOf(ctx, ds, id);
         if (m.some((x) => x.path === path)) return;
-        if (m.length > 0) throw new DeviceMountedError(id, m.map((x) => x.path).join(', '));
+        if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
       }
       const extra = p.options['options'] as string | undefined;
       ctx.signal.throwIfAborted();

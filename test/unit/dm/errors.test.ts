@@ -12,7 +12,7 @@ test('domain errors carry code, device and cause', () => {
   assert.is(nf.cause, cause);
   assert.is(nf.message, "device-mapper device 'foo' does not exist");
   const ex = new DeviceExistsError({ uuid: 'U' });
-  assert.is(ex.code, 'EDEVICEEXISTS');
+  assert.is(ex.code, 'EDMDEVICEEXISTS');
   assert.is(ex.message, "device-mapper device uuid 'U' cannot be created: the name, uuid or minor is already in use");
   const busy = new DeviceBusyError({ dev: { major: 253, minor: 4 } }, 25, { cause });
   assert.is(busy.code, 'EDEVICEBUSY');

@@ -1,7 +1,7 @@
 // loop.h / fs.h layouts and helpers, device-number encodings, IoctlError.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InvalidArgumentError, KernelOutputError, isErrno } from '../../../src/errors.js';
+import { InvalidArgumentError, KernelOutputError, errnoCode } from '../../../src/errors.js';
 import * as io from '../../../src/ioctl/index.js';
 
 const U64_MAX = 2n ** 64n - 1n;
@@ -120,7 +120,7 @@ test('devPartsFromU32 (a u64 read as two u32 halves) equals glibc major/minor of
   }
 });
 
-test('IoctlError: SystemError shape, message, withHeader, isErrno', () => {
+test('IoctlError: SystemError shape, message, withHeader, errnoCode', () => {
   const cause = new Error('low');
   const e = new io.IoctlError({ syscall: 'ioctl', errno: 16, request: 'DM_DEV_REMOVE', fd: 3, cause });
   assert.is(e.name, 'IoctlError');
@@ -136,7 +136,7 @@ test('IoctlError: SystemError shape, message, withHeader, isErrno', () => {
   assert.is(h.header?.name, 'foo');
   assert.is(h.cause, cause);
   assert.is(h.fd, 3);
-  assert.ok(isErrno(h, 'EBUSY'));
+  assert.is(errnoCode(h), 'EBUSY');
   const o = new io.IoctlError({ syscall: 'open', errno: 2, path: '/dev/mapper/control' });
   assert.is(o.message, "open '/dev/mapper/control' failed: ENOENT (no such file or directory)");
   const weird = new io.IoctlError({ syscall: 'ioctl', errno: 4095, request: 'X' });

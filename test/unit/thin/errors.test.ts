@@ -121,6 +121,16 @@ test('everything else is returned unchanged', () => {
   assert.is(mapThinMessageError(domain, 'create_thin 1'), domain);
 });
 
+test('the errno is read under a wrapping error, which stays the cause', () => {
+  const wrapped = new Error('dm context', { cause: ioctlError('EEXIST', 17) });
+  const e = mapThinMessageError(wrapped, 'create_thin 4', { pool: 'p' });
+  assert.instance(e, ThinIdInUseError);
+  assert.is((e as ThinIdInUseError).devId, 4);
+  assert.is((e as ThinIdInUseError).cause, wrapped);
+  const busy = new Error('remove', { cause: ioctlError('EBUSY', 16) });
+  assert.instance(mapPoolRemoveError(busy), PoolBusyError);
+});
+
 test('mapPoolRemoveError: EBUSY → PoolBusyError, others unchanged', () => {
   const busy = ioctlError('EBUSY', 16);
   const e = mapPoolRemoveError(busy, { pool: 'pool0' });
