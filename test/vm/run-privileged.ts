@@ -4,6 +4,8 @@
 //   --kernel K        the guest kernel (as DEVMAPPER_VM_KERNEL: version, vmlinuz path, pkg:<name>)
 //   --udev            start systemd-udevd in the guest (as DEVMAPPER_VM_UDEV=1)
 //   --files REGEX     which test/privileged files run (uvu's pattern; default every *.test.js)
+//   --quick-crash     deviceset.test.js kills at its representative subset of crash points
+//                     (DEVMAPPER_DS_QUICK_CRASH=1) instead of at every one
 //   --summary-file F  also write the counts, kernel, udev mode and times as JSON (see CellSummary)
 // Prints "vm[<kernel>]: N passed, M failed" (or "vm[<kernel>, udev]: …") last; exits non-zero on
 // any failure, a timeout, or zero tests.
@@ -14,7 +16,9 @@ import { runInVm, type RunInVmResult } from '../../src/vm/index.js';
 import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine, type CellSummary } from './summary.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const timeoutMs = Number(process.env['DEVMAPPER_VM_TIMEOUT_MS'] ?? 20 * 60 * 1000);
+// One cell's whole suite takes ~10 min in an idle TCG guest (the crash-injection children
+// dominate); 35 min leaves room for a loaded CI machine. The cells run one at a time.
+const timeoutMs = Number(process.env['DEVMAPPER_VM_TIMEOUT_MS'] ?? 35 * 60 * 1000);
 const memMb = process.env['DEVMAPPER_VM_MEM_MB'] ? Number(process.env['DEVMAPPER_VM_MEM_MB']) : undefined;
 const argv = process.argv.slice(2);
 function flag(name: string): string | undefined {
@@ -28,6 +32,7 @@ const summaryFile = flag('--summary-file');
 const kernel = flag('--kernel') ?? (process.env['DEVMAPPER_VM_KERNEL'] || undefined);
 const udev = argv.includes('--udev') || process.env['DEVMAPPER_VM_UDEV'] === '1';
 const files = flag('--files') ?? '\\.test\\.js$';
+const quickCrash = argv.includes('--quick-crash');
 
 let captured = '';
 const started = Date.now();
@@ -41,7 +46,7 @@ try {
     readOnlyCached: ['node_modules', 'dist'],
     cwd: repo,
     command: ['node', 'node_modules/uvu/bin.js', 'dist/test/privileged', files],
-    env: { DEVMAPPER_PRIVILEGED: '1', ...(process.env['CI'] ? { CI: process.env['CI'] } : {}) },
+    env: { DEVMAPPER_PRIVILEGED: '1', ...(quickCrash ? { DEVMAPPER_DS_QUICK_CRASH: '1' } : {}), ...(process.env['CI'] ? { CI: process.env['CI'] } : {}) },
     timeoutMs,
     ...(memMb ? { memMb } : {}),
     onOutput: (t) => {
