@@ -307,7 +307,7 @@ const FULL_CRASH = !process.env['DEVMAPPER_DS_QUICK_CRASH'];
 const SUBSET = new Set(['init:before-loop-close', 'create:before-commit', 'snapshot:before-ready', 'delete:before-remove-record', 'init:before-reconcile-action@2']);
 const pick = (p: string): boolean => FULL_CRASH || SUBSET.has(p);
 if (!FULL_CRASH && process.env['DEVMAPPER_PRIVILEGED']) {
-  console.log(`  [deviceset] crash injection at the subset ${[...SUBSET].join(', ')} only (DEVMAPPER_DS_QUICK_CRASH): the default-kernel cell kills at every point`);
+  console.log(`  [deviceset] crash injection at the subset ${[...SUBSET].join(', ')} only (DEVMAPPER_DS_QUICK_CRASH); every point: DEVMAPPER_CI_FULL_CRASH=1 npm test, or npm run test:vm`);
 }
 
 /** Points reached by a first init (pool + base creation): each needs a fresh root. */
