@@ -16,6 +16,7 @@ import {
   prefixFor,
 } from '../../src/deviceset/index.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rejects } from '../helpers/rejects.js';
 
 const test = withSweep(privilegedSuite('deviceset safety (real kernel)'));
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,15 +56,6 @@ function runChild(root: string, options: string[], steps: (string | undefined)[]
   if (crashAt) env['DEVMAPPER_CRASH_AT'] = crashAt;
   const r = spawnSync(process.execPath, [CHILD, JSON.stringify({ root, options, steps })], { env, encoding: 'utf8', timeout: 300_000 });
   return { status: r.status, signal: r.signal, out: `${r.stdout}${r.stderr}` };
-}
-async function rejects<E>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, cls, `expected ${cls.name}, got ${String(err)}`);
-    return err as E;
-  }
-  return assert.unreachable(`expected a ${cls.name} rejection`) as never;
 }
 /** A root whose pool a killed child left live, with `steps` done before the kill. */
 function liveRoot(tag: string, steps: (root: string) => (string | undefined)[][]): { root: string; prefix: string } {

@@ -19,6 +19,7 @@ import { DmControl } from '../../../src/dm/index.js';
 import { LoopControl, ensureSparseFile } from '../../../src/loop/index.js';
 import { ThinPool } from '../../../src/thin/index.js';
 import { FakeKernel, SimulatedCrash, fakeBlockDevices, fakeDeviceSetInit, fakeFsTools } from '../../../src/testing/index.js';
+import { rejects } from '../../helpers/rejects.js';
 
 const OPTS = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=16M', 'dm.min_free_space=0%'];
 
@@ -66,15 +67,6 @@ const crashAt = (w: World, point: CrashPointName) => (name: CrashPointName) => {
   }
 };
 
-async function rejects<E>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, cls, `expected ${cls.name}, got ${String(err)}`);
-    return err as E;
-  }
-  throw new assert.Assertion({ message: `expected a ${cls.name} rejection`, operator: 'rejects', expects: cls.name, actual: 'resolved', generated: false });
-}
 
 test('d1: a crash while the base filesystem grows: the next init unmounts .grow-base, finishes the grow, opens the root', async () => {
   const w = world();
