@@ -66,6 +66,7 @@ function stubKernel(): Syscalls {
     ioctlAsync: async (fd, req, arg, name) => ioctl(fd, req, arg, name),
     fstat: () => stubDir,
     stat: (p) => (p.endsWith('/mapper/control') ? stubControl : p.endsWith('/mapper') ? stubDir : enoent(p)),
+    lstat: (p) => enoent(p),
     mknod: () => undefined,
     unlink: () => undefined,
     rename: () => undefined,

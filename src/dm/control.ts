@@ -23,6 +23,7 @@ import {
   IoctlError,
   POLLIN,
   S_IFBLK,
+  S_IFLNK,
   S_IFMT,
   buildDmRequest,
   decodeDmIoctl,
@@ -425,6 +426,34 @@ export class DmControl {
   }
 
   /**
+   * What sits at `path` itself (lstat: a symlink is reported, not followed). Under the udev
+   * policy a `'link'` is udev's (10-dm.rules make /dev/mapper/NAME a symlink to ../dm-N), and a
+   * `'block'` node one made by the direct fallback. Errors other than ENOENT count as `'other'`:
+   * nothing to wait for.
+   */
+  #entryAt(path: string): 'absent' | 'link' | 'block' | 'other' {
+    try {
+      const type = this.#sys.lstat(path).mode & S_IFMT;
+      return type === S_IFLNK ? 'link' : type === S_IFBLK ? 'block' : 'other';
+    } catch (e) {
+      return errnoCode(e) === 'ENOENT' ? 'absent' : 'other';
+    }
+  }
+
+  /**
+   * Whether udev (or our fallback) still has to take `path` away after a remove or rename. A
+   * *dangling* symlink counts: stat(2) says ENOENT for it as soon as the kernel dropped /dev/dm-N,
+   * long before udev handled the "remove" uevent and unlinked it. Returning at that point let the
+   * next create of the same name race udev's late unlink (the DeviceSet's grow path deactivates
+   * and reactivates a device: resize2fs then met ENOENT on /dev/mapper/NAME in the udev CI cell).
+   * A regular file or directory is nobody's node: never waited for, never removed by us.
+   */
+  #stillLinked(path: string): boolean {
+    const e = this.#entryAt(path);
+    return e === 'link' || e === 'block';
+  }
+
+  /**
    * Brings /dev/mapper/NAME in line after a resume (node for `dev`), rename or remove. Under the
    * udev policy: if the kernel emitted our uevent, wait for udev, then fall back to doing it.
    */
@@ -442,8 +471,8 @@ export class DmControl {
         op.kind === 'add'
           ? () => this.#nodeIs(this.nodePath(op.name), op.dev)
           : op.kind === 'del'
-            ? () => !this.#nodeIs(this.nodePath(op.name), undefined)
-            : () => this.#nodeIs(this.nodePath(op.to), op.dev) && !this.#nodeIs(this.nodePath(op.from), undefined);
+            ? () => !this.#stillLinked(this.nodePath(op.name))
+            : () => this.#nodeIs(this.nodePath(op.to), op.dev) && !this.#stillLinked(this.nodePath(op.from));
       if (await this.#waitFor(done)) return;
       // udev did not act in time: fall through to libdm's direct node handling.
     }
@@ -635,16 +664,20 @@ export class DmControl {
     if (policy === 'udev' && freshName !== undefined && freshDev !== undefined) {
       // First resume of a device we just created: udev has made no node for it yet (lvm2's
       // 10-dm.rules, Debian's 55-dm.rules, ignore the "add" uevent of a device without a live
-      // table), so /dev/mapper/NAME, if there, is the symlink of an earlier device of that name whose "remove" uevent udev has not
-      // handled yet (a deferred remove completing on udev's own blkid close does this). Once the
-      // minor is reused, ../dm-N resolves to the NEW device, and the wait below would take the
-      // stale link for udev's answer and return while udev is about to delete it (ENOENT for the
-      // caller's next open: seen in the udev CI cell). So let udev finish that remove first; no
-      // uevent of ours is queued behind it yet, so nothing can recreate the link meanwhile. Any
-      // other entry there (absent, dangling, another device's numbers) cannot pass for ours and
-      // costs nothing here; a conflicting one is handled after the resume as before.
+      // table). So a symlink at /dev/mapper/NAME now is the link of an earlier device of that
+      // name whose "remove" uevent udev has not handled yet (a deferred remove completing on
+      // udev's own blkid close does this). Resuming now would race udev's late unlink against
+      // its handling of our "change": when the minor is reused, ../dm-N even resolves to the NEW
+      // device and the node wait after the resume would take the stale link for udev's answer;
+      // when it is not, the link dangles and udev may unlink it after linking the new device.
+      // Either way the caller's next open fails with ENOENT (seen in the udev CI cell). So let
+      // udev finish that remove first (bounded by udevTimeoutMs); no uevent of ours is queued
+      // behind it yet, so nothing can recreate the link meanwhile. A block node for the new
+      // numbers is waited for too (only udev's link can be there legitimately). Any other entry
+      // (absent, a regular file, a node for other numbers) cannot pass for ours and costs
+      // nothing here; a conflicting one is handled after the resume as before.
       const path = this.nodePath(freshName);
-      await this.#waitFor(() => !this.#nodeIs(path, freshDev));
+      await this.#waitFor(() => this.#entryAt(path) !== 'link' && !this.#nodeIs(path, freshDev));
     }
     const { header } = await this.#ioctl(resumeRequest(ref, options, cookie));
     const info = decodeDeviceInfo(header);

@@ -10,6 +10,7 @@ export type SyscallName =
   | 'ioctl'
   | 'fstat'
   | 'stat'
+  | 'lstat'
   | 'statx'
   | 'mknod'
   | 'unlink'

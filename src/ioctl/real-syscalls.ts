@@ -2,7 +2,7 @@
 // The real kernel behind the Syscalls seam: libc.ts calls, failures turned into IoctlError.
 import { IoctlError, type SyscallName } from './errors.js';
 import { libc, type SysResult } from './libc.js';
-import { AT_EMPTY_PATH, AT_FDCWD, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
+import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
 import { encodePollFd, pollFdRevents } from './poll.js';
 import type { IoctlArg, StatResult, Syscalls } from './syscalls.js';
 
@@ -54,6 +54,11 @@ class RealSyscalls implements Syscalls {
   stat(path: string): StatResult {
     const buf = statBuffer();
     check('stat', libc().statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
+    return statxToStatResult(decodeStatx(buf));
+  }
+  lstat(path: string): StatResult {
+    const buf = statBuffer();
+    check('lstat', libc().statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf), { path });
     return statxToStatResult(decodeStatx(buf));
   }
   mknod(path: string, mode: number, dev: bigint): void {

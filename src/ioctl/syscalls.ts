@@ -46,6 +46,8 @@ export interface Syscalls {
   fstat(fd: number): StatResult;
   /** stat(2) (follows symlinks). */
   stat(path: string): StatResult;
+  /** lstat(2): like stat, but a final symlink is reported itself (S_IFLNK), not followed. */
+  lstat(path: string): StatResult;
   /** mknod(2). `dev` is a glibc dev_t (makedev). */
   mknod(path: string, mode: number, dev: bigint): void;
   /** unlink(2). */

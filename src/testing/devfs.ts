@@ -77,6 +77,15 @@ export class Devfs {
     return statOf(node);
   }
 
+  /** stat without following a final symlink. */
+  lstat(path: string): StatResult {
+    const p = posix.normalize(path);
+    this.#checkParent(p);
+    const n = this.#nodes.get(p);
+    if (!n) throw kerr('ENOENT', p);
+    return statOf(n);
+  }
+
   #create(path: string, node: Omit<DevfsNode, 'ino'>): void {
     const p = posix.normalize(path);
     this.#checkParent(p);

@@ -19,7 +19,7 @@
 // a thin pool keeps its metadata *on the metadata device's backing storage* (block 0 of the file
 // behind the loop), so zeroing the first 4 KiB unformats it and a new FakeKernel (a "reboot")
 // finds the committed pool again. Data contents are not modelled: only block allocation.
-import { closeSync, fstatSync, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import {
@@ -455,6 +455,13 @@ export class FakeKernel implements Syscalls {
     return this.#s.faults.syncCall({ syscall: 'stat', path }, () => {
       if (this.#s.devfs.owns(path)) return this.#s.devfs.stat(path);
       return realStat(() => statSync(path, { bigint: true }));
+    });
+  }
+
+  lstat(path: string): StatResult {
+    return this.#s.faults.syncCall({ syscall: 'lstat', path }, () => {
+      if (this.#s.devfs.owns(path)) return this.#s.devfs.lstat(path);
+      return realStat(() => lstatSync(path, { bigint: true }));
     });
   }
 

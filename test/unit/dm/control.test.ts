@@ -484,6 +484,80 @@ test('udev policy: a stale link of an earlier device of the same name is waited 
   assert.is(polls, 0);
 });
 
+function udevFake(): FakeDm {
+  const k = new FakeDm();
+  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
+  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  return k;
+}
+
+test('udev policy: a remove returns once udev unlinked the link, not when it merely dangles', async () => {
+  // The kernel drops /dev/dm-N at once, so stat(2) of udev's link says ENOENT long before udev
+  // handles the "remove" uevent. Returning then let a re-create of the name race udev's late
+  // unlink (the DeviceSet's grow path: resize2fs met ENOENT in the udev CI cell).
+  const k = udevFake();
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  let polls = 0;
+  let removes = 0;
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    udevTimeoutMs: 60_000,
+    sleep: async () => {
+      polls++;
+      if (!k.fs.entries.has('/dev/mapper/a') && removes === 0) k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+      // "udev" handles the remove on the 3rd poll after it.
+      else if (removes === 1 && polls === 3) k.fs.entries.delete('/dev/mapper/a');
+    },
+  });
+  await dm.createDevice('a', [lin]);
+  k.fs.entries.delete('/dev/dm-0'); // what the kernel does on DM_DEV_REMOVE (devtmpfs)
+  polls = 0;
+  removes = 1;
+  k.fs.calls.length = 0;
+  await dm.deviceRemove('a');
+  assert.is(polls, 3, 'waited for udev while the link dangled');
+  assert.not.ok(k.fs.entries.has('/dev/mapper/a'));
+  assert.equal(k.fs.calls, [], 'udev unlinked it, not us');
+});
+
+test('udev policy: a dangling link of an earlier device of the same name is waited away before the first resume', async () => {
+  const k = udevFake();
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-7' }); // dm-7 is gone
+  const events: string[] = [];
+  const resumes = (): number => k.seen.filter((x) => x.name === 'DM_DEV_SUSPEND').length;
+  let polls = 0;
+  const dm = new DmControl({
+    syscalls: k.syscalls(),
+    udevTimeoutMs: 60_000,
+    sleep: async () => {
+      polls++;
+      if (polls === 2) {
+        k.fs.entries.delete('/dev/mapper/a');
+        events.push(`udev removed the stale link (resumes so far: ${resumes()})`);
+      } else if (resumes() === 1 && !k.fs.entries.has('/dev/mapper/a')) {
+        k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+        events.push('udev linked the new device');
+      }
+    },
+  });
+  await dm.createDevice('a', [lin]);
+  events.push('createDevice returned');
+  assert.equal(events, ['udev removed the stale link (resumes so far: 0)', 'udev linked the new device', 'createDevice returned']);
+});
+
+test('udev policy: a regular file at the node path is not waited for on remove, and never unlinked by us', async () => {
+  const k = udevFake();
+  let polls = 0;
+  const dm = new DmControl({ syscalls: k.syscalls(), udevTimeoutMs: 60_000, sleep: async () => void polls++ });
+  await dm.deviceCreate('a');
+  k.fs.entries.set('/dev/mapper/a', { kind: 'file', mode: 0o644 });
+  await dm.deviceRemove('a');
+  assert.is(polls, 0);
+  assert.equal(k.fs.entries.get('/dev/mapper/a'), { kind: 'file', mode: 0o644 });
+});
+
 test('udev policy: an entry that cannot pass for the new device (other numbers) is not waited for before the resume', async () => {
   const k = new FakeDm();
   k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });

@@ -38,6 +38,12 @@ export class FakeFs {
     const rdev = e.kind === 'blk' || e.kind === 'chr' ? e.rdev : 0n;
     return { dev: 5n, ino: 1n, rdev, mode: TYPE[e.kind] | e.mode, size: 0n, blocks: 0n };
   }
+  lstat(path: string): StatResult {
+    const e = this.entries.get(path);
+    if (!e) throw new ErrnoError('ENOENT', 'lstat', path);
+    if (e.kind === 'link') return { dev: 5n, ino: 1n, rdev: 0n, mode: 0o120777, size: 0n, blocks: 0n };
+    return this.stat(path);
+  }
   mknod(path: string, mode: number, dev: bigint): void {
     this.calls.push(`mknod ${path} ${mode.toString(8)} ${dev.toString(16)}`);
     if (this.entries.has(path)) throw new ErrnoError('EEXIST', 'mknod', path);
@@ -72,9 +78,10 @@ export class FakeFs {
   }
 
   /** The file calls of Syscalls, bound to this fs; merge into a fake Syscalls object. */
-  fileCalls(): Pick<Syscalls, 'stat' | 'mknod' | 'unlink' | 'rename' | 'mkdir'> {
+  fileCalls(): Pick<Syscalls, 'stat' | 'lstat' | 'mknod' | 'unlink' | 'rename' | 'mkdir'> {
     return {
       stat: (p) => this.stat(p),
+      lstat: (p) => this.lstat(p),
       mknod: (p, m, d) => this.mknod(p, m, d),
       unlink: (p) => this.unlink(p),
       rename: (a, b) => this.rename(a, b),

@@ -186,6 +186,10 @@ export class FakeSyscalls implements Syscalls {
     return { dev: f.dev ?? 0xfe01n, ino: f.ino ?? 1234n, rdev: 0n, mode: f.mode, size: 1n << 20n, blocks: 0n };
   }
 
+  lstat(path: string): StatResult {
+    return this.stat(path);
+  }
+
   mknod(): void {
     throw new FakeErrno('ENOSYS', 'mknod');
   }
