@@ -82,6 +82,7 @@ export const DEVMAPPER_ERROR_CODES = [
   'EDEVICESETCLOSED',
   'EDEVICESETUNSUPPORTED',
   'EUNKNOWNFS',
+  // src/driver
   // src/cli
   'EUSAGE',
   'EENVIRONMENT',

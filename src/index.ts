@@ -11,6 +11,7 @@
  *   the origin suspended first, delete, set_transaction_id, metadata snapshots) and typed status.
  * - `devmapper/deviceset`: Docker's DeviceSet (dm.* options, base image, snapshots, mounts,
  *   crash-safe journalled metadata).
+ * - `devmapper/driver`: the seed's graph Driver over a DeviceSet, and Docker-root tools.
  * - `devmapper/testing`: FakeKernel, an in-process kernel behind the same `Syscalls` seam.
  * - `devmapper/vm`: boot a Debian kernel under QEMU and run a command in it as root.
  */
@@ -21,3 +22,4 @@ export * from './dm/index.js';
 export * from './loop/index.js';
 export * from './thin/index.js';
 export * from './deviceset/index.js';
+export * from './driver/index.js';
