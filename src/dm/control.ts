@@ -98,6 +98,7 @@ import {
 } from './response.js';
 import type { TargetLine } from './table.js';
 import { udevCookie, type NodePolicy } from './udev.js';
+import { UdevCookie } from './udev-cookie.js';
 
 /** open(2) flags for the control node: O_RDWR | O_CLOEXEC (Linux values, all common arches). */
 const O_RDWR = 0o2;
@@ -206,6 +207,8 @@ export class DmControl {
   readonly #udevRecheckMs: number;
   /** performance.now() until which the last "udev absent" answer is reused; 0 = none cached. */
   #udevAbsentUntil = 0;
+  /** Set once semget said ENOSYS: this kernel has no SysV IPC, so no cookies. */
+  #noSysv = false;
   readonly #fresh = new Map<string, DevNum>();
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
@@ -426,6 +429,50 @@ export class DmControl {
   }
 
   /**
+   * A udev cookie for one node-affecting ioctl (RESUME, REMOVE, RENAME) under the udev policy,
+   * armed; undefined when the policy is not 'udev' or SysV semaphores are unavailable (then the
+   * node is watched instead). See udev-cookie.ts for why a cookie is needed at all.
+   */
+  #armCookie(policy: NodePolicy): UdevCookie | undefined {
+    const sysv = this.#sys.sysv;
+    if (policy !== 'udev' || sysv === undefined || this.#noSysv) return undefined;
+    let cookie: UdevCookie;
+    try {
+      cookie = UdevCookie.create(sysv);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOSYS') this.#noSysv = true;
+      return undefined;
+    }
+    try {
+      cookie.arm();
+    } catch {
+      cookie.remove();
+      return undefined;
+    }
+    return cookie;
+  }
+
+  /**
+   * After the ioctl: when the kernel sent our uevent, wait (bounded by udevTimeoutMs) until udev
+   * completed the cookie; otherwise drop it. True when there was a cookie and the wait ended
+   * (completed or timed out), so no further waiting is due.
+   */
+  async #settleCookie(cookie: UdevCookie | undefined, uevent: boolean): Promise<boolean> {
+    if (cookie === undefined) return false;
+    if (!uevent) {
+      cookie.remove();
+      return false;
+    }
+    try {
+      await cookie.wait(this.#udevTimeoutMs);
+    } catch {
+      // A semaphore error after the ioctl: the change happened; the node checks still run.
+      return false;
+    }
+    return true;
+  }
+
+  /**
    * What sits at `path` itself (lstat: a symlink is reported, not followed). Under the udev
    * policy a `'link'` is udev's (10-dm.rules make /dev/mapper/NAME a symlink to ../dm-N), and a
    * `'block'` node one made by the direct fallback. Errors other than ENOENT count as `'other'`:
@@ -460,13 +507,16 @@ export class DmControl {
   async #syncNode(
     policy: NodePolicy,
     uevent: boolean,
+    completed: boolean,
     op:
       | { kind: 'add'; name: string; dev: DevNum; fresh?: boolean }
       | { kind: 'del'; name: string }
       | { kind: 'rename'; from: string; to: string; dev: DevNum },
   ): Promise<void> {
     if (policy === 'none') return;
-    if (policy === 'udev' && uevent) {
+    // With a cookie udev has finished (or the cookie wait used up the timeout): only the fallback
+    // check below is left. Without one, watch the node.
+    if (policy === 'udev' && uevent && !completed) {
       const done =
         op.kind === 'add'
           ? () => this.#nodeIs(this.nodePath(op.name), op.dev)
@@ -572,14 +622,22 @@ export class DmControl {
     const { policy, cookie } = this.#policy();
     for (let attempt = 1; ; attempt++) {
       options.signal?.throwIfAborted();
+      const sync = this.#armCookie(policy);
       try {
-        const { header } = await this.#ioctl(removeRequest(ref, options.deferred ?? false, cookie));
+        let header: Reply['header'];
+        try {
+          ({ header } = await this.#ioctl(removeRequest(ref, options.deferred ?? false, sync ? (cookie | sync.base) >>> 0 : cookie)));
+        } catch (e) {
+          sync?.remove();
+          throw e;
+        }
         // With DM_DEFERRED_REMOVE the kernel answers 0 for a busy device and leaves the flag set:
         // the device still exists (`dev_remove`), so its node stays too.
         const deferred = (header.flags & DM_DEFERRED_REMOVE) !== 0;
         this.#fresh.delete(header.name);
-        if (!deferred)
-          await this.#syncNode(policy, (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, { kind: 'del', name: header.name });
+        const uevent = (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
+        const completed = await this.#settleCookie(sync, uevent);
+        if (!deferred) await this.#syncNode(policy, uevent, completed, { kind: 'del', name: header.name });
         return { deferred, attempts: attempt };
       } catch (e) {
         if (errnoCode(e) !== 'EBUSY') throw e;
@@ -611,11 +669,14 @@ export class DmControl {
     const byName = typeof ref === 'string' ? ref : 'name' in ref ? ref.name : undefined;
     const from = byName ?? (await this.deviceInfo(ref)).name;
     const { policy, cookie } = this.#policy();
-    const req = to.uuid !== undefined ? setUuidRequest(from, to.uuid, cookie) : renameRequest(from, to.name, cookie);
+    const sync = this.#armCookie(policy);
+    const eventNr = sync ? (cookie | sync.base) >>> 0 : cookie;
+    const req = to.uuid !== undefined ? setUuidRequest(from, to.uuid, eventNr) : renameRequest(from, to.name, eventNr);
     let reply: Reply;
     try {
       reply = await this.#ioctl(req);
     } catch (e) {
+      sync?.remove();
       if (errnoCode(e) === 'EBUSY' && e instanceof IoctlError && req.command.cmd === DM_DEV_RENAME_CMD)
         throw new DeviceExistsError(to.uuid !== undefined ? { uuid: to.uuid } : { name: to.name }, { cause: e });
       throw e;
@@ -623,11 +684,13 @@ export class DmControl {
     // The reply carries the state (`__dev_status`) but the name/uuid fields as we sent them: the
     // kernel does not write the new identity back, so we fill it in.
     const info = decodeDeviceInfo(reply.header);
+    const uevent = (reply.header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
+    const completed = await this.#settleCookie(sync, uevent);
     if (to.uuid !== undefined) return { ...info, name: from, uuid: to.uuid };
     if (to.name !== undefined) {
       const renamed = { ...info, name: to.name };
       if (info.activeTable)
-        await this.#syncNode(policy, (reply.header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, {
+        await this.#syncNode(policy, uevent, completed, {
           kind: 'rename',
           from,
           to: to.name,
@@ -679,10 +742,19 @@ export class DmControl {
       const path = this.nodePath(freshName);
       await this.#waitFor(() => this.#entryAt(path) !== 'link' && !this.#nodeIs(path, freshDev));
     }
-    const { header } = await this.#ioctl(resumeRequest(ref, options, cookie));
+    const sync = this.#armCookie(policy);
+    let header: Reply['header'];
+    try {
+      ({ header } = await this.#ioctl(resumeRequest(ref, options, sync ? (cookie | sync.base) >>> 0 : cookie)));
+    } catch (e) {
+      sync?.remove();
+      throw e;
+    }
     const info = decodeDeviceInfo(header);
+    const uevent = (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
+    const completed = await this.#settleCookie(sync, uevent);
     if ((header.flags & DM_ACTIVE_PRESENT_FLAG) !== 0)
-      await this.#syncNode(policy, (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0, { kind: 'add', name: info.name, dev: info.dev, fresh: this.#fresh.delete(info.name) });
+      await this.#syncNode(policy, uevent, completed, { kind: 'add', name: info.name, dev: info.dev, fresh: this.#fresh.delete(info.name) });
     return info;
   }
 

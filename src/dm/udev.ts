@@ -22,14 +22,18 @@ export const DM_UDEV_PRIMARY_SOURCE_FLAG = 0x0040;
  *   test systemd's libudev makes). If udev *is* running while we manage, we set
  *   DISABLE_DM_RULES | DISABLE_SUBSYSTEM_RULES so its rules don't race ours (what libdm does
  *   when it handles nodes itself).
- * - `'udev'`: udev's 10-dm.rules do (a symlink to ../dm-N). We mark our resume/remove/rename
- *   uevents with DM_UDEV_PRIMARY_SOURCE_FLAG (cookie base 0: no semaphore) so the rules treat them
- *   as genuine, then *wait for the node* (poll stat, bounded) and fall back to `'manage'`
- *   behaviour on timeout — the same fallback libdm prints "Falling back to direct node creation"
- *   for. We chose waiting over libdm's SysV-semaphore cookie protocol: it needs no semget/semop in
- *   the Syscalls seam, cannot leak semaphores when a process dies mid-operation, and the
- *   observable result (the node is there when the call returns) is the same. The cost: "udev
- *   finished all its rules" is not observed, only "the node exists".
+ * - `'udev'`: udev's rules do (Debian's 55-dm.rules, lvm2's 10-dm.rules: a symlink to ../dm-N).
+ *   Our resume/remove/rename uevents carry DM_UDEV_PRIMARY_SOURCE_FLAG and, when the seam has
+ *   SysV semaphores, a libdm udev cookie (udev-cookie.ts): the call returns once udev ran every
+ *   rule for *that* uevent (95-dm-notify.rules completes the cookie), bounded by udevTimeoutMs.
+ *   Watching /dev/mapper alone cannot tell that: udev reads the device name from sysfs when it
+ *   handles an event, so a late event of an earlier device on the same minor can make, and its
+ *   "remove" then delete, the new device's link (seen in the udev CI cell). Without semaphores
+ *   (the FakeKernel, a seam without `sysv`, ENOSYS) we watch the node instead (lstat, bounded).
+ *   Either way, if udev did not make the node right in time we fall back to `'manage'`
+ *   behaviour, the fallback libdm prints "Falling back to direct node creation" for. A process
+ *   killed between the ioctl and the wait leaves its semaphore behind, as libdm's do (`ipcs -s`,
+ *   keys 0x0d4dXXXX; `dmsetup udevcookies` lists them, `dmsetup udevcomplete_all` clears them).
  * - `'none'`: nobody here touches /dev/mapper (cookie 0).
  * Chosen per operation with `'auto'` (the default), so starting udev later is noticed.
  */

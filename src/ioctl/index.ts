@@ -13,8 +13,9 @@ export * from './stat.js';
 export * from './poll.js';
 export * from './mount.js';
 export * from './flock.js';
+export * from './sem.js';
 export * from './errors.js';
-export type { IoctlArg, StatResult, Syscalls } from './syscalls.js';
+export type { IoctlArg, StatResult, Syscalls, SysvSemaphores } from './syscalls.js';
 export { realSyscalls } from './real-syscalls.js';
 export { libc, libcLoaded, type Libc, type LibcCall, type SysResult } from './libc.js';
 export {

@@ -83,6 +83,14 @@ export interface Libc {
   poll: LibcCall<[fds: Buffer, nfds: number, timeoutMs: number]>;
   /** flock(2): LOCK_SH/LOCK_EX/LOCK_UN, optionally | LOCK_NB (flock.ts). */
   flock: LibcCall<[fd: number, operation: number]>;
+  /** semget(2). */
+  semget: LibcCall<[key: number, nsems: number, flags: number]>;
+  /** semctl(2) with an int 4th argument (`union semun.val`; ignored by IPC_RMID/GETVAL). */
+  semctl: LibcCall<[semid: number, semnum: number, cmd: number, val: number]>;
+  /** semop(2) on an array of `struct sembuf`. */
+  semop: LibcCall<[semid: number, sops: Buffer, nsops: number]>;
+  /** semtimedop(2): semop with a relative `struct timespec` timeout (EAGAIN when it passes). */
+  semtimedop: LibcCall<[semid: number, sops: Buffer, nsops: number, timeout: Buffer]>;
   /** The libc koffi loaded ('libc.so.6', or '(process)' when symbols came from the main program). */
   readonly libraryName: string;
 }
@@ -168,6 +176,10 @@ function bind(): Libc {
     lseek: f('int64_t lseek(int fd, int64_t offset, int whence)'),
     poll: f('int poll(void *fds, unsigned long nfds, int timeout)'),
     flock: f('int flock(int fd, int operation)'),
+    semget: f('int semget(int key, int nsems, int semflg)'),
+    semctl: f('int semctl(int semid, int semnum, int cmd, int val)'),
+    semop: f('int semop(int semid, void *sops, unsigned long nsops)'),
+    semtimedop: f('int semtimedop(int semid, void *sops, unsigned long nsops, void *timeout)'),
     libraryName,
   };
 }

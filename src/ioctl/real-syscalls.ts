@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The real kernel behind the Syscalls seam: libc.ts calls, failures turned into IoctlError.
+import { constants as osConstants } from 'node:os';
 import { IoctlError, type SyscallName } from './errors.js';
 import { libc, type SysResult } from './libc.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
 import { encodePollFd, pollFdRevents } from './poll.js';
-import type { IoctlArg, StatResult, Syscalls } from './syscalls.js';
+import { encodeSembufs, encodeTimespec, type SemOp } from './sem.js';
+import type { IoctlArg, StatResult, Syscalls, SysvSemaphores } from './syscalls.js';
 
 interface Ctx {
   request?: string;
@@ -29,7 +31,26 @@ function statBuffer(): Buffer {
   return Buffer.alloc(STATX_SIZE);
 }
 
+const realSysv: SysvSemaphores = {
+  semget(key: number, nsems: number, flags: number): number {
+    return check('semget', libc().semget(key, nsems, flags));
+  },
+  semctl(semid: number, semnum: number, cmd: number, val = 0): number {
+    return check('semctl', libc().semctl(semid, semnum, cmd, val));
+  },
+  semop(semid: number, ops: readonly SemOp[]): void {
+    check('semop', libc().semop(semid, encodeSembufs(ops), ops.length));
+  },
+  async semtimedopAsync(semid: number, ops: readonly SemOp[], timeoutMs: number): Promise<boolean> {
+    const r = await libc().semtimedop.async(semid, encodeSembufs(ops), ops.length, encodeTimespec(timeoutMs));
+    if (r.rc < 0 && r.errno === osConstants.errno.EAGAIN) return false;
+    check('semop', r);
+    return true;
+  },
+};
+
 class RealSyscalls implements Syscalls {
+  readonly sysv = realSysv;
   open(path: string, flags: number, mode = 0): number {
     return check('open', libc().open(path, flags, mode), { path });
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The kernel seam. Every layer above src/ioctl reaches the kernel only through a `Syscalls`
 // object, so an in-process fake kernel (devmapper/testing) can stand in for the real one.
+import type { SemOp } from './sem.js';
 
 /** What stat(2)/fstat(2) report that this library needs. Device numbers are glibc dev_t values. */
 export interface StatResult {
@@ -48,6 +49,11 @@ export interface Syscalls {
   stat(path: string): StatResult;
   /** lstat(2): like stat, but a final symlink is reported itself (S_IFLNK), not followed. */
   lstat(path: string): StatResult;
+  /**
+   * System V semaphores, for udev cookies (src/dm/udev-cookie.ts). Optional: a seam without them
+   * (the FakeKernel, a user's own) makes DmControl wait for udev by watching /dev/mapper instead.
+   */
+  readonly sysv?: SysvSemaphores;
   /** mknod(2). `dev` is a glibc dev_t (makedev). */
   mknod(path: string, mode: number, dev: bigint): void;
   /** unlink(2). */
@@ -69,4 +75,19 @@ export interface Syscalls {
   umount2Async(target: string, flags: number): Promise<void>;
   /** poll(2) on one fd, on a worker thread. Returns revents, or 0 on timeout. */
   pollAsync(fd: number, events: number, timeoutMs: number): Promise<number>;
+}
+
+/** The System V semaphore calls (sem.ts has the flags). Failures throw IoctlError. */
+export interface SysvSemaphores {
+  /** semget(2): the set's id. */
+  semget(key: number, nsems: number, flags: number): number;
+  /** semctl(2) with an int argument (SETVAL's value); returns the call's result (GETVAL's value). */
+  semctl(semid: number, semnum: number, cmd: number, val?: number): number;
+  /** semop(2). */
+  semop(semid: number, ops: readonly SemOp[]): void;
+  /**
+   * semtimedop(2) on a worker thread (a wait for zero blocks). Resolves `false` when the timeout
+   * passed (EAGAIN), `true` when the operations were done.
+   */
+  semtimedopAsync(semid: number, ops: readonly SemOp[], timeoutMs: number): Promise<boolean>;
 }

@@ -16,7 +16,12 @@ import {
   DM_TABLE_STATUS_CMD,
   DM_TARGET_MSG_CMD,
   DM_UUID_FLAG,
+  GETVAL,
+  IPC_RMID,
   IoctlError,
+  SETVAL,
+  type Syscalls,
+  type SysvSemaphores,
 } from '../../../src/ioctl/index.js';
 import {
   DeviceBusyError,
@@ -556,6 +561,157 @@ test('udev policy: a regular file at the node path is not waited for on remove, 
   await dm.deviceRemove('a');
   assert.is(polls, 0);
   assert.equal(k.fs.entries.get('/dev/mapper/a'), { kind: 'file', mode: 0o644 });
+});
+
+/**
+ * SysV semaphores for the cookie tests: a table of sets, and `udev`, called when the library
+ * waits for zero, which stands for udev handling the queued uevents (and running
+ * `dmsetup udevcomplete`, i.e. -1 on the cookie's semaphore).
+ */
+function fakeSysv(udev: (complete: () => void) => void = (complete) => complete()) {
+  const sets = new Map<number, { key: number; val: number }>();
+  const log: string[] = [];
+  let next = 7;
+  const need = (id: number) => {
+    const s = sets.get(id);
+    if (!s) throw new IoctlError({ syscall: 'semop', errno: 22 });
+    return s;
+  };
+  const sysv: SysvSemaphores = {
+    semget(key, _n, flags) {
+      log.push(`semget ${key.toString(16)} ${flags.toString(8)}`);
+      if ([...sets.values()].some((s) => s.key === key)) throw new IoctlError({ syscall: 'semget', errno: 17 });
+      sets.set(next, { key, val: 0 });
+      return next++;
+    },
+    semctl(id, _num, cmd, val = 0) {
+      const s = need(id);
+      log.push(`semctl ${cmd} ${val}`);
+      if (cmd === SETVAL) s.val = val;
+      if (cmd === IPC_RMID) sets.delete(id);
+      return cmd === GETVAL ? s.val : 0;
+    },
+    semop(id, ops) {
+      const s = need(id);
+      for (const o of ops) {
+        if (s.val + o.op < 0) throw new IoctlError({ syscall: 'semop', errno: 11 });
+        s.val += o.op;
+        log.push(`semop ${o.op} -> ${s.val}`);
+      }
+    },
+    async semtimedopAsync(id, _ops, _timeoutMs) {
+      const s = need(id);
+      udev(() => {
+        s.val -= 1;
+        log.push(`udevcomplete -> ${s.val}`);
+      });
+      log.push(`wait zero: ${s.val === 0}`);
+      return s.val === 0;
+    },
+  };
+  return { sysv, sets, log };
+}
+
+function udevFakeWith(sysv: SysvSemaphores): { k: FakeDm; syscalls: Syscalls } {
+  const k = udevFake();
+  const base = k.syscalls();
+  const syscalls = new Proxy(base, { get: (t, p) => (p === 'sysv' ? sysv : (t as unknown as Record<string | symbol, unknown>)[p]) });
+  return { k, syscalls };
+}
+
+test('udev cookie: the resume carries (flags << 16) | base, and createDevice returns once udev completed the cookie', async () => {
+  const events: string[] = [];
+  let k!: FakeDm;
+  const { sysv, sets, log } = fakeSysv((complete) => {
+    // udev handles a late event of an earlier device on this minor first: it reads the NEW name
+    // from sysfs and links it, then that device's "remove" deletes the link; then our event.
+    k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+    events.push('udev: late event of the old device links the name');
+    k.fs.entries.delete('/dev/mapper/a');
+    events.push("udev: the old device's remove unlinks it");
+    k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+    events.push('udev: our change links it; 95-dm-notify completes the cookie');
+    complete();
+  });
+  const made = udevFakeWith(sysv);
+  k = made.k;
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  let polls = 0;
+  const dm = new DmControl({ syscalls: made.syscalls, udevTimeoutMs: 60_000, sleep: async () => void polls++ });
+  await dm.createDevice('a', [lin]);
+  events.push('createDevice returned');
+  assert.equal(events.at(-1), 'createDevice returned');
+  assert.is(events.length, 4);
+  assert.equal(k.fs.entries.get('/dev/mapper/a'), { kind: 'link', target: '../dm-0' });
+  assert.is(polls, 0, 'no node polling with a cookie');
+  const key = Number.parseInt(log[0]!.split(' ')[1]!, 16);
+  assert.is(key >>> 16, 0x0d4d);
+  assert.is(log[0], `semget ${key.toString(16)} ${(0o1000 | 0o2000 | 0o600).toString(8)}`);
+  const resume = k.seen.find((x) => x.name === 'DM_DEV_SUSPEND')!;
+  assert.is(resume.header.event_nr, ((0x40 << 16) | (key & 0xffff)) >>> 0);
+  assert.equal(log.slice(1), [`semctl ${SETVAL} 1`, 'semop 1 -> 2', 'semop -1 -> 1', 'udevcomplete -> 0', 'wait zero: true', `semctl ${IPC_RMID} 0`]);
+  assert.is(sets.size, 0, 'the semaphore is removed');
+});
+
+test('udev cookie: no uevent (deferred remove of a busy device) drops the cookie without waiting; remove and rename wait for it', async () => {
+  const { sysv, sets, log } = fakeSysv();
+  const { k, syscalls } = udevFakeWith(sysv);
+  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  const dm = new DmControl({ syscalls, udevTimeoutMs: 60_000, sleep: async () => undefined });
+  await dm.deviceCreate('a');
+  k.uevents = false;
+  log.length = 0;
+  await dm.deviceRemove('a', { deferred: true });
+  assert.equal(log.slice(1), [`semctl ${SETVAL} 1`, 'semop 1 -> 2', `semctl ${IPC_RMID} 0`]);
+  assert.is(sets.size, 0);
+  k.uevents = true;
+  await dm.deviceCreate('b');
+  log.length = 0;
+  await dm.deviceRename('b', { name: 'c' });
+  assert.ok(log.includes('udevcomplete -> 0'), log.join('\n'));
+  log.length = 0;
+  await dm.deviceRemove('c');
+  assert.ok(log.includes('udevcomplete -> 0'), log.join('\n'));
+  assert.is(sets.size, 0);
+});
+
+test('udev cookie: a timeout falls back to the node itself without polling; ENOSYS from semget falls back to polling, once', async () => {
+  const never = fakeSysv(() => undefined);
+  const a = udevFakeWith(never.sysv);
+  a.k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  let polls = 0;
+  const dm = new DmControl({ syscalls: a.syscalls, udevTimeoutMs: 60_000, sleep: async () => void polls++ });
+  await dm.createDevice('a', [lin]);
+  assert.is(polls, 0);
+  assert.equal(a.k.fs.entries.get('/dev/mapper/a'), { kind: 'blk', mode: 0o600, rdev: 0xfd00n }, 'the fallback made the node');
+  assert.ok(never.log.includes('wait zero: false'));
+  assert.is(never.sets.size, 0);
+
+  let semgets = 0;
+  const nosys: SysvSemaphores = {
+    semget: () => {
+      semgets++;
+      throw new IoctlError({ syscall: 'semget', errno: 38 });
+    },
+    semctl: () => 0,
+    semop: () => undefined,
+    semtimedopAsync: async () => true,
+  };
+  const b = udevFakeWith(nosys);
+  let polls2 = 0;
+  const dm2 = new DmControl({
+    syscalls: b.syscalls,
+    udevTimeoutMs: 60_000,
+    sleep: async () => {
+      if (++polls2 === 2) b.k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+    },
+  });
+  b.k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
+  await dm2.createDevice('a', [lin]);
+  assert.is(polls2, 2, 'watched the node instead');
+  await dm2.deviceSuspend('a');
+  await dm2.deviceResume('a');
+  assert.is(semgets, 1, 'ENOSYS is remembered');
 });
 
 test('udev policy: an entry that cannot pass for the new device (other numbers) is not waited for before the resume', async () => {

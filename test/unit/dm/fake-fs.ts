@@ -105,7 +105,8 @@ export function strictSyscalls(parts: Partial<Syscalls>): Syscalls {
   return new Proxy(parts as Syscalls, {
     get(target, prop) {
       const v = (target as unknown as Record<string | symbol, unknown>)[prop];
-      if (v === undefined && typeof prop === 'string' && prop !== 'then')
+      // `sysv` is optional in the seam: absent means "no SysV semaphores", not a call.
+      if (v === undefined && typeof prop === 'string' && prop !== 'then' && prop !== 'sysv')
         return () => {
           throw new Error(`unexpected syscall ${prop}`);
         };
