@@ -464,7 +464,7 @@ export class DmControl {
       return false;
     }
     try {
-      await cookie.wait(this.#udevTimeoutMs);
+      await cookie.wait(this.#udevTimeoutMs, (ms) => this.#sleep(ms), NODE_POLL_MS);
     } catch {
       // A semaphore error after the ioctl: the change happened; the node checks still run.
       return false;

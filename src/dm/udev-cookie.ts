@@ -11,7 +11,7 @@
 // 2. before each ioctl that carries it: +1; the ioctl's event_nr is (udev flags << 16) | base;
 // 3. when the kernel says no uevent was sent (DM_UEVENT_GENERATED_FLAG clear): -1 ourselves;
 // 4. wait: -1 (the creator's 1), then wait for zero, then IPC_RMID.
-// The wait is bounded (semtimedop on a worker thread): if udev never completes the cookie (no
+// The wait is bounded (GETVAL polled, see `wait`): if udev never completes the cookie (no
 // 95-dm-notify.rules, udev stopped) the caller falls back to handling the node itself.
 import { randomInt } from 'node:crypto';
 import { errnoCode } from '../errors.js';
@@ -85,11 +85,19 @@ export class UdevCookie {
   /**
    * Drops the creator's 1 and waits (at most `timeoutMs`) until udev completed every armed
    * uevent; removes the semaphore either way. True when udev completed them, false on timeout.
+   * The wait polls GETVAL every `pollMs` instead of blocking in semop(0): a blocked semop would
+   * hold one of libuv's four pool threads for as long as udev takes (seconds under emulation),
+   * and concurrent operations would starve the pool their own ioctls run on.
    */
-  async wait(timeoutMs: number): Promise<boolean> {
+  async wait(timeoutMs: number, sleep: (ms: number) => Promise<void>, pollMs = 20): Promise<boolean> {
     try {
       this.sys.semop(this.semid, [{ num: 0, op: -1, flags: IPC_NOWAIT }]);
-      return await this.sys.semtimedopAsync(this.semid, [{ num: 0, op: 0 }], timeoutMs);
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (this.value() === 0) return true;
+        if (Date.now() >= deadline) return false;
+        await sleep(pollMs);
+      }
     } catch (e) {
       // Removed under us (`dmsetup udevcomplete_all`, another cleaner): nothing left to wait for.
       if (errnoCode(e) === 'EIDRM' || errnoCode(e) === 'EINVAL') return true;

@@ -89,8 +89,6 @@ export interface Libc {
   semctl: LibcCall<[semid: number, semnum: number, cmd: number, val: number]>;
   /** semop(2) on an array of `struct sembuf`. */
   semop: LibcCall<[semid: number, sops: Buffer, nsops: number]>;
-  /** semtimedop(2): semop with a relative `struct timespec` timeout (EAGAIN when it passes). */
-  semtimedop: LibcCall<[semid: number, sops: Buffer, nsops: number, timeout: Buffer]>;
   /** The libc koffi loaded ('libc.so.6', or '(process)' when symbols came from the main program). */
   readonly libraryName: string;
 }
@@ -179,7 +177,6 @@ function bind(): Libc {
     semget: f('int semget(int key, int nsems, int semflg)'),
     semctl: f('int semctl(int semid, int semnum, int cmd, int val)'),
     semop: f('int semop(int semid, void *sops, unsigned long nsops)'),
-    semtimedop: f('int semtimedop(int semid, void *sops, unsigned long nsops, void *timeout)'),
     libraryName,
   };
 }

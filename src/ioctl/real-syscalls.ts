@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The real kernel behind the Syscalls seam: libc.ts calls, failures turned into IoctlError.
-import { constants as osConstants } from 'node:os';
 import { IoctlError, type SyscallName } from './errors.js';
 import { libc, type SysResult } from './libc.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
 import { encodePollFd, pollFdRevents } from './poll.js';
-import { encodeSembufs, encodeTimespec, type SemOp } from './sem.js';
+import { encodeSembufs, type SemOp } from './sem.js';
 import type { IoctlArg, StatResult, Syscalls, SysvSemaphores } from './syscalls.js';
 
 interface Ctx {
@@ -40,12 +39,6 @@ const realSysv: SysvSemaphores = {
   },
   semop(semid: number, ops: readonly SemOp[]): void {
     check('semop', libc().semop(semid, encodeSembufs(ops), ops.length));
-  },
-  async semtimedopAsync(semid: number, ops: readonly SemOp[], timeoutMs: number): Promise<boolean> {
-    const r = await libc().semtimedop.async(semid, encodeSembufs(ops), ops.length, encodeTimespec(timeoutMs));
-    if (r.rc < 0 && r.errno === osConstants.errno.EAGAIN) return false;
-    check('semop', r);
-    return true;
   },
 };
 

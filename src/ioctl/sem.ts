@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Mirrors include/uapi/linux/ipc.h and include/uapi/linux/sem.h: the System V semaphore calls
-// libdm's udev cookies use (semget, semctl, semop, semtimedop), their flags, struct sembuf
-// (6 bytes) and the struct __kernel_timespec that semtimedop takes (16 bytes on x86_64).
+// libdm's udev cookies use (semget, semctl, semop), their flags and struct sembuf (6 bytes).
 
 /** `IPC_CREAT`: create the set if the key has none (include/uapi/linux/ipc.h). */
 export const IPC_CREAT = 0o1000;
@@ -34,17 +33,5 @@ export function encodeSembufs(ops: readonly SemOp[]): Buffer {
     buf.writeInt16LE(o.op, i * SEMBUF_SIZE + 2);
     buf.writeInt16LE(o.flags ?? 0, i * SEMBUF_SIZE + 4);
   });
-  return buf;
-}
-
-/** `sizeof(struct timespec)` on x86_64: s64 tv_sec @0, s64 tv_nsec @8. */
-export const TIMESPEC_SIZE = 16;
-
-/** Encodes a relative timeout in milliseconds as a `struct timespec`. */
-export function encodeTimespec(ms: number): Buffer {
-  const buf = Buffer.alloc(TIMESPEC_SIZE);
-  const whole = Math.max(0, Math.floor(ms));
-  buf.writeBigInt64LE(BigInt(Math.floor(whole / 1000)), 0);
-  buf.writeBigInt64LE(BigInt((whole % 1000) * 1_000_000), 8);
   return buf;
 }

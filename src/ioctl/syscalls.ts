@@ -85,9 +85,4 @@ export interface SysvSemaphores {
   semctl(semid: number, semnum: number, cmd: number, val?: number): number;
   /** semop(2). */
   semop(semid: number, ops: readonly SemOp[]): void;
-  /**
-   * semtimedop(2) on a worker thread (a wait for zero blocks). Resolves `false` when the timeout
-   * passed (EAGAIN), `true` when the operations were done.
-   */
-  semtimedopAsync(semid: number, ops: readonly SemOp[], timeoutMs: number): Promise<boolean>;
 }
