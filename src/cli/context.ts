@@ -2,7 +2,7 @@
 // What a command handler gets: output streams, flags, and the library objects it talks through
 // (injectable, so unit tests run every handler against fakes).
 import { readFileSync } from 'node:fs';
-import { DeviceSet, DmControl, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
+import { DeviceSet, DmControl, Driver, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
 import type { OptionsFs } from './options-file.js';
 import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
 
@@ -39,6 +39,9 @@ export type CliDeviceSet = Pick<
   DeviceSet,
   'addDevice' | 'deleteDevice' | 'mountDevice' | 'deactivateDevice' | 'hasDevice' | 'list' | 'deviceInfo' | 'status' | 'resizePool' | 'shutdown'
 >;
+
+/** The subset of Driver the CLI uses (`devmapper driver`). */
+export type CliDriver = Pick<Driver, 'create' | 'createReadWrite' | 'get' | 'put' | 'remove' | 'exists' | 'status' | 'getMetadata' | 'cleanup'>;
 
 /** One line of /proc/self/mountinfo that matters here. */
 export interface MountEntry {
@@ -80,6 +83,17 @@ export interface Deps {
     log: (level: DeviceSetLogLevel, message: string) => void,
     signal?: AbortSignal,
   ): Promise<CliDeviceSet>;
+  /**
+   * Driver.init with `dm.key=value` options; `doInit` false opens an existing set only
+   * (`devmapper driver`; the CLI never calls cleanup unless asked).
+   */
+  openDriver?(
+    home: string,
+    options: readonly string[],
+    log: (level: DeviceSetLogLevel, message: string) => void,
+    signal: AbortSignal | undefined,
+    doInit: boolean,
+  ): Promise<CliDriver>;
   /** The kernel's mount table, for re-deriving mount state in each process. */
   mounts(): MountEntry[];
   /** umount2(path, MNT_DETACH). */
@@ -134,6 +148,8 @@ export function realDeps(): Deps & { close(): void } {
     runInVm,
     openDeviceSet: (root, options, log, signal) =>
       DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log, ...(signal ? { signal } : {}) }),
+    openDriver: (home, options, log, signal, doInit) =>
+      Driver.init(home, { options, dm: (dm ??= new DmControl()), log, doInit, ...(signal ? { signal } : {}) }),
     mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),
     umount: (path) => realSyscalls().umount2Async(path, MNT_DETACH),
     close: () => dm?.close(),

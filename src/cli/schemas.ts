@@ -227,6 +227,18 @@ export const DsStatusJson = Type.Object({
 }, { additionalProperties: false });
 export type DsStatusJson = Static<typeof DsStatusJson>;
 
+/** `driver status --json`: Docker's Driver.Status `[key, value]` pairs, in its order (docs/driver.md). */
+export const DriverStatusJson = Type.Array(Type.Tuple([Type.String(), Type.String()]));
+export type DriverStatusJson = Static<typeof DriverStatusJson>;
+
+/** `driver metadata --json`: Docker's GetMetadata map (its key names; values are strings, as Docker's). */
+export const DriverMetadataJson = Type.Object({ DeviceId: Type.String(), DeviceSize: Type.String(), DeviceName: Type.String() }, { additionalProperties: false });
+export type DriverMetadataJson = Static<typeof DriverMetadataJson>;
+
+/** `driver exists --json` */
+export const DriverExistsJson = Type.Object({ id: Type.String(), exists: Type.Boolean() }, { additionalProperties: false });
+export type DriverExistsJson = Static<typeof DriverExistsJson>;
+
 /** `vm` has no JSON; `demo --json` prints the final `ds status` (DsStatusJson). */
 export const SCHEMAS = {
   'dm version': DmVersionJson,
@@ -244,4 +256,7 @@ export const SCHEMAS = {
   'thin status': ThinStatusJson,
   'ds list': DsListJson,
   'ds status': DsStatusJson,
+  'driver exists': DriverExistsJson,
+  'driver status': DriverStatusJson,
+  'driver metadata': DriverMetadataJson,
 } as const;

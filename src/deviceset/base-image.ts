@@ -122,6 +122,7 @@ export class BaseImage {
     }
   }
 
+  /** Docker's setupBaseImage: recreate an uninitialized base, create a missing one, else verify (and grow) it. */
   async setup(baseSizeGiven: boolean, signal: AbortSignal | undefined): Promise<void> {
     const release = await this.#devLocks.lockMany(['']);
     try {

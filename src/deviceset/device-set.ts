@@ -208,6 +208,8 @@ export class DeviceSet {
   // ------------------------------------------------------------------------------------ init
 
   /**
+   * Docker's NewDeviceSet(root, doInit=true, options) (the Driver's `doInit: false` is in
+   * src/driver/driver.ts, Driver.init).
    * Opens (and on first use creates) the DeviceSet rooted at `root`. See the file comment for
    * the steps. On failure everything this call set up is undone (a pool it created is removed,
    * the lock released).
@@ -245,6 +247,7 @@ export class DeviceSet {
     return set;
   }
 
+  /** Docker's initDevmapper, ending in setupBaseImage ({@link BaseImage.setup}). */
   async #init(baseSizeGiven: boolean): Promise<void> {
     const version = await this.#dm.version();
     // Only once device-mapper answered: a host without it keeps no metadata/ behind.

@@ -88,7 +88,7 @@ export class PoolSetup {
   }
 
   /**
-   * Finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
+   * The pool part of Docker's initDevmapper: finds or creates the pool. Returns true when the pool was created with fresh metadata (so it
    * is known to hold no thin ids at all).
    */
   async run(firstUse: boolean, deviceRecords: number): Promise<boolean> {

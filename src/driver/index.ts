@@ -4,4 +4,18 @@
  * `daemon/graphdriver/devmapper`: `Init(home, options)` → `NewDeviceSet` → `initDevmapper` →
  * `setupBaseImage`, then Create/Get/Put/Remove…), and the tools for roots written by Docker.
  */
-export { DriverError } from './errors.js';
+export { DriverError, DriverClosedError, DriverNotInitializedError, LayerInUseError, LayerNotMountedError } from './errors.js';
+export {
+  Driver,
+  assertInitialized,
+  dockerHumanSize,
+  statusPairs,
+  type CreateOptions,
+  type CreateReadWriteOptions,
+  type DriverInit,
+  type DriverMetadata,
+  type DriverStatusPair,
+  type GetOptions,
+} from './driver.js';
+export { Locker } from './locker.js';
+export { RefCounter, mountPointsOf, procMountChecker, type MountChecker } from './refcount.js';

@@ -22,6 +22,7 @@ import {
   ThinIdNotFoundError,
   UnknownDeviceError,
 } from '../../../src/index.js';
+import { DriverClosedError, DriverNotInitializedError, LayerInUseError, LayerNotMountedError } from '../../../src/driver/index.js';
 
 const ioctl = (code: number): IoctlError => new IoctlError({ syscall: 'ioctl', errno: code, request: 'DM_TABLE_LOAD' });
 
@@ -45,6 +46,10 @@ test('each error class maps to its exit code', () => {
     [new PoolBusyError({ pool: 'p' }), 4],
     [new DeviceInUseError('c1', 'mounted'), 4],
     [new DeviceSetLockedError('/r', 123), 4],
+    [new LayerInUseError('l1', 1, '/h/mnt/l1'), 4],
+    [new LayerNotMountedError('l1', '/h/mnt/l1'), 3],
+    [new DriverNotInitializedError('/h', ['metadata/base']), 3],
+    [new DriverClosedError(), 1],
     [ioctl(22), 5], // EINVAL from a kernel call
     [ioctl(16), 4], // EBUSY
     [ioctl(6), 3], // ENXIO

@@ -35,6 +35,7 @@ export async function cli(argv: readonly string[], deps: Partial<Deps> = {}, opt
     mounts: deps.mounts ?? (() => []),
     umount: deps.umount ?? fail('umount'),
     ...(deps.optionsFs ? { optionsFs: deps.optionsFs } : {}),
+    ...(deps.openDriver ? { openDriver: deps.openDriver } : {}),
   };
   const code = await run(
     argv,
