@@ -36,6 +36,19 @@ const quickCrash = argv.includes('--quick-crash');
 
 let captured = '';
 const started = Date.now();
+// When each test file's header appeared in the guest output (host clock): where a cell's time goes.
+const fileStarts: { file: string; at: number }[] = [];
+let pending = '';
+function noteFiles(t: string): void {
+  pending += t;
+  const lines = pending.split('\n');
+  pending = lines.pop() ?? '';
+  for (const line of lines) {
+    // eslint-disable-next-line no-control-regex
+    const m = /^([\w.-]+\.test\.js)$/.exec(line.replace(/\x1b\[[0-9;]*m/g, '').trim());
+    if (m) fileStarts.push({ file: m[1]!, at: Date.now() });
+  }
+}
 let result: RunInVmResult | undefined;
 let setupError: string | undefined;
 try {
@@ -51,6 +64,7 @@ try {
     ...(memMb ? { memMb } : {}),
     onOutput: (t) => {
       captured += t;
+      noteFiles(t);
       process.stdout.write(t);
     },
   });
@@ -79,6 +93,12 @@ if (result) {
     `[devmapper vm] ${label}: kernel ${result.kernel.version}${udev ? ' with systemd-udevd' : ', no udev'}; files /${files}/; ` +
       `boot to first command ${result.bootMs} ms; total ${result.totalMs} ms; guest exit ${result.exitCode}`,
   );
+}
+if (fileStarts.length > 0) {
+  const end = Date.now();
+  const per = fileStarts.map((f, i) => ({ file: f.file, s: ((fileStarts[i + 1]?.at ?? end) - f.at) / 1000 }));
+  per.sort((a, b) => b.s - a.s);
+  console.log(`[devmapper vm] ${label}: seconds per file: ${per.map((f) => `${f.file} ${f.s.toFixed(0)}`).join(', ')}`);
 }
 for (const p of problems) console.log(`[devmapper vm] FAILED: ${p}`);
 if (progress && progress.suites > 0) {
