@@ -5,3 +5,5 @@
  * `setupBaseImage`, then Create/Get/Put/Remove…), and the tools for roots written by Docker.
  */
 export { DriverError } from './errors.js';
+export * from './docker-errors.js';
+export * from './docker-root.js';
