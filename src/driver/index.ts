@@ -7,3 +7,4 @@
 export { DriverError } from './errors.js';
 export * from './docker-errors.js';
 export * from './docker-root.js';
+export * from './docker-mount.js';
