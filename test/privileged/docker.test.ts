@@ -149,7 +149,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     const ls0 = await devmapper(['docker', 'ls', '--json', root]);
     assert.is(ls0.stderr, '');
     assert.is(ls0.code, 0);
-    const report = JSON.parse(ls0.stdout) as { prefix: string; poolLive: boolean; openTransaction: unknown; devices: { id: string; deviceId: number; dmName: string; deleted: boolean }[] };
+    const report = JSON.parse(ls0.stdout) as { prefix: string; poolLive: boolean; openTransaction: unknown; devices: { id: string; deviceId: number; dmName: string; deleted: boolean; mountedAt: string[] }[] };
     const byName = new Map(report.devices.map((d) => [d.dmName, d]));
     const image = byName.get(imageData['DeviceName']!);
     const container = byName.get(ctrData['DeviceName']!);
@@ -176,7 +176,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     const m2 = await devmapper(['docker', 'mount', root, container.id, mntCtr]);
     assert.is(m2.code, 0, m2.stderr);
     try {
-      const ls1 = JSON.parse((await devmapper(['docker', 'ls', '--json', root])).stdout) as typeof report & { devices: { id: string; mountedAt: string[] }[] };
+      const ls1 = JSON.parse((await devmapper(['docker', 'ls', '--json', root])).stdout) as typeof report;
       assert.equal(ls1.devices.filter((d) => d.mountedAt.length > 0).map((d) => [d.id, d.mountedAt]).sort(), [[image.id, [mntImage]], [container.id, [mntCtr]]].sort());
       // Docker's layer layout: <fs>/rootfs/ holds the layer's tree (driver.go Get).
       for (const [name, data] of Object.entries(files)) {
