@@ -28,7 +28,8 @@ const BINARIES = [DOCKERD, DOCKER, '/usr/bin/containerd', '/usr/sbin/runc', '/us
 const UDEV_ENV = { ...process.env, SYSTEMD_IGNORE_CHROOT: '1' };
 
 const sh = (cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): string =>
-  execFileSync(cmd, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  // The timeout bounds a hung tool (e.g. a udev-sync wait that never ends); it asserts no duration.
+  execFileSync(cmd, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, timeout: 300_000 });
 
 /** sha256 of a file, read in 4 MiB chunks (the 1 GiB sparse data file included). */
 function sha256(path: string): string {
@@ -70,6 +71,10 @@ async function devmapper(argv: string[]): Promise<{ code: number; stdout: string
   return { code, stdout, stderr };
 }
 
+const t0 = Date.now();
+/** A progress line on the console (the VM run shows where a slow TCG guest is). */
+const step = (what: string): void => console.log(`  docker.test: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+
 function isMounted(path: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
 }
@@ -109,6 +114,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
 
   let dockerd: ChildProcess | undefined;
   let log = '';
+  let passed = false;
   const docker = (...args: string[]): string => sh(DOCKER, ['-H', sock, ...args]).trim();
   try {
     dockerd = spawn(
@@ -123,9 +129,12 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     dockerd.stdout!.on('data', (d: Buffer) => void (log += d.toString()));
     dockerd.stderr!.on('data', (d: Buffer) => void (log += d.toString()));
     const exited = new Promise<number | null>((res) => dockerd!.once('exit', (c) => res(c)));
-    // Readiness: dockerd answers on its socket (or died: then its log says why).
+    // Readiness: dockerd answers on its socket (or died, or never came up: then its log says why).
+    // The limit is no timing assertion, only a bound on a hung daemon (it starts in ~15 s under TCG).
+    const giveUp = Date.now() + 300_000;
     for (let up = false; !up; ) {
       if (dockerd.exitCode !== null) assert.unreachable(`dockerd exited ${dockerd.exitCode}:\n${log}`);
+      if (Date.now() > giveUp) assert.unreachable(`dockerd did not answer on ${sock} within 300 s:\n${log}`);
       try {
         docker('version');
         up = true;
@@ -133,6 +142,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+    step('dockerd is up');
     const info = docker('info', '--format', '{{json .DriverStatus}}');
     assert.ok(info.includes('["Udev Sync Supported","true"]'), info);
     docker('import', join(dir, 'image.tar'), 'dmtest-delme:1');
@@ -140,6 +150,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
     const imageData = JSON.parse(docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
     const ctrData = JSON.parse(docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
+    step('image, container and docker cp done; stopping dockerd');
     dockerd.kill('SIGTERM');
     const code = await exited;
     dockerd = undefined;
@@ -166,7 +177,9 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     const thinIds = [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
     assert.equal(report.devices.map((d) => d.deviceId).sort((a, b) => a - b), thinIds, dump.slice(0, 2000));
 
+    step('docker ls matches thin_dump; hashing the data root');
     const before = treeDigest(dataRoot);
+    step('mounting');
     const mntImage = join(dir, 'mnt-image');
     const mntCtr = join(dir, 'mnt-ctr');
     mkdirSync(mntImage);
@@ -196,8 +209,11 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     assert.is(isMounted(mntImage) || isMounted(mntCtr), false);
     assert.is(sh('dmsetup', ['ls']).split('\n').filter((l) => l.startsWith(`${report.prefix}-`)).join('\n'), '', 'no device of the root left');
     assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'data')]).trim(), '', 'no loop device left on the data file');
+    step('unmounted; hashing the data root again');
     assert.equal(treeDigest(dataRoot), before, "no file of Docker's data root changed");
+    passed = true;
   } finally {
+    if (!passed) console.log(`dockerd's log:\n${log.slice(-6000)}`);
     if (dockerd !== undefined) {
       dockerd.kill('SIGKILL');
       await new Promise((r) => dockerd!.once('exit', r));
