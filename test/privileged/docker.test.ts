@@ -173,7 +173,15 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     assert.equal(report.devices.map((d) => d.id).sort(), ['base', image.id, container.id, `${container.id}-init`].sort());
 
     // docker ls lists exactly the thin ids in the pool's metadata (thin_dump reads the file).
-    const dump = sh('thin_dump', [join(root, 'devicemapper', 'metadata')]);
+    // thin_dump opens with O_DIRECT, which tmpfs (the guest's /tmp) refuses: give it a read-only
+    // loop device over the file (losetup, not our LoopControl: an independent path).
+    const metaLoop = sh('losetup', ['--find', '--show', '--read-only', join(root, 'devicemapper', 'metadata')]).trim();
+    let dump: string;
+    try {
+      dump = sh('thin_dump', [metaLoop]);
+    } finally {
+      sh('losetup', ['--detach', metaLoop]);
+    }
     const thinIds = [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
     assert.equal(report.devices.map((d) => d.deviceId).sort((a, b) => a - b), thinIds, dump.slice(0, 2000));
 
