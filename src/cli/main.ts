@@ -2,6 +2,7 @@
 // `devmapper`: argv → one public-API call → output; error → exit code. No policy lives here.
 import { commandHelp, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
 import { dmGroup } from './commands/dm.js';
+import { dockerGroup } from './commands/docker.js';
 import { dsGroup } from './commands/ds.js';
 import { driverGroup } from './commands/driver.js';
 import { demoCommand } from './commands/demo.js';
@@ -13,7 +14,7 @@ import { EXIT, InterruptedError, UsageError, causeLines, reportError } from './e
 import { libraryVersion } from './version.js';
 
 /** Every command group, in help order. */
-export const GROUPS: readonly GroupSpec<Ctx>[] = [dsGroup, driverGroup, dmGroup, loopGroup, poolGroup, thinGroup];
+export const GROUPS: readonly GroupSpec<Ctx>[] = [dsGroup, driverGroup, dmGroup, loopGroup, poolGroup, thinGroup, dockerGroup];
 /** Top-level leaf commands. */
 export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand];
 
@@ -82,7 +83,7 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
   let stopListening: (() => void) | undefined;
   const listen = (): void => {
     const signals = io.signals;
-    if (signals === undefined || !('cmd' in r) || !(r.path.startsWith('ds ') || r.path.startsWith('driver '))) return;
+    if (signals === undefined || !('cmd' in r) || !(r.path.startsWith('ds ') || r.path.startsWith('driver ') || r.path === 'docker mount')) return;
     stopListening = signals.listen((sig) => {
       if (received !== undefined) return signals.exitNow(EXIT[sig]);
       received = sig;

@@ -240,6 +240,50 @@ export const DriverExistsJson = Type.Object({ id: Type.String(), exists: Type.Bo
 export type DriverExistsJson = Static<typeof DriverExistsJson>;
 
 /** `vm` has no JSON; `demo --json` prints the final `ds status` (DsStatusJson). */
+/** `docker ls --json`: a Docker devicemapper root read read-only (src/driver/docker-mount.ts DockerRootReport). */
+export const DockerLsJson = Type.Object({
+  root: Type.String(),
+  /** `docker-<major>:<minor>-<inode>` of the root directory. */
+  prefix: Type.String(),
+  poolName: Type.String(),
+  poolLive: Type.Boolean(),
+  /** From the live pool's status, else the metadata file's superblock; null when neither says. */
+  poolTransactionId: NullableInt,
+  dataFile: NullableString,
+  metadataFile: NullableString,
+  baseDeviceUuid: NullableString,
+  baseDeviceFilesystem: NullableString,
+  nextDeviceId: NullableInt,
+  /** Docker's open transaction above the pool's (Docker rolls it back at its next start; never rolled back here). */
+  openTransaction: Type.Union([
+    Type.Object({
+      openTransactionId: Int,
+      deviceHash: Type.String(),
+      deviceId: Int,
+      poolTransactionId: Int,
+      poolTransactionFrom: Type.Union([Type.Literal('pool-status'), Type.Literal('superblock')]),
+      rolledBack: Type.Literal(false),
+      note: Type.String(),
+    }, { additionalProperties: false }),
+    Type.Null(),
+  ]),
+  devices: Type.Array(Type.Object({
+    /** `base` or Docker's hash (the file name under metadata/). */
+    id: Type.String(),
+    hash: Type.String(),
+    deviceId: Int,
+    size: Int,
+    transactionId: Int,
+    initialized: Type.Boolean(),
+    deleted: Type.Boolean(),
+    dmName: Type.String(),
+    active: Type.Boolean(),
+    mountedAt: Type.Array(Type.String()),
+    uncommitted: Type.Boolean(),
+  }, { additionalProperties: false })),
+}, { additionalProperties: false });
+export type DockerLsJson = Static<typeof DockerLsJson>;
+
 export const SCHEMAS = {
   'dm version': DmVersionJson,
   'dm ls': DmListJson,
@@ -259,4 +303,5 @@ export const SCHEMAS = {
   'driver exists': DriverExistsJson,
   'driver status': DriverStatusJson,
   'driver metadata': DriverMetadataJson,
+  'docker ls': DockerLsJson,
 } as const;

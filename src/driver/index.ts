@@ -19,3 +19,6 @@ export {
 } from './driver.js';
 export { Locker } from './locker.js';
 export { RefCounter, mountPointsOf, procMountChecker, type MountChecker } from './refcount.js';
+export * from './docker-errors.js';
+export * from './docker-root.js';
+export * from './docker-mount.js';

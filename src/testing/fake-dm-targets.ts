@@ -221,6 +221,9 @@ export class DmTargets {
         if (owner) this.#s.dmIoctl.mdEvent(owner);
       });
       model.lowWaterBlocks = lowWater;
+      // drivers/md/dm-thin.c: the `read_only` feature sets pf.mode = PM_READ_ONLY, which
+      // bind_control_target() applies: status says `ro` and commit() never writes the metadata.
+      if (features.readOnly) model.mode = 'ro';
       this.#s.pools.set(md.minor, { model, md, metaDev, dataDev });
       void length;
     }

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MIT
+// The Docker-root tools against the real Docker (issue #15 part 2), in one dockerd cycle:
+// Debian's dockerd 20.10 (devicemapper graph driver over libdevmapper, udev sync on) builds a
+// loop-lvm root, imports a tarball with known files (the image layer), creates a container (its
+// -init and container layers) and `docker cp` writes a known file into the container layer;
+// dockerd stops (it removes its pool). Then, with nothing of Docker running:
+// - `devmapper docker ls --json ROOT` lists exactly the thin ids thin_dump finds in the pool's
+//   metadata (an independent oracle), under the names dockerd itself reported (GraphDriver.Data);
+// - `devmapper docker mount` of the image and the container layer shows the known files with
+//   identical sha256 (and the image layer does not have the file copied into the container);
+// - `devmapper docker unmount` releases everything (no dm device, no loop device left);
+// - every file of Docker's data root hashes the same before and after.
+// Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
+import * as assert from 'uvu/assert';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../../src/cli/main.js';
+import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
+
+const test = withSweep(privilegedSuite('docker roots (real dockerd 20.10)'));
+
+const DOCKERD = '/usr/sbin/dockerd';
+const DOCKER = '/usr/bin/docker'; // Debian's 20.10 client (a newer one may come first in PATH)
+const BINARIES = [DOCKERD, DOCKER, '/usr/bin/containerd', '/usr/sbin/runc', '/usr/sbin/thin_dump', '/usr/bin/udevadm'];
+// udevadm's trigger/settle do nothing inside a chroot unless told (the guest chroots into the host root).
+const UDEV_ENV = { ...process.env, SYSTEMD_IGNORE_CHROOT: '1' };
+
+const sh = (cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): string =>
+  // The timeout bounds a hung tool (e.g. a udev-sync wait that never ends); it asserts no duration.
+  execFileSync(cmd, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, timeout: 300_000 });
+
+/** sha256 of a (small) file: the known files as they show in a mounted layer. */
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * A digest of a file's content, read in 4 MiB chunks: sha256 over the chunks, where an all-zero
+ * chunk (the holes of the sparse 1 GiB data file, mostly) is fed as a marker instead of 4 MiB of
+ * zeros. It still changes with any byte of the file; the TCG guest spends seconds instead of
+ * ~2 minutes per pass on the data file.
+ */
+function contentDigest(path: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const zero = Buffer.alloc(4 << 20);
+  try {
+    const buf = Buffer.alloc(4 << 20);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      const chunk = buf.subarray(0, n);
+      if (chunk.equals(zero.subarray(0, n))) h.update(`Z${n}`);
+      else h.update(`D${n}`).update(chunk);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** Every entry under `dir`: type, mode, size and sha256 (links by their target, never followed). */
+function treeDigest(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string, rel: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const st = lstatSync(p);
+      if (st.isDirectory()) {
+        out[`${r}/`] = `dir ${st.mode.toString(8)}`;
+        walk(p, r);
+      } else if (st.isFile()) out[r] = `file ${st.mode.toString(8)} ${st.size} ${contentDigest(p)}`;
+      else out[r] = `other ${st.mode.toString(8)}`;
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+/** The CLI in-process (real deps), its output captured. */
+async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
+  return { code, stdout, stderr };
+}
+
+const t0 = Date.now();
+/** A progress line on the console (the VM run shows where a slow TCG guest is). */
+const step = (what: string): void => console.log(`  docker.test: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+
+function isMounted(path: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
+}
+
+test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the files; nothing changed', async () => {
+  const missing = BINARIES.filter((b) => !existsSync(b));
+  assert.equal(missing, [], `Docker's tools are missing (scripts/setup.sh installs docker.io, containerd, runc): ${missing.join(', ')}`);
+
+  const dir = join(testTmpDir(), 'docker');
+  const dataRoot = join(dir, 'data');
+  const execRoot = '/run/dmtest-delme-docker';
+  const sock = `unix://${execRoot}/docker.sock`;
+  const root = join(dataRoot, 'devicemapper');
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(execRoot, { recursive: true });
+
+  // udev, so that libdevmapper's udev sync works ("Udev Sync Supported: true"); the VM runner's
+  // --udev starts it already, otherwise this test does.
+  if (!existsSync('/run/udev/control')) {
+    sh('/lib/systemd/systemd-udevd', ['--daemon'], UDEV_ENV);
+    sh('udevadm', ['trigger', '--action=add'], UDEV_ENV);
+    sh('udevadm', ['settle'], UDEV_ENV);
+  }
+  // dockerd writes its key under /etc/docker (the host root is read-only in the guest) and needs cgroups.
+  sh('mount', ['-t', 'tmpfs', 'tmpfs', '/etc/docker']);
+  if (!readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/cgroup cgroup2 ')) sh('mount', ['-t', 'cgroup2', 'none', '/sys/fs/cgroup']);
+
+  // The known files: an image of two files, and a third copied into the container.
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'sub'), { recursive: true });
+  const files: Record<string, Buffer> = { 'hello.txt': randomBytes(1 << 20), 'sub/blob.bin': randomBytes(300 * 1024) };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
+  sh('tar', ['-C', src, '-cf', join(dir, 'image.tar'), 'hello.txt', 'sub']);
+  const added = randomBytes(200 * 1024);
+  writeFileSync(join(dir, 'added.bin'), added);
+
+  let dockerd: ChildProcess | undefined;
+  let log = '';
+  let passed = false;
+  const docker = (...args: string[]): string => sh(DOCKER, ['-H', sock, ...args]).trim();
+  try {
+    dockerd = spawn(
+      DOCKERD,
+      [
+        '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', join(execRoot, 'docker.pid'), '-H', sock,
+        '--storage-driver', 'devicemapper', '--storage-opt', 'dm.loopdatasize=1G', '--storage-opt', 'dm.basesize=512M',
+        '--iptables=false', '--ip-masq=false', '--bridge=none',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    dockerd.stdout!.on('data', (d: Buffer) => void (log += d.toString()));
+    dockerd.stderr!.on('data', (d: Buffer) => void (log += d.toString()));
+    const exited = new Promise<number | null>((res) => dockerd!.once('exit', (c) => res(c)));
+    // Readiness: dockerd answers on its socket (or died, or never came up: then its log says why).
+    // The limit is no timing assertion, only a bound on a hung daemon (it starts in ~15 s under TCG).
+    const giveUp = Date.now() + 300_000;
+    for (let up = false; !up; ) {
+      if (dockerd.exitCode !== null) assert.unreachable(`dockerd exited ${dockerd.exitCode}:\n${log}`);
+      if (Date.now() > giveUp) assert.unreachable(`dockerd did not answer on ${sock} within 300 s:\n${log}`);
+      try {
+        docker('version');
+        up = true;
+      } catch {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    step('dockerd is up');
+    const info = docker('info', '--format', '{{json .DriverStatus}}');
+    assert.ok(info.includes('["Udev Sync Supported","true"]'), info);
+    docker('import', join(dir, 'image.tar'), 'dmtest-delme:1');
+    const ctr = docker('create', '--name', 'dmtest-delme', 'dmtest-delme:1', '/nonexistent');
+    docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
+    const imageData = JSON.parse(docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
+    const ctrData = JSON.parse(docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
+    step('image, container and docker cp done; stopping dockerd');
+    dockerd.kill('SIGTERM');
+    const code = await exited;
+    dockerd = undefined;
+    assert.is(code, 0, `dockerd stopped with ${code}:\n${log}`);
+
+    // Docker's names, as dockerd reported them: `<prefix>-<hash>`.
+    const ls0 = await devmapper(['docker', 'ls', '--json', root]);
+    assert.is(ls0.stderr, '');
+    assert.is(ls0.code, 0);
+    const report = JSON.parse(ls0.stdout) as { prefix: string; poolLive: boolean; openTransaction: unknown; devices: { id: string; deviceId: number; dmName: string; deleted: boolean; mountedAt: string[] }[] };
+    const byName = new Map(report.devices.map((d) => [d.dmName, d]));
+    const image = byName.get(imageData['DeviceName']!);
+    const container = byName.get(ctrData['DeviceName']!);
+    assert.ok(image, `docker ls has no ${imageData['DeviceName']}: ${ls0.stdout}`);
+    assert.ok(container, `docker ls has no ${ctrData['DeviceName']}: ${ls0.stdout}`);
+    assert.is(String(image.deviceId), imageData['DeviceId']);
+    assert.is(String(container.deviceId), ctrData['DeviceId']);
+    assert.is(report.poolLive, false, 'dockerd removed its pool');
+    assert.is(report.openTransaction, null);
+    assert.equal(report.devices.map((d) => d.id).sort(), ['base', image.id, container.id, `${container.id}-init`].sort());
+
+    // docker ls lists exactly the thin ids in the pool's metadata (thin_dump reads the file).
+    // thin_dump opens with O_DIRECT, which tmpfs (the guest's /tmp) refuses: give it a read-only
+    // loop device over the file (losetup, not our LoopControl: an independent path).
+    const metaLoop = sh('losetup', ['--find', '--show', '--read-only', join(root, 'devicemapper', 'metadata')]).trim();
+    let dump: string;
+    try {
+      dump = sh('thin_dump', [metaLoop]);
+    } finally {
+      sh('losetup', ['--detach', metaLoop]);
+      // udev may still hold the loop device it probed, which would defer the detach: wait for it.
+      if (existsSync('/run/udev/control')) sh('udevadm', ['settle'], UDEV_ENV);
+    }
+    assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'metadata')]).trim(), '', 'the read-only loop device is gone');
+    const thinIds = [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+    assert.equal(report.devices.map((d) => d.deviceId).sort((a, b) => a - b), thinIds, dump.slice(0, 2000));
+
+    step('docker ls matches thin_dump; hashing the data root');
+    const before = treeDigest(dataRoot);
+    step('mounting');
+    const mntImage = join(dir, 'mnt-image');
+    const mntCtr = join(dir, 'mnt-ctr');
+    mkdirSync(mntImage);
+    mkdirSync(mntCtr);
+    const m1 = await devmapper(['docker', 'mount', root, image.id, mntImage]);
+    assert.is(m1.code, 0, m1.stderr);
+    const m2 = await devmapper(['docker', 'mount', root, container.id, mntCtr]);
+    assert.is(m2.code, 0, m2.stderr);
+    try {
+      const ls1 = JSON.parse((await devmapper(['docker', 'ls', '--json', root])).stdout) as typeof report;
+      assert.equal(ls1.devices.filter((d) => d.mountedAt.length > 0).map((d) => [d.id, d.mountedAt]).sort(), [[image.id, [mntImage]], [container.id, [mntCtr]]].sort());
+      // Docker's layer layout: <fs>/rootfs/ holds the layer's tree (driver.go Get).
+      for (const [name, data] of Object.entries(files)) {
+        assert.is(sha256(join(mntImage, 'rootfs', name)), sum(data), `image layer ${name}`);
+        assert.is(sha256(join(mntCtr, 'rootfs', name)), sum(data), `container layer ${name}`);
+      }
+      assert.is(sha256(join(mntCtr, 'rootfs', 'added.bin')), sum(added), 'docker cp wrote the container layer');
+      assert.is(existsSync(join(mntImage, 'rootfs', 'added.bin')), false, 'the image layer does not see it');
+      // Read-only all the way down.
+      assert.throws(() => writeFileSync(join(mntCtr, 'rootfs', 'x'), 'x'), /EROFS/);
+    } finally {
+      const u1 = await devmapper(['docker', 'unmount', root, image.id, mntImage]);
+      const u2 = await devmapper(['docker', 'unmount', root, container.id, mntCtr]);
+      assert.is(u1.code, 0, u1.stderr);
+      assert.is(u2.code, 0, u2.stderr);
+    }
+    assert.is(isMounted(mntImage) || isMounted(mntCtr), false);
+    assert.is(sh('dmsetup', ['ls']).split('\n').filter((l) => l.startsWith(`${report.prefix}-`)).join('\n'), '', 'no device of the root left');
+    assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'data')]).trim(), '', 'no loop device left on the data file');
+    step('unmounted; hashing the data root again');
+    assert.equal(treeDigest(dataRoot), before, "no file of Docker's data root changed");
+    passed = true;
+  } finally {
+    if (!passed) console.log(`dockerd's log:\n${log.slice(-6000)}`);
+    if (dockerd !== undefined) {
+      dockerd.kill('SIGKILL');
+      await new Promise((r) => dockerd!.once('exit', r));
+    }
+    // A failed run may leave the root's devices: remove them (never anything else).
+    try {
+      const prefix = `docker-`;
+      for (const name of sh('dmsetup', ['ls']).split('\n').map((l) => l.split('\t')[0] ?? '')) {
+        if (name.startsWith(prefix) && !name.endsWith('-pool')) sh('dmsetup', ['remove', '--retry', name]);
+      }
+      for (const name of sh('dmsetup', ['ls']).split('\n').map((l) => l.split('\t')[0] ?? '')) {
+        if (name.startsWith(prefix)) sh('dmsetup', ['remove', '--retry', name]);
+      }
+    } catch {
+      // the sweep reports what is left
+    }
+    try {
+      sh('umount', ['/etc/docker']);
+    } catch {
+      // not mounted
+    }
+  }
+});
+
+test.run();
