@@ -70,6 +70,41 @@ test('imports in src/ flow downward only', () => {
   assert.equal(violations, []);
 });
 
+/** Relative imports of one src/ file, resolved to the .ts files they name (type-only imports included). */
+function importsOf(file: string): string[] {
+  const out: string[] = [];
+  for (const m of readFileSync(file, 'utf8').matchAll(importRe)) {
+    const spec = m[1] ?? m[2] ?? '';
+    if (!spec.startsWith('.')) continue;
+    out.push(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+  }
+  return out;
+}
+
+/** Every import cycle among src/ files, each as the list of files along it (depth-first search). */
+function importCycles(): string[][] {
+  const graph = new Map(files.map((f) => [f, importsOf(f).filter((t) => t !== f)] as const));
+  const cycles: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    stack.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (state.get(next) === 'open') cycles.push([...stack.slice(stack.indexOf(next)), next].map((f) => relative(repo, f)));
+      else if (state.get(next) === undefined && graph.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(file, 'done');
+  };
+  for (const file of [...graph.keys()].sort()) if (state.get(file) === undefined) visit(file);
+  return cycles;
+}
+
+test('no import cycles among src/ files', () => {
+  assert.equal(importCycles(), []);
+});
+
 test('only src/ioctl/libc.ts imports koffi', () => {
   const offenders = files
     .filter((f) => /['"]koffi['"]/.test(readFileSync(f, 'utf8')))
