@@ -33,9 +33,9 @@ import { join } from 'node:path';
 import { openKernelLog, type KernelLog } from './kernel-log.js';
 import { InvalidArgumentError, isErrno } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl } from '../loop/index.js';
+import { LoopControl, discardBlockDevice } from '../loop/index.js';
 import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
-import { BLKDISCARD, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
@@ -364,16 +364,7 @@ export class DeviceSet {
       const path = await this.#activate(rec, true);
       const info = await this.#dm.findDevice(this.#dmName(rec.hash));
       if (!info || info.openCount > 0) return;
-      const fd = this.#sys.open(path, fs.constants.O_RDWR | 0o2000000);
-      try {
-        const range = Buffer.alloc(16);
-        range.writeBigUInt64LE(0n, 0);
-        range.writeBigUInt64LE(BigInt(rec.size), 8);
-        await this.#sys.ioctlAsync(fd, BLKDISCARD, range, 'BLKDISCARD');
-        this.#sys.fsync(fd);
-      } finally {
-        this.#sys.close(fd);
-      }
+      await discardBlockDevice(this.#sys, path, BigInt(rec.size));
     } catch (err) {
       this.#log('warn', `discard of ${rec.hash || 'base'} failed (ignored): ${String(err)}`);
     }

@@ -64,7 +64,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
-import { THIN_METADATA_MAX_BYTES } from '../thin/block-device.js';
+import { THIN_METADATA_MAX_BYTES } from '../thin/index.js';
 
 /** Filesystems the base device can carry. */
 export type BaseFilesystem = 'ext4' | 'xfs';

@@ -14,13 +14,11 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { DevmapperError, isErrno } from '../errors.js';
-import { LOCK_EX, LOCK_NB, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { LOCK_EX, LOCK_NB, O_CLOEXEC, realSyscalls, type Syscalls } from '../ioctl/index.js';
 
 /** Name of the lock file inside the root. */
 export const LOCK_FILE = 'devmapper.lock';
 
-/** Linux O_CLOEXEC (not in Node's fs.constants): a spawned mkfs must not inherit, and so keep, the lock. */
-const O_CLOEXEC = 0o2000000;
 
 /** Another process (or another DeviceSet of this one) already has the root open. */
 export class DeviceSetLockedError extends DevmapperError {
@@ -90,6 +88,7 @@ export class RootLock {
     const path = join(root, LOCK_FILE);
     let fd: number;
     try {
+      // O_CLOEXEC: a spawned mkfs must not inherit, and so keep, the lock.
       fd = sys.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_CLOEXEC, 0o600);
     } catch (err) {
       // open(2): ELOOP for a symlink as last component with O_NOFOLLOW; EISDIR for a directory opened for write.

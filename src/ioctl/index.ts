@@ -13,6 +13,7 @@ export * from './stat.js';
 export * from './poll.js';
 export * from './mount.js';
 export * from './flock.js';
+export * from './fcntl.js';
 export * from './errors.js';
 export type { IoctlArg, StatResult, Syscalls } from './syscalls.js';
 export { realSyscalls } from './real-syscalls.js';
@@ -26,6 +27,7 @@ export {
   charArray,
   decodeStruct,
   defineStruct,
+  fieldOffset,
   encodeCString,
   encodeStruct,
   pad,

@@ -28,6 +28,10 @@ export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 /** `S_IFLNK`: symbolic link. */
 export const S_IFLNK = 0o120000;
+/** `S_IFIFO`: FIFO. */
+export const S_IFIFO = 0o010000;
+/** `S_IFSOCK`: socket. */
+export const S_IFSOCK = 0o140000;
 
 /** The statx fields this library reads (timestamps and spare space are padding here). */
 export interface RawStatx {

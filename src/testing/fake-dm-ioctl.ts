@@ -59,11 +59,11 @@ import {
   type IoctlArg,
   POLLIN,
   type RawDmIoctl,
+  fieldOffset,
   readCString,
   S_IFBLK,
   walkTargetSpecs,
 } from '../ioctl/index.js';
-import { fieldOffset } from '../ioctl/layout.js';
 import { kerr } from './errors.js';
 import { type DmDev, type FakeState, type FakeTable, type FakeTarget, MINORBITS_MAX, type DmIoctlPort } from './fake-state.js';
 import { splitArgs, TARGET_TYPES } from './fake-dm-targets.js';

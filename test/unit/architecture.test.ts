@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Enforces the layering rule mechanically: imports in src/ only flow downward
-// (cli → index → deviceset → thin, loop, dm → ioctl), and only src/ioctl/libc.ts touches koffi.
+// (cli → index → deviceset → thin, loop, dm → ioctl), another layer is imported only through its
+// index.ts, there are no import cycles, and only src/ioctl/libc.ts touches koffi (and libc).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -70,6 +71,23 @@ test('imports in src/ flow downward only', () => {
   assert.equal(violations, []);
 });
 
+test('another layer is imported only through its index.ts', () => {
+  const violations: string[] = [];
+  for (const file of files) {
+    const from = unitOf(file);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(importRe)) {
+      const spec = m[1] ?? m[2] ?? '';
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(file), spec);
+      const unit = unitOf(target);
+      if (unit === from || !statSync(join(srcRoot, unit), { throwIfNoEntry: false })?.isDirectory()) continue;
+      if (target !== join(srcRoot, unit, 'index.js')) violations.push(`${relative(repo, file)} imports ${spec}`);
+    }
+  }
+  assert.equal(violations, []);
+});
+
 /** Relative imports of one src/ file, resolved to the .ts files they name (type-only imports included). */
 function importsOf(file: string): string[] {
   const out: string[] = [];
@@ -103,6 +121,16 @@ function importCycles(): string[][] {
 
 test('no import cycles among src/ files', () => {
   assert.equal(importCycles(), []);
+});
+
+test('nothing above src/ioctl calls libc: the layers above go through Syscalls or node:fs', () => {
+  // The DeviceSet still imports src/ioctl (the Syscalls seam, realSyscalls and flag constants:
+  // LOCK_*, MS_*, MNT_*, O_CLOEXEC), so 'ioctl' stays in its ALLOWED list; libc itself does not.
+  const importsLibc = /(?:import|export)\s*(?:type\s*)?\{[^}]*\blibc(?:Loaded)?\b[^}]*\}\s*from\s*['"][^'"]*ioctl\//;
+  const offenders = files
+    .filter((f) => unitOf(f) !== 'ioctl' && importsLibc.test(readFileSync(f, 'utf8')))
+    .map((f) => relative(repo, f));
+  assert.equal(offenders, []);
 });
 
 test('only src/ioctl/libc.ts imports koffi', () => {
