@@ -159,7 +159,8 @@ export function errnoCode(err: unknown): string | undefined {
 
 /**
  * True when {@link errnoCode} of `err` is `code`.
- * @deprecated use `errnoCode(err) === code`; kept until src/deviceset has migrated.
+ * @deprecated use `errnoCode(err) === code`; src/deviceset has migrated, the wrapper stays for
+ * callers outside it until the next major version.
  */
 export function isErrno(err: unknown, code: string): boolean {
   return errnoCode(err) === code;

@@ -31,7 +31,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { openKernelLog, type KernelLog } from './kernel-log.js';
-import { InvalidArgumentError, isErrno } from '../errors.js';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
 import { LoopControl, discardBlockDevice } from '../loop/index.js';
 import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
@@ -388,7 +388,7 @@ export class DeviceSet {
         await this.#dm.cancelDeferredRemove(name);
         return path;
       } catch (err) {
-        if (!(err instanceof DeviceNotFoundError) && !isErrno(err, 'ENXIO')) throw err;
+        if (!(err instanceof DeviceNotFoundError) && errnoCode(err) !== 'ENXIO') throw err;
         // Removed meanwhile: create it again below.
       }
     }

@@ -13,7 +13,7 @@
 // while the next one creates and locks a new one, and both would own the root.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { DevmapperError, isErrno } from '../errors.js';
+import { DevmapperError, errnoCode } from '../errors.js';
 import { LOCK_EX, LOCK_NB, O_CLOEXEC, realSyscalls, type Syscalls } from '../ioctl/index.js';
 
 /** Name of the lock file inside the root. */
@@ -92,8 +92,8 @@ export class RootLock {
       fd = sys.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_CLOEXEC, 0o600);
     } catch (err) {
       // open(2): ELOOP for a symlink as last component with O_NOFOLLOW; EISDIR for a directory opened for write.
-      if (isErrno(err, 'ELOOP')) throw new LockFileError(path, 'is a symbolic link', { cause: err });
-      if (isErrno(err, 'EISDIR')) throw new LockFileError(path, 'is a directory', { cause: err });
+      if (errnoCode(err) === 'ELOOP') throw new LockFileError(path, 'is a symbolic link', { cause: err });
+      if (errnoCode(err) === 'EISDIR') throw new LockFileError(path, 'is a directory', { cause: err });
       throw err;
     }
     try {
@@ -105,7 +105,7 @@ export class RootLock {
         sys.flock(fd, LOCK_EX | LOCK_NB);
       } catch (err) {
         // flock(2): EWOULDBLOCK (== EAGAIN on Linux) when another open file description holds it.
-        if (isErrno(err, 'EAGAIN') || isErrno(err, 'EWOULDBLOCK')) throw new DeviceSetLockedError(root, readPid(fd), { cause: err });
+        if (errnoCode(err) === 'EAGAIN' || errnoCode(err) === 'EWOULDBLOCK') throw new DeviceSetLockedError(root, readPid(fd), { cause: err });
         throw err;
       }
       // Ours now. The pid is information only: a reader racing these two calls sees '' (pid unknown).

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// src/errors.ts: errnoCode() (the one errno helper) and the isErrno wrapper kept for src/deviceset.
+// src/errors.ts: errnoCode() (the one errno helper) and the deprecated isErrno wrapper.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
