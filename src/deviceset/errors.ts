@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Errors of the DeviceSet layer: its foundations (metadata store, id allocation, paths) and its
 // operations (Docker's DeviceSet messages, with stable codes).
-import { DevmapperError, type ValidationProblem } from '../errors.js';
+import { DevmapperError, formatProblems, type ValidationProblem } from '../errors.js';
 
 /**
  * A metadata file could not be read back: not JSON, not a valid record, a record whose hash
@@ -15,8 +15,7 @@ export class MetadataCorruptError extends DevmapperError {
   readonly file: string;
   readonly problems: readonly ValidationProblem[];
   constructor(file: string, problems: readonly ValidationProblem[], options?: { cause?: unknown }) {
-    const list = problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ');
-    super(`corrupt metadata file ${file}: ${list}`, options);
+    super(`corrupt metadata file ${file}: ${formatProblems(problems)}`, options);
     this.file = file;
     this.problems = problems;
   }

@@ -444,7 +444,7 @@ function collectStrings(strings: readonly string[]): Collected {
     const field = doc.property;
     const first = seen.get(key);
     if (first !== undefined && !doc.repeatable) {
-      c.problems.push({ path, message: `${label}: ${key} given twice (first at /${first}); it is not repeatable`, value: raw });
+      c.problems.push({ path, message: `${label}: ${key} given twice (first as ${String(strings[first]).trim()}); it is not repeatable`, value: raw });
       return;
     }
     seen.set(key, first ?? index);
