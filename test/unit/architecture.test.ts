@@ -133,6 +133,20 @@ test('nothing above src/ioctl calls libc: the layers above go through Syscalls o
   assert.equal(offenders, []);
 });
 
+test("DEVELOPERS.md's layer map is this test's ALLOWED table", () => {
+  const text = readFileSync(join(repo, 'DEVELOPERS.md'), 'utf8');
+  const start = text.indexOf('<!-- layer-map:start -->');
+  const end = text.indexOf('<!-- layer-map:end -->');
+  assert.ok(start >= 0 && end > start, 'DEVELOPERS.md has the layer-map markers');
+  const map: Record<string, string[]> = {};
+  for (const line of text.slice(start, end).split('\n')) {
+    const m = /^\| `([^`]+)` \| (.*) \|$/.exec(line.trim());
+    if (!m) continue;
+    map[m[1] ?? ''] = [...(m[2] ?? '').matchAll(/`([^`]+)`/g)].map((x) => x[1] ?? '');
+  }
+  assert.equal(map, Object.fromEntries(Object.entries(ALLOWED).map(([k, v]) => [k, [...v]])));
+});
+
 test('only src/ioctl/libc.ts imports koffi', () => {
   const offenders = files
     .filter((f) => /['"]koffi['"]/.test(readFileSync(f, 'utf8')))
