@@ -330,7 +330,6 @@ export const DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID = 2;
 // ---------------------------------------------------------------------------------------------
 // dm_ioctl encode/decode
 
-/** What a caller supplies to build a header; everything not given is zero/empty. */
 /** Header fields to encode; missing ones default (see {@link encodeDmIoctl}). The version is only read. */
 export type DmIoctlInput = Partial<Omit<RawDmIoctl, 'version'>> & { version?: readonly [number, number, number] };
 

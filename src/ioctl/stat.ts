@@ -80,7 +80,6 @@ export const StatxLayout = defineStruct<RawStatx>(
 /** `sizeof(struct statx)` = 256. */
 export const STATX_SIZE = StatxLayout.span;
 
-/** Decodes a statx buffer. */
 // Fast path: direct reads at the layout's offsets. The buffer-layout decode (a Buffer per field,
 // then the pads stripped) made every stat cost ~0.5 ms in the TCG guest, and a loop attach makes
 // four. decodeStatxLayout stays as the reference the unit tests compare against.
