@@ -265,6 +265,7 @@ export {
   DeviceSet,
   DEVICESET_FILE,
   DeviceSetClosedError,
+  DeviceSetError,
   DeviceSetLockedError,
   DeviceSetOptions,
   DeviceSetRecord,

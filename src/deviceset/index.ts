@@ -10,6 +10,7 @@ export {
   DeviceInUseError,
   DeviceMarkedDeletedError,
   DeviceSetClosedError,
+  DeviceSetError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
   ExternalToolError,

@@ -13,15 +13,16 @@
 // while the next one creates and locks a new one, and both would own the root.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { DevmapperError, errnoCode } from '../errors.js';
+import { errnoCode } from '../errors.js';
 import { LOCK_EX, LOCK_NB, O_CLOEXEC, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { DeviceSetError } from './errors.js';
 
 /** Name of the lock file inside the root. */
 export const LOCK_FILE = 'devmapper.lock';
 
 
 /** Another process (or another DeviceSet of this one) already has the root open. */
-export class DeviceSetLockedError extends DevmapperError {
+export class DeviceSetLockedError extends DeviceSetError {
   override readonly name = 'DeviceSetLockedError';
   readonly code = 'EDEVICESETLOCKED';
   readonly root: string;
@@ -40,7 +41,7 @@ export class DeviceSetLockedError extends DevmapperError {
 }
 
 /** `<root>/devmapper.lock` is something we must not lock: a symlink, not a regular file, or not ours. */
-export class LockFileError extends DevmapperError {
+export class LockFileError extends DeviceSetError {
   override readonly name = 'LockFileError';
   readonly code = 'ELOCKFILE';
   readonly path: string;
