@@ -108,6 +108,34 @@ export interface ValidationProblem {
 }
 
 /**
+ * Where a problem is, as a reader names it: the JSON pointer `/options/size` is `options.size`,
+ * `/targets/2/start` is `targets[2].start`, the whole input ('' or '/') is ''. The pointer stays in
+ * {@link ValidationProblem.path} for programs; messages show this.
+ */
+export function problemPlace(path: string): string {
+  let place = '';
+  for (const raw of path.split('/').slice(1)) {
+    if (raw === '') continue;
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~'); // RFC 6901 escapes
+    place += /^\d+$/.test(seg) ? `[${seg}]` : place === '' ? seg : `.${seg}`;
+  }
+  return place;
+}
+
+/**
+ * The problems as one line for an error message: `place: message` joined by '; ', the place left
+ * out for the whole input or when the message already starts with it (`baseSize=-1: …`).
+ */
+export function formatProblems(problems: readonly ValidationProblem[]): string {
+  return problems
+    .map((p) => {
+      const place = problemPlace(p.path);
+      return place === '' || p.message.startsWith(place) ? p.message : `${place}: ${p.message}`;
+    })
+    .join('; ');
+}
+
+/**
  * Bad input, detected before anything reached the kernel or the disk. `problems` lists every
  * problem found, not only the first.
  */
@@ -116,8 +144,7 @@ export class InvalidArgumentError extends DevmapperError {
   readonly code = 'EINVALIDARG';
   readonly problems: readonly ValidationProblem[];
   constructor(what: string, problems: readonly ValidationProblem[], options?: { cause?: unknown }) {
-    const list = problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ');
-    super(`invalid ${what}: ${list}`, options);
+    super(`invalid ${what}: ${formatProblems(problems)}`, options);
     this.problems = problems;
   }
 }
@@ -167,7 +194,8 @@ export function errnoCode(err: unknown): string | undefined {
 
 /**
  * True when {@link errnoCode} of `err` is `code`.
- * @deprecated use `errnoCode(err) === code`; kept until src/deviceset has migrated.
+ * @deprecated use `errnoCode(err) === code`; src/deviceset has migrated, the wrapper stays for
+ * callers outside it until the next major version.
  */
 export function isErrno(err: unknown, code: string): boolean {
   return errnoCode(err) === code;

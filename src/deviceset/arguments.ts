@@ -119,8 +119,12 @@ function checkAbsolutePath(value: unknown, path: string, p: Problems): void {
   else if (value.includes('\0')) p.push({ path, message: 'a path cannot contain NUL', value });
 }
 
-/** A device or pool size: bigint, safe integer or size string; positive, a multiple of 512, ≤ {@link MAX_SIZE}. */
-function checkSize(value: unknown, path: string, p: Problems): void {
+/**
+ * A device or pool size: bigint, safe integer or size string; positive, a multiple of 512, ≤
+ * {@link MAX_SIZE}. Returns the bytes, or undefined after pushing the problem: the one place a
+ * size argument is parsed.
+ */
+function checkSize(value: unknown, path: string, p: Problems): bigint | undefined {
   let bytes: bigint | string;
   if (typeof value === 'bigint') bytes = value;
   else if (typeof value === 'number') bytes = Number.isSafeInteger(value) ? BigInt(value) : 'not a safe integer; pass a bigint or a size string';
@@ -129,7 +133,8 @@ function checkSize(value: unknown, path: string, p: Problems): void {
   if (typeof bytes === 'string') p.push({ path, message: bytes, value });
   else if (bytes <= 0n || bytes % 512n !== 0n || bytes > MAX_SIZE) {
     p.push({ path, message: `must be a positive multiple of 512 bytes, at most ${MAX_SIZE} (2^53 − 512)`, value });
-  }
+  } else return bytes;
+  return undefined;
 }
 
 function done(what: string, p: Problems): void {
@@ -147,17 +152,19 @@ export function checkInitArgs(root: unknown, init: unknown): void {
   done('DeviceSet.init arguments', p);
 }
 
-/** DeviceSet.addDevice(hash, baseHash, { size }). */
-export function checkAddDeviceArgs(hash: unknown, baseHash: unknown, options: unknown): void {
+/** DeviceSet.addDevice(hash, baseHash, { size }); returns the size in bytes when one was given. */
+export function checkAddDeviceArgs(hash: unknown, baseHash: unknown, options: unknown): { readonly size: bigint | undefined } {
   const p: Problems = [];
+  let size: bigint | undefined;
   checkHash(hash, '/hash', p, { base: 'refused' });
   checkHash(baseHash, '/baseHash', p);
   checkOptionsObject(options, '/options', {
     size: (v, path, q) => {
-      if (v !== undefined) checkSize(v, path, q);
+      if (v !== undefined) size = checkSize(v, path, q);
     },
   }, p);
   done('addDevice arguments', p);
+  return { size };
 }
 
 /** DeviceSet.deleteDevice(hash, { sync }). */
@@ -217,10 +224,12 @@ export function checkUnmountArgs(hash: unknown, path: unknown): void {
   done('unmountDevice arguments', p);
 }
 
-/** DeviceSet.resizePool(size, options?). */
-export function checkResizePoolArgs(size: unknown, options?: unknown): void {
+/** DeviceSet.resizePool(size, options?); returns the size in bytes. */
+export function checkResizePoolArgs(size: unknown, options?: unknown): bigint {
   const p: Problems = [];
-  checkSize(size, '/size', p);
+  const bytes = checkSize(size, '/size', p);
   checkOptionsObject(options, '/options', {}, p);
   done('resizePool arguments', p);
+  if (bytes === undefined) throw new Error('internal: a size problem was not reported'); // done() threw
+  return bytes;
 }

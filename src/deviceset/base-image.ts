@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { isErrno } from '../errors.js';
+import { errnoCode } from '../errors.js';
 import { MNT_DETACH, UMOUNT_NOFOLLOW, type Syscalls } from '../ioctl/index.js';
 import { checkAbort, runTool } from './abort.js';
 import type { CrashHook } from './crash.js';
@@ -84,7 +84,7 @@ export class BaseImage {
     try {
       names = fs.readdirSync(dir).filter((n) => n.startsWith('.grow-'));
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return;
+      if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
     for (const n of names) {
@@ -94,12 +94,12 @@ export class BaseImage {
         this.#log('info', `recovery: unmounted ${path}, left by an interrupted filesystem grow`);
       } catch (err) {
         // EINVAL: not a mount point (the crash came before the mount or after the unmount).
-        if (!isErrno(err, 'EINVAL') && !isErrno(err, 'ENOENT')) throw err;
+        if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOENT') throw err;
       }
       try {
         fs.rmdirSync(path);
       } catch (err) {
-        if (!isErrno(err, 'ENOENT')) this.#log('warn', `${path} stays: ${String(err)}`);
+        if (errnoCode(err) !== 'ENOENT') this.#log('warn', `${path} stays: ${String(err)}`);
       }
     }
   }

@@ -31,11 +31,11 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { openKernelLog, type KernelLog } from './kernel-log.js';
-import { InvalidArgumentError, isErrno } from '../errors.js';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl } from '../loop/index.js';
+import { LoopControl, discardBlockDevice } from '../loop/index.js';
 import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
-import { BLKDISCARD, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
@@ -60,8 +60,7 @@ import {
 import { KeyedMutex } from './mutex.js';
 import {
   formatDmOptions,
-  parseSize,
-  resolveDeviceSetOptions,
+  resolveDeviceSetOptionsReport,
   type BaseFilesystem,
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
@@ -97,25 +96,6 @@ const DEFERRED_REMOVE_MINOR = 27;
 interface MountEntry {
   path: string;
   count: number;
-}
-
-function baseSizeWasGiven(input: readonly string[] | DeviceSetOptions | undefined): boolean {
-  if (input === undefined) return false;
-  if (Array.isArray(input)) return (input as readonly string[]).some((s) => /^\s*dm\.basesize\s*=/i.test(s));
-  return (input as DeviceSetOptions).baseSize !== undefined;
-}
-
-function sizeArg(size: unknown, path: string): bigint {
-  let bytes: bigint | string;
-  if (typeof size === 'bigint') bytes = size;
-  else if (typeof size === 'number' && Number.isSafeInteger(size)) bytes = BigInt(size);
-  else if (typeof size === 'string') bytes = parseSize(size);
-  else bytes = 'must be bytes (bigint or safe integer) or a size string such as 20G';
-  if (typeof bytes === 'string') throw new InvalidArgumentError('device size', [{ path, message: bytes, value: size }]);
-  if (bytes <= 0n || bytes % 512n !== 0n || bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new InvalidArgumentError('device size', [{ path, message: 'must be a positive multiple of 512 bytes below 2^53', value: size }]);
-  }
-  return bytes;
 }
 
 /**
@@ -224,7 +204,7 @@ export class DeviceSet {
     if (typeof root !== 'string' || !root.startsWith('/')) {
       throw new InvalidArgumentError('DeviceSet root', [{ path: '/root', message: 'must be an absolute path', value: root }]);
     }
-    const options = resolveDeviceSetOptions(init.options ?? {});
+    const { options, given } = resolveDeviceSetOptionsReport(init.options ?? {});
     checkAbort(init.signal, 'DeviceSet.init');
     // Before anything is created under it: the root (resolved once, as Docker does) and the
     // directories in it must be ours and private, links refused (safe-path.ts).
@@ -237,7 +217,7 @@ export class DeviceSet {
     let set: DeviceSet | undefined;
     try {
       set = new DeviceSet(root, prefix, options, init, lock);
-      await set.#init(baseSizeWasGiven(init.options));
+      await set.#init(given.has('baseSize'));
     } catch (err) {
       // Every throw after the lock is taken releases it (the constructor's too).
       if (set) await set.#abortInit();
@@ -367,16 +347,7 @@ export class DeviceSet {
       const path = await this.#activate(rec, true);
       const info = await this.#dm.findDevice(this.#dmName(rec.hash));
       if (!info || info.openCount > 0) return;
-      const fd = this.#sys.open(path, fs.constants.O_RDWR | 0o2000000);
-      try {
-        const range = Buffer.alloc(16);
-        range.writeBigUInt64LE(0n, 0);
-        range.writeBigUInt64LE(BigInt(rec.size), 8);
-        await this.#sys.ioctlAsync(fd, BLKDISCARD, range, 'BLKDISCARD');
-        this.#sys.fsync(fd);
-      } finally {
-        this.#sys.close(fd);
-      }
+      await discardBlockDevice(this.#sys, path, BigInt(rec.size));
     } catch (err) {
       this.#log('warn', `discard of ${rec.hash || 'base'} failed (ignored): ${String(err)}`);
     }
@@ -400,7 +371,7 @@ export class DeviceSet {
         await this.#dm.cancelDeferredRemove(name);
         return path;
       } catch (err) {
-        if (!(err instanceof DeviceNotFoundError) && !isErrno(err, 'ENXIO')) throw err;
+        if (!(err instanceof DeviceNotFoundError) && errnoCode(err) !== 'ENXIO') throw err;
         // Removed meanwhile: create it again below.
       }
     }
@@ -467,11 +438,10 @@ export class DeviceSet {
    *   DeviceFaultyError, DeviceSizeError, PoolFreeSpaceError, pool errors.
    */
   async addDevice(hash: string, baseHash: string, options: { size?: bigint | number | string; signal?: AbortSignal } = {}): Promise<DeviceSetDevice> {
-    checkAddDeviceArgs(hash, baseHash, options);
+    const { size: wanted } = checkAddDeviceArgs(hash, baseHash, options);
     assertValidHash(hash);
     assertValidHash(baseHash, '/baseHash');
     if (hash === '') throw new InvalidArgumentError('device hash', [{ path: '/hash', message: "'' is the base device, created by init", value: hash }]);
-    const wanted = options.size === undefined ? undefined : sizeArg(options.size, '/size');
     const signal = options.signal;
     checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
@@ -726,8 +696,7 @@ export class DeviceSet {
    * at the new length. Loopback pools only; never shrinks.
    */
   async resizePool(size: bigint | number | string, options: AbortOptions = {}): Promise<void> {
-    checkResizePoolArgs(size, options);
-    const bytes = sizeArg(size, '/size');
+    const bytes = checkResizePoolArgs(size, options);
     checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
     const src = this.#source;

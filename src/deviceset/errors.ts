@@ -1,29 +1,34 @@
 // SPDX-License-Identifier: MIT
 // Errors of the DeviceSet layer: its foundations (metadata store, id allocation, paths) and its
 // operations (Docker's DeviceSet messages, with stable codes).
-import { DevmapperError, type ValidationProblem } from '../errors.js';
+import { DevmapperError, formatProblems, type ValidationProblem } from '../errors.js';
+
+/**
+ * Base of the DeviceSet layer's errors (the root lock's DeviceSetLockedError and LockFileError,
+ * in root-lock.ts, too). Each subclass has a stable `code`; `cause` keeps the lower error.
+ */
+export abstract class DeviceSetError extends DevmapperError {}
 
 /**
  * A metadata file could not be read back: not JSON, not a valid record, a record whose hash
  * does not match its file name, an unexpected file, or a format version newer than ours.
  * Never ignored: loading stops so that nothing acts on a half-known state.
  */
-export class MetadataCorruptError extends DevmapperError {
+export class MetadataCorruptError extends DeviceSetError {
   override readonly name = 'MetadataCorruptError';
   readonly code = 'EMETADATACORRUPT';
   /** Absolute path of the offending file. */
   readonly file: string;
   readonly problems: readonly ValidationProblem[];
   constructor(file: string, problems: readonly ValidationProblem[], options?: { cause?: unknown }) {
-    const list = problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ');
-    super(`corrupt metadata file ${file}: ${list}`, options);
+    super(`corrupt metadata file ${file}: ${formatProblems(problems)}`, options);
     this.file = file;
     this.problems = problems;
   }
 }
 
 /** Every one of the 2^24 thin device ids is in use. */
-export class DeviceIdsExhaustedError extends DevmapperError {
+export class DeviceIdsExhaustedError extends DeviceSetError {
   override readonly name = 'DeviceIdsExhaustedError';
   readonly code = 'EDEVICEIDSEXHAUSTED';
   constructor() {
@@ -41,7 +46,7 @@ export type UnsafePathReason = 'symlink' | 'not-directory' | 'not-regular' | 'ow
  * Raised before anything is read, created, grown or bound through it: a link's target is never
  * touched.
  */
-export class UnsafePathError extends DevmapperError {
+export class UnsafePathError extends DeviceSetError {
   override readonly name = 'UnsafePathError';
   readonly code = 'EUNSAFEPATH';
   constructor(
@@ -61,7 +66,7 @@ export class UnsafePathError extends DevmapperError {
 const show = (hash: string): string => (hash === '' ? 'base device' : `device ${hash}`);
 
 /** No record for this hash ("Unknown device"). */
-export class UnknownDeviceError extends DevmapperError {
+export class UnknownDeviceError extends DeviceSetError {
   override readonly name = 'UnknownDeviceError';
   readonly code = 'EUNKNOWNDEVICE';
   constructor(readonly hash: string) {
@@ -70,7 +75,7 @@ export class UnknownDeviceError extends DevmapperError {
 }
 
 /** addDevice with a hash that already has a record (deleted ones included). */
-export class DeviceAlreadyExistsError extends DevmapperError {
+export class DeviceAlreadyExistsError extends DeviceSetError {
   override readonly name = 'DeviceAlreadyExistsError';
   readonly code = 'EDEVICEEXISTS';
   constructor(readonly hash: string, readonly deleted: boolean) {
@@ -79,7 +84,7 @@ export class DeviceAlreadyExistsError extends DevmapperError {
 }
 
 /** The device is marked for deferred deletion and cannot be used, mounted or snapshotted. */
-export class DeviceMarkedDeletedError extends DevmapperError {
+export class DeviceMarkedDeletedError extends DeviceSetError {
   override readonly name = 'DeviceMarkedDeletedError';
   readonly code = 'EDEVICEDELETED';
   constructor(readonly hash: string, action: string) {
@@ -88,7 +93,7 @@ export class DeviceMarkedDeletedError extends DevmapperError {
 }
 
 /** The device's record is faulty (recovery could not tell what happened to it). */
-export class DeviceFaultyError extends DevmapperError {
+export class DeviceFaultyError extends DeviceSetError {
   override readonly name = 'DeviceFaultyError';
   readonly code = 'EDEVICEFAULTY';
   constructor(readonly hash: string, reason: string | undefined) {
@@ -97,7 +102,7 @@ export class DeviceFaultyError extends DevmapperError {
 }
 
 /** A size below what is allowed (a container smaller than its image, a base shrink). */
-export class DeviceSizeError extends DevmapperError {
+export class DeviceSizeError extends DeviceSetError {
   override readonly name = 'DeviceSizeError';
   readonly code = 'EDEVICESIZE';
   constructor(message: string, readonly requested: bigint, readonly minimum: bigint) {
@@ -106,7 +111,7 @@ export class DeviceSizeError extends DevmapperError {
 }
 
 /** dm.min_free_space would be violated by a new snapshot. */
-export class PoolFreeSpaceError extends DevmapperError {
+export class PoolFreeSpaceError extends DeviceSetError {
   override readonly name = 'PoolFreeSpaceError';
   readonly code = 'EPOOLFREESPACE';
   constructor(readonly what: 'data' | 'metadata', readonly freeBlocks: bigint, readonly requiredBlocks: bigint) {
@@ -118,7 +123,7 @@ export class PoolFreeSpaceError extends DevmapperError {
 }
 
 /** dm.thinpooldev names a device that is missing or not a thin pool, or a pool we may not take over. */
-export class ThinPoolOwnershipError extends DevmapperError {
+export class ThinPoolOwnershipError extends DeviceSetError {
   override readonly name = 'ThinPoolOwnershipError';
   readonly code = 'ETHINPOOLOWNERSHIP';
   constructor(readonly pool: string, reason: string, options?: { cause?: unknown }) {
@@ -131,7 +136,7 @@ export class ThinPoolOwnershipError extends DevmapperError {
  * (another pool over the same data/metadata, e.g. after the root changed identity): building a
  * second pool over the same thin metadata would corrupt it.
  */
-export class BackingFileInUseError extends DevmapperError {
+export class BackingFileInUseError extends DeviceSetError {
   override readonly name = 'BackingFileInUseError';
   readonly code = 'EBACKINGFILEINUSE';
   constructor(readonly file: string, readonly loopDevices: readonly string[], readonly holders: readonly string[]) {
@@ -146,7 +151,7 @@ export class BackingFileInUseError extends DevmapperError {
  * The pool's backing files or metadata are gone while records of its devices exist: the files
  * were deleted or replaced, or the metadata was zeroed. Nothing is created over them.
  */
-export class BackingFilesLostError extends DevmapperError {
+export class BackingFilesLostError extends DeviceSetError {
   override readonly name = 'BackingFilesLostError';
   readonly code = 'EBACKINGLOST';
   constructor(readonly pool: string, reason: string) {
@@ -155,7 +160,7 @@ export class BackingFilesLostError extends DevmapperError {
 }
 
 /** The base device's filesystem UUID is not the one recorded: another pool or metadata dir. */
-export class BaseUuidMismatchError extends DevmapperError {
+export class BaseUuidMismatchError extends DeviceSetError {
   override readonly name = 'BaseUuidMismatchError';
   readonly code = 'EBASEUUIDMISMATCH';
   constructor(readonly current: string, readonly stored: string) {
@@ -167,7 +172,7 @@ export class BaseUuidMismatchError extends DevmapperError {
 }
 
 /** The device is mounted (by this DeviceSet) and the operation needs it unmounted. */
-export class DeviceInUseError extends DevmapperError {
+export class DeviceInUseError extends DeviceSetError {
   override readonly name = 'DeviceInUseError';
   readonly code = 'EDEVICEINUSE';
   constructor(readonly hash: string, reason: string) {
@@ -179,7 +184,7 @@ export class DeviceInUseError extends DevmapperError {
  * mount(2) failed; says why (errno), with what, and what the kernel logged about the device
  * meanwhile (the filesystem's own explanation, which the errno does not carry).
  */
-export class MountFailedError extends DevmapperError {
+export class MountFailedError extends DeviceSetError {
   override readonly name = 'MountFailedError';
   readonly code = 'EMOUNTFAILED';
   /** Kernel log lines written during the mount about this device (or the last few); may be empty. */
@@ -201,7 +206,7 @@ export class MountFailedError extends DevmapperError {
 }
 
 /** An external filesystem tool (mkfs, blkid, resize2fs, xfs_growfs, tune2fs) failed. */
-export class ExternalToolError extends DevmapperError {
+export class ExternalToolError extends DeviceSetError {
   override readonly name = 'ExternalToolError';
   readonly code = 'EEXTERNALTOOL';
   constructor(readonly command: readonly string[], readonly exitCode: number | null, readonly stderr: string, options?: { cause?: unknown }) {
@@ -214,7 +219,7 @@ export class ExternalToolError extends DevmapperError {
  * (the journal closes every step it opens), children it started were killed, and nothing after it
  * was started. `cause` is the signal's reason.
  */
-export class OperationAbortedError extends DevmapperError {
+export class OperationAbortedError extends DeviceSetError {
   override readonly name = 'OperationAbortedError';
   readonly code = 'EABORTED';
   constructor(readonly operation: string, options?: { cause?: unknown }) {
@@ -223,7 +228,7 @@ export class OperationAbortedError extends DevmapperError {
 }
 
 /** The DeviceSet was shut down (or is shutting down). */
-export class DeviceSetClosedError extends DevmapperError {
+export class DeviceSetClosedError extends DeviceSetError {
   override readonly name = 'DeviceSetClosedError';
   readonly code = 'EDEVICESETCLOSED';
   constructor() {
@@ -232,7 +237,7 @@ export class DeviceSetClosedError extends DevmapperError {
 }
 
 /** A capability the options ask for is missing on this kernel (deferred removal, xfs retries). */
-export class DeviceSetUnsupportedError extends DevmapperError {
+export class DeviceSetUnsupportedError extends DeviceSetError {
   override readonly name = 'DeviceSetUnsupportedError';
   readonly code = 'EDEVICESETUNSUPPORTED';
   constructor(message: string) {
@@ -241,7 +246,7 @@ export class DeviceSetUnsupportedError extends DevmapperError {
 }
 
 /** The unknown filesystem found on a device (no ext4/xfs magic). */
-export class UnknownFilesystemError extends DevmapperError {
+export class UnknownFilesystemError extends DeviceSetError {
   override readonly name = 'UnknownFilesystemError';
   readonly code = 'EUNKNOWNFS';
   constructor(readonly device: string) {

@@ -1,16 +1,148 @@
 // SPDX-License-Identifier: MIT
 // The DeviceSet layer: Docker-style devices on a thin pool (DeviceSet) and its foundations.
-export * from './errors.js';
-export * from './hash.js';
-export * from './options.js';
-export * from './metadata.js';
-export * from './ids.js';
-export * from './reconcile.js';
-export * from './mutex.js';
-export * from './crash.js';
-export * from './root-lock.js';
-export * from './pool-sizing.js';
-export * from './fs-tools.js';
-export * from './kernel-log.js';
-export * from './device-set.js';
-export * from './safe-path.js';
+export {
+  BackingFileInUseError,
+  BackingFilesLostError,
+  BaseUuidMismatchError,
+  DeviceAlreadyExistsError,
+  DeviceFaultyError,
+  DeviceIdsExhaustedError,
+  DeviceInUseError,
+  DeviceMarkedDeletedError,
+  DeviceSetClosedError,
+  DeviceSetError,
+  DeviceSetUnsupportedError,
+  DeviceSizeError,
+  ExternalToolError,
+  MetadataCorruptError,
+  MountFailedError,
+  OperationAbortedError,
+  PoolFreeSpaceError,
+  ThinPoolOwnershipError,
+  UnknownDeviceError,
+  UnknownFilesystemError,
+  UnsafePathError,
+  type UnsafePathReason,
+} from './errors.js';
+export {
+  assertValidHash,
+  devMajor,
+  devMinor,
+  dmNameFor,
+  hashProblem,
+  isValidHash,
+  MAX_HASH_LENGTH,
+  MAX_PREFIX_BYTES,
+  poolNameFor,
+  prefixFor,
+  RESERVED_HASHES,
+} from './hash.js';
+export {
+  DEFAULT_DEVICESET_OPTIONS,
+  DeviceSetOptions,
+  DM_OPTION_KEYS,
+  formatDmOptions,
+  formatSize,
+  MAX_BLOCK_SIZE,
+  MAX_LOOP_METADATA_SIZE,
+  MAX_SIZE,
+  MAX_SIZE_TEXT_LENGTH,
+  MAX_XFS_RETRIES,
+  MIN_BASE_SIZE,
+  MIN_BLOCK_SIZE,
+  MIN_LOOP_METADATA_SIZE,
+  MIN_XFS_BASE_SIZE,
+  parseBool,
+  parseDmOptions,
+  parseSize,
+  resolveDeviceSetOptions,
+  resolveDeviceSetOptionsReport,
+  type BaseFilesystem,
+  type DeviceSetOptionsReport,
+  type DmOptionDoc,
+  type ResolvedDeviceSetOptions,
+} from './options.js';
+export {
+  BASE_FILE,
+  deviceFileName,
+  DeviceRecord,
+  DEVICESET_FILE,
+  DeviceSetRecord,
+  DeviceState,
+  MAX_DEVICE_ID,
+  METADATA_FORMAT_VERSION,
+  MetadataStore,
+  nodeMetadataFs,
+  TRANSACTION_FILE,
+  TransactionOp,
+  TransactionRecord,
+  type LoadedMetadata,
+  type MetadataFs,
+} from './metadata.js';
+export { allocateDeviceId, DEVICE_ID_COUNT } from './ids.js';
+export { reconcile, type ReconcileAction, type ReconcileReason } from './reconcile.js';
+export { AsyncMutex, KeyedMutex, type Release } from './mutex.js';
+export {
+  CRASH_POINTS,
+  crashHook,
+  dieNow,
+  noCrashHook,
+  parseCrashSpec,
+  type CrashHook,
+  type CrashPointName,
+  type CrashSpec,
+} from './crash.js';
+export { DeviceSetLockedError, LOCK_FILE, LockFileError, parseLockPid, RootLock } from './root-lock.js';
+export {
+  DOCKER_LOW_WATER_BLOCKS,
+  freeSpaceShortfall,
+  lowWaterMarkFor,
+  minFreeBlocks,
+  poolParamsFor,
+  type OwnedPoolParams,
+} from './pool-sizing.js';
+export {
+  EXT4_MKFS_ARGS,
+  EXT4_MKFS_FALLBACK_ARGS,
+  growCommand,
+  mkfsCommand,
+  probeDeviceFilesystem,
+  probeFilesystem,
+  realFsTools,
+  run,
+  type FsToolCall,
+  type FsTools,
+} from './fs-tools.js';
+export {
+  kernelLogTail,
+  openKernelLog,
+  parseKmsgRecord,
+  type KernelLog,
+  type KernelLogCursor,
+  type KmsgRecord,
+} from './kernel-log.js';
+export { DeviceSet } from './device-set.js';
+export {
+  assertOwnedDir,
+  assertOwnedDirIfPresent,
+  effectiveUid,
+  ensureOwnedDir,
+  ensurePrivateMountDir,
+  ensureRootDir,
+  fsyncDirNoFollow,
+  openNoFollow,
+  readFileNoFollow,
+  removePrivateMountDir,
+  writeFileAtomicNoFollow,
+} from './safe-path.js';
+export { splitMountOptions } from './mount.js';
+export type {
+  AbortOptions,
+  DeviceSetDevice,
+  DeviceSetInit,
+  DeviceSetLogLevel,
+  DeviceSetStatus,
+  DeviceStatus,
+  MountDeviceOptions,
+  SpaceUsage,
+} from './types.js';

@@ -11,14 +11,14 @@
  * `<prio+facility>,<seq>,<usec>,<flags>[,…];<text>\n` followed by `\n <KEY>=<value>` continuation
  * lines; O_NONBLOCK makes the read answer EAGAIN at the end of the buffer and EPIPE when the
  * record at the reader's position was overwritten (the next read goes on with the oldest one).
- * A cursor opened before the mount (open, lseek(SEEK_END): "seeking to the end of the buffer"
- * is what the ABI offers for reading only new messages) reads, after a failure, exactly the
- * records written in between. Comparing timestamps instead is fragile: the printk clock is
+ * A cursor opened before the mount reads, after a failure, exactly the records written in
+ * between. It is put after the newest record by reading (and dropping) the records already there
+ * until EAGAIN, with node:fs only: the ABI's other way, lseek(SEEK_END), is not in node:fs, and
+ * nothing above src/ioctl calls libc. Comparing timestamps instead is fragile: the printk clock is
  * local_clock(), not CLOCK_MONOTONIC, and a first version that filtered on process.hrtime found
  * nothing in the VM suite (though the two clocks agreed within 20 ms in an idle guest).
  */
 import * as fs from 'node:fs';
-import { libc } from '../ioctl/libc.js';
 
 /** One kernel log record. */
 export interface KmsgRecord {
@@ -64,7 +64,6 @@ function unescapeKmsg(s: string): string {
 /** Bounds one read: the kernel's buffer holds at most a few thousand records. */
 const MAX_RECORDS = 100_000;
 const RECORD_BYTES = 8192;
-const SEEK_END = 2;
 
 /**
  * Opens /dev/kmsg (O_NONBLOCK) positioned after its newest record. Returns null when the log
@@ -78,12 +77,7 @@ export function openKernelLog(path = '/dev/kmsg'): KernelLogCursor | null {
   } catch {
     return null;
   }
-  try {
-    if (libc().lseek(fd, 0n, SEEK_END).rc < 0) throw new Error('lseek');
-  } catch {
-    fs.closeSync(fd);
-    return null;
-  }
+  skipRecords(fd);
   let open = true;
   return {
     read: () => (open ? readRecords(fd) : []),
@@ -92,6 +86,19 @@ export function openKernelLog(path = '/dev/kmsg'): KernelLogCursor | null {
       open = false;
     },
   };
+}
+
+/** Reads and drops the records there are now: the reader's position ends after the newest one. */
+function skipRecords(fd: number): void {
+  const buf = Buffer.allocUnsafe(RECORD_BYTES);
+  for (let i = 0; i < MAX_RECORDS; i++) {
+    try {
+      if (fs.readSync(fd, buf, 0, buf.length, null) === 0) return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') continue; // overwritten: go on with the oldest
+      return; // EAGAIN: the end
+    }
+  }
 }
 
 function readRecords(fd: number): KmsgRecord[] {

@@ -36,7 +36,7 @@ import { randomBytes } from 'node:crypto';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
-import { InvalidArgumentError, isErrno, type ValidationProblem } from '../errors.js';
+import { InvalidArgumentError, errnoCode, type ValidationProblem } from '../errors.js';
 import { MetadataCorruptError, UnsafePathError } from './errors.js';
 import { hashProblem } from './hash.js';
 import { ensureOwnedDir, openNoFollow, readFileNoFollow } from './safe-path.js';
@@ -436,7 +436,7 @@ export class MetadataStore {
     try {
       this.#fs.unlinkSync(file);
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
     }
   }
 }

@@ -64,7 +64,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
-import { THIN_METADATA_MAX_BYTES } from '../thin/block-device.js';
+import { THIN_METADATA_MAX_BYTES } from '../thin/index.js';
 
 /** Filesystems the base device can carry. */
 export type BaseFilesystem = 'ext4' | 'xfs';
@@ -444,7 +444,7 @@ function collectStrings(strings: readonly string[]): Collected {
     const field = doc.property;
     const first = seen.get(key);
     if (first !== undefined && !doc.repeatable) {
-      c.problems.push({ path, message: `${label}: ${key} given twice (first at /${first}); it is not repeatable`, value: raw });
+      c.problems.push({ path, message: `${label}: ${key} given twice (first as ${String(strings[first]).trim()}); it is not repeatable`, value: raw });
       return;
     }
     seen.set(key, first ?? index);
@@ -688,8 +688,32 @@ function finish(c: Collected): ResolvedDeviceSetOptions {
  * @throws InvalidArgumentError listing every problem found, each naming the key and the value.
  */
 export function resolveDeviceSetOptions(input: readonly string[] | DeviceSetOptions = {}): ResolvedDeviceSetOptions {
+  return resolveDeviceSetOptionsReport(input).options;
+}
+
+/** What {@link resolveDeviceSetOptionsReport} returns. */
+export interface DeviceSetOptionsReport {
+  /** The options, as {@link resolveDeviceSetOptions} returns them. */
+  readonly options: ResolvedDeviceSetOptions;
+  /**
+   * The options the input set (by `dm.` key or property), whatever their value; the rest are
+   * defaults. A DeviceSet that reopens a root tells "the caller asked for this base size" from
+   * "this is the default" by it.
+   */
+  readonly given: ReadonlySet<keyof ResolvedDeviceSetOptions>;
+}
+
+/**
+ * {@link resolveDeviceSetOptions}, and which options the input gave: one parse for both (no
+ * caller re-reads the raw strings).
+ * @throws InvalidArgumentError as resolveDeviceSetOptions.
+ */
+export function resolveDeviceSetOptionsReport(input: readonly string[] | DeviceSetOptions = {}): DeviceSetOptionsReport {
   const c = Array.isArray(input) ? collectStrings(input as readonly string[]) : collectObject(input);
-  return finish(c);
+  const options = finish(c);
+  const given = new Set<keyof ResolvedDeviceSetOptions>();
+  for (const [field] of c.origin) if (c.values[field] !== undefined) given.add(field);
+  return { options, given };
 }
 
 /**

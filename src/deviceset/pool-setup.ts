@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { isErrno } from '../errors.js';
+import { errnoCode } from '../errors.js';
 import { DeviceNotFoundError, type DmControl } from '../dm/index.js';
 import { BackingFileLinkError, ensureSparseFile, SparseFileShrinkError, type LoopAttachment, type LoopControl } from '../loop/index.js';
 import {
@@ -329,7 +329,7 @@ function lexists(path: string): boolean {
     fs.lstatSync(path);
     return true;
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
+    if (errnoCode(err) === 'ENOENT') return false;
     throw err;
   }
 }

@@ -13,17 +13,16 @@
 // while the next one creates and locks a new one, and both would own the root.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { DevmapperError, isErrno } from '../errors.js';
-import { LOCK_EX, LOCK_NB, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { errnoCode } from '../errors.js';
+import { LOCK_EX, LOCK_NB, O_CLOEXEC, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { DeviceSetError } from './errors.js';
 
 /** Name of the lock file inside the root. */
 export const LOCK_FILE = 'devmapper.lock';
 
-/** Linux O_CLOEXEC (not in Node's fs.constants): a spawned mkfs must not inherit, and so keep, the lock. */
-const O_CLOEXEC = 0o2000000;
 
 /** Another process (or another DeviceSet of this one) already has the root open. */
-export class DeviceSetLockedError extends DevmapperError {
+export class DeviceSetLockedError extends DeviceSetError {
   override readonly name = 'DeviceSetLockedError';
   readonly code = 'EDEVICESETLOCKED';
   readonly root: string;
@@ -42,7 +41,7 @@ export class DeviceSetLockedError extends DevmapperError {
 }
 
 /** `<root>/devmapper.lock` is something we must not lock: a symlink, not a regular file, or not ours. */
-export class LockFileError extends DevmapperError {
+export class LockFileError extends DeviceSetError {
   override readonly name = 'LockFileError';
   readonly code = 'ELOCKFILE';
   readonly path: string;
@@ -90,11 +89,12 @@ export class RootLock {
     const path = join(root, LOCK_FILE);
     let fd: number;
     try {
+      // O_CLOEXEC: a spawned mkfs must not inherit, and so keep, the lock.
       fd = sys.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_CLOEXEC, 0o600);
     } catch (err) {
       // open(2): ELOOP for a symlink as last component with O_NOFOLLOW; EISDIR for a directory opened for write.
-      if (isErrno(err, 'ELOOP')) throw new LockFileError(path, 'is a symbolic link', { cause: err });
-      if (isErrno(err, 'EISDIR')) throw new LockFileError(path, 'is a directory', { cause: err });
+      if (errnoCode(err) === 'ELOOP') throw new LockFileError(path, 'is a symbolic link', { cause: err });
+      if (errnoCode(err) === 'EISDIR') throw new LockFileError(path, 'is a directory', { cause: err });
       throw err;
     }
     try {
@@ -106,7 +106,7 @@ export class RootLock {
         sys.flock(fd, LOCK_EX | LOCK_NB);
       } catch (err) {
         // flock(2): EWOULDBLOCK (== EAGAIN on Linux) when another open file description holds it.
-        if (isErrno(err, 'EAGAIN') || isErrno(err, 'EWOULDBLOCK')) throw new DeviceSetLockedError(root, readPid(fd), { cause: err });
+        if (errnoCode(err) === 'EAGAIN' || errnoCode(err) === 'EWOULDBLOCK') throw new DeviceSetLockedError(root, readPid(fd), { cause: err });
         throw err;
       }
       // Ours now. The pid is information only: a reader racing these two calls sees '' (pid unknown).

@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, isErrno } from '../errors.js';
+import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { fileTypeName } from '../loop/index.js';
 import { UnsafePathError } from './errors.js';
 
@@ -67,7 +67,7 @@ export function assertOwnedDirIfPresent(path: string): boolean {
   try {
     st = fs.lstatSync(path, { bigint: true });
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
+    if (errnoCode(err) === 'ENOENT') return false;
     throw err;
   }
   checkOwnedDir(path, st);
@@ -88,7 +88,7 @@ export function ensureOwnedDir(path: string, mode = 0o700, options: { readonly r
     const first = fs.mkdirSync(path, { mode, recursive });
     created = recursive ? first !== undefined : true;
   } catch (err) {
-    if (!isErrno(err, 'EEXIST')) throw err;
+    if (errnoCode(err) !== 'EEXIST') throw err;
   }
   assertOwnedDir(path);
   return created;
@@ -106,14 +106,14 @@ export function ensureRootDir(root: string): string {
   try {
     st = fs.lstatSync(root, { bigint: true });
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
   if (st === undefined) fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   let real: string;
   try {
     real = fs.realpathSync.native(root);
   } catch (err) {
-    if (st?.isSymbolicLink() && isErrno(err, 'ENOENT')) throw new UnsafePathError(root, 'symlink', 'a dangling symbolic link', 'a directory', { cause: err });
+    if (st?.isSymbolicLink() && errnoCode(err) === 'ENOENT') throw new UnsafePathError(root, 'symlink', 'a dangling symbolic link', 'a directory', { cause: err });
     throw err;
   }
   assertOwnedDir(real);
@@ -133,7 +133,7 @@ export function openNoFollow(path: string, flags: number, mode?: number, expect?
   } catch (err) {
     // fs/namei.c may_open(): a link reached with O_NOFOLLOW is -ELOOP. With O_DIRECTORY too,
     // do_open() answers -ENOTDIR first (LOOKUP_DIRECTORY and the link is no directory): ask lstat.
-    const link = isErrno(err, 'ELOOP') || (isErrno(err, 'ENOTDIR') && (flags & O_DIRECTORY) !== 0 && isLink(path));
+    const link = errnoCode(err) === 'ELOOP' || (errnoCode(err) === 'ENOTDIR' && (flags & O_DIRECTORY) !== 0 && isLink(path));
     if (link) throw new UnsafePathError(path, 'symlink', 'a symbolic link', `a real ${expect ?? ((flags & O_DIRECTORY) !== 0 ? 'directory' : 'file')} (links are not followed)`, { cause: err });
     throw err;
   }
@@ -249,6 +249,6 @@ export function removePrivateMountDir(path: string): void {
   try {
     fs.rmdirSync(path);
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
 }

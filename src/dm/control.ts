@@ -24,6 +24,7 @@ import {
   POLLIN,
   S_IFBLK,
   S_IFLNK,
+  O_CLOEXEC,
   S_IFMT,
   buildDmRequest,
   decodeDmIoctl,
@@ -102,7 +103,6 @@ import { UdevCookie } from './udev-cookie.js';
 
 /** open(2) flags for the control node: O_RDWR | O_CLOEXEC (Linux values, all common arches). */
 const O_RDWR = 0o2;
-const O_CLOEXEC = 0o2000000;
 
 /** Sleep used between retries; injectable so tests need not wait. Rejects when `signal` aborts. */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;

@@ -19,6 +19,45 @@ export {
 } from './driver.js';
 export { Locker } from './locker.js';
 export { RefCounter, mountPointsOf, procMountChecker, type MountChecker } from './refcount.js';
-export * from './docker-errors.js';
-export * from './docker-root.js';
-export * from './docker-mount.js';
+export {
+  DockerLayerNotFoundError,
+  DockerLayerNotMountedError,
+  DockerPoolConflictError,
+  DockerRootInvalidError,
+  type DockerLayerProblem,
+} from './docker-errors.js';
+export {
+  DOCKER_BASE_FILE,
+  DOCKER_DEVICESET_FILE,
+  DOCKER_MAX_DEVICE_ID,
+  DOCKER_TRANSACTION_FILE,
+  DockerDeviceJson,
+  DockerDeviceSetJson,
+  DockerTransactionJson,
+  dockerDmName,
+  dockerPrefixFor,
+  openTransactionOf,
+  readDockerRoot,
+  type DockerDevice,
+  type DockerDeviceSetMeta,
+  type DockerOpenTransaction,
+  type DockerPoolSuperblock,
+  type DockerRoot,
+  type DockerTransaction,
+  type ReadDockerRootOptions,
+} from './docker-root.js';
+export {
+  DOCKER_LOW_WATER_MARK,
+  DOCKER_RO_UUID_PREFIX,
+  inspectDockerRoot,
+  mountDockerLayer,
+  readMountInfo,
+  unmountDockerLayer,
+  type DockerDeviceState,
+  type DockerKernelDeps,
+  type DockerLayerOptions,
+  type DockerMountEntry,
+  type DockerMountResult,
+  type DockerRootReport,
+  type DockerUnmountResult,
+} from './docker-mount.js';

@@ -3,8 +3,11 @@
 // request numbers, flags and the structs of the device-mapper control interface, plus pure
 // encoders/decoders and walkers for the variable-length payloads that follow struct dm_ioctl.
 //
-// Kernel side: drivers/md/dm-ioctl.c. Payload conventions (data_start, `next` meanings, alignment)
-// are summarised in protocol-facts.md §1.6–1.7.
+// Kernel side: drivers/md/dm-ioctl.c. Payload conventions: data_size/data_start and the copy-back
+// in copy_params(), validate_params() and ctl_ioctl(); result records at data_start, 8-aligned,
+// in get_result_buffer() and align_ptr(); the two meanings of dm_target_spec.next in the comment
+// on struct dm_target_spec (dm-ioctl.h) and in populate_table() (TABLE_LOAD input) vs
+// retrieve_status() (TABLE_STATUS output).
 import { seq, s32, u32 } from '@solana/buffer-layout';
 import { InvalidArgumentError, KernelOutputError } from '../errors.js';
 import { _IOWR } from './ioc.js';
@@ -237,7 +240,8 @@ export function dmRequestName(request: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Flags (dm_ioctl.flags). Direction per the header comments; see protocol-facts.md §1.5.
+// Flags (dm_ioctl.flags). Direction per the comments on each flag in include/uapi/linux/dm-ioctl.h
+// and where drivers/md/dm-ioctl.c reads or sets it.
 
 /** In (TABLE_LOAD): load read-only. Out: device/table is read-only. */
 export const DM_READONLY_FLAG = 1 << 0;
@@ -326,7 +330,6 @@ export const DM_NAME_LIST_FLAG_DOESNT_HAVE_UUID = 2;
 // ---------------------------------------------------------------------------------------------
 // dm_ioctl encode/decode
 
-/** What a caller supplies to build a header; everything not given is zero/empty. */
 /** Header fields to encode; missing ones default (see {@link encodeDmIoctl}). The version is only read. */
 export type DmIoctlInput = Partial<Omit<RawDmIoctl, 'version'>> & { version?: readonly [number, number, number] };
 

@@ -28,6 +28,10 @@ export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 /** `S_IFLNK`: symbolic link. */
 export const S_IFLNK = 0o120000;
+/** `S_IFIFO`: FIFO. */
+export const S_IFIFO = 0o010000;
+/** `S_IFSOCK`: socket. */
+export const S_IFSOCK = 0o140000;
 
 /** The statx fields this library reads (timestamps and spare space are padding here). */
 export interface RawStatx {
@@ -76,7 +80,6 @@ export const StatxLayout = defineStruct<RawStatx>(
 /** `sizeof(struct statx)` = 256. */
 export const STATX_SIZE = StatxLayout.span;
 
-/** Decodes a statx buffer. */
 // Fast path: direct reads at the layout's offsets. The buffer-layout decode (a Buffer per field,
 // then the pads stripped) made every stat cost ~0.5 ms in the TCG guest, and a loop attach makes
 // four. decodeStatxLayout stays as the reference the unit tests compare against.

@@ -25,6 +25,10 @@ import {
   LO_FLAGS_PARTSCAN,
   LO_FLAGS_READ_ONLY,
   LO_NAME_SIZE,
+  O_CLOEXEC,
+  S_IFBLK,
+  S_IFMT,
+  S_IFREG,
   decodeLoopInfo64,
   encodeLoopConfig,
   encodeLoopInfo64,
@@ -48,6 +52,8 @@ import {
   LoopUnsupportedError,
   fileTypeName,
 } from './errors.js';
+import { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
+import { loopOpenError, openLoopDevice } from './device-node.js';
 import { resolveAttachOptions, type LoopAttachOptions, type ResolvedLoopAttachOptions } from './options.js';
 import { DEFAULT_SYSFS_ROOT, listBoundLoops, listLoops, readLoopSysfs, type LoopSysfsInfo } from './sysfs.js';
 
@@ -77,8 +83,6 @@ export const LOOP_EAGAIN_DELAY_MS = 250;
 /** Errnos from LOOP_CONFIGURE that mean "not supported here, use the legacy sequence" (util-linux). */
 const CONFIGURE_UNSUPPORTED = ['EINVAL', 'ENOTTY', 'ENOSYS'] as const;
 
-const O_CLOEXEC = 0o2000000; // Linux, every architecture we support (not in Node's fs.constants)
-
 export interface LoopControlOptions {
   /** Kernel seam. Default: the real libc calls. */
   readonly syscalls?: Syscalls;
@@ -92,44 +96,8 @@ export interface LoopControlOptions {
   readonly random?: () => number;
 }
 
-/** A loop device: an index, its node and its device number. Accepted wherever a device is named. */
-export interface LoopDeviceRef {
-  /** Node path, e.g. `/dev/loop3`. */
-  readonly path: string;
-  /** N of loopN. */
-  readonly index: number;
-  readonly major: number;
-  readonly minor: number;
-}
-
 /** Names a loop device: its index, its node path, or a {@link LoopDeviceRef}/{@link LoopAttachment}. */
 export type LoopDeviceSpec = number | string | { readonly path: string };
-
-/** LOOP_GET_STATUS64, decoded. */
-export interface LoopStatus {
-  /** lo_number. */
-  readonly index: number;
-  /** lo_file_name: the name given at attach (canonical path truncated to 63 bytes by us and util-linux). */
-  readonly fileName: string;
-  /** lo_device: st_dev of the backing file, as a dev_t. */
-  readonly backingDevice: bigint;
-  /** lo_device split into major:minor. */
-  readonly backingDeviceMajor: number;
-  readonly backingDeviceMinor: number;
-  /** lo_inode. */
-  readonly backingInode: bigint;
-  /** lo_rdevice (0 for a regular backing file). */
-  readonly backingRdevice: bigint;
-  readonly offset: bigint;
-  /** 0 = to the end of the file. */
-  readonly sizeLimit: bigint;
-  /** Raw lo_flags. */
-  readonly flags: number;
-  readonly readOnly: boolean;
-  readonly autoclear: boolean;
-  readonly partscan: boolean;
-  readonly directIo: boolean;
-}
 
 /** One entry of {@link LoopControl.list}: sysfs state plus the node path. */
 export type LoopListEntry = LoopSysfsInfo & { readonly path: string };
@@ -185,92 +153,6 @@ export function truncateUtf8(s: string, maxBytes: number): string {
   // Step back over continuation bytes (10xxxxxx) so we cut before a character starts.
   while (end > 0 && ((b[end] ?? 0) & 0xc0) === 0x80) end--;
   return b.subarray(0, end).toString('utf8');
-}
-
-/**
- * A bound loop device, as returned by {@link LoopControl.attach}. It holds the loop device's fd
- * open (unless attached with `hold: false`) — **call {@link close} once whatever uses the device
- * (a dm table load, a mount) holds it itself**. With autoclear (the default) the kernel detaches
- * the device as soon as its last opener closes: closing the handle before a consumer holds the
- * device detaches it at once; after that it detaches when the consumer lets go.
- */
-export class LoopAttachment implements LoopDeviceRef {
-  readonly path: string;
-  readonly index: number;
-  readonly major: number;
-  readonly minor: number;
-  /** Canonical path of the backing file. */
-  readonly backingFile: string;
-  /** How the device was bound. */
-  readonly method: 'configure' | 'legacy';
-  /** LOOP_GET_STATUS64 right after binding (shows whether direct I/O really got enabled). */
-  readonly status: LoopStatus;
-  /** How many free devices attach tried (1 unless it lost GET_FREE → bind races). */
-  readonly attempts: number;
-  #fd: number | undefined;
-  readonly #sys: Syscalls;
-
-  /** @internal */
-  constructor(
-    sys: Syscalls,
-    init: {
-      ref: LoopDeviceRef;
-      fd: number | undefined;
-      backingFile: string;
-      method: 'configure' | 'legacy';
-      status: LoopStatus;
-      attempts: number;
-    },
-  ) {
-    this.#sys = sys;
-    this.path = init.ref.path;
-    this.index = init.ref.index;
-    this.major = init.ref.major;
-    this.minor = init.ref.minor;
-    this.backingFile = init.backingFile;
-    this.method = init.method;
-    this.status = init.status;
-    this.attempts = init.attempts;
-    this.#fd = init.fd;
-  }
-
-  /** The open loop device fd, or undefined once closed (or with `hold: false`). */
-  get fd(): number | undefined {
-    return this.#fd;
-  }
-
-  /** `major:minor`, as dm tables want it. */
-  get devNumber(): string {
-    return `${this.major}:${this.minor}`;
-  }
-
-  /** Closes the held fd. Idempotent. With autoclear this is what lets the device detach later. */
-  close(): void {
-    const fd = this.#fd;
-    if (fd === undefined) return;
-    this.#fd = undefined;
-    this.#sys.close(fd);
-  }
-
-  /**
-   * LOOP_CLR_FD through the held fd (or a fresh fd on {@link path} once the handle is closed),
-   * then closes it. If someone else still has the device open, the kernel only switches autoclear
-   * on and the device detaches when they close it.
-   * @throws {LoopNotBoundError} the device was already detached.
-   */
-  async detach(): Promise<void> {
-    const held = this.#fd;
-    const fd = held ?? this.#sys.open(this.path, fsc.O_RDONLY | O_CLOEXEC);
-    try {
-      await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
-    } catch (err) {
-      if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(this.path, { cause: err });
-      throw err;
-    } finally {
-      if (held === undefined) this.#sys.close(fd);
-      else this.close();
-    }
-  }
 }
 
 /** Internal: the bind call lost the race for this device (EBUSY/EAGAIN on CONFIGURE or SET_FD). */
@@ -461,8 +343,8 @@ export class LoopControl {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') throw new BackingFileNotFoundError(file, { cause: err });
       throw err;
     }
-    const type = st.mode & 0o170000;
-    if (type !== 0o100000 && type !== 0o060000) {
+    const type = st.mode & S_IFMT;
+    if (type !== S_IFREG && type !== S_IFBLK) {
       throw new BackingFileNotRegularError(file, fileTypeName(st.mode), 'a regular file or a block device');
     }
     let fd: number;
@@ -485,8 +367,8 @@ export class LoopControl {
     try {
       // Re-check on the fd: the path may have been swapped between stat and open.
       const fst = this.#sys.fstat(fd);
-      const t = fst.mode & 0o170000;
-      if (t !== 0o100000 && t !== 0o060000) {
+      const t = fst.mode & S_IFMT;
+      if (t !== S_IFREG && t !== S_IFBLK) {
         throw new BackingFileNotRegularError(file, fileTypeName(fst.mode), 'a regular file or a block device');
       }
     } catch (err) {
@@ -506,8 +388,7 @@ export class LoopControl {
           await this.#sleep(LOOP_OPEN_RETRY_DELAY_MS);
           continue;
         }
-        if (errnoCode(err) === 'ENOENT') throw new LoopDeviceNotFoundError(path, { cause: err });
-        throw err;
+        throw loopOpenError(path, err);
       }
     }
   }
@@ -604,17 +485,14 @@ export class LoopControl {
     return typeof device === 'string' ? device : device.path;
   }
 
+  /** Opens the node of a loop device: every operation maps ENOENT/ENXIO/ENODEV the same way (device-node.ts). */
+  #openDevice(path: string, flags: number): number {
+    return openLoopDevice(this.#sys, path, flags);
+  }
+
   #withDevice<T>(device: LoopDeviceSpec, flags: number, fn: (fd: number, path: string) => T): T {
     const path = this.#pathOf(device);
-    let fd: number;
-    try {
-      fd = this.#sys.open(path, flags | O_CLOEXEC);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENXIO' || errnoCode(err) === 'ENODEV') {
-        throw new LoopDeviceNotFoundError(path, { cause: err });
-      }
-      throw err;
-    }
+    const fd = this.#openDevice(path, flags);
     try {
       return fn(fd, path);
     } finally {
@@ -650,13 +528,7 @@ export class LoopControl {
    */
   async detach(device: LoopDeviceSpec): Promise<DetachResult> {
     const path = this.#pathOf(device);
-    let fd: number;
-    try {
-      fd = this.#sys.open(path, fsc.O_RDONLY | O_CLOEXEC);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new LoopDeviceNotFoundError(path, { cause: err });
-      throw err;
-    }
+    const fd = this.#openDevice(path, fsc.O_RDONLY);
     let st;
     try {
       st = this.#sys.fstat(fd);
@@ -697,13 +569,7 @@ export class LoopControl {
 
   async #configureOp(device: LoopDeviceSpec, request: number, arg: number, name: string): Promise<void> {
     const path = this.#pathOf(device);
-    let fd: number;
-    try {
-      fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new LoopDeviceNotFoundError(path, { cause: err });
-      throw err;
-    }
+    const fd = this.#openDevice(path, fsc.O_RDWR);
     try {
       await this.#ioctlRetryEagain(fd, request, arg, name);
     } catch (err) {

@@ -3,6 +3,7 @@
 // errnos this layer understands (EBUSY after retries, ENXIO, EEXIST/ENODEV on loop-control).
 // Everything else propagates unchanged as the IoctlError raised by src/ioctl.
 import { DevmapperError } from '../errors.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../ioctl/index.js';
 
 /** Base of every loop-layer error. `cause` keeps the lower-level error (IoctlError or a Node fs error). */
 export abstract class LoopError extends DevmapperError {}
@@ -179,20 +180,20 @@ export class SparseFileTooLargeError extends LoopError {
 
 /** Human name of the S_IFMT bits of a st_mode, for error messages. */
 export function fileTypeName(mode: number): string {
-  switch (mode & 0o170000) {
-    case 0o100000:
+  switch (mode & S_IFMT) {
+    case S_IFREG:
       return 'regular file';
-    case 0o040000:
+    case S_IFDIR:
       return 'directory';
-    case 0o060000:
+    case S_IFBLK:
       return 'block device';
-    case 0o020000:
+    case S_IFCHR:
       return 'character device';
-    case 0o010000:
+    case S_IFIFO:
       return 'FIFO';
-    case 0o140000:
+    case S_IFSOCK:
       return 'socket';
-    case 0o120000:
+    case S_IFLNK:
       return 'symbolic link';
     default:
       return 'file of unknown type';

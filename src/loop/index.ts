@@ -9,17 +9,15 @@ export {
   LOOP_MAJOR,
   LOOP_OPEN_MAX_TRIES,
   LOOP_OPEN_RETRY_DELAY_MS,
-  LoopAttachment,
   LoopControl,
   truncateUtf8,
   type DetachResult,
   type LoopControlOptions,
-  type LoopDeviceRef,
   type LoopDeviceSpec,
   type LoopListEntry,
   type LoopMatch,
-  type LoopStatus,
 } from './control.js';
+export { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
 export {
   LOOP_MAX_BLOCK_SIZE,
   LOOP_MAX_BYTES,
@@ -30,6 +28,7 @@ export {
   type LoopAttachOptions,
   type ResolvedLoopAttachOptions,
 } from './options.js';
+export { discardBlockDevice } from './discard.js';
 export { ensureSparseFile, type EnsureSparseFileOptions, type SparseFileReport } from './sparse.js';
 export {
   DEFAULT_SYSFS_ROOT,

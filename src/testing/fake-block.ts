@@ -17,10 +17,10 @@ import {
 } from '../ioctl/index.js';
 import { kerr } from './errors.js';
 import { cloneMetadata, serializeMetadata, type ThinMetadata } from './thin-model.js';
-import { type DmDev, type FakeState, fmtDev, LOOP_MAJOR, type LoopDev, SECTOR, tableSectors } from './fake-state.js';
+import { type DmDev, type FakeState, fmtDev, LOOP_MAJOR, type LoopDev, SECTOR, tableSectors, type BlockPort } from './fake-state.js';
 
 /** Open counts, last-close effects, BLK* ioctls (block/ioctl.c) and device storage. */
-export class BlockLayer {
+export class BlockLayer implements BlockPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

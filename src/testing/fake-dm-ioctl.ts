@@ -59,13 +59,13 @@ import {
   type IoctlArg,
   POLLIN,
   type RawDmIoctl,
+  fieldOffset,
   readCString,
   S_IFBLK,
   walkTargetSpecs,
 } from '../ioctl/index.js';
-import { fieldOffset } from '../ioctl/layout.js';
 import { kerr } from './errors.js';
-import { type DmDev, type FakeState, type FakeTable, type FakeTarget, MINORBITS_MAX } from './fake-state.js';
+import { type DmDev, type FakeState, type FakeTable, type FakeTarget, MINORBITS_MAX, type DmIoctlPort } from './fake-state.js';
 import { splitArgs, TARGET_TYPES } from './fake-dm-targets.js';
 
 // Offsets in struct dm_ioctl and struct dm_target_msg, from the src/ioctl layouts.
@@ -93,7 +93,7 @@ export function checkName(name: string, rejectReserved: boolean): void {
 }
 
 /** ctl_ioctl and the DM_* commands (drivers/md/dm-ioctl.c). */
-export class DmIoctl {
+export class DmIoctl implements DmIoctlPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

@@ -26,6 +26,7 @@ import {
   type PoolEntry,
   realStat,
   type TargetKind,
+  type DmTargetsPort,
 } from './fake-state.js';
 
 /** Target types the fake constructs, with the versions it reports (those of Linux 6.1). */
@@ -63,7 +64,7 @@ export function splitArgs(s: string): string[] {
 export const isUint = (s: string | undefined): s is string => s !== undefined && /^\d+$/.test(s);
 
 /** Target constructors, status/table text and messages (drivers/md/dm-thin.c, dm-linear.c, dm-table.c). */
-export class DmTargets {
+export class DmTargets implements DmTargetsPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

@@ -6,7 +6,7 @@
 import { BLK_REQUEST_NAMES, dmRequestName, LOOP_REQUEST_NAMES, type SyscallName } from '../ioctl/index.js';
 import { KernelErrno, seamError, SimulatedCrash } from './errors.js';
 import type { FailHandle, FailRule, FakeCall } from './fake-types.js';
-import type { ArmedRule, FakeState } from './fake-state.js';
+import type { ArmedRule, FakeState, FaultsPort } from './fake-state.js';
 
 /** The names a failNext `request` may use for this request: as given, and its C name (src/ioctl tables). */
 export function requestNameOf(request: number, given: string): string[] {
@@ -23,7 +23,7 @@ export function describeCall(c: FakeCall): string {
 }
 
 /** Logging, hooks, crash points and scripted failures around every syscall. */
-export class Faults {
+export class Faults implements FaultsPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

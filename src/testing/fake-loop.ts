@@ -43,6 +43,7 @@ import {
   O_ACCMODE,
   realCall,
   SECTOR,
+  type LoopPort,
 } from './fake-state.js';
 
 export function validBlockSize(bs: number): boolean {
@@ -50,7 +51,7 @@ export function validBlockSize(bs: number): boolean {
 }
 
 /** loop-control and loop device ioctls (drivers/block/loop.c). */
-export class LoopDriver {
+export class LoopDriver implements LoopPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

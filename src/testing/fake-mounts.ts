@@ -17,10 +17,10 @@ import {
   S_IFMT,
 } from '../ioctl/index.js';
 import { kerr } from './errors.js';
-import { type FakeState, realStat } from './fake-state.js';
+import { type FakeState, realStat, type MountsPort } from './fake-state.js';
 
 /** mount/umount2 (fs/namespace.c) and filesystem marks. */
-export class Mounts {
+export class Mounts implements MountsPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

@@ -4,18 +4,11 @@
 // one object every handler (fake-dm-ioctl.ts, fake-dm-targets.ts, fake-loop.ts, fake-block.ts,
 // fake-mounts.ts, fake-sysfs.ts, fake-faults.ts) reads and changes.
 import { closeSync } from 'node:fs';
-import { major as devMajor, minor as devMinor, type StatResult } from '../ioctl/index.js';
+import { major as devMajor, minor as devMinor, type IoctlArg, type StatResult } from '../ioctl/index.js';
 import type { Devfs } from './devfs.js';
 import { kerr } from './errors.js';
-import type { PoolFeatures, ThinPoolModel } from './thin-model.js';
-import type { FailRule, FakeCall, FakeMount } from './fake-types.js';
-import type { Faults } from './fake-faults.js';
-import type { DmIoctl } from './fake-dm-ioctl.js';
-import type { DmTargets } from './fake-dm-targets.js';
-import type { LoopDriver } from './fake-loop.js';
-import type { BlockLayer } from './fake-block.js';
-import type { Mounts } from './fake-mounts.js';
-import type { Sysfs } from './fake-sysfs.js';
+import type { PoolFeatures, ThinMetadata, ThinPoolModel } from './thin-model.js';
+import type { FailHandle, FailRule, FakeCall, FakeMount, FakeTableLine } from './fake-types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Internal model
@@ -171,6 +164,76 @@ export interface FakeStateOptions {
   readonly rejectReserved: boolean;
 }
 
+// ---------------------------------------------------------------------------------------------
+// What one handler calls on another. Each handler class implements its interface here, so the
+// handler files import this file and never each other (no import cycle through FakeState).
+
+/** fake-faults.ts: the syscall boundary (call log, hooks, failNext rules, crash points). */
+export interface FaultsPort {
+  arm(rule: FailRule): FailHandle;
+  syncCall<T>(info: Omit<FakeCall, 'index'>, fn: () => T, names?: readonly string[]): T;
+  asyncCall<T>(info: Omit<FakeCall, 'index'>, fn: () => T | Promise<T>, names?: readonly string[]): Promise<T>;
+}
+
+/** fake-dm-ioctl.ts: ctl_ioctl and the DM_* commands (drivers/md/dm-ioctl.c). */
+export interface DmIoctlPort {
+  ctlIoctl(fdState: { armed: number }, request: number, arg: IoctlArg): number | Promise<number>;
+  mdEvent(md: DmDev): void;
+  removeDm(md: DmDev): void;
+  poll(e: { armed: number }, events: number, timeoutMs: number): number | Promise<number>;
+}
+
+/** fake-dm-targets.ts: the target types (dm-linear.c, dm-thin.c …). */
+export interface DmTargetsPort {
+  tableText(x: FakeTarget): string;
+  statusText(md: DmDev, x: FakeTarget, noflush: boolean): string;
+  poolMessage(e: PoolEntry, argv: string[]): void;
+  construct(md: DmDev, type: string, params: string, length: bigint, table: FakeTable): TargetKind;
+  metadataBlocksOf(dev: bigint): number;
+  releaseTargets(targets: readonly FakeTarget[]): void;
+  releaseTable(md: DmDev, t: FakeTable, settle?: boolean): void;
+  dropPoolIfUnused(md: DmDev): void;
+  lines(t: FakeTable, table: boolean): FakeTableLine[];
+  poolByName(name: string): PoolEntry;
+  thinByName(name: string): { entry: PoolEntry; id: number; md: DmDev };
+}
+
+/** fake-loop.ts: loop-control and lo_ioctl (drivers/block/loop.c). */
+export interface LoopPort {
+  control(request: number, arg: IoctlArg): number;
+  add(index: number): void;
+  ioctl(l: LoopDev, e: { dev: bigint; write: boolean }, request: number, arg: IoctlArg): number;
+  unbind(l: LoopDev): void;
+}
+
+/** fake-block.ts: block devices (block/bdev.c, block/ioctl.c) and their storage. */
+export interface BlockPort {
+  checkOpen(dev: bigint, write: boolean, excl: boolean): void;
+  openers(dev: bigint): number;
+  settle(): void;
+  mdOf(dev: bigint): DmDev | undefined;
+  loopOf(dev: bigint): LoopDev | undefined;
+  storageKey(dev: bigint): string;
+  readStorage(dev: bigint, len: number): Buffer;
+  persistMetadata(dev: bigint, m: ThinMetadata): void;
+  sizeBytes(dev: bigint): bigint;
+  ioctl(e: { dev: bigint; write: boolean }, request: number, arg: IoctlArg): number;
+}
+
+/** fake-mounts.ts: mount(2) and umount2(2). */
+export interface MountsPort {
+  devOfSpec(spec: string): bigint;
+  markKey(dev: bigint): string;
+  mount(source: string, target: string, fstype: string, flags: bigint, data: string | null): void;
+  umount(target: string, flags: number): void;
+}
+
+/** fake-sysfs.ts: /sys/block entries of loop and dm devices. */
+export interface SysfsPort {
+  loop(l: LoopDev, removed?: boolean): void;
+  dm(md: DmDev, removed?: boolean): void;
+}
+
 /**
  * Everything the fake kernel knows, shared by the handlers. The handlers themselves hang off it
  * too (wired by FakeKernel's constructor) so one can call another: `s.block.settle()`.
@@ -207,13 +270,13 @@ export class FakeState {
   crash: { at: number; when: 'before' | 'after' } | undefined;
   crashed = false;
 
-  faults!: Faults;
-  dmIoctl!: DmIoctl;
-  dmTargets!: DmTargets;
-  loop!: LoopDriver;
-  block!: BlockLayer;
-  fs!: Mounts;
-  sysfs!: Sysfs;
+  faults!: FaultsPort;
+  dmIoctl!: DmIoctlPort;
+  dmTargets!: DmTargetsPort;
+  loop!: LoopPort;
+  block!: BlockPort;
+  fs!: MountsPort;
+  sysfs!: SysfsPort;
 
   constructor(o: FakeStateOptions) {
     this.dmVersion = o.dmVersion;

@@ -5,7 +5,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_PARTSCAN, LO_FLAGS_READ_ONLY } from '../ioctl/index.js';
-import { type DmDev, type FakeState, LOOP_MAJOR, type LoopDev, SECTOR, tableSectors } from './fake-state.js';
+import { type DmDev, type FakeState, LOOP_MAJOR, type LoopDev, SECTOR, tableSectors, type SysfsPort } from './fake-state.js';
 
 /** Writes one sysfs attribute file (creating its directory). */
 export function writeAttr(dir: string, name: string, value: string): void {
@@ -14,7 +14,7 @@ export function writeAttr(dir: string, name: string, value: string): void {
 }
 
 /** The fake /sys/block tree. */
-export class Sysfs {
+export class Sysfs implements SysfsPort {
   readonly #s: FakeState;
 
   constructor(s: FakeState) {

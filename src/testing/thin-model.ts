@@ -123,10 +123,6 @@ function argCount(argv: readonly string[], n: number): void {
   if (argv.length !== n) throw kerr('EINVAL', `message with ${argv.length} arguments instead of ${n}`);
 }
 
-/**
- * One pool object (`struct pool`), shared by every table of the pool device. Holds working
- * metadata; `commit()` hands the committed copy to the persistence callback.
- */
 /** dm-thin's emit_flags(): `<count> <feature>… ` in the kernel's order, trailing space included. */
 export function poolFeatureText(f: PoolFeatures): string {
   const names = [
@@ -139,6 +135,10 @@ export function poolFeatureText(f: PoolFeatures): string {
   return `${names.length} ${names.map((n) => `${n} `).join('')}`;
 }
 
+/**
+ * One pool object (`struct pool`), shared by every table of the pool device. Holds working
+ * metadata; `commit()` hands the committed copy to the persistence callback.
+ */
 export class ThinPoolModel {
   meta: ThinMetadata;
   mode: FakePoolMode = 'rw';

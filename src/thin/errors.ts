@@ -156,7 +156,9 @@ export class TransactionIdMismatchError extends ThinError {
 /**
  * A new pool was asked for (`metadata: 'new'`) but the first 4 KiB of the metadata device are
  * not zero. The kernel would either reuse stale thin metadata (silently resurrecting old thin
- * devices) or fail to validate garbage (protocol-facts §4.6), so we refuse before loading.
+ * devices) or fail to validate garbage: __open_or_format_metadata() in
+ * drivers/md/dm-thin-metadata.c formats only a block 0 that is all zeroes, and otherwise opens and
+ * checks the superblock it finds. So we refuse before loading.
  * Zero the block yourself, pass `zeroMetadata: true`, or pass `metadata: 'reuse'`.
  */
 export class PoolMetadataNotEmptyError extends ThinError {

@@ -87,6 +87,7 @@ export {
   THIN_POOL_TARGET,
   ThinPool,
   type CreateSnapOptions,
+  type CreateSnapOrigin,
   type ThinPoolCreateOptions,
   type ThinPoolOpenOptions,
   type ThinPoolResizeOptions,

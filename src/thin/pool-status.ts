@@ -58,7 +58,8 @@ const POLICIES: readonly ThinPoolNoSpacePolicy[] = ['error_if_no_space', 'queue_
 /*
  * Fields every supported kernel prints: 1–7. Fields 8 (`needs_check`) and 9
  * (metadata low watermark) were appended by later kernels, so they are
- * optional here; which release added each is not verified (protocol-facts §7).
+ * optional here (pool_status() in drivers/md/dm-thin.c prints them last); which release
+ * added each is not verified.
  * Kernels old enough to lack fields 5–7 (before the mode/discard/no-space
  * reporting) are not supported and give a KernelOutputError.
  */

@@ -14,6 +14,7 @@ import { deviceRefProblem } from './device-ref.js';
 import { thinDeviceId } from './device-id.js';
 import type { ThinDm, ThinDmDevNum, ThinDmTarget } from './dm-port.js';
 import { mapThinMessageError } from './errno-map.js';
+import { ROLLBACK_RETRY, singleTarget } from './live-table.js';
 import {
   createSnapMessage,
   createThinMessage,
@@ -37,11 +38,9 @@ import {
   PoolMetadataNotEmptyError,
   PoolShrinkError,
   TransactionIdMismatchError,
-  UnexpectedTargetError,
 } from './errors.js';
 import { parseThinPoolStatus, poolStatusError, type ThinPoolStatus, type ThinPoolWorkingStatus } from './pool-status.js';
 import { parseThinParams } from './thin-params.js';
-import type { ThinDevice } from './thin-device.js';
 import { U64_MAX } from './u64.js';
 
 /** dm target type of a pool. */
@@ -104,25 +103,23 @@ export interface CreateSnapOptions {
    * The origin's active dm device (a ThinDevice or a dm name). When given and active, it is
    * suspended before `create_snap` and always resumed afterwards, also when the message fails.
    */
-  readonly origin?: ThinDevice | string;
+  readonly origin?: CreateSnapOrigin | string;
 }
 
-/** Remove retries when rolling back a half-made device (as DmControl.createDevice does). */
-export const ROLLBACK_RETRY = Object.freeze({ retry: Object.freeze({ attempts: 5, delayMs: 100 }) });
+/**
+ * What {@link ThinPool.createSnap} reads of an origin handle: its pool, its thin id and its active
+ * dm name. A ThinDevice has this shape; the type is structural so that pool.ts does not import
+ * thin-device.ts (which imports pool.ts).
+ */
+export interface CreateSnapOrigin {
+  readonly pool: { readonly name: string };
+  readonly id: number;
+  readonly activeName: string | undefined;
+}
 
 /** True when `err` is the dm layer's DeviceBusyError or has an EBUSY in its cause chain. @internal */
 export function isBusy(err: unknown): boolean {
   return err instanceof DeviceBusyError || errnoCode(err) === 'EBUSY';
-}
-
-/** The single target of `name`'s live table, checked to be of `type`. @internal */
-export async function singleTarget(dm: ThinDm, name: string, type: string, options: { mode: 'status' | 'table'; noflush?: boolean }): Promise<ThinDmTarget> {
-  const targets = await dm.tableStatus(name, options);
-  const only = targets[0];
-  if (targets.length !== 1 || only === undefined || only.type !== type) {
-    throw new UnexpectedTargetError(name, type, targets.map((t) => t.type));
-  }
-  return only;
 }
 
 /** `major:minor` of a device number. @internal */

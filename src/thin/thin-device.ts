@@ -6,7 +6,8 @@ import { InvalidArgumentError, errnoCode, type ValidationProblem } from '../erro
 import { thinDeviceId, type ThinDeviceId } from './device-id.js';
 import type { ThinDmDevNum, ThinDmTarget } from './dm-port.js';
 import { PoolFailedError, ThinDeviceBusyError, ThinIdNotFoundError } from './errors.js';
-import { ROLLBACK_RETRY, singleTarget, type ThinPool } from './pool.js';
+import { ROLLBACK_RETRY, singleTarget } from './live-table.js';
+import type { ThinPool } from './pool.js';
 import { parseThinPoolStatus } from './pool-status.js';
 import { formatThinParams, parseThinParams, thinParamsProblems } from './thin-params.js';
 import { parseThinStatus, type ThinStatus } from './thin-status.js';

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Enforces the layering rule mechanically: imports in src/ only flow downward
-// (cli → index → deviceset → thin, loop, dm → ioctl), and only src/ioctl/libc.ts touches koffi.
+// (cli → index → deviceset → thin, loop, dm → ioctl), another layer is imported only through its
+// index.ts, there are no import cycles, and only src/ioctl/libc.ts touches koffi (and libc).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -68,6 +69,82 @@ test('imports in src/ flow downward only', () => {
     }
   }
   assert.equal(violations, []);
+});
+
+test('another layer is imported only through its index.ts', () => {
+  const violations: string[] = [];
+  for (const file of files) {
+    const from = unitOf(file);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(importRe)) {
+      const spec = m[1] ?? m[2] ?? '';
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(file), spec);
+      const unit = unitOf(target);
+      if (unit === from || !statSync(join(srcRoot, unit), { throwIfNoEntry: false })?.isDirectory()) continue;
+      if (target !== join(srcRoot, unit, 'index.js')) violations.push(`${relative(repo, file)} imports ${spec}`);
+    }
+  }
+  assert.equal(violations, []);
+});
+
+/** Relative imports of one src/ file, resolved to the .ts files they name (type-only imports included). */
+function importsOf(file: string): string[] {
+  const out: string[] = [];
+  for (const m of readFileSync(file, 'utf8').matchAll(importRe)) {
+    const spec = m[1] ?? m[2] ?? '';
+    if (!spec.startsWith('.')) continue;
+    out.push(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+  }
+  return out;
+}
+
+/** Every import cycle among src/ files, each as the list of files along it (depth-first search). */
+function importCycles(): string[][] {
+  const graph = new Map(files.map((f) => [f, importsOf(f).filter((t) => t !== f)] as const));
+  const cycles: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    stack.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (state.get(next) === 'open') cycles.push([...stack.slice(stack.indexOf(next)), next].map((f) => relative(repo, f)));
+      else if (state.get(next) === undefined && graph.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(file, 'done');
+  };
+  for (const file of [...graph.keys()].sort()) if (state.get(file) === undefined) visit(file);
+  return cycles;
+}
+
+test('no import cycles among src/ files', () => {
+  assert.equal(importCycles(), []);
+});
+
+test('nothing above src/ioctl calls libc: the layers above go through Syscalls or node:fs', () => {
+  // The DeviceSet still imports src/ioctl (the Syscalls seam, realSyscalls and flag constants:
+  // LOCK_*, MS_*, MNT_*, O_CLOEXEC), so 'ioctl' stays in its ALLOWED list; libc itself does not.
+  const importsLibc = /(?:import|export)\s*(?:type\s*)?\{[^}]*\blibc(?:Loaded)?\b[^}]*\}\s*from\s*['"][^'"]*ioctl\//;
+  const offenders = files
+    .filter((f) => unitOf(f) !== 'ioctl' && importsLibc.test(readFileSync(f, 'utf8')))
+    .map((f) => relative(repo, f));
+  assert.equal(offenders, []);
+});
+
+test("DEVELOPERS.md's layer map is this test's ALLOWED table", () => {
+  const text = readFileSync(join(repo, 'DEVELOPERS.md'), 'utf8');
+  const start = text.indexOf('<!-- layer-map:start -->');
+  const end = text.indexOf('<!-- layer-map:end -->');
+  assert.ok(start >= 0 && end > start, 'DEVELOPERS.md has the layer-map markers');
+  const map: Record<string, string[]> = {};
+  for (const line of text.slice(start, end).split('\n')) {
+    const m = /^\| `([^`]+)` \| (.*) \|$/.exec(line.trim());
+    if (!m) continue;
+    map[m[1] ?? ''] = [...(m[2] ?? '').matchAll(/`([^`]+)`/g)].map((x) => x[1] ?? '');
+  }
+  assert.equal(map, Object.fromEntries(Object.entries(ALLOWED).map(([k, v]) => [k, [...v]])));
 });
 
 test('only src/ioctl/libc.ts imports koffi', () => {

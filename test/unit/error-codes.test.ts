@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVMAPPER_ERROR_CODES, DevmapperError } from '../../src/errors.js';
 import { IoctlError } from '../../src/ioctl/index.js';
-import { DeviceAlreadyExistsError } from '../../src/deviceset/index.js';
+import { DeviceAlreadyExistsError, DeviceSetError } from '../../src/deviceset/index.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -57,7 +57,7 @@ function codeOf(C: ErrorClass): string {
 }
 
 /** Base classes: no code of their own. */
-const ABSTRACT = new Set(['LoopError', 'ThinError', 'DmError', 'CliError', 'DriverError']);
+const ABSTRACT = new Set(['LoopError', 'ThinError', 'DmError', 'DeviceSetError', 'CliError', 'DriverError']);
 
 test('every exported DevmapperError class has a code from DEVMAPPER_ERROR_CODES, unique to it', async () => {
   const classes = await exportedErrorClasses();
@@ -104,6 +104,15 @@ test('messages name no schema fields: DeviceAlreadyExistsError says what deleted
     new DeviceAlreadyExistsError('c1', true).message,
     'device c1 already exists (marked for deferred deletion, which has not finished yet)',
   );
+});
+
+test('every error class the DeviceSet layer exports extends DeviceSetError', async () => {
+  const mod = (await import('../../src/deviceset/index.js')) as Record<string, unknown>;
+  const outside = Object.entries(mod)
+    .filter(([name, v]) => typeof v === 'function' && v.prototype instanceof DevmapperError && name !== 'DeviceSetError')
+    .filter(([, v]) => !((v as ErrorClass).prototype instanceof DeviceSetError))
+    .map(([name]) => name);
+  assert.equal(outside, []);
 });
 
 test.run();

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-// src/errors.ts: errnoCode() (the one errno helper) and the isErrno wrapper kept for src/deviceset.
+// src/errors.ts: errnoCode() (the one errno helper) and the deprecated isErrno wrapper.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errnoCode, isErrno } from '../../src/errors.js';
+import { InvalidArgumentError, errnoCode, formatProblems, isErrno, problemPlace } from '../../src/errors.js';
 import { IoctlError } from '../../src/ioctl/index.js';
 import { DeviceBusyError, DeviceNotFoundError } from '../../src/dm/index.js';
 
@@ -70,6 +70,23 @@ test("a layer's errors.ts imports nothing of its own layer (translations import 
     for (const m of text.matchAll(/from\s+['"](\.\/[^'"]+)['"]/g)) offenders.push(`src/${layer}/errors.ts imports ${m[1]}`);
   }
   assert.equal(offenders, []);
+});
+
+test('messages name places as a reader does, not as JSON pointers', () => {
+  assert.is(problemPlace(''), '');
+  assert.is(problemPlace('/'), '');
+  assert.is(problemPlace('/options/size'), 'options.size');
+  assert.is(problemPlace('/targets/2/start'), 'targets[2].start');
+  assert.is(problemPlace('/3'), '[3]');
+  assert.is(problemPlace('/a~1b/c~0d'), 'a/b.c~d');
+  const e = new InvalidArgumentError('addDevice arguments', [
+    { path: '/options/size', message: 'must be a positive multiple of 512 bytes' },
+    { path: '/baseSize', message: 'baseSize=-1: a size cannot be negative' },
+    { path: '', message: 'expected an options object' },
+  ]);
+  assert.is(e.message, 'invalid addDevice arguments: options.size: must be a positive multiple of 512 bytes; baseSize=-1: a size cannot be negative; expected an options object');
+  assert.equal(e.problems.map((p) => p.path), ['/options/size', '/baseSize', '']);
+  assert.is(formatProblems([{ path: '/0/start', message: 'gap' }]), '[0].start: gap');
 });
 
 test.run();

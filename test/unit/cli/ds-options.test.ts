@@ -162,7 +162,7 @@ test('cli-options.json: corrupt, null, non-object or symlinked is EMETADATACORRU
       for (const cmd of [['list'], ['init']]) {
         const r = await w.run(cmd);
         assert.is(r.code, 1, `${cmd[0]} ${text}`);
-        assert.match(r.stderr, new RegExp(`^devmapper: EMETADATACORRUPT: corrupt metadata file ${w.file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: /: `), text);
+        assert.match(r.stderr, new RegExp(`^devmapper: EMETADATACORRUPT: corrupt metadata file ${w.file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: [^/]`), text);
         assert.match(r.stderr, why, text);
       }
       assert.is(fs.readFileSync(w.file, 'utf8'), text, 'left as found');

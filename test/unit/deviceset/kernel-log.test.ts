@@ -2,7 +2,7 @@
 // The /dev/kmsg record parser, the tail selection, and a failed mount carrying the kernel's words.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceSet, MountFailedError, kernelLogTail, openKernelLog, parseKmsgRecord, type KmsgRecord } from '../../../src/deviceset/index.js';
@@ -29,6 +29,23 @@ test('kernelLogTail: the records naming the device, else the last ones; dm-1 doe
 
 test('openKernelLog: an unreadable log gives null (the error message only loses its tail)', () => {
   assert.is(openKernelLog('/nonexistent/kmsg'), null);
+});
+
+test('openKernelLog: the cursor starts after what is in the log when it opens', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ds-kmsg-file-'));
+  try {
+    const log = join(dir, 'kmsg');
+    writeFileSync(log, '3,1,10,-;before the cursor\n');
+    const cursor = openKernelLog(log);
+    assert.ok(cursor !== null);
+    appendFileSync(log, '4,2,20,-;after the cursor\n');
+    assert.equal(cursor.read(), [{ level: 4, seq: 2n, usec: 20n, text: 'after the cursor' }]);
+    assert.equal(cursor.read(), []);
+    cursor.close();
+    assert.equal(cursor.read(), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a failed mount carries the kernel log lines about its dm device, from a cursor opened before the mount', async () => {

@@ -11,6 +11,7 @@ import {
   parseDmOptions,
   parseSize,
   resolveDeviceSetOptions,
+  resolveDeviceSetOptionsReport,
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from '../../../src/deviceset/index.js';
@@ -169,7 +170,7 @@ keys('range and cross-field rules', () => {
   expect(['dm.use_deferred_removal=false', 'dm.use_deferred_deletion=true'], [/needs deferred removal/]);
   expect(['dm.thinpooldev=a/b'], [/cannot contain "\/"/]);
   expect([`dm.thinpooldev=${'x'.repeat(128)}`], [/127 bytes/]);
-  expect(['dm.basesize=1G', 'dm.BaseSize=2G'], [/given twice \(first at \/0\)/]);
+  expect(['dm.basesize=1G', 'dm.BaseSize=2G'], [/^dm\.basesize=2G: dm\.basesize given twice \(first as dm\.basesize=1G\); it is not repeatable$/]);
 });
 
 keys('unknown, malformed and refused keys: all listed, each says why', () => {
@@ -242,6 +243,18 @@ typed('non-object input is refused', () => {
   problemsOf(() => resolveDeviceSetOptions(null as unknown as DeviceSetOptions));
   problemsOf(() => resolveDeviceSetOptions(7 as unknown as DeviceSetOptions));
   problemsOf(() => resolveDeviceSetOptions({ baseSize: 2 ** 60 }));
+});
+
+typed('resolveDeviceSetOptionsReport: the options and which keys the input gave, in both forms', () => {
+  const fromStrings = resolveDeviceSetOptionsReport(['dm.basesize=10G', 'DM.FS=xfs', 'dm.mountopt=a', 'dm.mountopt=b']);
+  assert.equal(fromStrings.options, resolveDeviceSetOptions(['dm.basesize=10G', 'DM.FS=xfs', 'dm.mountopt=a', 'dm.mountopt=b']));
+  assert.equal([...fromStrings.given].sort(), ['baseSize', 'fs', 'mountOptions']);
+  // A default value given explicitly is still given (dm.basesize=10G is the default).
+  assert.is(fromStrings.options.baseSize, DEFAULT_DEVICESET_OPTIONS.baseSize);
+  const fromObject = resolveDeviceSetOptionsReport({ baseSize: '10G', loopDataSize: undefined, blkDiscard: false });
+  assert.equal([...fromObject.given].sort(), ['baseSize', 'blkDiscard']);
+  assert.equal([...resolveDeviceSetOptionsReport().given], []);
+  assert.equal([...resolveDeviceSetOptionsReport([]).given], []);
 });
 
 typed.run();

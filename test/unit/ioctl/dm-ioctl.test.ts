@@ -1,5 +1,6 @@
 // Encoders, decoders and list walkers of src/ioctl/dm-ioctl.ts: round trips on edge values, the
-// worked examples of protocol-facts.md §1.7, and malformed kernel output.
+// worked payload layouts of include/uapi/linux/dm-ioctl.h (dm_target_spec, dm_name_list,
+// dm_target_deps, dm_target_versions as drivers/md/dm-ioctl.c writes them), and malformed kernel output.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
@@ -186,7 +187,7 @@ test('walkTargetSpecs refuses malformed output', () => {
   assert.equal(io.walkTargetSpecs(good, 312, 312, 0), []);
 });
 
-test('worked LIST_DEVICES example (protocol-facts §1.7): offsets and walk', () => {
+test('worked LIST_DEVICES example (list_devices() in dm-ioctl.c, struct dm_name_list): offsets and walk', () => {
   const p = io.encodeNameList(
     [
       { name: 'pool', dev: io.huge_encode_dev(253, 0), uuid: 'LVM-abc', event_nr: 5 },

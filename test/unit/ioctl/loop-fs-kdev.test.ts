@@ -67,7 +67,7 @@ test('block range and u64 args', () => {
   assert.is(io.BLK_REQUEST_NAMES.get(io.BLKGETSIZE64), 'BLKGETSIZE64');
 });
 
-test('huge_encode_dev / decode: protocol-facts §5 examples and limits', () => {
+test('huge_encode_dev / decode (include/linux/kdev_t.h new_encode_dev): examples and limits', () => {
   assert.is(io.huge_encode_dev(253, 0), 0xfd00n);
   assert.is(io.huge_encode_dev(253, 300), 0x10fd2cn);
   assert.is(io.huge_encode_dev(7, 3), 0x703n);

@@ -19,11 +19,12 @@ import {
   LoopDeviceBusyError,
   LoopDeviceExistsError,
   LoopDeviceInUseError,
+  LoopDeviceNotFoundError,
   LoopNotBoundError,
   LoopUnsupportedError,
 } from '../../../src/loop/errors.js';
 import { decodeLoopConfig, decodeLoopInfo64 } from '../../../src/ioctl/index.js';
-import { InvalidArgumentError } from '../../../src/errors.js';
+import { InvalidArgumentError, errnoCode } from '../../../src/errors.js';
 import { FakeSyscalls, directory, regular } from './fake-syscalls.js';
 
 const FILE = '/fake/pool/data';
@@ -367,6 +368,36 @@ test('findByBackingFile matches by (dev, ino) from a sysfs listing; falls back t
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('every operation on a device maps ENOENT, ENXIO and ENODEV from open(2) to LoopDeviceNotFoundError', async () => {
+  const ops: [string, (loops: LoopControl) => Promise<unknown>][] = [
+    ['status', async (loops) => loops.status(3)],
+    ['detach', (loops) => loops.detach(3)],
+    ['setCapacity', (loops) => loops.setCapacity(3)],
+    ['setDirectIo', (loops) => loops.setDirectIo(3, true)],
+    ['setBlockSize', (loops) => loops.setBlockSize(3, 4096)],
+  ];
+  for (const code of ['ENOENT', 'ENXIO', 'ENODEV']) {
+    for (const [op, run] of ops) {
+      const { sys, loops } = setup();
+      sys.script.set('open:/dev/loop3', [code]);
+      const err = await rejects(run(loops), LoopDeviceNotFoundError);
+      assert.is(err.device, '/dev/loop3', `${op} ${code}`);
+      assert.is(errnoCode(err), code, `${op} ${code}`);
+      assert.equal(sys.ioctls, [], `${op} ${code}`);
+    }
+  }
+});
+
+test('LoopAttachment.detach after close maps ENXIO from open(2) to LoopDeviceNotFoundError too', async () => {
+  const { sys, loops } = setup();
+  const dev = await loops.attach(FILE);
+  dev.close();
+  sys.script.set(`open:${dev.path}`, ['ENXIO']);
+  const err = await rejects(dev.detach(), LoopDeviceNotFoundError);
+  assert.is(err.device, dev.path);
+  assert.equal(sys.openFds(), []);
 });
 
 test.run();

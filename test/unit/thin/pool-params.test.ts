@@ -184,7 +184,7 @@ test('validate: every problem listed at once', () => {
     '/features',
   ]);
   assert.is(e.code, 'EINVALIDARG');
-  assert.match(e.message, /^invalid thin-pool params: \/metadataDev: /);
+  assert.match(e.message, /^invalid thin-pool params: metadataDev: /);
 });
 
 test('validate: non-object input', () => {
