@@ -24,7 +24,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { isErrno, type ValidationProblem } from '../errors.js';
+import { errnoCode, type ValidationProblem } from '../errors.js';
 import { openNoFollow } from '../deviceset/index.js';
 import { DM_NAME_MAX_BYTES } from '../dm/index.js';
 import { THIN_SUPERBLOCK_MAGIC, classifyMetadataHead } from '../thin/index.js';
@@ -154,7 +154,7 @@ function readNoFollow(path: string, problems: ValidationProblem[]): string | nul
   try {
     fd = openNoFollow(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, undefined, 'file');
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return null;
+    if (errnoCode(err) === 'ENOENT') return null;
     problems.push({ path, message: err instanceof Error ? err.message : String(err) });
     return null;
   }
@@ -184,13 +184,16 @@ function parseRecord<T>(path: string, text: string, check: { Check(v: unknown): 
   return null;
 }
 
-/** lstat that answers null for ENOENT and records a problem for a link or a non-directory. */
-function dirState(path: string, problems: ValidationProblem[]): 'dir' | 'absent' | 'bad' {
+/**
+ * What sits at `path` (lstat: never through a link): `'ok'` when it is of the wanted kind,
+ * `'absent'`, or `'bad'` with the problem recorded (a link, another kind, an lstat error).
+ */
+function entryState(path: string, want: 'directory' | 'regular file', problems: ValidationProblem[]): 'ok' | 'absent' | 'bad' {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(path);
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return 'absent';
+    if (errnoCode(err) === 'ENOENT') return 'absent';
     problems.push({ path, message: err instanceof Error ? err.message : String(err) });
     return 'bad';
   }
@@ -198,32 +201,23 @@ function dirState(path: string, problems: ValidationProblem[]): 'dir' | 'absent'
     problems.push({ path, message: 'is a symbolic link (links are not followed)' });
     return 'bad';
   }
-  if (!st.isDirectory()) {
-    problems.push({ path, message: 'is not a directory' });
+  if (want === 'directory' ? !st.isDirectory() : !st.isFile()) {
+    problems.push({ path, message: `is not a ${want}` });
     return 'bad';
   }
-  return 'dir';
+  return 'ok';
+}
+
+/** A directory of the root: present, absent, or a problem recorded. */
+function dirState(path: string, problems: ValidationProblem[]): 'dir' | 'absent' | 'bad' {
+  const s = entryState(path, 'directory', problems);
+  return s === 'ok' ? 'dir' : s;
 }
 
 /** The loop file's state: present (regular), absent, or a problem recorded. */
 function fileState(path: string, problems: ValidationProblem[]): 'file' | 'absent' | 'bad' {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return 'absent';
-    problems.push({ path, message: err instanceof Error ? err.message : String(err) });
-    return 'bad';
-  }
-  if (st.isSymbolicLink()) {
-    problems.push({ path, message: 'is a symbolic link (links are not followed)' });
-    return 'bad';
-  }
-  if (!st.isFile()) {
-    problems.push({ path, message: 'is not a regular file' });
-    return 'bad';
-  }
-  return 'file';
+  const s = entryState(path, 'regular file', problems);
+  return s === 'ok' ? 'file' : s;
 }
 
 /** The first 4 KiB of the metadata file, classified; the transaction id of a thin superblock. */
