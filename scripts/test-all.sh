@@ -29,7 +29,10 @@ FILES=${DEVMAPPER_CI_FILES:-'^(?!docker\.)[^/]*\.test\.js$'}
 FILES2=${DEVMAPPER_CI_FILES2:-'^(?!(docker|driver|leak|cli[^/]*)\.)[^/]*\.test\.js$'}
 # The udev cell runs every dm, thin and DeviceSet file under systemd-udevd (DmControl then waits
 # for udev with libdm's cookies; see src/dm/udev-cookie.ts). DEVMAPPER_CI_UDEV_FILES overrides.
-UDEV_FILES=${DEVMAPPER_CI_UDEV_FILES:-'^(dm([.-][^/]*)?|thin([.-][^/]*)?|deviceset([.-][^/]*)?|docker([.-][^/]*)?)\.test\.js$'}
+UDEV_FILES=${DEVMAPPER_CI_UDEV_FILES:-'^(dm([.-][^/]*)?|thin([.-][^/]*)?|deviceset([.-][^/]*)?)\.test\.js$'}
+# The real dockerd 20.10 (docker.test.js) boots its own udev guest: in a guest that ran the other
+# files first, its CreatePool failed once (2026-12-06, not yet understood); alone it passes.
+DOCKER_FILES=${DEVMAPPER_CI_DOCKER_FILES:-'^docker([.-][^/]*)?\.test\.js$'}
 
 times=()
 t0=$(date +%s)
@@ -76,7 +79,7 @@ stage_done "kernels (fetch or cache)"
 # The VM jobs: three matrix cells and the benchmark smoke run, each its own VM boot, at most
 # $JOBS at a time, in the background while the unit tests run on the host. Each job writes
 # $logs/<job>.log, .rc and .secs; a job's log is printed whole once it has finished, in order.
-cells=(kernel1 kernel2 udev)
+cells=(kernel1 kernel2 udev docker)
 # The kill -9 at every named crash point (deviceset.test.js: 37 child processes, ~6 of a cell's
 # ~19 idle minutes, measured on 6.12) is the journal's recovery, which the host's crash sweep
 # already stops at every syscall and metadata step. In CI every cell kills at the representative
@@ -88,6 +91,7 @@ quick1=(--quick-crash)
 args_kernel1=(${k1:+--kernel "$k1"} --files "$FILES" "${quick1[@]}")
 args_kernel2=(--kernel "$k2" --files "$FILES2" --quick-crash)
 args_udev=(${k1:+--kernel "$k1"} --udev --files "$UDEV_FILES" --quick-crash)
+args_docker=(${k1:+--kernel "$k1"} --udev --files "$DOCKER_FILES")
 job() { # <name>
   local n=$1 s rc
   s=$(date +%s)
