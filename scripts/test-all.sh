@@ -6,8 +6,9 @@
 #   2. a Debian 6.12 (linux-image-6.12.*-amd64-unsigned, fetched into .cache/vm/kernels), no udev:
 #      every file whose outcome can depend on the kernel; the files that test only our own code
 #      above the kernel interfaces (cli*, leak, driver; printed) run in cell 1;
-#   3. the default kernel with systemd-udevd running in the guest: the dm, thin, DeviceSet and
-#      Docker files (dm*, thin*, deviceset*, docker* by pattern, so new files join automatically).
+#   3. the default kernel with systemd-udevd running in the guest: the dm, thin and DeviceSet
+#      files (dm*, thin*, deviceset* by pattern, so new files join automatically);
+#   4. the same with the real dockerd 20.10 (docker*), in a guest of its own.
 # Ends with "unit: …", one "vm[<kernel>(, udev)]: …" per cell and "total: N passed, M failed";
 # exits non-zero on any failure in any cell. Prints the time every stage took.
 # The VM jobs (three cells and the benchmark smoke run) run in the background while the unit tests
