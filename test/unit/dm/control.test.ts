@@ -422,10 +422,7 @@ test('rename: uuid/dev refs are resolved to a name; EBUSY → DeviceExistsError'
 });
 
 test('udev policy: waits for udev, then falls back to creating the node itself', async () => {
-  const k = new FakeDm();
-  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
-  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
-  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  const k = udevFake();
   let polls = 0;
   const dm = new DmControl({
     syscalls: k.syscalls(),
@@ -454,10 +451,7 @@ test('udev policy: a stale link of an earlier device of the same name is waited 
   // DeviceSet created the name again and got the same minor, and udev had not yet handled the
   // old "remove": ../dm-0 resolved to the new device, createDevice returned, udev then deleted the
   // link and the caller's open failed with ENOENT.
-  const k = new FakeDm();
-  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
-  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
-  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  const k = udevFake();
   k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
   k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
   const events: string[] = [];
@@ -715,10 +709,7 @@ test('udev cookie: a timeout falls back to the node itself without polling; ENOS
 });
 
 test('udev policy: an entry that cannot pass for the new device (other numbers) is not waited for before the resume', async () => {
-  const k = new FakeDm();
-  k.fs.entries.set('/run', { kind: 'dir', mode: 0o755 });
-  k.fs.entries.set('/run/udev', { kind: 'dir', mode: 0o755 });
-  k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
+  const k = udevFake();
   k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
   k.fs.entries.set('/dev/mapper/a', { kind: 'blk', mode: 0o600, rdev: 0x103n }); // 1:3, someone's leftover
   const resumesAtPoll: number[] = [];
