@@ -76,18 +76,6 @@ import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, D
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
-export { splitMountOptions } from './mount.js';
-
-export type {
-  AbortOptions,
-  DeviceSetDevice,
-  DeviceSetInit,
-  DeviceSetLogLevel,
-  DeviceSetStatus,
-  DeviceStatus,
-  MountDeviceOptions,
-  SpaceUsage,
-} from './types.js';
 
 const DEFAULT_DEFERRED_DELETE_MS = 30_000;
 /** Deferred remove exists in dm ioctl ≥ 4.27.0. */

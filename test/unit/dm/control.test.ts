@@ -446,24 +446,24 @@ test('udev policy: waits for udev, then falls back to creating the node itself',
   assert.is(k.seen.at(-1)!.header.event_nr, 0x40 << 16);
 });
 
-test('udev policy: a stale link of an earlier device of the same name is waited away before the first resume', async () => {
-  // Seen in the udev CI cell: a deferred remove completed (udev's blkid closed the device), the
-  // DeviceSet created the name again and got the same minor, and udev had not yet handled the
-  // old "remove": ../dm-0 resolved to the new device, createDevice returned, udev then deleted the
-  // link and the caller's open failed with ENOENT.
+/**
+ * udev running, /dev/mapper/a a leftover link to `target` of an earlier device of that name, and
+ * a new device 'a' about to get dm-0. "udev" handles the old remove on the 2nd poll (unlinks), and
+ * our resume's change on the next poll after it (links ../dm-0); `events` records both.
+ */
+function staleLinkScenario(target: string): { k: FakeDm; dm: DmControl; events: string[]; state: { polls: number } } {
   const k = udevFake();
   k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
-  k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
+  k.fs.entries.set('/dev/mapper/a', { kind: 'link', target });
   const events: string[] = [];
-  let polls = 0;
+  const state = { polls: 0 };
   const resumes = (): number => k.seen.filter((x) => x.name === 'DM_DEV_SUSPEND').length;
   const dm = new DmControl({
     syscalls: k.syscalls(),
     udevTimeoutMs: 60_000,
     sleep: async () => {
-      polls++;
-      // "udev" handles the old remove on the 2nd poll, and our resume's change on the next poll after it.
-      if (polls === 2) {
+      state.polls++;
+      if (state.polls === 2) {
         k.fs.entries.delete('/dev/mapper/a');
         events.push(`udev removed the stale link (resumes so far: ${resumes()})`);
       } else if (resumes() === 1 && !k.fs.entries.has('/dev/mapper/a')) {
@@ -472,15 +472,24 @@ test('udev policy: a stale link of an earlier device of the same name is waited 
       }
     },
   });
+  return { k, dm, events, state };
+}
+
+test('udev policy: a stale link of an earlier device of the same name is waited away before the first resume', async () => {
+  // Seen in the udev CI cell: a deferred remove completed (udev's blkid closed the device), the
+  // DeviceSet created the name again and got the same minor, and udev had not yet handled the
+  // old "remove": ../dm-0 resolved to the new device, createDevice returned, udev then deleted the
+  // link and the caller's open failed with ENOENT.
+  const { dm, events, state } = staleLinkScenario('../dm-0');
   const info = await dm.createDevice('a', [lin]);
   events.push('createDevice returned');
   assert.equal(info.dev, { major: 253, minor: 0 });
   assert.equal(events, ['udev removed the stale link (resumes so far: 0)', 'udev linked the new device', 'createDevice returned']);
   // A later resume of the same (no longer fresh) device does not wait for anything.
-  polls = 0;
+  state.polls = 0;
   await dm.deviceSuspend('a');
   await dm.deviceResume('a');
-  assert.is(polls, 0);
+  assert.is(state.polls, 0);
 });
 
 function udevFake(): FakeDm {
@@ -521,26 +530,7 @@ test('udev policy: a remove returns once udev unlinked the link, not when it mer
 });
 
 test('udev policy: a dangling link of an earlier device of the same name is waited away before the first resume', async () => {
-  const k = udevFake();
-  k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
-  k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-7' }); // dm-7 is gone
-  const events: string[] = [];
-  const resumes = (): number => k.seen.filter((x) => x.name === 'DM_DEV_SUSPEND').length;
-  let polls = 0;
-  const dm = new DmControl({
-    syscalls: k.syscalls(),
-    udevTimeoutMs: 60_000,
-    sleep: async () => {
-      polls++;
-      if (polls === 2) {
-        k.fs.entries.delete('/dev/mapper/a');
-        events.push(`udev removed the stale link (resumes so far: ${resumes()})`);
-      } else if (resumes() === 1 && !k.fs.entries.has('/dev/mapper/a')) {
-        k.fs.entries.set('/dev/mapper/a', { kind: 'link', target: '../dm-0' });
-        events.push('udev linked the new device');
-      }
-    },
-  });
+  const { dm, events } = staleLinkScenario('../dm-7'); // dm-7 is gone: the link dangles
   await dm.createDevice('a', [lin]);
   events.push('createDevice returned');
   assert.equal(events, ['udev removed the stale link (resumes so far: 0)', 'udev linked the new device', 'createDevice returned']);
