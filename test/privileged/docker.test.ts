@@ -14,10 +14,11 @@
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../src/cli/main.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { treeDigest } from '../helpers/tree-digest.js';
 
 const test = withSweep(privilegedSuite('docker roots (real dockerd 20.10)'));
 
@@ -58,24 +59,8 @@ function contentDigest(path: string): string {
   return h.digest('hex');
 }
 
-/** Every entry under `dir`: type, mode, size and sha256 (links by their target, never followed). */
-function treeDigest(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string, rel: string): void => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const r = rel === '' ? name : `${rel}/${name}`;
-      const st = lstatSync(p);
-      if (st.isDirectory()) {
-        out[`${r}/`] = `dir ${st.mode.toString(8)}`;
-        walk(p, r);
-      } else if (st.isFile()) out[r] = `file ${st.mode.toString(8)} ${st.size} ${contentDigest(p)}`;
-      else out[r] = `other ${st.mode.toString(8)}`;
-    }
-  };
-  walk(dir, '');
-  return out;
-}
+/** Docker's data root, with the hole-skipping digest for its files. */
+const rootDigest = (dir: string): Record<string, string> => treeDigest(dir, contentDigest);
 
 /** The CLI in-process (real deps), its output captured. */
 async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -202,7 +187,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     assert.equal(report.devices.map((d) => d.deviceId).sort((a, b) => a - b), thinIds, dump.slice(0, 2000));
 
     step('docker ls matches thin_dump; hashing the data root');
-    const before = treeDigest(dataRoot);
+    const before = rootDigest(dataRoot);
     step('mounting');
     const mntImage = join(dir, 'mnt-image');
     const mntCtr = join(dir, 'mnt-ctr');
@@ -234,7 +219,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     assert.is(sh('dmsetup', ['ls']).split('\n').filter((l) => l.startsWith(`${report.prefix}-`)).join('\n'), '', 'no device of the root left');
     assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'data')]).trim(), '', 'no loop device left on the data file');
     step('unmounted; hashing the data root again');
-    assert.equal(treeDigest(dataRoot), before, "no file of Docker's data root changed");
+    assert.equal(rootDigest(dataRoot), before, "no file of Docker's data root changed");
     passed = true;
   } finally {
     if (!passed) console.log(`dockerd's log:\n${log.slice(-6000)}`);

@@ -4,8 +4,7 @@
 // a container's -init and container layers as snapshots), the records Docker writes
 // (json.Marshal of deviceset.go's devInfo / deviceSetMetaData / transaction, field order kept),
 // and no live pool.
-import { chmodSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dockerPrefixFor } from '../../../src/driver/index.js';
@@ -126,20 +125,4 @@ export async function buildDockerRoot(options: FixtureOptions = {}): Promise<Doc
   return { fake, root, prefix, deps, target };
 }
 
-/** sha256 of every file under `dir` (lstat: links by their target string), with modes and sizes. */
-export function treeDigest(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string, rel: string): void => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const r = rel === '' ? name : `${rel}/${name}`;
-      const st = lstatSync(p);
-      if (st.isDirectory()) {
-        out[`${r}/`] = `dir ${st.mode.toString(8)}`;
-        walk(p, r);
-      } else out[r] = `${st.mode.toString(8)} ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-    }
-  };
-  walk(dir, '');
-  return out;
-}
+export { treeDigest } from '../../helpers/tree-digest.js';
