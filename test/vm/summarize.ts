@@ -4,10 +4,14 @@
 // Usage: summarize.js <unit-log> <unit-exit-code> [<cell-name> <cell-summary-json|-> <cell-exit-code>]...
 // A cell whose JSON is missing (run-privileged.js crashed) counts as one failure under <cell-name>.
 import { existsSync, readFileSync } from 'node:fs';
-import { parseUvuSummary, summaryLine, type CellSummary } from './summary.js';
+import { parseUvuSummary, summaryLine, uvuFailureReport, type CellSummary } from './summary.js';
 
 const [unitLog = '', unitRc = '1', ...cellArgs] = process.argv.slice(2);
-const unit = existsSync(unitLog) ? parseUvuSummary(readFileSync(unitLog, 'utf8')) : undefined;
+const unitText = existsSync(unitLog) ? readFileSync(unitLog, 'utf8') : '';
+const unit = unitText ? parseUvuSummary(unitText) : undefined;
+// The unit log is printed first and a CI record may keep only the end: repeat what failed here.
+const unitReport = uvuFailureReport(unitText);
+if (unitReport.length > 0) console.log(['summarize: the unit failures again (the log is above):', ...unitReport].join('\n'));
 const unitPassed = unit?.passed ?? 0;
 let unitFailed = unit?.failed ?? 0;
 if ((!unit || Number(unitRc) !== 0) && unitFailed === 0) unitFailed = 1;

@@ -46,6 +46,23 @@ export function parseUvuProgress(text: string): { suites: number; passed: number
   return { suites, passed, total };
 }
 
+/**
+ * uvu's failure reports ("FAIL  suite  \"test\"" and the assertion and stack below it, printed
+ * just above the footer), without colour codes, at most `maxLines` lines: what a CI record that
+ * keeps only the end of the output must still show.
+ */
+export function uvuFailureReport(text: string, maxLines = 80): string[] {
+  const lines = text.replace(ANSI, '').replace(/\r/g, '').split('\n');
+  const first = lines.findIndex((l) => /^\s*FAIL\s/.test(l));
+  if (first < 0) return [];
+  let end = lines.findIndex((l, i) => i > first && /^\s*Total:\s+\d+/.test(l));
+  if (end < 0) end = lines.length;
+  const body = lines.slice(first, end);
+  while (body.length > 0 && body[body.length - 1]!.trim() === '') body.pop();
+  if (body.length <= maxLines) return body;
+  return [...body.slice(0, maxLines), `… ${body.length - maxLines} more line(s) in the log`];
+}
+
 /** `label: N passed, M failed`, the line format npm test ends with. */
 export function summaryLine(label: string, passed: number, failed: number): string {
   return `${label}: ${passed} passed, ${failed} failed`;

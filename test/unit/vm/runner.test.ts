@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { guestCommandScript, readOnlyCachedPaths, shQuote } from '../../../src/vm/runner.js';
-import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine } from '../../vm/summary.js';
+import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine, uvuFailureReport } from '../../vm/summary.js';
 
 test('readOnlyCached: existing plain subdirectories become absolute paths; anything else is refused', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'dmvm-ro-'));
@@ -59,6 +59,14 @@ test('a run cut off before its footer: the finished suites\' (passed / total) ar
   const log = '\x1b[1mcli.test.js\x1b[22m\n\x1b[47m cli \x1b[49m \x1b[90m• \x1b[39m\x1b[32m  (5 / 5)\n\x1b[39m dm contract \x1b[31m✘ \x1b[39m  (24 / 25)\n\ndeviceset.test.js\n[devmapper vm] timeout\n';
   assert.equal(parseUvuProgress(log), { suites: 2, passed: 29, total: 30 });
   assert.equal(parseUvuProgress('nothing finished\n'), { suites: 0, passed: 0, total: 0 });
+});
+
+test('the unit failures are repeated at the end: uvu FAIL blocks without colour, capped', () => {
+  const log =
+    'a.test.js\n\x1b[32m• \x1b[39m (3 / 4)\n\n  \x1b[41m FAIL \x1b[49m  suite  "does x"\n\n    Expected 1 to equal 2\n    at x.js:3\n\n\n  Total:     4\n  Passed:    3\n  Skipped:   0\n';
+  assert.equal(uvuFailureReport(log), ['   FAIL   suite  "does x"', '', '    Expected 1 to equal 2', '    at x.js:3']);
+  assert.equal(uvuFailureReport('  Total:     1\n  Passed:    1\n  Skipped:   0\n'), []);
+  assert.equal(uvuFailureReport(log, 2), ['   FAIL   suite  "does x"', '', '… 2 more line(s) in the log']);
 });
 
 test('matrix summary: one line per cell, total over all; one failing or missing cell fails the run', () => {
