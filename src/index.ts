@@ -30,7 +30,7 @@ export {
   type DevmapperErrorCode,
   type ValidationProblem,
 } from './errors.js';
-export { IoctlError, realSyscalls, type IoctlArg, type StatResult, type Syscalls } from './ioctl/index.js';
+export { IOCTL_CHANNEL, IoctlError, realSyscalls, type IoctlArg, type IoctlChannelMessage, type StatResult, type Syscalls } from './ioctl/index.js';
 export {
   assertDevNum,
   assertTable,
@@ -40,6 +40,7 @@ export {
   DeviceNodeError,
   DeviceNotFoundError,
   devNumProblems,
+  DM_CHANNEL,
   DM_CONTROL_DEV,
   DM_MAX_TARGET_TYPE_BYTES,
   DM_NAME_MAX_BYTES,
@@ -88,6 +89,7 @@ export {
   type DeviceRef,
   type DeviceRemoveOptions,
   type DevNum,
+  type DmChannelMessage,
   type DmControlOptions,
   type DmName,
   type DmUuid,

@@ -33,7 +33,8 @@ import {
   type RawDmIoctl,
   type Syscalls,
 } from '../ioctl/index.js';
-import { encodeDevNum, type DevNum } from './devnum.js';
+import { decodeDevNum, encodeDevNum, formatDevNum, type DevNum } from './devnum.js';
+import { dmChannel, type DmChannelMessage } from './diagnostics.js';
 import { DeviceBusyError, DeviceExistsError, DeviceNotFoundError, DmUnavailableError, type DeviceIdent } from './errors.js';
 import {
   ensureControlNode,
@@ -313,7 +314,34 @@ export class DmControl {
    * - turns a failure into IoctlError with a header snapshot, mapping only the errnos this layer
    *   understands (ENXIO on lookup, EBUSY on create) to domain errors.
    */
+  /** Every dm ioctl goes through here: {@link #ioctlOnce}, published on DM_CHANNEL when subscribed. */
   async #ioctl(req: DmRequest): Promise<Reply> {
+    if (!dmChannel.hasSubscribers) return this.#ioctlOnce(req);
+    const t0 = performance.now();
+    const h = req.header;
+    const publish = (errno: number, code: string | null): void => {
+      const message: DmChannelMessage = {
+        command: req.command.name,
+        name: h.name ?? '',
+        uuid: h.uuid ?? '',
+        dev: h.dev !== undefined && h.dev !== 0n ? formatDevNum(decodeDevNum(h.dev)) : null,
+        durationMs: performance.now() - t0,
+        errno,
+        code,
+      };
+      dmChannel.publish(message);
+    };
+    try {
+      const reply = await this.#ioctlOnce(req);
+      publish(0, null);
+      return reply;
+    } catch (e) {
+      publish(errnoOf(e), typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EUNEXPECTED');
+      throw e;
+    }
+  }
+
+  async #ioctlOnce(req: DmRequest): Promise<Reply> {
     const { command } = req;
     const fd = this.#controlFd();
     const h = req.header;
@@ -949,4 +977,13 @@ export class DmControl {
       throw e;
     }
   }
+}
+
+/** The errno number of the first IoctlError in `e`'s cause chain, or 0. */
+function errnoOf(e: unknown): number {
+  for (let x: unknown = e, depth = 0; typeof x === 'object' && x !== null && depth < 16; depth++) {
+    if (x instanceof IoctlError) return x.errno;
+    x = (x as { cause?: unknown }).cause;
+  }
+  return 0;
 }

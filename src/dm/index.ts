@@ -2,6 +2,7 @@
 // src/dm facade: device-mapper control (DmControl), names, tables, trivial targets and domain
 // errors. Layers above (thin, deviceset) import from here only.
 export { DmControl } from './control.js';
+export { DM_CHANNEL, type DmChannelMessage } from './diagnostics.js';
 export type { DmControlOptions, RemoveResult, RenameTo, Sleep, WaitResult } from './control.js';
 export {
   DeviceBusyError,

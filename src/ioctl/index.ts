@@ -273,6 +273,7 @@ export {
 export type { IoctlArg, StatResult, Syscalls, SysvSemaphores } from './syscalls.js';
 export { GETVAL, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, SEMBUF_SIZE, SETVAL, encodeSembufs, type SemOp } from './sem.js';
 export { realSyscalls } from './real-syscalls.js';
+export { IOCTL_CHANNEL, type IoctlChannelMessage } from './diagnostics.js';
 export { libc, libcLoaded, type Libc, type LibcCall, type SysResult } from './libc.js';
 export {
   align8,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The real kernel behind the Syscalls seam: libc.ts calls, failures turned into IoctlError.
+import { ioctlChannel, type IoctlChannelMessage } from './diagnostics.js';
 import { IoctlError, type SyscallName } from './errors.js';
 import { libc, type SysResult } from './libc.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
@@ -20,6 +21,11 @@ function check(syscall: SyscallName, r: SysResult, ctx: Ctx = {}): number {
     throw new IoctlError({ syscall, errno: r.errno || 0, ...ctx });
   }
   return r.rc;
+}
+
+function publishIoctl(request: string, fd: number, async: boolean, t0: number, r: SysResult): void {
+  const message: IoctlChannelMessage = { request, fd, async, durationMs: performance.now() - t0, errno: r.rc < 0 ? r.errno || 0 : 0 };
+  ioctlChannel.publish(message);
 }
 
 function ioctlArgs(arg: IoctlArg): { ptr: Buffer | null; int: number | bigint | undefined } {
@@ -52,12 +58,18 @@ class RealSyscalls implements Syscalls {
   }
   ioctl(fd: number, request: number, arg: IoctlArg, requestName: string): number {
     const { ptr, int } = ioctlArgs(arg);
+    const traced = ioctlChannel.hasSubscribers;
+    const t0 = traced ? performance.now() : 0;
     const r = int === undefined ? libc().ioctlPtr(fd, request, ptr) : libc().ioctlInt(fd, request, int);
+    if (traced) publishIoctl(requestName, fd, false, t0, r);
     return check('ioctl', r, { fd, request: requestName });
   }
   async ioctlAsync(fd: number, request: number, arg: IoctlArg, requestName: string): Promise<number> {
     const { ptr, int } = ioctlArgs(arg);
+    const traced = ioctlChannel.hasSubscribers;
+    const t0 = traced ? performance.now() : 0;
     const r = int === undefined ? await libc().ioctlPtr.async(fd, request, ptr) : await libc().ioctlInt.async(fd, request, int);
+    if (traced) publishIoctl(requestName, fd, true, t0, r);
     return check('ioctl', r, { fd, request: requestName });
   }
   fstat(fd: number): StatResult {
