@@ -76,6 +76,15 @@ async function readBack(name: string): Promise<{ table: TargetLine; status: Targ
   return { table: table[0]!, status: status[0]! };
 }
 
+function catchSync(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected an exception');
+}
+
 async function reload(name: string, line: TargetLine): Promise<void> {
   await dm.tableLoad(name, [line]);
   await dm.deviceResume(name);
@@ -120,7 +129,7 @@ test('flakey: table text round-trips exactly (our encoder = kernel = dmsetup), s
   await dm.deviceRemove(name);
 });
 
-test('flakey: drop_writes loses writes while down, and only then', async () => {
+test('flakey: drop_writes loses writes while down and only then; error_writes fails them; no feature fails reads too', async () => {
   const name = testName('flakey-drop');
   const { num, file } = loops[0]!;
   const up: FlakeyParams = { device: num, offset: 0n, upInterval: 3600, downInterval: 1, writes: 'drop' };
@@ -159,6 +168,20 @@ test('flakey: drop_writes loses writes while down, and only then', async () => {
   await reload(name, flakeyTarget(0n, SECTORS, up));
   writeThrough(block(0x33), 65536);
   assert.ok(onDisk(65536).equals(block(0x33)), 'up again: the write reached the disk');
+
+  // error_writes: the write fails (reported by fsync, as writeback failed) and is not on disk.
+  await reload(name, flakeyTarget(0n, SECTORS, { ...down, writes: 'error' }));
+  assert.is(errnoCode(catchSync(() => writeThrough(block(0x44), 65536))), 'EIO');
+  assert.ok(onDisk(65536).equals(block(0x33)), 'error_writes: nothing written');
+
+  // No feature: while down every I/O fails, reads too (at an offset never read, so not cached).
+  await reload(name, flakeyTarget(0n, SECTORS, { device: num, offset: 0n, upInterval: 0, downInterval: 3600 }));
+  const fd = openSync(`/dev/mapper/${name}`, 'r');
+  try {
+    assert.is(errnoCode(catchSync(() => readSync(fd, Buffer.alloc(4096), 0, 4096, 4 << 20))), 'EIO');
+  } finally {
+    closeSync(fd);
+  }
   await dm.deviceRemove(name);
 });
 
