@@ -70,8 +70,9 @@ export {
   logWritesTarget,
   parseLogWritesParams,
   parseLogWritesStatus,
+  replayLogWrites,
 } from './targets/log-writes.js';
-export type { LogWritesEntry, LogWritesLog, LogWritesParams, LogWritesStatus, LogWritesSuper } from './targets/log-writes.js';
+export type { LogWritesEntry, LogWritesLog, LogWritesParams, LogWritesReplayOp, LogWritesStatus, LogWritesSuper } from './targets/log-writes.js';
 export { ALLOWED_FLAGS, BUFFER_POLICY, GROWABLE_COMMANDS, REMOVE_RETRY, maskFlags } from './options.js';
 export type {
   DeviceCreateOptions,

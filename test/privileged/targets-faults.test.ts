@@ -26,6 +26,7 @@ import {
   parseFlakeyStatus,
   parseLogWritesParams,
   parseLogWritesStatus,
+  replayLogWrites,
   type DelayParams,
   type DevNum,
   type FlakeyParams,
@@ -216,51 +217,62 @@ test('log-writes: table and status round-trip; a known write sequence and a mark
   assert.is(first.status.params, '0 0');
   assert.equal(parseLogWritesStatus(first.status.params), { loggedEntries: 0n, highestSector: 0n, loggingEnabled: true });
 
-  // Two direct 4 KiB writes, each followed by a flush (dd conv=fsync: blkdev_fsync issues one),
-  // then a mark. Writes are logged when the flush after them completes, then the flush itself.
+  // Two direct 4 KiB writes, each followed by a flush (dd conv=fsync: blkdev_fsync issues one)
+  // and a mark. Writes are logged when the flush after them completes, then the flush itself.
   const a = Buffer.alloc(4096, 0xa1);
   const b = Buffer.alloc(4096, 0xb2);
   const pattern = join(testTmpDir(), 'pattern');
-  for (const [buf, seek] of [[a, 0], [b, 2]] as const) {
+  for (const [buf, seek, mark] of [[a, 0, 'after-a'], [b, 2, 'after-b']] as const) {
     writeFileSync(pattern, buf);
     sh('dd', [`if=${pattern}`, `of=/dev/mapper/${name}`, 'bs=4096', 'count=1', `seek=${seek}`, 'oflag=direct', 'conv=fsync,notrunc', 'status=none']);
+    assert.is(await dm.targetMessage(name, 0n, logWritesMarkMessage(mark)), null);
   }
-  assert.is(await dm.targetMessage(name, 0n, logWritesMarkMessage('after-b')), null);
 
   // Entries are appended by the target's kthread after the I/O completes: wait (bounded) until
-  // all five are counted, then check the exact figures.
+  // all six are counted, then check the exact figures.
   let status = parseLogWritesStatus((await dm.tableStatus(name))[0]!.params);
-  for (let i = 0; i < 200 && status.loggedEntries < 5n; i++) {
+  for (let i = 0; i < 200 && status.loggedEntries < 6n; i++) {
     await new Promise((r) => setTimeout(r, 50));
     status = parseLogWritesStatus((await dm.tableStatus(name))[0]!.params);
   }
-  // Sectors used: 1 (super) + A (1 + 8) + flush (1) + B (1 + 8) + flush (1) + mark (1) = 22; the last is 21.
-  assert.equal(status, { loggedEntries: 5n, highestSector: 21n, loggingEnabled: true });
-  assert.is(sh('dmsetup', ['status', name]).trimEnd(), `0 ${SECTORS} log-writes 5 21`);
+  // Sectors used: super (1) + A (1 + 8) + flush (1) + mark (1) + B (1 + 8) + flush (1) + mark (1) = 23; the last is 22.
+  assert.equal(status, { loggedEntries: 6n, highestSector: 22n, loggingEnabled: true });
+  assert.is(sh('dmsetup', ['status', name]).trimEnd(), `0 ${SECTORS} log-writes 6 22`);
 
   // Removing the target waits for every pending log write and appends its own end mark.
   await dm.deviceRemove(name);
-  const decoded = decodeLogWritesLog(readFileSync(log.file));
-  assert.equal(decoded.super, { version: 1n, nrEntries: 6n, sectorSize: 512 });
+  const logBytes = readFileSync(log.file);
+  const decoded = decodeLogWritesLog(logBytes);
+  assert.equal(decoded.super, { version: 1n, nrEntries: 7n, sectorSize: 512 });
   const { flush, mark } = LOG_WRITES_FLAGS;
   assert.equal(
     decoded.entries.map((e) => [e.sector, e.nrSectors, e.flags, e.mark ?? null]),
     [
       [0n, 8n, 0, null],
       [0n, 0n, flush, null],
+      [0n, 0n, mark, 'after-a'],
       [16n, 8n, 0, null],
       [0n, 0n, flush, null],
       [0n, 0n, mark, 'after-b'],
       [0n, 0n, mark, 'dm-log-writes-end'],
     ],
   );
-  const logBytes = readFileSync(log.file);
-  const dataOf = (i: number): Buffer => logBytes.subarray(decoded.entries[i]!.dataOffset, decoded.entries[i]!.dataOffset + 4096);
-  assert.ok(dataOf(0).equals(a), 'entry 0 carries A');
-  assert.ok(dataOf(2).equals(b), 'entry 2 carries B');
+  // Replaying onto an empty image up to each mark gives the device as it was at that mark.
+  const replayed = (until: string): Buffer => {
+    const img = Buffer.alloc(16384);
+    replayLogWrites(logBytes, decoded, { mark: until }, (op) => {
+      if (op.kind === 'write') op.data.copy(img, Number(op.byteOffset));
+    });
+    return img;
+  };
+  const expectA = Buffer.alloc(16384);
+  a.copy(expectA, 0);
+  const expectAB = Buffer.from(expectA);
+  b.copy(expectAB, 8192);
+  assert.ok(replayed('after-a').equals(expectA), 'replay to after-a: A only');
+  assert.ok(replayed('after-b').equals(expectAB), 'replay to after-b: A and B');
   // And the writes reached the data device.
-  const disk = readFileSync(data.file);
-  assert.ok(disk.subarray(0, 4096).equals(a) && disk.subarray(8192, 12288).equals(b));
+  assert.ok(readFileSync(data.file).subarray(0, 16384).equals(expectAB));
 });
 
 test.run();

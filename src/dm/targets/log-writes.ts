@@ -207,3 +207,44 @@ export function decodeLogWritesLog(log: Buffer, limit?: number): LogWritesLog {
   }
   return { super: { version, nrEntries, sectorSize }, entries };
 }
+
+/** One step of a replay: a logged write (with its data) or a logged discard. */
+export type LogWritesReplayOp =
+  | { readonly kind: 'write'; readonly entry: number; readonly byteOffset: bigint; readonly data: Buffer }
+  | { readonly kind: 'discard'; readonly entry: number; readonly byteOffset: bigint; readonly byteLength: bigint };
+
+/**
+ * Replays a decoded log in order, calling `apply` for every write and discard up to and including
+ * entry `until.entries - 1`, or up to the first mark named `until.mark` (what `replay-log
+ * --end-mark` does). Flushes, FUAs and marks carry no data to apply. Returns the number of entries
+ * consumed. `data` is a view into `log` (copy it to keep it).
+ * @throws InvalidArgumentError when the mark is not in the log or `entries` exceeds the log.
+ */
+export function replayLogWrites(
+  log: Buffer,
+  decoded: LogWritesLog,
+  until: { readonly mark: string } | { readonly entries: number },
+  apply: (op: LogWritesReplayOp) => void,
+): number {
+  const entries = decoded.entries;
+  let count: number;
+  if ('mark' in until) {
+    const at = entries.findIndex((e) => e.mark === until.mark);
+    if (at < 0) throw new InvalidArgumentError('log-writes replay', [{ path: '/until/mark', message: 'no such mark in the log', value: until.mark }]);
+    count = at + 1;
+  } else {
+    count = until.entries;
+    if (!Number.isInteger(count) || count < 0 || count > entries.length)
+      throw new InvalidArgumentError('log-writes replay', [{ path: '/until/entries', message: `must be an integer in 0..${entries.length}`, value: count }]);
+  }
+  const ss = BigInt(decoded.super.sectorSize);
+  for (let i = 0; i < count; i++) {
+    const e = entries[i]!;
+    if ((e.flags & LOG_WRITES_FLAGS.discard) !== 0) apply({ kind: 'discard', entry: i, byteOffset: e.sector * ss, byteLength: e.nrSectors * ss });
+    else if (e.nrSectors > 0n) {
+      const len = Number(e.nrSectors * ss);
+      apply({ kind: 'write', entry: i, byteOffset: e.sector * ss, data: log.subarray(e.dataOffset, e.dataOffset + len) });
+    }
+  }
+  return count;
+}

@@ -21,7 +21,9 @@ import {
   parseFlakeyStatus,
   parseLogWritesParams,
   parseLogWritesStatus,
+  replayLogWrites,
   type FlakeyParams,
+  type LogWritesReplayOp,
 } from '../../../src/dm/index.js';
 
 const d = (major: number, minor: number) => ({ major, minor });
@@ -238,6 +240,38 @@ test('log-writes: on-disk log decoder', () => {
   assert.throws(() => decodeLogWritesLog(buildLog([{ sector: 0n, nr: 8n, flags: 0 }], 1000n)), isKernelOutput);
   assert.throws(() => decodeLogWritesLog(log.subarray(0, 2048)), isKernelOutput);
   assert.throws(() => decodeLogWritesLog(Buffer.alloc(10)), isKernelOutput);
+});
+
+test('log-writes: replay up to a mark or an entry count', () => {
+  const log = buildLog([
+    { sector: 0n, nr: 2n, flags: 0, fill: 0x01 },
+    { sector: 0n, nr: 0n, flags: 1 },
+    { sector: 0n, nr: 0n, flags: 8, mark: 'one' },
+    { sector: 4n, nr: 1n, flags: 0, fill: 0x02 },
+    { sector: 0n, nr: 4n, flags: 4 },
+    { sector: 0n, nr: 0n, flags: 8, mark: 'two' },
+  ]);
+  const decoded = decodeLogWritesLog(log);
+  const ops = (until: { mark: string } | { entries: number }): [number, LogWritesReplayOp[]] => {
+    const out: LogWritesReplayOp[] = [];
+    return [replayLogWrites(log, decoded, until, (op) => out.push(op)), out];
+  };
+  const [n1, one] = ops({ mark: 'one' });
+  assert.is(n1, 3);
+  assert.equal(one.map((o) => [o.kind, o.entry, o.byteOffset]), [['write', 0, 0n]]);
+  assert.ok(one[0]!.kind === 'write' && one[0]!.data.equals(Buffer.alloc(1024, 0x01)));
+  const [n2, two] = ops({ mark: 'two' });
+  assert.is(n2, 6);
+  assert.equal(two.map((o) => (o.kind === 'write' ? [o.kind, o.entry, o.byteOffset, o.data.length] : [o.kind, o.entry, o.byteOffset, o.byteLength])), [
+    ['write', 0, 0n, 1024],
+    ['write', 3, 2048n, 512],
+    ['discard', 4, 0n, 2048n],
+  ]);
+  assert.equal(ops({ entries: 0 }), [0, []]);
+  assert.is(ops({ entries: 4 })[1].length, 2);
+  assert.throws(() => ops({ mark: 'three' }), isInvalid);
+  assert.throws(() => ops({ entries: 7 }), isInvalid);
+  assert.throws(() => ops({ entries: -1 }), isInvalid);
 });
 
 test.run();
