@@ -46,6 +46,34 @@ export { STRIPED_TARGET, formatStripedParams, parseStripedParams, stripedTarget 
 export type { Stripe, StripedParams } from './targets/striped.js';
 export { ZERO_TARGET, formatZeroParams, parseZeroParams, zeroTarget } from './targets/zero.js';
 export { ERROR_TARGET, errorTarget, formatErrorParams, parseErrorParams } from './targets/error.js';
+export {
+  FLAKEY_TARGET,
+  flakeyParamsProblems,
+  flakeyTarget,
+  formatFlakeyParams,
+  parseFlakeyParams,
+  parseFlakeyStatus,
+} from './targets/flakey.js';
+export type { FlakeyCorruptBioByte, FlakeyParams, FlakeyStatus } from './targets/flakey.js';
+export { DELAY_TARGET, delayParamsProblems, delayTarget, formatDelayParams, parseDelayParams, parseDelayStatus } from './targets/delay.js';
+export type { DelayClass, DelayParams, DelayStatus } from './targets/delay.js';
+export {
+  LOG_WRITES_FLAGS,
+  LOG_WRITES_MAGIC,
+  LOG_WRITES_MARK_MAX_BYTES,
+  LOG_WRITES_TARGET,
+  LOG_WRITES_VERSION,
+  decodeLogWritesLog,
+  formatLogWritesParams,
+  logWritesMarkMessage,
+  logWritesMarkProblems,
+  logWritesParamsProblems,
+  logWritesTarget,
+  parseLogWritesParams,
+  parseLogWritesStatus,
+  replayLogWrites,
+} from './targets/log-writes.js';
+export type { LogWritesEntry, LogWritesLog, LogWritesParams, LogWritesReplayOp, LogWritesStatus, LogWritesSuper } from './targets/log-writes.js';
 export { ALLOWED_FLAGS, BUFFER_POLICY, GROWABLE_COMMANDS, REMOVE_RETRY, maskFlags } from './options.js';
 export type {
   DeviceCreateOptions,

@@ -5,7 +5,23 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { formatPoolParams, parsePoolParams, parseThinParams, parseThinPoolStatus, parseThinStatus } from '../../../src/thin/index.js';
-import { parseDevNum, parseLinearParams, parseStripedParams, parseTable, parseTargetLine } from '../../../src/dm/index.js';
+import {
+  decodeLogWritesLog,
+  formatDelayParams,
+  formatFlakeyParams,
+  LOG_WRITES_MAGIC,
+  parseDelayParams,
+  parseDelayStatus,
+  parseDevNum,
+  parseFlakeyParams,
+  parseFlakeyStatus,
+  parseLinearParams,
+  parseLogWritesParams,
+  parseLogWritesStatus,
+  parseStripedParams,
+  parseTable,
+  parseTargetLine,
+} from '../../../src/dm/index.js';
 import { report, typedOrOk } from './common.js';
 
 const t0 = performance.now();
@@ -16,6 +32,7 @@ const word = fc.oneof(
   fc.constantFrom(
     'rw', 'ro', 'out_of_data_space', 'Fail', 'Error', 'fail', '-', 'needs_check', 'discard_passdown', 'no_discard_passdown',
     'queue_if_no_space', 'error_if_no_space', 'skip_block_zeroing', 'ignore_discard', 'read_only', 'metadata_low_watermark',
+    'drop_writes', 'error_writes', 'corrupt_bio_byte', 'DROP_WRITES', 'r', 'w', 'W', '6', '255', '256', '4294967295', '4294967296', 'logging_disabled',
     '0', '1', '2', '5', '128', '7:0', '7:1', '253:3', '/dev/loop0', '', '18446744073709551615', '18446744073709551616', '-1', '0x10', '1e3',
   ),
   fc.bigInt({ min: 0n, max: (1n << 70n) }).map(String),
@@ -37,6 +54,12 @@ const parsers: Record<string, (s: string) => unknown> = {
   parseLinearParams,
   parseStripedParams,
   parseDevNum,
+  parseFlakeyParams,
+  parseFlakeyStatus,
+  parseDelayParams,
+  parseDelayStatus,
+  parseLogWritesParams,
+  parseLogWritesStatus,
 };
 
 for (const [name, parse] of Object.entries(parsers)) {
@@ -85,6 +108,54 @@ test('formatPoolParams → parsePoolParams is the identity (valid params)', () =
     }),
     { numRuns: RUNS },
   );
+});
+
+const devNum = fc.record({ major: fc.nat(4095), minor: fc.nat((1 << 20) - 1) });
+const u32 = fc.nat(0xffffffff);
+
+test('formatFlakeyParams → parseFlakeyParams is the identity (valid params)', () => {
+  const params = fc.record(
+    {
+      device: devNum,
+      offset: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      upInterval: u32,
+      downInterval: u32,
+      writes: fc.constantFrom('drop' as const, 'error' as const),
+      corruptBioByte: fc.record({ byte: fc.integer({ min: 1, max: 0xffffffff }), direction: fc.constantFrom('read' as const, 'write' as const), value: fc.nat(255), flags: u32 }),
+    },
+    { requiredKeys: ['device', 'offset', 'upInterval', 'downInterval'] },
+  );
+  fc.assert(
+    fc.property(params, (p) => {
+      const text = typedOrOk('formatFlakeyParams', () => formatFlakeyParams(p));
+      if (text === undefined) return; // zero/overflowing interval or a write corruption with drop/error: refused, typed
+      assert.equal(parseFlakeyParams(text), structuredClone(p)); // structuredClone: fast-check's records have a null prototype
+      assert.is(formatFlakeyParams(parseFlakeyParams(text.toUpperCase().replace(/ /g, '\t'))), text);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('formatDelayParams → parseDelayParams is the identity', () => {
+  const cls = fc.record({ device: devNum, offset: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), delayMs: u32 });
+  const params = fc.tuple(cls, fc.option(fc.tuple(cls, fc.option(cls, { nil: undefined })), { nil: undefined })).map(([r, rest]) => ({
+    ...r,
+    ...(rest ? { write: rest[0], ...(rest[1] ? { flush: rest[1] } : {}) } : {}),
+  }));
+  fc.assert(fc.property(params, (p) => assert.equal(parseDelayParams(formatDelayParams(p)), structuredClone(p))), { numRuns: RUNS });
+});
+
+test('decodeLogWritesLog: random bytes after a valid super never give an untyped exception', () => {
+  const log = fc.tuple(fc.bigInt({ min: 0n, max: 1n << 40n }), fc.constantFrom(512, 4096, 0, 7), fc.uint8Array({ maxLength: 4096 }), fc.option(fc.nat(40), { nil: undefined })).map(([n, ss, rest, limit]) => {
+    const sup = Buffer.alloc(32);
+    sup.writeBigUInt64LE(LOG_WRITES_MAGIC, 0);
+    sup.writeBigUInt64LE(1n, 8);
+    sup.writeBigUInt64LE(n, 16);
+    sup.writeUInt32LE(ss, 24);
+    return { buf: Buffer.concat([sup, Buffer.from(rest)]), limit };
+  });
+  fc.assert(fc.property(log, ({ buf, limit }) => void typedOrOk('decodeLogWritesLog', () => decodeLogWritesLog(buf, limit))), { numRuns: RUNS });
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => void typedOrOk('decodeLogWritesLog(raw)', () => decodeLogWritesLog(Buffer.from(b)))), { numRuns: RUNS });
 });
 
 test.after(() => report('parsers.fuzz', t0));

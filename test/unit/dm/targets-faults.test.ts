@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+// flakey, delay and log-writes: params codecs (the kernel's table form), validation listing every
+// problem, status parsers, the log-writes mark message and on-disk log decoder.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import {
+  LOG_WRITES_MAGIC,
+  decodeLogWritesLog,
+  delayTarget,
+  flakeyParamsProblems,
+  flakeyTarget,
+  formatDelayParams,
+  formatFlakeyParams,
+  formatLogWritesParams,
+  logWritesMarkMessage,
+  logWritesTarget,
+  parseDelayParams,
+  parseDelayStatus,
+  parseFlakeyParams,
+  parseFlakeyStatus,
+  parseLogWritesParams,
+  parseLogWritesStatus,
+  replayLogWrites,
+  type FlakeyParams,
+  type LogWritesReplayOp,
+} from '../../../src/dm/index.js';
+
+const d = (major: number, minor: number) => ({ major, minor });
+const isInvalid = (e: unknown): boolean => e instanceof InvalidArgumentError;
+const isKernelOutput = (e: unknown): boolean => e instanceof KernelOutputError;
+/** The problem paths of an InvalidArgumentError thrown by fn. */
+function problemPaths(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) return e.problems.map((p) => p.path);
+    throw e;
+  }
+  throw new Error('expected an InvalidArgumentError');
+}
+
+// ---- flakey ----
+
+test('flakey: encodes the kernel table form (every field followed by a blank, count always present)', () => {
+  const base = { device: d(7, 0), offset: 0n, upInterval: 180, downInterval: 0 };
+  assert.is(formatFlakeyParams(base), '7:0 0 180 0 0 ');
+  assert.is(formatFlakeyParams({ ...base, upInterval: 0, downInterval: 180, writes: 'drop' }), '7:0 0 0 180 1 drop_writes ');
+  assert.is(formatFlakeyParams({ ...base, writes: 'error' }), '7:0 0 180 0 1 error_writes ');
+  assert.is(
+    formatFlakeyParams({ ...base, offset: 2048n, corruptBioByte: { byte: 32, direction: 'write', value: 1, flags: 0 } }),
+    '7:0 2048 180 0 5 corrupt_bio_byte 32 w 1 0 ',
+  );
+  assert.is(
+    formatFlakeyParams({ ...base, writes: 'drop', corruptBioByte: { byte: 1, direction: 'read', value: 255, flags: 4294967295 } }),
+    '7:0 0 180 0 6 drop_writes corrupt_bio_byte 1 r 255 4294967295 ',
+  );
+  assert.equal(flakeyTarget(8n, 16n, base), { start: 8n, length: 16n, type: 'flakey', params: '7:0 0 180 0 0 ' });
+});
+
+test('flakey: parses the kernel form and what flakey_ctr accepts, back to the same params', () => {
+  const p: FlakeyParams = { device: d(253, 4), offset: 8n, upInterval: 5, downInterval: 7, writes: 'drop', corruptBioByte: { byte: 3, direction: 'read', value: 7, flags: 0 } };
+  assert.equal(parseFlakeyParams('253:4 8 5 7 6 drop_writes corrupt_bio_byte 3 r 7 0 '), p);
+  // case-insensitive names and direction (strcasecmp), any order, any blanks
+  assert.equal(parseFlakeyParams('  253:4\t8 5 7 6 CORRUPT_BIO_BYTE 3 R 7 0 Drop_Writes'), p);
+  assert.equal(parseFlakeyParams('7:0 0 1 1'), { device: d(7, 0), offset: 0n, upInterval: 1, downInterval: 1 });
+  assert.equal(parseFlakeyParams('7:0 0 1 1 0'), { device: d(7, 0), offset: 0n, upInterval: 1, downInterval: 1 });
+  assert.equal(parseFlakeyParams('7:0 0 0 9 1 error_writes '), { device: d(7, 0), offset: 0n, upInterval: 0, downInterval: 9, writes: 'error' });
+  assert.is(formatFlakeyParams(parseFlakeyParams('7:0 0 9 1 6 CORRUPT_BIO_BYTE 3 R 7 0 DROP_WRITES')), '7:0 0 9 1 6 drop_writes corrupt_bio_byte 3 r 7 0 ');
+});
+
+test('flakey: malformed or invalid table text is refused with InvalidArgumentError', () => {
+  for (const bad of [
+    '',
+    '7:0 0 1',
+    '/dev/loop0 0 1 1',
+    '7:0 -1 1 1',
+    '7:0 0 x 1',
+    '7:0 0 4294967296 0',
+    '7:0 0 0 0', // total interval zero
+    '7:0 0 4294967295 1', // interval overflow
+    '7:0 0 1 1 1', // count 1, nothing follows
+    '7:0 0 1 1 7 a b c d e f g', // count above 6
+    '7:0 0 1 1 2 drop_writes', // count does not match
+    '7:0 0 1 1 1 random_read_corrupt', // 6.5+ only
+    '7:0 0 1 1 2 drop_writes error_writes',
+    '7:0 0 1 1 2 drop_writes drop_writes',
+    '7:0 0 1 1 5 corrupt_bio_byte 0 r 1 0', // Nth byte counts from 1
+    '7:0 0 1 1 5 corrupt_bio_byte 1 x 1 0',
+    '7:0 0 1 1 5 corrupt_bio_byte 1 r 256 0',
+    '7:0 0 1 1 6 error_writes corrupt_bio_byte 1 w 1 0', // write corruption + error_writes
+  ])
+    assert.throws(() => parseFlakeyParams(bad), isInvalid, bad);
+});
+
+test('flakey: the builder lists every problem before anything reaches the kernel', () => {
+  const bad = {
+    device: d(4096, 0),
+    offset: -1n,
+    upInterval: 1.5,
+    downInterval: -1,
+    writes: 'drop',
+    corruptBioByte: { byte: 0, direction: 'write', value: 256, flags: -1 },
+  } as const;
+  assert.equal(problemPaths(() => formatFlakeyParams(bad)), [
+    '/device/major',
+    '/offset',
+    '/upInterval',
+    '/downInterval',
+    '/corruptBioByte/byte',
+    '/corruptBioByte/value',
+    '/corruptBioByte/flags',
+    '/corruptBioByte/direction',
+  ]);
+  assert.equal(problemPaths(() => formatFlakeyParams({ device: d(7, 0), offset: 0n, upInterval: 0, downInterval: 0 })), ['/downInterval']);
+  assert.equal(
+    flakeyParamsProblems({ device: d(7, 0), offset: 0n, upInterval: 4294967295, downInterval: 1 }).map((p) => p.message),
+    ['upInterval + downInterval must be at most 4294967295'],
+  );
+  assert.equal(problemPaths(() => formatFlakeyParams({ device: d(7, 0), offset: 0n, upInterval: 1, downInterval: 1, writes: 'lose' as never })), ['/writes']);
+  assert.equal(flakeyParamsProblems(null), [{ path: '', message: 'must be a flakey params object', value: null }]);
+});
+
+test('flakey: INFO status is empty', () => {
+  assert.equal(parseFlakeyStatus(''), {});
+  assert.equal(parseFlakeyStatus(' \n'), {});
+  assert.throws(() => parseFlakeyStatus('0'), isKernelOutput);
+});
+
+// ---- delay ----
+
+test('delay: 3, 6 and 9 field forms, exactly as delay_status prints them', () => {
+  const one = { device: d(7, 0), offset: 0n, delayMs: 100 };
+  assert.is(formatDelayParams(one), '7:0 0 100');
+  const two = { ...one, write: { device: d(7, 1), offset: 2048n, delayMs: 0 } };
+  assert.is(formatDelayParams(two), '7:0 0 100 7:1 2048 0');
+  const three = { ...two, flush: { device: d(8, 16), offset: 1n, delayMs: 4294967295 } };
+  assert.is(formatDelayParams(three), '7:0 0 100 7:1 2048 0 8:16 1 4294967295');
+  for (const p of [one, two, three]) assert.equal(parseDelayParams(` ${formatDelayParams(p)}  `), p);
+  assert.equal(delayTarget(0n, 8n, one), { start: 0n, length: 8n, type: 'delay', params: '7:0 0 100' });
+});
+
+test('delay: bad params are refused, every problem listed', () => {
+  for (const bad of ['', '7:0 0', '7:0 0 1 7:1', '7:0 0 1 7:1 0 1 7:2 0', '7:0 x 1', '7:0 0 -1', '7:0 0 4294967296', 'loop0 0 1', '7:0 0 1 7:1 0 1 7:2 0 1 7:3'])
+    assert.throws(() => parseDelayParams(bad), isInvalid, bad);
+  assert.equal(
+    problemPaths(() =>
+      formatDelayParams({ device: d(7, 0), offset: -1n, delayMs: 0.5, flush: { device: d(7, 1), offset: 0n, delayMs: 1 } }),
+    ),
+    ['/offset', '/delayMs', '/flush'],
+  );
+  assert.equal(
+    problemPaths(() => formatDelayParams({ device: d(7, 0), offset: 0n, delayMs: 1, write: { device: d(7, 1048576), offset: 0n, delayMs: 4294967296 } })),
+    ['/write/device/minor', '/write/delayMs'],
+  );
+});
+
+test('delay: INFO status counts held bios per class', () => {
+  assert.equal(parseDelayStatus('0 0 0'), { reads: 0, writes: 0, flushes: 0 });
+  assert.equal(parseDelayStatus('3 12 1\n'), { reads: 3, writes: 12, flushes: 1 });
+  for (const bad of ['', '1 2', '1 2 3 4', '1 x 3', '1 2 4294967296', '-1 0 0'])
+    assert.throws(() => parseDelayStatus(bad), isKernelOutput, bad);
+});
+
+// ---- log-writes ----
+
+test('log-writes: params codec', () => {
+  const p = { device: d(7, 0), logDevice: d(7, 1) };
+  assert.is(formatLogWritesParams(p), '7:0 7:1');
+  assert.equal(parseLogWritesParams('7:0 7:1'), p);
+  assert.equal(logWritesTarget(0n, 8n, p), { start: 0n, length: 8n, type: 'log-writes', params: '7:0 7:1' });
+  for (const bad of ['', '7:0', '7:0 7:1 7:2', '7:0 /dev/loop1', '7:0 7:0'])
+    assert.throws(() => parseLogWritesParams(bad), isInvalid, bad);
+  assert.equal(problemPaths(() => formatLogWritesParams({ device: d(7, 0), logDevice: d(7, 0) })), ['/logDevice']);
+  assert.equal(problemPaths(() => formatLogWritesParams({ device: d(-1, 0), logDevice: d(0, -1) })), ['/device/major', '/logDevice/minor']);
+});
+
+test('log-writes: INFO status', () => {
+  assert.equal(parseLogWritesStatus('0 0'), { loggedEntries: 0n, highestSector: 0n, loggingEnabled: true });
+  assert.equal(parseLogWritesStatus('5 21 logging_disabled'), { loggedEntries: 5n, highestSector: 21n, loggingEnabled: false });
+  assert.equal(parseLogWritesStatus('18446744073709551615 1'), { loggedEntries: 18446744073709551615n, highestSector: 1n, loggingEnabled: true });
+  for (const bad of ['', '1', '1 2 x', '1 2 logging_disabled x', '18446744073709551616 0', 'a 0'])
+    assert.throws(() => parseLogWritesStatus(bad), isKernelOutput, bad);
+});
+
+test('log-writes: mark message', () => {
+  assert.is(logWritesMarkMessage('fsync-1'), 'mark fsync-1');
+  assert.is(logWritesMarkMessage('x'.repeat(479)), `mark ${'x'.repeat(479)}`);
+  for (const bad of ['', 'a b', 'a\\b', 'a\0', 'x'.repeat(480), 'é'.repeat(240)])
+    assert.throws(() => logWritesMarkMessage(bad), isInvalid, JSON.stringify(bad).slice(0, 20));
+});
+
+/** A log as the kernel writes it: super, then entries (header block + data blocks). */
+function buildLog(entries: { sector: bigint; nr: bigint; flags: number; mark?: string; fill?: number }[], nrEntries = BigInt(entries.length)): Buffer {
+  const ss = 512;
+  const blocks: Buffer[] = [];
+  const sup = Buffer.alloc(ss);
+  sup.writeBigUInt64LE(LOG_WRITES_MAGIC, 0);
+  sup.writeBigUInt64LE(1n, 8);
+  sup.writeBigUInt64LE(nrEntries, 16);
+  sup.writeUInt32LE(ss, 24);
+  blocks.push(sup);
+  for (const e of entries) {
+    const h = Buffer.alloc(ss);
+    h.writeBigUInt64LE(e.sector, 0);
+    h.writeBigUInt64LE(e.nr, 8);
+    h.writeBigUInt64LE(BigInt(e.flags), 16);
+    h.writeBigUInt64LE(BigInt(e.mark?.length ?? 0), 24);
+    if (e.mark !== undefined) h.write(e.mark, 32);
+    blocks.push(h);
+    if ((e.flags & 4) === 0) blocks.push(Buffer.alloc(Number(e.nr) * ss, e.fill ?? 0));
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(ss * 4)]);
+}
+
+test('log-writes: on-disk log decoder', () => {
+  const log = buildLog([
+    { sector: 0n, nr: 8n, flags: 0, fill: 0xa1 },
+    { sector: 0n, nr: 0n, flags: 1 },
+    { sector: 100n, nr: 16n, flags: 4 }, // discard: no data follows
+    { sector: 16n, nr: 2n, flags: 2 | 16, fill: 0xb2 },
+    { sector: 0n, nr: 0n, flags: 8, mark: 'm1' },
+  ]);
+  const out = decodeLogWritesLog(log);
+  assert.equal(out.super, { version: 1n, nrEntries: 5n, sectorSize: 512 });
+  assert.equal(out.entries, [
+    { sector: 0n, nrSectors: 8n, flags: 0, dataOffset: 1024 },
+    { sector: 0n, nrSectors: 0n, flags: 1, dataOffset: 5632 },
+    { sector: 100n, nrSectors: 16n, flags: 4, dataOffset: 6144 },
+    { sector: 16n, nrSectors: 2n, flags: 18, dataOffset: 6656 },
+    { sector: 0n, nrSectors: 0n, flags: 8, mark: 'm1', dataOffset: 8192 },
+  ]);
+  assert.ok(log.subarray(1024, 1024 + 4096).equals(Buffer.alloc(4096, 0xa1)));
+  assert.ok(log.subarray(6656, 6656 + 1024).equals(Buffer.alloc(1024, 0xb2)));
+  // A limit reads past a lagging super; a bad magic, an overlong count or a truncated log are typed.
+  assert.is(decodeLogWritesLog(log, 2).entries.length, 2);
+  const badMagic = Buffer.from(log);
+  badMagic[0] = 0;
+  assert.throws(() => decodeLogWritesLog(badMagic), isKernelOutput);
+  assert.throws(() => decodeLogWritesLog(buildLog([{ sector: 0n, nr: 8n, flags: 0 }], 1000n)), isKernelOutput);
+  assert.throws(() => decodeLogWritesLog(log.subarray(0, 2048)), isKernelOutput);
+  assert.throws(() => decodeLogWritesLog(Buffer.alloc(10)), isKernelOutput);
+});
+
+test('log-writes: replay up to a mark or an entry count', () => {
+  const log = buildLog([
+    { sector: 0n, nr: 2n, flags: 0, fill: 0x01 },
+    { sector: 0n, nr: 0n, flags: 1 },
+    { sector: 0n, nr: 0n, flags: 8, mark: 'one' },
+    { sector: 4n, nr: 1n, flags: 0, fill: 0x02 },
+    { sector: 0n, nr: 4n, flags: 4 },
+    { sector: 0n, nr: 0n, flags: 8, mark: 'two' },
+  ]);
+  const decoded = decodeLogWritesLog(log);
+  const ops = (until: { mark: string } | { entries: number }): [number, LogWritesReplayOp[]] => {
+    const out: LogWritesReplayOp[] = [];
+    return [replayLogWrites(log, decoded, until, (op) => out.push(op)), out];
+  };
+  const [n1, one] = ops({ mark: 'one' });
+  assert.is(n1, 3);
+  assert.equal(one.map((o) => [o.kind, o.entry, o.byteOffset]), [['write', 0, 0n]]);
+  assert.ok(one[0]!.kind === 'write' && one[0]!.data.equals(Buffer.alloc(1024, 0x01)));
+  const [n2, two] = ops({ mark: 'two' });
+  assert.is(n2, 6);
+  assert.equal(two.map((o) => (o.kind === 'write' ? [o.kind, o.entry, o.byteOffset, o.data.length] : [o.kind, o.entry, o.byteOffset, o.byteLength])), [
+    ['write', 0, 0n, 1024],
+    ['write', 3, 2048n, 512],
+    ['discard', 4, 0n, 2048n],
+  ]);
+  assert.equal(ops({ entries: 0 }), [0, []]);
+  assert.is(ops({ entries: 4 })[1].length, 2);
+  assert.throws(() => ops({ mark: 'three' }), isInvalid);
+  assert.throws(() => ops({ entries: 7 }), isInvalid);
+  assert.throws(() => ops({ entries: -1 }), isInvalid);
+});
+
+test.run();
