@@ -296,6 +296,16 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
     if (this.#stop.signal.aborted) throw new Stopped();
   }
 
+  /**
+   * The DmControl, for one call, only while the monitor runs. DmControl reopens its fd on use,
+   * and DmControl's methods take the fd synchronously when called: checking here, right before
+   * each call, means nothing can reopen the fd after close() closed it.
+   */
+  #ctl(): DmControl {
+    this.#checkOpen();
+    return this.#dm;
+  }
+
   #emitError(err: Error, pool: string | undefined): void {
     if (this.listenerCount('error') > 0) this.emit('error', err, pool);
     else process.emitWarning(err);
@@ -323,7 +333,7 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
   async #arm(): Promise<PoolMonitorMechanism> {
     if (this.#requested === 'dev-wait') return 'dev-wait';
     try {
-      await this.#dm.armPoll();
+      await this.#ctl().armPoll();
       return 'arm-poll';
     } catch (e) {
       // check_version() answers EINVAL to a request stamped with a newer minor than the kernel's
@@ -345,13 +355,13 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
       this.#resolveReady();
       this.#checkOpen();
       try {
-        await this.#dm.waitForEvent({ signal: this.#stop.signal });
+        await this.#ctl().waitForEvent({ signal: this.#stop.signal });
       } catch (e) {
         if (this.#stop.signal.aborted) throw new Stopped();
         throw e;
       }
       this.#checkOpen();
-      await this.#dm.armPoll();
+      await this.#ctl().armPoll();
     }
   }
 
@@ -398,7 +408,7 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
       try {
         // Blocks in the kernel (dev_wait → dm_wait_event) on a worker thread until the pool's
         // event_nr moves past the one we read; a removal wakes it too (__hash_remove).
-        await this.#dm.deviceWait(pool, info.eventNr, { noflush: true });
+        await this.#ctl().deviceWait(pool, info.eventNr, { noflush: true });
       } catch (e) {
         this.#checkOpen();
         if (e instanceof DeviceNotFoundError) continue; // removed meanwhile: #observe reports it
@@ -415,15 +425,15 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
     let info: DeviceInfo;
     let next: PoolMonitorState;
     try {
-      info = await this.#dm.deviceInfo(pool);
+      info = await this.#ctl().deviceInfo(pool);
       if (!info.activeTable) {
         this.#setAbsent(pool);
         return null;
       }
-      const table = poolLine(pool, await this.#dm.tableStatus(pool, { mode: 'table' }));
+      const table = poolLine(pool, await this.#ctl().tableStatus(pool, { mode: 'table' }));
       const lowWaterMark = parsePoolParams(table.params).lowWaterMark;
       // DM_NOFLUSH_FLAG: pool_status() skips its commit(), and the ioctl stays a quick synchronous one.
-      const status = parseThinPoolStatus(poolLine(pool, await this.#dm.tableStatus(pool, { noflush: true })).params);
+      const status = parseThinPoolStatus(poolLine(pool, await this.#ctl().tableStatus(pool, { noflush: true })).params);
       const working = status.kind === 'working' ? status : null;
       next = {
         pool,

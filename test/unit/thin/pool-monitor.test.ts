@@ -368,6 +368,24 @@ test('DM_DEV_WAIT fallback on a 4.35 interface: events per pool; close with a wa
   w.fake.dispose();
 });
 
+test('DM_DEV_WAIT fallback: close() between two reads of a pool does not let a later read reopen the fd', async () => {
+  const w = await world({ dmVersion: [4, 35, 0] });
+  const before = controlFds(w.fake);
+  let m: PoolMonitor | undefined;
+  let closing: Promise<void> | undefined;
+  const off = w.fake.onCall((c) => {
+    // The monitor's first DM_DEV_STATUS: close() runs before its next ioctl (the table read).
+    if (c.request === 'DM_DEV_STATUS' && m && !closing) queueMicrotask(() => (closing = m!.close()));
+  });
+  m = monitorOn(w);
+  await m.ready;
+  await closing;
+  await settle();
+  off();
+  assert.is(controlFds(w.fake), before);
+  w.fake.dispose();
+});
+
 test('DM_DEV_WAIT fallback: a removed pool is looked for again and reported when recreated', async () => {
   const w = await world({ dmVersion: [4, 35, 0] });
   const m = monitorOn(w, { absentRecheckMs: 1 });
