@@ -189,9 +189,13 @@ class Stopped extends Error {}
  * it reappears) if already true; `modeChange` needs two observations. A pool removed and created
  * again under the same name emits `poolGone` then `poolAppeared` and is watched on.
  *
- * Errors: a failed read of one pool emits `error` (err, pool) and the monitor goes on; a failed
- * wait emits `error` (err, undefined) and stops. With no `error` listener the error is passed to
- * `process.emitWarning` instead of throwing.
+ * Errors: a failed read of one pool emits `error` (err, pool) once per distinct error and the
+ * monitor goes on; a failed wait emits `error` (err, undefined) and stops. With no `error`
+ * listener the error is passed to `process.emitWarning` instead of throwing.
+ *
+ * Threads: with ARM_POLL the monitor occupies one libuv worker thread while it waits; with the
+ * DM_DEV_WAIT fallback, one per pool (libuv has 4 by default, UV_THREADPOOL_SIZE), which the
+ * rest of the process (fs, crypto, other koffi calls) shares.
  *
  * @example
  * const monitor = new PoolMonitor(['docker-pool']);
@@ -261,7 +265,7 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
     return this.#mechanism;
   }
 
-  /** True once {@link close} was called or the signal aborted. */
+  /** True once the monitor stops: {@link close}, the signal, or a failed wait (after its `error`). */
   get closed(): boolean {
     return this.#closed || this.#stop.signal.aborted;
   }
