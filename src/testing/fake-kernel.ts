@@ -302,6 +302,14 @@ export class FakeKernel implements Syscalls {
     return this.devices().find((d) => d.name === name);
   }
 
+  /**
+   * The fake-device fds open now (the dm control node, loop-control, block devices, other fake
+   * /dev nodes), by fd number; real files opened through the fake are not listed.
+   */
+  openFds(): { fd: number; kind: 'dm-control' | 'loop-control' | 'block' | 'other' }[] {
+    return [...this.#s.fds].sort(([a], [b]) => a - b).map(([fd, e]) => ({ fd, kind: e.kind }));
+  }
+
   /** Every loop device, by index. */
   loops(): FakeLoopInfo[] {
     return [...this.#s.loops.values()]

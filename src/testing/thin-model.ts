@@ -147,6 +147,8 @@ export class ThinPoolModel {
   lowWaterBlocks = 0n;
   features: PoolFeatures;
   lowWaterTriggered = false;
+  /** The metadata space map's threshold state (free blocks were `<=` the threshold at the last check). */
+  metadataLowTriggered = false;
   /** Thin ids held open by thin targets (id → count). */
   readonly openThins = new Map<number, number>();
   #heldCounter = 0n;
@@ -164,6 +166,21 @@ export class ThinPoolModel {
   commit(): void {
     if (this.mode === 'fail' || this.mode === 'ro') return;
     this.persist(cloneMetadata(this.meta));
+    this.checkMetadataThreshold();
+  }
+
+  /**
+   * dm-space-map-metadata.c check_threshold(), the threshold dm-thin registers with
+   * calc_metadata_threshold(): when free metadata blocks fall to `<=` the threshold and it had
+   * not triggered for the previous value, metadata_low_callback() raises dm_table_event(). Edge-
+   * triggered: it re-arms once free blocks are above the threshold again. (The kernel checks on
+   * every metadata allocation; the fake checks at commit, where its usage estimate changes.)
+   */
+  checkMetadataThreshold(): void {
+    const below = this.meta.metadataBlocks - this.usedMetadataBlocks() <= this.metadataLowWater();
+    const fire = below && !this.metadataLowTriggered;
+    this.metadataLowTriggered = below;
+    if (fire) this.onEvent();
   }
 
   /** Refcount of every data block in use. */

@@ -93,3 +93,18 @@ export {
   type ThinPoolResizeOptions,
 } from './pool.js';
 export { THIN_TARGET, ThinDevice, type ThinActivateOptions } from './thin-device.js';
+export {
+  PoolMonitor,
+  metadataThreshold,
+  type PoolAppearedEvent,
+  type PoolLowWaterEvent,
+  type PoolMetadataLowEvent,
+  type PoolModeChangeEvent,
+  type PoolMonitorEvents,
+  type PoolMonitorMechanism,
+  type PoolMonitorMode,
+  type PoolMonitorOptions,
+  type PoolMonitorState,
+  type PoolPresenceEvent,
+  type PoolStatusEvent,
+} from './pool-monitor.js';
