@@ -31,10 +31,10 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { openKernelLog, type KernelLog } from './kernel-log.js';
-import { InvalidArgumentError, errnoCode } from '../errors.js';
-import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl, discardBlockDevice } from '../loop/index.js';
-import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { DeviceBusyError, DmControl } from '../dm/index.js';
+import { LoopControl } from '../loop/index.js';
+import type { BlockDevices } from '../thin/index.js';
 import { realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
@@ -48,10 +48,9 @@ import {
   DeviceSetUnsupportedError,
   DeviceSizeError,
   UnknownDeviceError,
-  UnknownFilesystemError,
 } from './errors.js';
 import { realFsTools, type FsTools } from './fs-tools.js';
-import { assertValidHash, dmNameFor, prefixFor } from './hash.js';
+import { assertValidHash, prefixFor } from './hash.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
@@ -61,7 +60,6 @@ import { KeyedMutex } from './mutex.js';
 import {
   formatDmOptions,
   resolveDeviceSetOptionsReport,
-  type BaseFilesystem,
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
@@ -69,12 +67,10 @@ import { minFreeBlocks } from './pool-sizing.js';
 import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { Journal, MIN_DEVICE_ID } from './journal.js';
-import { BaseImage, probeFilesystem } from './base-image.js';
+import { Activation } from './activation.js';
+import { BaseImage } from './base-image.js';
 import { PoolSetup, assertPoolUsable, growLoopbackData, poolSpace } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-
-/** {@link DeviceSet.deleteDevice}'s plain-remove retries before it defers (10 × 100 ms). */
-const TRANSIENT_BUSY_RETRY = Object.freeze({ attempts: 10, delayMs: 100 });
 import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
@@ -113,21 +109,19 @@ export class DeviceSet {
   readonly #devLocks = new KeyedMutex();
   readonly #mounts = new Map<string, MountEntry>();
   #source!: PoolSource;
-  #deferredRemoval = false;
   #deferredDeletion = false;
   #worker: NodeJS.Timeout | undefined;
   #deferredDeleteIntervalMs: number;
   #closed = false;
-  /** Set during init: its signal, and what it created (the only things a failed init tears down). */
+  /** Set during init: its signal, and whether it created the pool (a failed init removes it then). */
   #initSignal: AbortSignal | undefined;
-  #initializing = true;
   #poolCreatedHere = false;
   readonly #discardRecordsOnBlank: boolean;
-  readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
   readonly #mountDeps: MountDeps;
   readonly #base: BaseImage;
+  readonly #act: Activation;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
     this.root = root;
@@ -153,6 +147,7 @@ export class DeviceSet {
       minFreeSpacePercent: options.minFreeSpacePercent,
       deviceSet: { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) },
     });
+    this.#act = new Activation({ dm: this.#dm, sys: this.#sys, prefix, journal: this.#journal, log: this.#log });
     this.#base = new BaseImage({
       root,
       options,
@@ -162,17 +157,18 @@ export class DeviceSet {
       devLocks: this.#devLocks,
       crash: this.#crash,
       log: this.#log,
-      activate: (rec) => this.#activate(rec),
-      deactivate: (hash, deferred) => this.#deactivate(hash, deferred),
+      activate: (rec) => this.#act.activate(rec),
+      deactivate: (hash, deferred) => this.#act.deactivate(hash, deferred),
       deleteLocked: (rec, sync) => this.#deleteLocked(rec, sync),
     });
     this.#mountDeps = {
       dm: this.#dm,
       sys: this.#sys,
+      tools: this.#tools,
       kernelLog: this.#kernelLog,
       options,
-      dmName: (hash) => this.#dmName(hash),
-      undoActivate: (hash) => this.#deactivate(hash, true).catch(() => undefined),
+      dmName: (hash) => this.#act.dmName(hash),
+      undoActivate: (hash) => this.#act.deactivate(hash, true).catch(() => undefined),
     };
   }
 
@@ -228,8 +224,8 @@ export class DeviceSet {
     if (o.useDeferredRemoval === true && !deferredSupported) {
       throw new DeviceSetUnsupportedError(`deferred removal cannot be enabled: the kernel's dm interface is ${version.join('.')}, it needs 4.27.0`);
     }
-    this.#deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
-    this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#deferredRemoval : o.useDeferredDeletion;
+    this.#act.deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
+    this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#act.deferredRemoval : o.useDeferredDeletion;
 
     const loaded = this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
@@ -260,7 +256,7 @@ export class DeviceSet {
     // Recovery: what the pool holds, as far as it can be known.
     const status = await this.#journal.pool.status({ noflush: true });
     assertPoolUsable(this.#journal.pool.name, status, o.thinPoolDevice !== null && firstUse);
-    await this.#journal.recover(loaded, status, newPool, (hash) => this.#quietDeactivate(hash));
+    await this.#journal.recover(loaded, status, newPool, (hash) => this.#act.quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
     this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
@@ -268,8 +264,7 @@ export class DeviceSet {
 
     await this.#base.undoInterruptedAdds();
     await this.#base.setup(baseSizeGiven, this.#initSignal);
-    this.#initializing = false;
-    this.#activatedHere.clear();
+    this.#act.endInit();
     this.#initSignal = undefined;
     this.#startWorker();
   }
@@ -282,13 +277,7 @@ export class DeviceSet {
   async #abortInit(): Promise<void> {
     this.#closed = true;
     this.#stopWorker();
-    for (const name of [...this.#activatedHere].reverse()) {
-      try {
-        await this.#dm.deviceRemove(name);
-      } catch (err) {
-        if (!(err instanceof DeviceNotFoundError)) this.#log('warn', `cleanup after a failed init: ${name} stays: ${String(err)}`);
-      }
-    }
+    await this.#act.removeActivatedByInit();
     try {
       if (this.#journal.pool && this.#poolCreatedHere) await this.#journal.pool.remove();
     } catch (err) {
@@ -320,109 +309,17 @@ export class DeviceSet {
   /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
   async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
     this.#crash('delete:before-discard');
-    if (this.options.blkDiscard) await this.#discard(rec);
+    if (this.options.blkDiscard) await this.#act.discard(rec);
     this.#crash('delete:before-deactivate');
     const deferOk = this.#deferredDeletion && !sync;
     try {
-      if (deferOk && this.#deferredRemoval) await this.#removeUnlessBusy(rec.hash);
-      await this.#deactivate(rec.hash, deferOk);
+      if (deferOk && this.#act.deferredRemoval) await this.#act.removeUnlessBusy(rec.hash);
+      await this.#act.deactivate(rec.hash, deferOk);
     } catch (err) {
       if (!(err instanceof DeviceBusyError) || !deferOk) throw err;
       // Busy: the pool delete below answers EBUSY and the deletion is deferred.
     }
     return this.#journal.delete(rec, this.#deferredDeletion && !sync);
-  }
-
-  /**
-   * Before a delete defers: a plain remove, retried for about a second. A delete usually follows
-   * activity (the discard above, a recent unmount), and udev's rules then open the device for a
-   * moment (blkid on the change event that closing a written device raises). With deferred
-   * removal the kernel would defer at once on that EBUSY, and the thin id would stay until the
-   * background worker's next pass; libdm's dm_task_retry_remove retries for the same reason.
-   * Still busy after that (someone really holds it): the caller's deferred remove takes over.
-   */
-  async #removeUnlessBusy(hash: string): Promise<void> {
-    const name = this.#dmName(hash);
-    try {
-      if ((await this.#dm.findDevice(name)) === null) return;
-      await this.#dm.deviceRemove(name, { retry: TRANSIENT_BUSY_RETRY });
-    } catch (err) {
-      if (!(err instanceof DeviceBusyError) && !(err instanceof DeviceNotFoundError)) throw err;
-    }
-  }
-
-  /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */
-  async #discard(rec: DeviceRecord): Promise<void> {
-    try {
-      const path = await this.#activate(rec, true);
-      const info = await this.#dm.findDevice(this.#dmName(rec.hash));
-      if (!info || info.openCount > 0) return;
-      await discardBlockDevice(this.#sys, path, BigInt(rec.size));
-    } catch (err) {
-      this.#log('warn', `discard of ${rec.hash || 'base'} failed (ignored): ${String(err)}`);
-    }
-  }
-
-  // ------------------------------------------------------------------------- activation
-
-  #dmName(hash: string): string {
-    return dmNameFor(this.prefix, hash);
-  }
-
-  /** Activates the device if needed (cancelling a pending deferred remove); returns its node path. */
-  async #activate(rec: DeviceRecord, evenIfDeleted = false): Promise<string> {
-    if (rec.deleted && !evenIfDeleted) throw new DeviceMarkedDeletedError(rec.hash, 'activate');
-    const name = this.#dmName(rec.hash);
-    const path = this.#dm.nodePath(name);
-    const info = await this.#dm.findDevice(name);
-    if (info) {
-      if (!info.deferredRemove) return path;
-      try {
-        await this.#dm.cancelDeferredRemove(name);
-        return path;
-      } catch (err) {
-        if (!(err instanceof DeviceNotFoundError) && errnoCode(err) !== 'ENXIO') throw err;
-        // Removed meanwhile: create it again below.
-      }
-    }
-    // A grow in flight activates at its target: the filesystem may already be larger than `size`.
-    const bytes = rec.growTo !== undefined && rec.growTo > rec.size ? rec.growTo : rec.size;
-    await ThinDevice.of(this.#journal.pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
-    if (this.#initializing) this.#activatedHere.add(name);
-    return path;
-  }
-
-  async #deactivate(hash: string, deferred: boolean): Promise<void> {
-    const name = this.#dmName(hash);
-    try {
-      if ((await this.#dm.findDevice(name)) === null) return;
-      await this.#dm.deviceRemove(name, { deferred: deferred && this.#deferredRemoval });
-    } catch (err) {
-      if (err instanceof DeviceNotFoundError) return;
-      throw err;
-    }
-  }
-
-  async #quietDeactivate(hash: string): Promise<void> {
-    try {
-      const info = await this.#dm.findDevice(this.#dmName(hash));
-      if (info && info.openCount === 0) await this.#dm.deviceRemove(this.#dmName(hash), { retry: { attempts: 3, delayMs: 100 } });
-    } catch {
-      // the pool delete reports what matters
-    }
-  }
-
-  /** Every dm device of this set except the pool, removed (deferred when busy and allowed). */
-  async #deactivateAll(): Promise<void> {
-    const poolName = this.#journal.pool?.name;
-    for (const d of await this.#dm.listDevices({ namePrefix: `${this.prefix}-` })) {
-      if (d.name === poolName) continue;
-      try {
-        await this.#dm.deviceRemove(d.name, { deferred: this.#deferredRemoval });
-      } catch (err) {
-        this.#log('warn', `could not deactivate ${d.name}: ${String(err)}`);
-      }
-    }
   }
 
   // ------------------------------------------------------------------------- public API
@@ -434,7 +331,7 @@ export class DeviceSet {
 
   /** Whether deferred removal / deletion ended up enabled. */
   get deferredRemoval(): boolean {
-    return this.#deferredRemoval;
+    return this.#act.deferredRemoval;
   }
   get deferredDeletion(): boolean {
     return this.#deferredDeletion;
@@ -466,7 +363,7 @@ export class DeviceSet {
       if (size < BigInt(parent.size)) {
         throw new DeviceSizeError(`container size ${size} cannot be smaller than the parent's ${parent.size} bytes`, size, BigInt(parent.size));
       }
-      const originName = this.#dmName(baseHash);
+      const originName = this.#act.dmName(baseHash);
       const info = await this.#dm.findDevice(originName);
       let deactivateOrigin = false;
       if (info?.deferredRemove) {
@@ -481,7 +378,7 @@ export class DeviceSet {
       try {
         rec = await this.#journal.createSnap(hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
       } finally {
-        if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
+        if (deactivateOrigin) await this.#act.deactivate(baseHash, true).catch(() => undefined);
       }
       if (growTo !== undefined) {
         try {
@@ -498,7 +395,7 @@ export class DeviceSet {
           throw err;
         }
       }
-      return this.#describe(rec);
+      return this.#act.describe(rec);
     });
   }
 
@@ -531,7 +428,7 @@ export class DeviceSet {
       const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
-      return this.#activate(rec);
+      return this.#act.activate(rec);
     });
   }
 
@@ -542,7 +439,7 @@ export class DeviceSet {
     return this.#op([hash], async () => {
       if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
       if (this.#mounts.has(hash)) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${this.#mounts.get(hash)?.path}`);
-      await this.#deactivate(hash, true);
+      await this.#act.deactivate(hash, true);
     });
   }
 
@@ -571,19 +468,7 @@ export class DeviceSet {
         m.count++;
         return;
       }
-      const device = await this.#activate(rec);
-      let fsType: BaseFilesystem | null;
-      try {
-        fsType = await probeFilesystem(this.#tools, device);
-      } catch (err) {
-        await this.#deactivate(hash, true).catch(() => undefined);
-        throw err;
-      }
-      if (fsType === null) {
-        await this.#deactivate(hash, true).catch(() => undefined);
-        throw new UnknownFilesystemError(device);
-      }
-      await mountThinDevice(this.#mountDeps, hash, device, path, fsType, options);
+      await mountThinDevice(this.#mountDeps, hash, await this.#act.activate(rec), path, options);
       this.#mounts.set(hash, { path, count: 1 });
     });
   }
@@ -604,7 +489,7 @@ export class DeviceSet {
       if (--m.count > 0) return;
       await unmountPath(this.#sys, path);
       this.#mounts.delete(hash);
-      await this.#deactivate(hash, true);
+      await this.#act.deactivate(hash, true);
     });
   }
 
@@ -624,21 +509,7 @@ export class DeviceSet {
     checkLookupArg('deviceInfo', hash);
     const rec = this.#journal.records.get(hash);
     if (!rec) throw new UnknownDeviceError(hash);
-    return this.#describe(rec);
-  }
-
-  #describe(rec: DeviceRecord): DeviceSetDevice {
-    const dmName = this.#dmName(rec.hash);
-    return {
-      hash: rec.hash,
-      deviceId: rec.deviceId,
-      size: BigInt(rec.size),
-      transactionId: rec.transactionId,
-      state: rec.state,
-      deleted: rec.deleted,
-      dmName,
-      devicePath: this.#dm.nodePath(dmName),
-    };
+    return this.#act.describe(rec);
   }
 
   /** Docker's GetDeviceStatus (activates the device for the query if it is not active). */
@@ -648,23 +519,7 @@ export class DeviceSet {
     return this.#op([hash], async () => {
       const rec = this.#journal.records.get(hash);
       if (!rec) throw new UnknownDeviceError(hash);
-      const name = this.#dmName(rec.hash);
-      const wasActive = (await this.#dm.findDevice(name)) !== null;
-      await this.#activate(rec, true);
-      try {
-        const line = (await this.#dm.tableStatus(name))[0];
-        const st = parseThinStatus(line?.params ?? '');
-        return {
-          deviceId: rec.deviceId,
-          size: BigInt(rec.size),
-          transactionId: rec.transactionId,
-          sizeInSectors: BigInt(rec.size) / 512n,
-          mappedSectors: st.kind === 'working' ? st.mappedSectors : 0n,
-          highestMappedSector: st.kind === 'working' ? st.highestMappedSector : null,
-        };
-      } finally {
-        if (!wasActive) await this.#deactivate(hash, false);
-      }
+      return this.#act.status(rec);
     });
   }
 
@@ -687,7 +542,7 @@ export class DeviceSet {
       metadata,
       sectorSize: blockBytes,
       udevSyncSupported: fs.existsSync('/run/udev/control'),
-      deferredRemoveEnabled: this.#deferredRemoval,
+      deferredRemoveEnabled: this.#act.deferredRemoval,
       deferredDeleteEnabled: this.#deferredDeletion,
       deferredDeletedDeviceCount: [...this.#journal.records.values()].filter((r) => r.deleted).length,
       baseDeviceSize: base ? BigInt(base.size) : 0n,
@@ -776,7 +631,7 @@ export class DeviceSet {
     }
     this.#mounts.clear();
     this.#crash('shutdown:before-deactivate');
-    await this.#deactivateAll();
+    await this.#act.deactivateAll();
     this.#crash('shutdown:before-pool-remove');
     if (this.#source.owned) {
       try {
