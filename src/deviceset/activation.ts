@@ -83,6 +83,26 @@ export class Activation {
     return path;
   }
 
+  /**
+   * Runs `fn` (a create_snap of `hash`'s device) with the origin settled: a pending deferred
+   * remove of the origin is cancelled first (moby#23418: it must not race the snapshot) and the
+   * origin deactivated again after. `fn` gets the origin's dm name when it is active.
+   */
+  async withOriginSettled<T>(hash: string, fn: (originActiveName: string | undefined) => Promise<T>): Promise<T> {
+    const originName = this.dmName(hash);
+    const info = await this.#dm.findDevice(originName);
+    let deactivateOrigin = false;
+    if (info?.deferredRemove) {
+      await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
+      deactivateOrigin = true;
+    }
+    try {
+      return await fn(info ? originName : undefined);
+    } finally {
+      if (deactivateOrigin) await this.deactivate(hash, true).catch(() => undefined);
+    }
+  }
+
   /** Removes the device if it is active (deferred when `deferred` and deferred removal is on). */
   async deactivate(hash: string, deferred: boolean): Promise<void> {
     const name = this.dmName(hash);

@@ -47,7 +47,6 @@ import {
   DeviceSetClosedError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
-  UnknownDeviceError,
 } from './errors.js';
 import { realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, prefixFor } from './hash.js';
@@ -353,8 +352,7 @@ export class DeviceSet {
     checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
       checkAbort(signal, 'addDevice');
-      const parent = this.#journal.records.get(baseHash);
-      if (!parent) throw new UnknownDeviceError(baseHash);
+      const parent = this.#journal.record(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
       if (parent.state !== 'ready') throw new DeviceFaultyError(baseHash, parent.lastError ?? parent.state);
       const existing = this.#journal.records.get(hash);
@@ -363,39 +361,13 @@ export class DeviceSet {
       if (size < BigInt(parent.size)) {
         throw new DeviceSizeError(`container size ${size} cannot be smaller than the parent's ${parent.size} bytes`, size, BigInt(parent.size));
       }
-      const originName = this.#act.dmName(baseHash);
-      const info = await this.#dm.findDevice(originName);
-      let deactivateOrigin = false;
-      if (info?.deferredRemove) {
-        // moby#23418: a pending deferred remove of the origin must not race the snapshot.
-        await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
-        deactivateOrigin = true;
-      }
       // A larger device is created at the parent's size with the grow as its intent (growTo), so
       // that a crash before the grow finished is undone by the next init, not left half-made.
       const growTo = size > BigInt(parent.size) ? Number(size) : undefined;
-      let rec: DeviceRecord;
-      try {
-        rec = await this.#journal.createSnap(hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
-      } finally {
-        if (deactivateOrigin) await this.#act.deactivate(baseHash, true).catch(() => undefined);
-      }
-      if (growTo !== undefined) {
-        try {
-          checkAbort(signal, 'addDevice');
-          this.#crash('add:before-grow');
-          rec = await this.#base.growDevice(rec, growTo, signal, 'addDevice');
-        } catch (err) {
-          // The grow failed or was aborted: remove the half-made device so that a retry works.
-          try {
-            await this.#deleteLocked(this.#journal.records.get(hash) ?? rec, true);
-          } catch (undoErr) {
-            this.#log('error', `could not delete ${hash} after its grow failed (init will): ${String(undoErr)}`);
-          }
-          throw err;
-        }
-      }
-      return this.#act.describe(rec);
+      const rec = await this.#act.withOriginSettled(baseHash, (originActiveName) =>
+        this.#journal.createSnap(hash, BigInt(parent.size), parent, originActiveName, growTo),
+      );
+      return this.#act.describe(growTo === undefined ? rec : await this.#base.growNewDevice(rec, growTo, signal));
     });
   }
 
@@ -412,8 +384,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'deleteDevice');
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       const m = this.#mounts.get(hash);
       if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
       return this.#deleteLocked(rec, options.sync === true);
@@ -425,8 +396,7 @@ export class DeviceSet {
     checkHashArg('activateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
       return this.#act.activate(rec);
     });
@@ -437,7 +407,7 @@ export class DeviceSet {
     checkHashArg('deactivateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
+      this.#journal.record(hash);
       if (this.#mounts.has(hash)) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${this.#mounts.get(hash)?.path}`);
       await this.#act.deactivate(hash, true);
     });
@@ -458,8 +428,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'mountDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'mountDevice');
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
       const m = this.#mounts.get(hash);
@@ -481,7 +450,7 @@ export class DeviceSet {
     checkUnmountArgs(hash, path);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
+      this.#journal.record(hash);
       const m = this.#mounts.get(hash);
       if (!m || m.path !== path) {
         throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
@@ -507,8 +476,7 @@ export class DeviceSet {
   /** The record of one device. @throws UnknownDeviceError */
   deviceInfo(hash: string): DeviceSetDevice {
     checkLookupArg('deviceInfo', hash);
-    const rec = this.#journal.records.get(hash);
-    if (!rec) throw new UnknownDeviceError(hash);
+    const rec = this.#journal.record(hash);
     return this.#act.describe(rec);
   }
 
@@ -517,8 +485,7 @@ export class DeviceSet {
     checkHashArg('deviceStatus', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       return this.#act.status(rec);
     });
   }
@@ -544,7 +511,7 @@ export class DeviceSet {
       udevSyncSupported: fs.existsSync('/run/udev/control'),
       deferredRemoveEnabled: this.#act.deferredRemoval,
       deferredDeleteEnabled: this.#deferredDeletion,
-      deferredDeletedDeviceCount: [...this.#journal.records.values()].filter((r) => r.deleted).length,
+      deferredDeletedDeviceCount: this.#journal.deletedHashes().length,
       baseDeviceSize: base ? BigInt(base.size) : 0n,
       baseDeviceFS: base?.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? null,
       minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, this.options.minFreeSpacePercent) * blockBytes : 0n,
@@ -581,7 +548,7 @@ export class DeviceSet {
 
   /** Runs one pass of the deferred deletion worker now; resolves with the hashes still pending. */
   async cleanupDeleted(): Promise<string[]> {
-    const pending = [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    const pending = this.#journal.deletedHashes();
     for (const hash of pending) {
       try {
         await this.#op([hash], async () => {
@@ -593,13 +560,13 @@ export class DeviceSet {
         this.#log('warn', `deferred deletion of ${hash}: ${String(err)}`);
       }
     }
-    return [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    return this.#journal.deletedHashes();
   }
 
   #startWorker(): void {
     if (!this.#deferredDeletion || this.#deferredDeleteIntervalMs <= 0) return;
     this.#worker = setInterval(() => {
-      if ([...this.#journal.records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
+      if (this.#journal.deletedHashes().length > 0) void this.cleanupDeleted();
     }, this.#deferredDeleteIntervalMs);
     this.#worker.unref();
   }
