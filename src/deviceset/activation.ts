@@ -2,19 +2,37 @@
 // The DeviceSet's activation verbs: a record's thin device made live under its dm name (a pending
 // deferred remove cancelled instead), removed again (deferred when busy and allowed), discarded,
 // described and queried. The caller holds the device's lock; nothing here writes the journal.
-import { DeviceBusyError, DeviceNotFoundError, type DmControl } from '../dm/index.js';
+import { DeviceBusyError, DeviceNotFoundError, type DmControl, type DmVersion } from '../dm/index.js';
 import { errnoCode } from '../errors.js';
 import type { Syscalls } from '../ioctl/index.js';
 import { discardBlockDevice } from '../loop/index.js';
 import { ThinDevice, parseThinStatus } from '../thin/index.js';
-import { DeviceMarkedDeletedError } from './errors.js';
+import { DeviceMarkedDeletedError, DeviceSetUnsupportedError } from './errors.js';
 import { dmNameFor } from './hash.js';
 import type { Journal } from './journal.js';
 import type { DeviceRecord } from './metadata.js';
+import type { ResolvedDeviceSetOptions } from './options.js';
 import type { DeviceSetDevice, DeviceSetLog, DeviceStatus } from './types.js';
 
-/** {@link DeviceSet.deleteDevice}'s plain-remove retries before it defers (10 × 100 ms). */
+/** deleteDevice's plain-remove retries before it defers (10 × 100 ms): {@link Activation.removeUnlessBusy}. */
 const TRANSIENT_BUSY_RETRY = Object.freeze({ attempts: 10, delayMs: 100 });
+
+/** Deferred remove exists in dm ioctl ≥ 4.27.0. */
+const DEFERRED_REMOVE_MINOR = 27;
+
+/**
+ * Whether removals and deletions may be deferred: dm.use_deferred_removal and
+ * dm.use_deferred_deletion against the dm interface `version` (`'auto'` follows the kernel).
+ * @throws DeviceSetUnsupportedError when deferred removal is asked for and the kernel lacks it.
+ */
+export function deferredModes(version: DmVersion, o: ResolvedDeviceSetOptions): { removal: boolean; deletion: boolean } {
+  const supported = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR);
+  if (o.useDeferredRemoval === true && !supported) {
+    throw new DeviceSetUnsupportedError(`deferred removal cannot be enabled: the kernel's dm interface is ${version.join('.')}, it needs 4.27.0`);
+  }
+  const removal = o.useDeferredRemoval === 'auto' ? supported : o.useDeferredRemoval;
+  return { removal, deletion: o.useDeferredDeletion === 'auto' ? removal : o.useDeferredDeletion };
+}
 
 /** What an {@link Activation} works with. */
 export interface ActivationDeps {

@@ -20,8 +20,9 @@
  * ## Pool mutations: the journal
  * Every create_thin / create_snap / delete goes through the {@link Journal} (journal.ts), in the
  * write order documented in reconcile.ts; init's recovery probes the open transaction's thin id
- * and applies {@link reconcile}'s plan there. The pool comes from pool-setup.ts, the base device
- * from base-image.ts, the mount mechanics from mount.ts.
+ * and applies {@link reconcile}'s plan there. The pool (and its part of status()) comes from
+ * pool-setup.ts, the base device from base-image.ts, the mount mechanics from mount.ts, the dm
+ * verbs on a record's device (activate, deactivate, discard, query) from activation.ts.
  *
  * ## Locks
  * Per-device locks, then the pool lock (see mutex.ts). Pool messages, the transaction id and
@@ -30,11 +31,10 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { openKernelLog, type KernelLog } from './kernel-log.js';
+import { openKernelLog } from './kernel-log.js';
 import { InvalidArgumentError } from '../errors.js';
 import { DeviceBusyError, DmControl } from '../dm/index.js';
 import { LoopControl } from '../loop/index.js';
-import type { BlockDevices } from '../thin/index.js';
 import { realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
@@ -45,7 +45,6 @@ import {
   DeviceInUseError,
   DeviceMarkedDeletedError,
   DeviceSetClosedError,
-  DeviceSetUnsupportedError,
   DeviceSizeError,
 } from './errors.js';
 import { realFsTools, type FsTools } from './fs-tools.js';
@@ -62,22 +61,19 @@ import {
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
-import { minFreeBlocks } from './pool-sizing.js';
 import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { Journal, MIN_DEVICE_ID } from './journal.js';
-import { Activation } from './activation.js';
+import { Activation, deferredModes } from './activation.js';
 import { BaseImage } from './base-image.js';
-import { PoolSetup, assertPoolUsable, growLoopbackData, poolSpace } from './pool-setup.js';
+import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource } from './types.js';
+import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 
 const DEFAULT_DEFERRED_DELETE_MS = 30_000;
-/** Deferred remove exists in dm ioctl ≥ 4.27.0. */
-const DEFERRED_REMOVE_MINOR = 27;
 
 interface MountEntry {
   path: string;
@@ -99,15 +95,12 @@ export class DeviceSet {
   readonly #loops: LoopControl;
   readonly #sys: Syscalls;
   readonly #tools: FsTools;
-  readonly #kernelLog: KernelLog;
-  readonly #blockDevices: BlockDevices | undefined;
   readonly #crash: CrashHook;
   readonly #journal: Journal;
   readonly #log: (level: DeviceSetLogLevel, message: string) => void;
   readonly #lock: RootLock;
   readonly #devLocks = new KeyedMutex();
   readonly #mounts = new Map<string, MountEntry>();
-  #source!: PoolSource;
   #deferredDeletion = false;
   #worker: NodeJS.Timeout | undefined;
   #deferredDeleteIntervalMs: number;
@@ -115,11 +108,11 @@ export class DeviceSet {
   /** Set during init: its signal, and whether it created the pool (a failed init removes it then). */
   #initSignal: AbortSignal | undefined;
   #poolCreatedHere = false;
-  readonly #discardRecordsOnBlank: boolean;
   #inflight = 0;
   #drained: (() => void) | undefined;
   readonly #mountDeps: MountDeps;
   readonly #base: BaseImage;
+  readonly #setup: PoolSetup;
   readonly #act: Activation;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
@@ -131,20 +124,32 @@ export class DeviceSet {
     this.#loops = init.loops ?? new LoopControl();
     this.#sys = init.syscalls ?? realSyscalls();
     this.#tools = init.tools ?? realFsTools;
-    this.#kernelLog = init.kernelLog ?? openKernelLog;
-    this.#blockDevices = init.blockDevices;
     this.#crash = init.crashPoint ?? noCrashHook;
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
     this.#initSignal = init.signal;
-    this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
     this.#journal = new Journal({
       store: new MetadataStore(root, init.metadataFs),
       crash: this.#crash,
       log: this.#log,
       minFreeSpacePercent: options.minFreeSpacePercent,
       deviceSet: { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) },
+    });
+    this.#setup = new PoolSetup({
+      root,
+      prefix,
+      options,
+      dm: this.#dm,
+      loops: this.#loops,
+      blockDevices: init.blockDevices,
+      crash: this.#crash,
+      log: this.#log,
+      discardRecordsOnBlank: init.discardRecordsOnBlankMetadata === true,
+      onPool: (pool, createdHere) => {
+        this.#journal.pool = pool;
+        this.#poolCreatedHere = createdHere;
+      },
     });
     this.#act = new Activation({ dm: this.#dm, sys: this.#sys, prefix, journal: this.#journal, log: this.#log });
     this.#base = new BaseImage({
@@ -164,7 +169,7 @@ export class DeviceSet {
       dm: this.#dm,
       sys: this.#sys,
       tools: this.#tools,
-      kernelLog: this.#kernelLog,
+      kernelLog: init.kernelLog ?? openKernelLog,
       options,
       dmName: (hash) => this.#act.dmName(hash),
       undoActivate: (hash) => this.#act.deactivate(hash, true).catch(() => undefined),
@@ -218,37 +223,16 @@ export class DeviceSet {
     const version = await this.#dm.version();
     // Only once device-mapper answered: a host without it keeps no metadata/ behind.
     ensureOwnedDir(join(this.root, 'metadata'), 0o700);
-    const deferredSupported = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR);
     const o = this.options;
-    if (o.useDeferredRemoval === true && !deferredSupported) {
-      throw new DeviceSetUnsupportedError(`deferred removal cannot be enabled: the kernel's dm interface is ${version.join('.')}, it needs 4.27.0`);
-    }
-    this.#act.deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
-    this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#act.deferredRemoval : o.useDeferredDeletion;
+    ({ removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion } = deferredModes(version, o));
 
     const loaded = this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
-    const setup = new PoolSetup({
-      root: this.root,
-      prefix: this.prefix,
-      options: o,
-      dm: this.#dm,
-      loops: this.#loops,
-      blockDevices: this.#blockDevices,
-      crash: this.#crash,
-      log: this.#log,
-      discardRecordsOnBlank: this.#discardRecordsOnBlank,
-      onPool: (pool, createdHere) => {
-        this.#journal.pool = pool;
-        this.#poolCreatedHere = createdHere;
-      },
-    });
-    const newPool = await setup.run(firstUse, loaded.devices.size);
-    this.#source = setup.source;
-    this.#journal.owned = this.#source.owned;
+    const newPool = await this.#setup.run(firstUse, loaded.devices.size);
+    this.#journal.owned = this.#setup.source.owned;
     await this.#base.cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
@@ -493,34 +477,7 @@ export class DeviceSet {
   /** Docker's Status, plus the pool's mode, needs_check and transaction id. */
   async status(): Promise<DeviceSetStatus> {
     if (this.#closed) throw new DeviceSetClosedError();
-    const st = await this.#journal.pool.status({ noflush: true });
-    const blockBytes = BigInt(this.#journal.pool.dataBlockSize) * 512n;
-    const src = this.#source;
-    const w = st.kind === 'working' ? st : undefined;
-    const { data, metadata } = await poolSpace(w, blockBytes, src.dataFile);
-    const base = this.#journal.records.get('');
-    return {
-      poolName: this.#journal.pool.name,
-      dataFile: src.dataDevice,
-      dataLoopback: src.dataFile,
-      metadataFile: src.metadataDevice,
-      metadataLoopback: src.metadataFile,
-      data,
-      metadata,
-      sectorSize: blockBytes,
-      udevSyncSupported: fs.existsSync('/run/udev/control'),
-      deferredRemoveEnabled: this.#act.deferredRemoval,
-      deferredDeleteEnabled: this.#deferredDeletion,
-      deferredDeletedDeviceCount: this.#journal.deletedHashes().length,
-      baseDeviceSize: base ? BigInt(base.size) : 0n,
-      baseDeviceFS: base?.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? null,
-      minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, this.options.minFreeSpacePercent) * blockBytes : 0n,
-      transactionId: w ? w.transactionId : 0n,
-      mode: st.kind === 'working' ? st.mode : st.kind,
-      needsCheck: w ? w.needsCheck : false,
-      poolOwned: src.owned,
-      quarantinedThinIds: this.#journal.deviceSet.quarantinedIds ?? [],
-    };
+    return statusReport(this.#journal, this.#setup.source, this.options.minFreeSpacePercent, { removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion });
   }
 
   /**
@@ -531,7 +488,7 @@ export class DeviceSet {
     const bytes = checkResizePoolArgs(size, options);
     checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
-    const src = this.#source;
+    const src = this.#setup.source;
     if (!src.dataFile || !src.dataDevice) {
       throw new InvalidArgumentError('resizePool', [{ path: '', message: 'only a loopback pool (no dm.datadev or dm.thinpooldev) can be resized here', value: bytes }]);
     }
@@ -600,7 +557,7 @@ export class DeviceSet {
     this.#crash('shutdown:before-deactivate');
     await this.#act.deactivateAll();
     this.#crash('shutdown:before-pool-remove');
-    if (this.#source.owned) {
+    if (this.#setup.source.owned) {
       try {
         await this.#journal.pool.remove();
       } catch (err) {
