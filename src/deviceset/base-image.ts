@@ -232,6 +232,26 @@ export class BaseImage {
     return grown;
   }
 
+  /**
+   * addDevice's grow of the new snapshot `rec` to `to` bytes. When the grow fails or is aborted
+   * the half-made device is deleted (a failed delete is left to the next init), so that a retry
+   * works. Returns the grown record. The caller holds the device lock.
+   */
+  async growNewDevice(rec: DeviceRecord, to: number, signal: AbortSignal | undefined): Promise<DeviceRecord> {
+    try {
+      checkAbort(signal, 'addDevice');
+      this.#crash('add:before-grow');
+      return await this.growDevice(rec, to, signal, 'addDevice');
+    } catch (err) {
+      try {
+        await this.#deleteLocked(this.#journal.records.get(rec.hash) ?? rec, true);
+      } catch (undoErr) {
+        this.#log('error', `could not delete ${rec.hash} after its grow failed (init will): ${String(undoErr)}`);
+      }
+      throw err;
+    }
+  }
+
   async #dropGrowIntent(hash: string): Promise<void> {
     const rec = this.#journal.records.get(hash);
     if (rec?.growTo === undefined) return;

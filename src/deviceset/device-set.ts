@@ -20,8 +20,9 @@
  * ## Pool mutations: the journal
  * Every create_thin / create_snap / delete goes through the {@link Journal} (journal.ts), in the
  * write order documented in reconcile.ts; init's recovery probes the open transaction's thin id
- * and applies {@link reconcile}'s plan there. The pool comes from pool-setup.ts, the base device
- * from base-image.ts, the mount mechanics from mount.ts.
+ * and applies {@link reconcile}'s plan there. The pool (and its part of status()) comes from
+ * pool-setup.ts, the base device from base-image.ts, the mount mechanics from mount.ts, the dm
+ * verbs on a record's device (activate, deactivate, discard, query) from activation.ts.
  *
  * ## Locks
  * Per-device locks, then the pool lock (see mutex.ts). Pool messages, the transaction id and
@@ -30,11 +31,10 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { openKernelLog, type KernelLog } from './kernel-log.js';
-import { InvalidArgumentError, errnoCode } from '../errors.js';
-import { DeviceBusyError, DeviceNotFoundError, DmControl } from '../dm/index.js';
-import { LoopControl, discardBlockDevice } from '../loop/index.js';
-import { ThinDevice, type BlockDevices, parseThinStatus } from '../thin/index.js';
+import { openKernelLog } from './kernel-log.js';
+import { InvalidArgumentError } from '../errors.js';
+import { DeviceBusyError, DmControl } from '../dm/index.js';
+import { LoopControl } from '../loop/index.js';
 import { realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
@@ -45,13 +45,10 @@ import {
   DeviceInUseError,
   DeviceMarkedDeletedError,
   DeviceSetClosedError,
-  DeviceSetUnsupportedError,
   DeviceSizeError,
-  UnknownDeviceError,
-  UnknownFilesystemError,
 } from './errors.js';
 import { realFsTools, type FsTools } from './fs-tools.js';
-import { assertValidHash, dmNameFor, prefixFor } from './hash.js';
+import { assertValidHash, prefixFor } from './hash.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
@@ -61,28 +58,22 @@ import { KeyedMutex } from './mutex.js';
 import {
   formatDmOptions,
   resolveDeviceSetOptionsReport,
-  type BaseFilesystem,
   type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
-import { minFreeBlocks } from './pool-sizing.js';
 import { reconcile } from './reconcile.js';
 import { mountThinDevice, unmountPath, type MountDeps } from './mount.js';
 import { Journal, MIN_DEVICE_ID } from './journal.js';
-import { BaseImage, probeFilesystem } from './base-image.js';
-import { PoolSetup, assertPoolUsable, growLoopbackData, poolSpace } from './pool-setup.js';
+import { Activation, deferredModes } from './activation.js';
+import { BaseImage } from './base-image.js';
+import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-
-/** {@link DeviceSet.deleteDevice}'s plain-remove retries before it defers (10 × 100 ms). */
-const TRANSIENT_BUSY_RETRY = Object.freeze({ attempts: 10, delayMs: 100 });
-import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource } from './types.js';
+import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
 
 const DEFAULT_DEFERRED_DELETE_MS = 30_000;
-/** Deferred remove exists in dm ioctl ≥ 4.27.0. */
-const DEFERRED_REMOVE_MINOR = 27;
 
 interface MountEntry {
   path: string;
@@ -104,30 +95,25 @@ export class DeviceSet {
   readonly #loops: LoopControl;
   readonly #sys: Syscalls;
   readonly #tools: FsTools;
-  readonly #kernelLog: KernelLog;
-  readonly #blockDevices: BlockDevices | undefined;
   readonly #crash: CrashHook;
   readonly #journal: Journal;
   readonly #log: (level: DeviceSetLogLevel, message: string) => void;
   readonly #lock: RootLock;
   readonly #devLocks = new KeyedMutex();
   readonly #mounts = new Map<string, MountEntry>();
-  #source!: PoolSource;
-  #deferredRemoval = false;
   #deferredDeletion = false;
   #worker: NodeJS.Timeout | undefined;
   #deferredDeleteIntervalMs: number;
   #closed = false;
-  /** Set during init: its signal, and what it created (the only things a failed init tears down). */
+  /** Set during init: its signal, and whether it created the pool (a failed init removes it then). */
   #initSignal: AbortSignal | undefined;
-  #initializing = true;
   #poolCreatedHere = false;
-  readonly #discardRecordsOnBlank: boolean;
-  readonly #activatedHere = new Set<string>();
   #inflight = 0;
   #drained: (() => void) | undefined;
   readonly #mountDeps: MountDeps;
   readonly #base: BaseImage;
+  readonly #setup: PoolSetup;
+  readonly #act: Activation;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
     this.root = root;
@@ -138,14 +124,11 @@ export class DeviceSet {
     this.#loops = init.loops ?? new LoopControl();
     this.#sys = init.syscalls ?? realSyscalls();
     this.#tools = init.tools ?? realFsTools;
-    this.#kernelLog = init.kernelLog ?? openKernelLog;
-    this.#blockDevices = init.blockDevices;
     this.#crash = init.crashPoint ?? noCrashHook;
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
     this.#initSignal = init.signal;
-    this.#discardRecordsOnBlank = init.discardRecordsOnBlankMetadata === true;
     this.#journal = new Journal({
       store: new MetadataStore(root, init.metadataFs),
       crash: this.#crash,
@@ -153,6 +136,22 @@ export class DeviceSet {
       minFreeSpacePercent: options.minFreeSpacePercent,
       deviceSet: { formatVersion: METADATA_FORMAT_VERSION, nextDeviceId: MIN_DEVICE_ID, options: formatDmOptions(options) },
     });
+    this.#setup = new PoolSetup({
+      root,
+      prefix,
+      options,
+      dm: this.#dm,
+      loops: this.#loops,
+      blockDevices: init.blockDevices,
+      crash: this.#crash,
+      log: this.#log,
+      discardRecordsOnBlank: init.discardRecordsOnBlankMetadata === true,
+      onPool: (pool, createdHere) => {
+        this.#journal.pool = pool;
+        this.#poolCreatedHere = createdHere;
+      },
+    });
+    this.#act = new Activation({ dm: this.#dm, sys: this.#sys, prefix, journal: this.#journal, log: this.#log });
     this.#base = new BaseImage({
       root,
       options,
@@ -162,17 +161,18 @@ export class DeviceSet {
       devLocks: this.#devLocks,
       crash: this.#crash,
       log: this.#log,
-      activate: (rec) => this.#activate(rec),
-      deactivate: (hash, deferred) => this.#deactivate(hash, deferred),
+      activate: (rec) => this.#act.activate(rec),
+      deactivate: (hash, deferred) => this.#act.deactivate(hash, deferred),
       deleteLocked: (rec, sync) => this.#deleteLocked(rec, sync),
     });
     this.#mountDeps = {
       dm: this.#dm,
       sys: this.#sys,
-      kernelLog: this.#kernelLog,
+      tools: this.#tools,
+      kernelLog: init.kernelLog ?? openKernelLog,
       options,
-      dmName: (hash) => this.#dmName(hash),
-      undoActivate: (hash) => this.#deactivate(hash, true).catch(() => undefined),
+      dmName: (hash) => this.#act.dmName(hash),
+      undoActivate: (hash) => this.#act.deactivate(hash, true).catch(() => undefined),
     };
   }
 
@@ -223,44 +223,23 @@ export class DeviceSet {
     const version = await this.#dm.version();
     // Only once device-mapper answered: a host without it keeps no metadata/ behind.
     ensureOwnedDir(join(this.root, 'metadata'), 0o700);
-    const deferredSupported = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR);
     const o = this.options;
-    if (o.useDeferredRemoval === true && !deferredSupported) {
-      throw new DeviceSetUnsupportedError(`deferred removal cannot be enabled: the kernel's dm interface is ${version.join('.')}, it needs 4.27.0`);
-    }
-    this.#deferredRemoval = o.useDeferredRemoval === 'auto' ? deferredSupported : o.useDeferredRemoval;
-    this.#deferredDeletion = o.useDeferredDeletion === 'auto' ? this.#deferredRemoval : o.useDeferredDeletion;
+    ({ removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion } = deferredModes(version, o));
 
     const loaded = this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
 
-    const setup = new PoolSetup({
-      root: this.root,
-      prefix: this.prefix,
-      options: o,
-      dm: this.#dm,
-      loops: this.#loops,
-      blockDevices: this.#blockDevices,
-      crash: this.#crash,
-      log: this.#log,
-      discardRecordsOnBlank: this.#discardRecordsOnBlank,
-      onPool: (pool, createdHere) => {
-        this.#journal.pool = pool;
-        this.#poolCreatedHere = createdHere;
-      },
-    });
-    const newPool = await setup.run(firstUse, loaded.devices.size);
-    this.#source = setup.source;
-    this.#journal.owned = this.#source.owned;
+    const newPool = await this.#setup.run(firstUse, loaded.devices.size);
+    this.#journal.owned = this.#setup.source.owned;
     await this.#base.cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
     const status = await this.#journal.pool.status({ noflush: true });
     assertPoolUsable(this.#journal.pool.name, status, o.thinPoolDevice !== null && firstUse);
-    await this.#journal.recover(loaded, status, newPool, (hash) => this.#quietDeactivate(hash));
+    await this.#journal.recover(loaded, status, newPool, (hash) => this.#act.quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
     this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
@@ -268,8 +247,7 @@ export class DeviceSet {
 
     await this.#base.undoInterruptedAdds();
     await this.#base.setup(baseSizeGiven, this.#initSignal);
-    this.#initializing = false;
-    this.#activatedHere.clear();
+    this.#act.endInit();
     this.#initSignal = undefined;
     this.#startWorker();
   }
@@ -282,13 +260,7 @@ export class DeviceSet {
   async #abortInit(): Promise<void> {
     this.#closed = true;
     this.#stopWorker();
-    for (const name of [...this.#activatedHere].reverse()) {
-      try {
-        await this.#dm.deviceRemove(name);
-      } catch (err) {
-        if (!(err instanceof DeviceNotFoundError)) this.#log('warn', `cleanup after a failed init: ${name} stays: ${String(err)}`);
-      }
-    }
+    await this.#act.removeActivatedByInit();
     try {
       if (this.#journal.pool && this.#poolCreatedHere) await this.#journal.pool.remove();
     } catch (err) {
@@ -320,109 +292,17 @@ export class DeviceSet {
   /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
   async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
     this.#crash('delete:before-discard');
-    if (this.options.blkDiscard) await this.#discard(rec);
+    if (this.options.blkDiscard) await this.#act.discard(rec);
     this.#crash('delete:before-deactivate');
     const deferOk = this.#deferredDeletion && !sync;
     try {
-      if (deferOk && this.#deferredRemoval) await this.#removeUnlessBusy(rec.hash);
-      await this.#deactivate(rec.hash, deferOk);
+      if (deferOk && this.#act.deferredRemoval) await this.#act.removeUnlessBusy(rec.hash);
+      await this.#act.deactivate(rec.hash, deferOk);
     } catch (err) {
       if (!(err instanceof DeviceBusyError) || !deferOk) throw err;
       // Busy: the pool delete below answers EBUSY and the deletion is deferred.
     }
     return this.#journal.delete(rec, this.#deferredDeletion && !sync);
-  }
-
-  /**
-   * Before a delete defers: a plain remove, retried for about a second. A delete usually follows
-   * activity (the discard above, a recent unmount), and udev's rules then open the device for a
-   * moment (blkid on the change event that closing a written device raises). With deferred
-   * removal the kernel would defer at once on that EBUSY, and the thin id would stay until the
-   * background worker's next pass; libdm's dm_task_retry_remove retries for the same reason.
-   * Still busy after that (someone really holds it): the caller's deferred remove takes over.
-   */
-  async #removeUnlessBusy(hash: string): Promise<void> {
-    const name = this.#dmName(hash);
-    try {
-      if ((await this.#dm.findDevice(name)) === null) return;
-      await this.#dm.deviceRemove(name, { retry: TRANSIENT_BUSY_RETRY });
-    } catch (err) {
-      if (!(err instanceof DeviceBusyError) && !(err instanceof DeviceNotFoundError)) throw err;
-    }
-  }
-
-  /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */
-  async #discard(rec: DeviceRecord): Promise<void> {
-    try {
-      const path = await this.#activate(rec, true);
-      const info = await this.#dm.findDevice(this.#dmName(rec.hash));
-      if (!info || info.openCount > 0) return;
-      await discardBlockDevice(this.#sys, path, BigInt(rec.size));
-    } catch (err) {
-      this.#log('warn', `discard of ${rec.hash || 'base'} failed (ignored): ${String(err)}`);
-    }
-  }
-
-  // ------------------------------------------------------------------------- activation
-
-  #dmName(hash: string): string {
-    return dmNameFor(this.prefix, hash);
-  }
-
-  /** Activates the device if needed (cancelling a pending deferred remove); returns its node path. */
-  async #activate(rec: DeviceRecord, evenIfDeleted = false): Promise<string> {
-    if (rec.deleted && !evenIfDeleted) throw new DeviceMarkedDeletedError(rec.hash, 'activate');
-    const name = this.#dmName(rec.hash);
-    const path = this.#dm.nodePath(name);
-    const info = await this.#dm.findDevice(name);
-    if (info) {
-      if (!info.deferredRemove) return path;
-      try {
-        await this.#dm.cancelDeferredRemove(name);
-        return path;
-      } catch (err) {
-        if (!(err instanceof DeviceNotFoundError) && errnoCode(err) !== 'ENXIO') throw err;
-        // Removed meanwhile: create it again below.
-      }
-    }
-    // A grow in flight activates at its target: the filesystem may already be larger than `size`.
-    const bytes = rec.growTo !== undefined && rec.growTo > rec.size ? rec.growTo : rec.size;
-    await ThinDevice.of(this.#journal.pool, rec.deviceId).activate(name, BigInt(bytes) / 512n);
-    if (this.#initializing) this.#activatedHere.add(name);
-    return path;
-  }
-
-  async #deactivate(hash: string, deferred: boolean): Promise<void> {
-    const name = this.#dmName(hash);
-    try {
-      if ((await this.#dm.findDevice(name)) === null) return;
-      await this.#dm.deviceRemove(name, { deferred: deferred && this.#deferredRemoval });
-    } catch (err) {
-      if (err instanceof DeviceNotFoundError) return;
-      throw err;
-    }
-  }
-
-  async #quietDeactivate(hash: string): Promise<void> {
-    try {
-      const info = await this.#dm.findDevice(this.#dmName(hash));
-      if (info && info.openCount === 0) await this.#dm.deviceRemove(this.#dmName(hash), { retry: { attempts: 3, delayMs: 100 } });
-    } catch {
-      // the pool delete reports what matters
-    }
-  }
-
-  /** Every dm device of this set except the pool, removed (deferred when busy and allowed). */
-  async #deactivateAll(): Promise<void> {
-    const poolName = this.#journal.pool?.name;
-    for (const d of await this.#dm.listDevices({ namePrefix: `${this.prefix}-` })) {
-      if (d.name === poolName) continue;
-      try {
-        await this.#dm.deviceRemove(d.name, { deferred: this.#deferredRemoval });
-      } catch (err) {
-        this.#log('warn', `could not deactivate ${d.name}: ${String(err)}`);
-      }
-    }
   }
 
   // ------------------------------------------------------------------------- public API
@@ -434,7 +314,7 @@ export class DeviceSet {
 
   /** Whether deferred removal / deletion ended up enabled. */
   get deferredRemoval(): boolean {
-    return this.#deferredRemoval;
+    return this.#act.deferredRemoval;
   }
   get deferredDeletion(): boolean {
     return this.#deferredDeletion;
@@ -456,8 +336,7 @@ export class DeviceSet {
     checkAbort(signal, 'addDevice');
     return this.#op([baseHash, hash], async () => {
       checkAbort(signal, 'addDevice');
-      const parent = this.#journal.records.get(baseHash);
-      if (!parent) throw new UnknownDeviceError(baseHash);
+      const parent = this.#journal.record(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
       if (parent.state !== 'ready') throw new DeviceFaultyError(baseHash, parent.lastError ?? parent.state);
       const existing = this.#journal.records.get(hash);
@@ -466,39 +345,13 @@ export class DeviceSet {
       if (size < BigInt(parent.size)) {
         throw new DeviceSizeError(`container size ${size} cannot be smaller than the parent's ${parent.size} bytes`, size, BigInt(parent.size));
       }
-      const originName = this.#dmName(baseHash);
-      const info = await this.#dm.findDevice(originName);
-      let deactivateOrigin = false;
-      if (info?.deferredRemove) {
-        // moby#23418: a pending deferred remove of the origin must not race the snapshot.
-        await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
-        deactivateOrigin = true;
-      }
       // A larger device is created at the parent's size with the grow as its intent (growTo), so
       // that a crash before the grow finished is undone by the next init, not left half-made.
       const growTo = size > BigInt(parent.size) ? Number(size) : undefined;
-      let rec: DeviceRecord;
-      try {
-        rec = await this.#journal.createSnap(hash, BigInt(parent.size), parent, info ? originName : undefined, growTo);
-      } finally {
-        if (deactivateOrigin) await this.#deactivate(baseHash, true).catch(() => undefined);
-      }
-      if (growTo !== undefined) {
-        try {
-          checkAbort(signal, 'addDevice');
-          this.#crash('add:before-grow');
-          rec = await this.#base.growDevice(rec, growTo, signal, 'addDevice');
-        } catch (err) {
-          // The grow failed or was aborted: remove the half-made device so that a retry works.
-          try {
-            await this.#deleteLocked(this.#journal.records.get(hash) ?? rec, true);
-          } catch (undoErr) {
-            this.#log('error', `could not delete ${hash} after its grow failed (init will): ${String(undoErr)}`);
-          }
-          throw err;
-        }
-      }
-      return this.#describe(rec);
+      const rec = await this.#act.withOriginSettled(baseHash, (originActiveName) =>
+        this.#journal.createSnap(hash, BigInt(parent.size), parent, originActiveName, growTo),
+      );
+      return this.#act.describe(growTo === undefined ? rec : await this.#base.growNewDevice(rec, growTo, signal));
     });
   }
 
@@ -515,8 +368,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'deleteDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'deleteDevice');
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       const m = this.#mounts.get(hash);
       if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
       return this.#deleteLocked(rec, options.sync === true);
@@ -528,10 +380,9 @@ export class DeviceSet {
     checkHashArg('activateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
-      return this.#activate(rec);
+      return this.#act.activate(rec);
     });
   }
 
@@ -540,9 +391,9 @@ export class DeviceSet {
     checkHashArg('deactivateDevice', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
+      this.#journal.record(hash);
       if (this.#mounts.has(hash)) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${this.#mounts.get(hash)?.path}`);
-      await this.#deactivate(hash, true);
+      await this.#act.deactivate(hash, true);
     });
   }
 
@@ -561,8 +412,7 @@ export class DeviceSet {
     checkAbort(options.signal, 'mountDevice');
     return this.#op([hash], async () => {
       checkAbort(options.signal, 'mountDevice');
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
+      const rec = this.#journal.record(hash);
       if (rec.deleted) throw new DeviceMarkedDeletedError(hash, 'mount');
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
       const m = this.#mounts.get(hash);
@@ -571,19 +421,7 @@ export class DeviceSet {
         m.count++;
         return;
       }
-      const device = await this.#activate(rec);
-      let fsType: BaseFilesystem | null;
-      try {
-        fsType = await probeFilesystem(this.#tools, device);
-      } catch (err) {
-        await this.#deactivate(hash, true).catch(() => undefined);
-        throw err;
-      }
-      if (fsType === null) {
-        await this.#deactivate(hash, true).catch(() => undefined);
-        throw new UnknownFilesystemError(device);
-      }
-      await mountThinDevice(this.#mountDeps, hash, device, path, fsType, options);
+      await mountThinDevice(this.#mountDeps, hash, await this.#act.activate(rec), path, options);
       this.#mounts.set(hash, { path, count: 1 });
     });
   }
@@ -596,7 +434,7 @@ export class DeviceSet {
     checkUnmountArgs(hash, path);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      if (!this.#journal.records.has(hash)) throw new UnknownDeviceError(hash);
+      this.#journal.record(hash);
       const m = this.#mounts.get(hash);
       if (!m || m.path !== path) {
         throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
@@ -604,7 +442,7 @@ export class DeviceSet {
       if (--m.count > 0) return;
       await unmountPath(this.#sys, path);
       this.#mounts.delete(hash);
-      await this.#deactivate(hash, true);
+      await this.#act.deactivate(hash, true);
     });
   }
 
@@ -622,23 +460,8 @@ export class DeviceSet {
   /** The record of one device. @throws UnknownDeviceError */
   deviceInfo(hash: string): DeviceSetDevice {
     checkLookupArg('deviceInfo', hash);
-    const rec = this.#journal.records.get(hash);
-    if (!rec) throw new UnknownDeviceError(hash);
-    return this.#describe(rec);
-  }
-
-  #describe(rec: DeviceRecord): DeviceSetDevice {
-    const dmName = this.#dmName(rec.hash);
-    return {
-      hash: rec.hash,
-      deviceId: rec.deviceId,
-      size: BigInt(rec.size),
-      transactionId: rec.transactionId,
-      state: rec.state,
-      deleted: rec.deleted,
-      dmName,
-      devicePath: this.#dm.nodePath(dmName),
-    };
+    const rec = this.#journal.record(hash);
+    return this.#act.describe(rec);
   }
 
   /** Docker's GetDeviceStatus (activates the device for the query if it is not active). */
@@ -646,59 +469,15 @@ export class DeviceSet {
     checkHashArg('deviceStatus', hash);
     assertValidHash(hash);
     return this.#op([hash], async () => {
-      const rec = this.#journal.records.get(hash);
-      if (!rec) throw new UnknownDeviceError(hash);
-      const name = this.#dmName(rec.hash);
-      const wasActive = (await this.#dm.findDevice(name)) !== null;
-      await this.#activate(rec, true);
-      try {
-        const line = (await this.#dm.tableStatus(name))[0];
-        const st = parseThinStatus(line?.params ?? '');
-        return {
-          deviceId: rec.deviceId,
-          size: BigInt(rec.size),
-          transactionId: rec.transactionId,
-          sizeInSectors: BigInt(rec.size) / 512n,
-          mappedSectors: st.kind === 'working' ? st.mappedSectors : 0n,
-          highestMappedSector: st.kind === 'working' ? st.highestMappedSector : null,
-        };
-      } finally {
-        if (!wasActive) await this.#deactivate(hash, false);
-      }
+      const rec = this.#journal.record(hash);
+      return this.#act.status(rec);
     });
   }
 
   /** Docker's Status, plus the pool's mode, needs_check and transaction id. */
   async status(): Promise<DeviceSetStatus> {
     if (this.#closed) throw new DeviceSetClosedError();
-    const st = await this.#journal.pool.status({ noflush: true });
-    const blockBytes = BigInt(this.#journal.pool.dataBlockSize) * 512n;
-    const src = this.#source;
-    const w = st.kind === 'working' ? st : undefined;
-    const { data, metadata } = await poolSpace(w, blockBytes, src.dataFile);
-    const base = this.#journal.records.get('');
-    return {
-      poolName: this.#journal.pool.name,
-      dataFile: src.dataDevice,
-      dataLoopback: src.dataFile,
-      metadataFile: src.metadataDevice,
-      metadataLoopback: src.metadataFile,
-      data,
-      metadata,
-      sectorSize: blockBytes,
-      udevSyncSupported: fs.existsSync('/run/udev/control'),
-      deferredRemoveEnabled: this.#deferredRemoval,
-      deferredDeleteEnabled: this.#deferredDeletion,
-      deferredDeletedDeviceCount: [...this.#journal.records.values()].filter((r) => r.deleted).length,
-      baseDeviceSize: base ? BigInt(base.size) : 0n,
-      baseDeviceFS: base?.filesystem ?? this.#journal.deviceSet.baseFilesystem ?? null,
-      minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, this.options.minFreeSpacePercent) * blockBytes : 0n,
-      transactionId: w ? w.transactionId : 0n,
-      mode: st.kind === 'working' ? st.mode : st.kind,
-      needsCheck: w ? w.needsCheck : false,
-      poolOwned: src.owned,
-      quarantinedThinIds: this.#journal.deviceSet.quarantinedIds ?? [],
-    };
+    return statusReport(this.#journal, this.#setup.source, this.options.minFreeSpacePercent, { removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion });
   }
 
   /**
@@ -709,7 +488,7 @@ export class DeviceSet {
     const bytes = checkResizePoolArgs(size, options);
     checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
-    const src = this.#source;
+    const src = this.#setup.source;
     if (!src.dataFile || !src.dataDevice) {
       throw new InvalidArgumentError('resizePool', [{ path: '', message: 'only a loopback pool (no dm.datadev or dm.thinpooldev) can be resized here', value: bytes }]);
     }
@@ -726,7 +505,7 @@ export class DeviceSet {
 
   /** Runs one pass of the deferred deletion worker now; resolves with the hashes still pending. */
   async cleanupDeleted(): Promise<string[]> {
-    const pending = [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    const pending = this.#journal.deletedHashes();
     for (const hash of pending) {
       try {
         await this.#op([hash], async () => {
@@ -738,13 +517,13 @@ export class DeviceSet {
         this.#log('warn', `deferred deletion of ${hash}: ${String(err)}`);
       }
     }
-    return [...this.#journal.records.values()].filter((r) => r.deleted).map((r) => r.hash);
+    return this.#journal.deletedHashes();
   }
 
   #startWorker(): void {
     if (!this.#deferredDeletion || this.#deferredDeleteIntervalMs <= 0) return;
     this.#worker = setInterval(() => {
-      if ([...this.#journal.records.values()].some((r) => r.deleted)) void this.cleanupDeleted();
+      if (this.#journal.deletedHashes().length > 0) void this.cleanupDeleted();
     }, this.#deferredDeleteIntervalMs);
     this.#worker.unref();
   }
@@ -776,9 +555,9 @@ export class DeviceSet {
     }
     this.#mounts.clear();
     this.#crash('shutdown:before-deactivate');
-    await this.#deactivateAll();
+    await this.#act.deactivateAll();
     this.#crash('shutdown:before-pool-remove');
-    if (this.#source.owned) {
+    if (this.#setup.source.owned) {
       try {
         await this.#journal.pool.remove();
       } catch (err) {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Errors of the DeviceSet layer: its foundations (metadata store, id allocation, paths) and its
 // operations (Docker's DeviceSet messages, with stable codes).
+import { join } from 'node:path';
 import { DevmapperError, formatProblems, type ValidationProblem } from '../errors.js';
 
 /**
- * Base of the DeviceSet layer's errors (the root lock's DeviceSetLockedError and LockFileError,
- * in root-lock.ts, too). Each subclass has a stable `code`; `cause` keeps the lower error.
+ * Base of the DeviceSet layer's errors. Each subclass has a stable `code`; `cause` keeps the
+ * lower error.
  */
 export abstract class DeviceSetError extends DevmapperError {}
 
@@ -251,5 +252,40 @@ export class UnknownFilesystemError extends DeviceSetError {
   readonly code = 'EUNKNOWNFS';
   constructor(readonly device: string) {
     super(`unknown filesystem type on ${device} (neither ext4 nor xfs magic found)`);
+  }
+}
+
+/** Name of the lock file inside the root (root-lock.ts; named here for DeviceSetLockedError's message). */
+export const LOCK_FILE = 'devmapper.lock';
+
+/** Another process (or another DeviceSet of this one) already has the root open. */
+export class DeviceSetLockedError extends DeviceSetError {
+  override readonly name = 'DeviceSetLockedError';
+  readonly code = 'EDEVICESETLOCKED';
+  readonly root: string;
+  /** The holder's pid as it recorded it in the lock file; null when unknown (not written yet). */
+  readonly pid: number | null;
+  constructor(root: string, pid: number | null, options?: { cause?: unknown }) {
+    const who = pid === null ? 'another process (pid not known)' : `process ${pid}${pid === process.pid ? ' (this process)' : ''}`;
+    super(
+      `${root} is in use by ${who}, which holds the lock on ${join(root, LOCK_FILE)}: ` +
+        `only one DeviceSet may open a root at a time; shut the other one down first`,
+      options,
+    );
+    this.root = root;
+    this.pid = pid;
+  }
+}
+
+/** `<root>/devmapper.lock` is something we must not lock: a symlink, not a regular file, or not ours. */
+export class LockFileError extends DeviceSetError {
+  override readonly name = 'LockFileError';
+  readonly code = 'ELOCKFILE';
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super(`refusing the root lock ${path}: it ${reason}`, options);
+    this.path = path;
+    this.reason = reason;
   }
 }

@@ -11,9 +11,11 @@ export {
   DeviceMarkedDeletedError,
   DeviceSetClosedError,
   DeviceSetError,
+  DeviceSetLockedError,
   DeviceSetUnsupportedError,
   DeviceSizeError,
   ExternalToolError,
+  LockFileError,
   MetadataCorruptError,
   MountFailedError,
   OperationAbortedError,
@@ -92,7 +94,7 @@ export {
   type CrashPointName,
   type CrashSpec,
 } from './crash.js';
-export { DeviceSetLockedError, LOCK_FILE, LockFileError, parseLockPid, RootLock } from './root-lock.js';
+export { LOCK_FILE, parseLockPid, RootLock } from './root-lock.js';
 export {
   DOCKER_LOW_WATER_BLOCKS,
   freeSpaceShortfall,

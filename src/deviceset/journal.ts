@@ -24,7 +24,7 @@
  */
 import { ThinDeviceBusyError, ThinIdInUseError, ThinIdNotFoundError, type ThinPool, type ThinPoolWorkingStatus } from '../thin/index.js';
 import type { CrashHook, CrashPointName } from './crash.js';
-import { PoolFreeSpaceError } from './errors.js';
+import { PoolFreeSpaceError, UnknownDeviceError } from './errors.js';
 import { allocateDeviceId } from './ids.js';
 import type { DeviceRecord, DeviceSetRecord, LoadedMetadata, MetadataStore, TransactionRecord } from './metadata.js';
 import { AsyncMutex } from './mutex.js';
@@ -70,6 +70,18 @@ export class Journal {
     this.#log = init.log;
     this.#minFreeSpacePercent = init.minFreeSpacePercent;
     this.deviceSet = init.deviceSet;
+  }
+
+  /** The record of `hash`. @throws UnknownDeviceError */
+  record(hash: string): DeviceRecord {
+    const rec = this.records.get(hash);
+    if (!rec) throw new UnknownDeviceError(hash);
+    return rec;
+  }
+
+  /** The hashes of the devices marked deleted (a deferred deletion pending). */
+  deletedHashes(): string[] {
+    return [...this.records.values()].filter((r) => r.deleted).map((r) => r.hash);
   }
 
   /** Saves `rec` under the pool lock. */

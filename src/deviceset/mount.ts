@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
-// The DeviceSet's mount mechanics: mount option words (flags vs filesystem data), xfs nouuid,
+// The DeviceSet's mount mechanics: the filesystem probe, mount option words (flags vs filesystem data), xfs nouuid,
 // dm.mountopt and the label, the mount(2) call with the kernel log's explanation of a failure,
 // dm.xfs_nospace_max_retries, and the unmount.
 import * as fs from 'node:fs';
 import type { DmControl } from '../dm/index.js';
 import { MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
-import { DeviceSetUnsupportedError, MountFailedError } from './errors.js';
+import { probeFilesystem } from './base-image.js';
+import { DeviceSetUnsupportedError, MountFailedError, UnknownFilesystemError } from './errors.js';
+import type { FsTools } from './fs-tools.js';
 import { kernelLogTail, type KernelLog, type KernelLogCursor } from './kernel-log.js';
 import type { BaseFilesystem, ResolvedDeviceSetOptions } from './options.js';
 
@@ -63,6 +65,7 @@ export function mountErrorHint(code: string): string {
 export interface MountDeps {
   readonly dm: DmControl;
   readonly sys: Syscalls;
+  readonly tools: FsTools;
   readonly kernelLog: KernelLog;
   readonly options: ResolvedDeviceSetOptions;
   /** The dm name of `hash`. */
@@ -79,12 +82,23 @@ export interface MountRequest {
 }
 
 /**
- * Mounts the active device `device` of `hash` at `path`: nouuid (xfs), dm.mountopt, the
- * request's options and label. On a failure the device is deactivated again.
- * @throws MountFailedError (with the errno's explanation and the kernel log lines),
- *   OperationAbortedError, DeviceSetUnsupportedError (dm.xfs_nospace_max_retries not applied).
+ * Mounts the active device `device` of `hash` at `path`: its filesystem probed, nouuid (xfs),
+ * dm.mountopt, the request's options and label. On a failure the device is deactivated again.
+ * @throws UnknownFilesystemError, MountFailedError (with the errno's explanation and the kernel
+ *   log lines), OperationAbortedError, DeviceSetUnsupportedError (dm.xfs_nospace_max_retries not applied).
  */
-export async function mountThinDevice(d: MountDeps, hash: string, device: string, path: string, fsType: BaseFilesystem, req: MountRequest): Promise<void> {
+export async function mountThinDevice(d: MountDeps, hash: string, device: string, path: string, req: MountRequest): Promise<void> {
+  let fsType: BaseFilesystem | null;
+  try {
+    fsType = await probeFilesystem(d.tools, device);
+  } catch (err) {
+    await d.undoActivate(hash);
+    throw err;
+  }
+  if (fsType === null) {
+    await d.undoActivate(hash);
+    throw new UnknownFilesystemError(device);
+  }
   const words = [
     ...(fsType === 'xfs' ? ['nouuid'] : []),
     ...(d.options.mountOptions ? [d.options.mountOptions] : []),

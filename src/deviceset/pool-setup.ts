@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Finding, adopting or creating the DeviceSet's thin pool and its loopback files.
+// Finding, adopting or creating the DeviceSet's thin pool and its loopback files; growing the
+// loopback data file; the pool's part of the DeviceSet's status.
 /**
  * # Pool setup
  *
@@ -29,9 +30,10 @@ import type { CrashHook } from './crash.js';
 import { BackingFileInUseError, BackingFilesLostError, DeviceSizeError, ThinPoolOwnershipError, UnsafePathError } from './errors.js';
 import { poolNameFor } from './hash.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
-import { poolParamsFor } from './pool-sizing.js';
+import type { Journal } from './journal.js';
+import { minFreeBlocks, poolParamsFor } from './pool-sizing.js';
 import { ensureOwnedDir, openNoFollow } from './safe-path.js';
-import type { DeviceSetLog, PoolSource, SpaceUsage } from './types.js';
+import type { DeviceSetLog, DeviceSetStatus, PoolSource, SpaceUsage } from './types.js';
 
 /** What {@link PoolSetup} works with. */
 export interface PoolSetupDeps {
@@ -375,6 +377,40 @@ export async function poolSpace(w: ThinPoolWorkingStatus | undefined, blockBytes
     metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
   }
   return { data, metadata };
+}
+
+/**
+ * Docker's Status over the pool `journal.pool` of `src`, with the journal's records, plus the
+ * pool's mode, needs_check and transaction id; `deferred` is what init enabled.
+ */
+export async function statusReport(journal: Journal, src: PoolSource, minFreeSpacePercent: number, deferred: { removal: boolean; deletion: boolean }): Promise<DeviceSetStatus> {
+  const st = await journal.pool.status({ noflush: true });
+  const blockBytes = BigInt(journal.pool.dataBlockSize) * 512n;
+  const w = st.kind === 'working' ? st : undefined;
+  const { data, metadata } = await poolSpace(w, blockBytes, src.dataFile);
+  const base = journal.records.get('');
+  return {
+    poolName: journal.pool.name,
+    dataFile: src.dataDevice,
+    dataLoopback: src.dataFile,
+    metadataFile: src.metadataDevice,
+    metadataLoopback: src.metadataFile,
+    data,
+    metadata,
+    sectorSize: blockBytes,
+    udevSyncSupported: fs.existsSync('/run/udev/control'),
+    deferredRemoveEnabled: deferred.removal,
+    deferredDeleteEnabled: deferred.deletion,
+    deferredDeletedDeviceCount: journal.deletedHashes().length,
+    baseDeviceSize: base ? BigInt(base.size) : 0n,
+    baseDeviceFS: base?.filesystem ?? journal.deviceSet.baseFilesystem ?? null,
+    minFreeSpace: w ? minFreeBlocks(w.totalDataBlocks, minFreeSpacePercent) * blockBytes : 0n,
+    transactionId: w ? w.transactionId : 0n,
+    mode: st.kind === 'working' ? st.mode : st.kind,
+    needsCheck: w ? w.needsCheck : false,
+    poolOwned: src.owned,
+    quarantinedThinIds: journal.deviceSet.quarantinedIds ?? [],
+  };
 }
 
 /**

@@ -15,43 +15,9 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { LOCK_EX, LOCK_NB, O_CLOEXEC, realSyscalls, type Syscalls } from '../ioctl/index.js';
-import { DeviceSetError } from './errors.js';
+import { DeviceSetLockedError, LOCK_FILE, LockFileError } from './errors.js';
 
-/** Name of the lock file inside the root. */
-export const LOCK_FILE = 'devmapper.lock';
-
-
-/** Another process (or another DeviceSet of this one) already has the root open. */
-export class DeviceSetLockedError extends DeviceSetError {
-  override readonly name = 'DeviceSetLockedError';
-  readonly code = 'EDEVICESETLOCKED';
-  readonly root: string;
-  /** The holder's pid as it recorded it in the lock file; null when unknown (not written yet). */
-  readonly pid: number | null;
-  constructor(root: string, pid: number | null, options?: { cause?: unknown }) {
-    const who = pid === null ? 'another process (pid not known)' : `process ${pid}${pid === process.pid ? ' (this process)' : ''}`;
-    super(
-      `${root} is in use by ${who}, which holds the lock on ${join(root, LOCK_FILE)}: ` +
-        `only one DeviceSet may open a root at a time; shut the other one down first`,
-      options,
-    );
-    this.root = root;
-    this.pid = pid;
-  }
-}
-
-/** `<root>/devmapper.lock` is something we must not lock: a symlink, not a regular file, or not ours. */
-export class LockFileError extends DeviceSetError {
-  override readonly name = 'LockFileError';
-  readonly code = 'ELOCKFILE';
-  readonly path: string;
-  readonly reason: string;
-  constructor(path: string, reason: string, options?: { cause?: unknown }) {
-    super(`refusing the root lock ${path}: it ${reason}`, options);
-    this.path = path;
-    this.reason = reason;
-  }
-}
+export { LOCK_FILE };
 
 /** The pid recorded in a lock file (`<pid>\n`), or null when it is not one (empty, garbage). */
 export function parseLockPid(text: string): number | null {

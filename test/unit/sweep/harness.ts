@@ -13,7 +13,8 @@ import { FAKE_FILESYSTEM_UUID, FakeKernel, SimulatedCrash, fakeBlockDevices, fak
 import { DeviceSet } from '../../../src/deviceset/device-set.js';
 import type { DeviceSetInit } from '../../../src/deviceset/types.js';
 import { MetadataStore, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
-import { DeviceSetLockedError, RootLock } from '../../../src/deviceset/root-lock.js';
+import { DeviceSetLockedError } from '../../../src/deviceset/errors.js';
+import { RootLock } from '../../../src/deviceset/root-lock.js';
 import type { FsTools } from '../../../src/deviceset/fs-tools.js';
 import { dmNameFor } from '../../../src/deviceset/hash.js';
 
