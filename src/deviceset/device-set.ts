@@ -72,6 +72,9 @@ import { Journal, MIN_DEVICE_ID } from './journal.js';
 import { BaseImage, probeFilesystem } from './base-image.js';
 import { PoolSetup, assertPoolUsable, growLoopbackData, poolSpace } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
+
+/** {@link DeviceSet.deleteDevice}'s plain-remove retries before it defers (10 × 100 ms). */
+const TRANSIENT_BUSY_RETRY = Object.freeze({ attempts: 10, delayMs: 100 });
 import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, PoolSource } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
@@ -321,12 +324,31 @@ export class DeviceSet {
     this.#crash('delete:before-deactivate');
     const deferOk = this.#deferredDeletion && !sync;
     try {
+      if (deferOk && this.#deferredRemoval) await this.#removeUnlessBusy(rec.hash);
       await this.#deactivate(rec.hash, deferOk);
     } catch (err) {
       if (!(err instanceof DeviceBusyError) || !deferOk) throw err;
       // Busy: the pool delete below answers EBUSY and the deletion is deferred.
     }
     return this.#journal.delete(rec, this.#deferredDeletion && !sync);
+  }
+
+  /**
+   * Before a delete defers: a plain remove, retried for about a second. A delete usually follows
+   * activity (the discard above, a recent unmount), and udev's rules then open the device for a
+   * moment (blkid on the change event that closing a written device raises). With deferred
+   * removal the kernel would defer at once on that EBUSY, and the thin id would stay until the
+   * background worker's next pass; libdm's dm_task_retry_remove retries for the same reason.
+   * Still busy after that (someone really holds it): the caller's deferred remove takes over.
+   */
+  async #removeUnlessBusy(hash: string): Promise<void> {
+    const name = this.#dmName(hash);
+    try {
+      if ((await this.#dm.findDevice(name)) === null) return;
+      await this.#dm.deviceRemove(name, { retry: TRANSIENT_BUSY_RETRY });
+    } catch (err) {
+      if (!(err instanceof DeviceBusyError) && !(err instanceof DeviceNotFoundError)) throw err;
+    }
   }
 
   /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */

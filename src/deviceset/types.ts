@@ -120,7 +120,7 @@ export interface DeviceSetStatus {
   readonly metadata: SpaceUsage;
   /** Pool data block size in bytes (Docker's misnamed SectorSize). */
   readonly sectorSize: bigint;
-  /** True when udev is running (DmControl then waits for its nodes; there are no libdm cookies). */
+  /** True when udev is running (DmControl then synchronises with it through libdm's udev cookies). */
   readonly udevSyncSupported: boolean;
   readonly deferredRemoveEnabled: boolean;
   readonly deferredDeleteEnabled: boolean;

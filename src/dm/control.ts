@@ -131,6 +131,12 @@ export interface DmControlOptions {
   /** Sleep between remove retries and node polls (tests inject a fake). */
   readonly sleep?: Sleep;
   /**
+   * Monotonic milliseconds for the udev deadlines and the "udev absent" window (default
+   * `performance.now`). Tests inject a clock that only their fake `sleep` advances, so no
+   * outcome depends on how fast the host runs.
+   */
+  readonly clock?: () => number;
+  /**
    * The kernel's misc device list, read before the control node would be created: when it can be
    * read and does not list `device-mapper`, the kernel has no dm driver loaded, and DmControl
    * throws DmUnavailableError instead of mknod'ing a node nothing answers (an existing node is
@@ -205,13 +211,14 @@ export class DmControl {
   readonly #udevControlPath: string;
   readonly #udevTimeoutMs: number;
   readonly #udevRecheckMs: number;
-  /** performance.now() until which the last "udev absent" answer is reused; 0 = none cached. */
-  #udevAbsentUntil = 0;
+  /** #clock() until which the last "udev absent" answer is reused; undefined = none cached. */
+  #udevAbsentUntil: number | undefined;
   /** Set once semget said ENOSYS: this kernel has no SysV IPC, so no cookies. */
   #noSysv = false;
   readonly #fresh = new Map<string, DevNum>();
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
+  readonly #clock: () => number;
   readonly #procMiscPath: string | null;
   #fd: number | undefined;
   #kernelVersion: DmVersion | undefined;
@@ -225,6 +232,7 @@ export class DmControl {
     this.#udevRecheckMs = options.udevRecheckMs ?? 1000;
     this.#removeRetry = options.removeRetry ?? REMOVE_RETRY;
     this.#sleep = options.sleep ?? realSleep;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#procMiscPath = options.procMiscPath !== undefined ? options.procMiscPath : options.syscalls === undefined ? '/proc/misc' : null;
   }
 
@@ -386,15 +394,15 @@ export class DmControl {
    * checks once per process, so this is no worse than libdm.
    */
   #udevRunning(): boolean {
-    if (this.#udevAbsentUntil !== 0) {
-      if (performance.now() < this.#udevAbsentUntil) return false;
-      this.#udevAbsentUntil = 0;
+    if (this.#udevAbsentUntil !== undefined) {
+      if (this.#clock() < this.#udevAbsentUntil) return false;
+      this.#udevAbsentUntil = undefined;
     }
     try {
       this.#sys.stat(this.#udevControlPath);
       return true;
     } catch {
-      if (this.#udevRecheckMs > 0) this.#udevAbsentUntil = performance.now() + this.#udevRecheckMs;
+      if (this.#udevRecheckMs > 0) this.#udevAbsentUntil = this.#clock() + this.#udevRecheckMs;
       return false;
     }
   }
@@ -409,10 +417,10 @@ export class DmControl {
 
   /** Polls `check` until true or the udev timeout passes. */
   async #waitFor(check: () => boolean): Promise<boolean> {
-    const deadline = Date.now() + this.#udevTimeoutMs;
+    const deadline = this.#clock() + this.#udevTimeoutMs;
     for (;;) {
       if (check()) return true;
-      if (Date.now() >= deadline) return false;
+      if (this.#clock() >= deadline) return false;
       await this.#sleep(NODE_POLL_MS);
     }
   }
@@ -464,7 +472,7 @@ export class DmControl {
       return false;
     }
     try {
-      await cookie.wait(this.#udevTimeoutMs, (ms) => this.#sleep(ms), NODE_POLL_MS);
+      await cookie.wait(this.#udevTimeoutMs, (ms) => this.#sleep(ms), NODE_POLL_MS, this.#clock);
     } catch {
       // A semaphore error after the ioctl: the change happened; the node checks still run.
       return false;

@@ -89,13 +89,13 @@ export class UdevCookie {
    * hold one of libuv's four pool threads for as long as udev takes (seconds under emulation),
    * and concurrent operations would starve the pool their own ioctls run on.
    */
-  async wait(timeoutMs: number, sleep: (ms: number) => Promise<void>, pollMs = 20): Promise<boolean> {
+  async wait(timeoutMs: number, sleep: (ms: number) => Promise<void>, pollMs = 20, clock: () => number = () => performance.now()): Promise<boolean> {
     try {
       this.sys.semop(this.semid, [{ num: 0, op: -1, flags: IPC_NOWAIT }]);
-      const deadline = Date.now() + timeoutMs;
+      const deadline = clock() + timeoutMs;
       for (;;) {
         if (this.value() === 0) return true;
-        if (Date.now() >= deadline) return false;
+        if (clock() >= deadline) return false;
         await sleep(pollMs);
       }
     } catch (e) {

@@ -19,6 +19,18 @@ export const TEST_TMP_ROOT = '/tmp/devmapper-dmtest';
  */
 export const UDEV_CELL = process.env['DEVMAPPER_VM_UDEV'] === '1';
 
+/**
+ * In the udev cell: waits until systemd-udevd has handled every queued event. udev's rules open a
+ * block device on its change events (blkid; the inotify "watch" option makes a close after a
+ * write one), so a delete right after activity may find the device open and defer, by design.
+ * A test that asserts an exact outcome ('deleted', nothing pending) settles first. udevadm acts
+ * inside the guest's chroot only when told to (SYSTEMD_IGNORE_CHROOT). A no-op without udev.
+ */
+export function udevSettle(): void {
+  if (!UDEV_CELL) return;
+  execFileSync('udevadm', ['settle'], { env: { ...process.env, SYSTEMD_IGNORE_CHROOT: '1' }, stdio: 'ignore', timeout: 120_000 });
+}
+
 let counter = 0;
 /** A unique, marked dm name: `foo` → `foo-dmtest-delme-<pid>-<n>`. */
 export function testName(base: string): string {

@@ -424,10 +424,15 @@ test('rename: uuid/dev refs are resolved to a name; EBUSY → DeviceExistsError'
 test('udev policy: waits for udev, then falls back to creating the node itself', async () => {
   const k = udevFake();
   let polls = 0;
+  // A clock that only the polls advance: the outcome cannot depend on the host's speed (a
+  // loaded CI host once took longer than the 50 ms between two polls in real time).
+  let now = 0;
   const dm = new DmControl({
     syscalls: k.syscalls(),
     udevTimeoutMs: 50,
-    sleep: async () => {
+    clock: () => now,
+    sleep: async (ms) => {
+      now += ms;
       // "udev" creates the symlink on the 3rd poll
       if (++polls === 3) {
         k.fs.entries.set('/dev/dm-0', { kind: 'blk', mode: 0o660, rdev: 0xfd00n });
@@ -441,9 +446,11 @@ test('udev policy: waits for udev, then falls back to creating the node itself',
   const resume = k.seen.find((s) => s.name === 'DM_DEV_SUSPEND')!;
   assert.is(resume.header.event_nr, 0x40 << 16);
   // Remove: udev never acts here, so after the timeout we unlink ourselves.
+  const t0 = now;
   await dm.deviceRemove('a');
   assert.not.ok(k.fs.entries.has('/dev/mapper/a'));
   assert.is(k.seen.at(-1)!.header.event_nr, 0x40 << 16);
+  assert.is(now - t0, 60, 'waited the whole udevTimeoutMs (50 ms, in 20 ms polls) before unlinking');
 });
 
 /**
@@ -722,7 +729,8 @@ test('udev absent: the negative answer is reused for udevRecheckMs; a present ud
   const sys = k.syscalls();
   const syscalls = { ...sys, stat: (p: string) => (statted.push(p), sys.stat(p)) };
   const udevStats = (): number => statted.filter((p) => p === '/run/udev/control').length;
-  const dm = new DmControl({ syscalls, udevRecheckMs: 200, sleep: async () => {} });
+  let now = 1000;
+  const dm = new DmControl({ syscalls, udevRecheckMs: 200, clock: () => now, sleep: async () => {} });
   await dm.createDevice('a', [lin]);
   await dm.deviceSuspend('a');
   await dm.deviceResume('a');
@@ -734,7 +742,11 @@ test('udev absent: the negative answer is reused for udevRecheckMs; a present ud
   k.fs.entries.set('/run/udev/control', { kind: 'file', mode: 0o600 });
   await dm.createDevice('b', [lin]);
   assert.is(k.seen.at(-1)!.header.event_nr, 0, 'still within the window: manage, cookie 0');
-  await new Promise((r) => setTimeout(r, 220));
+  now += 199;
+  await dm.deviceSuspend('b');
+  await dm.deviceResume('b');
+  assert.is(k.seen.at(-1)!.header.event_nr, 0, 'still within the window at 199 ms');
+  now += 1;
   const before = udevStats();
   await dm.deviceSuspend('b');
   await dm.deviceResume('b');
