@@ -4,7 +4,8 @@
 // 1. Compiles the C comparison programs on the host (bench/reference/floor.c always;
 //    libdm.c when /usr/include/libdevmapper.h is there) into .cache/bench/.
 // 2. Boots the VM ONCE and runs every benchmark in it (bench/guest.ts, as root).
-// 3. Prints the report (tables, ratios, PASS/MISS per target) and the results path.
+// 3. Prints the report (tables, ratios, PASS/MISS per target) and the results path, then the
+//    native host sections: JS overhead per call (overhead.ts) and CLI startup (startup.ts).
 // `--report FILE` only re-prints the report of an earlier results file (no VM).
 // Exit status: non-zero when the guest failed or any benchmark errored; a MISS is not a failure
 // (benchmarks are not timed tests).
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { runInVm } from '../src/vm/index.js';
 import { renderReport } from './lib/report.js';
 import { measureOverhead, renderOverhead } from './overhead.js';
+import { measureStartup, renderStartup } from './startup.js';
 import type { BenchResults } from './lib/results.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -84,4 +86,7 @@ const r = printReport(out);
 // emulated rows cannot separate from TCG (see bench/overhead.ts).
 console.log('\n## JS overhead per call (natively on the host, stub kernel; no VM)\n');
 console.log(renderOverhead(await measureOverhead()));
+// The CLI's startup against Node's own, natively (bench/startup.ts; issue 21 item 4).
+console.log('\n## CLI startup (natively on the host, wall time; no VM)\n');
+console.log(renderStartup(measureStartup(smoke ? 3 : 20)));
 process.exitCode = result.exitCode !== 0 || r.errors.length > 0 ? 1 : 0;

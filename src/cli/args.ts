@@ -45,7 +45,29 @@ export interface CommandSpec<C = unknown> {
   /** Extra help paragraphs. */
   readonly details?: string;
   readonly examples?: readonly string[];
-  readonly run: (ctx: C, parsed: Parsed) => Promise<number | void>;
+  /**
+   * Help paragraphs that need a module the spec does not load (e.g. the DeviceSet's option
+   * table): resolved only when this command's help is printed, and shown after `details`.
+   */
+  readonly lazyDetails?: () => Promise<string>;
+  readonly run: Handler<C>;
+}
+
+/** What runs a leaf command; a number is the exit code (default 0). */
+export type Handler<C = unknown> = (ctx: C, parsed: Parsed) => Promise<number | void>;
+
+/** An implementation module of a command group: one handler per command name. */
+export interface CommandModule<C, K extends string> {
+  readonly handlers: Readonly<Record<K, Handler<C>>>;
+}
+
+/**
+ * A command's `run` that loads its group's implementation module with `import()` on first use,
+ * so that `--help`, `--version` and every other command never load it (or what it imports: the
+ * DeviceSet, TypeBox, the VM code). Node caches the module: later calls cost one lookup.
+ */
+export function lazyRun<C, K extends string>(load: () => Promise<CommandModule<C, K>>, name: K): Handler<C> {
+  return async (ctx, parsed) => (await load()).handlers[name](ctx, parsed);
 }
 
 /** A command group (`devmapper dm`). */
@@ -167,14 +189,23 @@ export function usageLine<C>(cmd: CommandSpec<C>, path: string): string {
   return ['devmapper', path, '[OPTIONS]', ...pos, ...rest].join(' ');
 }
 
-/** Full help of a leaf command. */
-export function commandHelp<C>(cmd: CommandSpec<C>, path: string): string {
+/**
+ * Full help of a leaf command. `lazy` is what `cmd.lazyDetails()` resolved to (see
+ * {@link commandHelpAsync}); it follows `details` in the same paragraph.
+ */
+export function commandHelp<C>(cmd: CommandSpec<C>, path: string, lazy = ''): string {
   const parts = [`Usage: ${usageLine(cmd, path)}`, '', cmd.summary];
-  if (cmd.details) parts.push('', cmd.details);
+  const details = `${cmd.details ?? ''}${lazy}`;
+  if (details) parts.push('', details);
   const opts = Object.entries(optionsOf(cmd)).map(([n, s]) => optionLine(n, s));
   parts.push('', 'Options:', columns(opts));
   if (cmd.examples && cmd.examples.length > 0) parts.push('', 'Examples:', ...cmd.examples.map((e) => `  ${e}`));
   return parts.join('\n') + '\n';
+}
+
+/** Full help of a leaf command, its lazy details loaded first. */
+export async function commandHelpAsync<C>(cmd: CommandSpec<C>, path: string): Promise<string> {
+  return commandHelp(cmd, path, cmd.lazyDetails ? await cmd.lazyDetails() : '');
 }
 
 /** Help of a command group: its commands and their summaries. */

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // What a command handler gets: output streams, flags, and the library objects it talks through
-// (injectable, so unit tests run every handler against fakes).
-import { readFileSync } from 'node:fs';
-import { DeviceSet, DmControl, Driver, LoopControl, realSyscalls, type DeviceSetLogLevel } from '../index.js';
+// (injectable, so unit tests run every handler against fakes). Type imports only: every command's
+// startup loads this module, so it must not load the library (the real Deps are in real-deps.ts).
+import type { DeviceSet, DeviceSetLogLevel, DmControl, Driver, LoopControl } from '../index.js';
 import type { OptionsFs } from './options-file.js';
-import { runInVm, type RunInVmOptions, type RunInVmResult } from '../vm/index.js';
+import type { RunInVmOptions, RunInVmResult } from '../vm/index.js';
 
 /** The subset of DmControl the CLI uses (a fake implements just this). */
 export type CliDm = Pick<
@@ -136,24 +136,6 @@ export interface Ctx extends Io {
   readonly signal: AbortSignal;
   /** A progress line on stderr (TTY only, not with --quiet). */
   progress(text: string): void;
-}
-
-/** The real dependencies: DmControl / LoopControl over libc, runInVm. */
-export function realDeps(): Deps & { close(): void } {
-  let dm: DmControl | undefined;
-  let loop: LoopControl | undefined;
-  return {
-    dm: () => (dm ??= new DmControl()),
-    loop: () => (loop ??= new LoopControl()),
-    runInVm,
-    openDeviceSet: (root, options, log, signal) =>
-      DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log, ...(signal ? { signal } : {}) }),
-    openDriver: (home, options, log, signal, doInit) =>
-      Driver.init(home, { options, dm: (dm ??= new DmControl()), log, doInit, ...(signal ? { signal } : {}) }),
-    mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),
-    umount: (path) => realSyscalls().umount2Async(path, MNT_DETACH),
-    close: () => dm?.close(),
-  };
 }
 
 /** The process's own streams. */

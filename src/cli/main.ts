@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 // `devmapper`: argv → one public-API call → output; error → exit code. No policy lives here.
-import { commandHelp, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
-import { dmGroup } from './commands/dm.js';
-import { dockerGroup } from './commands/docker.js';
-import { dsGroup } from './commands/ds.js';
-import { driverGroup } from './commands/driver.js';
-import { demoCommand } from './commands/demo.js';
-import { loopGroup } from './commands/loop.js';
-import { poolGroup, thinGroup } from './commands/thin.js';
-import { vmCommand } from './commands/vm.js';
-import { processIo, realDeps, type CliSignal, type Ctx, type Deps, type Io } from './context.js';
+// Startup loads only the command tables (specs/: names, options, help); a command's handlers
+// (commands/) and the library they use load with import() when that command runs, so `--help`,
+// `--version`, `loop ls` and `dm ls` never load the DeviceSet, TypeBox or the VM code
+// (test/unit/cli/startup.test.ts pins which modules each of them loads).
+import { commandHelpAsync, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
+import { processIo, type CliSignal, type Ctx, type Deps, type Io } from './context.js';
 import { EXIT, InterruptedError, UsageError, causeLines, reportError } from './errors.js';
+import { demoCommand } from './specs/demo.js';
+import { dmGroup } from './specs/dm.js';
+import { dockerGroup } from './specs/docker.js';
+import { driverGroup } from './specs/driver.js';
+import { dsGroup } from './specs/ds.js';
+import { loopGroup } from './specs/loop.js';
+import { poolGroup, thinGroup } from './specs/thin.js';
+import { vmCommand } from './specs/vm.js';
 import { libraryVersion } from './version.js';
 
 /** Every command group, in help order. */
@@ -74,7 +78,8 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     io.stdout(r.help);
     return EXIT.OK;
   }
-  const own = deps === undefined ? realDeps() : undefined;
+  // The real Deps (DmControl / LoopControl over libc) load only when a command runs.
+  let own: (Deps & { close(): void }) | undefined;
   // SIGINT/SIGTERM during a `ds` command: abort its signal (the DeviceSet kills the mkfs /
   // resize2fs / xfs_growfs it started and closes the journalled step), start no new step, exit
   // 130 / 143. A second signal exits at once.
@@ -103,9 +108,9 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     io.stderr(`hint: stopped by ${sig}: the step in progress was undone or closed and no new one started; run the command again\n`);
     return EXIT[sig];
   };
-  const ctx: Ctx = {
+  const context = (d: Deps): Ctx => ({
     ...io,
-    deps: deps ?? own!,
+    deps: d,
     quiet,
     verbose,
     command: 'cmd' in r ? r.path : '',
@@ -113,16 +118,17 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     progress: (text) => {
       if (io.stderrIsTTY && !quiet) io.stderr(`devmapper: ${text}...\n`);
     },
-  };
+  });
   try {
     if ('error' in r) throw r.error;
     if (wantsHelp(r.rest)) {
-      io.stdout(commandHelp(r.cmd, r.path));
+      io.stdout(await commandHelpAsync(r.cmd, r.path));
       return EXIT.OK;
     }
     const parsed = parseCommand(r.cmd, r.rest, r.path);
+    if (deps === undefined) own = (await import('./real-deps.js')).realDeps();
     listen();
-    const code = await r.cmd.run(ctx, parsed);
+    const code = await r.cmd.run(context(deps ?? own!), parsed);
     if (received !== undefined) return interrupted(received, undefined);
     return typeof code === 'number' ? code : EXIT.OK;
   } catch (err) {

@@ -10,7 +10,7 @@ import * as nodeFs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { errnoCode, type ValidationProblem } from '../errors.js';
-import { MetadataCorruptError } from '../index.js';
+import { MetadataCorruptError } from '../deviceset/index.js';
 
 /** The CLI's own file under the root. */
 export const CLI_OPTIONS_FILE = 'cli-options.json';

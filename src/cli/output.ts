@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Output helpers: JSON with exact 64-bit integers, aligned human tables, and the size syntax.
-import { parseSize } from '../index.js';
+// Output helpers: JSON with exact 64-bit integers, aligned human tables, integer arguments. Loaded
+// by most commands: it imports nothing of the library (the size syntax is in size-args.ts).
 import { UsageError } from './errors.js';
 
 /**
@@ -27,30 +27,6 @@ export function table(header: readonly string[], rows: readonly (readonly string
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
-}
-
-/**
- * Parses a size argument: bytes with an optional binary unit (`64M`, `1.5G`, `4096`), the
- * DeviceSet's `dm.*` syntax. With `sectors: true`, a trailing `s` means 512-byte sectors
- * (`2048s`), as dmsetup users expect.
- * @throws UsageError naming the option.
- */
-export function parseSizeArg(text: string, what: string, command: string, opts: { sectors?: boolean; min?: bigint } = {}): bigint {
-  let bytes: bigint | string;
-  const s = /^(\d+)s$/.exec(text);
-  if (s && opts.sectors !== false) bytes = BigInt(s[1]!) * 512n;
-  else bytes = parseSize(text);
-  if (typeof bytes === 'string') throw new UsageError(`${what}: '${text}' is ${bytes}`, command);
-  if (opts.min !== undefined && bytes < opts.min) throw new UsageError(`${what}: '${text}' is below the minimum of ${opts.min} bytes`, command);
-  return bytes;
-}
-
-/** A size in sectors: must be a whole number of 512-byte sectors. */
-export function parseSectorsArg(text: string, what: string, command: string): bigint {
-  const bytes = parseSizeArg(text, what, command);
-  if (bytes % 512n !== 0n) throw new UsageError(`${what}: '${text}' is not a whole number of 512-byte sectors`, command);
-  if (bytes === 0n) throw new UsageError(`${what}: must not be zero`, command);
-  return bytes / 512n;
 }
 
 /** A non-negative integer (decimal) argument. */

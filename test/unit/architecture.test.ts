@@ -27,7 +27,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   testing: ['ioctl', 'dm', 'loop', 'thin', 'deviceset', 'errors.ts', 'units.ts'],
   vm: ['errors.ts'],
   'index.ts': ['ioctl', 'dm', 'loop', 'thin', 'deviceset', 'driver', 'errors.ts', 'units.ts', 'vm', 'testing'],
-  cli: ['index.ts', 'vm', 'errors.ts'],
+  // The CLI imports each layer's entry directly (not the package root, which loads every layer):
+  // a command loads only the layers it uses (test/unit/cli/startup.test.ts).
+  cli: ['index.ts', 'ioctl', 'dm', 'loop', 'thin', 'deviceset', 'driver', 'vm', 'errors.ts'],
 };
 
 function walk(dir: string): string[] {

@@ -2,15 +2,16 @@
 // `devmapper demo`: the main job end to end: ds init → base image → snapshot → mount → write a
 // file → status, each step a separate `devmapper ds ...` process (as a script would run them).
 // Runs on this machine when it has device-mapper and root; otherwise inside the bundled VM.
+// The command's options and help are specs/demo.ts; this module is loaded when it runs.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CommandSpec } from '../args.js';
+import type { Handler } from '../args.js';
 import type { Ctx } from '../context.js';
 import { EnvironmentError, UsageError } from '../errors.js';
-import { VM_PACKAGES, onPath, vmCommand } from './vm.js';
+import { handlers as vmHandlers, onPath } from './vm.js';
 
 /** bin/devmapper.js of this installation. */
 export function binPath(): string {
@@ -89,35 +90,24 @@ async function runHere(ctx: Ctx, root: string, keep: boolean): Promise<number> {
   }
 }
 
-export const demoCommand: CommandSpec<Ctx> = {
-  name: 'demo',
-  summary: 'Provision a DeviceSet end to end (init, base image, snapshot, mount, write, status).',
-  options: {
-    where: { type: 'string', value: 'W', description: "'auto' (default): here if this machine has device-mapper and root, else in the VM; 'host'; 'vm'." },
-    root: { type: 'string', value: 'DIR', description: 'DeviceSet root (default: a new temp dir; in the VM under its /tmp).' },
-    keep: { type: 'boolean', description: 'Leave the device mounted and the pool up (host only).' },
+export const handlers = {
+  async demo(ctx, p) {
+  const where = (p.options['where'] as string | undefined) ?? 'auto';
+  if (!['auto', 'host', 'vm'].includes(where)) throw new UsageError(`--where: '${where}' is not auto, host or vm`, 'demo');
+  const given = p.options['root'] as string | undefined;
+  const keep = p.options['keep'] === true;
+  const problems = hostProblems(ctx.env);
+  if (where === 'host' || (where === 'auto' && problems.length === 0)) {
+    if (problems.length > 0)
+      throw new EnvironmentError(`this machine cannot run the demo: ${problems.join('; ')}`, "run it in the VM instead: 'devmapper demo --where vm'");
+    const root = given !== undefined ? resolve(ctx.cwd, given) : mkdtempSync(join(tmpdir(), 'devmapper-demo-'));
+    return runHere(ctx, root, keep);
+  }
+  if (keep) throw new UsageError('--keep only makes sense on the host (the VM is thrown away)', 'demo');
+  ctx.stdout(`devmapper demo: this machine cannot run it directly (${problems.join('; ')}); running it in the VM\n`);
+  const guestRoot = given ?? '/tmp/devmapper-demo';
+  const args = ['--', process.execPath, binPath(), 'demo', '--where', 'host', '--root', guestRoot];
+  const parsed = { options: { timeout: '900', ...(ctx.quiet ? { quiet: true } : {}) }, args: {}, rest: args.slice(1) };
+  return (await vmHandlers.vm(ctx, parsed)) ?? 0;
   },
-  details:
-    "Every step is a separate 'devmapper ds ...' process, so the demo also shows the DeviceSet surviving restarts.\n" +
-    `The VM needs ${VM_PACKAGES} (scripts/setup.sh installs them); the host needs root, device-mapper, loop and e2fsprogs.`,
-  examples: ['npm run demo', 'devmapper demo --where vm', 'sudo devmapper demo --where host --keep --root /var/tmp/dmdemo'],
-  async run(ctx, p) {
-    const where = (p.options['where'] as string | undefined) ?? 'auto';
-    if (!['auto', 'host', 'vm'].includes(where)) throw new UsageError(`--where: '${where}' is not auto, host or vm`, 'demo');
-    const given = p.options['root'] as string | undefined;
-    const keep = p.options['keep'] === true;
-    const problems = hostProblems(ctx.env);
-    if (where === 'host' || (where === 'auto' && problems.length === 0)) {
-      if (problems.length > 0)
-        throw new EnvironmentError(`this machine cannot run the demo: ${problems.join('; ')}`, "run it in the VM instead: 'devmapper demo --where vm'");
-      const root = given !== undefined ? resolve(ctx.cwd, given) : mkdtempSync(join(tmpdir(), 'devmapper-demo-'));
-      return runHere(ctx, root, keep);
-    }
-    if (keep) throw new UsageError('--keep only makes sense on the host (the VM is thrown away)', 'demo');
-    ctx.stdout(`devmapper demo: this machine cannot run it directly (${problems.join('; ')}); running it in the VM\n`);
-    const guestRoot = given ?? '/tmp/devmapper-demo';
-    const args = ['--', process.execPath, binPath(), 'demo', '--where', 'host', '--root', guestRoot];
-    const parsed = { options: { timeout: '900', ...(ctx.quiet ? { quiet: true } : {}) }, args: {}, rest: args.slice(1) };
-    return (await vmCommand.run(ctx, parsed)) ?? 0;
-  },
-};
+} satisfies Record<string, Handler<Ctx>>;

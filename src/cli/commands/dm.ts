@@ -1,20 +1,15 @@
 // SPDX-License-Identifier: MIT
-// `devmapper dm ...`: one command per DM_* ioctl, dmsetup-like, over DmControl.
+// `devmapper dm ...`: one command per DM_* ioctl, dmsetup-like, over DmControl. The command table
+// (names, options, help) is specs/dm.ts; this module is loaded when a command runs.
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { formatTargetLine, parseDevNum, parseTable, type DeviceInfo, type DeviceRef, type TargetLine } from '../../index.js';
-import type { CommandSpec, GroupSpec, Parsed } from '../args.js';
+import { formatTargetLine, parseDevNum, parseTable, type DeviceInfo, type DeviceRef, type TargetLine } from '../../dm/index.js';
+import type { Handler, Parsed } from '../args.js';
 import type { Ctx } from '../context.js';
 import { UsageError } from '../errors.js';
 import { libraryVersion } from '../version.js';
 import { parseU64Arg, parseUintArg, table, toJson } from '../output.js';
 import type { DmInfoJson, DmListJson, DmTableJson, DmTargetsJson, DmVersionJson, DmWaitJson } from '../schemas.js';
-
-const DEVICE_POS = [{ name: 'DEVICE', optional: true }] as const;
-const REF_OPTIONS = {
-  uuid: { type: 'string', value: 'UUID', description: 'Name the device by uuid instead of DEVICE.' },
-  dev: { type: 'string', value: 'MAJ:MIN', description: 'Name the device by number instead of DEVICE.' },
-} as const;
 
 /** The device a command acts on: DEVICE, --uuid or --dev (exactly one). */
 export function deviceRefOf(p: Parsed, command: string): DeviceRef {
@@ -83,209 +78,91 @@ export function tableOf(ctx: Ctx, p: Parsed, command: string): TargetLine[] | un
   return lines;
 }
 
-const TABLE_OPTIONS = {
-  table: { type: 'string', multiple: true, value: '"START LEN TYPE PARAMS"', description: 'A table line (or several, newline-separated).' },
-  'table-file': { type: 'string', value: 'FILE', description: "Read table lines from FILE ('-' = stdin)." },
-  'read-only': { type: 'boolean', description: 'Load the table read-only.' },
-} as const;
-
-const commands: CommandSpec<Ctx>[] = [
-  {
-    name: 'version',
-    summary: "Library and kernel device-mapper driver versions.",
-    json: true,
-    async run(ctx, p) {
-      const v = await ctx.deps.dm().version();
-      const out: DmVersionJson = { library: libraryVersion(), driver: v.join('.'), kernel: release() };
-      if (p.options['json']) ctx.stdout(toJson(out));
-      else ctx.stdout(`Library version:   ${out.library}\nDriver version:    ${out.driver}\nKernel:            ${out.kernel}\n`);
-    },
+export const handlers = {
+  async version(ctx, p) {
+    const v = await ctx.deps.dm().version();
+    const out: DmVersionJson = { library: libraryVersion(), driver: v.join('.'), kernel: release() };
+    if (p.options['json']) ctx.stdout(toJson(out));
+    else ctx.stdout(`Library version:   ${out.library}\nDriver version:    ${out.driver}\nKernel:            ${out.kernel}\n`);
   },
-  {
-    name: 'ls',
-    summary: 'List device-mapper devices.',
-    json: true,
-    options: {
-      'name-prefix': { type: 'string', value: 'P', description: 'Only names starting with P.' },
-      'uuid-prefix': { type: 'string', value: 'P', description: 'Only uuids starting with P.' },
-    },
-    async run(ctx, p) {
-      const np = p.options['name-prefix'] as string | undefined;
-      const up = p.options['uuid-prefix'] as string | undefined;
-      const list = await ctx.deps.dm().listDevices({ ...(np ? { namePrefix: np } : {}), ...(up ? { uuidPrefix: up } : {}) });
-      const out: DmListJson = list
-        .map((d) => ({ name: d.name, major: d.dev.major, minor: d.dev.minor, uuid: d.uuid ?? null, eventNr: d.eventNr ?? null }))
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      if (p.options['json']) return ctx.stdout(toJson(out));
-      if (out.length === 0) return ctx.stdout('No devices found\n');
-      ctx.stdout(table(['NAME', 'MAJ:MIN', 'EVENT', 'UUID'], out.map((d) => [d.name, `${d.major}:${d.minor}`, d.eventNr === null ? '-' : String(d.eventNr), d.uuid ?? ''])));
-    },
+  async ls(ctx, p) {
+    const np = p.options['name-prefix'] as string | undefined;
+    const up = p.options['uuid-prefix'] as string | undefined;
+    const list = await ctx.deps.dm().listDevices({ ...(np ? { namePrefix: np } : {}), ...(up ? { uuidPrefix: up } : {}) });
+    const out: DmListJson = list
+      .map((d) => ({ name: d.name, major: d.dev.major, minor: d.dev.minor, uuid: d.uuid ?? null, eventNr: d.eventNr ?? null }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (p.options['json']) return ctx.stdout(toJson(out));
+    if (out.length === 0) return ctx.stdout('No devices found\n');
+    ctx.stdout(table(['NAME', 'MAJ:MIN', 'EVENT', 'UUID'], out.map((d) => [d.name, `${d.major}:${d.minor}`, d.eventNr === null ? '-' : String(d.eventNr), d.uuid ?? ''])));
   },
-  {
-    name: 'info',
-    summary: "A device's state (DM_DEV_STATUS).",
-    positionals: DEVICE_POS,
-    options: { ...REF_OPTIONS, inactive: { type: 'boolean', description: 'Report on the inactive table.' } },
-    json: true,
-    async run(ctx, p) {
-      const info = await ctx.deps.dm().deviceInfo(deviceRefOf(p, 'dm info'), { inactive: p.options['inactive'] === true });
-      ctx.stdout(p.options['json'] ? toJson(infoJson(info)) : infoText(info));
-    },
+  async info(ctx, p) {
+    const info = await ctx.deps.dm().deviceInfo(deviceRefOf(p, 'dm info'), { inactive: p.options['inactive'] === true });
+    ctx.stdout(p.options['json'] ? toJson(infoJson(info)) : infoText(info));
   },
-  {
-    name: 'table',
-    summary: 'The live (or --inactive) table, as the kernel normalised it.',
-    positionals: DEVICE_POS,
-    options: { ...REF_OPTIONS, inactive: { type: 'boolean', description: 'Show the loaded, not yet resumed table.' } },
-    json: true,
-    async run(ctx, p) {
-      const lines = await ctx.deps.dm().tableStatus(deviceRefOf(p, 'dm table'), { mode: 'table', inactive: p.options['inactive'] === true });
-      printLines(ctx, p, lines);
-    },
+  async table(ctx, p) {
+    const lines = await ctx.deps.dm().tableStatus(deviceRefOf(p, 'dm table'), { mode: 'table', inactive: p.options['inactive'] === true });
+    printLines(ctx, p, lines);
   },
-  {
-    name: 'status',
-    summary: "Each target's status line.",
-    positionals: DEVICE_POS,
-    options: {
-      ...REF_OPTIONS,
-      inactive: { type: 'boolean', description: 'Status of the inactive table.' },
-      noflush: { type: 'boolean', description: 'Do not commit (thin) metadata before answering.' },
-    },
-    json: true,
-    async run(ctx, p) {
-      const lines = await ctx.deps.dm().tableStatus(deviceRefOf(p, 'dm status'), {
-        mode: 'status',
-        inactive: p.options['inactive'] === true,
-        noflush: p.options['noflush'] === true,
-      });
-      printLines(ctx, p, lines);
-    },
+  async status(ctx, p) {
+    const lines = await ctx.deps.dm().tableStatus(deviceRefOf(p, 'dm status'), {
+      mode: 'status',
+      inactive: p.options['inactive'] === true,
+      noflush: p.options['noflush'] === true,
+    });
+    printLines(ctx, p, lines);
   },
-  {
-    name: 'create',
-    summary: 'Create a device and, with a table, load and resume it.',
-    positionals: [{ name: 'NAME' }],
-    options: {
-      ...TABLE_OPTIONS,
-      uuid: { type: 'string', value: 'UUID', description: "The new device's uuid." },
-      notable: { type: 'boolean', description: 'Create the device with no table (suspended, no node).' },
-    },
-    details:
-      'Without --notable a table is required. If the load or the resume fails, the half-made device is removed again.\n' +
-      'Without udev (the bundled VM) use /dev/dm-MINOR, or /dev/mapper/NAME, which devmapper creates itself.',
-    examples: ['devmapper dm create zero1 --table "0 2048 zero"', 'devmapper dm create lin --table "0 2048 linear 7:0 0" --uuid LIN-1'],
-    async run(ctx, p) {
-      const name = p.args['NAME'] as string;
-      const lines = tableOf(ctx, p, 'dm create');
-      const uuid = p.options['uuid'] as string | undefined;
-      if (lines === undefined && !p.options['notable']) throw new UsageError('missing --table (or --table-file, or --notable)', 'dm create');
-      if (lines !== undefined && p.options['notable']) throw new UsageError('--notable contradicts --table', 'dm create');
-      const dm = ctx.deps.dm();
-      if (lines === undefined) await dm.deviceCreate(name, uuid !== undefined ? { uuid } : {});
-      else await dm.createDevice(name, lines, { ...(uuid !== undefined ? { uuid } : {}), readOnly: p.options['read-only'] === true });
-    },
+  async create(ctx, p) {
+    const name = p.args['NAME'] as string;
+    const lines = tableOf(ctx, p, 'dm create');
+    const uuid = p.options['uuid'] as string | undefined;
+    if (lines === undefined && !p.options['notable']) throw new UsageError('missing --table (or --table-file, or --notable)', 'dm create');
+    if (lines !== undefined && p.options['notable']) throw new UsageError('--notable contradicts --table', 'dm create');
+    const dm = ctx.deps.dm();
+    if (lines === undefined) await dm.deviceCreate(name, uuid !== undefined ? { uuid } : {});
+    else await dm.createDevice(name, lines, { ...(uuid !== undefined ? { uuid } : {}), readOnly: p.options['read-only'] === true });
   },
-  {
-    name: 'load',
-    summary: "Load a table into a device's inactive slot (takes effect on resume).",
-    positionals: DEVICE_POS,
-    options: { ...REF_OPTIONS, ...TABLE_OPTIONS },
-    async run(ctx, p) {
-      const lines = tableOf(ctx, p, 'dm load');
-      if (lines === undefined) throw new UsageError('missing --table (or --table-file)', 'dm load');
-      await ctx.deps.dm().tableLoad(deviceRefOf(p, 'dm load'), lines, { readOnly: p.options['read-only'] === true });
-    },
+  async load(ctx, p) {
+    const lines = tableOf(ctx, p, 'dm load');
+    if (lines === undefined) throw new UsageError('missing --table (or --table-file)', 'dm load');
+    await ctx.deps.dm().tableLoad(deviceRefOf(p, 'dm load'), lines, { readOnly: p.options['read-only'] === true });
   },
-  {
-    name: 'suspend',
-    summary: 'Suspend I/O to a device.',
-    positionals: DEVICE_POS,
-    options: {
-      ...REF_OPTIONS,
-      noflush: { type: 'boolean', description: 'Do not wait for in-flight I/O.' },
-      nolockfs: { type: 'boolean', description: 'Do not freeze a mounted filesystem.' },
-    },
-    async run(ctx, p) {
-      await ctx.deps.dm().deviceSuspend(deviceRefOf(p, 'dm suspend'), { noflush: p.options['noflush'] === true, skipLockfs: p.options['nolockfs'] === true });
-    },
+  async suspend(ctx, p) {
+    await ctx.deps.dm().deviceSuspend(deviceRefOf(p, 'dm suspend'), { noflush: p.options['noflush'] === true, skipLockfs: p.options['nolockfs'] === true });
   },
-  {
-    name: 'resume',
-    summary: 'Resume a device, swapping in a loaded inactive table.',
-    positionals: DEVICE_POS,
-    options: REF_OPTIONS,
-    async run(ctx, p) {
-      await ctx.deps.dm().deviceResume(deviceRefOf(p, 'dm resume'));
-    },
+  async resume(ctx, p) {
+    await ctx.deps.dm().deviceResume(deviceRefOf(p, 'dm resume'));
   },
-  {
-    name: 'remove',
-    summary: 'Remove a device (retried briefly while busy).',
-    positionals: DEVICE_POS,
-    options: { ...REF_OPTIONS, deferred: { type: 'boolean', description: 'If busy, remove on last close instead of failing.' } },
-    async run(ctx, p) {
-      const r = await ctx.deps.dm().deviceRemove(deviceRefOf(p, 'dm remove'), { deferred: p.options['deferred'] === true });
-      if (r.deferred && !ctx.quiet) ctx.stderr('devmapper: device is busy; removal deferred until its last close\n');
-    },
+  async remove(ctx, p) {
+    const r = await ctx.deps.dm().deviceRemove(deviceRefOf(p, 'dm remove'), { deferred: p.options['deferred'] === true });
+    if (r.deferred && !ctx.quiet) ctx.stderr('devmapper: device is busy; removal deferred until its last close\n');
   },
-  {
-    name: 'rename',
-    summary: 'Rename a device, or set its uuid (--set-uuid) if it has none.',
-    positionals: [{ name: 'DEVICE' }, { name: 'NEW_NAME', optional: true }],
-    options: { 'set-uuid': { type: 'string', value: 'UUID', description: 'Set the uuid instead of renaming.' } },
-    async run(ctx, p) {
-      const to = p.args['NEW_NAME'] as string | undefined;
-      const uuid = p.options['set-uuid'] as string | undefined;
-      if ((to === undefined) === (uuid === undefined)) throw new UsageError('give NEW_NAME or --set-uuid (one of them)', 'dm rename');
-      await ctx.deps.dm().deviceRename(p.args['DEVICE'] as string, uuid !== undefined ? { uuid } : { name: to! });
-    },
+  async rename(ctx, p) {
+    const to = p.args['NEW_NAME'] as string | undefined;
+    const uuid = p.options['set-uuid'] as string | undefined;
+    if ((to === undefined) === (uuid === undefined)) throw new UsageError('give NEW_NAME or --set-uuid (one of them)', 'dm rename');
+    await ctx.deps.dm().deviceRename(p.args['DEVICE'] as string, uuid !== undefined ? { uuid } : { name: to! });
   },
-  {
-    name: 'message',
-    summary: 'Send a message to the target at SECTOR; prints its reply, if any.',
-    positionals: [{ name: 'DEVICE' }, { name: 'SECTOR' }, { name: 'MESSAGE', variadic: true }],
-    json: true,
-    examples: ['devmapper dm message pool 0 create_thin 1'],
-    async run(ctx, p) {
-      const sector = parseU64Arg(p.args['SECTOR'] as string, 'SECTOR', 'dm message');
-      const reply = await ctx.deps.dm().targetMessage(p.args['DEVICE'] as string, sector, (p.args['MESSAGE'] as string[]).join(' '));
-      if (p.options['json']) ctx.stdout(toJson({ reply }));
-      else if (reply !== null && reply !== '') ctx.stdout(reply.endsWith('\n') ? reply : `${reply}\n`);
-    },
+  async message(ctx, p) {
+    const sector = parseU64Arg(p.args['SECTOR'] as string, 'SECTOR', 'dm message');
+    const reply = await ctx.deps.dm().targetMessage(p.args['DEVICE'] as string, sector, (p.args['MESSAGE'] as string[]).join(' '));
+    if (p.options['json']) ctx.stdout(toJson({ reply }));
+    else if (reply !== null && reply !== '') ctx.stdout(reply.endsWith('\n') ? reply : `${reply}\n`);
   },
-  {
-    name: 'targets',
-    summary: 'Target types the kernel has loaded, with versions.',
-    json: true,
-    async run(ctx, p) {
-      const list = await ctx.deps.dm().listVersions();
-      const out: DmTargetsJson = list.map((t) => ({ name: t.name, version: t.version.join('.') })).sort((a, b) => (a.name < b.name ? -1 : 1));
-      if (p.options['json']) ctx.stdout(toJson(out));
-      else ctx.stdout(table(['TARGET', 'VERSION'], out.map((t) => [t.name, t.version])));
-    },
+  async targets(ctx, p) {
+    const list = await ctx.deps.dm().listVersions();
+    const out: DmTargetsJson = list.map((t) => ({ name: t.name, version: t.version.join('.') })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    if (p.options['json']) ctx.stdout(toJson(out));
+    else ctx.stdout(table(['TARGET', 'VERSION'], out.map((t) => [t.name, t.version])));
   },
-  {
-    name: 'wait',
-    summary: "Wait until a device's event counter differs from EVENT_NR (default: its current value).",
-    positionals: [{ name: 'DEVICE' }, { name: 'EVENT_NR', optional: true }],
-    json: true,
-    details: 'The wait happens in the kernel and cannot be interrupted except by killing the process.',
-    async run(ctx, p) {
-      const dm = ctx.deps.dm();
-      const name = p.args['DEVICE'] as string;
-      const given = p.args['EVENT_NR'] as string | undefined;
-      const nr = given !== undefined ? parseUintArg(given, 'EVENT_NR', 'dm wait', 0xffffffff) : (await dm.deviceInfo(name)).eventNr;
-      const r = await dm.deviceWait(name, nr);
-      const out: DmWaitJson = { info: infoJson(r.info), targets: tableJson(r.targets) };
-      if (p.options['json']) ctx.stdout(toJson(out));
-      else ctx.stdout(`${r.info.name}: event ${r.info.eventNr}\n`);
-    },
+  async wait(ctx, p) {
+    const dm = ctx.deps.dm();
+    const name = p.args['DEVICE'] as string;
+    const given = p.args['EVENT_NR'] as string | undefined;
+    const nr = given !== undefined ? parseUintArg(given, 'EVENT_NR', 'dm wait', 0xffffffff) : (await dm.deviceInfo(name)).eventNr;
+    const r = await dm.deviceWait(name, nr);
+    const out: DmWaitJson = { info: infoJson(r.info), targets: tableJson(r.targets) };
+    if (p.options['json']) ctx.stdout(toJson(out));
+    else ctx.stdout(`${r.info.name}: event ${r.info.eventNr}\n`);
   },
-];
-
-export const dmGroup: GroupSpec<Ctx> = {
-  name: 'dm',
-  summary: 'Device-mapper devices at ioctl level (like dmsetup).',
-  commands,
-};
+} satisfies Record<string, Handler<Ctx>>;

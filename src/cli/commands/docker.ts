@@ -3,18 +3,14 @@
 // `ls` reads the records and what of the root is live; `mount` activates (under Docker's names)
 // and mounts one layer read-only; `unmount` undoes exactly what `mount` activated (by dm uuid).
 // Nothing under the Docker root is ever written (src/driver/docker-root.ts, docker-mount.ts).
+// The command table (names, options, help) is specs/docker.ts; this module is loaded when a
+// command runs.
 import { isAbsolute, resolve } from 'node:path';
-import { inspectDockerRoot, mountDockerLayer, unmountDockerLayer, type DockerKernelDeps, type DockerRootReport } from '../../index.js';
-import type { CommandSpec, GroupSpec, Parsed } from '../args.js';
+import { inspectDockerRoot, mountDockerLayer, unmountDockerLayer, type DockerKernelDeps, type DockerRootReport } from '../../driver/index.js';
+import type { Handler, Parsed } from '../args.js';
 import type { Ctx } from '../context.js';
 import { humanSize, table, toJson } from '../output.js';
 import type { DockerLsJson } from '../schemas.js';
-
-const POOL = {
-  type: 'string',
-  value: 'NAME',
-  description: "The root's external pool, when Docker ran with --storage-opt dm.thinpooldev=NAME (it must be live).",
-} as const;
 
 const abs = (ctx: Ctx, p: string): string => (isAbsolute(p) ? p : resolve(ctx.cwd, p));
 const rootArg = (ctx: Ctx, p: Parsed): string => abs(ctx, p.args['ROOT'] as string);
@@ -73,63 +69,24 @@ function lsText(r: DockerLsJson): string {
   return `${head.join('\n')}\n\n${table(['ID', 'THIN ID', 'SIZE', 'TXID', 'STATE'], rows)}`;
 }
 
-const commands: CommandSpec<Ctx>[] = [
-  {
-    name: 'ls',
-    summary: "List a Docker root's devices (records validated, read-only) and what of them is live.",
-    positionals: [{ name: 'ROOT' }],
-    options: { pool: POOL },
-    json: true,
-    details:
-      "ROOT is Docker's devicemapper directory (e.g. /var/lib/docker/devicemapper). Every record is checked\n" +
-      "against Docker's schema; all problems are listed at once (EDOCKERROOT). Docker's open transaction is\n" +
-      'reported and left alone (dockerd rolls it back at its next start). Nothing is written.',
-    examples: ['devmapper docker ls /var/lib/docker/devicemapper', 'devmapper docker ls --json /var/lib/docker/devicemapper'],
-    async run(ctx, p) {
-      const r = dockerLsJson(await inspectDockerRoot(rootArg(ctx, p), kernelDeps(ctx), poolOpt(p)));
-      ctx.stdout(p.options['json'] === true ? toJson(r) : lsText(r));
-    },
+export const handlers = {
+  async ls(ctx, p) {
+    const r = dockerLsJson(await inspectDockerRoot(rootArg(ctx, p), kernelDeps(ctx), poolOpt(p)));
+    ctx.stdout(p.options['json'] === true ? toJson(r) : lsText(r));
   },
-  {
-    name: 'mount',
-    summary: 'Mount layer ID (a device hash, or base) of a Docker root read-only at PATH.',
-    positionals: [{ name: 'ROOT' }, { name: 'ID' }, { name: 'PATH' }],
-    options: {
-      pool: POOL,
-      options: { type: 'string', value: 'OPTS', description: 'Extra mount data, e.g. noload (ext4 journal not replayed).' },
-    },
-    details:
-      "The pool keeps Docker's name (<prefix>-pool): a pool left live by dockerd is adopted; otherwise it is\n" +
-      "created read_only over loop devices of ROOT/devicemapper/{data,metadata}. The layer keeps Docker's name\n" +
-      'and gets a read-only table; xfs is mounted with nouuid. Undo with `devmapper docker unmount`.',
-    examples: ['devmapper docker mount /var/lib/docker/devicemapper 3f1c…e2 /mnt/layer'],
-    async run(ctx, p) {
-      ctx.progress('activating and mounting the layer read-only');
-      const mountOptions = p.options['options'] as string | undefined;
-      const r = await mountDockerLayer(rootArg(ctx, p), p.args['ID'] as string, abs(ctx, p.args['PATH'] as string), kernelDeps(ctx), {
-        ...poolOpt(p),
-        signal: ctx.signal,
-        ...(mountOptions === undefined ? {} : { mountOptions }),
-      });
-      if (r.openTransaction !== undefined) ctx.stderr(`devmapper: warn: ${r.openTransaction.note}\n`);
-      if (!ctx.quiet) ctx.stderr(`mounted ${r.dmName} (${r.filesystem}, read-only${r.mountData ? `, ${r.mountData}` : ''}) at ${r.target}\n`);
-    },
+  async mount(ctx, p) {
+    ctx.progress('activating and mounting the layer read-only');
+    const mountOptions = p.options['options'] as string | undefined;
+    const r = await mountDockerLayer(rootArg(ctx, p), p.args['ID'] as string, abs(ctx, p.args['PATH'] as string), kernelDeps(ctx), {
+      ...poolOpt(p),
+      signal: ctx.signal,
+      ...(mountOptions === undefined ? {} : { mountOptions }),
+    });
+    if (r.openTransaction !== undefined) ctx.stderr(`devmapper: warn: ${r.openTransaction.note}\n`);
+    if (!ctx.quiet) ctx.stderr(`mounted ${r.dmName} (${r.filesystem}, read-only${r.mountData ? `, ${r.mountData}` : ''}) at ${r.target}\n`);
   },
-  {
-    name: 'unmount',
-    summary: "Unmount layer ID from PATH and release what 'docker mount' activated.",
-    positionals: [{ name: 'ROOT' }, { name: 'ID' }, { name: 'PATH' }],
-    options: { pool: POOL },
-    details: 'Devices and pools that dockerd activated are left live; only those carrying our dm uuid are removed.',
-    async run(ctx, p) {
-      const r = await unmountDockerLayer(rootArg(ctx, p), p.args['ID'] as string, abs(ctx, p.args['PATH'] as string), kernelDeps(ctx), { ...poolOpt(p), signal: ctx.signal });
-      if (!ctx.quiet) ctx.stderr(`unmounted ${r.target}${r.removedDevice ? '; layer device removed' : ''}${r.removedPool ? '; pool removed' : ''}\n`);
-    },
+  async unmount(ctx, p) {
+    const r = await unmountDockerLayer(rootArg(ctx, p), p.args['ID'] as string, abs(ctx, p.args['PATH'] as string), kernelDeps(ctx), { ...poolOpt(p), signal: ctx.signal });
+    if (!ctx.quiet) ctx.stderr(`unmounted ${r.target}${r.removedDevice ? '; layer device removed' : ''}${r.removedPool ? '; pool removed' : ''}\n`);
   },
-];
-
-export const dockerGroup: GroupSpec<Ctx> = {
-  name: 'docker',
-  summary: "Roots written by Docker's devicemapper driver: list, mount a layer read-only, unmount.",
-  commands,
-};
+} satisfies Record<string, Handler<Ctx>>;

@@ -3,7 +3,8 @@
 // the DeviceSet from disk (DeviceSet.init adopts the live pool) and exits WITHOUT shutdown, so
 // the pool, active devices and mounts stay in the kernel between commands. Mount state is
 // re-derived from the kernel's mount table (/proc/self/mountinfo) on every run: the mount table,
-// not a refcount, says whether a device is mounted.
+// not a refcount, says whether a device is mounted. The command table (names, options, help) is
+// specs/ds.ts; this module is loaded when a command runs.
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import {
@@ -14,12 +15,13 @@ import {
   resolveDeviceSetOptions,
   type DeviceSetLogLevel,
   type DeviceSetStatus,
-} from '../../index.js';
-import type { CommandSpec, GroupSpec, Parsed } from '../args.js';
+} from '../../deviceset/index.js';
+import type { Handler, Parsed } from '../args.js';
 import type { CliDeviceSet, Ctx, MountEntry } from '../context.js';
 import { UsageError } from '../errors.js';
 import { CLI_OPTIONS_FILE, nodeOptionsFs, readSavedOptions, removeOptions, saveOptions } from '../options-file.js';
-import { humanSize, parseSizeArg, table, toJson } from '../output.js';
+import { humanSize, table, toJson } from '../output.js';
+import { parseSizeArg } from '../size-args.js';
 import type { DsListJson, DsStatusJson } from '../schemas.js';
 
 export { CLI_OPTIONS_FILE };
@@ -236,197 +238,113 @@ function statusText(s: DsStatusJson): string {
   ].join('\n') + '\n';
 }
 
-const ROOT = { type: 'string', value: 'DIR', description: 'The DeviceSet root directory (required).' } as const;
-const OPT = {
-  type: 'string',
-  multiple: true,
-  value: 'dm.KEY=VALUE',
-  description:
-    'A run-only DeviceSet option for this run (not saved): dm.mountopt, dm.blkdiscard, dm.use_deferred_removal, ' +
-    "dm.use_deferred_deletion, dm.min_free_space, dm.xfs_nospace_max_retries. Persistent keys are refused: use 'ds init'.",
-} as const;
-const COMMON = { root: ROOT, opt: OPT } as const;
-const INIT_OPT = { ...OPT, description: 'A DeviceSet option; laid over the saved ones and saved (see docs/cli.md).' } as const;
-
-function optionTable(): string {
+/** The supported `dm.*` keys and their defaults, for `ds init --help` (specs/ds.ts). */
+export function optionTable(): string {
   return DM_OPTION_KEYS.filter((k) => k.supported)
     .map((k) => `  ${k.key.padEnd(26)} default ${k.default}`)
     .join('\n');
 }
 
-const commands: CommandSpec<Ctx>[] = [
-  {
-    name: 'init',
-    summary: 'Create (or open) a DeviceSet: pool, base image (mkfs); saves the options under the root.',
-    options: { root: ROOT, opt: INIT_OPT },
-    details:
-      'Later commands need only --root: the options are saved in DIR/cli-options.json (before the DeviceSet is\n' +
-      'opened). Running init again on an existing root opens it with the saved options and the new ones laid\n' +
-      'over them, and saves the result: the only way to change a persistent option (dm.basesize, dm.loop*size,\n' +
-      'dm.fs, dm.mkfsarg, dm.blocksize, dm.datadev, dm.metadatadev, dm.thinpooldev). Supported options:\n' +
-      optionTable(),
-    examples: ['devmapper ds init --root /var/lib/dmset --opt dm.loopdatasize=512M --opt dm.basesize=64M'],
-    async run(ctx, p) {
-      await open(ctx, p, 'creating the pool and the base image (sparse files, mkfs)');
-    },
+export const handlers = {
+  async init(ctx, p) {
+    await open(ctx, p, 'creating the pool and the base image (sparse files, mkfs)');
   },
-  {
-    name: 'create',
-    summary: 'Create device ID as a snapshot of --parent (default: the base image).',
-    positionals: [{ name: 'ID' }],
-    options: {
-      ...COMMON,
-      parent: { type: 'string', value: 'PARENT_ID', description: 'Snapshot this device instead of the base image.' },
-      size: { type: 'string', value: 'SIZE', description: "Grow the new device's filesystem to SIZE (never below the parent's)." },
-    },
-    async run(ctx, p) {
-      const size = p.options['size'] as string | undefined;
-      const bytes = size === undefined ? undefined : parseSizeArg(size, '--size', 'ds create');
-      const { ds } = await open(ctx, p);
-      ctx.progress(`creating ${idArg(p)}`);
-      await ds.addDevice(idArg(p), (p.options['parent'] as string | undefined) ?? '', bytes === undefined ? { signal: ctx.signal } : { size: bytes, signal: ctx.signal });
-    },
+  async create(ctx, p) {
+    const size = p.options['size'] as string | undefined;
+    const bytes = size === undefined ? undefined : parseSizeArg(size, '--size', 'ds create');
+    const { ds } = await open(ctx, p);
+    ctx.progress(`creating ${idArg(p)}`);
+    await ds.addDevice(idArg(p), (p.options['parent'] as string | undefined) ?? '', bytes === undefined ? { signal: ctx.signal } : { size: bytes, signal: ctx.signal });
   },
-  {
-    name: 'remove',
-    summary: 'Delete device ID (refused while it is mounted; discards its blocks first).',
-    positionals: [{ name: 'ID' }],
-    options: COMMON,
-    async run(ctx, p) {
-      const { ds } = await open(ctx, p);
-      const id = idArg(p);
-      if (ds.hasDevice(id)) {
-        const m = await mountsOf(ctx, ds, id);
-        if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
-      }
-      ctx.signal.throwIfAborted();
-      ctx.progress(`discarding and deleting ${id}`);
-      await ds.deleteDevice(id, { sync: true, signal: ctx.signal });
-    },
-  },
-  {
-    name: 'mount',
-    summary: 'Activate device ID and mount it at PATH (a no-op when already mounted there).',
-    positionals: [{ name: 'ID' }, { name: 'PATH' }],
-    options: { ...COMMON, options: { type: 'string', value: 'O', description: 'Extra mount options, comma-separated.' } },
-    details: 'The mount outlives this process. A device is mounted in one place only; mounting it elsewhere is refused (exit 4).',
-    async run(ctx, p) {
-      const { ds } = await open(ctx, p);
-      const id = idArg(p);
-      const path = pathArg(p, ctx);
-      if (ds.hasDevice(id)) {
-        const m = await mountsOf(ctx, ds, id);
-        if (m.some((x) => x.path === path)) return;
-        if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
-      }
-      const extra = p.options['options'] as string | undefined;
-      ctx.signal.throwIfAborted();
-      await ds.mountDevice(id, path, extra === undefined ? { signal: ctx.signal } : { options: extra, signal: ctx.signal });
-    },
-  },
-  {
-    name: 'unmount',
-    summary: 'Unmount device ID from PATH and deactivate it.',
-    positionals: [{ name: 'ID' }, { name: 'PATH' }],
-    options: COMMON,
-    async run(ctx, p) {
-      const { ds } = await open(ctx, p);
-      const id = idArg(p);
-      const path = pathArg(p, ctx);
-      ds.deviceInfo(id); // UnknownDeviceError (exit 3) first
+  async remove(ctx, p) {
+    const { ds } = await open(ctx, p);
+    const id = idArg(p);
+    if (ds.hasDevice(id)) {
       const m = await mountsOf(ctx, ds, id);
-      if (!m.some((x) => x.path === path)) {
-        throw new UsageError(m.length > 0 ? `device '${id}' is mounted at ${m.map((x) => x.path).join(', ')}, not ${path}` : `device '${id}' is not mounted`, 'ds unmount');
+      if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
+    }
+    ctx.signal.throwIfAborted();
+    ctx.progress(`discarding and deleting ${id}`);
+    await ds.deleteDevice(id, { sync: true, signal: ctx.signal });
+  },
+  async mount(ctx, p) {
+    const { ds } = await open(ctx, p);
+    const id = idArg(p);
+    const path = pathArg(p, ctx);
+    if (ds.hasDevice(id)) {
+      const m = await mountsOf(ctx, ds, id);
+      if (m.some((x) => x.path === path)) return;
+      if (m.length > 0) throw new DeviceInUseError(id, `mounted at ${m.map((x) => x.path).join(', ')}`);
+    }
+    const extra = p.options['options'] as string | undefined;
+    ctx.signal.throwIfAborted();
+    await ds.mountDevice(id, path, extra === undefined ? { signal: ctx.signal } : { options: extra, signal: ctx.signal });
+  },
+  async unmount(ctx, p) {
+    const { ds } = await open(ctx, p);
+    const id = idArg(p);
+    const path = pathArg(p, ctx);
+    ds.deviceInfo(id); // UnknownDeviceError (exit 3) first
+    const m = await mountsOf(ctx, ds, id);
+    if (!m.some((x) => x.path === path)) {
+      throw new UsageError(m.length > 0 ? `device '${id}' is mounted at ${m.map((x) => x.path).join(', ')}, not ${path}` : `device '${id}' is not mounted`, 'ds unmount');
+    }
+    ctx.signal.throwIfAborted();
+    await ctx.deps.umount(path);
+    ctx.signal.throwIfAborted();
+    await ds.deactivateDevice(id);
+  },
+  async list(ctx, p) {
+    const { ds } = await open(ctx, p);
+    const mounts = ctx.deps.mounts();
+    const out: DsListJson = [];
+    for (const id of ['', ...ds.list()]) {
+      const d = ds.deviceInfo(id);
+      const dev = await ctx.deps.dm().deviceInfo(d.dmName).catch(() => undefined);
+      const mount = dev ? mounts.find((m) => m.major === dev.dev.major && m.minor === dev.dev.minor) : undefined;
+      out.push({
+        id: d.hash,
+        deviceId: d.deviceId,
+        size: d.size as unknown as number,
+        transactionId: d.transactionId,
+        // The base image is recreated at init unless it was initialized; others never are (Docker).
+        initialized: d.hash === '' && d.state === 'ready',
+        deleted: d.deleted,
+        state: d.state,
+        dmName: d.dmName,
+        active: dev !== undefined,
+        mountPoint: mount?.path ?? null,
+      });
+    }
+    if (p.options['json']) return ctx.stdout(toJson(out));
+    ctx.stdout(
+      table(
+        ['ID', 'DEVICE ID', 'SIZE', 'TXID', 'STATE', 'ACTIVE', 'MOUNTED AT'],
+        out.map((d) => [d.id === '' ? '(base)' : d.id, String(d.deviceId), humanSize(d.size), String(d.transactionId), d.deleted ? 'deleted' : d.state, d.active ? 'yes' : 'no', d.mountPoint ?? '']),
+      ),
+    );
+  },
+  async status(ctx, p) {
+    const { ds } = await open(ctx, p);
+    const s = statusJson(await ds.status());
+    ctx.stdout(p.options['json'] ? toJson(s) : statusText(s));
+  },
+  async resize(ctx, p) {
+    const bytes = parseSizeArg(p.args['SIZE'] as string, 'SIZE', 'ds resize');
+    const { ds } = await open(ctx, p);
+    await ds.resizePool(bytes, { signal: ctx.signal });
+  },
+  async shutdown(ctx, p) {
+    const { ds } = await open(ctx, p);
+    for (const id of ['', ...ds.list()]) {
+      for (const m of await mountsOf(ctx, ds, id)) {
+        ctx.signal.throwIfAborted();
+        ctx.progress(`unmounting ${m.path}`);
+        await ctx.deps.umount(m.path);
       }
-      ctx.signal.throwIfAborted();
-      await ctx.deps.umount(path);
-      ctx.signal.throwIfAborted();
-      await ds.deactivateDevice(id);
-    },
+    }
+    ctx.signal.throwIfAborted();
+    ctx.progress('deactivating devices and removing the pool');
+    await ds.shutdown();
   },
-  {
-    name: 'list',
-    summary: 'List the devices (the base image has id "").',
-    options: COMMON,
-    json: true,
-    async run(ctx, p) {
-      const { ds } = await open(ctx, p);
-      const mounts = ctx.deps.mounts();
-      const out: DsListJson = [];
-      for (const id of ['', ...ds.list()]) {
-        const d = ds.deviceInfo(id);
-        const dev = await ctx.deps.dm().deviceInfo(d.dmName).catch(() => undefined);
-        const mount = dev ? mounts.find((m) => m.major === dev.dev.major && m.minor === dev.dev.minor) : undefined;
-        out.push({
-          id: d.hash,
-          deviceId: d.deviceId,
-          size: d.size as unknown as number,
-          transactionId: d.transactionId,
-          // The base image is recreated at init unless it was initialized; others never are (Docker).
-          initialized: d.hash === '' && d.state === 'ready',
-          deleted: d.deleted,
-          state: d.state,
-          dmName: d.dmName,
-          active: dev !== undefined,
-          mountPoint: mount?.path ?? null,
-        });
-      }
-      if (p.options['json']) return ctx.stdout(toJson(out));
-      ctx.stdout(
-        table(
-          ['ID', 'DEVICE ID', 'SIZE', 'TXID', 'STATE', 'ACTIVE', 'MOUNTED AT'],
-          out.map((d) => [d.id === '' ? '(base)' : d.id, String(d.deviceId), humanSize(d.size), String(d.transactionId), d.deleted ? 'deleted' : d.state, d.active ? 'yes' : 'no', d.mountPoint ?? '']),
-        ),
-      );
-    },
-  },
-  {
-    name: 'status',
-    summary: 'Pool and space usage (Docker\'s "docker info" storage section).',
-    options: COMMON,
-    json: true,
-    async run(ctx, p) {
-      const { ds } = await open(ctx, p);
-      const s = statusJson(await ds.status());
-      ctx.stdout(p.options['json'] ? toJson(s) : statusText(s));
-    },
-  },
-  {
-    name: 'resize',
-    summary: 'Grow the loopback data file (and the pool) to SIZE.',
-    positionals: [{ name: 'SIZE' }],
-    options: COMMON,
-    async run(ctx, p) {
-      const bytes = parseSizeArg(p.args['SIZE'] as string, 'SIZE', 'ds resize');
-      const { ds } = await open(ctx, p);
-      await ds.resizePool(bytes, { signal: ctx.signal });
-    },
-  },
-  {
-    name: 'shutdown',
-    summary: "Unmount the set's devices, deactivate them and remove the pool (metadata stays).",
-    options: COMMON,
-    async run(ctx, p) {
-      const { ds } = await open(ctx, p);
-      for (const id of ['', ...ds.list()]) {
-        for (const m of await mountsOf(ctx, ds, id)) {
-          ctx.signal.throwIfAborted();
-          ctx.progress(`unmounting ${m.path}`);
-          await ctx.deps.umount(m.path);
-        }
-      }
-      ctx.signal.throwIfAborted();
-      ctx.progress('deactivating devices and removing the pool');
-      await ds.shutdown();
-    },
-  },
-];
-
-export const dsGroup: GroupSpec<Ctx> = {
-  name: 'ds',
-  summary: 'A Docker-style DeviceSet: thin pool, base image, snapshots, mounts.',
-  details:
-    'Each command is its own process: it re-opens the DeviceSet at --root, does one thing and exits,\n' +
-    "leaving the pool, active devices and mounts in the kernel. 'ds shutdown' tears them down.",
-  commands,
-};
+} satisfies Record<string, Handler<Ctx>>;

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+// The CLI starts like a C tool: `--help`, `--version` and a command's `--help` load only the
+// command tables (src/cli/specs), and `loop ls` / `dm ls` load their own handlers and the dm, loop
+// and ioctl layers, never the DeviceSet, the Driver, the VM code, TypeBox or the JSON schemas.
+// Each case runs bin/devmapper.js in a child `node --import load-recorder.js`, whose load hook
+// lists every module loaded (issue 21, item 4). No timing is asserted: the module lists are exact.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root (this file runs as dist/test/unit/cli/startup.test.js). */
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+const recorder = fileURLToPath(new URL('./load-recorder.js', import.meta.url));
+
+interface Loaded {
+  /** Exit status of the CLI. */
+  readonly status: number | null;
+  readonly stdout: string;
+  /** Every module loaded from a file (the recorder's own two excepted), relative to the package root, sorted. */
+  readonly files: readonly string[];
+}
+
+function loadedBy(args: readonly string[]): Loaded {
+  const dir = mkdtempSync(join(tmpdir(), 'devmapper-startup-'));
+  const log = join(dir, 'loaded.txt');
+  try {
+    const r = spawnSync(process.execPath, ['--import', recorder, join(repo, 'bin', 'devmapper.js'), ...args], {
+      cwd: repo,
+      encoding: 'utf8',
+      env: { ...process.env, DEVMAPPER_LOAD_LOG: log },
+    });
+    const files = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((u) => relative(repo, fileURLToPath(u)))
+      .filter((f) => !f.startsWith('dist/test/'));
+    return { status: r.status, stdout: r.stdout, files: [...new Set(files)].sort() };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What every invocation loads: the entry, main, its helpers and the command tables. */
+const STARTUP = [
+  'bin/devmapper.js',
+  'dist/src/cli/args.js',
+  'dist/src/cli/context.js',
+  'dist/src/cli/errors.js',
+  'dist/src/cli/main.js',
+  'dist/src/cli/specs/constants.js',
+  'dist/src/cli/specs/demo.js',
+  'dist/src/cli/specs/dm.js',
+  'dist/src/cli/specs/docker.js',
+  'dist/src/cli/specs/driver.js',
+  'dist/src/cli/specs/ds.js',
+  'dist/src/cli/specs/loop.js',
+  'dist/src/cli/specs/thin.js',
+  'dist/src/cli/specs/vm.js',
+  'dist/src/cli/version.js',
+  'dist/src/errors.js',
+];
+
+for (const args of [['--version'], ['--help'], ['loop', 'ls', '--help'], ['dm', 'ls', '--help'], ['ds', 'create', '--help'], ['vm', '--help']]) {
+  test(`devmapper ${args.join(' ')} loads the command tables and nothing else`, () => {
+    const r = loadedBy(args);
+    assert.is(r.status, 0, r.stdout);
+    assert.equal(r.files, STARTUP);
+  });
+}
+
+/** What a run loaded besides the startup set: the library's folders (or leaf files) of dist/src/, the CLI's modules, packages. */
+function split(files: readonly string[]): { layers: string[]; cli: string[]; other: string[] } {
+  const src = files.filter((f) => f.startsWith('dist/src/'));
+  return {
+    layers: [...new Set(src.filter((f) => !f.startsWith('dist/src/cli/')).map((f) => f.split('/')[2]!))].sort(),
+    cli: src.filter((f) => f.startsWith('dist/src/cli/')),
+    other: files.filter((f) => !f.startsWith('dist/src/') && f !== 'bin/devmapper.js'),
+  };
+}
+
+// The exit status depends on the machine (no device-mapper here, no loop driver there); the
+// modules a command loads do not: they are imported before its first kernel call.
+for (const [group, handlers] of [
+  ['loop', 'dist/src/cli/commands/loop.js'],
+  ['dm', 'dist/src/cli/commands/dm.js'],
+] as const) {
+  test(`devmapper ${group} ls loads its handlers and the dm, loop and ioctl layers, not the DeviceSet`, () => {
+    const r = split(loadedBy([group, 'ls']).files);
+    // The CLI: the startup set, this group's handlers, output.js and real-deps.ts (DmControl,
+    // LoopControl); no other group's handlers, no schemas.js (TypeBox), no size-args.js.
+    assert.equal(r.cli, [...STARTUP.filter((f) => f.startsWith('dist/src/cli/')), handlers, 'dist/src/cli/output.js', 'dist/src/cli/real-deps.js'].sort());
+    // The library: what DmControl and LoopControl need (their files may change), and none of
+    // the package root (index.js), thin, deviceset, driver, vm or testing.
+    for (const layer of ['dm', 'errors.js', 'ioctl', 'loop']) assert.ok(r.layers.includes(layer), `${layer} in ${r.layers.join(' ')}`);
+    assert.equal(r.layers.filter((l) => ['index.js', 'thin', 'deviceset', 'driver', 'vm', 'testing'].includes(l)), []);
+    // Packages: ioctl's struct layouts only; no TypeBox.
+    assert.equal(r.other.filter((f) => !f.startsWith('node_modules/@solana/buffer-layout/')), []);
+  });
+}
+
+test('the help of a command whose text needs the DeviceSet loads it for that help only', () => {
+  // `ds init --help` lists the DeviceSet's dm.* options (DM_OPTION_KEYS): lazyDetails in specs/ds.ts.
+  const r = loadedBy(['ds', 'init', '--help']);
+  assert.is(r.status, 0);
+  assert.match(r.stdout, 'Supported options:\n  dm.');
+  assert.match(r.stdout, '\n  dm.basesize ');
+  const s = split(r.files);
+  assert.ok(s.layers.includes('deviceset'), s.layers.join(' '));
+  assert.not.ok(s.layers.includes('vm'), s.layers.join(' '));
+  assert.not.ok(s.cli.includes('dist/src/cli/schemas.js'));
+});
+
+test.run();
