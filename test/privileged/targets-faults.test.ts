@@ -4,6 +4,7 @@
 // dmsetup prints; flakey drops writes while down and only then; log-writes records a known write
 // sequence with a mark, decoded from the log device.
 import * as assert from 'uvu/assert';
+import { release } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,6 +67,18 @@ test.after(() => {
   for (const l of loops) spawnSync('losetup', ['-d', l.dev], { stdio: 'ignore' });
 });
 
+/**
+ * Where the two CI kernels differ: from 6.5 ("dm flakey: add an error_reads option"; seen on
+ * 6.12, not on 6.1) flakey_ctr switches error_reads and error_writes on when a table names no
+ * feature, and the table reads back with both. Same behaviour, other text.
+ */
+const [kMajor = 0, kMinor = 0] = release().split(/[.-]/).map(Number);
+const ERROR_READS_DEFAULT = kMajor > 6 || (kMajor === 6 && kMinor >= 5);
+function asKernelReportsIt(p: FlakeyParams): FlakeyParams {
+  if (!ERROR_READS_DEFAULT || p.writes !== undefined || p.corruptBioByte !== undefined || p.errorReads) return p;
+  return { ...p, writes: 'error', errorReads: true };
+}
+
 /** Table (mode 'table') and status of a one-target device, each checked against dmsetup's output. */
 async function readBack(name: string): Promise<{ table: TargetLine; status: TargetLine }> {
   const table = await dm.tableStatus(name, { mode: 'table' });
@@ -108,8 +121,9 @@ test('flakey: table text round-trips exactly (our encoder = kernel = dmsetup), s
   for (const p of variants) {
     await reload(name, flakeyTarget(0n, SECTORS - 8n, p));
     const { table, status } = await readBack(name);
-    assert.equal(table, { start: 0n, length: SECTORS - 8n, type: 'flakey', params: formatFlakeyParams(p) });
-    assert.equal(parseFlakeyParams(table.params), p);
+    const back = asKernelReportsIt(p);
+    assert.equal(table, { start: 0n, length: SECTORS - 8n, type: 'flakey', params: formatFlakeyParams(back) });
+    assert.equal(parseFlakeyParams(table.params), back);
     assert.is(status.params, '');
     assert.equal(parseFlakeyStatus(status.params), {});
   }
@@ -126,7 +140,7 @@ test('flakey: table text round-trips exactly (our encoder = kernel = dmsetup), s
   assert.is(table.params, `${dev.major}:${dev.minor} 0 9 1 6 drop_writes corrupt_bio_byte 3 r 7 0 `);
   assert.is(table.params, formatFlakeyParams(parseFlakeyParams(accepted)));
   await reload(name, { start: 0n, length: SECTORS, type: 'flakey', params: `${dev.major}:${dev.minor} 0 9 1` });
-  assert.is((await readBack(name)).table.params, `${dev.major}:${dev.minor} 0 9 1 0 `);
+  assert.is((await readBack(name)).table.params, `${dev.major}:${dev.minor} 0 9 1 ${ERROR_READS_DEFAULT ? '2 error_reads error_writes ' : '0 '}`);
   await dm.deviceRemove(name);
 });
 

@@ -12,7 +12,8 @@
 // later, "dm flakey: introduce random_read_corrupt and random_write_corrupt options" and
 // "dm flakey: add an error_reads option") add `error_reads`, `random_read_corrupt <probability>`
 // and `random_write_corrupt <probability>`; a 6.1 kernel refuses them ("Unrecognised flakey
-// feature requested"), and this module does not produce or accept them.
+// feature requested"). This module produces and accepts `error_reads` (which 6.12 reports for a
+// table given without features, see FlakeyParams.errorReads), not the random_* corruptions.
 import { InvalidArgumentError, KernelOutputError, type ValidationProblem } from '../../errors.js';
 import { devNumProblems, formatDevNum, parseDevNum, type DevNum } from '../devnum.js';
 import type { TargetLine } from '../table.js';
@@ -48,6 +49,14 @@ export interface FlakeyParams {
    */
   readonly writes?: 'drop' | 'error';
   readonly corruptBioByte?: FlakeyCorruptBioByte;
+  /**
+   * `error_reads`: reads fail with EIO while down. Kernels with the feature (6.5 and later; seen on
+   * 6.12) also switch it on, with `error_writes`, when a table names no feature at all, and report
+   * that table back as `2 error_reads error_writes `; so on those kernels `{writes: undefined}`
+   * reads back as `{writes: 'error', errorReads: true}`, with the same behaviour (every I/O fails
+   * while down). Kernel 6.1 refuses the feature (EINVAL). true or absent.
+   */
+  readonly errorReads?: true;
 }
 
 /**
@@ -70,6 +79,7 @@ export function flakeyParamsProblems(p: unknown, path = ''): ValidationProblem[]
     else if (sum > U32_MAX)
       out.push({ path: `${path}/downInterval`, message: `upInterval + downInterval must be at most ${U32_MAX}`, value: sum });
   }
+  if (v.errorReads !== undefined && v.errorReads !== true) out.push({ path: `${path}/errorReads`, message: 'must be true or absent', value: v.errorReads });
   if (v.writes !== undefined && v.writes !== 'drop' && v.writes !== 'error')
     out.push({ path: `${path}/writes`, message: "must be 'drop', 'error' or absent", value: v.writes });
   const cv = v.corruptBioByte;
@@ -111,6 +121,8 @@ export function formatFlakeyParams(p: FlakeyParams): string {
   if (found.length > 0) throw new InvalidArgumentError('flakey params', found);
   const c = p.corruptBioByte;
   const features: string[] = [];
+  // 6.12's flakey_status emits error_reads before the write feature.
+  if (p.errorReads === true) features.push('error_reads');
   if (p.writes !== undefined) features.push(`${p.writes}_writes`);
   if (c !== undefined) features.push('corrupt_bio_byte', String(c.byte), c.direction === 'write' ? 'w' : 'r', String(c.value), String(c.flags));
   const head = `${formatDevNum(p.device)} ${p.offset} ${p.upInterval} ${p.downInterval} ${features.length} `;
@@ -135,6 +147,7 @@ export function parseFlakeyParams(params: string): FlakeyParams {
   if (up === undefined) throw bad(`up interval must be a decimal in 0..${U32_MAX}`, w[2]);
   if (down === undefined) throw bad(`down interval must be a decimal in 0..${U32_MAX}`, w[3]);
   let writes: 'drop' | 'error' | undefined;
+  let errorReads = false;
   let corrupt: FlakeyCorruptBioByte | undefined;
   if (w.length > 4) {
     // dm_read_arg_group: the count is 0..6 and must not exceed what follows.
@@ -148,6 +161,10 @@ export function parseFlakeyParams(params: string): FlakeyParams {
         if (writes !== undefined) throw bad(`${name} after ${writes}_writes`, rest[i]);
         writes = name === 'drop_writes' ? 'drop' : 'error';
         i += 1;
+      } else if (name === 'error_reads') {
+        if (errorReads) throw bad('error_reads given twice', rest[i]);
+        errorReads = true;
+        i += 1;
       } else if (name === 'corrupt_bio_byte') {
         if (corrupt !== undefined) throw bad('corrupt_bio_byte given twice', rest[i]);
         const [nth, dir, value, flags] = rest.slice(i + 1, i + 5);
@@ -159,7 +176,7 @@ export function parseFlakeyParams(params: string): FlakeyParams {
           throw bad("corrupt_bio_byte must be followed by '<Nth_byte> <r|w> <value> <flags>'", rest.slice(i, i + 5).join(' '));
         corrupt = { byte, direction: d === 'w' ? 'write' : 'read', value: v, flags: f };
         i += 5;
-      } else throw bad('unknown flakey feature (kernel 6.1 knows drop_writes, error_writes, corrupt_bio_byte)', rest[i]);
+      } else throw bad('unknown flakey feature (known: drop_writes, error_writes, corrupt_bio_byte; error_reads from 6.5)', rest[i]);
     }
   }
   const p: FlakeyParams = {
@@ -169,6 +186,7 @@ export function parseFlakeyParams(params: string): FlakeyParams {
     downInterval: down,
     ...(writes !== undefined ? { writes } : {}),
     ...(corrupt !== undefined ? { corruptBioByte: corrupt } : {}),
+    ...(errorReads ? { errorReads: true as const } : {}),
   };
   const found = flakeyParamsProblems(p);
   if (found.length > 0) throw new InvalidArgumentError('flakey params', found);

@@ -69,6 +69,17 @@ test('flakey: parses the kernel form and what flakey_ctr accepts, back to the sa
   assert.is(formatFlakeyParams(parseFlakeyParams('7:0 0 9 1 6 CORRUPT_BIO_BYTE 3 R 7 0 DROP_WRITES')), '7:0 0 9 1 6 drop_writes corrupt_bio_byte 3 r 7 0 ');
 });
 
+test('flakey: error_reads, as 6.12 reports a table given without features, round-trips', () => {
+  const text = '7:0 0 9 1 2 error_reads error_writes ';
+  const p = parseFlakeyParams(text);
+  assert.equal(p, { device: { major: 7, minor: 0 }, offset: 0n, upInterval: 9, downInterval: 1, writes: 'error', errorReads: true });
+  assert.is(formatFlakeyParams(p), text);
+  assert.is(formatFlakeyParams({ ...p, writes: 'drop' }), '7:0 0 9 1 2 error_reads drop_writes ');
+  assert.equal(parseFlakeyParams('7:0 0 9 1 1 ERROR_READS'), { device: { major: 7, minor: 0 }, offset: 0n, upInterval: 9, downInterval: 1, errorReads: true });
+  assert.throws(() => parseFlakeyParams('7:0 0 9 1 2 error_reads error_reads'), (e: unknown) => e instanceof InvalidArgumentError);
+  assert.throws(() => formatFlakeyParams({ ...p, errorReads: false as never }), (e: unknown) => e instanceof InvalidArgumentError);
+});
+
 test('flakey: malformed or invalid table text is refused with InvalidArgumentError', () => {
   for (const bad of [
     '',
