@@ -74,6 +74,14 @@ test.after(() => {
  */
 const [kMajor = 0, kMinor = 0] = release().split(/[.-]/).map(Number);
 const ERROR_READS_DEFAULT = kMajor > 6 || (kMajor === 6 && kMinor >= 5);
+/**
+ * The other text difference: 6.1's flakey_status ends every field with a blank, so its table text
+ * ends with one (our encoder's form); 6.12's does not. Seen on these two kernels; the change is
+ * assumed to have come with the same 6.5 rework (the parser takes both forms).
+ */
+function asKernelPrintsIt(text: string): string {
+  return ERROR_READS_DEFAULT ? text.trimEnd() : text;
+}
 function asKernelReportsIt(p: FlakeyParams): FlakeyParams {
   if (!ERROR_READS_DEFAULT || p.writes !== undefined || p.corruptBioByte !== undefined || p.errorReads) return p;
   return { ...p, writes: 'error', errorReads: true };
@@ -122,7 +130,7 @@ test('flakey: table text round-trips exactly (our encoder = kernel = dmsetup), s
     await reload(name, flakeyTarget(0n, SECTORS - 8n, p));
     const { table, status } = await readBack(name);
     const back = asKernelReportsIt(p);
-    assert.equal(table, { start: 0n, length: SECTORS - 8n, type: 'flakey', params: formatFlakeyParams(back) });
+    assert.equal(table, { start: 0n, length: SECTORS - 8n, type: 'flakey', params: asKernelPrintsIt(formatFlakeyParams(back)) });
     assert.equal(parseFlakeyParams(table.params), back);
     assert.is(status.params, '');
     assert.equal(parseFlakeyStatus(status.params), {});
@@ -137,10 +145,10 @@ test('flakey: table text round-trips exactly (our encoder = kernel = dmsetup), s
   const accepted = `${dev.major}:${dev.minor} 0 9 1 6 CORRUPT_BIO_BYTE 3 R 7 0 DROP_WRITES`;
   await reload(name, { start: 0n, length: SECTORS, type: 'flakey', params: accepted });
   const { table } = await readBack(name);
-  assert.is(table.params, `${dev.major}:${dev.minor} 0 9 1 6 drop_writes corrupt_bio_byte 3 r 7 0 `);
-  assert.is(table.params, formatFlakeyParams(parseFlakeyParams(accepted)));
+  assert.is(table.params, asKernelPrintsIt(`${dev.major}:${dev.minor} 0 9 1 6 drop_writes corrupt_bio_byte 3 r 7 0 `));
+  assert.is(table.params, asKernelPrintsIt(formatFlakeyParams(parseFlakeyParams(accepted))));
   await reload(name, { start: 0n, length: SECTORS, type: 'flakey', params: `${dev.major}:${dev.minor} 0 9 1` });
-  assert.is((await readBack(name)).table.params, `${dev.major}:${dev.minor} 0 9 1 ${ERROR_READS_DEFAULT ? '2 error_reads error_writes ' : '0 '}`);
+  assert.is((await readBack(name)).table.params, asKernelPrintsIt(`${dev.major}:${dev.minor} 0 9 1 ${ERROR_READS_DEFAULT ? '2 error_reads error_writes ' : '0 '}`));
   await dm.deviceRemove(name);
 });
 

@@ -10,6 +10,7 @@
 // Prints "vm[<kernel>]: N passed, M failed" (or "vm[<kernel>, udev]: …") last; exits non-zero on
 // any failure, a timeout, or zero tests.
 import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm, type RunInVmResult } from '../../src/vm/index.js';
@@ -21,19 +22,41 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 // for load: 50 min. The cells run one at a time.
 const timeoutMs = Number(process.env['DEVMAPPER_VM_TIMEOUT_MS'] ?? 50 * 60 * 1000);
 const memMb = process.env['DEVMAPPER_VM_MEM_MB'] ? Number(process.env['DEVMAPPER_VM_MEM_MB']) : undefined;
-const argv = process.argv.slice(2);
-function flag(name: string): string | undefined {
-  const i = argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  if (v === undefined) throw new Error(`run-privileged: ${name} needs a value`);
-  return v;
+// util.parseArgs, strict: an unknown flag or `--help` must not boot a full run by accident.
+const USAGE =
+  'usage: node dist/test/vm/run-privileged.js [--kernel K] [--udev] [--files REGEX] [--quick-crash] [--summary-file F]\n' +
+    '  REGEX is matched against file names under dist/test/privileged; end it with \\.test\\.js$ (the .d.ts files are there too)';
+function parseCli() {
+  return parseArgs({
+    args: process.argv.slice(2),
+    strict: true,
+    allowPositionals: false,
+    options: {
+      kernel: { type: 'string' },
+      udev: { type: 'boolean' },
+      files: { type: 'string' },
+      'quick-crash': { type: 'boolean' },
+      'summary-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
 }
-const summaryFile = flag('--summary-file');
-const kernel = flag('--kernel') ?? (process.env['DEVMAPPER_VM_KERNEL'] || undefined);
-const udev = argv.includes('--udev') || process.env['DEVMAPPER_VM_UDEV'] === '1';
-const files = flag('--files') ?? '\\.test\\.js$';
-const quickCrash = argv.includes('--quick-crash');
+let parsed: ReturnType<typeof parseCli>;
+try {
+  parsed = parseCli();
+} catch (e) {
+  console.error(`run-privileged: ${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (parsed.values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const summaryFile = parsed.values['summary-file'];
+const kernel = parsed.values.kernel ?? (process.env['DEVMAPPER_VM_KERNEL'] || undefined);
+const udev = parsed.values.udev === true || process.env['DEVMAPPER_VM_UDEV'] === '1';
+const files = parsed.values.files ?? '\\.test\\.js$';
+const quickCrash = parsed.values['quick-crash'] === true;
 
 let captured = '';
 const started = Date.now();

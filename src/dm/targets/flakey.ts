@@ -111,7 +111,9 @@ export function flakeyParamsProblems(p: unknown, path = ''): ValidationProblem[]
  * drivers/md/dm-flakey.c (6.1) emits `"%s %llu %u %u "`, then the feature-argument count `"%u "`
  * (always, also when it is 0: drop_writes/error_writes count 1, corrupt_bio_byte counts 5), then
  * `drop_writes ` or `error_writes `, then `corrupt_bio_byte %u %c %u %u `: every field is followed
- * by one blank, so the text ends with a blank.
+ * by one blank, so the text ends with a blank. Kernels from 6.5 (seen on 6.12) print the same
+ * fields without that last blank, and report a table given without features as
+ * `2 error_reads error_writes` ({@link FlakeyParams.errorReads}); parseFlakeyParams takes both.
  * @example formatFlakeyParams({device: {major: 7, minor: 0}, offset: 0n, upInterval: 0, downInterval: 180, writes: 'drop'})
  *   // → '7:0 0 0 180 1 drop_writes '
  * @throws InvalidArgumentError listing every problem.

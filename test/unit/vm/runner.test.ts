@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -67,6 +67,16 @@ test('the unit failures are repeated at the end: uvu FAIL blocks without colour,
   assert.equal(uvuFailureReport(log), ['   FAIL   suite  "does x"', '', '    Expected 1 to equal 2', '    at x.js:3']);
   assert.equal(uvuFailureReport('  Total:     1\n  Passed:    1\n  Skipped:   0\n'), []);
   assert.equal(uvuFailureReport(log, 2), ['   FAIL   suite  "does x"', '', '… 2 more line(s) in the log']);
+});
+
+test('run-privileged: --help prints the usage, an unknown flag is refused (exit 2); neither boots a guest', () => {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '../../vm/run-privileged.js');
+  const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(help.status, 0);
+  assert.match(help.stdout, /^usage: node dist\/test\/vm\/run-privileged\.js /);
+  const bad = spawnSync(process.execPath, [script, '--file', 'x'], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, /run-privileged: Unknown option '--file'/);
 });
 
 test('matrix summary: one line per cell, total over all; one failing or missing cell fails the run', () => {
