@@ -36,7 +36,7 @@ import { MS_RDONLY, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import type { LoopControl } from '../loop/index.js';
 import { ThinDevice, ThinPool, type BlockDevices } from '../thin/index.js';
 import { probeDeviceFilesystem } from '../deviceset/index.js';
-import { DockerLayerNotFoundError, DockerLayerNotMountedError, DockerPoolConflictError } from './docker-errors.js';
+import { DockerLayerNotFoundError, DockerLayerNotMountedError, DockerPoolConflictError } from './errors.js';
 import { openTransactionOf, readDockerRoot, type DockerDevice, type DockerOpenTransaction, type DockerRoot } from './docker-root.js';
 
 /** dm uuid prefix of every device this module creates (Docker's devices carry no uuid). */

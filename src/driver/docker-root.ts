@@ -28,7 +28,7 @@ import { errnoCode, type ValidationProblem } from '../errors.js';
 import { openNoFollow } from '../deviceset/index.js';
 import { DM_NAME_MAX_BYTES } from '../dm/index.js';
 import { THIN_SUPERBLOCK_MAGIC, classifyMetadataHead } from '../thin/index.js';
-import { DockerRootInvalidError } from './docker-errors.js';
+import { DockerRootInvalidError } from './errors.js';
 
 /** Thin ids are 24 bits (drivers/md/dm-thin-metadata.h THIN_MAX_CONCURRENT_LOCKS aside: MAX_DEV_ID). */
 export const DOCKER_MAX_DEVICE_ID = 0xffffff;

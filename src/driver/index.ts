@@ -25,7 +25,7 @@ export {
   DockerPoolConflictError,
   DockerRootInvalidError,
   type DockerLayerProblem,
-} from './docker-errors.js';
+} from './errors.js';
 export {
   DOCKER_BASE_FILE,
   DOCKER_DEVICESET_FILE,

@@ -61,16 +61,7 @@ import {
   realStat,
   tableSectors,
 } from './fake-state.js';
-import type {
-  FailHandle,
-  FailRule,
-  FakeCall,
-  FakeDmDeviceInfo,
-  FakeKernelOptions,
-  FakeLoopInfo,
-  FakeMount,
-  FakePoolInfo,
-} from './fake-types.js';
+import type { FailHandle, FailRule, FakeCall, FakeDmDeviceInfo, FakeKernelOptions, FakeLoopInfo, FakeMount, FakePoolInfo } from './fake-types.js';
 import { Faults, requestNameOf } from './fake-faults.js';
 import { DmIoctl } from './fake-dm-ioctl.js';
 import { DmTargets } from './fake-dm-targets.js';
@@ -78,18 +69,6 @@ import { LoopDriver } from './fake-loop.js';
 import { BlockLayer } from './fake-block.js';
 import { Mounts } from './fake-mounts.js';
 import { Sysfs } from './fake-sysfs.js';
-
-export type {
-  FailHandle,
-  FailRule,
-  FakeCall,
-  FakeDmDeviceInfo,
-  FakeKernelOptions,
-  FakeLoopInfo,
-  FakeMount,
-  FakePoolInfo,
-  FakeTableLine,
-} from './fake-types.js';
 
 /**
  * The fake kernel. See the file header for what it intercepts; {@link FakeKernel.devices},

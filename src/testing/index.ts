@@ -1,18 +1,18 @@
 // SPDX-License-Identifier: MIT
 // devmapper/testing: FakeKernel, an in-process kernel behind the Syscalls seam, for unit tests of
 // code built on DmControl, LoopControl, the thin layer and DeviceSet.
-export {
-  FakeKernel,
-  type FailHandle,
-  type FailRule,
-  type FakeCall,
-  type FakeDmDeviceInfo,
-  type FakeKernelOptions,
-  type FakeLoopInfo,
-  type FakeMount,
-  type FakePoolInfo,
-  type FakeTableLine,
-} from './fake-kernel.js';
+export { FakeKernel } from './fake-kernel.js';
+export type {
+  FailHandle,
+  FailRule,
+  FakeCall,
+  FakeDmDeviceInfo,
+  FakeKernelOptions,
+  FakeLoopInfo,
+  FakeMount,
+  FakePoolInfo,
+  FakeTableLine,
+} from './fake-types.js';
 export { FakeIoError, SimulatedCrash, errnoNumber, type Errno } from './errors.js';
 export type { FakePoolMode } from './thin-model.js';
 export { FAKE_FILESYSTEM_UUID, fakeBlockDevices, fakeDeviceSetInit, fakeFsTools } from './deviceset.js';

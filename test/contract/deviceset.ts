@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { DmControl } from '../../src/dm/index.js';
 import { DeviceAlreadyExistsError, DeviceInUseError, DeviceSet, UnknownDeviceError, type DeviceSetInit } from '../../src/deviceset/index.js';
 import { parseThinPoolStatus } from '../../src/thin/index.js';
+import { rejects } from '../helpers/rejects.js';
 import type { SuiteFactory } from './env.js';
 
 export interface DeviceSetContractEnv {
@@ -31,15 +32,8 @@ const MiB = 1024n * 1024n;
 const OPTIONS = ['dm.loopdatasize=256M', 'dm.loopmetadatasize=8M', 'dm.basesize=32M', 'dm.min_free_space=0%'];
 const quiet = { log: () => undefined };
 
-async function rejectsWith(p: Promise<unknown>, cls: abstract new (...a: never[]) => Error, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, cls);
-    assert.is((e as { code?: string }).code, code);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
+async function rejectsWith<E extends Error>(p: Promise<unknown>, cls: new (...a: never[]) => E, code: string): Promise<void> {
+  assert.is((await rejects(p, cls) as { code?: string }).code, code);
 }
 
 /** The set's dm devices (its prefix), sorted. */

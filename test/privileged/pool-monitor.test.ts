@@ -5,28 +5,18 @@
 // data file grows, LOOP_SET_CAPACITY (LoopControl.setCapacity) and a table reload + resume bring
 // the pool back (modeChange → rw). Each state is also checked with `dmsetup status`. No timing.
 import * as assert from 'uvu/assert';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { DmControl } from '../../src/dm/index.js';
 import { LoopControl } from '../../src/loop/index.js';
 import { PoolMonitor, ThinDevice, ThinPool, type PoolMonitorEvents } from '../../src/thin/index.js';
-import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { makeLoop, run } from '../helpers/loop-files.js';
+import { privilegedSuite, testName, withSweep } from '../helpers/privileged.js';
 
 const MiB = 1024 * 1024;
 const test = withSweep(privilegedSuite('pool-monitor'));
 
-function run(cmd: string, args: string[], timeoutMs = 120_000): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
-}
 
-function makeLoop(label: string, bytes: number): { dev: string; file: string } {
-  const file = join(testTmpDir(), `${label}-${Math.random().toString(36).slice(2, 8)}.img`);
-  writeFileSync(file, '');
-  run('truncate', ['-s', String(bytes), file]);
-  const dev = run('losetup', ['--find', '--show', file]).trim();
-  return { dev, file };
-}
 
 /** `dmsetup status NAME`'s thin-pool words after `<start> <length> thin-pool`. */
 function dmsetupStatus(name: string): string[] {

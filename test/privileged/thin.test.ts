@@ -4,7 +4,7 @@
 // exactly the thin ids the test expects.
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmControl } from '../../src/dm/index.js';
@@ -23,23 +23,14 @@ import {
   TransactionIdMismatchError,
   type ThinPoolWorkingStatus,
 } from '../../src/thin/index.js';
+import { makeLoop, run } from '../helpers/loop-files.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rejects } from '../helpers/rejects.js';
 
 const MiB = 1024 * 1024;
 const test = withSweep(privilegedSuite('thin'));
 
-function run(cmd: string, args: string[], timeoutMs = 120_000): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
-}
 
-/** A loop device over a fresh sparse file of `bytes` under the run's temp dir. */
-function makeLoop(label: string, bytes: number): { dev: string; file: string } {
-  const file = join(testTmpDir(), `${label}-${Math.random().toString(36).slice(2, 8)}.img`);
-  writeFileSync(file, '');
-  run('truncate', ['-s', String(bytes), file]);
-  const dev = run('losetup', ['--find', '--show', file]).trim();
-  return { dev, file };
-}
 
 /** Grows a loop's backing file and tells the loop driver (LOOP_SET_CAPACITY via losetup -c). */
 function growLoop(loop: { dev: string; file: string }, bytes: number): void {
@@ -71,16 +62,6 @@ async function working(pool: ThinPool): Promise<ThinPoolWorkingStatus> {
   return s;
 }
 
-async function rejects<E>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof cls)) throw err;
-    return err;
-  }
-  assert.unreachable(`expected a ${cls.name}`);
-  throw new Error('unreachable');
-}
 
 /** Cleanup actions run last-in first-out, each one attempted even when an earlier one fails. */
 class Stack {

@@ -26,6 +26,7 @@ import {
 import { decodeLoopConfig, decodeLoopInfo64 } from '../../../src/ioctl/index.js';
 import { InvalidArgumentError, errnoCode } from '../../../src/errors.js';
 import { FakeSyscalls, directory, regular } from './fake-syscalls.js';
+import { rejects } from '../../helpers/rejects.js';
 
 const FILE = '/fake/pool/data';
 
@@ -46,16 +47,6 @@ function setup(): { sys: FakeSyscalls; loops: LoopControl; sleeps: number[] } {
 
 const names = (sys: FakeSyscalls): string[] => sys.ioctls.map((c) => c.name);
 
-async function rejects<T>(p: Promise<unknown>, cls: new (...a: never[]) => T): Promise<T> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, cls);
-    return err as T;
-  }
-  assert.unreachable(`expected ${cls.name}`);
-  throw new Error('unreachable');
-}
 
 test('attach via LOOP_CONFIGURE: one atomic call with flags, offset, sizelimit, name', async () => {
   const { sys, loops } = setup();

@@ -18,6 +18,7 @@ import {
   type ThinPoolCreateOptions,
 } from '../../../src/thin/index.js';
 import { FakeBlockDevices, FakeDm, ioctlError, poolStatusLine, thinSuperblockHead } from './fake-dm.js';
+import { rejects } from '../../helpers/rejects.js';
 
 const MiB = 1024n * 1024n;
 
@@ -38,16 +39,6 @@ function setup(metaHead?: Buffer): { dm: FakeDm; bd: FakeBlockDevices; opts: Thi
   return { dm, bd, opts };
 }
 
-async function rejects<E>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, cls);
-    return err as E;
-  }
-  assert.unreachable(`expected a ${cls.name}`);
-  throw new Error('unreachable');
-}
 
 async function activePool(): Promise<{ dm: FakeDm; bd: FakeBlockDevices; pool: ThinPool }> {
   const { dm, bd, opts } = setup();

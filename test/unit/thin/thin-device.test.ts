@@ -14,6 +14,7 @@ import {
   ThinPool,
 } from '../../../src/thin/index.js';
 import { FakeBlockDevices, FakeDm, ioctlError, poolStatusLine } from './fake-dm.js';
+import { rejects } from '../../helpers/rejects.js';
 
 async function activePool(): Promise<{ dm: FakeDm; pool: ThinPool }> {
   const dm = new FakeDm();
@@ -28,16 +29,6 @@ async function activePool(): Promise<{ dm: FakeDm; pool: ThinPool }> {
   return { dm, pool };
 }
 
-async function rejects<E>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.instance(err, cls);
-    return err as E;
-  }
-  assert.unreachable(`expected a ${cls.name}`);
-  throw new Error('unreachable');
-}
 
 test('ids are 24-bit and checked before any ioctl', async () => {
   const { dm, pool } = await activePool();
