@@ -1,3 +1,6 @@
+// SPDX-License-Identifier: MIT
+// Why not FakeKernel: these tests script what no real kernel does on demand (a reply that claims
+// DM_BUFFER_FULL forever, a version stamp of our choosing, EBUSY n times then success), at the byte level.
 // A deliberately small in-test dm "kernel" behind the Syscalls seam: enough to exercise DmControl's
 // choke point (versions, flags, buffer growth, errno mapping, retries, nodes). Not the FakeKernel.
 import {

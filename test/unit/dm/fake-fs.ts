@@ -1,3 +1,6 @@
+// SPDX-License-Identifier: MIT
+// Why not FakeKernel: node-management tests need udev's side too (symlinks appearing, dangling,
+// replaced between two polls), which the FakeKernel's devfs does not script.
 // A tiny in-memory filesystem behind the Syscalls file calls, for node-management tests.
 // Symlinks are modelled so that stat() follows them and a dangling one gives ENOENT.
 import type { StatResult, Syscalls } from '../../../src/ioctl/index.js';

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// Why not FakeKernel: LoopControl's retry and errno paths need any call to fail with any errno at
+// a chosen attempt (lost attach races, EBUSY, ENXIO mid-open), scripted per call.
 // A tiny scripted stand-in for the kernel, just enough for LoopControl's control flow: it records
 // every open/ioctl/close and fails the calls a test scripts to fail.
 import { constants as osConstants } from 'node:os';

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// Why not FakeKernel: it stands in one layer higher (the ThinDm slice of DmControl), so the thin
+// layer's call order and rollback are checked without dm ioctls at all.
 // A tiny recording stand-in for DmControl (the ThinDm slice) and for the block-device primitives,
 // so ThinPool / ThinDevice logic can be unit-tested: call order, zero-call validation, rollback.
 import type { BlockDeviceInfo, BlockDevices, ThinDm, ThinDmDeviceInfo, ThinDmTarget } from '../../../src/thin/index.js';
