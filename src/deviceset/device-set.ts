@@ -533,6 +533,11 @@ export class DeviceSet {
     this.#worker = undefined;
   }
 
+  /** `await using ds = await DeviceSet.init(root, init)`: {@link shutdown} at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
   /**
    * Docker's Shutdown: stops the worker, waits for running calls, saves the deviceset record,
    * unmounts what this DeviceSet mounted, deactivates its devices, removes the pool if it owns

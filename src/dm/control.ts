@@ -302,6 +302,11 @@ export class DmControl {
     if (fd !== undefined) this.#sys.close(fd);
   }
 
+  /** `using dm = new DmControl()`: {@link close} at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   /**
    * THE choke point: every dm ioctl of this library goes through here. It
    * - stamps the command's minimum interface version (DM_COMMANDS, after libdm's `_cmd_data_v4`),

@@ -189,6 +189,16 @@ export class LoopControl {
     this.#random = options.random ?? Math.random;
   }
 
+  /**
+   * `using loops = new LoopControl()` works like the other handles, and releases nothing: a
+   * LoopControl opens /dev/loop-control and each device per call and closes them before the call
+   * returns, so it holds no fd between calls. The devices it binds are {@link LoopAttachment}s,
+   * which are disposable themselves.
+   */
+  [Symbol.dispose](): void {
+    // Nothing is held between calls (see #withControl and attach's finally blocks).
+  }
+
   /** Node path of loopN under the configured devDir. */
   devicePath(index: number): string {
     return join(this.#devDir, `loop${index}`);
