@@ -4,7 +4,7 @@
 // GET_FREE → bind race retried, sysfs for enumeration, (st_dev, st_ino) to find a file's device.
 import { constants as fsc, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, errnoCode } from '../errors.js';
+import { InvalidArgumentError, assertOptionsObject, errnoCode, type OptionField } from '../errors.js';
 import {
   BLKGETSIZE64,
   LOOP_CLR_FD,
@@ -182,6 +182,13 @@ export class LoopControl {
   readonly #random: () => number;
 
   constructor(options: LoopControlOptions = {}) {
+    assertOptionsObject('LoopControl options', options, {
+      syscalls: 'object',
+      devDir: 'string',
+      sysfsRoot: 'string',
+      sleep: 'function',
+      random: 'function',
+    } satisfies Record<keyof LoopControlOptions, OptionField>);
     this.#sys = options.syscalls ?? realSyscalls();
     this.#devDir = options.devDir ?? '/dev';
     this.#sysfsRoot = options.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
