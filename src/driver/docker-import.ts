@@ -594,7 +594,9 @@ export function restoreDockerRoot(rootPath: string, o: DockerRestoreOptions = {}
       crash('restore:before-remove-staging');
       const removed = target === docker && removeStaging(f, root);
       if (removed) fsyncDir(f, root);
-      return { root, dockerMetadata: docker, ourMetadata: null };
+      // A restore stopped between its renames had moved ours aside already: name it.
+      const aside = removed ? [] : nodeFs.readdirSync(root).filter((n) => n.startsWith('metadata.devmapper-')).sort();
+      return { root, dockerMetadata: docker, ourMetadata: aside.at(-1) ?? null };
     }
     throw new DockerImportRefusedError(root, [{ path: meta, message: `holds no imported DeviceSet (no ${IMPORT_MARKER_FILE}): nothing to restore` }]);
   } finally {

@@ -36,6 +36,8 @@ t.after.each(() => {
   rmSync(f.target, { recursive: true, force: true });
 });
 
+class DeadFs extends Error {}
+
 const NOW = new Date('2026-12-06T23:10:00.000Z');
 const STAMP = 'metadata.docker-20261206T231000Z';
 const opts = (o: DockerImportOptions = {}): DockerImportOptions => ({ syscalls: f.fake, now: () => NOW, ...o });
@@ -216,6 +218,33 @@ t('restore: Docker records back byte for byte; ours kept aside; refused while a 
   assert.is(r2.outcome, 'imported');
 });
 
+t('restore stopped between its renames: DeviceSet.init refuses (run restore again); restore again finishes', async () => {
+  await setup();
+  const before = dockerTree();
+  const r = await importDockerRoot(f.root, f.deps, opts());
+  let died = false;
+  try {
+    restoreDockerRoot(f.root, {
+      syscalls: f.fake,
+      now: () => NOW,
+      crashPoint: (s) => {
+        if (s === 'restore:before-rename-docker') throw new DeadFs(s);
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof DeadFs)) throw err;
+    died = true;
+  }
+  assert.ok(died);
+  assert.not.ok(existsSync(join(f.root, 'metadata')));
+  const err = await rejects(openSet(r.options), MetadataCorruptError);
+  assert.match(err.message, /a 'devmapper docker restore' \(or import\) was interrupted; run 'devmapper docker restore /);
+  assert.not.ok(existsSync(join(f.root, 'metadata')), 'DeviceSet.init created nothing');
+  const back = restoreDockerRoot(f.root, { syscalls: f.fake });
+  assert.equal(back, { root: f.root, dockerMetadata: STAMP, ourMetadata: 'metadata.devmapper-20261206T231000Z' });
+  assert.equal(dockerTree(), before, "Docker's root byte for byte");
+});
+
 t('a moved root: the recorded Docker prefix no longer matches and DeviceSet.init refuses', async () => {
   await setup();
   const r = await importDockerRoot(f.root, f.deps, opts());
@@ -228,7 +257,6 @@ t('a moved root: the recorded Docker prefix no longer matches and DeviceSet.init
 
 // ------------------------------------------------------------------------------ crash sweep
 
-class DeadFs extends Error {}
 /** Counts every mutating file-system call; from step `stopAt` on, every call throws (a dead process). */
 class CountingFs implements DockerImportFs {
   steps = 0;
