@@ -19,7 +19,7 @@ import {
   type DockerImportOptions,
   type DockerImportStep,
 } from '../../../src/driver/index.js';
-import { DeviceSet, DeviceSetLockedError, MetadataCorruptError, RootLock } from '../../../src/deviceset/index.js';
+import { DeviceSet, DeviceSetLockedError, MetadataCorruptError, OperationAbortedError, RootLock } from '../../../src/deviceset/index.js';
 import { FAKE_FILESYSTEM_UUID, fakeDeviceSetInit } from '../../../src/testing/index.js';
 import { ThinDevice, ThinPool } from '../../../src/thin/index.js';
 import { rejects } from '../../helpers/rejects.js';
@@ -243,6 +243,22 @@ t('restore stopped between its renames: DeviceSet.init refuses (run restore agai
   const back = restoreDockerRoot(f.root, { syscalls: f.fake });
   assert.equal(back, { root: f.root, dockerMetadata: STAMP, ourMetadata: 'metadata.devmapper-20261206T231000Z' });
   assert.equal(dockerTree(), before, "Docker's root byte for byte");
+});
+
+t('abort: an aborted signal stops the import before its renames; the staging dir is removed, Docker root as it was', async () => {
+  await setup();
+  const before = dockerTree();
+  const pre = new AbortController();
+  pre.abort();
+  await rejects(importDockerRoot(f.root, f.deps, opts({ signal: pre.signal })), OperationAbortedError);
+  assert.equal(rootNames(), ['devicemapper', 'metadata'], 'nothing created');
+  for (const at of ['import:before-remove-stray', 'import:before-marker'] as const) {
+    const ac = new AbortController();
+    const err = await rejects(importDockerRoot(f.root, f.deps, opts({ signal: ac.signal, crashPoint: (s) => (s === at ? ac.abort() : undefined) })), OperationAbortedError);
+    assert.is(err.code, 'EABORTED');
+    assert.equal(rootNames(), ['devicemapper', 'devmapper.lock', 'metadata'], at);
+    assert.equal(dockerTree(), before, at);
+  }
 });
 
 t('a moved root: the recorded Docker prefix no longer matches and DeviceSet.init refuses', async () => {
