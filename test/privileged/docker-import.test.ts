@@ -46,7 +46,7 @@ const step = (what: string): void => console.log(`  docker-import.test: ${((Date
 function checkMetadata(file: string): { check: string; thinIds: number[] } {
   const loop = sh('losetup', ['--find', '--show', '--read-only', file]).trim();
   try {
-    const check = sh('thin_check', [loop]);
+    const check = sh('thin_check', [loop]); // sh throws on a non-zero exit: thin_check found a problem
     const dump = sh('thin_dump', [loop]);
     return { check, thinIds: [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b) };
   } finally {
