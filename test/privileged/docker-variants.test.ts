@@ -64,6 +64,7 @@ async function dockerLs(root: string, extra: string[] = []): Promise<LsJson> {
 
 const dmNames = (): string[] => sh('dmsetup', ['ls']).split('\n').map((l) => l.split('\t')[0] ?? '').filter((n) => n !== '' && n !== 'No devices found');
 const byNumber = (a: number, b: number): number => a - b;
+const isMountPoint = (path: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
 
 /** thin_dump's thin ids of a metadata block device (or file, through a read-only loop: tmpfs refuses O_DIRECT). */
 function thinDumpIds(metadata: string): number[] {
@@ -279,10 +280,13 @@ test('cycle A: xfs root, a deferred-deleted container, docker info against Drive
 
     const before = rootDigest(dataRoot);
     step('docker ls = thin_dump; hashed the data root');
-    const refused = await devmapper(['docker', 'mount', root, deleted.id, join(dir, 'never')]);
-    assert.is(refused.code, 3);
+    const never = join(dir, 'mnt-deleted');
+    mkdirSync(never);
+    const refused = await devmapper(['docker', 'mount', root, deleted.id, never]);
+    assert.is(refused.code, 3, refused.stderr);
     assert.is(refused.stderr.split('\n')[0], `devmapper: EDOCKERLAYER: Docker layer '${deleted.id}' of ${root} is marked deleted (deferred deletion): Docker removes it`);
     assert.equal(dmNames().filter((n) => n.startsWith(`${report.prefix}-`)), [], 'the refusal activated nothing');
+    assert.is(isMountPoint(never), false, 'and mounted nothing');
     await mountAndCheck(root, dir, [], { image, container }, known, 'xfs');
     assert.equal(dmNames().filter((n) => n.startsWith(`${report.prefix}-`)), [], 'no device of the root left');
     assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'data')]).trim(), '', 'no loop device left on the data file');
