@@ -80,6 +80,12 @@ export const DeviceSetRecord = Type.Object({
    */
   transactionId: Type.Optional(SafeCount),
   /**
+   * A root imported from Docker (src/driver/docker-import.ts) keeps Docker's kernel names:
+   * `docker-<major>:<minor>-<inode>`, which DeviceSet.init uses instead of its own prefix while it
+   * equals Docker's prefix of stat(root) (docker-names.ts). Absent for every other root.
+   */
+  namePrefix: Type.Optional(Type.String({ pattern: '^docker-\\d+:\\d+-\\d+$' })),
+  /**
    * Thin ids of an external pool (dm.thinpooldev) that a crash left in doubt: an uncommitted
    * create whose id exists in the pool, which may be ours or another user's. They are never
    * deleted and never reused; status() reports them (see docs/deviceset.md, "Safety rules").

@@ -233,6 +233,12 @@ export const DeviceSetRecord = {
       "maximum": 9007199254740991,
       "type": "integer",
     },
+    "namePrefix": {
+      [Symbol.for("TypeBox.Kind")]: "String",
+      [Symbol.for("TypeBox.Optional")]: "Optional",
+      "pattern": "^docker-\\d+:\\d+-\\d+$",
+      "type": "string",
+    },
     "quarantinedIds": {
       [Symbol.for("TypeBox.Kind")]: "Array",
       [Symbol.for("TypeBox.Optional")]: "Optional",
@@ -268,6 +274,7 @@ export const DeviceSetRecord = {
 export type DeviceSetRecord = Static<typeof S.DeviceSetRecord>;
 /** True when a value is a valid `DeviceSetRecord` (TypeCompiler.Code). */
 export const checkDeviceSetRecord = ((): ((value: unknown) => boolean) => {
+  const local_0 = /^docker-\d+:\d+-\d+$/;
   return function check(value) {
     return (
       (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
@@ -281,6 +288,7 @@ export const checkDeviceSetRecord = ((): ((value: unknown) => boolean) => {
       Array.isArray(value['options']) &&
       ((array) => { for(const value of array) if(!(((typeof value === 'string')))) { return false }; return true; })(value['options']) &&
       (value['transactionId'] !== undefined ? (Number.isInteger(value['transactionId']) && value['transactionId'] <= 9007199254740991 && value['transactionId'] >= 0) : true) &&
+      (value['namePrefix'] !== undefined ? ((typeof value['namePrefix'] === 'string') && local_0.test(value['namePrefix'])) : true) &&
       (value['quarantinedIds'] !== undefined ? (Array.isArray(value['quarantinedIds']) && ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && Number.isInteger(value['deviceId']) && value['deviceId'] <= 16777215 && value['deviceId'] >= 0 && (typeof value['reason'] === 'string') && (typeof value['since'] === 'string')))) { return false }; return true; })(value['quarantinedIds'])) : true)
     )
   }
