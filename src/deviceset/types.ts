@@ -5,6 +5,7 @@ import type { DmControl } from '../dm/index.js';
 import type { Syscalls } from '../ioctl/index.js';
 import type { LoopControl } from '../loop/index.js';
 import type { BlockDevices, ThinPoolWorkingStatus } from '../thin/index.js';
+import type { AutoextendInit, AutoextendStatus } from './autoextend.js';
 import type { CrashHook } from './crash.js';
 import type { FsTools } from './fs-tools.js';
 import type { KernelLog } from './kernel-log.js';
@@ -69,6 +70,8 @@ export interface DeviceSetInit {
    * the records are then the only trace of the devices.
    */
   readonly discardRecordsOnBlankMetadata?: boolean;
+  /** Autoextend seams (dm.autoextend_threshold): whether to watch, the host free-space probe, the monitor's options. */
+  readonly autoextend?: AutoextendInit;
 }
 
 /** Cancellation of one call: see {@link DeviceSetInit.signal}. */
@@ -139,6 +142,8 @@ export interface DeviceSetStatus {
    * never deleted, never reused. Empty on an owned pool.
    */
   readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
+  /** dm.autoextend_*: enabled, thresholds, state, last extension (autoextend.ts). */
+  readonly autoextend: AutoextendStatus;
 }
 
 /** Options of {@link DeviceSet.mountDevice}. */
