@@ -223,7 +223,7 @@ export const DM_OPTION_KEYS: readonly DmOptionDoc[] = [
     key: 'dm.autoextend_threshold', property: 'autoextendThreshold', type: 'percent', repeatable: false, docker: false,
     default: 'unset (autoextend off)', dockerDefault: '- (not a Docker option; cf. dm.thinp_autoextend_threshold)', supported: true,
     description:
-      'Ours: grow the loopback data file (or metadata file) when N% of it is used: N% with 1 ≤ N ≤ 100 − dm.min_free_space. Sets the pool\'s low water mark to floor(data blocks × (100 − N) / 100), at least 1. Loopback pools only.',
+      'Ours: grow the loopback data file (or metadata file) once N% of it is used: N% with 1 ≤ N ≤ 100 − dm.min_free_space. Sets the pool\'s low water mark to floor(data blocks × (100 − N) / 100), at least 1. Loopback pools only.',
   },
   {
     key: 'dm.autoextend_percent', property: 'autoextendPercent', type: 'percent', repeatable: false, docker: false,

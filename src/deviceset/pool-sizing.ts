@@ -20,11 +20,12 @@ export function lowWaterMarkFor(dataBlocks: bigint): bigint {
 }
 
 /**
- * The low water mark of a pool with dm.autoextend_threshold `threshold` (percent): the kernel
- * raises its low-water event when free data blocks are `<=` the mark (dm-thin.c
- * check_low_water_mark()), and "used ≥ threshold %" is "free ≤ blocks × (100 − threshold) / 100",
- * so the mark is `floor(dataBlocks × (100 − threshold) / 100)`, at least 1 (a mark of 0 would
- * only fire once the pool is full, with out_of_data_space).
+ * The low water mark of a pool with dm.autoextend_threshold `threshold` (percent): "used ≥
+ * threshold %" is "free ≤ blocks × (100 − threshold) / 100", so the mark is
+ * `floor(dataBlocks × (100 − threshold) / 100)`, at least 1 (a mark of 0 would only fire once
+ * the pool is full, with out_of_data_space). dm-thin.c alloc_data_block() calls
+ * check_low_water_mark() with the free count before each allocation, so the event comes with the
+ * first allocation made while free ≤ mark (1024 blocks at 80%: mark 204, the 821st block).
  */
 export function autoextendLowWaterMark(dataBlocks: bigint, threshold: number): bigint {
   const mark = (dataBlocks * BigInt(100 - threshold)) / 100n;
