@@ -36,61 +36,14 @@ import { PoolMonitor, THIN_METADATA_MAX_BYTES, metadataThreshold, type PoolMonit
 import { DeviceSetClosedError } from './errors.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
 import { autoextendLowWaterMark } from './pool-sizing.js';
-import type { DeviceSetLog, PoolSource } from './types.js';
+import type { AutoextendExtension, AutoextendInit, AutoextendState, AutoextendStatus, AutoextendTrigger, DeviceSetLog, PoolSource } from './types.js';
+
+export type { AutoextendExtension, AutoextendInit, AutoextendState, AutoextendStatus, AutoextendTrigger };
 
 /** At most this many grow steps answer one event (each re-reads the pool first). */
 export const MAX_STEPS_PER_CHECK = 16;
 
 const METADATA_BLOCK = 4096n;
-
-/** What the Autoextender is doing. */
-export type AutoextendState =
-  /** dm.autoextend_threshold unset. */
-  | 'off'
-  /** Enabled, but this process does not watch (DeviceSetInit.autoextend.watch false, e.g. the CLI's one-shot commands), or after shutdown. */
-  | 'notWatching'
-  /** The monitor runs; the last check grew what it had to (or nothing was needed). */
-  | 'watching'
-  /** A file reached its ceiling (dm.autoextend_max for data, the kernel's maximum for metadata) and needs to grow. */
-  | 'ceiling'
-  /** The host filesystem has no room for even one more block. */
-  | 'hostFull'
-  /** A grow or the monitor failed: see `message`. */
-  | 'error';
-
-/** One grow. */
-export interface AutoextendExtension {
-  /** ISO 8601 time of the grow's end. */
-  readonly at: string;
-  readonly what: 'data' | 'metadata';
-  /** File size before and after, in bytes. */
-  readonly from: bigint;
-  readonly to: bigint;
-  /** What asked for it. */
-  readonly trigger: AutoextendTrigger;
-}
-
-/** Why a check ran. */
-export type AutoextendTrigger = 'start' | 'lowWater' | 'outOfDataSpace' | 'metadataLow' | 'check';
-
-/** The Autoextender's part of DeviceSet.status(). */
-export interface AutoextendStatus {
-  readonly enabled: boolean;
-  /** dm.autoextend_threshold (percent), null when off. */
-  readonly threshold: number | null;
-  /** dm.autoextend_percent. */
-  readonly percent: number;
-  /** dm.autoextend_max in bytes; null: unbounded but by the host. */
-  readonly max: bigint | null;
-  /** The pool table's low water mark (data blocks), as last set; null when off. */
-  readonly lowWaterMark: bigint | null;
-  readonly state: AutoextendState;
-  /** Why the state is ceiling, hostFull or error; null otherwise. */
-  readonly message: string | null;
-  readonly lastExtension: AutoextendExtension | null;
-  /** Grows done by this process. */
-  readonly extensions: number;
-}
 
 /** Payload of `ceiling` and `hostFull`. */
 export interface AutoextendLimitEvent {
@@ -112,19 +65,6 @@ export interface AutoextendEvents {
   hostFull: [AutoextendLimitEvent];
   /** A grow or the monitor failed (the state is `error`; the next event tries again). */
   extendFailed: [Error];
-}
-
-/** Test and embedding seams of {@link DeviceSetInit.autoextend}. */
-export interface AutoextendInit {
-  /**
-   * Run the PoolMonitor in this process (default true). The CLI's one-shot `ds` commands pass
-   * false: they check once at init (and grow if the pool is over the threshold) but do not stay.
-   */
-  readonly watch?: boolean;
-  /** Free bytes of the filesystem holding `path` (default: statfs f_bavail × f_bsize). */
-  readonly hostFreeBytes?: (path: string) => Promise<bigint>;
-  /** Options of the PoolMonitor (default: on the DeviceSet's syscalls and /dev). */
-  readonly monitor?: Omit<PoolMonitorOptions, 'signal'>;
 }
 
 /** What the {@link Autoextender} works with (the DeviceSet passes these). */

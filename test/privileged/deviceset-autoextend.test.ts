@@ -143,6 +143,7 @@ it('autoextend on: 192 MiB through a 64 MiB pool; dd exits 0, sha256 matches, th
     await set.unmountDevice('box', mp);
 
     // In steps of 50 %, each one the table's new length when it was announced.
+    console.log(`  [autoextend] grew ${steps.map((x) => `${Number(x.ext.from) / MiB}M→${Number(x.ext.to) / MiB}M (${x.ext.trigger})`).join(', ')}`);
     assert.ok(steps.length >= 3, `grew ${steps.length} times: ${logs.join(' | ')}`);
     let size = 64 * MiB;
     for (const s of steps) {
