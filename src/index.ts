@@ -251,6 +251,15 @@ export {
 } from './thin/index.js';
 export {
   assertValidHash,
+  Autoextender,
+  autoextendLowWaterMark,
+  type AutoextendEvents,
+  type AutoextendExtension,
+  type AutoextendInit,
+  type AutoextendLimitEvent,
+  type AutoextendState,
+  type AutoextendStatus,
+  type AutoextendTrigger,
   BackingFileInUseError,
   BackingFilesLostError,
   BASE_FILE,

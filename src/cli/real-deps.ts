@@ -18,7 +18,8 @@ export function realDeps(): Deps & { close(): void } {
     loop: () => (loop ??= new LoopControl()),
     runInVm: async (options) => (await import('../vm/index.js')).runInVm(options),
     openDeviceSet: async (root, options, log, signal) =>
-      (await import('../deviceset/index.js')).DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log, ...(signal ? { signal } : {}) }),
+      // One-shot: autoextend checks once at open but does not stay to watch (the process exits).
+      (await import('../deviceset/index.js')).DeviceSet.init(root, { options, dm: (dm ??= new DmControl()), log, autoextend: { watch: false }, ...(signal ? { signal } : {}) }),
     openDriver: async (home, options, log, signal, doInit) =>
       (await import('../driver/index.js')).Driver.init(home, { options, dm: (dm ??= new DmControl()), log, doInit, ...(signal ? { signal } : {}) }),
     mounts: () => parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')),

@@ -224,6 +224,37 @@ export const DsStatusJson = Type.Object({
   poolOwned: Type.Boolean(),
   /** External pool thin ids a crash left in doubt: never deleted, never reused (docs/deviceset.md, Safety rules). */
   quarantinedThinIds: Type.Array(Type.Object({ deviceId: Int, reason: Type.String(), since: Type.String() }, { additionalProperties: false })),
+  /**
+   * dm.autoextend_* (docs/deviceset.md, Autoextend). Always written; optional in the schema
+   * because it was added later. `state` is that of the process that printed it: the CLI's one-shot
+   * commands check once at open and do not stay to watch (`notWatching`).
+   */
+  autoextend: Type.Optional(Type.Object({
+    enabled: Type.Boolean(),
+    /** Percent used that triggers a grow; null when off. */
+    threshold: NullableInt,
+    /** Growth step, percent of the current size. */
+    percent: Int,
+    /** dm.autoextend_max in bytes; null: bounded by the host only. */
+    max: NullableInt,
+    /** The pool table's low water mark in data blocks; null when off. */
+    lowWaterMark: NullableInt,
+    state: Type.Union([Type.Literal('off'), Type.Literal('notWatching'), Type.Literal('watching'), Type.Literal('ceiling'), Type.Literal('hostFull'), Type.Literal('error')]),
+    /** Why the state is ceiling, hostFull or error. */
+    message: NullableString,
+    lastExtension: Type.Union([
+      Type.Object({
+        at: Type.String(),
+        what: Type.Union([Type.Literal('data'), Type.Literal('metadata')]),
+        from: Int,
+        to: Int,
+        trigger: Type.Union([Type.Literal('start'), Type.Literal('lowWater'), Type.Literal('outOfDataSpace'), Type.Literal('metadataLow'), Type.Literal('check')]),
+      }, { additionalProperties: false }),
+      Type.Null(),
+    ]),
+    /** Grows done by the process that printed this. */
+    extensions: Int,
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type DsStatusJson = Static<typeof DsStatusJson>;
 

@@ -53,6 +53,21 @@ const INIT_FIELDS: { readonly [K in Exclude<keyof DeviceSetInit, 'signal'>]-?: F
   discardRecordsOnBlankMetadata: (v, path, p) => {
     if (v !== undefined && typeof v !== 'boolean') p.push({ path, message: 'expected a boolean', value: v });
   },
+  autoextend: (v, path, p) => {
+    if (v === undefined) return;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      p.push({ path, message: 'expected an object { watch?, hostFreeBytes?, monitor? }', value: v });
+      return;
+    }
+    for (const [k, x] of Object.entries(v)) {
+      const at = `${path}/${k}`;
+      if (k === 'watch') {
+        if (x !== undefined && typeof x !== 'boolean') p.push({ path: at, message: 'expected a boolean', value: x });
+      } else if (k === 'hostFreeBytes') functionField(x, at, p);
+      else if (k === 'monitor') objectField('PoolMonitor options')(x, at, p);
+      else p.push({ path: at, message: `unknown key "${k}"`, value: x });
+    }
+  },
   deferredDeleteIntervalMs: (v, path, p) => {
     // setInterval takes a 32-bit signed delay; Node turns anything larger into 1 ms.
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMER_MS)) {

@@ -30,7 +30,7 @@
  * the device's lock only.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { openKernelLog } from './kernel-log.js';
 import { InvalidArgumentError } from '../errors.js';
 import { DeviceBusyError, DmControl } from '../dm/index.js';
@@ -69,6 +69,7 @@ import { Activation, deferredModes } from './activation.js';
 import { BaseImage } from './base-image.js';
 import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
+import { Autoextender } from './autoextend.js';
 import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
@@ -115,6 +116,8 @@ export class DeviceSet {
   readonly #base: BaseImage;
   readonly #setup: PoolSetup;
   readonly #act: Activation;
+  /** dm.autoextend_*: started at the end of init, stopped first at shutdown (autoextend.ts). */
+  readonly autoextender: Autoextender;
 
   private constructor(root: string, prefix: string, options: ResolvedDeviceSetOptions, init: DeviceSetInit, lock: RootLock) {
     this.root = root;
@@ -165,6 +168,17 @@ export class DeviceSet {
       activate: (rec) => this.#act.activate(rec),
       deactivate: (hash, deferred) => this.#act.deactivate(hash, deferred),
       deleteLocked: (rec, sync) => this.#deleteLocked(rec, sync),
+    });
+    this.autoextender = new Autoextender({
+      options,
+      init: init.autoextend ?? {},
+      pool: () => this.#journal.pool,
+      source: () => this.#setup.source,
+      loops: this.#loops,
+      resizePool: (bytes) => this.resizePool(bytes),
+      locked: (fn) => this.#op([], () => this.#journal.poolLock.run(fn)),
+      monitorDm: { devDir: dirname(dirname(this.#dm.controlPath)), ...(init.syscalls ? { syscalls: init.syscalls } : {}) },
+      log: this.#log,
     });
     this.#mountDeps = {
       dm: this.#dm,
@@ -250,6 +264,7 @@ export class DeviceSet {
     this.#act.endInit();
     this.#initSignal = undefined;
     this.#startWorker();
+    await this.autoextender.start();
   }
 
   /**
@@ -260,6 +275,7 @@ export class DeviceSet {
   async #abortInit(): Promise<void> {
     this.#closed = true;
     this.#stopWorker();
+    await this.autoextender.stop();
     await this.#act.removeActivatedByInit();
     try {
       if (this.#journal.pool && this.#poolCreatedHere) await this.#journal.pool.remove();
@@ -477,7 +493,8 @@ export class DeviceSet {
   /** Docker's Status, plus the pool's mode, needs_check and transaction id. */
   async status(): Promise<DeviceSetStatus> {
     if (this.#closed) throw new DeviceSetClosedError();
-    return statusReport(this.#journal, this.#setup.source, this.options.minFreeSpacePercent, { removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion });
+    const report = await statusReport(this.#journal, this.#setup.source, this.options.minFreeSpacePercent, { removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion });
+    return { ...report, autoextend: this.autoextender.status() };
   }
 
   /**
@@ -498,7 +515,7 @@ export class DeviceSet {
     await this.#op([], () =>
       this.#journal.poolLock.run(async () => {
         checkAbort(options.signal, 'resizePool');
-        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes);
+        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes, this.autoextender.lowWaterMarkFor);
       }),
     );
   }
@@ -547,6 +564,7 @@ export class DeviceSet {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopWorker();
+    await this.autoextender.stop();
     if (this.#inflight > 0) await new Promise<void>((r) => (this.#drained = r));
     this.#crash('shutdown:before-save');
     this.#journal.store.saveDeviceSet(this.#journal.deviceSet);

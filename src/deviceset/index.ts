@@ -96,6 +96,21 @@ export {
 } from './crash.js';
 export { LOCK_FILE, parseLockPid, RootLock } from './root-lock.js';
 export {
+  Autoextender,
+  MAX_STEPS_PER_CHECK,
+  growLoopbackMetadata,
+  statfsFreeBytes,
+  type AutoextendDeps,
+  type AutoextendEvents,
+  type AutoextendExtension,
+  type AutoextendInit,
+  type AutoextendLimitEvent,
+  type AutoextendState,
+  type AutoextendStatus,
+  type AutoextendTrigger,
+} from './autoextend.js';
+export {
+  autoextendLowWaterMark,
   DOCKER_LOW_WATER_BLOCKS,
   freeSpaceShortfall,
   lowWaterMarkFor,

@@ -31,6 +31,9 @@
  * | `dm.use_deferred_deletion` | useDeferredDeletion | bool; needs deferred removal | auto (same rule) | yes |
  * | `dm.min_free_space` | minFreeSpacePercent | `N%`, 0–99 | 10% | yes |
  * | `dm.xfs_nospace_max_retries` | xfsNoSpaceMaxRetries | unsigned int ≤ 2^31−1; needs dm.fs=xfs | unset (kernel: retry forever) | yes |
+ * | `dm.autoextend_threshold` | autoextendThreshold | `N%`, 1–99, ≤ 100 − dm.min_free_space | unset (off) | ours, loopback only |
+ * | `dm.autoextend_percent` | autoextendPercent | `N%`, 1–1000; needs the threshold | 20% | ours, loopback only |
+ * | `dm.autoextend_max` | autoextendMax | size ≥ dm.loopdatasize, ≤ 2^53 − 512; needs the threshold | unset (host free space only) | ours, loopback only |
  * | `dm.override_udev_sync_check` | — | — | — | **refused**: no libdm udev cookies to override |
  * | `dm.libdm_log_level` | — | — | — | **refused**: there is no libdm |
  * | `dm.directlvm_device` | — | — | — | **refused**: needs the LVM tools |
@@ -77,6 +80,8 @@ export interface DmOptionDoc {
   readonly property: keyof ResolvedDeviceSetOptions | null;
   /** Value syntax. */
   readonly type: 'size' | 'bool' | 'percent' | 'uint' | 'string' | 'fs' | 'path' | 'dm-name';
+  /** False for keys that are ours, not Docker's (dm.autoextend_*). */
+  readonly docker?: boolean;
   /** True when the key may be given more than once (values accumulate). */
   readonly repeatable: boolean;
   /** Our default, as text. */
@@ -95,7 +100,8 @@ const LVM_REFUSAL =
 
 /**
  * Every `dm.*` key Docker ever accepted (23), in Docker's documentation order, with our
- * behaviour. Machine-readable: the CLI's help and the README table come from here.
+ * behaviour, then our own three `dm.autoextend_*` keys (`docker: false`; docs/deviceset.md,
+ * "Autoextend"). Machine-readable: the CLI's help and the README table come from here.
  */
 export const DM_OPTION_KEYS: readonly DmOptionDoc[] = [
   {
@@ -213,6 +219,21 @@ export const DM_OPTION_KEYS: readonly DmOptionDoc[] = [
     default: '-', dockerDefault: '2', supported: false,
     description:
       'Refused: it filtered libdm\'s log, and devmapper has no libdm; kernel failures come back as typed errors carrying the errno. Remove the option.',
+  },  {
+    key: 'dm.autoextend_threshold', property: 'autoextendThreshold', type: 'percent', repeatable: false, docker: false,
+    default: 'unset (autoextend off)', dockerDefault: '- (not a Docker option; cf. dm.thinp_autoextend_threshold)', supported: true,
+    description:
+      'Ours: grow the loopback data file (or metadata file) once N% of it is used: N% with 1 ≤ N ≤ 100 − dm.min_free_space. Sets the pool\'s low water mark to floor(data blocks × (100 − N) / 100), at least 1. Loopback pools only.',
+  },
+  {
+    key: 'dm.autoextend_percent', property: 'autoextendPercent', type: 'percent', repeatable: false, docker: false,
+    default: '20%', dockerDefault: '- (not a Docker option; cf. dm.thinp_autoextend_percent)', supported: true,
+    description: 'Ours: each autoextend step grows the file by N% of its current size (1% to 1000%, rounded up to whole pool blocks). Needs dm.autoextend_threshold.',
+  },
+  {
+    key: 'dm.autoextend_max', property: 'autoextendMax', type: 'size', repeatable: false, docker: false,
+    default: 'unset (bounded by the host filesystem only)', dockerDefault: '- (not a Docker option)', supported: true,
+    description: 'Ours: autoextend never grows the data file beyond this size (at least dm.loopdatasize, at most 2^53 − 512). Needs dm.autoextend_threshold.',
   },
 ];
 
@@ -242,6 +263,12 @@ export interface ResolvedDeviceSetOptions {
   minFreeSpacePercent: number;
   /** null: leave the kernel default (retry forever). */
   xfsNoSpaceMaxRetries: number | null;
+  /** Percent used (1–99) of data or metadata that triggers autoextend; null: autoextend off. */
+  autoextendThreshold: number | null;
+  /** Growth step of autoextend, percent of the current size (1–1000). */
+  autoextendPercent: number;
+  /** Largest size autoextend grows the data file to; null: only the host's free space bounds it. */
+  autoextendMax: bigint | null;
 }
 
 const KiB = 1024n;
@@ -298,7 +325,17 @@ export const DEFAULT_DEVICESET_OPTIONS: Readonly<ResolvedDeviceSetOptions> = Obj
   useDeferredDeletion: 'auto',
   minFreeSpacePercent: 10,
   xfsNoSpaceMaxRetries: null,
+  autoextendThreshold: null,
+  autoextendPercent: 20,
+  autoextendMax: null,
 });
+
+/** Inclusive ranges of the percent options, and the text of their refusal. */
+const PERCENT_RANGE: Readonly<Record<string, readonly [number, number]>> = {
+  minFreeSpacePercent: [0, 99],
+  autoextendThreshold: [1, 99],
+  autoextendPercent: [1, 1000],
+};
 
 const SIZE_RE = /^(\d+)(?:\.(\d+))? ?(?:([kmgtp])(i?))?(b?)$/i;
 
@@ -446,8 +483,9 @@ function collectStrings(strings: readonly string[]): Collected {
         const digits = text.slice(0, -1);
         if (!/^\d+$/.test(digits)) return bad('not a whole percentage');
         const n = Number(digits);
-        if (n > 99) return bad('must be between 0% and 99%');
-        v.minFreeSpacePercent = n;
+        const [lo, hi] = PERCENT_RANGE[field] ?? [0, 99];
+        if (n < lo || n > hi) return bad(`must be between ${lo}% and ${hi}%`);
+        (v as Record<string, unknown>)[field] = n;
         return;
       }
       case 'uint': {
@@ -537,7 +575,8 @@ function collectObject(input: unknown): Collected {
       }
       case 'percent': {
         const n = raw as number;
-        if (n < 0 || n > 99) bad('must be between 0 and 99');
+        const [lo, hi] = PERCENT_RANGE[field] ?? [0, 99];
+        if (n < lo || n > hi) bad(`must be between ${lo} and ${hi}`);
         else v[field] = n;
         break;
       }
@@ -648,12 +687,43 @@ function finish(c: Collected): ResolvedDeviceSetOptions {
       if (given(f)) problem(c, f, 'only applies to loopback files, not with dm.datadev/dm.metadatadev');
     }
   }
+  autoextendRules(c, r, given);
   if (r.useDeferredDeletion === true && r.useDeferredRemoval === false) {
     problem(c, 'useDeferredDeletion', 'deferred deletion needs deferred removal; do not set dm.use_deferred_removal=false');
   }
   if (!given('blkDiscard')) r.blkDiscard = r.dataDevice === null && r.thinPoolDevice === null;
   throwIfProblems(c);
   return r;
+}
+
+/**
+ * The dm.autoextend_* rules: percent and max need the threshold; none of them on a pool devmapper
+ * cannot grow (dm.thinpooldev: its manager grows it; dm.datadev: a block device, not a file); the
+ * threshold at most 100 − dm.min_free_space (else addDevice is refused before the pool grows); the
+ * ceiling at least the data file's size and a whole number of pool blocks.
+ */
+function autoextendRules(c: Collected, r: ResolvedDeviceSetOptions, given: (f: Field) => boolean): void {
+  const keys = (['autoextendThreshold', 'autoextendPercent', 'autoextendMax'] as const).filter(given);
+  if (keys.length === 0) return;
+  const external = given('thinPoolDevice') ? 'dm.thinpooldev: an external pool is grown by its manager (e.g. lvextend), not by devmapper' : given('dataDevice') ? 'dm.datadev: a block device cannot be grown here; autoextend grows loopback files' : null;
+  if (external !== null) {
+    for (const f of keys) problem(c, f, `cannot be used with ${external}`);
+    return;
+  }
+  if (!given('autoextendThreshold')) {
+    for (const f of keys) problem(c, f, 'needs dm.autoextend_threshold (autoextendThreshold): without it autoextend is off');
+    return;
+  }
+  const threshold = r.autoextendThreshold ?? 0;
+  if (threshold > 100 - r.minFreeSpacePercent) {
+    problem(c, 'autoextendThreshold', `must be at most ${100 - r.minFreeSpacePercent}% (100 − dm.min_free_space): above it new devices are refused before the pool grows`);
+  }
+  if (r.autoextendMax !== null && given('autoextendMax')) {
+    const max = r.autoextendMax;
+    if (max > MAX_SIZE) problem(c, 'autoextendMax', `must be at most ${MAX_SIZE} bytes (2^53 − 512)`);
+    else if (max < r.loopDataSize) problem(c, 'autoextendMax', `must be at least dm.loopdatasize (${formatSize(r.loopDataSize)})`);
+    else if (r.blockSize > 0n && max % r.blockSize !== 0n) problem(c, 'autoextendMax', `must be a multiple of the pool block size (${formatSize(r.blockSize)})`);
+  }
 }
 
 /**
@@ -714,5 +784,9 @@ export function formatDmOptions(options: ResolvedDeviceSetOptions): string[] {
   if (options.useDeferredDeletion !== 'auto') out.push(`dm.use_deferred_deletion=${options.useDeferredDeletion}`);
   out.push(`dm.min_free_space=${options.minFreeSpacePercent}%`);
   if (options.xfsNoSpaceMaxRetries !== null) out.push(`dm.xfs_nospace_max_retries=${options.xfsNoSpaceMaxRetries}`);
+  if (options.autoextendThreshold !== null) {
+    out.push(`dm.autoextend_threshold=${options.autoextendThreshold}%`, `dm.autoextend_percent=${options.autoextendPercent}%`);
+    if (options.autoextendMax !== null) out.push(`dm.autoextend_max=${formatSize(options.autoextendMax)}`);
+  }
   return out;
 }

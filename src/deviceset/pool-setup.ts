@@ -394,7 +394,7 @@ export async function poolSpace(
  * Docker's Status over the pool `journal.pool` of `src`, with the journal's records, plus the
  * pool's mode, needs_check and transaction id; `deferred` is what init enabled.
  */
-export async function statusReport(journal: Journal, src: PoolSource, minFreeSpacePercent: number, deferred: { removal: boolean; deletion: boolean }): Promise<DeviceSetStatus> {
+export async function statusReport(journal: Journal, src: PoolSource, minFreeSpacePercent: number, deferred: { removal: boolean; deletion: boolean }): Promise<Omit<DeviceSetStatus, 'autoextend'>> {
   const st = await journal.pool.status({ noflush: true });
   const blockBytes = BigInt(journal.pool.dataBlockSize) * 512n;
   const w = st.kind === 'working' ? st : undefined;
@@ -426,14 +426,23 @@ export async function statusReport(journal: Journal, src: PoolSource, minFreeSpa
 
 /**
  * Grows the loopback data file to `bytes` (never shrinks), refreshes its loop device's capacity
- * and reloads the pool at the new length. Caller holds the pool lock.
+ * and reloads the pool at the new length; with `lowWaterMark` (dm.autoextend_threshold) the table
+ * gets the mark of the new block count. Caller holds the pool lock.
  */
-export async function growLoopbackData(loops: LoopControl, pool: ThinPool, dataFile: string, dataDevice: string, bytes: bigint): Promise<void> {
+export async function growLoopbackData(
+  loops: LoopControl,
+  pool: ThinPool,
+  dataFile: string,
+  dataDevice: string,
+  bytes: bigint,
+  lowWaterMark?: (dataBlocks: bigint) => bigint | undefined,
+): Promise<void> {
   const current = BigInt(fs.statSync(dataFile).size);
   if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
   await ensureSparseFile(dataFile, bytes, { noFollow: true });
   await loops.setCapacity(dataDevice);
-  await pool.resize();
+  const mark = lowWaterMark?.(bytes / (BigInt(pool.dataBlockSize) * BigInt(SECTOR_SIZE)));
+  await pool.resize(mark === undefined ? {} : { lowWaterMark: mark });
 }
 
 async function freeBytesUnder(file: string, statfs: (file: string) => Promise<FreeSpaceStat>): Promise<bigint | null> {

@@ -19,6 +19,19 @@ export function lowWaterMarkFor(dataBlocks: bigint): bigint {
   return mark < 1n ? 1n : mark;
 }
 
+/**
+ * The low water mark of a pool with dm.autoextend_threshold `threshold` (percent): "used ≥
+ * threshold %" is "free ≤ blocks × (100 − threshold) / 100", so the mark is
+ * `floor(dataBlocks × (100 − threshold) / 100)`, at least 1 (a mark of 0 would only fire once
+ * the pool is full, with out_of_data_space). dm-thin.c alloc_data_block() calls
+ * check_low_water_mark() with the free count before each allocation, so the event comes with the
+ * first allocation made while free ≤ mark (1024 blocks at 80%: mark 204, the 821st block).
+ */
+export function autoextendLowWaterMark(dataBlocks: bigint, threshold: number): bigint {
+  const mark = (dataBlocks * BigInt(100 - threshold)) / 100n;
+  return mark < 1n ? 1n : mark;
+}
+
 /** What {@link poolParamsFor} decides for a pool we create. */
 export interface OwnedPoolParams {
   /** Data block size in 512-byte sectors. */
@@ -28,11 +41,13 @@ export interface OwnedPoolParams {
   readonly features: { readonly skipBlockZeroing: true };
 }
 
-/** The thin-pool table parameters for a pool of `dataBytes` created from `options`. */
-export function poolParamsFor(options: Pick<ResolvedDeviceSetOptions, 'blockSize'>, dataBytes: bigint): OwnedPoolParams {
+/** The thin-pool table parameters for a pool of `dataBytes` created from `options` (the mark: {@link autoextendLowWaterMark} with autoextend on, else {@link lowWaterMarkFor}). */
+export function poolParamsFor(options: Pick<ResolvedDeviceSetOptions, 'blockSize'> & Partial<Pick<ResolvedDeviceSetOptions, 'autoextendThreshold'>>, dataBytes: bigint): OwnedPoolParams {
   const dataBlockSize = Number(options.blockSize / 512n);
   const dataBlocks = dataBytes / options.blockSize;
-  return { dataBlockSize, lowWaterMark: lowWaterMarkFor(dataBlocks), features: { skipBlockZeroing: true } };
+  const threshold = options.autoextendThreshold ?? null;
+  const lowWaterMark = threshold === null ? lowWaterMarkFor(dataBlocks) : autoextendLowWaterMark(dataBlocks, threshold);
+  return { dataBlockSize, lowWaterMark, features: { skipBlockZeroing: true } };
 }
 
 /**

@@ -150,6 +150,9 @@ export const DeviceSetOptions = Type.Object(
     useDeferredDeletion: Type.Optional(Tristate),
     minFreeSpacePercent: Type.Optional(Type.Integer()),
     xfsNoSpaceMaxRetries: Type.Optional(Type.Integer()),
+    autoextendThreshold: Type.Optional(Type.Integer()),
+    autoextendPercent: Type.Optional(Type.Integer()),
+    autoextendMax: Type.Optional(SizeInput),
   },
   { additionalProperties: false },
 );

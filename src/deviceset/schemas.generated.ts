@@ -568,6 +568,34 @@ export const DeviceSetOptions = {
       [Symbol.for("TypeBox.Optional")]: "Optional",
       "type": "integer",
     },
+    "autoextendThreshold": {
+      [Symbol.for("TypeBox.Kind")]: "Integer",
+      [Symbol.for("TypeBox.Optional")]: "Optional",
+      "type": "integer",
+    },
+    "autoextendPercent": {
+      [Symbol.for("TypeBox.Kind")]: "Integer",
+      [Symbol.for("TypeBox.Optional")]: "Optional",
+      "type": "integer",
+    },
+    "autoextendMax": {
+      [Symbol.for("TypeBox.Kind")]: "Union",
+      [Symbol.for("TypeBox.Optional")]: "Optional",
+      "anyOf": [
+        {
+          [Symbol.for("TypeBox.Kind")]: "BigInt",
+          "type": "bigint",
+        },
+        {
+          [Symbol.for("TypeBox.Kind")]: "Integer",
+          "type": "integer",
+        },
+        {
+          [Symbol.for("TypeBox.Kind")]: "String",
+          "type": "string",
+        },
+      ],
+    },
   },
 } as unknown as typeof S.DeviceSetOptions;
 export type DeviceSetOptions = Static<typeof S.DeviceSetOptions>;
@@ -591,7 +619,10 @@ export const checkDeviceSetOptions = ((): ((value: unknown) => boolean) => {
       (value['useDeferredDeletion'] !== undefined ? ((((typeof value['useDeferredDeletion'] === 'boolean')) || ((value['useDeferredDeletion'] === 'auto')))) : true) &&
       (value['minFreeSpacePercent'] !== undefined ? (Number.isInteger(value['minFreeSpacePercent'])) : true) &&
       (value['xfsNoSpaceMaxRetries'] !== undefined ? (Number.isInteger(value['xfsNoSpaceMaxRetries'])) : true) &&
-      Object.getOwnPropertyNames(value).every(key => ['baseSize', 'loopDataSize', 'loopMetadataSize', 'fs', 'mkfsArgs', 'mountOptions', 'dataDevice', 'metadataDevice', 'thinPoolDevice', 'blockSize', 'blkDiscard', 'useDeferredRemoval', 'useDeferredDeletion', 'minFreeSpacePercent', 'xfsNoSpaceMaxRetries'].includes(key))
+      (value['autoextendThreshold'] !== undefined ? (Number.isInteger(value['autoextendThreshold'])) : true) &&
+      (value['autoextendPercent'] !== undefined ? (Number.isInteger(value['autoextendPercent'])) : true) &&
+      (value['autoextendMax'] !== undefined ? ((((typeof value['autoextendMax'] === 'bigint')) || (Number.isInteger(value['autoextendMax'])) || ((typeof value['autoextendMax'] === 'string')))) : true) &&
+      Object.getOwnPropertyNames(value).every(key => ['baseSize', 'loopDataSize', 'loopMetadataSize', 'fs', 'mkfsArgs', 'mountOptions', 'dataDevice', 'metadataDevice', 'thinPoolDevice', 'blockSize', 'blkDiscard', 'useDeferredRemoval', 'useDeferredDeletion', 'minFreeSpacePercent', 'xfsNoSpaceMaxRetries', 'autoextendThreshold', 'autoextendPercent', 'autoextendMax'].includes(key))
     )
   }
 })();

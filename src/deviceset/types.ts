@@ -4,7 +4,7 @@
 import type { DmControl } from '../dm/index.js';
 import type { Syscalls } from '../ioctl/index.js';
 import type { LoopControl } from '../loop/index.js';
-import type { BlockDevices, ThinPoolWorkingStatus } from '../thin/index.js';
+import type { BlockDevices, PoolMonitorOptions, ThinPoolWorkingStatus } from '../thin/index.js';
 import type { CrashHook } from './crash.js';
 import type { FsTools } from './fs-tools.js';
 import type { KernelLog } from './kernel-log.js';
@@ -69,6 +69,8 @@ export interface DeviceSetInit {
    * the records are then the only trace of the devices.
    */
   readonly discardRecordsOnBlankMetadata?: boolean;
+  /** Autoextend seams (dm.autoextend_threshold): whether to watch, the host free-space probe, the monitor's options. */
+  readonly autoextend?: AutoextendInit;
 }
 
 /** Cancellation of one call: see {@link DeviceSetInit.signal}. */
@@ -139,6 +141,8 @@ export interface DeviceSetStatus {
    * never deleted, never reused. Empty on an owned pool.
    */
   readonly quarantinedThinIds: readonly { readonly deviceId: number; readonly reason: string; readonly since: string }[];
+  /** dm.autoextend_*: enabled, thresholds, state, last extension (autoextend.ts). */
+  readonly autoextend: AutoextendStatus;
 }
 
 /** Options of {@link DeviceSet.mountDevice}. */
@@ -147,4 +151,68 @@ export interface MountDeviceOptions extends AbortOptions {
   readonly options?: string;
   /** SELinux mount label: appended as `context="<label>"`. */
   readonly label?: string;
+}
+
+// ------------------------------------------------------------ autoextend (autoextend.ts)
+
+/** What the Autoextender is doing. */
+export type AutoextendState =
+  /** dm.autoextend_threshold unset. */
+  | 'off'
+  /** Enabled, but this process does not watch (DeviceSetInit.autoextend.watch false, e.g. the CLI's one-shot commands), or after shutdown. */
+  | 'notWatching'
+  /** The monitor runs; the last check grew what it had to (or nothing was needed). */
+  | 'watching'
+  /** A file reached its ceiling (dm.autoextend_max for data, the kernel's maximum for metadata) and needs to grow. */
+  | 'ceiling'
+  /** The host filesystem has no room for even one more block. */
+  | 'hostFull'
+  /** A grow or the monitor failed: see `message`. */
+  | 'error';
+
+/** One grow. */
+export interface AutoextendExtension {
+  /** ISO 8601 time of the grow's end. */
+  readonly at: string;
+  readonly what: 'data' | 'metadata';
+  /** File size before and after, in bytes. */
+  readonly from: bigint;
+  readonly to: bigint;
+  /** What asked for it. */
+  readonly trigger: AutoextendTrigger;
+}
+
+/** Why a check ran. */
+export type AutoextendTrigger = 'start' | 'lowWater' | 'outOfDataSpace' | 'metadataLow' | 'check';
+
+/** The Autoextender's part of DeviceSet.status(). */
+export interface AutoextendStatus {
+  readonly enabled: boolean;
+  /** dm.autoextend_threshold (percent), null when off. */
+  readonly threshold: number | null;
+  /** dm.autoextend_percent. */
+  readonly percent: number;
+  /** dm.autoextend_max in bytes; null: unbounded but by the host. */
+  readonly max: bigint | null;
+  /** The pool table's low water mark (data blocks), as last set; null when off. */
+  readonly lowWaterMark: bigint | null;
+  readonly state: AutoextendState;
+  /** Why the state is ceiling, hostFull or error; null otherwise. */
+  readonly message: string | null;
+  readonly lastExtension: AutoextendExtension | null;
+  /** Grows done by this process. */
+  readonly extensions: number;
+}
+
+/** Test and embedding seams of {@link DeviceSetInit.autoextend}. */
+export interface AutoextendInit {
+  /**
+   * Run the PoolMonitor in this process (default true). The CLI's one-shot `ds` commands pass
+   * false: they check once at init (and grow if the pool is over the threshold) but do not stay.
+   */
+  readonly watch?: boolean;
+  /** Free bytes of the filesystem holding `path` (default: statfs f_bavail × f_bsize). */
+  readonly hostFreeBytes?: (path: string) => Promise<bigint>;
+  /** Options of the PoolMonitor (default: on the DeviceSet's syscalls and /dev). */
+  readonly monitor?: Omit<PoolMonitorOptions, 'signal'>;
 }

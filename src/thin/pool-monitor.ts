@@ -497,12 +497,18 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
     }
     if (status.kind !== 'working') return;
     const was = prev?.status.kind === 'working' ? prev.status : null;
-    if (next.belowLowWater && !(prev?.belowLowWater ?? false)) {
+    // A table reload with a new length or mark went through pool_resume(), which clears the
+    // kernel's low_water_triggered: the kernel raises the event again, and so do we, also when no
+    // reading fell between the grow and the next crossing.
+    const rearmed = was !== null && (was.totalDataBlocks !== status.totalDataBlocks || prev?.lowWaterMark !== next.lowWaterMark);
+    if (next.belowLowWater && (!(prev?.belowLowWater ?? false) || rearmed)) {
       this.emit('lowWater', { pool, status, lowWaterMark: next.lowWaterMark, freeDataBlocks: poolDataFree(status) });
     }
     if (status.mode === 'out_of_data_space' && was?.mode !== 'out_of_data_space') this.emit('outOfDataSpace', { pool, status });
     if (status.needsCheck && !(was?.needsCheck ?? false)) this.emit('needsCheck', { pool, status });
-    if (next.metadataLow && !(prev?.metadataLow ?? false)) {
+    // A grown metadata device has a new threshold (calc_metadata_threshold() of the new size).
+    const metaRearmed = was !== null && was.totalMetadataBlocks !== status.totalMetadataBlocks;
+    if (next.metadataLow && (!(prev?.metadataLow ?? false) || metaRearmed)) {
       this.emit('metadataLow', { pool, status, threshold: metadataThreshold(status), freeMetadataBlocks: poolMetadataFree(status) });
     }
   }

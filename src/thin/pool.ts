@@ -95,6 +95,12 @@ export interface ThinPoolResizeOptions {
    * up its new size when the pool resumes.
    */
   readonly metadataDev?: string;
+  /**
+   * A new low water mark (data blocks) for the reloaded table; default: the current one. A pool
+   * whose mark follows its size (the DeviceSet's dm.autoextend_threshold) passes the one for the
+   * new length. pool_resume() re-arms the kernel's low-water event either way (dm-thin.c).
+   */
+  readonly lowWaterMark?: bigint | number;
 }
 
 /** Options of {@link ThinPool.createSnap}. */
@@ -499,6 +505,9 @@ export class ThinPool {
       const p = deviceRefProblem(options.metadataDev, '/metadataDev');
       if (p) problems.push(p);
     }
+    if (options.lowWaterMark !== undefined) {
+      problems.push(...poolParamsProblems({ ...this.#params, lowWaterMark: options.lowWaterMark }).filter((p) => p.path === '/lowWaterMark'));
+    }
     if (problems.length > 0) throw new InvalidArgumentError('thin-pool resize options', problems);
 
     const ctx = { pool: this.name };
@@ -525,11 +534,13 @@ export class ThinPool {
       metadataBytes = meta.sizeBytes;
     }
 
-    const line: ThinDmTarget = { start: 0n, length, type: THIN_POOL_TARGET, params: formatPoolParams(this.#params) };
+    const params = options.lowWaterMark === undefined ? this.#params : { ...this.#params, lowWaterMark: BigInt(options.lowWaterMark) };
+    const line: ThinDmTarget = { start: 0n, length, type: THIN_POOL_TARGET, params: formatPoolParams(params) };
     await this.#dm.tableLoad(this.name, [line]);
     await this.#dm.deviceResume(this.name);
     this.#lengthSectors = length;
     this.#metadataBytes = metadataBytes;
+    this.#params = params;
   }
 
   /**

@@ -58,6 +58,9 @@ export const RUN_ONLY_DM_KEYS: readonly string[] = Object.freeze([
   'dm.use_deferred_deletion',
   'dm.min_free_space',
   'dm.xfs_nospace_max_retries',
+  'dm.autoextend_threshold',
+  'dm.autoextend_percent',
+  'dm.autoextend_max',
 ]);
 // The other keys of DM_OPTION_KEYS are refused by the DeviceSet itself (supported: false).
 
@@ -213,6 +216,23 @@ export function statusJson(s: DeviceSetStatus): DsStatusJson {
     needsCheck: s.needsCheck,
     poolOwned: s.poolOwned,
     quarantinedThinIds: s.quarantinedThinIds.map((q) => ({ deviceId: q.deviceId, reason: q.reason, since: q.since })),
+    autoextend: autoextendJson(s.autoextend),
+  };
+}
+
+function autoextendJson(a: DeviceSetStatus['autoextend']): NonNullable<DsStatusJson['autoextend']> {
+  const n = (v: bigint): number => v as unknown as number;
+  const last = a.lastExtension;
+  return {
+    enabled: a.enabled,
+    threshold: a.threshold,
+    percent: a.percent,
+    max: a.max === null ? null : n(a.max),
+    lowWaterMark: a.lowWaterMark === null ? null : n(a.lowWaterMark),
+    state: a.state,
+    message: a.message,
+    lastExtension: last === null ? null : { at: last.at, what: last.what, from: n(last.from), to: n(last.to), trigger: last.trigger },
+    extensions: a.extensions,
   };
 }
 
@@ -235,7 +255,18 @@ function statusText(s: DsStatusJson): string {
     `Deferred Deletion Enabled: ${s.deferredDeleteEnabled}`,
     `Deferred Deleted Devices:  ${s.deferredDeletedDeviceCount}`,
     ...s.quarantinedThinIds.map((q) => `Quarantined Thin Id:       ${q.deviceId} (since ${q.since}: ${q.reason})`),
+    ...autoextendText(s.autoextend),
   ].join('\n') + '\n';
+}
+
+function autoextendText(a: DsStatusJson['autoextend']): string[] {
+  if (a === undefined || !a.enabled) return ['Autoextend:                off'];
+  const last = a.lastExtension;
+  return [
+    `Autoextend:                at ${a.threshold}% used, grow by ${a.percent}%, max ${a.max === null ? '-' : humanSize(a.max)}, low water mark ${a.lowWaterMark ?? '-'} blocks`,
+    `Autoextend State:          ${a.state}${a.message === null ? '' : ` (${a.message})`}`,
+    `Autoextend Last:           ${last === null ? '-' : `${last.at} ${last.what} ${humanSize(last.from)} -> ${humanSize(last.to)} (${last.trigger})`}`,
+  ];
 }
 
 /** The supported `dm.*` keys and their defaults, for `ds init --help` (specs/ds.ts). */

@@ -166,6 +166,7 @@ export function fakeStatus(): DeviceSetStatus {
     metadataLoopback: '/r/devicemapper/metadata', data: sp, metadata: sp, sectorSize: 65536n, udevSyncSupported: false,
     deferredRemoveEnabled: true, deferredDeleteEnabled: true, deferredDeletedDeviceCount: 0, baseDeviceSize: 64n << 20n,
     baseDeviceFS: 'ext4', minFreeSpace: 51n << 20n, transactionId: 2n, mode: 'rw', needsCheck: false, poolOwned: true, quarantinedThinIds: [],
+    autoextend: { enabled: false, threshold: null, percent: 20, max: null, lowWaterMark: null, state: 'off', message: null, lastExtension: null, extensions: 0 },
   };
 }
 

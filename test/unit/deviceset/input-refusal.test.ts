@@ -206,7 +206,7 @@ args('init refuses wrong-typed fields and unknown keys, before creating the root
       {
         path: '/init/optoins',
         message:
-          'unknown option "optoins" (known: options, dm, loops, syscalls, tools, metadataFs, blockDevices, crashPoint, log, kernelLog, discardRecordsOnBlankMetadata, deferredDeleteIntervalMs, signal)',
+          'unknown option "optoins" (known: options, dm, loops, syscalls, tools, metadataFs, blockDevices, crashPoint, log, kernelLog, discardRecordsOnBlankMetadata, autoextend, deferredDeleteIntervalMs, signal)',
       },
     ]);
     assert.is(existsSync(w.root), false);

@@ -68,10 +68,11 @@ sizes.run();
 
 const keys = suite('deviceset/options: dm.* keys');
 
-keys('DM_OPTION_KEYS has Docker\'s 23 keys, 15 supported', () => {
-  assert.is(DM_OPTION_KEYS.length, 23);
-  assert.is(new Set(DM_OPTION_KEYS.map((d) => d.key)).size, 23);
-  assert.is(DM_OPTION_KEYS.filter((d) => d.supported).length, 15);
+keys('DM_OPTION_KEYS has Docker\'s 23 keys and our 3 autoextend keys, 18 supported', () => {
+  assert.is(DM_OPTION_KEYS.length, 26);
+  assert.is(new Set(DM_OPTION_KEYS.map((d) => d.key)).size, 26);
+  assert.is(DM_OPTION_KEYS.filter((d) => d.supported).length, 18);
+  assert.equal(DM_OPTION_KEYS.filter((d) => d.docker === false).map((d) => d.key), ['dm.autoextend_threshold', 'dm.autoextend_percent', 'dm.autoextend_max']);
   assert.equal(
     DM_OPTION_KEYS.filter((d) => !d.supported).map((d) => d.key).sort(),
     [
@@ -88,6 +89,7 @@ keys('defaults are exact (Docker\'s, ext4)', () => {
     baseSize: 10n * G, loopDataSize: 100n * G, loopMetadataSize: 2n * G, fs: 'ext4', mkfsArgs: [], mountOptions: '',
     dataDevice: null, metadataDevice: null, thinPoolDevice: null, blockSize: 65536n, blkDiscard: true,
     useDeferredRemoval: 'auto', useDeferredDeletion: 'auto', minFreeSpacePercent: 10, xfsNoSpaceMaxRetries: null,
+    autoextendThreshold: null, autoextendPercent: 20, autoextendMax: null,
   });
   assert.equal(resolveDeviceSetOptions(), r);
   assert.equal(resolveDeviceSetOptions({}), r);
@@ -99,11 +101,13 @@ keys('every supported key parses (and keys are case-insensitive)', () => {
     'DM.BASESIZE=20G', 'dm.LoopDataSize=200G', 'dm.loopmetadatasize=4G', 'dm.fs=xfs', 'dm.mkfsarg=-K', 'Dm.MkfsArg=-m crc=1',
     'dm.mountopt=noatime', 'dm.mountopt=nobarrier', 'dm.blocksize=512K', 'dm.blkdiscard=F', 'dm.use_deferred_removal=1',
     'dm.use_deferred_deletion=True', 'dm.min_free_space=0%', 'dm.xfs_nospace_max_retries=7',
+    'DM.AUTOEXTEND_THRESHOLD=80%', 'dm.autoextend_percent=25%', 'dm.autoextend_max=400G',
   ]);
   assert.equal(r, {
     baseSize: 20n * G, loopDataSize: 200n * G, loopMetadataSize: 4n * G, fs: 'xfs', mkfsArgs: ['-K', '-m crc=1'],
     mountOptions: 'noatime,nobarrier', dataDevice: null, metadataDevice: null, thinPoolDevice: null, blockSize: 512n * 1024n,
     blkDiscard: false, useDeferredRemoval: true, useDeferredDeletion: true, minFreeSpacePercent: 0, xfsNoSpaceMaxRetries: 7,
+    autoextendThreshold: 80, autoextendPercent: 25, autoextendMax: 400n * G,
   });
   const d = parseDmOptions(['dm.datadev=/dev/sdb', 'dm.metadatadev=/dev/sdc']);
   assert.is(d.dataDevice, '/dev/sdb');

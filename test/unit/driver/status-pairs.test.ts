@@ -32,6 +32,7 @@ const base: DeviceSetStatus = {
   needsCheck: false,
   poolOwned: false,
   quarantinedThinIds: [],
+  autoextend: { enabled: false, threshold: null, percent: 20, max: null, lowWaterMark: null, state: 'off', message: null, lastExtension: null, extensions: 0 },
 };
 
 test('dm.thinpooldev (external pool): no Data file / Metadata file lines, as docker info', () => {

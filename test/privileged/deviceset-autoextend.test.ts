@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+// Autoextend on the real kernel (issue #20 part 2). A DeviceSet on a 64 MiB loop pool with
+// dm.autoextend_threshold: a device's mounted ext4 takes 192 MiB of random data written with
+// `dd oflag=direct conv=fsync`; dd exits 0, the sha256 read back matches, the pool grew in steps
+// (each step's `dmsetup table` length is the grown file's), thin_check is clean. And without
+// autoextend: the same pool reaches out_of_data_space (queue_if_no_space holds the writes), a
+// PoolMonitor reports it, a manual resizePool resumes the queued writes, dd exits 0 and the data
+// is intact. dd runs as an asynchronous child: the monitor and the grow run in this process.
+import * as assert from 'uvu/assert';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeviceSet } from '../../src/deviceset/index.js';
+import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
+import { prefixFor } from '../../src/deviceset/hash.js';
+import { PoolMonitor } from '../../src/thin/index.js';
+import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
+
+const test = withSweep(privilegedSuite('deviceset autoextend (real kernel)'));
+const MiB = 1024 * 1024;
+const BASE = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=16M', 'dm.basesize=384M', 'dm.min_free_space=0%'];
+const AUTO = [...BASE, 'dm.autoextend_threshold=70%', 'dm.autoextend_percent=50%'];
+const roots: string[] = [];
+let n = 0;
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+}
+
+function newRoot(tag: string): string {
+  const root = join(testTmpDir(), `ae-${tag}-${++n}`);
+  roots.push(root);
+  return root;
+}
+
+/** Unmounts anything under root and removes every dm device of its prefix (pool last): our dm names carry no test marker. */
+function cleanupRoot(root: string): void {
+  if (!existsSync(root)) return;
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const mp = line.split(' ')[1];
+    if (mp && mp.startsWith(root + '/')) spawnSync('umount', ['-l', mp]);
+  }
+  const st = statSync(root, { bigint: true });
+  const prefix = prefixFor({ dev: st.dev, ino: st.ino });
+  const out = sh('dmsetup', ['ls']);
+  const mine = /No devices found/i.test(out) ? [] : out.split('\n').map((l) => l.split('\t')[0]?.trim() ?? '').filter((d) => d.startsWith(`${prefix}-`));
+  for (const d of [...mine.filter((x) => !x.endsWith('-pool')), ...mine.filter((x) => x.endsWith('-pool'))]) spawnSync('dmsetup', ['remove', '--force', '--retry', d]);
+}
+
+const it = (name: string, fn: () => Promise<void>): void => {
+  test(name, async () => {
+    const mine = roots.length;
+    try {
+      await fn();
+    } catch (err) {
+      console.log(`  [autoextend] FAILED ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      throw err;
+    } finally {
+      for (const r of roots.slice(mine)) cleanupRoot(r);
+    }
+  });
+};
+
+/** `dmsetup table NAME`'s length in sectors (field 2). */
+function tableSectors(name: string): number {
+  return Number(sh('dmsetup', ['table', name]).trim().split(/\s+/)[1]);
+}
+
+/** `dmsetup status NAME`'s thin-pool mode (field 8: after `<start> <length> thin-pool <txid> <meta> <data> <held>`). */
+function poolMode(name: string): string {
+  return sh('dmsetup', ['status', name]).trim().split(/\s+/)[7] ?? '';
+}
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** `dd` as an asynchronous child (this process must stay free to grow the pool); resolves with its exit status and stderr. */
+function ddAsync(src: string, dst: string): { done: Promise<{ status: number | null; stderr: string }> } {
+  const child = spawn('dd', [`if=${src}`, `of=${dst}`, 'bs=1M', 'oflag=direct', 'conv=fsync', 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return {
+    done: new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (status) => resolve({ status, stderr }));
+    }),
+  };
+}
+
+/** thin_check of the metadata file through a read-only loop (thin-provisioning-tools open with O_DIRECT, which tmpfs refuses). */
+function thinCheck(root: string): void {
+  const meta = sh('losetup', ['--find', '--show', '--read-only', join(root, 'devicemapper', 'metadata')]).trim();
+  try {
+    const r = spawnSync('thin_check', [meta], { encoding: 'utf8' });
+    assert.is(r.status, 0, `thin_check: ${r.stdout}${r.stderr}`);
+  } finally {
+    spawnSync('losetup', ['-d', meta]);
+  }
+}
+
+function randomFile(mb: number): string {
+  const f = join(testTmpDir(), `random-${mb}M-${++n}.bin`);
+  sh('dd', ['if=/dev/urandom', `of=${f}`, 'bs=1M', `count=${mb}`, 'status=none']);
+  return f;
+}
+
+it('autoextend on: 192 MiB through a 64 MiB pool; dd exits 0, sha256 matches, the pool grew in steps, thin_check clean', async () => {
+  const root = newRoot('on');
+  const logs: string[] = [];
+  const set = await DeviceSet.init(root, { options: AUTO, log: (l, m) => void logs.push(`${l}: ${m}`) });
+  let down = false;
+  try {
+    const pool = set.poolName;
+    assert.is(tableSectors(pool), (64 * MiB) / 512);
+    // floor(1024 × 30 / 100) = 307: the kernel's own table says so.
+    assert.is(sh('dmsetup', ['table', pool]).trim().split(/\s+/)[6], '307');
+    assert.is(set.autoextender.status().state, 'watching');
+    const steps: { ext: AutoextendExtension; table: number }[] = [];
+    set.autoextender.on('extended', (ext) => steps.push({ ext, table: tableSectors(pool) }));
+    const failures: string[] = [];
+    set.autoextender.on('extendFailed', (e) => failures.push(e.message));
+    set.autoextender.on('hostFull', (e) => failures.push(e.message));
+    set.autoextender.on('ceiling', (e) => failures.push(e.message));
+
+    await set.addDevice('box', '');
+    const mp = join(root, 'mnt-box');
+    mkdirSync(mp, { recursive: true });
+    await set.mountDevice('box', mp);
+    const src = randomFile(192);
+    const want = await sha256(src);
+    const r = await ddAsync(src, join(mp, 'data.bin')).done;
+    assert.is(r.status, 0, `dd: ${r.stderr}`);
+    assert.is(r.stderr, '', 'no ENOSPC or other complaint from dd');
+    assert.equal(failures, []);
+    // Read back from the device, not the page cache: unmount and mount again.
+    await set.unmountDevice('box', mp);
+    await set.mountDevice('box', mp);
+    assert.is(await sha256(join(mp, 'data.bin')), want);
+    await set.unmountDevice('box', mp);
+
+    // In steps of 50 %, each one the table's new length when it was announced.
+    console.log(`  [autoextend] grew ${steps.map((x) => `${Number(x.ext.from) / MiB}M→${Number(x.ext.to) / MiB}M (${x.ext.trigger})`).join(', ')}`);
+    assert.ok(steps.length >= 3, `grew ${steps.length} times: ${logs.join(' | ')}`);
+    let size = 64 * MiB;
+    for (const s of steps) {
+      assert.is(s.ext.what, 'data');
+      assert.is(Number(s.ext.from), size);
+      assert.is(Number(s.ext.to), size * 1.5);
+      assert.is(s.table, (size * 1.5) / 512, 'dmsetup table length at the step');
+      size *= 1.5;
+    }
+    assert.is(statSync(join(root, 'devicemapper', 'data')).size, size);
+    assert.is(tableSectors(pool), size / 512);
+    assert.is(poolMode(pool), 'rw');
+    const st = (await set.status()).autoextend;
+    assert.equal([st.state, st.message, st.extensions], ['watching', null, steps.length]);
+    await set.shutdown();
+    down = true;
+    thinCheck(root);
+  } finally {
+    if (!down) await set.shutdown().catch(() => undefined);
+  }
+});
+
+it('autoextend off: out_of_data_space queues the writes, the monitor reports it, a manual resizePool resumes them, data intact', async () => {
+  const root = newRoot('off');
+  const set = await DeviceSet.init(root, { options: BASE, log: () => undefined });
+  let monitor: PoolMonitor | undefined;
+  let down = false;
+  try {
+    const pool = set.poolName;
+    assert.is(set.autoextender.status().state, 'off');
+    await set.addDevice('box', '');
+    const mp = join(root, 'mnt-box');
+    mkdirSync(mp, { recursive: true });
+    await set.mountDevice('box', mp);
+    const src = randomFile(96);
+    const want = await sha256(src);
+
+    monitor = new PoolMonitor([pool]);
+    const events: string[] = [];
+    monitor.on('modeChange', (e) => events.push(`modeChange ${e.from}->${e.to}`));
+    monitor.on('error', (e, p) => events.push(`error ${p} ${e.message}`));
+    const dry = new Promise<string>((resolve) => monitor!.once('outOfDataSpace', (e) => resolve(`${e.status.mode} ${e.status.noSpacePolicy} ${e.status.usedDataBlocks}/${e.status.totalDataBlocks}`)));
+    await monitor.ready;
+    const dd = ddAsync(src, join(mp, 'data.bin'));
+    assert.is(await dry, 'out_of_data_space queue_if_no_space 1024/1024');
+    assert.is(poolMode(pool), 'out_of_data_space');
+    const back = new Promise<void>((resolve) => monitor!.on('modeChange', (e) => e.to === 'rw' && resolve()));
+    await set.resizePool('160M');
+    await back;
+    const r = await dd.done;
+    assert.is(r.status, 0, `dd: ${r.stderr}`);
+    assert.is(r.stderr, '');
+    assert.is(tableSectors(pool), (160 * MiB) / 512);
+    assert.is(poolMode(pool), 'rw');
+    assert.equal(events.slice(0, 2), ['modeChange rw->out_of_data_space', 'modeChange out_of_data_space->rw']);
+    await monitor.close();
+    monitor = undefined;
+    await set.unmountDevice('box', mp);
+    await set.mountDevice('box', mp);
+    assert.is(await sha256(join(mp, 'data.bin')), want);
+    await set.unmountDevice('box', mp);
+    await set.shutdown();
+    down = true;
+    thinCheck(root);
+  } finally {
+    await monitor?.close();
+    if (!down) await set.shutdown().catch(() => undefined);
+  }
+});
+
+test.run();
