@@ -15,8 +15,11 @@ const NullableString = Type.Union([Type.String(), Type.Null()]);
 export const DmVersionJson = Type.Object({
   /** devmapper's own version (package.json). */
   library: Type.String(),
-  /** The kernel's dm ioctl interface version, `major.minor.patch` (DM_VERSION). */
-  driver: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }),
+  /**
+   * The kernel's dm ioctl interface version, `major.minor.patch` (DM_VERSION); null when the
+   * driver could not be asked (the command then also reports the error on stderr and fails).
+   */
+  driver: Type.Union([Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }), Type.Null()]),
   /** uname -r. */
   kernel: Type.String(),
 }, { additionalProperties: false });

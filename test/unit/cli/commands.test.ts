@@ -106,7 +106,7 @@ test('dm: bad input exits 2 and an unknown device 3, with no mutating call', asy
     [['dm', 'info', 'a', '--uuid', 'u'], 2, 'only one'],
     [['dm', 'info', '--dev', '253'], 2, 'EINVALIDARG'],
     [['dm', 'rename', 'alpha'], 2, 'NEW_NAME or --set-uuid'],
-    [['dm', 'message', 'alpha', '-1', 'x'], 2, 'unknown option'],
+    [['dm', 'message', 'alpha', '-1', 'x'], 2, "'-1' is a negative number"],
     [['dm', 'message', 'alpha', 'x', 'y'], 2, 'SECTOR'],
     [['dm', 'wait', 'alpha', 'soon'], 2, 'EVENT_NR'],
     [['dm', 'info', 'ghost'], 3, 'EDEVICENOTFOUND'],
