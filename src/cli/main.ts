@@ -7,6 +7,7 @@
 import { commandHelpAsync, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
 import { processIo, type CliSignal, type Ctx, type Deps, type Io } from './context.js';
 import { EXIT, InterruptedError, UsageError, causeLines, jsonErrorReport, reportError } from './errors.js';
+import { completionCommand } from './specs/completion.js';
 import { demoCommand } from './specs/demo.js';
 import { dmGroup } from './specs/dm.js';
 import { dockerGroup } from './specs/docker.js';
@@ -20,7 +21,7 @@ import { libraryVersion } from './version.js';
 /** Every command group, in help order. */
 export const GROUPS: readonly GroupSpec<Ctx>[] = [dsGroup, driverGroup, dmGroup, loopGroup, poolGroup, thinGroup, dockerGroup];
 /** Top-level leaf commands. */
-export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand];
+export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand, completionCommand];
 
 export function topHelp(): string {
   const rows: [string, string][] = [
