@@ -53,7 +53,7 @@ test('bash (when installed): the script parses (bash -n) and completes groups, c
   const n = spawnSync('bash', ['-n', file], { encoding: 'utf8' });
   assert.equal([n.status, n.stderr], [0, '']);
   assert.equal(complete(file, ['devmapper', 'd']), ['ds', 'driver', 'dm', 'docker', 'demo']);
-  assert.equal(complete(file, ['devmapper', 'loop', '']), ['attach', 'detach', 'ls', 'find']);
+  assert.equal(complete(file, ['devmapper', 'loop', '']), ['attach', 'detach', 'set-capacity', 'ls', 'find']);
   assert.equal(complete(file, ['devmapper', 'loop', 'attach', '--s']), ['--size', '--size-limit']);
   assert.equal(complete(file, ['devmapper', 'dm', 'remove', 'vol', '--d']), ['--dev', '--deferred']);
   assert.equal(complete(file, ['devmapper', 'vm', '--k']), ['--kernel', '--kvm']);
