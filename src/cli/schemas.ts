@@ -287,6 +287,30 @@ export const DockerLsJson = Type.Object({
 }, { additionalProperties: false });
 export type DockerLsJson = Static<typeof DockerLsJson>;
 
+/**
+ * What every command writes to stderr on an error under `--json` (one line; src/cli/errors.ts,
+ * jsonErrorReport). Published as schemas/error.schema.json.
+ */
+export const CliErrorJson = Type.Object(
+  {
+    error: Type.Object(
+      {
+        /** The error's stable code (EDEVICENOTFOUND, EUSAGE, an errno name, EUNEXPECTED). */
+        code: Type.String({ pattern: '^E[A-Z0-9_]+$' }),
+        message: Type.String(),
+        hint: Type.String(),
+        /** The errno name under the error (errnoCode), or null. */
+        errno: Type.Union([Type.String({ pattern: '^E[A-Z0-9_]+$' }), Type.Null()]),
+        /** The cause chain, outermost first (what --verbose prints). */
+        causes: Type.Array(Type.String()),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CliErrorJson = Static<typeof CliErrorJson>;
+
 export const SCHEMAS = {
   'dm version': DmVersionJson,
   'dm ls': DmListJson,

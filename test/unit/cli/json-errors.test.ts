@@ -8,6 +8,11 @@ import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
 import { DmUnavailableError, IoctlError } from '../../../src/index.js';
 import type { CliDm, Deps } from '../../../src/cli/context.js';
 import { cli, type CliResult } from './harness.js';
+import { Value } from '@sinclair/typebox/value';
+import { CliErrorJson } from '../../../src/cli/schemas.js';
+
+// CliErrorJson is what schemas/error.schema.json is generated from (json-schemas.test.ts pins the file).
+const valid = (v: unknown): string[] => [...Value.Errors(CliErrorJson, v)].map((e) => `${e.path}: ${e.message}`);
 
 function fakeDeps(): { deps: Partial<Deps>; dispose(): void } {
   const fake = new FakeKernel({ sysfs: true, devDir: '/fakedev' });
@@ -23,7 +28,9 @@ async function both(argv: string[], deps: Partial<Deps>): Promise<{ json: CliRes
   assert.is(json.stdout, '');
   assert.ok(json.stderr.endsWith('}\n'), json.stderr);
   assert.is(json.stderr.split('\n').length, 2, 'one line');
-  return { json, text, error: JSON.parse(json.stderr) };
+  const error = JSON.parse(json.stderr) as unknown;
+  assert.equal(valid(error), [], json.stderr);
+  return { json, text, error };
 }
 
 test('a usage error: EUSAGE, the command-line message and the command\'s --help hint, exit 2', async () => {
@@ -89,6 +96,14 @@ test('a kernel refusal: the errno name is both code and errno; a wrapped one kee
   assert.is(r.json.code, 6);
   const e = (r.error as { error: { code: string; errno: string; causes: string[] } }).error;
   assert.equal([e.code, e.errno, e.causes.length], ['EDMUNAVAILABLE', 'ENOENT', 1]);
+});
+
+test('the error schema rejects what is not the shape', () => {
+  const ok = { error: { code: 'EUSAGE', message: 'm', hint: 'h', errno: null, causes: [] } };
+  assert.equal(valid(ok), []);
+  assert.is.not(valid({ error: { ...ok.error, extra: 1 } }).length, 0);
+  assert.is.not(valid({ error: { ...ok.error, errno: 16 } }).length, 0);
+  assert.is.not(valid({ error: { code: 'EUSAGE', message: 'm', hint: 'h', errno: null } }).length, 0);
 });
 
 test('--json after -- belongs to the guest command: the error stays text', async () => {
