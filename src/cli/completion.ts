@@ -3,10 +3,17 @@
 // (specs/), so a new command or option completes without editing a script. Loaded only when the
 // completion command runs (commands/completion.ts).
 import { optionsOf, type CommandSpec, type GroupSpec } from './args.js';
+import type { Ctx } from './context.js';
 
 /** The shells `devmapper completion` writes a script for. */
 export const COMPLETION_SHELLS = ['bash', 'zsh'] as const;
 export type CompletionShell = (typeof COMPLETION_SHELLS)[number];
+
+/** The tables `--help` prints (main.ts's GROUPS and TOP_COMMANDS), which the scripts complete. */
+export interface CommandTables {
+  readonly groups: readonly GroupSpec<Ctx>[];
+  readonly tops: readonly CommandSpec<Ctx>[];
+}
 
 /** What the scripts complete: words at position 1, 2 and the options of each command. */
 interface Tree {

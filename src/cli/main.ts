@@ -21,7 +21,7 @@ import { libraryVersion } from './version.js';
 /** Every command group, in help order. */
 export const GROUPS: readonly GroupSpec<Ctx>[] = [dsGroup, driverGroup, dmGroup, loopGroup, poolGroup, thinGroup, dockerGroup];
 /** Top-level leaf commands. */
-export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand, completionCommand];
+export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand, completionCommand(() => ({ groups: GROUPS, tops: TOP_COMMANDS }))];
 
 export function topHelp(): string {
   const rows: [string, string][] = [
