@@ -92,6 +92,7 @@ export const DEVMAPPER_ERROR_CODES = [
   'EDOCKERLAYER',
   'EDOCKERPOOLCONFLICT',
   'EDOCKERNOTMOUNTED',
+  'EDOCKERIMPORT',
   // src/cli
   'EUSAGE',
   'EENVIRONMENT',
@@ -200,4 +201,40 @@ export function errnoCode(err: unknown): string | undefined {
  */
 export function isErrno(err: unknown, code: string): boolean {
   return errnoCode(err) === code;
+}
+
+/** What an option of a constructor's options object must be: a type name or a checker returning a problem. */
+export type OptionField = 'object' | 'function' | 'string' | 'number' | ((value: unknown) => string | undefined);
+
+/**
+ * Checks a constructor's options object before anything is opened: a plain object (or nothing),
+ * only `fields`, each of its type, and **no key given as `undefined`**. A seam spelled out but
+ * undefined (`{ syscalls: maybeFake }` with the fake not set up yet) would otherwise fall back to
+ * the real default, the real libc and /dev, and a test meant for a fake would touch the real
+ * kernel. Every problem is listed in one {@link InvalidArgumentError}.
+ */
+export function assertOptionsObject(what: string, value: unknown, fields: Readonly<Record<string, OptionField>>): void {
+  if (value === undefined) return;
+  const problems: ValidationProblem[] = [];
+  const proto: unknown = typeof value === 'object' && value !== null ? Object.getPrototypeOf(value) : undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || (proto !== Object.prototype && proto !== null)) {
+    throw new InvalidArgumentError(what, [{ path: '', message: 'expected an options object', value }]);
+  }
+  const o = value as Record<string, unknown>;
+  const known = Object.keys(fields);
+  for (const key of Object.keys(o)) {
+    const field = Object.hasOwn(fields, key) ? fields[key] : undefined;
+    const v = o[key];
+    if (field === undefined) {
+      problems.push({ path: `/${key}`, message: `unknown option "${key}" (known: ${known.join(', ')})`, value: v });
+    } else if (v === undefined) {
+      problems.push({ path: `/${key}`, message: `"${key}" is given as undefined: leave the key out to mean the default` });
+    } else if (typeof field === 'function') {
+      const p = field(v);
+      if (p !== undefined) problems.push({ path: `/${key}`, message: p, value: v });
+    } else if (field === 'object' ? typeof v !== 'object' || v === null || Array.isArray(v) : typeof v !== field) {
+      problems.push({ path: `/${key}`, message: `expected ${field === 'object' ? 'an object' : `a ${field}`}`, value: v });
+    }
+  }
+  if (problems.length > 0) throw new InvalidArgumentError(what, problems);
 }

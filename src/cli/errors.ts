@@ -148,6 +148,7 @@ const BY_CODE: Readonly<Record<DevmapperErrorCode, ExitCode>> = {
   EDEVICESETCLOSED: EXIT.OTHER,
   EDRIVERCLOSED: EXIT.OTHER,
   EDOCKERROOT: EXIT.OTHER,
+  EDOCKERIMPORT: EXIT.OTHER,
   // The process exits 130 / 143 by the signal (main.ts); as a code alone it is no failure class.
   EINTERRUPTED: EXIT.OTHER,
 };

@@ -311,6 +311,45 @@ export const CliErrorJson = Type.Object(
 );
 export type CliErrorJson = Static<typeof CliErrorJson>;
 
+/** `docker import --json`: what the import did (src/driver/docker-import.ts DockerImportResult). */
+export const DockerImportJson = Type.Object({
+  root: Type.String(),
+  /** `imported` now, `finished` (an import stopped between its two renames), or `already-imported`. */
+  outcome: Type.Union([Type.Literal('imported'), Type.Literal('finished'), Type.Literal('already-imported')]),
+  /** Docker's kernel name prefix, which the set keeps. */
+  prefix: Type.String(),
+  poolName: Type.String(),
+  /** Where Docker's metadata/ went, relative to the root (undo: `devmapper docker restore`). */
+  dockerMetadata: Type.String(),
+  importedAt: Type.String(),
+  /** The dm.* options saved in ROOT/cli-options.json. */
+  options: Type.Array(Type.String()),
+  /** ROOT/cli-options.json was written by this command (false: it existed already). */
+  optionsSaved: Type.Boolean(),
+  removedStaging: Type.Boolean(),
+  devices: Type.Array(Type.Object({
+    id: Type.String(),
+    hash: Type.String(),
+    deviceId: Int,
+    size: Int,
+    state: Type.Union([Type.Literal('ready'), Type.Literal('deleting')]),
+  }, { additionalProperties: false })),
+  pendingDeletion: Type.Array(Type.String()),
+  /** Docker's open transaction: rolled back by the first open of the set (delete of its thin id). */
+  openTransaction: Type.Union([
+    Type.Object({
+      openTransactionId: Int,
+      deviceHash: Type.String(),
+      deviceId: Int,
+      poolTransactionId: Int,
+      recordLeftOut: Type.Boolean(),
+      note: Type.String(),
+    }, { additionalProperties: false }),
+    Type.Null(),
+  ]),
+}, { additionalProperties: false });
+export type DockerImportJson = Static<typeof DockerImportJson>;
+
 export const SCHEMAS = {
   'dm version': DmVersionJson,
   'dm ls': DmListJson,
@@ -331,4 +370,5 @@ export const SCHEMAS = {
   'driver status': DriverStatusJson,
   'driver metadata': DriverMetadataJson,
   'docker ls': DockerLsJson,
+  'docker import': DockerImportJson,
 } as const;

@@ -98,9 +98,17 @@ function checkOptionsObject(value: unknown, path: string, fields: Record<string,
       p.push({ path: `${path}/${key}`, message: `unknown option "${key}" (known: ${known.join(', ')})`, value: value[key] });
       continue;
     }
+    if (value[key] === undefined && SEAMS.has(key)) {
+      // A seam spelled out but undefined would fall back to the real kernel, libc or disk.
+      p.push({ path: `${path}/${key}`, message: `"${key}" is given as undefined: leave the key out to mean the real one` });
+      continue;
+    }
     check(value[key], `${path}/${key}`, p);
   }
 }
+
+/** The init keys that replace the real kernel, libc, tools or disk (refused when given as undefined). */
+const SEAMS: ReadonlySet<string> = new Set(['dm', 'loops', 'syscalls', 'tools', 'metadataFs', 'blockDevices']);
 
 function checkHash(hash: unknown, path: string, p: Problems, options: { base?: 'allowed' | 'refused' } = {}): void {
   const problem = hashProblem(hash);

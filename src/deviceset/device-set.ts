@@ -49,6 +49,7 @@ import {
 } from './errors.js';
 import { realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, prefixFor } from './hash.js';
+import { importedNamePrefix } from './docker-names.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
@@ -203,11 +204,10 @@ export class DeviceSet {
     assertOwnedDirIfPresent(join(root, 'devicemapper'));
     assertOwnedDirIfPresent(join(root, 'metadata'));
     const st = fs.statSync(root, { bigint: true });
-    const prefix = prefixFor({ dev: st.dev, ino: st.ino });
     const lock = RootLock.acquire(root, init.syscalls ?? realSyscalls());
     let set: DeviceSet | undefined;
     try {
-      set = new DeviceSet(root, prefix, options, init, lock);
+      set = new DeviceSet(root, namePrefixOf(root, st), options, init, lock);
       await set.#init(given.has('baseSize'));
     } catch (err) {
       // Every throw after the lock is taken releases it (the constructor's too).
@@ -533,6 +533,11 @@ export class DeviceSet {
     this.#worker = undefined;
   }
 
+  /** `await using ds = await DeviceSet.init(root, init)`: {@link shutdown} at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
   /**
    * Docker's Shutdown: stops the worker, waits for running calls, saves the deviceset record,
    * unmounts what this DeviceSet mounted, deactivates its devices, removes the pool if it owns
@@ -568,4 +573,13 @@ export class DeviceSet {
     this.#lock.release();
     if (this.#ownDm) this.#dm.close();
   }
+}
+
+/**
+ * The set's dm name prefix: {@link prefixFor} of stat(root), or Docker's `docker-MAJ:MIN-INO`
+ * for a root imported from Docker, whose deviceset record says so (docker-names.ts; an import a
+ * crash stopped between its two renames is finished first). Caller holds the root lock.
+ */
+function namePrefixOf(root: string, st: fs.BigIntStats): string {
+  return importedNamePrefix(root, st) ?? prefixFor({ dev: st.dev, ino: st.ino });
 }

@@ -125,6 +125,17 @@ export {
 } from './kernel-log.js';
 export { DeviceSet } from './device-set.js';
 export {
+  DOCKER_ORIGINALS_PREFIX,
+  DOCKER_PREFIX_RE,
+  IMPORT_MARKER_FILE,
+  IMPORT_STAGING_DIR,
+  dockerNamePrefix,
+  finishInterruptedImport,
+  importMarkerTarget,
+  importedNamePrefix,
+  recordedNamePrefix,
+} from './docker-names.js';
+export {
   assertOwnedDir,
   assertOwnedDirIfPresent,
   effectiveUid,

@@ -18,7 +18,7 @@
  *
  * Numbers are JSON numbers: sizes are bytes up to 2^53−1 (8 PiB), transaction ids up to 2^53−1.
  *
- * **Unknown fields** are accepted on load and dropped (TypeBox `Value.Clean`), so a newer
+ * **Unknown fields** are accepted on load and dropped (schemaClean, as TypeBox's `Value.Clean`), so a newer
  * devmapper may add optional fields without breaking an older one. A change an older reader must
  * not ignore bumps {@link METADATA_FORMAT_VERSION}; a deviceset record with a newer version is
  * refused with {@link MetadataCorruptError}.
@@ -33,13 +33,20 @@
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { Value } from '@sinclair/typebox/value';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { InvalidArgumentError, errnoCode, type ValidationProblem } from '../errors.js';
 import { MetadataCorruptError, UnsafePathError } from './errors.js';
 import { hashProblem } from './hash.js';
 import { ensureOwnedDir, openNoFollow, readFileNoFollow } from './safe-path.js';
+import { schemaClean, schemaErrors } from './schema-runtime.js';
+import {
+  checkDeviceRecord,
+  checkDeviceSetRecord,
+  checkTransactionRecord,
+  DeviceRecord,
+  DeviceSetRecord,
+  TransactionRecord,
+} from './schemas.generated.js';
 
 /** Thin device ids are 24-bit. */
 export const MAX_DEVICE_ID = 0xffffff;
@@ -51,116 +58,13 @@ export const TRANSACTION_FILE = 'transaction-metadata';
 export const BASE_FILE = 'base';
 const TMP_PREFIX = '.tmp-';
 
-const DeviceId = Type.Integer({ minimum: 0, maximum: MAX_DEVICE_ID });
-const SafeCount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const Filesystem = Type.Union([Type.Literal('ext4'), Type.Literal('xfs')]);
-
-/**
- * Lifecycle of a device record:
- * - `creating`: written before the pool's create_thin/create_snap; becomes `ready` after the
- *   transaction commits.
- * - `ready`: usable.
- * - `deleting`: a delete is in flight, or deferred (then `deleted` is true too).
- * - `faulty`: recovery could not tell what happened; its thin id stays reserved until a person
- *   looks (containerd's Faulty).
- */
-export const DeviceState = Type.Union([
-  Type.Literal('creating'),
-  Type.Literal('ready'),
-  Type.Literal('deleting'),
-  Type.Literal('faulty'),
-]);
-export type DeviceState = Static<typeof DeviceState>;
-
-/** One device: Docker's DevInfo (hash, device_id, size, transaction_id, initialized, deleted) plus ours. */
-export const DeviceRecord = Type.Object({
-  /** '' for the base device. Must match the file name. */
-  hash: Type.String(),
-  deviceId: DeviceId,
-  /** Virtual size in bytes, a multiple of 512. */
-  size: SafeCount,
-  /** The pool transaction id that created this device. */
-  transactionId: SafeCount,
-  /** Base device: true once mkfs finished. Docker's field; other devices leave it false. */
-  initialized: Type.Boolean(),
-  /** Docker's deferred-deletion marker: the pool refused the delete (EBUSY); retry later. */
-  deleted: Type.Boolean(),
-  state: DeviceState,
-  /** Filesystem on the device (set for the base device once made). */
-  filesystem: Type.Optional(Filesystem),
-  /** Filesystem UUID (base device), checked on start to detect a different pool. */
-  filesystemUuid: Type.Optional(Type.String({ minLength: 1 })),
-  /** ISO-8601 time the record was first written. */
-  createdAt: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' }),
-  /** Last error seen for this device (faulty devices say why). */
-  lastError: Type.Optional(Type.String()),
-  /**
-   * A filesystem grow in flight (the intent, written before the device is activated at the new
-   * size): the size in bytes it grows to. `size` changes only once the grow succeeded; the next
-   * init finishes (base device) or undoes (a new snapshot) a grow that a crash interrupted.
-   */
-  growTo: Type.Optional(SafeCount),
-});
-export type DeviceRecord = Static<typeof DeviceRecord>;
-
-/** The DeviceSet as a whole. */
-export const DeviceSetRecord = Type.Object({
-  formatVersion: Type.Integer({ minimum: 1 }),
-  /** Where the id allocator resumes. May be stale after a crash: allocation skips used ids. */
-  nextDeviceId: DeviceId,
-  baseFilesystem: Type.Optional(Filesystem),
-  baseFilesystemUuid: Type.Optional(Type.String({ minLength: 1 })),
-  /** The options in force, as `dm.key=value` strings (formatDmOptions). */
-  options: Type.Array(Type.String()),
-  /**
-   * The commit marker of the journal for an external pool (dm.thinpooldev). Its own transaction
-   * id belongs to its manager: LVM refuses to activate a pool whose id moved away from the one it
-   * recorded (moby#15629), so the journal commits here instead of with set_transaction_id.
-   * Absent for a pool this DeviceSet owns.
-   */
-  transactionId: Type.Optional(SafeCount),
-  /**
-   * Thin ids of an external pool (dm.thinpooldev) that a crash left in doubt: an uncommitted
-   * create whose id exists in the pool, which may be ours or another user's. They are never
-   * deleted and never reused; status() reports them (see docs/deviceset.md, "Safety rules").
-   */
-  quarantinedIds: Type.Optional(
-    Type.Array(
-      Type.Object({
-        deviceId: DeviceId,
-        /** Why the id is in doubt, with the transaction that named it. */
-        reason: Type.String(),
-        /** ISO-8601 time it was quarantined. */
-        since: Type.String(),
-      }),
-    ),
-  ),
-});
-export type DeviceSetRecord = Static<typeof DeviceSetRecord>;
-
-/** Pool operations a transaction can record. */
-export const TransactionOp = Type.Union([Type.Literal('create'), Type.Literal('snapshot'), Type.Literal('delete')]);
-export type TransactionOp = Static<typeof TransactionOp>;
-
-/**
- * The one-slot journal: WHAT pool operation is in flight, written before the pool is touched and
- * removed after the operation finished, so recovery (reconcile.ts) can roll it back or forward.
- */
-export const TransactionRecord = Type.Object({
-  /**
-   * Transaction id this operation commits with: the journal's id + 1 when opened (the pool's id
-   * for an owned pool, DeviceSetRecord.transactionId for an external one).
-   */
-  openTransactionId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
-  deviceHash: Type.String(),
-  deviceId: DeviceId,
-  op: TransactionOp,
-  /** create_snap's origin; required for 'snapshot'. */
-  originDeviceId: Type.Optional(DeviceId),
-  /** Size in bytes of the device being created. */
-  size: Type.Optional(SafeCount),
-});
-export type TransactionRecord = Static<typeof TransactionRecord>;
+export {
+  DeviceRecord,
+  DeviceSetRecord,
+  DeviceState,
+  TransactionOp,
+  TransactionRecord,
+} from './schemas.generated.js';
 
 /** Everything in the metadata directory. */
 export interface LoadedMetadata {
@@ -209,17 +113,19 @@ export const nodeMetadataFs: MetadataFs = {
 // libuv opens every fd with O_CLOEXEC.
 const { O_WRONLY, O_CREAT, O_EXCL, O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = nodeFs.constants;
 
+// The validators are TypeBox's compiled checks, generated at build time (schemas.generated.ts):
+// a process that reads records loads no TypeBox module. Errors() walks the schema dynamically
+// (TypeBox loaded on demand) and cost more than the rest of a journalled addDevice in the guest;
+// only a record that fails pays for the list.
 const checks = {
-  device: TypeCompiler.Compile(DeviceRecord),
-  deviceSet: TypeCompiler.Compile(DeviceSetRecord),
-  transaction: TypeCompiler.Compile(TransactionRecord),
+  device: { check: checkDeviceRecord, schema: DeviceRecord },
+  deviceSet: { check: checkDeviceSetRecord, schema: DeviceSetRecord },
+  transaction: { check: checkTransactionRecord, schema: TransactionRecord },
 };
 
-function schemaProblems<T extends TSchema>(check: TypeCheck<T>, value: unknown): ValidationProblem[] {
-  // Check() is the compiled validator; Errors() walks the schema dynamically and cost more than
-  // the rest of a journalled addDevice in the guest. Only a record that fails pays for the list.
-  if (check.Check(value)) return [];
-  return [...check.Errors(value)].map((e) => ({ path: e.path, message: e.message, value: e.value }));
+function schemaProblems(c: { check: (v: unknown) => boolean; schema: TSchema }, value: unknown): ValidationProblem[] {
+  if (c.check(value)) return [];
+  return schemaErrors(c.schema, value);
 }
 
 function deviceProblems(value: unknown): ValidationProblem[] {
@@ -387,7 +293,7 @@ export class MetadataStore {
     }
     const problems = problemsOf(value);
     if (problems.length > 0) throw new MetadataCorruptError(file, problems);
-    return Value.Clean(schema, value) as Static<T>;
+    return schemaClean(schema, value) as Static<T>;
   }
 
   #ensureDir(): void {

@@ -61,10 +61,10 @@
  *   empty mkfs argument).
  * - `dm.blocksize` is validated here (Docker left it to the kernel).
  */
-import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { InvalidArgumentError, type ValidationProblem } from '../errors.js';
 import { THIN_METADATA_MAX_BYTES } from '../thin/index.js';
+import { schemaErrors } from './schema-runtime.js';
+import { checkDeviceSetOptions, DeviceSetOptions } from './schemas.generated.js';
 
 /** Filesystems the base device can carry. */
 export type BaseFilesystem = 'ext4' | 'xfs';
@@ -218,33 +218,7 @@ export const DM_OPTION_KEYS: readonly DmOptionDoc[] = [
 
 const DOC_BY_KEY = new Map(DM_OPTION_KEYS.map((d) => [d.key, d]));
 
-/** Sizes in the typed form: bytes as bigint or a safe integer, or a size string such as '10G'. */
-const SizeInput = Type.Union([Type.BigInt(), Type.Integer(), Type.String()]);
-const Tristate = Type.Union([Type.Boolean(), Type.Literal('auto')]);
-
-/** The typed (camelCase) input form; every property is optional and defaulted by {@link resolveDeviceSetOptions}. */
-export const DeviceSetOptions = Type.Object(
-  {
-    baseSize: Type.Optional(SizeInput),
-    loopDataSize: Type.Optional(SizeInput),
-    loopMetadataSize: Type.Optional(SizeInput),
-    fs: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')])),
-    mkfsArgs: Type.Optional(Type.Array(Type.String())),
-    mountOptions: Type.Optional(Type.String()),
-    dataDevice: Type.Optional(Type.String()),
-    metadataDevice: Type.Optional(Type.String()),
-    thinPoolDevice: Type.Optional(Type.String()),
-    blockSize: Type.Optional(SizeInput),
-    blkDiscard: Type.Optional(Type.Boolean()),
-    useDeferredRemoval: Type.Optional(Tristate),
-    useDeferredDeletion: Type.Optional(Tristate),
-    minFreeSpacePercent: Type.Optional(Type.Integer()),
-    xfsNoSpaceMaxRetries: Type.Optional(Type.Integer()),
-  },
-  { additionalProperties: false },
-);
-export type DeviceSetOptions = Static<typeof DeviceSetOptions>;
-const DeviceSetOptionsCheck = TypeCompiler.Compile(DeviceSetOptions);
+export { DeviceSetOptions } from './schemas.generated.js';
 
 /** Fully defaulted and validated options. Sizes are bytes. Unset devices are null. */
 export interface ResolvedDeviceSetOptions {
@@ -516,9 +490,9 @@ function collectObject(input: unknown): Collected {
     return c;
   }
   const obj = input as Record<string, unknown>;
-  if (!DeviceSetOptionsCheck.Check(obj)) {
+  if (!checkDeviceSetOptions(obj)) {
     const seenPaths = new Set<string>();
-    for (const e of DeviceSetOptionsCheck.Errors(obj)) {
+    for (const e of schemaErrors(DeviceSetOptions, obj)) {
       const top = e.path.split('/')[1] ?? '';
       if (seenPaths.has(top)) continue;
       seenPaths.add(top);

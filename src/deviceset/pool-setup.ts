@@ -362,19 +362,30 @@ export function assertPoolUsable(name: string, status: ThinPoolStatus, takingOwn
   }
 }
 
+/** The part of a statfs result Docker's Status uses. */
+export type FreeSpaceStat = Pick<fs.BigIntStatsFs, 'bfree' | 'bsize'>;
+
 /**
- * Data and metadata space of a working pool (`w`; zero for a failed one), in bytes. With a
- * loopback `dataFile`, available space is capped by the free space of its file system.
+ * Data and metadata space of a working pool (`w`; zero for a failed one), in bytes. With loopback
+ * files, each one's available space is capped by the free space of the file system holding *that*
+ * file: f_bfree × f_bsize, as Docker's getUnderlyingAvailableSpace (deviceset.go Status), not
+ * f_bavail. `statfs` is for tests.
  */
-export async function poolSpace(w: ThinPoolWorkingStatus | undefined, blockBytes: bigint, dataFile: string | null): Promise<{ data: SpaceUsage; metadata: SpaceUsage }> {
+export async function poolSpace(
+  w: ThinPoolWorkingStatus | undefined,
+  blockBytes: bigint,
+  files: { readonly dataFile: string | null; readonly metadataFile: string | null },
+  statfs: (file: string) => Promise<FreeSpaceStat> = (f) => fs.promises.statfs(f, { bigint: true }),
+): Promise<{ data: SpaceUsage; metadata: SpaceUsage }> {
   let data: SpaceUsage = { used: 0n, total: 0n, available: 0n };
   let metadata: SpaceUsage = { used: 0n, total: 0n, available: 0n };
   if (w) {
-    const cap = dataFile ? await freeBytesUnder(dataFile) : null;
-    const dAvail = (w.totalDataBlocks - w.usedDataBlocks) * blockBytes;
-    data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: cap !== null && cap < dAvail ? cap : dAvail };
-    const mAvail = (w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n;
-    metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: cap !== null && cap < mAvail ? cap : mAvail };
+    const capped = async (avail: bigint, file: string | null): Promise<bigint> => {
+      const cap = file ? await freeBytesUnder(file, statfs) : null;
+      return cap !== null && cap < avail ? cap : avail;
+    };
+    data = { used: w.usedDataBlocks * blockBytes, total: w.totalDataBlocks * blockBytes, available: await capped((w.totalDataBlocks - w.usedDataBlocks) * blockBytes, files.dataFile) };
+    metadata = { used: w.usedMetadataBlocks * 4096n, total: w.totalMetadataBlocks * 4096n, available: await capped((w.totalMetadataBlocks - w.usedMetadataBlocks) * 4096n, files.metadataFile) };
   }
   return { data, metadata };
 }
@@ -387,7 +398,7 @@ export async function statusReport(journal: Journal, src: PoolSource, minFreeSpa
   const st = await journal.pool.status({ noflush: true });
   const blockBytes = BigInt(journal.pool.dataBlockSize) * 512n;
   const w = st.kind === 'working' ? st : undefined;
-  const { data, metadata } = await poolSpace(w, blockBytes, src.dataFile);
+  const { data, metadata } = await poolSpace(w, blockBytes, src);
   const base = journal.records.get('');
   return {
     poolName: journal.pool.name,
@@ -425,10 +436,10 @@ export async function growLoopbackData(loops: LoopControl, pool: ThinPool, dataF
   await pool.resize();
 }
 
-async function freeBytesUnder(file: string): Promise<bigint | null> {
+async function freeBytesUnder(file: string, statfs: (file: string) => Promise<FreeSpaceStat>): Promise<bigint | null> {
   try {
-    const s = await fs.promises.statfs(file, { bigint: true });
-    return s.bavail * s.bsize;
+    const s = await statfs(file);
+    return s.bfree * s.bsize;
   } catch {
     return null;
   }

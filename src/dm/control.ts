@@ -4,7 +4,7 @@
 // (response.ts). Kernel side: drivers/md/dm-ioctl.c.
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { KernelOutputError, errnoCode } from '../errors.js';
+import { KernelOutputError, assertOptionsObject, errnoCode, type OptionField } from '../errors.js';
 import {
   DM_ACTIVE_PRESENT_FLAG,
   DM_BUFFER_FULL_FLAG,
@@ -205,6 +205,20 @@ const POLL_SLICE_MS = 250;
  * Every other failure is the IoctlError from src/ioctl, carrying the request name and a header
  * snapshot.
  */
+/** The type of each {@link DmControlOptions} key, for the constructor's check. */
+const DM_CONTROL_OPTION_FIELDS = {
+  syscalls: 'object',
+  devDir: 'string',
+  nodes: (v) => (v === 'auto' || v === 'manage' || v === 'udev' || v === 'none' ? undefined : "expected 'auto', 'manage', 'udev' or 'none'"),
+  udevControlPath: 'string',
+  udevTimeoutMs: 'number',
+  udevRecheckMs: 'number',
+  removeRetry: 'object',
+  sleep: 'function',
+  clock: 'function',
+  procMiscPath: (v) => (v === null || typeof v === 'string' ? undefined : 'expected a path or null'),
+} satisfies Record<keyof DmControlOptions, OptionField>;
+
 export class DmControl {
   readonly #sys: Syscalls;
   readonly #devDir: string;
@@ -225,6 +239,7 @@ export class DmControl {
   #kernelVersion: DmVersion | undefined;
 
   constructor(options: DmControlOptions = {}) {
+    assertOptionsObject('DmControl options', options, DM_CONTROL_OPTION_FIELDS);
     this.#sys = options.syscalls ?? realSyscalls();
     this.#devDir = (options.devDir ?? '/dev').replace(/\/+$/, '');
     this.#nodes = options.nodes ?? 'auto';
@@ -300,6 +315,11 @@ export class DmControl {
     const fd = this.#fd;
     this.#fd = undefined;
     if (fd !== undefined) this.#sys.close(fd);
+  }
+
+  /** `using dm = new DmControl()`: {@link close} at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /**

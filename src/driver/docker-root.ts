@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { errnoCode, type ValidationProblem } from '../errors.js';
-import { openNoFollow } from '../deviceset/index.js';
+import { dockerNamePrefix, openNoFollow } from '../deviceset/index.js';
 import { DM_NAME_MAX_BYTES } from '../dm/index.js';
 import { THIN_SUPERBLOCK_MAGIC, classifyMetadataHead } from '../thin/index.js';
 import { DockerRootInvalidError } from './errors.js';
@@ -138,9 +138,7 @@ export interface ReadDockerRootOptions {
  * (`(dev >> 8) & 0xfff` and `(dev & 0xff) | ((dev >> 12) & 0xfff00)`).
  */
 export function dockerPrefixFor(st: { readonly dev: bigint; readonly ino: bigint }): string {
-  const major = (st.dev >> 8n) & 0xfffn;
-  const minor = (st.dev & 0xffn) | ((st.dev >> 12n) & 0xfff00n);
-  return `docker-${major}:${minor}-${st.ino}`;
+  return dockerNamePrefix(st); // src/deviceset/docker-names.ts: an imported set derives it the same way
 }
 
 /** deviceset.go getDeviceName(): `<prefix>-base` for hash '', else `<prefix>-<hash>`. */

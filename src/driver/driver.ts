@@ -127,8 +127,11 @@ export function statusPairs(s: DeviceSetStatus): DriverStatusPair[] {
     ['Backing Filesystem', s.baseDeviceFS ?? ''],
     ['Udev Sync Supported', String(s.udevSyncSupported)],
   ];
-  if (s.dataFile) out.push(['Data file', s.dataFile]);
-  if (s.metadataFile) out.push(['Metadata file', s.metadataFile]);
+  // Docker sets its dataDevice/metadataDevice only when it builds the pool itself (deviceset.go
+  // initDevmapper): an external dm.thinpooldev pool has no such lines, though our status carries
+  // that pool's table devices (`major:minor`) for `ds status`.
+  if (s.poolOwned && s.dataFile) out.push(['Data file', s.dataFile]);
+  if (s.poolOwned && s.metadataFile) out.push(['Metadata file', s.metadataFile]);
   if (s.dataLoopback) out.push(['Data loop file', s.dataLoopback]);
   if (s.metadataLoopback) out.push(['Metadata loop file', s.metadataLoopback]);
   out.push(

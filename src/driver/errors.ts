@@ -148,3 +148,25 @@ export class DockerLayerNotMountedError extends DriverError {
     super(`Docker layer '${String(id)}' is not mounted at ${String(path)}`, options);
   }
 }
+
+/**
+ * `importDockerRoot` / `restoreDockerRoot` refused: every problem found (the root's own, see
+ * {@link DockerRootInvalidError}, plus a hash the DeviceSet cannot take, a lock held by a
+ * DeviceSet, a pool live under dockerd…), before anything was written.
+ */
+export class DockerImportRefusedError extends DriverError {
+  override readonly name = 'DockerImportRefusedError';
+  readonly code = 'EDOCKERIMPORT';
+  constructor(
+    readonly root: string,
+    readonly problems: readonly ValidationProblem[],
+    options?: { cause?: unknown },
+  ) {
+    const list = Array.isArray(problems) ? problems : [];
+    super(
+      `Docker root ${String(root)} cannot be imported or restored (${list.length} problem${list.length === 1 ? '' : 's'}); nothing was written: ` +
+        list.map((p) => `${p.path}: ${p.message}`).join('; '),
+      options,
+    );
+  }
+}

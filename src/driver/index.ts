@@ -23,6 +23,7 @@ export {
   DockerLayerNotFoundError,
   DockerLayerNotMountedError,
   DockerPoolConflictError,
+  DockerImportRefusedError,
   DockerRootInvalidError,
   type DockerLayerProblem,
 } from './errors.js';
@@ -61,3 +62,18 @@ export {
   type DockerRootReport,
   type DockerUnmountResult,
 } from './docker-mount.js';
+export {
+  DOCKER_IMPORT_STEPS,
+  importDockerRoot,
+  nodeDockerImportFs,
+  restoreDockerRoot,
+  type DockerImportFs,
+  type DockerImportOptions,
+  type DockerImportReport,
+  type DockerImportResult,
+  type DockerImportStep,
+  type DockerImportedDevice,
+  type DockerImportedTransaction,
+  type DockerRestoreOptions,
+  type DockerRestoreResult,
+} from './docker-import.js';

@@ -110,6 +110,32 @@ export class LoopAttachment implements LoopDeviceRef {
   }
 
   /**
+   * `using dev = await loops.attach(file, { autoclear: true })`: {@link close} at the end of the
+   * scope. With autoclear, that last close is what detaches the device once nobody (a dm table,
+   * another opener) uses it any more.
+   */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * `await using dev = await loops.attach(file)`: {@link detach} at the end of the scope, through
+   * the fd this handle holds, which proves the binding is still the one it made (while an fd is
+   * open the kernel only defers a clear, so nobody can rebind the device under it). A handle that
+   * no longer holds its fd (closed earlier, or attached with `hold: false`) cannot prove that: it
+   * detaches nothing, as the project's rule for what is not provably ours wants. Already detached
+   * (by someone else's LOOP_CLR_FD taking effect) is not an error.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#fd === undefined) return;
+    try {
+      await this.detach();
+    } catch (err) {
+      if (!(err instanceof LoopNotBoundError)) throw err;
+    }
+  }
+
+  /**
    * LOOP_CLR_FD through the held fd (or a fresh fd on {@link path} once the handle is closed),
    * then closes it. If someone else still has the device open, the kernel only switches autoclear
    * on and the device detaches when they close it.

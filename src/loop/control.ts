@@ -4,7 +4,7 @@
 // GET_FREE → bind race retried, sysfs for enumeration, (st_dev, st_ino) to find a file's device.
 import { constants as fsc, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, errnoCode } from '../errors.js';
+import { InvalidArgumentError, assertOptionsObject, errnoCode, type OptionField } from '../errors.js';
 import {
   BLKGETSIZE64,
   LOOP_CLR_FD,
@@ -184,11 +184,28 @@ export class LoopControl {
   readonly #random: () => number;
 
   constructor(options: LoopControlOptions = {}) {
+    assertOptionsObject('LoopControl options', options, {
+      syscalls: 'object',
+      devDir: 'string',
+      sysfsRoot: 'string',
+      sleep: 'function',
+      random: 'function',
+    } satisfies Record<keyof LoopControlOptions, OptionField>);
     this.#sys = options.syscalls ?? realSyscalls();
     this.#devDir = options.devDir ?? '/dev';
     this.#sysfsRoot = options.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
     this.#sleep = options.sleep ?? sleepReal;
     this.#random = options.random ?? Math.random;
+  }
+
+  /**
+   * `using loops = new LoopControl()` works like the other handles, and releases nothing: a
+   * LoopControl opens /dev/loop-control and each device per call and closes them before the call
+   * returns, so it holds no fd between calls. The devices it binds are {@link LoopAttachment}s,
+   * which are disposable themselves.
+   */
+  [Symbol.dispose](): void {
+    // Nothing is held between calls (see #withControl and attach's finally blocks).
   }
 
   /** Node path of loopN under the configured devDir. */

@@ -12,55 +12,18 @@
 // - every file of Docker's data root hashes the same before and after.
 // Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../src/cli/main.js';
+import { missingDockerTools, removeDmDevices, rootDigest, sh, startDockerd, udevSettleIfRunning, type Dockerd } from '../helpers/dockerd.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
-import { treeDigest } from '../helpers/tree-digest.js';
 
 const test = withSweep(privilegedSuite('docker roots (real dockerd 20.10)'));
-
-const DOCKERD = '/usr/sbin/dockerd';
-const DOCKER = '/usr/bin/docker'; // Debian's 20.10 client (a newer one may come first in PATH)
-const BINARIES = [DOCKERD, DOCKER, '/usr/bin/containerd', '/usr/sbin/runc', '/usr/sbin/thin_dump', '/usr/bin/udevadm'];
-// udevadm's trigger/settle do nothing inside a chroot unless told (the guest chroots into the host root).
-const UDEV_ENV = { ...process.env, SYSTEMD_IGNORE_CHROOT: '1' };
-
-const sh = (cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): string =>
-  // The timeout bounds a hung tool (e.g. a udev-sync wait that never ends); it asserts no duration.
-  execFileSync(cmd, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, timeout: 300_000 });
 
 /** sha256 of a (small) file: the known files as they show in a mounted layer. */
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-/**
- * A digest of a file's content, read in 4 MiB chunks: sha256 over the chunks, where an all-zero
- * chunk (the holes of the sparse 1 GiB data file, mostly) is fed as a marker instead of 4 MiB of
- * zeros. It still changes with any byte of the file; the TCG guest spends seconds instead of
- * ~2 minutes per pass on the data file.
- */
-function contentDigest(path: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  const zero = Buffer.alloc(4 << 20);
-  try {
-    const buf = Buffer.alloc(4 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
-      const chunk = buf.subarray(0, n);
-      if (chunk.equals(zero.subarray(0, n))) h.update(`Z${n}`);
-      else h.update(`D${n}`).update(chunk);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
-/** Docker's data root, with the hole-skipping digest for its files. */
-const rootDigest = (dir: string): Record<string, string> => treeDigest(dir, contentDigest);
 
 /** The CLI in-process (real deps), its output captured. */
 async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -79,27 +42,13 @@ function isMounted(path: string): boolean {
 }
 
 test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the files; nothing changed', async () => {
-  const missing = BINARIES.filter((b) => !existsSync(b));
+  const missing = missingDockerTools();
   assert.equal(missing, [], `Docker's tools are missing (scripts/setup.sh installs docker.io, containerd, runc): ${missing.join(', ')}`);
 
   const dir = join(testTmpDir(), 'docker');
   const dataRoot = join(dir, 'data');
-  const execRoot = '/run/dmtest-delme-docker';
-  const sock = `unix://${execRoot}/docker.sock`;
   const root = join(dataRoot, 'devicemapper');
   mkdirSync(dir, { recursive: true });
-  mkdirSync(execRoot, { recursive: true });
-
-  // udev, so that libdevmapper's udev sync works ("Udev Sync Supported: true"); the VM runner's
-  // --udev starts it already, otherwise this test does.
-  if (!existsSync('/run/udev/control')) {
-    sh('/lib/systemd/systemd-udevd', ['--daemon'], UDEV_ENV);
-    sh('udevadm', ['trigger', '--action=add'], UDEV_ENV);
-    sh('udevadm', ['settle'], UDEV_ENV);
-  }
-  // dockerd writes its key under /etc/docker (the host root is read-only in the guest) and needs cgroups.
-  sh('mount', ['-t', 'tmpfs', 'tmpfs', '/etc/docker']);
-  if (!readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/cgroup cgroup2 ')) sh('mount', ['-t', 'cgroup2', 'none', '/sys/fs/cgroup']);
 
   // The known files: an image of two files, and a third copied into the container.
   const src = join(dir, 'src');
@@ -110,49 +59,22 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
   const added = randomBytes(200 * 1024);
   writeFileSync(join(dir, 'added.bin'), added);
 
-  let dockerd: ChildProcess | undefined;
-  let log = '';
+  let d: Dockerd | undefined;
   let passed = false;
-  const docker = (...args: string[]): string => sh(DOCKER, ['-H', sock, ...args]).trim();
   try {
-    dockerd = spawn(
-      DOCKERD,
-      [
-        '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', join(execRoot, 'docker.pid'), '-H', sock,
-        '--storage-driver', 'devicemapper', '--storage-opt', 'dm.loopdatasize=1G', '--storage-opt', 'dm.basesize=512M',
-        '--iptables=false', '--ip-masq=false', '--bridge=none',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    dockerd.stdout!.on('data', (d: Buffer) => void (log += d.toString()));
-    dockerd.stderr!.on('data', (d: Buffer) => void (log += d.toString()));
-    const exited = new Promise<number | null>((res) => dockerd!.once('exit', (c) => res(c)));
-    // Readiness: dockerd answers on its socket (or died, or never came up: then its log says why).
-    // The limit is no timing assertion, only a bound on a hung daemon (it starts in ~15 s under TCG).
-    const giveUp = Date.now() + 300_000;
-    for (let up = false; !up; ) {
-      if (dockerd.exitCode !== null) assert.unreachable(`dockerd exited ${dockerd.exitCode}:\n${log}`);
-      if (Date.now() > giveUp) assert.unreachable(`dockerd did not answer on ${sock} within 300 s:\n${log}`);
-      try {
-        docker('version');
-        up = true;
-      } catch {
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
+    d = await startDockerd({ dataRoot, execRoot: '/run/dmtest-delme-docker', storageOpts: ['dm.loopdatasize=1G', 'dm.basesize=512M'] });
+    const docker = d.docker;
     step('dockerd is up');
-    const info = docker('info', '--format', '{{json .DriverStatus}}');
-    assert.ok(info.includes('["Udev Sync Supported","true"]'), info);
+    const info = d.info();
+    assert.equal(info.filter(([k]) => k === 'Udev Sync Supported'), [['Udev Sync Supported', 'true']], JSON.stringify(info));
     docker('import', join(dir, 'image.tar'), 'dmtest-delme:1');
     const ctr = docker('create', '--name', 'dmtest-delme', 'dmtest-delme:1', '/nonexistent');
     docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
     const imageData = JSON.parse(docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
     const ctrData = JSON.parse(docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
     step('image, container and docker cp done; stopping dockerd');
-    dockerd.kill('SIGTERM');
-    const code = await exited;
-    dockerd = undefined;
-    assert.is(code, 0, `dockerd stopped with ${code}:\n${log}`);
+    const code = await d.stop();
+    assert.is(code, 0, `dockerd stopped with ${code}:\n${d.log()}`);
 
     // Docker's names, as dockerd reported them: `<prefix>-<hash>`.
     const ls0 = await devmapper(['docker', 'ls', '--json', root]);
@@ -180,7 +102,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     } finally {
       sh('losetup', ['--detach', metaLoop]);
       // udev may still hold the loop device it probed, which would defer the detach: wait for it.
-      if (existsSync('/run/udev/control')) sh('udevadm', ['settle'], UDEV_ENV);
+      udevSettleIfRunning();
     }
     assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'metadata')]).trim(), '', 'the read-only loop device is gone');
     const thinIds = [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
@@ -222,27 +144,13 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     assert.equal(rootDigest(dataRoot), before, "no file of Docker's data root changed");
     passed = true;
   } finally {
-    if (!passed) console.log(`dockerd's log:\n${log.slice(-6000)}`);
-    if (dockerd !== undefined) {
-      dockerd.kill('SIGKILL');
-      await new Promise((r) => dockerd!.once('exit', r));
-    }
+    if (!passed && d !== undefined) console.log(`dockerd's log:\n${d.log().slice(-6000)}`);
+    await d?.close();
     // A failed run may leave the root's devices: remove them (never anything else).
     try {
-      const prefix = `docker-`;
-      for (const name of sh('dmsetup', ['ls']).split('\n').map((l) => l.split('\t')[0] ?? '')) {
-        if (name.startsWith(prefix) && !name.endsWith('-pool')) sh('dmsetup', ['remove', '--retry', name]);
-      }
-      for (const name of sh('dmsetup', ['ls']).split('\n').map((l) => l.split('\t')[0] ?? '')) {
-        if (name.startsWith(prefix)) sh('dmsetup', ['remove', '--retry', name]);
-      }
+      removeDmDevices('docker-');
     } catch {
       // the sweep reports what is left
-    }
-    try {
-      sh('umount', ['/etc/docker']);
-    } catch {
-      // not mounted
     }
   }
 });

@@ -6,11 +6,12 @@
 // The command table (names, options, help) is specs/docker.ts; this module is loaded when a
 // command runs.
 import { isAbsolute, resolve } from 'node:path';
-import { inspectDockerRoot, mountDockerLayer, unmountDockerLayer, type DockerKernelDeps, type DockerRootReport } from '../../driver/index.js';
+import { importDockerRoot, inspectDockerRoot, mountDockerLayer, restoreDockerRoot, unmountDockerLayer, type DockerKernelDeps, type DockerRootReport } from '../../driver/index.js';
+import { nodeOptionsFs, readSavedOptions, saveOptions } from '../options-file.js';
 import type { Handler, Parsed } from '../args.js';
 import type { Ctx } from '../context.js';
 import { humanSize, table, toJson } from '../output.js';
-import type { DockerLsJson } from '../schemas.js';
+import type { DockerImportJson, DockerLsJson } from '../schemas.js';
 
 const abs = (ctx: Ctx, p: string): string => (isAbsolute(p) ? p : resolve(ctx.cwd, p));
 const rootArg = (ctx: Ctx, p: Parsed): string => abs(ctx, p.args['ROOT'] as string);
@@ -88,5 +89,51 @@ export const handlers = {
   async unmount(ctx, p) {
     const r = await unmountDockerLayer(rootArg(ctx, p), p.args['ID'] as string, abs(ctx, p.args['PATH'] as string), kernelDeps(ctx), { ...poolOpt(p), signal: ctx.signal });
     if (!ctx.quiet) ctx.stderr(`unmounted ${r.target}${r.removedDevice ? '; layer device removed' : ''}${r.removedPool ? '; pool removed' : ''}\n`);
+  },
+  async import(ctx, p) {
+    ctx.progress('validating the Docker root and writing the DeviceSet records');
+    const r = await importDockerRoot(rootArg(ctx, p), kernelDeps(ctx), {
+      ...poolOpt(p),
+      signal: ctx.signal,
+      // The report below says what the info lines would; warnings go to stderr.
+      log: (level, message) => (level === 'warn' ? ctx.stderr(`devmapper: warn: ${message}\n`) : undefined),
+    });
+    // cli-options.json after the import: a crash in between leaves a complete import, and running
+    // the command again (outcome already-imported) writes it then. An existing file is kept.
+    const fs = ctx.deps.optionsFs ?? nodeOptionsFs;
+    const optionsSaved = readSavedOptions(r.root, fs) === undefined;
+    if (optionsSaved) saveOptions(r.root, r.options, fs);
+    const j: DockerImportJson = {
+      root: r.root,
+      outcome: r.outcome,
+      prefix: r.prefix,
+      poolName: r.poolName,
+      dockerMetadata: r.dockerMetadata,
+      importedAt: r.importedAt,
+      options: [...r.options],
+      optionsSaved,
+      removedStaging: r.removedStaging,
+      devices: r.devices.map((d) => ({ ...d })),
+      pendingDeletion: [...r.pendingDeletion],
+      openTransaction: r.openTransaction === null ? null : { ...r.openTransaction },
+    };
+    if (p.options['json'] === true) {
+      ctx.stdout(toJson(j));
+      return;
+    }
+    const lines = [
+      `${j.outcome === 'imported' ? 'imported' : j.outcome === 'finished' ? 'finished the interrupted import of' : 'already imported:'} ${j.root}`,
+      `Names:           ${j.prefix}-* (pool ${j.poolName})`,
+      `Devices:         ${j.devices.length}${j.pendingDeletion.length > 0 ? ` (${j.pendingDeletion.length} pending deletion)` : ''}`,
+      `Docker records:  ${j.root}/${j.dockerMetadata} (undo: devmapper docker restore ${j.root})`,
+      `Options:         ${j.optionsSaved ? 'saved in' : 'kept'} ${j.root}/cli-options.json`,
+    ];
+    if (j.removedStaging) lines.push('Removed:         metadata.importing/ of an import that stopped before its renames');
+    if (j.openTransaction !== null) lines.push(`Open transaction: ${j.openTransaction.note}`);
+    ctx.stdout(`${lines.join('\n')}\n`);
+  },
+  async restore(ctx, p) {
+    const r = restoreDockerRoot(rootArg(ctx, p));
+    if (!ctx.quiet) ctx.stderr(`restored Docker's records of ${r.root} from ${r.dockerMetadata}${r.ourMetadata === null ? '' : `; the DeviceSet's records are kept in ${r.ourMetadata}`}\n`);
   },
 } satisfies Record<string, Handler<Ctx>>;

@@ -49,10 +49,33 @@ const commands: CommandSpec<Ctx>[] = [
     details: 'Devices and pools that dockerd activated are left live; only those carrying our dm uuid are removed.',
     run: lazyRun(impl, 'unmount'),
   },
+  {
+    name: 'import',
+    summary: 'Convert a Docker root in place into a DeviceSet root: same pool, thin ids, data and names.',
+    positionals: [{ name: 'ROOT' }],
+    options: { pool: { ...POOL, description: "The root's external pool, when Docker ran with --storage-opt dm.thinpooldev=NAME." } },
+    json: true,
+    details:
+      "dockerd must be stopped. Every record is checked first; all problems are listed at once (EDOCKERIMPORT) and\n" +
+      "nothing is written then. Our records are written into ROOT/metadata.importing/, then Docker's metadata/ is\n" +
+      'renamed to metadata.docker-<time> and ours to metadata/ (a crash leaves the Docker root or a complete import;\n' +
+      'run the command again to finish). The set keeps the kernel names docker-MAJ:MIN-INO-*. Docker\'s open\n' +
+      'transaction is rolled back by the first open of the set. The options are saved in ROOT/cli-options.json,\n' +
+      'so every `ds` command opens the set with --root ROOT. Undo with `devmapper docker restore ROOT`.',
+    examples: ['devmapper docker import /var/lib/docker/devicemapper', 'devmapper ds status --root /var/lib/docker/devicemapper'],
+    run: lazyRun(impl, 'import'),
+  },
+  {
+    name: 'restore',
+    summary: "Undo `docker import`: Docker's metadata/ back byte for byte, ours kept as metadata.devmapper-<time>.",
+    positionals: [{ name: 'ROOT' }],
+    details: 'Refused while a DeviceSet has the root open (its lock). Finishes a restore or undoes an import that a crash interrupted.',
+    run: lazyRun(impl, 'restore'),
+  },
 ];
 
 export const dockerGroup: GroupSpec<Ctx> = {
   name: 'docker',
-  summary: "Roots written by Docker's devicemapper driver: list, mount a layer read-only, unmount.",
+  summary: "Roots written by Docker's devicemapper driver: list, mount a layer read-only, unmount, import, restore.",
   commands,
 };

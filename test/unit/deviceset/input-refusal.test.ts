@@ -216,6 +216,22 @@ args('init refuses wrong-typed fields and unknown keys, before creating the root
   }
 });
 
+args('init refuses a seam given as undefined (it would fall back to the real kernel), before creating the root', async () => {
+  const w = world();
+  try {
+    const { dm: _dm, ...rest } = fakeDeviceSetInit(w.fake, '/fakedev');
+    const err = await rejection(DeviceSet.init(w.root, { ...rest, dm: undefined, syscalls: undefined, ...quiet, options: OPTS } as never));
+    assert.equal(problemsOf(err), [
+      { path: '/init/syscalls', message: '"syscalls" is given as undefined: leave the key out to mean the real one' },
+      { path: '/init/dm', message: '"dm" is given as undefined: leave the key out to mean the real one' },
+    ]);
+    assert.is(existsSync(w.root), false);
+    assert.equal(w.fake.calls, []);
+  } finally {
+    dispose(w);
+  }
+});
+
 // ------------------------------------------------------------------- no device-mapper
 
 const nodm = suite('d10 kernel without device-mapper');

@@ -36,7 +36,14 @@ export interface FixtureOptions {
   readonly openTransactionId?: number;
   /** Leave the pool live (a dockerd killed with -9). */
   readonly leaveLive?: boolean;
+  /** deviceset-metadata's BaseDeviceUUID (default {@link BASE_UUID}; the fake's mkfs gives FAKE_FILESYSTEM_UUID). */
+  readonly baseUuid?: string;
+  /** Add {@link DELETED}: thin 5, a snapshot of the image, recorded `deleted: true` (Docker's deferred deletion). */
+  readonly deletedLayer?: boolean;
 }
+
+/** The deferred-deleted layer of `deletedLayer`. */
+export const DELETED = 'd'.repeat(64);
 
 /** Docker's json.Marshal of devInfo. */
 export function deviceJson(id: number, size: number, txid: number, initialized: boolean, deleted = false): string {
@@ -88,8 +95,14 @@ export async function buildDockerRoot(options: FixtureOptions = {}): Promise<Doc
   await pool.createSnap(3, 2);
   await pool.setTransactionId(2, 3);
   await pool.createSnap(4, 3);
-  const txid = options.poolTransactionId ?? 4;
-  await pool.setTransactionId(3, txid);
+  let last = 3;
+  if (options.deletedLayer) {
+    await pool.setTransactionId(3, 4);
+    await pool.createSnap(5, 2);
+    last = 4;
+  }
+  const txid = options.poolTransactionId ?? (options.deletedLayer ? 5 : 4);
+  await pool.setTransactionId(last, txid);
   if (!options.leaveLive) {
     await pool.remove();
     // struct thin_disk_superblock's trans_id (byte 48), which the fake's block 0 leaves zero.
@@ -105,7 +118,8 @@ export async function buildDockerRoot(options: FixtureOptions = {}): Promise<Doc
   m(IMAGE, deviceJson(2, size, 2, false));
   m(INIT, deviceJson(3, size, 3, false));
   m(CONTAINER, deviceJson(4, size, 4, false));
-  m('deviceset-metadata', `{"next_device_id":4,"BaseDeviceUUID":"${BASE_UUID}","BaseDeviceFilesystem":"${options.fs ?? 'ext4'}"}`);
+  if (options.deletedLayer) m(DELETED, deviceJson(5, size, 5, false, true));
+  m('deviceset-metadata', `{"next_device_id":${options.deletedLayer ? 5 : 4},"BaseDeviceUUID":"${options.baseUuid ?? BASE_UUID}","BaseDeviceFilesystem":"${options.fs ?? 'ext4'}"}`);
   m('transaction-metadata', `{"open_transaction_id":${options.openTransactionId ?? 4},"device_hash":"${CONTAINER}","device_id":4}`);
 
   const tools = fakeFsTools(fake);

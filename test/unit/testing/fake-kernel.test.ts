@@ -180,7 +180,7 @@ test('mounts: mkfs mark, mount holds the device, umount releases it', async () =
 });
 
 test('configurable dm version: a 4.40 kernel refuses 4.41 requests; DmControl falls back to LIST_VERSIONS', async () => {
-  const w = world(new FakeKernel({ dmVersion: [4, 40, 0] }));
+  const w = world(new FakeKernel({ dmVersion: [4, 40, 0], sysfs: true }));
   assert.equal(await w.dm.version(), [4, 40, 0]);
   assert.equal(await w.dm.getTargetVersion('thin-pool'), [1, 23, 0]);
   assert.is(w.fake.calls.some((c) => c.request === 'DM_GET_TARGET_VERSION'), false);

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+// Importing a root built by the real Docker (issue #15 part 2), in one dockerd cycle: Debian's
+// dockerd 20.10 (devicemapper graph driver over libdevmapper) builds a loop-lvm root, imports a
+// tarball with known files, creates a container, `docker cp` writes a known file into the
+// container layer, and stops (removing its pool). Then, with nothing of Docker running:
+// - `devmapper docker import --json ROOT` converts it in place (Docker's metadata/ kept byte for
+//   byte as metadata.docker-<time>; the loop files untouched by the import itself);
+// - `devmapper ds status --json --root ROOT` opens it (cli-options.json saved by the import), the
+//   pool under Docker's own name;
+// - `Driver.init(ROOT, {doInit: false})` opens it; `get` of the container layer shows the known
+//   files with identical sha256; `create` of a new layer on top, `get` + write + `put` of it;
+//   `cleanup` releases everything;
+// - `thin_check` of the pool metadata is clean and `thin_dump` shows Docker's thin ids plus the
+//   new one.
+// Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
+import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/main.js';
+import { Driver } from '../../src/driver/index.js';
+import { missingDockerTools, removeDmDevices, sh, startDockerd, udevSettleIfRunning, type Dockerd } from '../helpers/dockerd.js';
+import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { treeDigest } from '../helpers/tree-digest.js';
+
+const test = withSweep(privilegedSuite('docker import (real dockerd 20.10)'));
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const BIN = join(repo, 'bin/devmapper.js');
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** The CLI in-process (real deps), its output captured. */
+async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
+  return { code, stdout, stderr };
+}
+
+const t0 = Date.now();
+const step = (what: string): void => console.log(`  docker-import.test: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+
+/** thin_check and thin_dump of the metadata file through a read-only loop device (they open with O_DIRECT, which tmpfs refuses). */
+function checkMetadata(file: string): { check: string; thinIds: number[] } {
+  const loop = sh('losetup', ['--find', '--show', '--read-only', file]).trim();
+  try {
+    const check = sh('thin_check', [loop]); // sh throws on a non-zero exit: thin_check found a problem
+    const dump = sh('thin_dump', [loop]);
+    return { check, thinIds: [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b) };
+  } finally {
+    sh('losetup', ['--detach', loop]);
+    udevSettleIfRunning();
+  }
+}
+
+test('dockerd builds a root; import; ds status; Driver get shows the files; create/put a layer; thin_check clean', async () => {
+  const missing = missingDockerTools();
+  assert.equal(missing, [], `Docker's tools are missing (scripts/setup.sh installs docker.io, containerd, runc): ${missing.join(', ')}`);
+
+  const dir = join(testTmpDir(), 'docker-import');
+  const dataRoot = join(dir, 'data');
+  const root = join(dataRoot, 'devicemapper');
+  mkdirSync(dir, { recursive: true });
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'sub'), { recursive: true });
+  const files: Record<string, Buffer> = { 'hello.txt': randomBytes(1 << 20), 'sub/blob.bin': randomBytes(300 * 1024) };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
+  sh('tar', ['-C', src, '-cf', join(dir, 'image.tar'), 'hello.txt', 'sub']);
+  const added = randomBytes(200 * 1024);
+  writeFileSync(join(dir, 'added.bin'), added);
+
+  let d: Dockerd | undefined;
+  let driver: Driver | undefined;
+  let passed = false;
+  try {
+    d = await startDockerd({ dataRoot, execRoot: '/run/dmtest-delme-docker-import', storageOpts: ['dm.loopdatasize=1G', 'dm.basesize=512M'] });
+    step('dockerd is up');
+    d.docker('import', join(dir, 'image.tar'), 'dmtest-delme:1');
+    const ctr = d.docker('create', '--name', 'dmtest-delme-import', 'dmtest-delme:1', '/nonexistent');
+    d.docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
+    const imageData = JSON.parse(d.docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
+    const ctrData = JSON.parse(d.docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
+    step('image, container and docker cp done; stopping dockerd');
+    const code = await d.stop();
+    assert.is(code, 0, `dockerd stopped with ${code}:\n${d.log()}`);
+
+    const ls = JSON.parse((await devmapper(['docker', 'ls', '--json', root])).stdout) as { prefix: string; devices: { id: string; deviceId: number; dmName: string }[] };
+    const prefix = ls.prefix;
+    const image = ls.devices.find((x) => x.dmName === imageData['DeviceName'])!;
+    const container = ls.devices.find((x) => x.dmName === ctrData['DeviceName'])!;
+    assert.ok(image && container, JSON.stringify(ls));
+    const dockerIds = ls.devices.map((x) => [x.id, x.deviceId] as const).sort();
+    const dockerMeta = treeDigest(join(root, 'metadata'));
+
+    // The import.
+    const imp = await devmapper(['docker', 'import', '--json', root]);
+    assert.is(imp.code, 0, imp.stderr);
+    assert.is(imp.stderr, '');
+    const r = JSON.parse(imp.stdout) as { outcome: string; prefix: string; dockerMetadata: string; options: string[]; openTransaction: unknown; devices: { id: string; deviceId: number; state: string }[] };
+    assert.is(r.outcome, 'imported');
+    assert.is(r.prefix, prefix);
+    assert.is(r.openTransaction, null, 'dockerd stopped cleanly: no open transaction');
+    assert.equal(r.devices.map((x) => [x.id, x.deviceId] as const).sort(), dockerIds);
+    assert.equal(treeDigest(join(root, r.dockerMetadata)), dockerMeta, "Docker's metadata/ kept byte for byte");
+    assert.ok(existsSync(join(root, 'cli-options.json')));
+    step(`imported (${r.options.join(' ')}); ds status`);
+
+    // A process of its own: a `ds` command never shuts its set down, its exit releases the lock
+    // (the pool stays live, and the Driver below adopts it).
+    const status = JSON.parse(sh(process.execPath, [BIN, 'ds', 'status', '--json', '--root', root])) as { poolName: string };
+    assert.is(status.poolName, `${prefix}-pool`, "the pool keeps Docker's name");
+
+    // The Driver on the imported root.
+    driver = await Driver.init(root, { doInit: false, options: r.options });
+    assert.is(driver.deviceSet.prefix, prefix);
+    const meta = await driver.getMetadata(container.id);
+    assert.equal(meta, { DeviceId: String(container.deviceId), DeviceSize: ctrData['DeviceSize'], DeviceName: ctrData['DeviceName'] });
+    const rootfs = await driver.get(container.id);
+    assert.is(rootfs, join(root, 'mnt', container.id, 'rootfs'));
+    for (const [name, data] of Object.entries(files)) assert.is(sha256(join(rootfs, name)), sum(data), `container layer ${name}`);
+    assert.is(sha256(join(rootfs, 'added.bin')), sum(added), "docker cp's file");
+    await driver.put(container.id);
+    const img = await driver.get(image.id);
+    assert.is(existsSync(join(img, 'added.bin')), false, 'the image layer does not have it');
+    await driver.put(image.id);
+
+    const layer = 'dmtest-delme-layer';
+    await driver.create(layer, container.id);
+    const fresh = await driver.get(layer);
+    assert.is(sha256(join(fresh, 'added.bin')), sum(added), 'the new layer is a snapshot of the container layer');
+    const note = randomBytes(64 * 1024);
+    writeFileSync(join(fresh, 'note.bin'), note);
+    await driver.put(layer);
+    const again = await driver.get(layer);
+    assert.is(sha256(join(again, 'note.bin')), sum(note));
+    await driver.put(layer);
+    const newId = (await driver.getMetadata(layer)).DeviceId;
+    await driver.cleanup();
+    driver = undefined;
+    step('driver cleanup done; thin_check');
+
+    assert.is(sh('dmsetup', ['ls']).split('\n').filter((l) => l.startsWith(`${prefix}-`)).join('\n'), '', 'no device of the root left');
+    assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'data')]).trim(), '', 'no loop device left on the data file');
+    const { thinIds } = checkMetadata(join(root, 'devicemapper', 'metadata'));
+    assert.equal(thinIds, [...dockerIds.map(([, id]) => id), Number(newId)].sort((a, b) => a - b), 'thin_dump: Docker ids plus the new layer');
+    assert.equal(readdirSync(root).sort(), ['cli-options.json', 'devicemapper', 'devmapper.lock', 'metadata', 'mnt', r.dockerMetadata].sort());
+    passed = true;
+  } finally {
+    if (!passed && d !== undefined) console.log(`dockerd's log:\n${d.log().slice(-6000)}`);
+    if (driver) await driver.cleanup().catch(() => undefined);
+    await d?.close();
+    try {
+      removeDmDevices('docker-');
+    } catch {
+      // the sweep reports what is left
+    }
+  }
+});
+
+test.run();
