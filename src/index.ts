@@ -137,6 +137,7 @@ export {
   LoopNotBoundError,
   LoopUnsupportedError,
   readLoopSysfs,
+  NotALoopDeviceError,
   resolveAttachOptions,
   SparseFileShrinkError,
   SparseFileTooLargeError,

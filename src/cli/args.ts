@@ -125,7 +125,7 @@ export function parseCommand<C>(cmd: CommandSpec<C>, argv: readonly string[], pa
     values = out.values as typeof values;
     positionals = out.positionals;
   } catch (e) {
-    throw new UsageError(parseArgsMessage(e), path);
+    throw new UsageError(parseArgsMessage(e, head), path);
   }
   const args: Record<string, string | string[] | undefined> = {};
   const pos = cmd.positionals ?? [];
@@ -152,12 +152,31 @@ export function parseCommand<C>(cmd: CommandSpec<C>, argv: readonly string[], pa
   return { options: values as Parsed['options'], args, rest };
 }
 
-/** parseArgs' messages are multi-line and mention internals; keep the first sentence. */
-function parseArgsMessage(e: unknown): string {
+/** What the CLI says of a negative number where an option or its value was expected. */
+const NEGATIVE = 'negative numbers are not valid for any devmapper option or argument (sizes, offsets, ids and counts are >= 0)';
+
+/**
+ * parseArgs' messages are multi-line and mention internals; keep the first sentence. `argv` is
+ * what was parsed: an "ambiguous" option value (`--offset -512`) is explained by the token that
+ * followed the option.
+ */
+function parseArgsMessage(e: unknown, argv: readonly string[]): string {
   const err = e as { code?: string; message?: string };
   const msg = (err.message ?? String(e)).split('\n')[0] ?? '';
   const unknown = /^Unknown option '([^']+)'/.exec(msg);
+  if (unknown && /^-\d/.test(unknown[1]!)) {
+    const token = argv.find((a) => a.startsWith(unknown[1]!)) ?? unknown[1]!;
+    return `'${token}' is a negative number, not an option: ${NEGATIVE}`;
+  }
   if (unknown) return `unknown option '${unknown[1]}'`;
+  const ambiguous = /^Option '([^']+)' argument is ambiguous/.exec(msg);
+  if (ambiguous) {
+    const option = ambiguous[1]!;
+    const next = argv[argv.indexOf(option) + 1] ?? '';
+    const long = option.startsWith('--') ? option : undefined;
+    if (/^-\d/.test(next)) return `option '${option}' was given '${next}': ${NEGATIVE}`;
+    return `option '${option}' needs a value, and '${next}' looks like an option; a value that starts with '-' is written ${long ? `'${long}=${next}'` : `'${option}${next}'`}`;
+  }
   const missing = /^Option '([^']+)' argument missing/.exec(msg);
   if (missing) return `option '${missing[1]!.replace(/^-\w, /, '').replace(/ <value>$/, '')}' needs a value`;
   const noValue = /^Option '([^']+)' does not take an argument/.exec(msg);

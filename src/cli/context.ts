@@ -28,7 +28,7 @@ export type CliDm = Pick<
 >;
 
 /** The subset of LoopControl the CLI uses. */
-export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status'>;
+export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status' | 'setCapacity'>;
 
 /**
  * The subset of DeviceSet the CLI uses. The mutating calls take the command's AbortSignal (aborted

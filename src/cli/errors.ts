@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // CLI errors and the one mapping from an error to an exit code, a `CODE` and a hint line.
-import { DevmapperError, type DevmapperErrorCode } from '../errors.js';
+import { DevmapperError, errnoCode, type DevmapperErrorCode } from '../errors.js';
 
 /** Exit codes of `devmapper` (docs/cli.md has the same table). */
 export const EXIT = Object.freeze({
@@ -47,11 +47,14 @@ export class InterruptedError extends CliError {
 export class UsageError extends CliError {
   override readonly name = 'UsageError';
   readonly code = 'EUSAGE';
-  /** The command path (`dm create`) whose `--help` the hint points to. */
+  /** The command path (`dm create`) whose `--help` the hint points to; '' for `devmapper --help`. */
   readonly command: string;
-  constructor(message: string, command = '', options?: { cause?: unknown }) {
-    super(message, options);
+  /** A usage text the CLI prints before the error (`devmapper` with no command prints the top help). */
+  readonly usage?: string;
+  constructor(message: string, command = '', options?: { cause?: unknown; usage?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.command = command;
+    if (options?.usage !== undefined) this.usage = options.usage;
   }
 }
 
@@ -81,6 +84,7 @@ const BY_CODE: Readonly<Record<DevmapperErrorCode, ExitCode>> = {
   EDEVICESIZE: EXIT.USAGE,
   EUNKNOWNFS: EXIT.USAGE,
   EUNEXPECTEDTARGET: EXIT.USAGE,
+  ENOTLOOPDEVICE: EXIT.USAGE,
 
   EDEVICENOTFOUND: EXIT.NOT_FOUND,
   ELOOPNOTFOUND: EXIT.NOT_FOUND,
@@ -165,7 +169,7 @@ const BY_ERRNO: Readonly<Record<string, ExitCode>> = {
 
 
 const HINTS: Readonly<Record<number, string>> = {
-  [EXIT.USAGE]: "see 'devmapper COMMAND --help'",
+  [EXIT.USAGE]: "see 'devmapper --help'",
   [EXIT.NOT_FOUND]: "check the name: 'devmapper dm ls', 'devmapper loop ls' or 'devmapper ds list --root DIR' show what exists",
   [EXIT.BUSY]: 'something already uses it: unmount, deactivate or remove the user first, or pick another name/id',
   [EXIT.KERNEL]: "the kernel refused; 'dmesg | tail' usually says why (re-run with --verbose for the errno and request)",
@@ -212,18 +216,45 @@ function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, '; ').trim();
 }
 
-/** Builds the report for an error: exit code, code, one-line message, hint. */
-export function reportError(err: unknown): ErrorReport {
+/**
+ * Builds the report for an error: exit code, code, one-line message, hint. `command` is the
+ * command that ran (`loop attach`): an invalid argument's hint points to its `--help`.
+ */
+export function reportError(err: unknown, command?: string): ErrorReport {
   const exitCode = exitCodeFor(err);
   const code = codeOf(err) ?? 'EUNEXPECTED';
   const message = oneLine(err instanceof Error ? err.message : String(err));
   let hint = HINTS[exitCode] ?? HINTS[EXIT.OTHER]!;
-  if (err instanceof UsageError && err.command) hint = `see 'devmapper ${err.command} --help'`;
+  const helpOf = err instanceof UsageError ? err.command : command;
+  if (exitCode === EXIT.USAGE && helpOf) hint = `see 'devmapper ${helpOf} --help'`;
   if (err instanceof EnvironmentError) hint = err.hint;
   if (code === 'EDMUNAVAILABLE') hint = HINTS[EXIT.ENVIRONMENT]!;
   if (code === 'EDEVICESETLOCKED') hint = 'another devmapper process holds this DeviceSet root; wait for it, or check the lock file it names';
   if (code === 'EPERM' || code === 'EACCES') hint = 'device-mapper and loop control need root (CAP_SYS_ADMIN); use sudo, or the VM: devmapper vm -- ...';
   return { exitCode, code, message, hint };
+}
+
+/**
+ * An error as `--json` prints it on stderr (one line): `{"error": {code, message, hint, errno,
+ * causes}}`. `errno` is the errno name under the error (its own, or the first in its cause chain:
+ * {@link errnoCode}), or null; `causes` is the cause chain `--verbose` prints, one string each
+ * (always present, empty when there is none). docs/cli.md documents the shape.
+ */
+export interface JsonErrorReport {
+  readonly error: { readonly code: string; readonly message: string; readonly hint: string; readonly errno: string | null; readonly causes: readonly string[] };
+}
+
+/** The `--json` error document for `err` (hint overridable, as for a signal). */
+export function jsonErrorReport(err: unknown, rep: ErrorReport = reportError(err), hint: string = rep.hint): JsonErrorReport {
+  return {
+    error: {
+      code: rep.code,
+      message: rep.message,
+      hint,
+      errno: errnoCode(err) ?? null,
+      causes: causeLines(err).map((l) => l.replace(/^cause: /, '')),
+    },
+  };
 }
 
 /** The cause chain below `err`, one line each (for --verbose). */

@@ -6,7 +6,8 @@
 // (test/unit/cli/startup.test.ts pins which modules each of them loads).
 import { commandHelpAsync, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
 import { processIo, type CliSignal, type Ctx, type Deps, type Io } from './context.js';
-import { EXIT, InterruptedError, UsageError, causeLines, reportError } from './errors.js';
+import { EXIT, InterruptedError, UsageError, causeLines, jsonErrorReport, reportError } from './errors.js';
+import { completionCommand } from './specs/completion.js';
 import { demoCommand } from './specs/demo.js';
 import { dmGroup } from './specs/dm.js';
 import { dockerGroup } from './specs/docker.js';
@@ -20,7 +21,7 @@ import { libraryVersion } from './version.js';
 /** Every command group, in help order. */
 export const GROUPS: readonly GroupSpec<Ctx>[] = [dsGroup, driverGroup, dmGroup, loopGroup, poolGroup, thinGroup, dockerGroup];
 /** Top-level leaf commands. */
-export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand];
+export const TOP_COMMANDS: readonly CommandSpec<Ctx>[] = [demoCommand, vmCommand, completionCommand(() => ({ groups: GROUPS, tops: TOP_COMMANDS }))];
 
 export function topHelp(): string {
   const rows: [string, string][] = [
@@ -39,7 +40,8 @@ export function topHelp(): string {
     'Global options: -h/--help (everywhere), -q/--quiet (no progress), -v/--verbose (cause chain on errors),',
     '--json on every read command. --version prints the library version.',
     '',
-    'Errors go to stderr as "devmapper: CODE: message" and a "hint:" line. Exit codes: 0 ok, 1 other,',
+    'Errors go to stderr as "devmapper: CODE: message" and a "hint:" line (under --json, as one line',
+    '{"error": {code, message, hint, errno, causes}}). Exit codes: 0 ok, 1 other,',
     '2 usage/invalid argument, 3 not found, 4 exists/busy, 5 kernel refused, 6 environment (root, drivers, tools);',
     'a ds command stopped by SIGINT / SIGTERM exits 130 / 143.',
     "Run 'devmapper COMMAND --help' for more. Reference: docs/cli.md.",
@@ -49,7 +51,8 @@ export function topHelp(): string {
 /** Finds the command for argv: [spec, path, remaining argv], or a help text to print. */
 function resolve(argv: readonly string[]): { cmd: CommandSpec<Ctx>; path: string; rest: string[] } | { help: string } | { error: UsageError } {
   const [first, second, ...more] = argv;
-  if (first === undefined || first === '--help' || first === '-h' || first === 'help') return { help: topHelp() };
+  if (first === '--help' || first === '-h' || first === 'help') return { help: topHelp() };
+  if (first === undefined) return { error: new UsageError('no command given', '', { usage: topHelp() }) };
   const top = TOP_COMMANDS.find((c) => c.name === first);
   if (top) return { cmd: top, path: first, rest: argv.slice(1) };
   const group = GROUPS.find((g) => g.name === first);
@@ -62,7 +65,8 @@ function resolve(argv: readonly string[]): { cmd: CommandSpec<Ctx>; path: string
 
 /**
  * Runs the CLI and resolves with the exit code. Never throws: every error is reported on stderr
- * as `devmapper: CODE: message` + `hint: ...`.
+ * as `devmapper: CODE: message` + `hint: ...`, or under `--json` as one line
+ * `{"error": {code, message, hint, errno, causes}}`, with the same exit code.
  */
 export async function run(argv: readonly string[], io: Io = processIo(), deps?: Deps): Promise<number> {
   if (argv.length === 1 && argv[0] === '--version') {
@@ -73,6 +77,22 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
   const head = dd >= 0 ? argv.slice(0, dd) : argv;
   const quiet = head.includes('--quiet') || head.includes('-q');
   const verbose = head.includes('--verbose') || head.includes('-v');
+  // Under --json, stderr holds nothing but one JSON error document (docs/cli.md, "Errors").
+  const json = head.includes('--json');
+  /** Prints `err` (as text, or as JSON under --json) and returns its exit code. */
+  const printError = (err: unknown, hint?: string): number => {
+    // Usage text first (`devmapper` alone), then the error: stderr, exit 2.
+    if (!json && err instanceof UsageError && err.usage !== undefined) io.stderr(`${err.usage}\n`);
+    const rep = reportError(err, 'cmd' in r ? r.path : undefined);
+    if (json) {
+      io.stderr(`${JSON.stringify(jsonErrorReport(err, rep, hint ?? rep.hint))}\n`);
+      return rep.exitCode;
+    }
+    io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
+    if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
+    io.stderr(`hint: ${hint ?? rep.hint}\n`);
+    return rep.exitCode;
+  };
   const r = resolve(argv);
   if ('help' in r) {
     io.stdout(r.help);
@@ -92,20 +112,19 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     stopListening = signals.listen((sig) => {
       if (received !== undefined) return signals.exitNow(EXIT[sig]);
       received = sig;
-      io.stderr(`devmapper: ${sig}: stopping: closing the step in progress (send it again to exit at once)\n`);
+      if (!json) io.stderr(`devmapper: ${sig}: stopping: closing the step in progress (send it again to exit at once)\n`);
       abort.abort(new InterruptedError(sig));
     });
   };
   const interrupted = (sig: CliSignal, err: unknown): number => {
     if (err === undefined) {
-      io.stderr(`devmapper: EINTERRUPTED: interrupted by ${sig} after the command had finished\n`);
-      io.stderr(`hint: the command completed before ${sig} could stop it; nothing is left to do\n`);
+      const message = `interrupted by ${sig} after the command had finished`;
+      const hint = `the command completed before ${sig} could stop it; nothing is left to do`;
+      if (json) io.stderr(`${JSON.stringify({ error: { code: 'EINTERRUPTED', message, hint, errno: null, causes: [] } })}\n`);
+      else io.stderr(`devmapper: EINTERRUPTED: ${message}\nhint: ${hint}\n`);
       return EXIT[sig];
     }
-    const rep = reportError(err);
-    io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
-    if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
-    io.stderr(`hint: stopped by ${sig}: the step in progress was undone or closed and no new one started; run the command again\n`);
+    printError(err, `stopped by ${sig}: the step in progress was undone or closed and no new one started; run the command again`);
     return EXIT[sig];
   };
   const context = (d: Deps): Ctx => ({
@@ -116,7 +135,7 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     command: 'cmd' in r ? r.path : '',
     signal: abort.signal,
     progress: (text) => {
-      if (io.stderrIsTTY && !quiet) io.stderr(`devmapper: ${text}...\n`);
+      if (io.stderrIsTTY && !quiet && !json) io.stderr(`devmapper: ${text}...\n`);
     },
   });
   try {
@@ -133,11 +152,7 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     return typeof code === 'number' ? code : EXIT.OK;
   } catch (err) {
     if (received !== undefined) return interrupted(received, err);
-    const rep = reportError(err);
-    io.stderr(`devmapper: ${rep.code}: ${rep.message}\n`);
-    if (verbose) for (const l of causeLines(err)) io.stderr(`${l}\n`);
-    io.stderr(`hint: ${rep.hint}\n`);
-    return rep.exitCode;
+    return printError(err);
   } finally {
     stopListening?.();
     try {

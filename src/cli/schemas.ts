@@ -15,8 +15,11 @@ const NullableString = Type.Union([Type.String(), Type.Null()]);
 export const DmVersionJson = Type.Object({
   /** devmapper's own version (package.json). */
   library: Type.String(),
-  /** The kernel's dm ioctl interface version, `major.minor.patch` (DM_VERSION). */
-  driver: Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }),
+  /**
+   * The kernel's dm ioctl interface version, `major.minor.patch` (DM_VERSION); null when the
+   * driver could not be asked (the command then also reports the error on stderr and fails).
+   */
+  driver: Type.Union([Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' }), Type.Null()]),
   /** uname -r. */
   kernel: Type.String(),
 }, { additionalProperties: false });
@@ -314,6 +317,30 @@ export const DockerLsJson = Type.Object({
   }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type DockerLsJson = Static<typeof DockerLsJson>;
+
+/**
+ * What every command writes to stderr on an error under `--json` (one line; src/cli/errors.ts,
+ * jsonErrorReport). Published as schemas/error.schema.json.
+ */
+export const CliErrorJson = Type.Object(
+  {
+    error: Type.Object(
+      {
+        /** The error's stable code (EDEVICENOTFOUND, EUSAGE, an errno name, EUNEXPECTED). */
+        code: Type.String({ pattern: '^E[A-Z0-9_]+$' }),
+        message: Type.String(),
+        hint: Type.String(),
+        /** The errno name under the error (errnoCode), or null. */
+        errno: Type.Union([Type.String({ pattern: '^E[A-Z0-9_]+$' }), Type.Null()]),
+        /** The cause chain, outermost first (what --verbose prints). */
+        causes: Type.Array(Type.String()),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CliErrorJson = Static<typeof CliErrorJson>;
 
 /** `docker import --json`: what the import did (src/driver/docker-import.ts DockerImportResult). */
 export const DockerImportJson = Type.Object({

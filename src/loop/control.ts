@@ -27,6 +27,7 @@ import {
   LO_NAME_SIZE,
   O_CLOEXEC,
   S_IFBLK,
+  S_IFCHR,
   S_IFMT,
   S_IFREG,
   decodeLoopInfo64,
@@ -50,6 +51,7 @@ import {
   LoopDeviceNotFoundError,
   LoopNotBoundError,
   LoopUnsupportedError,
+  NotALoopDeviceError,
   fileTypeName,
 } from './errors.js';
 import { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
@@ -542,6 +544,7 @@ export class LoopControl {
    * else still has the device open: the kernel then only switches autoclear on and detaches on
    * their last close.
    * @throws {LoopNotBoundError} the device was not bound (ENXIO).
+   * @throws {NotALoopDeviceError} the path is no loop device (before any ioctl).
    */
   async detach(device: LoopDeviceSpec): Promise<DetachResult> {
     const path = this.#pathOf(device);
@@ -549,6 +552,7 @@ export class LoopControl {
     let st;
     try {
       st = this.#sys.fstat(fd);
+      assertLoopNode(path, st);
       await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
     } catch (err) {
       if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(path, { cause: err });
@@ -588,6 +592,7 @@ export class LoopControl {
     const path = this.#pathOf(device);
     const fd = this.#openDevice(path, fsc.O_RDWR);
     try {
+      assertLoopNode(path, this.#sys.fstat(fd));
       await this.#ioctlRetryEagain(fd, request, arg, name);
     } catch (err) {
       if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(path, { cause: err });
@@ -686,4 +691,17 @@ function canonicalPath(file: string): string {
   } catch {
     return resolve(file);
   }
+}
+
+/**
+ * Refuses a node that is not a loop device before a LOOP_* ioctl goes to it: the loop driver
+ * registers its disks under LOOP_MAJOR (drivers/block/loop.c, register_blkdev(LOOP_MAJOR, "loop")
+ * and `disk->major = LOOP_MAJOR`); on any other node the ioctl would reach another driver, or fail
+ * with ENOTTY on a character device or a file (fs/ioctl.c, vfs_ioctl).
+ */
+function assertLoopNode(path: string, st: { mode: number; rdev: bigint }): void {
+  const type = st.mode & S_IFMT;
+  if (type === S_IFBLK && devMajor(st.rdev) === LOOP_MAJOR) return;
+  const dev = type === S_IFBLK || type === S_IFCHR ? ` ${devMajor(st.rdev)}:${devMinor(st.rdev)}` : '';
+  throw new NotALoopDeviceError(path, `${fileTypeName(st.mode)}${dev}`);
 }

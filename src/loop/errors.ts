@@ -109,6 +109,24 @@ export class LoopDeviceNotFoundError extends LoopError {
   }
 }
 
+/**
+ * The path names something that is not a loop device (a character device such as /dev/null, a
+ * regular file, another block device): refused from fstat(2) before any LOOP_* ioctl, which the
+ * kernel would answer with ENOTTY, or pass to another driver.
+ */
+export class NotALoopDeviceError extends LoopError {
+  override readonly name = 'NotALoopDeviceError';
+  readonly code = 'ENOTLOOPDEVICE';
+  readonly device: string;
+  /** What it is instead: `character device 1:3`, `block device 8:0`, `regular file`. */
+  readonly actual: string;
+  constructor(device: string, actual: string, options?: { cause?: unknown }) {
+    super(`${device} is not a loop device (it is a ${actual})`, options);
+    this.device = device;
+    this.actual = actual;
+  }
+}
+
 /** LOOP_CTL_ADD of an index that already exists (EEXIST). */
 export class LoopDeviceExistsError extends LoopError {
   override readonly name = 'LoopDeviceExistsError';

@@ -54,6 +54,7 @@ export {
   LoopError,
   LoopNotBoundError,
   LoopUnsupportedError,
+  NotALoopDeviceError,
   SparseFileShrinkError,
   SparseFileTooLargeError,
   fileTypeName,

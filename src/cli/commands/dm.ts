@@ -80,10 +80,19 @@ export function tableOf(ctx: Ctx, p: Parsed, command: string): TargetLine[] | un
 
 export const handlers = {
   async version(ctx, p) {
-    const v = await ctx.deps.dm().version();
-    const out: DmVersionJson = { library: libraryVersion(), driver: v.join('.'), kernel: release() };
+    // As dmsetup does, the library version is printed even when the driver cannot be asked (no
+    // dm-mod, not root): `driver` is then null and the error follows on stderr (its exit code).
+    let driver: string | null = null;
+    let failure: { err: unknown } | undefined;
+    try {
+      driver = (await ctx.deps.dm().version()).join('.');
+    } catch (err) {
+      failure = { err };
+    }
+    const out: DmVersionJson = { library: libraryVersion(), driver, kernel: release() };
     if (p.options['json']) ctx.stdout(toJson(out));
-    else ctx.stdout(`Library version:   ${out.library}\nDriver version:    ${out.driver}\nKernel:            ${out.kernel}\n`);
+    else ctx.stdout(`Library version:   ${out.library}\n${driver === null ? '' : `Driver version:    ${driver}\n`}Kernel:            ${out.kernel}\n`);
+    if (failure) throw failure.err;
   },
   async ls(ctx, p) {
     const np = p.options['name-prefix'] as string | undefined;

@@ -1,11 +1,39 @@
 // SPDX-License-Identifier: MIT
 // `devmapper loop ...`: attach / detach / list / find loop devices over LoopControl. The command
 // table (names, options, help) is specs/loop.ts; this module is loaded when a command runs.
-import { ensureSparseFile, resolveAttachOptions, type LoopListEntry } from '../../loop/index.js';
+import { LoopNotBoundError, ensureSparseFile, resolveAttachOptions, type LoopDeviceSpec, type LoopListEntry } from '../../loop/index.js';
 import type { Handler } from '../args.js';
 import type { Ctx } from '../context.js';
+import { UsageError } from '../errors.js';
 import { humanSize, parseUintArg, table, toJson } from '../output.js';
 import type { LoopAttachJson, LoopFindJson, LoopListJson } from '../schemas.js';
+
+/** DEVICE as the loop commands take it: N or loopN (an index: LoopControl's devDir), or a path. */
+function loopSpecOf(d: string): LoopDeviceSpec {
+  const index = /^(?:loop)?(\d+)$/.exec(d);
+  return index ? Number(index[1]) : d;
+}
+
+/**
+ * `loop detach --all` (losetup -D): LOOP_CLR_FD on every bound loop device sysfs lists. A device
+ * unbound meanwhile is skipped; another failure does not stop the rest: the later ones are warned
+ * about and the first is thrown at the end (its exit code).
+ */
+async function detachAll(ctx: Ctx): Promise<void> {
+  const loop = ctx.deps.loop();
+  let first: { err: unknown } | undefined;
+  for (const e of loop.list()) {
+    try {
+      const r = await loop.detach(e.path);
+      if (r === 'deferred' && !ctx.quiet) ctx.stderr(`devmapper: ${e.path} is still open; the kernel detaches it on last close\n`);
+    } catch (err) {
+      if (err instanceof LoopNotBoundError) continue;
+      if (first === undefined) first = { err };
+      else ctx.stderr(`devmapper: warn: ${e.path}: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  }
+  if (first !== undefined) throw first.err;
+}
 
 /** LoopListEntry → the stable JSON shape. */
 export function loopEntryJson(l: LoopListEntry): LoopListJson[number] {
@@ -69,10 +97,18 @@ export const handlers = {
     ctx.stdout(p.options['json'] ? toJson(out) : `${a.path}\n`);
   },
   async detach(ctx, p) {
-    const d = p.args['DEVICE'] as string;
-    const spec = /^\d+$/.test(d) ? Number(d) : /^loop\d+$/.test(d) ? `/dev/${d}` : d;
-    const r = await ctx.deps.loop().detach(spec);
+    const d = p.args['DEVICE'] as string | undefined;
+    const all = p.options['all'] === true;
+    if (all && d !== undefined) throw new UsageError('give DEVICE or --all, not both', 'loop detach');
+    if (d === undefined) {
+      if (!all) throw new UsageError('missing DEVICE (or --all)', 'loop detach');
+      return detachAll(ctx);
+    }
+    const r = await ctx.deps.loop().detach(loopSpecOf(d));
     if (r === 'deferred' && !ctx.quiet) ctx.stderr(`devmapper: ${d} is still open; the kernel detaches it on last close\n`);
+  },
+  async 'set-capacity'(ctx, p) {
+    await ctx.deps.loop().setCapacity(loopSpecOf(p.args['DEVICE'] as string));
   },
   async ls(ctx, p) {
     const out = ctx.deps.loop().list({ all: p.options['all'] === true }).map(loopEntryJson).sort((a, b) => a.index - b.index);

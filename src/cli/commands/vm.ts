@@ -59,7 +59,7 @@ export const handlers = {
   const timeoutS = timeout === undefined ? 1800 : parseUintArg(timeout, '--timeout', cmd, 7 * 24 * 3600);
   if (timeoutS === 0) throw new UsageError('--timeout: at least 1 second', cmd);
   if (!onPath('qemu-system-x86_64', ctx.env))
-    throw new EnvironmentError('qemu-system-x86_64 is not installed', `as root: apt-get install ${VM_PACKAGES} (or run scripts/setup.sh)`);
+    throw new EnvironmentError('qemu-system-x86_64 is not installed', `as root: apt-get install ${VM_PACKAGES}`);
   ctx.progress('booting the VM (about 5 s with TCG)');
   let result;
   try {
@@ -79,7 +79,7 @@ export const handlers = {
     });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    throw new EnvironmentError(`the VM could not start: ${msg}`, `the VM needs ${VM_PACKAGES}; as root run scripts/setup.sh, or pick a kernel with --kernel`, { cause: e });
+    throw new EnvironmentError(`the VM could not start: ${msg}`, `the VM needs ${VM_PACKAGES} (as root: apt-get install ${VM_PACKAGES}), or pick a kernel with --kernel`, { cause: e });
   }
   if (result.timedOut && !ctx.quiet) ctx.stderr(`devmapper: vm: timed out after ${timeoutS} s\n`);
   return result.exitCode;

@@ -17,7 +17,7 @@ export const demoCommand: CommandSpec<Ctx> = {
   },
   details:
     "Every step is a separate 'devmapper ds ...' process, so the demo also shows the DeviceSet surviving restarts.\n" +
-    `The VM needs ${VM_PACKAGES} (scripts/setup.sh installs them); the host needs root, device-mapper, loop and e2fsprogs.`,
-  examples: ['npm run demo', 'devmapper demo --where vm', 'sudo devmapper demo --where host --keep --root /var/tmp/dmdemo'],
+    `The VM needs the Debian packages ${VM_PACKAGES} (as root: apt-get install ${VM_PACKAGES}); the host needs root, device-mapper, loop and e2fsprogs.`,
+  examples: ['devmapper demo', 'devmapper demo --where vm', 'sudo devmapper demo --where host --keep --root /var/tmp/dmdemo'],
   run: lazyRun(impl, 'demo'),
 };

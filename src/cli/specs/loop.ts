@@ -29,9 +29,21 @@ const commands: CommandSpec<Ctx>[] = [
   },
   {
     name: 'detach',
-    summary: 'Unbind a loop device (DEVICE: /dev/loopN, loopN or N).',
-    positionals: [{ name: 'DEVICE' }],
+    summary: 'Unbind a loop device (DEVICE: /dev/loopN, loopN or N), or with --all every bound one.',
+    positionals: [{ name: 'DEVICE', optional: true }],
+    options: { all: { type: 'boolean', description: 'Detach every bound loop device, not only ours (losetup -D). No DEVICE then.' } },
+    details:
+      'A device still open elsewhere is detached by the kernel on its last close (a note says so). With --all, a\n' +
+      'device that fails is reported and the others are still detached; the exit code is the first failure\'s.',
     run: lazyRun(impl, 'detach'),
+  },
+  {
+    name: 'set-capacity',
+    summary: "Make a loop device re-read its backing file's size after the file grew (losetup -c).",
+    positionals: [{ name: 'DEVICE' }],
+    details: 'LOOP_SET_CAPACITY: the device takes the new size of its backing file (minus the offset, up to the size limit).',
+    examples: ['truncate -s 2G /var/tmp/data.img && devmapper loop set-capacity /dev/loop3'],
+    run: lazyRun(impl, 'set-capacity'),
   },
   {
     name: 'ls',

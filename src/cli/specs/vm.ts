@@ -30,7 +30,7 @@ export const vmCommand: CommandSpec<Ctx> = {
     'The host root is visible read-only; the current directory (and each --share) is shared writable at the same\n' +
     'path and is the working directory. The exit status is CMD\'s; 124 = timeout, 125 = the guest died.\n' +
     'There is no udev in the guest: use /dev/dm-N, or /dev/mapper/NAME nodes that devmapper creates itself.\n' +
-    `Needs: ${VM_PACKAGES} (scripts/setup.sh installs them). Cache: $DEVMAPPER_VM_CACHE or ~/.cache/devmapper/vm.`,
-  examples: ['devmapper vm -- devmapper dm version', 'devmapper vm --mem 1024 --timeout 600 -- npm run test:privileged'],
+    `Needs the Debian packages ${VM_PACKAGES} (as root: apt-get install ${VM_PACKAGES}). Cache: $DEVMAPPER_VM_CACHE or ~/.cache/devmapper/vm.`,
+  examples: ['devmapper vm -- devmapper dm version', "devmapper vm --mem 1024 --timeout 600 -- sh -c 'devmapper dm ls; devmapper loop ls'"],
   run: lazyRun(impl, 'vm'),
 };

@@ -51,6 +51,7 @@ const STARTUP = [
   'dist/src/cli/context.js',
   'dist/src/cli/errors.js',
   'dist/src/cli/main.js',
+  'dist/src/cli/specs/completion.js',
   'dist/src/cli/specs/constants.js',
   'dist/src/cli/specs/demo.js',
   'dist/src/cli/specs/dm.js',

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,8 @@ const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
   version: string;
   exports: Record<string, unknown>;
   dependencies: Record<string, string>;
+  files: string[];
+  engines: { node: string };
 };
 const pinned = JSON.parse(readFileSync(join(repo, 'test', 'unit', 'public-surface.json'), 'utf8')) as Record<string, string[]>;
 const entries = Object.keys(pkg.exports).filter((e) => e !== './package.json' && !e.includes('*'));
@@ -62,6 +64,31 @@ test('the tarball holds the build, the bin and what the README links to; no test
   assert.equal(links.filter((l) => !packedFiles.some((f) => f === l || f.startsWith(`${l.replace(/\/$/, '')}/`))), [], 'README links to files that are not packed');
 });
 
+test('every `files` entry of package.json packs something; every doc of docs/ is packed', () => {
+  assert.equal(
+    pkg.files.filter((entry) => !packedFiles.some((f) => f === entry || f.startsWith(`${entry}/`))),
+    [],
+    'files entries that match nothing',
+  );
+  const docs = readdirSync(join(repo, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`).sort();
+  assert.ok(docs.length > 0);
+  assert.equal(packedFiles.filter((f) => f.startsWith('docs/')), docs);
+  assert.equal(packedFiles.filter((f) => f.startsWith('test/') || f.includes('/test/')), []);
+});
+
+test('package.json as installed: repository, homepage, bugs, os and an engines.node the README states', () => {
+  const installed = JSON.parse(readFileSync(join(app, 'node_modules', pkg.name, 'package.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(installed['repository'], { type: 'git', url: 'git+https://github.com/devmapper-js/devmapper.git' });
+  assert.is(installed['homepage'], 'https://github.com/devmapper-js/devmapper#readme');
+  assert.equal(installed['bugs'], { url: 'https://github.com/devmapper-js/devmapper/issues' });
+  assert.equal(installed['os'], ['linux']);
+  // require(esm) works unflagged from Node 20.19 (the CommonJS test below runs it); the README's
+  // first paragraph states the same minimum as engines.node.
+  assert.equal(installed['engines'], { node: '>=20.19.0' });
+  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+  assert.equal([...readme.matchAll(/Node\.js (\d+(?:\.\d+)*) (?:and|or) later/g)].map((m) => m[1]), ['20.19', '20.19', '20.19']);
+});
+
 test('installed with no dev dependencies: only the declared dependencies are there', () => {
   const installed = JSON.parse(readFileSync(join(app, 'node_modules', pkg.name, 'package.json'), 'utf8')) as { version: string };
   assert.is(installed.version, pkg.version);
@@ -89,12 +116,10 @@ const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 test(`CommonJS: require() of every entry point (require(esm): Node ≥ 20.19; this is ${process.versions.node})`, () => {
   const script = ['const out = {};', ...entries.map((e) => `out[${JSON.stringify(e)}] = Object.keys(require(${JSON.stringify(specifier(e))})).sort();`), 'console.log(JSON.stringify(out));'].join('\n');
   writeFileSync(join(app, 'cjs.cjs'), script);
-  if (major > 20 || (major === 20 && minor >= 19)) {
-    const got = JSON.parse(run(process.execPath, ['--no-warnings', 'cjs.cjs'], app)) as Record<string, string[]>;
-    for (const e of entries) assert.equal(got[e], pinned[e], e);
-  } else {
-    assert.throws(() => run(process.execPath, ['cjs.cjs'], app), /ERR_REQUIRE_ESM/);
-  }
+  // engines.node is >=20.19.0: an older Node is not supported, and this test says so.
+  assert.ok(major > 20 || (major === 20 && minor >= 19), `Node ${process.versions.node} is older than engines.node ${pkg.engines.node}`);
+  const got = JSON.parse(run(process.execPath, ['--no-warnings', 'cjs.cjs'], app)) as Record<string, string[]>;
+  for (const e of entries) assert.equal(got[e], pinned[e], e);
 });
 
 for (const mode of ['nodenext', 'bundler'] as const) {
@@ -132,6 +157,33 @@ for (const mode of ['nodenext', 'bundler'] as const) {
     run(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], dir);
   });
 }
+
+test('source maps work for an installed user: --enable-source-maps names src/…ts and the line of the throw', () => {
+  // A typed error thrown by the library (parseDevNum refuses 'nope' before anything else runs).
+  writeFileSync(
+    join(app, 'stack.mjs'),
+    [
+      "import { parseDevNum } from 'devmapper/dm';",
+      "try { parseDevNum('nope'); } catch (e) { console.log(JSON.stringify({ code: e.code, stack: e.stack })); }",
+    ].join('\n'),
+  );
+  const got = JSON.parse(run(process.execPath, ['--enable-source-maps', 'stack.mjs'], app)) as { code: string; stack: string };
+  assert.is(got.code, 'EINVALIDARG');
+  const frame = /^\s+at .*?\(?(\S+?):(\d+):(\d+)\)?$/m.exec(got.stack);
+  assert.ok(frame, got.stack);
+  const file = frame[1]!.startsWith('file:') ? fileURLToPath(frame[1]!) : frame[1]!;
+  const line = Number(frame[2]);
+  assert.is(file, join(app, 'node_modules', pkg.name, 'src', 'dm', 'devnum.ts'), got.stack);
+  // The source text is in what was installed: the map's sourcesContent (tsconfig inlineSources).
+  const map = JSON.parse(readFileSync(join(app, 'node_modules', pkg.name, 'dist', 'src', 'dm', 'devnum.js.map'), 'utf8')) as {
+    sources: string[];
+    sourcesContent?: (string | null)[];
+  };
+  const at = map.sources.findIndex((s) => s.endsWith('src/dm/devnum.ts'));
+  const text = map.sourcesContent?.[at]?.split('\n')[line - 1];
+  assert.is(text, readFileSync(join(repo, 'src', 'dm', 'devnum.ts'), 'utf8').split('\n')[line - 1]);
+  assert.match(text ?? '', /^\s*if \(!m\) throw new InvalidArgumentError\('device number'/);
+});
 
 test('the bin is linked and runs', () => {
   assert.is(run(join(app, 'node_modules', '.bin', 'devmapper'), ['--version'], app).trim(), pkg.version);
