@@ -11,7 +11,10 @@
 //   files with identical sha256; `create` of a new layer on top, `get` + write + `put` of it;
 //   `cleanup` releases everything;
 // - `thin_check` of the pool metadata is clean and `thin_dump` shows Docker's thin ids plus the
-//   new one.
+//   new one;
+// - `docker info`'s devicemapper fields, read just before dockerd stopped, and our
+//   `Driver.status()` on the imported root (the same pool, the same files, the same kernel names)
+//   agree field by field (sameStatus says which fields and why the rest cannot).
 // Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
@@ -55,6 +58,33 @@ function checkMetadata(file: string): { check: string; thinIds: number[] } {
   }
 }
 
+/**
+ * docker info's DriverStatus (read before dockerd stopped) against our Driver.status() on the
+ * same pool after the import, field by field. Docker appends `Library Version` (libdevmapper's
+ * dm_get_library_version; there is no libdevmapper here). Every other value must be equal, Pool
+ * Name included (the import keeps Docker's `docker-MAJ:MIN-INO` prefix), Data/Metadata Space Used
+ * too (nothing was written to the pool between the two reads), except:
+ * - Data file / Metadata file: each one's /dev/loopN, the devices dockerd detached on stop and ours
+ *   attached since (the numbers may be reused or not);
+ * - Data/Metadata Space Available: Docker (and we, as Docker) cap each one by the free space of
+ *   the file system holding its loop file (deviceset.go Status, f_bfree), the guest's tmpfs /tmp,
+ *   whose free space changes between the reads (the import's records, the CLI run).
+ */
+function sameStatus(docker: readonly (readonly [string, string])[], ours: readonly (readonly [string, string])[], root: string): void {
+  assert.equal(docker.map(([k]) => k), [...ours.map(([k]) => k), 'Library Version'], `the keys and their order:\n${JSON.stringify(docker)}\n${JSON.stringify(ours)}`);
+  const loose = new Set(['Data file', 'Metadata file', 'Data Space Available', 'Metadata Space Available']);
+  const strict = ours.filter(([k]) => !loose.has(k));
+  assert.equal(strict, docker.filter(([k]) => k !== 'Library Version' && !loose.has(k)), 'every value but the loop device numbers and the capped Available');
+  const o = new Map(ours);
+  const dk = new Map(docker);
+  for (const m of [o, dk]) {
+    assert.match(m.get('Data file') ?? '', /^\/dev\/loop\d+$/);
+    assert.match(m.get('Metadata file') ?? '', /^\/dev\/loop\d+$/);
+  }
+  assert.is(o.get('Data loop file'), join(root, 'devicemapper', 'data'));
+  assert.is(o.get('Metadata loop file'), join(root, 'devicemapper', 'metadata'));
+}
+
 test('dockerd builds a root; import; ds status; Driver get shows the files; create/put a layer; thin_check clean', async () => {
   const missing = missingDockerTools();
   assert.equal(missing, [], `Docker's tools are missing (scripts/setup.sh installs docker.io, containerd, runc): ${missing.join(', ')}`);
@@ -82,6 +112,7 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
     d.docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
     const imageData = JSON.parse(d.docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
     const ctrData = JSON.parse(d.docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
+    const dockerInfo = d.info();
     step('image, container and docker cp done; stopping dockerd');
     const code = await d.stop();
     assert.is(code, 0, `dockerd stopped with ${code}:\n${d.log()}`);
@@ -115,6 +146,7 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
     // The Driver on the imported root.
     driver = await Driver.init(root, { doInit: false, options: r.options });
     assert.is(driver.deviceSet.prefix, prefix);
+    sameStatus(dockerInfo, await driver.status(), root);
     const meta = await driver.getMetadata(container.id);
     assert.equal(meta, { DeviceId: String(container.deviceId), DeviceSize: ctrData['DeviceSize'], DeviceName: ctrData['DeviceName'] });
     const rootfs = await driver.get(container.id);
