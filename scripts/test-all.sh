@@ -2,9 +2,9 @@
 # npm test: setup, build (typecheck), unit tests, the privileged suite in a matrix of VM boots
 # (one boot per cell) and the benchmark smoke run. Cells:
 #   1. the default Debian kernel (linux-image-amd64's 6.1), no udev: every test/privileged file but
-#      docker.test.js (the real dockerd needs udev: cell 3);
+#      docker*.test.js (the real dockerd needs udev: cell 4);
 #   2. a Debian 6.12 (linux-image-6.12.*-amd64-unsigned, fetched into .cache/vm/kernels), no udev:
-#      the same files as cell 1 (docker.test.js is the one file run on one kernel only, printed);
+#      the same files as cell 1 (the docker* files are the ones run on one kernel only, printed);
 #   3. the default kernel with systemd-udevd running in the guest: the dm, thin and deviceset*
 #      files (by pattern, so new files join automatically);
 #   4. the same with the real dockerd 20.10 (docker*), in a guest of its own.
