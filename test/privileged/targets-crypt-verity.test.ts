@@ -54,28 +54,33 @@ const loops: { dev: string; file: string; num: DevNum }[] = [];
 /** The real kernel seam, recording DM_TABLE_LOAD buffers after the kernel is done with them. */
 function spySyscalls(): Syscalls {
   const real = realSyscalls();
-  const record = (name: string, arg: unknown): void => {
+  // The flags as sent (the kernel clears DM_SECURE_DATA_FLAG in the header it writes back); the
+  // payload as the kernel left it.
+  const record = (name: string, arg: unknown, flags: number): void => {
     if (name !== 'DM_TABLE_LOAD' || !Buffer.isBuffer(arg)) return;
     const payload = Buffer.from(arg.subarray(312)); // data_start: struct dm_ioctl is 312 bytes
-    loads.push({ flags: arg.readUInt32LE(28), payloadZeroed: payload.every((b) => b === 0), payloadHas: (s) => payload.includes(s) });
+    loads.push({ flags, payloadZeroed: payload.every((b) => b === 0), payloadHas: (s) => payload.includes(s) });
   };
+  const flagsOf = (arg: unknown): number => (Buffer.isBuffer(arg) ? arg.readUInt32LE(28) : 0);
   return new Proxy(real, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (prop === 'ioctl')
         return (fd: number, req: number, arg: Buffer, name: string): number => {
+          const flags = flagsOf(arg);
           try {
             return real.ioctl(fd, req, arg, name);
           } finally {
-            record(name, arg);
+            record(name, arg, flags);
           }
         };
       if (prop === 'ioctlAsync')
         return async (fd: number, req: number, arg: Buffer, name: string): Promise<number> => {
+          const flags = flagsOf(arg);
           try {
             return await real.ioctlAsync(fd, req, arg, name);
           } finally {
-            record(name, arg);
+            record(name, arg, flags);
           }
         };
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;

@@ -385,8 +385,12 @@ function parseKey(text: string): CryptKey | string {
  * @throws InvalidArgumentError when the text is malformed or the params are invalid.
  */
 export function parseCryptParams(params: string): CryptParams {
-  const bad = (message: string, value: unknown): InvalidArgumentError => new InvalidArgumentError('crypt params', [{ path: '', message, value }]);
   const w = words(params);
+  // Whatever word of the text an error quotes, the key's text is cut out of it.
+  const keyText = w[1];
+  const hide = (v: unknown): unknown =>
+    typeof v === 'string' && keyText !== undefined && keyText.length > 1 && v.includes(keyText) ? v.split(keyText).join(REDACTED) : v;
+  const bad = (message: string, value: unknown): InvalidArgumentError => new InvalidArgumentError('crypt params', [{ path: '', message, value: hide(value) }]);
   if (w.length < 5) throw bad("must be '<cipher> <key> <iv_offset> <major:minor> <offset> [<#features> <features>...]'", `${w.length} word(s)`);
   const key = parseKey(w[1]!);
   if (typeof key === 'string') throw bad(key, REDACTED);
