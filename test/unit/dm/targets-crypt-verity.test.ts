@@ -128,6 +128,8 @@ test('parseCryptParams: malformed text refused, typed, never quoting the key', (
     `aes-xts-plain64 :0:logon:x 0 7:0 0`,
     `aes-xts-plain64 ${HEX} 3 7:0 0 1 sector_size:4096`, // iv_offset not a multiple of 8
     `aes-xts-foo ${HEX} 0 7:0 0`,
+    `aes-xts-plain64 ${HEX} ${HEX} 7:0 0`, // the key pasted in another field is not quoted either
+    `aes-xts-plain64 ${HEX} 0 7:0 0 1 ${HEX}`,
   ]) {
     const e = problems(() => parseCryptParams(bad));
     assert.is(e.message.includes('0123456789abcdef'), false, e.message);
