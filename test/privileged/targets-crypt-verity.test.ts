@@ -330,4 +330,50 @@ test('verity: veritysetup format → our table activates; reads verify (V); a fl
   await dm.deviceRemove(name);
 });
 
+test('tables made by cryptsetup (plain) and veritysetup (with FEC) parse and re-encode exactly', async () => {
+  // crypt: cryptsetup's table for a plain mapping with features, read with the key revealed.
+  const cname = testName('csetup');
+  const keyFile = join(testTmpDir(), 'cv-key.bin');
+  writeFileSync(keyFile, randomBytes(64));
+  sh('cryptsetup', ['open', '--type', 'plain', '--cipher', 'aes-xts-plain64', '--key-size', '512', '--key-file', keyFile, '--sector-size', '4096', '--allow-discards', loops[0]!.dev, cname]);
+  try {
+    const { redacted, revealed } = await tableOf(cname);
+    const p = parseCryptParams(revealed.params);
+    assert.is(formatCryptParams(p), revealed.params);
+    assert.is(p.sectorSize, 4096);
+    assert.is(p.allowDiscards, true);
+    assert.is(redacted.params, formatCryptParamsRedacted(p));
+    assert.equal(parseCryptStatus((await dm.tableStatus(cname))[0]!.params), {});
+  } finally {
+    sh('cryptsetup', ['close', cname]);
+  }
+
+  // verity: veritysetup's table with FEC, and its status.
+  const vname = testName('vsetup');
+  const files = ['cv-fdata', 'cv-fhash', 'cv-fec'].map((n) => join(testTmpDir(), `${n}.img`));
+  writeFileSync(files[0]!, Buffer.alloc(1 << 20, 7));
+  const info = sh('veritysetup', ['format', files[0]!, files[1]!, '--fec-device', files[2]!, '--fec-roots', '2']);
+  const root = parseVeritysetupFormat(info).rootHash;
+  const devs = files.map((f) => {
+    const dev = sh('losetup', ['-f', '--show', f]).trim();
+    loops.push({ dev, file: f, num: rdevOf(dev) });
+    return dev;
+  });
+  sh('veritysetup', ['open', devs[0]!, vname, devs[1]!, root, '--fec-device', devs[2]!, '--fec-roots', '2']);
+  try {
+    const [line] = await dm.tableStatus(vname, { mode: 'table' });
+    assert.is(sh('dmsetup', ['table', vname]), formatTable([line!]));
+    const p = parseVerityParams(line!.params);
+    assert.is(formatVerityParams(p), line!.params);
+    assert.equal(p.fec?.device, loops.at(-1)!.num);
+    assert.is(p.fec?.roots, 2);
+    assert.ok(pread(`/dev/mapper/${vname}`, 1 << 20, 0).equals(Buffer.alloc(1 << 20, 7)));
+    const status = parseVerityStatus((await dm.tableStatus(vname))[0]!.params);
+    assert.is(status.verified, true);
+    console.log(`  veritysetup table: ${line!.params}; status: ${JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+  } finally {
+    sh('veritysetup', ['close', vname]);
+  }
+});
+
 test.run();

@@ -269,8 +269,9 @@ export function verityTarget(start: bigint, length: bigint, p: VerityParams): Ta
 }
 
 /**
- * Verity's INFO status (`verity_status` STATUSTYPE_INFO: `"%c"` of `hash_failed ? 'C' : 'V'`,
- * then, with FEC, `" %lld"` of the blocks FEC corrected).
+ * Verity's INFO status (`verity_status` STATUSTYPE_INFO: `"%c"` of `hash_failed ? 'C' : 'V'`;
+ * kernels that count FEC corrections add `" %lld"` of them when FEC is on. 6.1 prints only the
+ * letter, also with FEC: seen in the VM).
  */
 export interface VerityStatus {
   /** false once any block failed verification (`C`): sticky until the table is reloaded. */
