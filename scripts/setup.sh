@@ -8,10 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# cryptsetup-bin: veritysetup, the hash-tree oracle of test/privileged/targets-crypt-verity.test.ts; keyutils: keyctl, to put a logon key in the keyring for its crypt keyring test.
 # udev: systemd-udevd and udevadm for the udev matrix cell (its rules for dm nodes come with dmsetup).
 # docker.io (20.10, with containerd and runc): the real dockerd with its devicemapper graph driver,
 # the oracle of test/privileged/docker.test.ts (the guest runs the host root's /usr/sbin/dockerd).
-PKGS=(qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs xfsprogs dmsetup thin-provisioning-tools kmod xz-utils udev docker.io containerd runc)
+PKGS=(qemu-system-x86 linux-image-amd64 busybox-static e2fsprogs xfsprogs dmsetup thin-provisioning-tools cryptsetup-bin keyutils kmod xz-utils udev docker.io containerd runc)
 KERNEL2_PATTERN=${DEVMAPPER_CI_KERNEL2:-pkg:linux-image-6.12.*-amd64-unsigned}
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then

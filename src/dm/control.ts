@@ -99,6 +99,7 @@ import {
   type TargetVersion,
 } from './response.js';
 import type { TargetLine } from './table.js';
+import { CRYPT_TARGET, redactCryptParams } from './targets/crypt.js';
 import { udevCookie, type NodePolicy } from './udev.js';
 import { UdevCookie } from './udev-cookie.js';
 
@@ -845,7 +846,7 @@ export class DmControl {
    */
   async deviceWait(ref: DeviceRef, eventNr: number, options: TableStatusOptions = {}): Promise<WaitResult> {
     const { header, buf } = await this.#ioctl(waitRequest(ref, eventNr, options));
-    return { info: decodeDeviceInfo(header), targets: decodeTargets(header, buf) };
+    return { info: decodeDeviceInfo(header), targets: tableText(decodeTargets(header, buf), buf, options) };
   }
 
   /**
@@ -902,13 +903,15 @@ export class DmControl {
   /**
    * DM_TABLE_STATUS: the live (or, with `inactive`, the staged) table's lines, with per-target
    * status text (mode 'status', default) or the table parameters as the kernel normalised them
-   * (mode 'table', what `dmsetup table` prints).
+   * (mode 'table', what `dmsetup table` prints). In mode 'table' the inline keys of crypt targets
+   * are redacted (`redacted:<bytes>`) unless `revealKeys` is true (`dmsetup table --showkeys`),
+   * and the reply buffer is zeroed once decoded.
    * Valid flags: DM_STATUS_TABLE_FLAG, DM_QUERY_INACTIVE_TABLE_FLAG, DM_NOFLUSH_FLAG.
    * @throws DeviceNotFoundError (ENXIO)
    */
   async tableStatus(ref: DeviceRef, options: TableStatusOptions = {}): Promise<TargetLine[]> {
     const { header, buf } = await this.#ioctl(tableStatusRequest(ref, options));
-    return decodeTargets(header, buf);
+    return tableText(decodeTargets(header, buf), buf, options);
   }
 
   /**
@@ -953,12 +956,12 @@ export class DmControl {
   /**
    * DM_TARGET_MSG: send `message` to the target covering `sector` (0 for single-target tables
    * such as thin-pool). Resolves the target's reply text (DM_DATA_OUT_FLAG) or null.
-   * Valid flags: DM_SECURE_DATA_FLAG (`secure`).
+   * Valid flags: DM_SECURE_DATA_FLAG (`secure`; default: on for crypt's `key ...` messages).
    * @throws DeviceNotFoundError (ENXIO)
    * @throws IoctlError EINVAL when no target covers the sector or the target refuses the message
    */
   async targetMessage(ref: DeviceRef, sector: bigint, message: string, options: { secure?: boolean } = {}): Promise<string | null> {
-    const { header, buf } = await this.#ioctl(targetMessageRequest(ref, sector, message, options.secure ?? false));
+    const { header, buf } = await this.#ioctl(targetMessageRequest(ref, sector, message, options.secure));
     return decodeMessageReply(header, buf);
   }
 
@@ -980,10 +983,10 @@ export class DmControl {
   async createDevice(
     name: string,
     targets: readonly TargetLine[],
-    options: DeviceCreateOptions & { readOnly?: boolean } = {},
+    options: DeviceCreateOptions & { readOnly?: boolean; secure?: boolean } = {},
   ): Promise<DeviceInfo> {
     // Validate (and encode) the table before creating anything, so bad input leaves no device behind.
-    const load = tableLoadRequest(name, targets, { readOnly: options.readOnly ?? false });
+    const load = tableLoadRequest(name, targets, { readOnly: options.readOnly ?? false, ...(options.secure !== undefined ? { secure: options.secure } : {}) });
     const created = await this.deviceCreate(name, options);
     try {
       await this.#ioctl(load);
@@ -997,6 +1000,17 @@ export class DmControl {
       throw e;
     }
   }
+}
+
+/**
+ * Table-mode replies may hold crypt keys (`crypt_status` prints them as hex): zero the reply
+ * buffer once decoded and redact the keys unless asked to reveal them.
+ */
+function tableText(targets: TargetLine[], buf: Buffer, options: TableStatusOptions): TargetLine[] {
+  if (options.mode !== 'table') return targets;
+  buf.fill(0);
+  if (options.revealKeys === true) return targets;
+  return targets.map((t) => (t.type === CRYPT_TARGET ? { ...t, params: redactCryptParams(t.params) } : t));
 }
 
 /** The errno number of the first IoctlError in `e`'s cause chain, or 0. */

@@ -74,6 +74,37 @@ export {
   replayLogWrites,
 } from './targets/log-writes.js';
 export type { LogWritesEntry, LogWritesLog, LogWritesParams, LogWritesReplayOp, LogWritesStatus, LogWritesSuper } from './targets/log-writes.js';
+export {
+  CRYPT_KEYRING_TYPES,
+  CRYPT_MAX_KEY_BYTES,
+  CRYPT_REDACTED_PREFIX,
+  CRYPT_TARGET,
+  CryptHexKey,
+  cryptCipherProblems,
+  cryptKeyProblems,
+  cryptKeySetMessage,
+  cryptKeyWipeMessage,
+  cryptParamsProblems,
+  cryptTarget,
+  formatCryptParams,
+  formatCryptParamsRedacted,
+  isCryptKeyMessage,
+  parseCryptParams,
+  parseCryptStatus,
+  redactCryptKey,
+  redactCryptParams,
+} from './targets/crypt.js';
+export type { CryptIntegrity, CryptKey, CryptKeyringKey, CryptKeyringType, CryptNoKey, CryptParams, CryptRedactedKey, CryptStatus } from './targets/crypt.js';
+export {
+  VERITY_TARGET,
+  formatVerityParams,
+  parseVerityParams,
+  parseVerityStatus,
+  parseVeritysetupFormat,
+  verityParamsProblems,
+  verityTarget,
+} from './targets/verity.js';
+export type { VerityFec, VerityParams, VerityStatus, VeritysetupFormatInfo } from './targets/verity.js';
 export { ALLOWED_FLAGS, BUFFER_POLICY, GROWABLE_COMMANDS, REMOVE_RETRY, maskFlags } from './options.js';
 export type {
   DeviceCreateOptions,

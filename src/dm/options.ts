@@ -154,7 +154,8 @@ export interface TableLoadOptions {
   readonly readOnly?: boolean;
   /**
    * DM_SECURE_DATA_FLAG: the kernel wipes its copies of the table (use for tables holding keys).
-   * It also zeroes our request buffer; we never read it back except the header.
+   * It also zeroes our request buffer; we never read it back except the header. Default: on when
+   * the table has a `crypt` target, off otherwise.
    */
   readonly secure?: boolean;
 }
@@ -167,6 +168,12 @@ export interface TableStatusOptions {
   readonly inactive?: boolean;
   /** DM_NOFLUSH_FLAG: e.g. stop thin-pool committing metadata before reporting. */
   readonly noflush?: boolean;
+  /**
+   * Mode 'table' only: return crypt keys as the kernel reports them (hex). Default false: the
+   * inline key of every `crypt` line is replaced by `redacted:<bytes>` (targets/crypt.ts
+   * redactCryptParams), so a table read back can be logged; keyring references are kept.
+   */
+  readonly revealKeys?: boolean;
 }
 
 /** Options of {@link DmControl.listDevices}. */

@@ -51,6 +51,7 @@ import type {
   TableStatusOptions,
 } from './options.js';
 import { assertTable, type TargetLine } from './table.js';
+import { CRYPT_TARGET, isCryptKeyMessage } from './targets/crypt.js';
 
 /**
  * How a method names an existing device: a bare string is a name; otherwise exactly one of name,
@@ -329,7 +330,9 @@ export function tableLoadRequest(ref: DeviceRef, targets: readonly TargetLine[],
     targets.map((t) => ({ sector_start: t.start, length: t.length, target_type: t.type, params: t.params })),
     'spec',
   );
-  const flags = (opts.readOnly ? DM_READONLY_FLAG : 0) | (opts.secure ? DM_SECURE_DATA_FLAG : 0);
+  // A table with a crypt target carries key material (or a keyring reference): secure by default.
+  const secure = opts.secure ?? targets.some((t) => t.type === CRYPT_TARGET);
+  const flags = (opts.readOnly ? DM_READONLY_FLAG : 0) | (secure ? DM_SECURE_DATA_FLAG : 0);
   return onDevice(DM_TABLE_LOAD_CMD, ref, flags, { header: { target_count: targets.length }, payload });
 }
 
@@ -365,12 +368,14 @@ export function getTargetVersionRequest(type: string): DmRequest {
  * go to dm core (`@cancel_deferred_remove`, `@stats_*`).
  * @throws InvalidArgumentError for an empty message or a sector that is not a u64.
  */
-export function targetMessageRequest(ref: DeviceRef, sector: bigint, message: string, secure = false): DmRequest {
+export function targetMessageRequest(ref: DeviceRef, sector: bigint, message: string, secure?: boolean): DmRequest {
   if (typeof sector !== 'bigint' || sector < 0n || sector >= 1n << 64n)
     fail('message sector', [{ path: '', message: 'must be a u64 bigint', value: sector }]);
   if (typeof message !== 'string' || message.length === 0)
     fail('target message', [{ path: '', message: 'must be a non-empty string', value: message }]);
-  return onDevice(DM_TARGET_MSG_CMD, ref, secure ? DM_SECURE_DATA_FLAG : 0, { payload: encodeTargetMsg(sector, message) });
+  // `key set <key>` / `key wipe` (crypt_message) carry key material: secure unless told otherwise.
+  const sec = secure ?? isCryptKeyMessage(message);
+  return onDevice(DM_TARGET_MSG_CMD, ref, sec ? DM_SECURE_DATA_FLAG : 0, { payload: encodeTargetMsg(sector, message) });
 }
 
 /**
