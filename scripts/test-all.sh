@@ -97,7 +97,7 @@ quick1=(--quick-crash)
 args_kernel1=(${k1:+--kernel "$k1"} --files "$FILES" "${quick1[@]}")
 args_kernel2=(--kernel "$k2" --files "$FILES2" --quick-crash)
 args_udev=(${k1:+--kernel "$k1"} --udev --files "$UDEV_FILES" --quick-crash)
-args_docker=(${k1:+--kernel "$k1"} --udev --files "$DOCKER_FILES")
+args_docker=(${k1:+--kernel "$k1"} --udev --files "$DOCKER_FILES" --tag docker)
 job() { # <name>
   local n=$1 s rc
   s=$(date +%s)

@@ -24,7 +24,8 @@ const timeoutMs = Number(process.env['DEVMAPPER_VM_TIMEOUT_MS'] ?? 50 * 60 * 100
 const memMb = process.env['DEVMAPPER_VM_MEM_MB'] ? Number(process.env['DEVMAPPER_VM_MEM_MB']) : undefined;
 // util.parseArgs, strict: an unknown flag or `--help` must not boot a full run by accident.
 const USAGE =
-  'usage: node dist/test/vm/run-privileged.js [--kernel K] [--udev] [--files REGEX] [--quick-crash] [--summary-file F]\n' +
+  'usage: node dist/test/vm/run-privileged.js [--kernel K] [--udev] [--files REGEX] [--quick-crash] [--tag NAME] [--summary-file F]\n' +
+    '  --tag NAME  names the cell in its summary line: vm[<kernel>, udev, NAME]\n' +
     '  REGEX is matched against file names under dist/test/privileged; end it with \\.test\\.js$ (the .d.ts files are there too)';
 function parseCli() {
   return parseArgs({
@@ -37,6 +38,7 @@ function parseCli() {
       files: { type: 'string' },
       'quick-crash': { type: 'boolean' },
       'summary-file': { type: 'string' },
+      tag: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -57,6 +59,7 @@ const kernel = parsed.values.kernel ?? (process.env['DEVMAPPER_VM_KERNEL'] || un
 const udev = parsed.values.udev === true || process.env['DEVMAPPER_VM_UDEV'] === '1';
 const files = parsed.values.files ?? '\\.test\\.js$';
 const quickCrash = parsed.values['quick-crash'] === true;
+const tag = parsed.values.tag;
 
 let captured = '';
 const started = Date.now();
@@ -111,7 +114,7 @@ else if (s && s.total === 0) problems.push('the VM ran zero tests');
 if (result && result.exitCode !== 0 && failed === 0) problems.push(`the guest command exited ${result.exitCode}`);
 if (problems.length > 0) failed += 1;
 
-const label = cellLabel(result?.kernel.version ?? kernel ?? 'default kernel', udev);
+const label = cellLabel(result?.kernel.version ?? kernel ?? 'default kernel', udev, tag);
 if (result) {
   console.log(
     `[devmapper vm] ${label}: kernel ${result.kernel.version}${udev ? ' with systemd-udevd' : ', no udev'}; files /${files}/; ` +

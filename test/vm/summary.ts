@@ -85,6 +85,6 @@ export interface CellSummary {
 }
 
 /** `vm[<kernel>]`, or `vm[<kernel>, udev]` when systemd-udevd ran in the guest. */
-export function cellLabel(kernel: string, udev: boolean): string {
-  return `vm[${kernel}${udev ? ', udev' : ''}]`;
+export function cellLabel(kernel: string, udev: boolean, tag?: string): string {
+  return `vm[${kernel}${udev ? ', udev' : ''}${tag ? `, ${tag}` : ''}]`;
 }

@@ -82,6 +82,7 @@ test('run-privileged: --help prints the usage, an unknown flag is refused (exit 
 test('matrix summary: one line per cell, total over all; one failing or missing cell fails the run', () => {
   assert.is(cellLabel('6.12.118+deb12-amd64', false), 'vm[6.12.118+deb12-amd64]');
   assert.is(cellLabel('6.1.0-57-amd64', true), 'vm[6.1.0-57-amd64, udev]');
+  assert.is(cellLabel('6.1.0-57-amd64', true, 'docker'), 'vm[6.1.0-57-amd64, udev, docker]');
   const dir = mkdtempSync(join(tmpdir(), 'summarize-'));
   const summarize = join(dirname(fileURLToPath(import.meta.url)), '../../vm/summarize.js');
   const run = (args: string[]): { out: string; code: number } => {
