@@ -10,6 +10,19 @@ export abstract class DriverError extends DevmapperError {}
 const show = (id: unknown): string => (typeof id === 'string' ? `layer '${id}'` : 'layer');
 
 /**
+ * A Docker root's problems for a message: their count, then `path: message` joined by '; '. The
+ * paths are file paths with a JSON pointer after '#' (`ROOT/metadata/ID#/device_id`), not bare
+ * pointers, so formatProblems (src/errors.ts) would misread them.
+ */
+function rootProblems(problems: unknown): { count: string; list: string } {
+  const list: readonly ValidationProblem[] = Array.isArray(problems) ? problems : [];
+  return {
+    count: `${list.length} problem${list.length === 1 ? '' : 's'}`,
+    list: list.map((p) => `${p.path}: ${p.message}`).join('; '),
+  };
+}
+
+/**
  * `put(id)` of a layer that has no reference: neither this process's `get` nor the kernel's
  * mount table says it is mounted at `home/mnt/<id>`. Docker's Put ended in umount(2) EINVAL then;
  * here nothing is changed.
@@ -83,12 +96,8 @@ export class DockerRootInvalidError extends DriverError {
     readonly problems: readonly ValidationProblem[],
     options?: { cause?: unknown },
   ) {
-    const list = Array.isArray(problems) ? problems : [];
-    super(
-      `${String(root)} is not a readable Docker devicemapper root (${list.length} problem${list.length === 1 ? '' : 's'}): ` +
-        list.map((p) => `${p.path}: ${p.message}`).join('; '),
-      options,
-    );
+    const { count, list } = rootProblems(problems);
+    super(`${String(root)} is not a readable Docker devicemapper root (${count}): ${list}`, options);
   }
 }
 
@@ -162,11 +171,7 @@ export class DockerImportRefusedError extends DriverError {
     readonly problems: readonly ValidationProblem[],
     options?: { cause?: unknown },
   ) {
-    const list = Array.isArray(problems) ? problems : [];
-    super(
-      `Docker root ${String(root)} cannot be imported or restored (${list.length} problem${list.length === 1 ? '' : 's'}); nothing was written: ` +
-        list.map((p) => `${p.path}: ${p.message}`).join('; '),
-      options,
-    );
+    const { count, list } = rootProblems(problems);
+    super(`Docker root ${String(root)} cannot be imported or restored (${count}); nothing was written: ${list}`, options);
   }
 }
