@@ -17,9 +17,10 @@
 // never answers rejects startDockerd with its log in the message.
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '../../src/cli/main.js';
 import { treeDigest } from './tree-digest.js';
 
 export const DOCKERD = '/usr/sbin/dockerd';
@@ -191,4 +192,63 @@ export function removeDmDevices(prefix: string): void {
   const names = (): string[] => sh('dmsetup', ['ls']).split('\n').map((l) => l.split('\t')[0] ?? '').filter((n) => n.startsWith(prefix));
   for (const name of names()) if (!name.endsWith('-pool')) sh('dmsetup', ['remove', '--retry', name]);
   for (const name of names()) sh('dmsetup', ['remove', '--retry', name]);
+}
+
+/** sha256 of a buffer / of a file's content, hex. */
+export const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+export const sha256 = (path: string): string => sum(readFileSync(path));
+
+/** `devmapper ARGV` run in this process (the CLI's `run`), its output collected. */
+export async function devmapperCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
+  return { code, stdout, stderr };
+}
+
+/** The known files the docker tests put through Docker: an image tarball of two, a third for `docker cp`. */
+export interface KnownFiles {
+  /** The image's files by path inside the image. */
+  readonly files: Record<string, Buffer>;
+  /** The tarball for `docker import`. */
+  readonly tar: string;
+  /** The file for `docker cp` into a container, at `/added.bin`. */
+  readonly added: Buffer;
+  readonly addedPath: string;
+}
+
+/** Writes the {@link KnownFiles} (random content) under `dir`. */
+export function knownFiles(dir: string): KnownFiles {
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'sub'), { recursive: true });
+  const files: Record<string, Buffer> = { 'hello.txt': randomBytes(1 << 20), 'sub/blob.bin': randomBytes(300 * 1024) };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
+  const tar = join(dir, 'image.tar');
+  sh('tar', ['-C', src, '-cf', tar, 'hello.txt', 'sub']);
+  const added = randomBytes(200 * 1024);
+  const addedPath = join(dir, 'added.bin');
+  writeFileSync(addedPath, added);
+  return { files, tar, added, addedPath };
+}
+
+/**
+ * The thin ids in a pool's metadata (a metadata file, bound read-only to a loop device for the
+ * read, or a block device), sorted; with `check`, `thin_check` must pass first (sh throws on a
+ * non-zero exit).
+ */
+export function thinDumpIds(metadata: string, opts: { check?: boolean } = {}): number[] {
+  const isFile = statSync(metadata).isFile();
+  const dev = isFile ? sh('losetup', ['--find', '--show', '--read-only', metadata]).trim() : metadata;
+  let dump: string;
+  try {
+    if (opts.check) sh('thin_check', [dev]);
+    dump = sh('thin_dump', [dev]);
+  } finally {
+    if (isFile) {
+      sh('losetup', ['--detach', dev]);
+      // udev may still hold the loop device it probed, which would defer the detach: wait for it.
+      udevSettleIfRunning();
+    }
+  }
+  return [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
 }

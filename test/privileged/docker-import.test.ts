@@ -17,13 +17,12 @@
 //   agree field by field (sameStatus says which fields and why the rest cannot).
 // Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
 import * as assert from 'uvu/assert';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run } from '../../src/cli/main.js';
 import { Driver } from '../../src/driver/index.js';
-import { missingDockerTools, removeDmDevices, sh, startDockerd, udevSettleIfRunning, type Dockerd } from '../helpers/dockerd.js';
+import { devmapperCli, knownFiles, missingDockerTools, removeDmDevices, sh, sha256, startDockerd, sum, thinDumpIds, type Dockerd } from '../helpers/dockerd.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
 import { treeDigest } from '../helpers/tree-digest.js';
 
@@ -31,32 +30,13 @@ const test = withSweep(privilegedSuite('docker import (real dockerd 20.10)'));
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const BIN = join(repo, 'bin/devmapper.js');
-const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
-const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** The CLI in-process (real deps), its output captured. */
-async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
-  return { code, stdout, stderr };
-}
 
 const t0 = Date.now();
 const step = (what: string): void => console.log(`  docker-import.test: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
 
 /** thin_check and thin_dump of the metadata file through a read-only loop device (they open with O_DIRECT, which tmpfs refuses). */
-function checkMetadata(file: string): { check: string; thinIds: number[] } {
-  const loop = sh('losetup', ['--find', '--show', '--read-only', file]).trim();
-  try {
-    const check = sh('thin_check', [loop]); // sh throws on a non-zero exit: thin_check found a problem
-    const dump = sh('thin_dump', [loop]);
-    return { check, thinIds: [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort((a, b) => a - b) };
-  } finally {
-    sh('losetup', ['--detach', loop]);
-    udevSettleIfRunning();
-  }
-}
 
 /**
  * docker info's DriverStatus (read before dockerd stopped) against our Driver.status() on the
@@ -93,13 +73,7 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
   const dataRoot = join(dir, 'data');
   const root = join(dataRoot, 'devicemapper');
   mkdirSync(dir, { recursive: true });
-  const src = join(dir, 'src');
-  mkdirSync(join(src, 'sub'), { recursive: true });
-  const files: Record<string, Buffer> = { 'hello.txt': randomBytes(1 << 20), 'sub/blob.bin': randomBytes(300 * 1024) };
-  for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
-  sh('tar', ['-C', src, '-cf', join(dir, 'image.tar'), 'hello.txt', 'sub']);
-  const added = randomBytes(200 * 1024);
-  writeFileSync(join(dir, 'added.bin'), added);
+  const { files, tar, added, addedPath } = knownFiles(dir);
 
   let d: Dockerd | undefined;
   let driver: Driver | undefined;
@@ -107,9 +81,9 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
   try {
     d = await startDockerd({ dataRoot, execRoot: '/run/dmtest-delme-docker-import', storageOpts: ['dm.loopdatasize=1G', 'dm.basesize=512M'] });
     step('dockerd is up');
-    d.docker('import', join(dir, 'image.tar'), 'dmtest-delme:1');
+    d.docker('import', tar, 'dmtest-delme:1');
     const ctr = d.docker('create', '--name', 'dmtest-delme-import', 'dmtest-delme:1', '/nonexistent');
-    d.docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
+    d.docker('cp', addedPath, `${ctr}:/added.bin`);
     const imageData = JSON.parse(d.docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
     const ctrData = JSON.parse(d.docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
     const dockerInfo = d.info();
@@ -117,7 +91,7 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
     const code = await d.stop();
     assert.is(code, 0, `dockerd stopped with ${code}:\n${d.log()}`);
 
-    const ls = JSON.parse((await devmapper(['docker', 'ls', '--json', root])).stdout) as { prefix: string; devices: { id: string; deviceId: number; dmName: string }[] };
+    const ls = JSON.parse((await devmapperCli(['docker', 'ls', '--json', root])).stdout) as { prefix: string; devices: { id: string; deviceId: number; dmName: string }[] };
     const prefix = ls.prefix;
     const image = ls.devices.find((x) => x.dmName === imageData['DeviceName'])!;
     const container = ls.devices.find((x) => x.dmName === ctrData['DeviceName'])!;
@@ -126,7 +100,7 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
     const dockerMeta = treeDigest(join(root, 'metadata'));
 
     // The import.
-    const imp = await devmapper(['docker', 'import', '--json', root]);
+    const imp = await devmapperCli(['docker', 'import', '--json', root]);
     assert.is(imp.code, 0, imp.stderr);
     assert.is(imp.stderr, '');
     const r = JSON.parse(imp.stdout) as { outcome: string; prefix: string; dockerMetadata: string; options: string[]; openTransaction: unknown; devices: { id: string; deviceId: number; state: string }[] };
@@ -175,7 +149,7 @@ test('dockerd builds a root; import; ds status; Driver get shows the files; crea
 
     assert.is(sh('dmsetup', ['ls']).split('\n').filter((l) => l.startsWith(`${prefix}-`)).join('\n'), '', 'no device of the root left');
     assert.is(sh('losetup', ['-j', join(root, 'devicemapper', 'data')]).trim(), '', 'no loop device left on the data file');
-    const { thinIds } = checkMetadata(join(root, 'devicemapper', 'metadata'));
+    const thinIds = thinDumpIds(join(root, 'devicemapper', 'metadata'), { check: true });
     assert.equal(thinIds, [...dockerIds.map(([, id]) => id), Number(newId)].sort((a, b) => a - b), 'thin_dump: Docker ids plus the new layer');
     assert.equal(readdirSync(root).sort(), ['cli-options.json', 'devicemapper', 'devmapper.lock', 'metadata', 'mnt', r.dockerMetadata].sort());
     passed = true;

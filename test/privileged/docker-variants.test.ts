@@ -21,30 +21,20 @@
 // In both: every file of Docker's data root hashes the same before and after our tools ran.
 // Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
 import * as assert from 'uvu/assert';
-import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../../src/cli/main.js';
 import { Driver, type DriverStatusPair } from '../../src/driver/index.js';
-import { missingDockerTools, removeDmDevices, rootDigest, sh, startDockerd, udevSettleIfRunning, type Dockerd } from '../helpers/dockerd.js';
+import { devmapperCli, knownFiles, missingDockerTools, removeDmDevices, rootDigest, sh, sha256, startDockerd, sum, thinDumpIds, udevSettleIfRunning, type Dockerd, type KnownFiles } from '../helpers/dockerd.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('docker roots: xfs, deferred deletion, thinpooldev, docker info (real dockerd 20.10)'));
 
-const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const sha256 = (path: string): string => sum(readFileSync(path));
 
 const t0 = Date.now();
 /** A progress line on the console (the VM run shows where a slow TCG guest is). */
 const step = (what: string): void => console.log(`  docker-variants.test: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
 
 /** The CLI in-process (real deps), its output captured. */
-async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
-  return { code, stdout, stderr };
-}
 
 interface LsJson {
   prefix: string;
@@ -56,7 +46,7 @@ interface LsJson {
 }
 
 async function dockerLs(root: string, extra: string[] = []): Promise<LsJson> {
-  const r = await devmapper(['docker', 'ls', '--json', ...extra, root]);
+  const r = await devmapperCli(['docker', 'ls', '--json', ...extra, root]);
   assert.is(r.stderr, '');
   assert.is(r.code, 0);
   return JSON.parse(r.stdout) as LsJson;
@@ -67,35 +57,7 @@ const byNumber = (a: number, b: number): number => a - b;
 const isMountPoint = (path: string): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
 
 /** thin_dump's thin ids of a metadata block device (or file, through a read-only loop: tmpfs refuses O_DIRECT). */
-function thinDumpIds(metadata: string): number[] {
-  const isFile = statSync(metadata).isFile();
-  const dev = isFile ? sh('losetup', ['--find', '--show', '--read-only', metadata]).trim() : metadata;
-  let dump: string;
-  try {
-    dump = sh('thin_dump', [dev]);
-  } finally {
-    if (isFile) {
-      sh('losetup', ['--detach', dev]);
-      // udev may still hold the loop device it probed, which would defer the detach: wait for it.
-      udevSettleIfRunning();
-    }
-  }
-  return [...dump.matchAll(/<device dev_id="(\d+)"/g)].map((m) => Number(m[1])).sort(byNumber);
-}
 
-/** The known files: an image tarball of two files, and a third to `docker cp` into a container. */
-function knownFiles(dir: string): { files: Record<string, Buffer>; tar: string; added: Buffer; addedPath: string } {
-  const src = join(dir, 'src');
-  mkdirSync(join(src, 'sub'), { recursive: true });
-  const files: Record<string, Buffer> = { 'hello.txt': randomBytes(1 << 20), 'sub/blob.bin': randomBytes(300 * 1024) };
-  for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
-  const tar = join(dir, 'image.tar');
-  sh('tar', ['-C', src, '-cf', tar, 'hello.txt', 'sub']);
-  const added = randomBytes(200 * 1024);
-  const addedPath = join(dir, 'added.bin');
-  writeFileSync(addedPath, added);
-  return { files, tar, added, addedPath };
-}
 
 /**
  * Mounts the image layer and a container layer read-only with our CLI, checks the known files by
@@ -106,7 +68,7 @@ async function mountAndCheck(
   dir: string,
   extra: string[],
   layers: { image: LsJson['devices'][number]; container: LsJson['devices'][number] },
-  known: ReturnType<typeof knownFiles>,
+  known: KnownFiles,
   fs: 'xfs' | 'ext4',
 ): Promise<void> {
   const mntImage = join(dir, 'mnt-image');
@@ -114,11 +76,11 @@ async function mountAndCheck(
   mkdirSync(mntImage);
   mkdirSync(mntCtr);
   const opts = fs === 'xfs' ? 'nouuid' : '';
-  const m1 = await devmapper(['docker', 'mount', ...extra, root, layers.image.id, mntImage]);
+  const m1 = await devmapperCli(['docker', 'mount', ...extra, root, layers.image.id, mntImage]);
   assert.is(m1.stderr, `mounted ${layers.image.dmName} (${fs}, read-only${opts ? `, ${opts}` : ''}) at ${mntImage}\n`);
   assert.is(m1.code, 0);
   try {
-    const m2 = await devmapper(['docker', 'mount', ...extra, root, layers.container.id, mntCtr]);
+    const m2 = await devmapperCli(['docker', 'mount', ...extra, root, layers.container.id, mntCtr]);
     assert.is(m2.stderr, `mounted ${layers.container.dmName} (${fs}, read-only${opts ? `, ${opts}` : ''}) at ${mntCtr}\n`);
     assert.is(m2.code, 0);
     try {
@@ -133,11 +95,11 @@ async function mountAndCheck(
       assert.is(existsSync(join(mntImage, 'rootfs', 'added.bin')), false, 'the image layer does not see it');
       assert.throws(() => writeFileSync(join(mntCtr, 'rootfs', 'x'), 'x'), /EROFS/);
     } finally {
-      const u2 = await devmapper(['docker', 'unmount', ...extra, root, layers.container.id, mntCtr]);
+      const u2 = await devmapperCli(['docker', 'unmount', ...extra, root, layers.container.id, mntCtr]);
       assert.is(u2.code, 0, u2.stderr);
     }
   } finally {
-    const u1 = await devmapper(['docker', 'unmount', ...extra, root, layers.image.id, mntImage]);
+    const u1 = await devmapperCli(['docker', 'unmount', ...extra, root, layers.image.id, mntImage]);
     assert.is(u1.code, 0, u1.stderr);
   }
 }
@@ -282,7 +244,7 @@ test('cycle A: xfs root, a deferred-deleted container, docker info against Drive
     step('docker ls = thin_dump; hashed the data root');
     const never = join(dir, 'mnt-deleted');
     mkdirSync(never);
-    const refused = await devmapper(['docker', 'mount', root, deleted.id, never]);
+    const refused = await devmapperCli(['docker', 'mount', root, deleted.id, never]);
     assert.is(refused.code, 3, refused.stderr);
     assert.is(refused.stderr.split('\n')[0], `devmapper: EDOCKERLAYER: Docker layer '${deleted.id}' of ${root} is marked deleted (deferred deletion): Docker removes it`);
     assert.equal(dmNames().filter((n) => n.startsWith(`${report.prefix}-`)), [], 'the refusal activated nothing');

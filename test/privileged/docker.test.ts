@@ -12,26 +12,16 @@
 // - every file of Docker's data root hashes the same before and after.
 // Docker must be installed (scripts/setup.sh): a missing docker fails this suite, never skips it.
 import * as assert from 'uvu/assert';
-import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../../src/cli/main.js';
-import { missingDockerTools, removeDmDevices, rootDigest, sh, startDockerd, udevSettleIfRunning, type Dockerd } from '../helpers/dockerd.js';
+import { devmapperCli, knownFiles, missingDockerTools, removeDmDevices, rootDigest, sh, sha256, startDockerd, sum, udevSettleIfRunning, type Dockerd } from '../helpers/dockerd.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('docker roots (real dockerd 20.10)'));
 
 /** sha256 of a (small) file: the known files as they show in a mounted layer. */
-const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
-const sum = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** The CLI in-process (real deps), its output captured. */
-async function devmapper(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: process.env, cwd: process.cwd() });
-  return { code, stdout, stderr };
-}
 
 const t0 = Date.now();
 /** A progress line on the console (the VM run shows where a slow TCG guest is). */
@@ -50,14 +40,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
   const root = join(dataRoot, 'devicemapper');
   mkdirSync(dir, { recursive: true });
 
-  // The known files: an image of two files, and a third copied into the container.
-  const src = join(dir, 'src');
-  mkdirSync(join(src, 'sub'), { recursive: true });
-  const files: Record<string, Buffer> = { 'hello.txt': randomBytes(1 << 20), 'sub/blob.bin': randomBytes(300 * 1024) };
-  for (const [name, data] of Object.entries(files)) writeFileSync(join(src, name), data);
-  sh('tar', ['-C', src, '-cf', join(dir, 'image.tar'), 'hello.txt', 'sub']);
-  const added = randomBytes(200 * 1024);
-  writeFileSync(join(dir, 'added.bin'), added);
+  const { files, tar, added, addedPath } = knownFiles(dir);
 
   let d: Dockerd | undefined;
   let passed = false;
@@ -67,9 +50,9 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     step('dockerd is up');
     const info = d.info();
     assert.equal(info.filter(([k]) => k === 'Udev Sync Supported'), [['Udev Sync Supported', 'true']], JSON.stringify(info));
-    docker('import', join(dir, 'image.tar'), 'dmtest-delme:1');
+    docker('import', tar, 'dmtest-delme:1');
     const ctr = docker('create', '--name', 'dmtest-delme', 'dmtest-delme:1', '/nonexistent');
-    docker('cp', join(dir, 'added.bin'), `${ctr}:/added.bin`);
+    docker('cp', addedPath, `${ctr}:/added.bin`);
     const imageData = JSON.parse(docker('image', 'inspect', '--format', '{{json .GraphDriver.Data}}', 'dmtest-delme:1')) as Record<string, string>;
     const ctrData = JSON.parse(docker('container', 'inspect', '--format', '{{json .GraphDriver.Data}}', ctr)) as Record<string, string>;
     step('image, container and docker cp done; stopping dockerd');
@@ -77,7 +60,7 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     assert.is(code, 0, `dockerd stopped with ${code}:\n${d.log()}`);
 
     // Docker's names, as dockerd reported them: `<prefix>-<hash>`.
-    const ls0 = await devmapper(['docker', 'ls', '--json', root]);
+    const ls0 = await devmapperCli(['docker', 'ls', '--json', root]);
     assert.is(ls0.stderr, '');
     assert.is(ls0.code, 0);
     const report = JSON.parse(ls0.stdout) as { prefix: string; poolLive: boolean; openTransaction: unknown; devices: { id: string; deviceId: number; dmName: string; deleted: boolean; mountedAt: string[] }[] };
@@ -115,12 +98,12 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
     const mntCtr = join(dir, 'mnt-ctr');
     mkdirSync(mntImage);
     mkdirSync(mntCtr);
-    const m1 = await devmapper(['docker', 'mount', root, image.id, mntImage]);
+    const m1 = await devmapperCli(['docker', 'mount', root, image.id, mntImage]);
     assert.is(m1.code, 0, m1.stderr);
-    const m2 = await devmapper(['docker', 'mount', root, container.id, mntCtr]);
+    const m2 = await devmapperCli(['docker', 'mount', root, container.id, mntCtr]);
     assert.is(m2.code, 0, m2.stderr);
     try {
-      const ls1 = JSON.parse((await devmapper(['docker', 'ls', '--json', root])).stdout) as typeof report;
+      const ls1 = JSON.parse((await devmapperCli(['docker', 'ls', '--json', root])).stdout) as typeof report;
       assert.equal(ls1.devices.filter((d) => d.mountedAt.length > 0).map((d) => [d.id, d.mountedAt]).sort(), [[image.id, [mntImage]], [container.id, [mntCtr]]].sort());
       // Docker's layer layout: <fs>/rootfs/ holds the layer's tree (driver.go Get).
       for (const [name, data] of Object.entries(files)) {
@@ -132,8 +115,8 @@ test('dockerd builds a root; docker ls = thin_dump; read-only mounts show the fi
       // Read-only all the way down.
       assert.throws(() => writeFileSync(join(mntCtr, 'rootfs', 'x'), 'x'), /EROFS/);
     } finally {
-      const u1 = await devmapper(['docker', 'unmount', root, image.id, mntImage]);
-      const u2 = await devmapper(['docker', 'unmount', root, container.id, mntCtr]);
+      const u1 = await devmapperCli(['docker', 'unmount', root, image.id, mntImage]);
+      const u2 = await devmapperCli(['docker', 'unmount', root, container.id, mntCtr]);
       assert.is(u1.code, 0, u1.stderr);
       assert.is(u2.code, 0, u2.stderr);
     }
