@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The gate, naming and hygiene helpers for privileged (real-kernel) tests.
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { suite, type Test } from 'uvu';
 
@@ -194,6 +194,49 @@ export function sweep(): SweepReport {
  * Sweeps before the suite's first test and after its last one, and removes this process's
  * temp dir at the end. Survivors after the suite fail it.
  */
+let afterHookFailed = false;
+process.on('exit', () => {
+  // uvu sets process.exitCode from its own count before the process exits; this runs after it.
+  if (afterHookFailed) process.exitCode = 1;
+});
+
+/** The mounts at or below `dir` (from /proc/self/mountinfo), deepest first. */
+function mountsUnder(dir: string): string[] {
+  const unescape = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => unescape(l.split(' ')[4] ?? ''))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Removes this process's run directory. A failed test can leave mounts in it (a dockerd killed
+ * mid-start, a filesystem it mounted): those are below our own run directory, so they are ours;
+ * unmount them and retry. Returns a problem to report, or undefined.
+ */
+function removeRunDir(dir: string): string | undefined {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  } catch (first) {
+    const mounts = mountsUnder(dir);
+    for (const m of mounts) {
+      try {
+        execFileSync('umount', [m], { stdio: 'ignore' });
+      } catch {
+        // reported below if the removal still fails
+      }
+    }
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return `the run directory was still in use (${(first as Error).message}); unmounted ${mounts.length > 0 ? mounts.join(', ') : 'nothing'} and removed it`;
+    } catch (second) {
+      return `cannot remove the run directory ${dir}: ${(second as Error).message}; mounts below it: ${mountsUnder(dir).join(', ') || 'none'}`;
+    }
+  }
+}
+
 export function withSweep(s: Test): Test {
   let watcher: { w: FSWatcher; ours: Set<string> } | undefined;
   s.before(() => {
@@ -204,17 +247,28 @@ export function withSweep(s: Test): Test {
     watcher?.w.close();
     const fights = [...(watcher?.ours ?? [])];
     watcher = undefined;
+    const problems: string[] = [];
     const { survivors } = sweep();
     if (runDir) {
-      rmSync(runDir, { recursive: true, force: true });
+      const dir = runDir;
       runDir = undefined;
+      const left = removeRunDir(dir);
+      if (left) problems.push(left);
     }
-    if (survivors.length > 0) throw new Error(`test leftovers survived the sweep: ${survivors.join(', ')}`);
+    if (survivors.length > 0) problems.push(`test leftovers survived the sweep: ${survivors.join(', ')}`);
     if (fights.length > 0) {
-      throw new Error(
+      problems.push(
         `udev is running, yet these /dev/mapper entries were block nodes, not udev's symlinks (made by us, or by a ` +
           `fallback after udev did not act in time): ${fights.join(', ')}`,
       );
+    }
+    // An `after` hook that throws makes uvu exit before it prints the suite's failed tests
+    // (uvu's runner runs the hooks in a finally and loses the collected errors), hiding the
+    // failure that caused the leftover. So report here and fail the process at exit instead:
+    // the VM runner counts a non-zero guest exit as a failure.
+    if (problems.length > 0) {
+      for (const p of problems) console.error(`withSweep: ${p}`);
+      afterHookFailed = true;
     }
   });
   return s;
