@@ -28,9 +28,11 @@ export class U64 extends Layout<bigint> {
   constructor(property?: string) {
     super(8, property);
   }
+  /** The little-endian u64 at `offset`. */
   override decode(b: Uint8Array, offset = 0): bigint {
     return asBuffer(b).readBigUInt64LE(offset);
   }
+  /** Writes `src` as a little-endian u64 at `offset`; returns the bytes written (8). */
   override encode(src: bigint, b: Uint8Array, offset = 0): number {
     if (typeof src !== 'bigint' || src < 0n || src > U64_MAX) {
       throw new InvalidArgumentError('u64 field', [
@@ -96,6 +98,7 @@ export class CharArray extends Layout<string> {
     if (nul < 0 || nul >= offset + this.size) return this.decode(buf, offset);
     return nul === offset ? '' : buf.toString('utf8', offset, nul);
   }
+  /** Writes `src` as UTF-8 at `offset`, NUL-padded to the field's size (refused when it does not fit with its NUL); returns the size. */
   override encode(src: string, b: Uint8Array, offset = 0): number {
     const bytes = encodeCString(src, this.size - 1, this.cname);
     const buf = asBuffer(b);
@@ -143,6 +146,7 @@ export class Pad extends Layout<undefined> {
   override decode(): undefined {
     return undefined;
   }
+  /** Zeroes the padding at `offset`; returns its size. */
   override encode(_src: undefined, b: Uint8Array, offset = 0): number {
     b.fill(0, offset, offset + this.span);
     return this.span;
