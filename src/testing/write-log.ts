@@ -22,7 +22,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { constants as fsc } from 'node:fs';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
-import { BLKDISCARD, O_CLOEXEC, encodeBlkRange, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { BLKDISCARD, BLKGETSIZE64, O_CLOEXEC, encodeBlkRange, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { WriteLogCorruptError } from './errors.js';
 
 /** `WRITE_LOG_MAGIC` (dm-log-writes.c). */
@@ -241,7 +241,8 @@ const ZERO_CHUNK = 1 << 20;
  * target was created over fresh, zeroes). The whole log is decoded and `until` looked up before
  * the target is opened, so a corrupt log or an unknown mark changes nothing. The target is
  * fsynced before this returns.
- * @throws InvalidArgumentError for a bad `log`, `target` or `options`, or a mark/entry not in the log
+ * @throws InvalidArgumentError for a bad `log`, `target` or `options`, a mark/entry not in the log, or
+ *   a block device too small for the writes to replay (checked before anything is written)
  * @throws WriteLogCorruptError when the log is corrupt (see {@link readWriteLog})
  */
 export async function replayLog(log: WriteLogSource, target: string, options: ReplayLogOptions = {}): Promise<ReplayResult> {
@@ -291,12 +292,22 @@ async function apply(r: Reader, log: WriteLog, stop: number, target: string, dis
   const fd = openSync(target, fsc.O_RDWR | O_CLOEXEC);
   try {
     const isBlock = fstatSync(fd).isBlockDevice();
+    const ss = BigInt(log.sectorSize);
+    const applied = log.entries.slice(0, stop + 1);
+    if (isBlock) {
+      // A block device does not grow: refuse a log that writes past its end before writing anything.
+      const sizeBuf = Buffer.alloc(8);
+      (sys ?? realSyscalls()).ioctl(fd, BLKGETSIZE64, sizeBuf, 'BLKGETSIZE64');
+      const size = sizeBuf.readBigUInt64LE(0);
+      const need = applied.reduce((m, e) => ((e.sector + e.nrSectors) * ss > m ? (e.sector + e.nrSectors) * ss : m), 0n);
+      if (need > size)
+        throw new InvalidArgumentError('log replay', [{ path: '/target', message: `is ${size} bytes, and the log writes up to byte ${need}`, value: target }]);
+    }
     let mode: 'blkdiscard' | 'zeroes' | 'skip' = discards === 'skip' ? 'skip' : discards === 'zeroes' || !isBlock ? 'zeroes' : 'blkdiscard';
     let writes = 0;
     let bytes = 0n;
     let discarded = 0;
-    const ss = BigInt(log.sectorSize);
-    for (const e of log.entries.slice(0, stop + 1)) {
+    for (const e of applied) {
       if (e.nrSectors === 0n) continue; // a flush or a mark: nothing to apply
       const at = e.sector * ss;
       const len = e.nrSectors * ss;

@@ -3,14 +3,16 @@
 // down and only then; delayOver holds writes at least the configured time; and ext4 on a
 // logWritesOver device, a mark after each fsync, replayed with replayLog onto a zeroed loop device
 // up to each mark: the filesystem recovers (mount replays its journal, as fstests does) and
-// `e2fsck -fn` finds it clean at every mark, with exactly the files fsynced before that mark.
+// `e2fsck -fn` finds it clean at every mark, with exactly the files fsynced before that mark; the
+// whole log gives the logged device byte for byte; a replay target too small is refused untouched.
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { DmControl } from '../../src/dm/index.js';
-import { realSyscalls } from '../../src/ioctl/index.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { DmControl, linearTarget } from '../../src/dm/index.js';
+import { major, minor, realSyscalls } from '../../src/ioctl/index.js';
 import { discardBlockDevice } from '../../src/loop/index.js';
 import { delayOver, flakeyOver, logWritesOver, readWriteLog, replayLog } from '../../src/testing/index.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
@@ -181,6 +183,24 @@ test('logWritesOver + replayLog: ext4 replayed to each fsync mark mounts, holds 
     const fsck = spawnSync('e2fsck', ['-fn', replay.dev], { encoding: 'utf8' });
     assert.is(fsck.status, 0, `e2fsck -fn at ${mark}: ${fsck.stdout}${fsck.stderr}`);
   }
+
+  // A block device too small for the log (a 4 MiB linear device over the replay device) is refused
+  // before anything is written to it.
+  const before = pread(replay.file, 0, 4 * MiB);
+  const rdev = sys.stat(replay.dev).rdev;
+  const small = testName('fk-small');
+  await dm.createDevice(small, [linearTarget(0n, 8192n, { device: { major: major(rdev), minor: minor(rdev) }, offset: 0n })]);
+  try {
+    const refused = await replayLog(log.file, dm.nodePath(small)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.instance(refused, InvalidArgumentError);
+    assert.match((refused as Error).message, /is 4194304 bytes, and the log writes up to byte \d+/);
+  } finally {
+    await dm.deviceRemove(small);
+  }
+  assert.ok(pread(replay.file, 0, 4 * MiB).equals(before), 'nothing written');
 });
 
 test.run();
