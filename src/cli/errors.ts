@@ -137,6 +137,7 @@ const BY_CODE: Readonly<Record<DevmapperErrorCode, ExitCode>> = {
   // Refusals that protect data or state the operator must look at (corrupt or lost metadata,
   // unsafe paths, a second pool over the same files) and interruptions.
   EMETADATACORRUPT: EXIT.OTHER,
+  EWRITELOGCORRUPT: EXIT.OTHER,
   EDEVICEIDSEXHAUSTED: EXIT.OTHER,
   EUNSAFEPATH: EXIT.OTHER,
   ELOCKFILE: EXIT.OTHER,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // devmapper/testing: FakeKernel, an in-process kernel behind the Syscalls seam, for unit tests of
-// code built on DmControl, LoopControl, the thin layer and DeviceSet.
+// code built on DmControl, LoopControl, the thin layer and DeviceSet; and the fault kit (flakeyOver,
+// delayOver, logWritesOver, readWriteLog, replayLog) for tests on a real kernel.
 export { FakeKernel } from './fake-kernel.js';
 export type {
   FailHandle,
@@ -17,3 +18,30 @@ export { FakeIoError, SimulatedCrash, errnoNumber, type Errno } from './errors.j
 export type { FakePoolMode } from './thin-model.js';
 export { FAKE_FILESYSTEM_UUID, fakeBlockDevices, fakeDeviceSetInit, fakeFsTools } from './deviceset.js';
 export { CRASH_AT_ENV, CRASH_TRACE_ENV, crashHookFromEnv } from './crash-env.js';
+export { WriteLogCorruptError, type WriteLogProblem } from './errors.js';
+export {
+  delayOver,
+  flakeyOver,
+  logWritesOver,
+  type DelayDevice,
+  type DelayOverOptions,
+  type FaultDevice,
+  type FaultKitOptions,
+  type FlakeyDevice,
+  type FlakeyMode,
+  type FlakeyOverOptions,
+  type LogWritesDevice,
+} from './fault-kit.js';
+export {
+  WRITE_LOG_FLAGS,
+  WRITE_LOG_MAGIC,
+  WRITE_LOG_VERSION,
+  readWriteLog,
+  replayLog,
+  type ReplayLogOptions,
+  type ReplayResult,
+  type ReplayUntil,
+  type WriteLog,
+  type WriteLogEntry,
+  type WriteLogSource,
+} from './write-log.js';
