@@ -216,7 +216,8 @@ export function reconcile(
  * The open transaction the device records carry (the protocol above): the in-flight record —
  * `creating`, or `deleting` without `deleted` — whose transaction id is above the committed one.
  * The protocol leaves at most one; with several (not written by this protocol), the first by
- * hash. Undefined when none.
+ * hash. Undefined when none. The result is for recovery only: a snapshot's originDeviceId is not
+ * known from the record and is left out.
  */
 export function inFlightTransaction(
   records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],
@@ -228,5 +229,8 @@ export function inFlightTransaction(
     .sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
   const r = open[0];
   if (!r) return undefined;
-  return { openTransactionId: r.transactionId, deviceHash: r.hash, deviceId: r.deviceId, op: r.state === 'creating' ? 'create' : 'delete' };
+  // The journal creates only the base with create_thin; every other device is a snapshot (the
+  // origin is not recorded, and recovery needs none).
+  const op = r.state !== 'creating' ? 'delete' : r.hash === '' ? 'create' : 'snapshot';
+  return { openTransactionId: r.transactionId, deviceHash: r.hash, deviceId: r.deviceId, op };
 }

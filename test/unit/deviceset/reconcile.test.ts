@@ -222,7 +222,7 @@ lazy('a finished delete whose id a later, uncommitted create reused: the create 
   const gone = rec('old', 7, { state: 'deleting', transactionId: 6 });
   const reuse = rec('abc', 7, { state: 'creating', transactionId: 7 });
   const tx = inFlightTransaction([...before, gone, reuse], 6n);
-  assert.equal(tx, { openTransactionId: 7, deviceHash: 'abc', deviceId: 7, op: 'create' });
+  assert.equal(tx, { openTransactionId: 7, deviceHash: 'abc', deviceId: 7, op: 'snapshot' });
   assert.equal(reconcile([...before, gone, reuse], tx, new Set([1, 3, 7]), 6n), [
     { action: 'drop-record', hash: 'old', deviceId: 7, why: 'rollforward-committed-delete' },
     { action: 'delete-thin', deviceId: 7, why: 'rollback-uncommitted-create' },
@@ -244,7 +244,8 @@ lazy('a finished delete whose id a later, committed create reused: only the old 
 lazy('inFlightTransaction: the creating or deleting (not deferred) record above the committed id', () => {
   assert.equal(inFlightTransaction([...before, rec('abc', 7, { state: 'deleting', transactionId: 6 })], 5n), { openTransactionId: 6, deviceHash: 'abc', deviceId: 7, op: 'delete' });
   assert.equal(inFlightTransaction([...before, rec('abc', 7, { state: 'deleting', deleted: true, transactionId: 6 })], 5n), undefined);
-  assert.equal(inFlightTransaction([...before, creating], 4n), { openTransactionId: 5, deviceHash: 'abc', deviceId: 7, op: 'create' });
+  assert.equal(inFlightTransaction([...before, creating], 4n), { openTransactionId: 5, deviceHash: 'abc', deviceId: 7, op: 'snapshot' });
+  assert.equal(inFlightTransaction([rec('', 1, { state: 'creating', transactionId: 2 })], 1n), { openTransactionId: 2, deviceHash: '', deviceId: 1, op: 'create' });
   assert.equal(inFlightTransaction([...before, creating], 5n), undefined);
 });
 
