@@ -38,6 +38,11 @@
  * Roots written before issue 21 keep a separate transaction record; recovery reads and clears
  * it as before (old-layout fixture: test/unit/deviceset/journal-fsync.test.ts).
  *
+ * Not done yet: group commit. Concurrent creates queue on the pool lock and pay one intent each.
+ * A batch could write N intents at the same T (N file fsyncs, one directory fsync), send N
+ * messages, one set_transaction_id, and N lazy ready writes; recovery would then have to treat
+ * every in-flight record above the committed id as an open transaction (reconcile takes one).
+ *
  * The commit is `set_transaction_id` on a pool this DeviceSet owns; an external pool's id
  * belongs to its manager (LVM refuses a pool whose id moved, moby#15629), so there the commit is
  * an atomic write of the journal's own id in the deviceset record.
