@@ -158,16 +158,20 @@ export class BaseImage {
     const call = signal ? { signal } : undefined;
     await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
     this.#crash('base:before-initialized');
-    await this.#journal.saveRecord({ ...rec, initialized: true, filesystem: o.fs });
+    // No directory fsync for the two base record writes: the deviceset record's write in
+    // #saveBaseUuid fsyncs the directory after both renames. A crash before it may lose either:
+    // a base not initialized is recreated, a uuid in one record only is copied (verifyBase).
+    await this.#journal.saveRecord({ ...rec, initialized: true, filesystem: o.fs }, { durable: false });
     const uuid = await runTool(signal, 'DeviceSet.init', () => this.#tools.uuid(path, call));
     this.#crash('base:before-uuid-save');
-    await this.#saveBaseUuid(uuid);
+    await this.#saveBaseUuid(uuid, { durable: false });
     await this.#deactivate('', false);
   }
 
-  async #saveBaseUuid(uuid: string): Promise<void> {
+  /** `baseRecord.durable: false`: the base record's rename is made durable by the deviceset record's directory fsync that follows. */
+  async #saveBaseUuid(uuid: string, baseRecord: { readonly durable?: boolean } = {}): Promise<void> {
     const base = this.#journal.records.get('');
-    if (base) await this.#journal.saveRecord({ ...base, filesystemUuid: uuid });
+    if (base) await this.#journal.saveRecord({ ...base, filesystemUuid: uuid }, baseRecord);
     await this.#journal.poolLock.run(() => {
       this.#journal.deviceSet = { ...this.#journal.deviceSet, baseFilesystemUuid: uuid };
       this.#journal.store.saveDeviceSet(this.#journal.deviceSet);

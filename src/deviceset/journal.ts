@@ -4,9 +4,44 @@
  * # Journal
  *
  * Every create_thin / create_snap / delete follows the write order documented in reconcile.ts
- * (transaction record → device record → pool message → commit → record → clear), so after a
- * crash at any point the next init rolls creates back and deletes forward. A named
+ * (intent record → pool message → commit → lazy record write), so after a crash at any point the
+ * next init rolls uncommitted creates back, committed ones forward, and deletes forward. A named
  * {@link CrashHook} point sits before every step ({@link CRASH_POINTS}).
+ *
+ * ## The fewest durable writes (issue 21)
+ *
+ * Recovery must tell apart, for each operation: nothing happened; the intent is on disk but the
+ * pool may or may not have the change (the message may have gone through); the commit landed.
+ * The commit is the kernel's (set_transaction_id, committed by pool_message in dm-thin.c) or,
+ * on an external pool, a durable deviceset record write. That takes exactly one durable write
+ * before the message (the intent) and nothing durable after the commit:
+ *
+ * | step | create / snapshot | delete |
+ * |---|---|---|
+ * | intent | record `creating`, txid T: file fsync + rename + dir fsync | record `deleting`, txid T: the same |
+ * | kernel | create_thin / create_snap, set_transaction_id | delete, set_transaction_id |
+ * | after commit | record `ready`: file fsync + rename, **no dir fsync** | unlink, **no dir fsync** |
+ *
+ * The intent's directory fsync stays even where the name already existed (delete): the rename
+ * must be durable before the kernel acts, else a crash could leave a `ready` record naming a
+ * deleted id, which no init can detect (the kernel cannot list thin ids). After the commit a lost
+ * rename or unlink brings the intent back, and an intent at or below the committed id is read as
+ * done (reconcile.ts). The `ready` record is still fsynced before its rename: without that a
+ * crash could leave the new name with no data (a corrupt record), which is worse than the old one.
+ *
+ * Per operation: addDevice 2 file fsyncs + 1 dir fsync, 2 renames (was 3 + 4, 3 renames and an
+ * unlink: transaction record, record, commit, record, clear); deleteDevice 1 + 1, 1 rename,
+ * 1 unlink (was 2 + 4). Only the rare paths (EEXIST retry, a failed message or commit, a busy
+ * delete deferred) write durably after the intent, because there a lost write would make an
+ * intent look like a different state.
+ *
+ * Roots written before issue 21 keep a separate transaction record; recovery reads and clears
+ * it as before (old-layout fixture: test/unit/deviceset/journal-fsync.test.ts).
+ *
+ * Not done yet: group commit. Concurrent creates queue on the pool lock and pay one intent each.
+ * A batch could write N intents at the same T (N file fsyncs, one directory fsync), send N
+ * messages, one set_transaction_id, and N lazy ready writes; recovery would then have to treat
+ * every in-flight record above the committed id as an open transaction (reconcile takes one).
  *
  * The commit is `set_transaction_id` on a pool this DeviceSet owns; an external pool's id
  * belongs to its manager (LVM refuses a pool whose id moved, moby#15629), so there the commit is
@@ -29,7 +64,7 @@ import { allocateDeviceId } from './ids.js';
 import type { DeviceRecord, DeviceSetRecord, LoadedMetadata, MetadataStore, TransactionRecord } from './metadata.js';
 import { AsyncMutex } from './mutex.js';
 import { freeSpaceShortfall } from './pool-sizing.js';
-import { reconcile, type ReconcileAction } from './reconcile.js';
+import { inFlightTransaction, reconcile, type ReconcileAction } from './reconcile.js';
 import type { DeviceSetLog } from './types.js';
 
 /** The lowest thin id the DeviceSet allocates. */
@@ -84,10 +119,13 @@ export class Journal {
     return [...this.records.values()].filter((r) => r.deleted).map((r) => r.hash);
   }
 
-  /** Saves `rec` under the pool lock. */
-  async saveRecord(rec: DeviceRecord): Promise<void> {
+  /**
+   * Saves `rec` under the pool lock. `durable: false` skips the directory fsync (see
+   * MetadataStore.saveDevice): only for a write whose loss the next init repairs.
+   */
+  async saveRecord(rec: DeviceRecord, opts: { readonly durable?: boolean } = {}): Promise<void> {
     await this.poolLock.run(() => {
-      this.store.saveDevice(rec);
+      this.store.saveDevice(rec, opts);
       this.records.set(rec.hash, rec);
     });
   }
@@ -164,17 +202,23 @@ export class Journal {
    * device before its thin id is deleted.
    */
   async recover(loaded: LoadedMetadata, status: ThinPoolWorkingStatus, newPool: boolean, quietDeactivate: (hash: string) => Promise<void>): Promise<void> {
-    const poolIds = new Set<number>();
-    // The kernel cannot list thin ids: every recorded id counts as present. On an external pool a
-    // 'creating' record's id is not proven ours (only the commit proves it; the open transaction's
-    // id is probed below), so it is left out: reconcile then never deletes it as an orphan.
-    if (!newPool) for (const r of loaded.devices.values()) if (this.owned || r.state !== 'creating') poolIds.add(r.deviceId);
-    const tx = loaded.transaction;
     if (!this.owned && this.deviceSet.transactionId === undefined) {
       // First use (the ownership check above saw 0), or a root written before the journal kept its
       // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
       this.deviceSet = { ...this.deviceSet, transactionId: Number(status.transactionId) };
     }
+    const committed = this.txid(status);
+    const poolIds = new Set<number>();
+    // The kernel cannot list thin ids: every recorded id counts as present. On an external pool an
+    // uncommitted 'creating' record's id is not proven ours (only the commit proves it; the open
+    // transaction's id is probed below), so it is left out: reconcile then never deletes it as an orphan.
+    if (!newPool) {
+      for (const r of loaded.devices.values()) {
+        if (this.owned || r.state !== 'creating' || BigInt(r.transactionId) <= committed) poolIds.add(r.deviceId);
+      }
+    }
+    // An older root's transaction record, else the one the in-flight record carries (reconcile.ts).
+    const tx = loaded.transaction ?? inFlightTransaction(loaded.devices, committed);
     if (tx && !newPool) {
       this.#crash('init:before-probe');
       const exists = await this.probe(tx.deviceId);
@@ -185,7 +229,7 @@ export class Journal {
       else poolIds.delete(tx.deviceId);
     }
     for (const q of this.deviceSet.quarantinedIds ?? []) this.usedIds.add(q.deviceId);
-    const plan = reconcile(loaded.devices, tx, poolIds, this.txid(status));
+    const plan = reconcile(loaded.devices, tx, poolIds, committed);
     for (const r of loaded.devices.values()) this.records.set(r.hash, r);
     if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
     await this.#applyPlan(plan, tx, quietDeactivate);
@@ -271,14 +315,6 @@ export class Journal {
       const current = this.txid(status);
       const open = current + 1n;
       let { id, next } = allocateDeviceId(this.usedIds, this.deviceSet.nextDeviceId || MIN_DEVICE_ID);
-      const txFor = (devId: number): TransactionRecord => ({
-        openTransactionId: Number(open),
-        deviceHash: hash,
-        deviceId: devId,
-        op,
-        ...(origin ? { originDeviceId: origin.deviceId } : {}),
-        size: Number(size),
-      });
       const fsType = origin?.filesystem ?? this.deviceSet.baseFilesystem;
       const recFor = (devId: number): DeviceRecord => ({
         hash,
@@ -292,9 +328,8 @@ export class Journal {
         createdAt: new Date().toISOString(),
         ...(growTo !== undefined ? { growTo } : {}),
       });
-      point('before-transaction');
-      this.store.saveTransaction(txFor(id));
-      point('before-record');
+      point('before-intent');
+      // The intent: the record itself, `creating` at T (durable: the name is new).
       let rec = recFor(id);
       this.store.saveDevice(rec);
       point('before-message');
@@ -309,14 +344,14 @@ export class Journal {
             this.#log('warn', `thin id ${id} exists in the pool but has no record; trying another id`);
             this.usedIds.add(id);
             ({ id, next } = allocateDeviceId(this.usedIds, next));
-            this.store.saveTransaction(txFor(id));
+            // Durable: a lost rename would leave the intent naming the id that is not ours.
             rec = recFor(id);
             this.store.saveDevice(rec);
             continue;
           }
-          // Nothing was created: undo the journal entries.
+          // Nothing was created: undo the intent, durably (a lost unlink would read as done once a
+          // later operation commits T).
           this.store.removeDevice(hash);
-          this.store.clearTransaction();
           throw err;
         }
       }
@@ -328,17 +363,15 @@ export class Journal {
         try {
           await this.pool.deleteThin(id);
           this.store.removeDevice(hash);
-          this.store.clearTransaction();
         } catch (undoErr) {
           this.#log('error', `could not undo create of thin ${id} after its commit failed (init will): ${String(undoErr)}`);
         }
         throw err;
       }
       point('before-ready');
+      // Committed: a crash that loses this rename brings back the intent, which now reads as ready.
       rec = { ...rec, state: 'ready' };
-      this.store.saveDevice(rec);
-      point('before-clear');
-      this.store.clearTransaction();
+      this.store.saveDevice(rec, { durable: false });
       this.usedIds.add(id);
       this.records.set(hash, rec);
       return rec;
@@ -354,36 +387,34 @@ export class Journal {
       const status = await this.pool.assertWritable();
       const current = this.txid(status);
       const open = current + 1n;
-      this.#crash('delete:before-transaction');
-      this.store.saveTransaction({ openTransactionId: Number(open), deviceHash: rec.hash, deviceId: rec.deviceId, op: 'delete' });
-      this.#crash('delete:before-record');
-      this.store.saveDevice({ ...rec, state: 'deleting' });
+      this.#crash('delete:before-intent');
+      // The intent: the record, `deleting` at T (durable even though the name exists: a lost
+      // rename after the message would leave a record naming a deleted id).
+      this.store.saveDevice({ ...rec, state: 'deleting', deleted: false, transactionId: Number(open) });
       this.#crash('delete:before-message');
       try {
         await this.pool.deleteThin(rec.deviceId);
       } catch (err) {
         if (!(err instanceof ThinIdNotFoundError)) {
           if (err instanceof ThinDeviceBusyError && deferOnBusy) {
+            // Nothing changed in the pool: no commit. Durable, so that the intent cannot come
+            // back and be read as done once a later operation commits T.
             const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
             this.store.saveDevice(deferred);
             this.records.set(rec.hash, deferred);
-            await this.commit(current, open);
-            this.store.clearTransaction();
             return 'deferred';
           }
-          // Abort: the device stays as it was.
+          // Abort: the device stays as it was (durably, for the same reason).
           this.store.saveDevice(rec);
-          this.store.clearTransaction();
           throw err;
         }
       }
       this.#crash('delete:before-commit');
       await this.commit(current, open);
       this.#crash('delete:before-remove-record');
-      this.store.removeDevice(rec.hash);
+      // Committed: a crash that loses this unlink brings back the intent, which now reads as done.
+      this.store.removeDevice(rec.hash, { durable: false });
       this.records.delete(rec.hash);
-      this.#crash('delete:before-clear');
-      this.store.clearTransaction();
       this.usedIds.delete(rec.deviceId);
       return 'deleted';
     });

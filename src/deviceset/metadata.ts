@@ -237,17 +237,27 @@ export class MetadataStore {
     return { devices, deviceSet, transaction, removedTempFiles };
   }
 
-  /** Atomically write a device's record. @throws InvalidArgumentError for an invalid record (nothing written). */
-  saveDevice(record: DeviceRecord): void {
+  /**
+   * Atomically write a device's record. With `durable: false` the directory is not fsynced: the
+   * record's data is (before the rename), so after a crash the name holds the old record or the
+   * new one, complete, but the old one may come back. Only for a write whose loss recovery
+   * tolerates (journal.ts: the `ready` record after a create's commit).
+   * @throws InvalidArgumentError for an invalid record (nothing written).
+   */
+  saveDevice(record: DeviceRecord, opts: { readonly durable?: boolean } = {}): void {
     this.#validate('device record', record, deviceProblems);
-    this.#writeAtomic(deviceFileName(record.hash), record);
+    this.#writeAtomic(deviceFileName(record.hash), record, opts.durable ?? true);
   }
 
-  /** Remove a device's record (no error if it is already gone). */
-  removeDevice(hash: string): void {
+  /**
+   * Remove a device's record (no error if it is already gone). With `durable: false` the
+   * directory is not fsynced: after a crash the record may come back (journal.ts: the record of a
+   * committed delete, which recovery drops again).
+   */
+  removeDevice(hash: string, opts: { readonly durable?: boolean } = {}): void {
     this.#ensureDir();
     this.#unlinkIfExists(join(this.dir, deviceFileName(hash)));
-    this.#fsyncDir();
+    if (opts.durable ?? true) this.#fsyncDir();
   }
 
   /** Atomically write the deviceset record. */
@@ -262,11 +272,14 @@ export class MetadataStore {
     this.#writeAtomic(TRANSACTION_FILE, record);
   }
 
-  /** Remove the transaction record: nothing is in flight any more. */
+  /**
+   * Remove the transaction record: nothing is in flight any more. Since issue 21 the journal
+   * writes none (the device record carries the intent); recovery still clears one left by an
+   * older devmapper. No directory fsync when there was nothing to remove.
+   */
   clearTransaction(): void {
     this.#ensureDir();
-    this.#unlinkIfExists(join(this.dir, TRANSACTION_FILE));
-    this.#fsyncDir();
+    if (this.#unlinkIfExists(join(this.dir, TRANSACTION_FILE))) this.#fsyncDir();
   }
 
   #validate(what: string, record: unknown, problemsOf: (v: unknown) => ValidationProblem[]): void {
@@ -302,7 +315,7 @@ export class MetadataStore {
     this.#dirReady = true;
   }
 
-  #writeAtomic(name: string, record: unknown): void {
+  #writeAtomic(name: string, record: unknown, durable = true): void {
     this.#ensureDir();
     const data = Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8');
     const tmp = join(this.dir, `${TMP_PREFIX}${name}-${process.pid}-${++this.#tmpCounter}-${randomBytes(4).toString('hex')}`);
@@ -326,7 +339,7 @@ export class MetadataStore {
         }
       }
     }
-    this.#fsyncDir();
+    if (durable) this.#fsyncDir();
   }
 
   #fsyncDir(): void {
@@ -338,11 +351,14 @@ export class MetadataStore {
     }
   }
 
-  #unlinkIfExists(file: string): void {
+  /** True when `file` was there and is now unlinked. */
+  #unlinkIfExists(file: string): boolean {
     try {
       this.#fs.unlinkSync(file);
+      return true;
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
+      return false;
     }
   }
 }

@@ -1,27 +1,39 @@
 // SPDX-License-Identifier: MIT
 // Startup recovery: compare the metadata records with the pool and plan the repairs. Pure.
 /**
- * # The write protocol this recovery assumes (the DeviceSet follows it)
+ * # The write protocol this recovery assumes (the DeviceSet follows it; journal.ts)
  *
- * Every pool mutation runs under the DeviceSet lock, one at a time:
+ * Every pool mutation runs under the journal's pool lock, one at a time. T = the journal's
+ * committed id + 1. Since issue 21 the device record itself is the intent (one file, one rename):
  *
- * **create / snapshot** of hash H with id I (T = the journal's committed id + 1):
- * 1. save the transaction `{openTransactionId: T, deviceHash: H, deviceId: I, op}`;
- * 2. save H's record with `state: 'creating'`, `transactionId: T`;
- * 3. send `create_thin I` or `create_snap I <origin>` (on EEXIST: pick a new id, rewrite the
- *    transaction, then the record, then resend);
- * 4. commit T: **the commit point** (`set_transaction_id T-1 T` on an owned pool; on an external
+ * **create / snapshot** of hash H with id I:
+ * 1. intent: save H's record `{state: 'creating', transactionId: T, deviceId: I}` (durable:
+ *    file fsync, rename, directory fsync: the name is new);
+ * 2. send `create_thin I` or `create_snap I <origin>` (on EEXIST: pick a new id, rewrite the
+ *    intent durably, resend; on another error: remove the record durably);
+ * 3. commit T: **the commit point** (`set_transaction_id T-1 T` on an owned pool; on an external
  *    pool, whose id is its manager's, an atomic write of T into the deviceset record);
- * 5. save H's record with `state: 'ready'`;
- * 6. clear the transaction.
+ * 4. save H's record with `state: 'ready'`: file fsync and rename, no directory fsync. A crash
+ *    may bring the intent back: `creating` with `transactionId` ≤ the committed id **is** ready.
  *
  * **delete** of hash H with id I:
- * 1. save the transaction `{op: 'delete', …}`; 2. save H's record with `state: 'deleting'`;
- * 3. send `delete I` (ENODATA counts as done; EBUSY with deferred deletion: save
- *    `deleted: true`, commit, clear, and let the worker retry); 4. commit T;
- * 5. remove H's record; 6. clear the transaction.
+ * 1. intent: save H's record `{state: 'deleting', deleted: false, transactionId: T}` (durable);
+ * 2. send `delete I` (ENODATA counts as done; EBUSY with deferred deletion: save
+ *    `deleted: true` with the old transaction id, durably, and let the worker retry; another
+ *    error: save the old record back, durably);
+ * 3. commit T;
+ * 4. unlink H's record, no directory fsync: a crash may bring it back, and `deleting`,
+ *    `deleted: false` with `transactionId` ≤ the committed id is a finished delete.
  *
- * Creates that did not reach their commit point are rolled **back**; deletes are always rolled
+ * So an in-flight record (`creating`, or `deleting` without `deleted`) above the committed id is
+ * the open transaction ({@link inFlightTransaction}); at or below it, the operation committed and
+ * only its last, lazy write may be missing.
+ *
+ * **Older roots** (before issue 21) wrote a separate `transaction-metadata` record first, then
+ * the record, and cleared it at the end; such a transaction is passed as `transaction` and
+ * handled exactly as before (`creating`/`deleting` records of older roots exist only inside one).
+ *
+  * Creates that did not reach their commit point are rolled **back**; deletes are always rolled
  * **forward** (a half-deleted device has lost its data anyway). Docker rolled every open
  * transaction back, deleting both the thin device and the record, whatever the operation was.
  *
@@ -60,6 +72,8 @@ export type ReconcileReason =
   | 'rollforward-committed-create'
   /** An open delete: finish it, whatever step it reached. */
   | 'rollforward-delete'
+  /** An in-flight delete record whose commit landed: only the record's unlink was lost. */
+  | 'rollforward-committed-delete'
   /** A thin id in the pool that no record claims. */
   | 'orphan-thin'
   /** A record whose thin id is not in the pool. */
@@ -108,6 +122,21 @@ export function reconcile(
 
   const claimedByOther = (id: number, hash: string): boolean =>
     [...recs.values()].some((r) => r.hash !== hash && r.deviceId === id);
+
+  // Committed operations whose last, lazy write (see above) a crash lost. First, so that a record
+  // of a finished delete no longer claims an id that a later create reused.
+  for (const rec of [...recs.values()]) {
+    if (transaction && rec.hash === transaction.deviceHash) continue;
+    if (BigInt(rec.transactionId) > poolTransactionId) continue;
+    if (rec.state === 'creating' && pool.has(rec.deviceId)) {
+      plan.push({ action: 'mark-ready', hash: rec.hash, why: 'rollforward-committed-create' });
+      rec.state = 'ready';
+    } else if (rec.state === 'deleting' && !rec.deleted) {
+      plan.push({ action: 'drop-record', hash: rec.hash, deviceId: rec.deviceId, why: 'rollforward-committed-delete' });
+      recs.delete(rec.hash);
+      if (!claimedByOther(rec.deviceId, rec.hash)) pool.delete(rec.deviceId);
+    }
+  }
 
   if (transaction) {
     const { deviceHash: hash, deviceId: id } = transaction;
@@ -181,4 +210,27 @@ export function reconcile(
   }
   if (transaction) plan.push({ action: 'clear-transaction', why: 'transaction-done' });
   return plan;
+}
+
+/**
+ * The open transaction the device records carry (the protocol above): the in-flight record —
+ * `creating`, or `deleting` without `deleted` — whose transaction id is above the committed one.
+ * The protocol leaves at most one; with several (not written by this protocol), the first by
+ * hash. Undefined when none. The result is for recovery only: a snapshot's originDeviceId is not
+ * known from the record and is left out.
+ */
+export function inFlightTransaction(
+  records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],
+  committedTransactionId: bigint,
+): TransactionRecord | undefined {
+  const list = Array.isArray(records) ? (records as readonly DeviceRecord[]) : [...(records as ReadonlyMap<string, DeviceRecord>).values()];
+  const open = [...list]
+    .filter((r) => BigInt(r.transactionId) > committedTransactionId && (r.state === 'creating' || (r.state === 'deleting' && !r.deleted)))
+    .sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+  const r = open[0];
+  if (!r) return undefined;
+  // The journal creates only the base with create_thin; every other device is a snapshot (the
+  // origin is not recorded, and recovery needs none).
+  const op = r.state !== 'creating' ? 'delete' : r.hash === '' ? 'create' : 'snapshot';
+  return { openTransactionId: r.transactionId, deviceHash: r.hash, deviceId: r.deviceId, op };
 }

@@ -151,7 +151,7 @@ test("d8: kill -9 of addDevice at every crash point never deletes a foreign thin
     closeSync(fdw);
     sh('dmsetup', ['remove', foreign]);
     const want = createHash('sha256').update(payload).digest('hex');
-    const points = ['snapshot:before-transaction', 'snapshot:before-record', 'snapshot:before-message', 'snapshot:before-commit', 'snapshot:before-ready', 'snapshot:before-clear'];
+    const points = ['snapshot:before-intent', 'snapshot:before-message', 'snapshot:before-commit', 'snapshot:before-ready'];
     for (const [i, point] of points.entries()) {
       const r = runChild(root, options, [['add', `x${i}`, '']], point);
       assert.is(r.signal, 'SIGKILL', `${point}: ${r.out}`);

@@ -329,12 +329,10 @@ const FRESH_POINTS: CrashPointName[] = [
   'base:before-mkfs',
   'base:before-initialized',
   'base:before-uuid-save',
-  'create:before-transaction',
-  'create:before-record',
+  'create:before-intent',
   'create:before-message',
   'create:before-commit',
   'create:before-ready',
-  'create:before-clear',
 ];
 
 it('crash injection, first init: kill -9 at each point; the next init recovers and the invariants hold', async () => {

@@ -126,23 +126,23 @@ crash('every point name is unique and parses', () => {
 });
 
 crash('bad specs are refused with the list of points', () => {
-  for (const bad of ['', 'nope', 'delete:before-nothing', '#0', 'create:before-record@0']) {
+  for (const bad of ['', 'nope', 'delete:before-nothing', '#0', 'create:before-message@0']) {
     assert.throws(() => parseCrashSpec(bad), /expected <point>\[@k\] or #n; points: init:before-pool-create, /);
   }
 });
 
 crash('the hook dies exactly at the k-th hit of a name, or the n-th hit overall, and traces all', () => {
-  const seq: CrashPointName[] = ['create:before-transaction', 'create:before-record', 'create:before-transaction', 'create:before-record'];
+  const seq: CrashPointName[] = ['create:before-intent', 'create:before-message', 'create:before-intent', 'create:before-message'];
   const died: string[] = [];
   const traced: string[] = [];
-  const h = crashHook({ kind: 'name', name: 'create:before-record', occurrence: 2 }, (n) => died.push(n), (n) => traced.push(n));
+  const h = crashHook({ kind: 'name', name: 'create:before-message', occurrence: 2 }, (n) => died.push(n), (n) => traced.push(n));
   seq.forEach((n) => h(n));
-  assert.equal(died, ['create:before-record']);
+  assert.equal(died, ['create:before-message']);
   assert.equal(traced, seq);
   const byIndex: string[] = [];
   const h2 = crashHook({ kind: 'index', index: 3 }, (n) => byIndex.push(n));
   seq.forEach((n) => h2(n));
-  assert.equal(byIndex, ['create:before-transaction']);
+  assert.equal(byIndex, ['create:before-intent']);
   const none: string[] = [];
   const h3 = crashHook(undefined, (n) => none.push(n));
   seq.forEach((n) => h3(n));

@@ -9,6 +9,7 @@ import {
   type ReconcileAction,
   type TransactionRecord,
 } from '../../../src/deviceset/index.js';
+import { inFlightTransaction } from '../../../src/deviceset/reconcile.js';
 
 function rec(hash: string, deviceId: number, over: Partial<DeviceRecord> = {}): DeviceRecord {
   return {
@@ -192,10 +193,60 @@ anomalies('two records claiming one id both become faulty; the id stays', () => 
   ]);
 });
 
-anomalies('a creating record without a transaction becomes faulty', () => {
-  assert.equal(reconcile([...before, creating], undefined, new Set([1, 3, 7]), 5n), [
+anomalies('a creating record above the committed id that is not the open transaction becomes faulty', () => {
+  assert.equal(reconcile([...before, rec('abc', 7, { state: 'creating', transactionId: 6 })], undefined, new Set([1, 3, 7]), 5n), [
     { action: 'mark-faulty', hash: 'abc', why: 'interrupted-create' },
+    { action: 'set-transaction-id', from: 5n, to: 6n, why: 'record-ahead-of-pool' },
   ]);
+});
+
+const lazy = suite('deviceset/reconcile: intent records (issue 21), the lost lazy writes after a commit');
+
+lazy('a creating record at or below the committed id is a committed create: mark it ready', () => {
+  assert.equal(reconcile([...before, creating], undefined, new Set([1, 3, 7]), 5n), [
+    { action: 'mark-ready', hash: 'abc', why: 'rollforward-committed-create' },
+  ]);
+});
+
+lazy('a deleting (not deferred) record at or below the committed id is a finished delete: drop it, delete nothing', () => {
+  assert.equal(reconcile([...before, rec('abc', 7, { state: 'deleting', transactionId: 6 })], undefined, new Set([1, 3, 7]), 6n), [
+    { action: 'drop-record', hash: 'abc', deviceId: 7, why: 'rollforward-committed-delete' },
+  ]);
+});
+
+lazy('a deferred deletion (deleted: true) is kept for the worker', () => {
+  assert.equal(reconcile([...before, rec('abc', 7, { state: 'deleting', deleted: true, transactionId: 5 })], undefined, new Set([1, 3, 7]), 6n), []);
+});
+
+lazy('a finished delete whose id a later, uncommitted create reused: the create is rolled back and the id deleted', () => {
+  const gone = rec('old', 7, { state: 'deleting', transactionId: 6 });
+  const reuse = rec('abc', 7, { state: 'creating', transactionId: 7 });
+  const tx = inFlightTransaction([...before, gone, reuse], 6n);
+  assert.equal(tx, { openTransactionId: 7, deviceHash: 'abc', deviceId: 7, op: 'snapshot' });
+  assert.equal(reconcile([...before, gone, reuse], tx, new Set([1, 3, 7]), 6n), [
+    { action: 'drop-record', hash: 'old', deviceId: 7, why: 'rollforward-committed-delete' },
+    { action: 'delete-thin', deviceId: 7, why: 'rollback-uncommitted-create' },
+    { action: 'drop-record', hash: 'abc', deviceId: 7, why: 'rollback-uncommitted-create' },
+    clear,
+  ]);
+});
+
+lazy('a finished delete whose id a later, committed create reused: only the old record goes', () => {
+  const gone = rec('old', 7, { state: 'deleting', transactionId: 6 });
+  const reuse = rec('abc', 7, { state: 'creating', transactionId: 7 });
+  assert.equal(inFlightTransaction([...before, gone, reuse], 7n), undefined);
+  assert.equal(reconcile([...before, gone, reuse], undefined, new Set([1, 3, 7]), 7n), [
+    { action: 'mark-ready', hash: 'abc', why: 'rollforward-committed-create' },
+    { action: 'drop-record', hash: 'old', deviceId: 7, why: 'rollforward-committed-delete' },
+  ]);
+});
+
+lazy('inFlightTransaction: the creating or deleting (not deferred) record above the committed id', () => {
+  assert.equal(inFlightTransaction([...before, rec('abc', 7, { state: 'deleting', transactionId: 6 })], 5n), { openTransactionId: 6, deviceHash: 'abc', deviceId: 7, op: 'delete' });
+  assert.equal(inFlightTransaction([...before, rec('abc', 7, { state: 'deleting', deleted: true, transactionId: 6 })], 5n), undefined);
+  assert.equal(inFlightTransaction([...before, creating], 4n), { openTransactionId: 5, deviceHash: 'abc', deviceId: 7, op: 'snapshot' });
+  assert.equal(inFlightTransaction([rec('', 1, { state: 'creating', transactionId: 2 })], 1n), { openTransactionId: 2, deviceHash: '', deviceId: 1, op: 'create' });
+  assert.equal(inFlightTransaction([...before, creating], 5n), undefined);
 });
 
 anomalies('a record ahead of the pool raises the pool transaction id', () => {
@@ -293,4 +344,5 @@ ids('errors when every id is used, or next is out of range', () => {
   for (const bad of [-1, 2 ** 24, 1.5, Number.NaN]) assert.throws(() => allocateDeviceId(new Set(), bad), /next device id/);
 });
 
+lazy.run();
 ids.run();
