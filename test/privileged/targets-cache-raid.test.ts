@@ -4,7 +4,7 @@
 // `dmsetup table`, the INFO status parses into exact values, the messages act (cache
 // migration_threshold and the cleaner policy writing every dirty block back; writecache `flush`
 // emptying the cache; raid1 `check` then `idle`), integrity in J mode detects a byte flipped on the
-// backing device (EIO on read, the mismatch counter counts it). Every device is removed.
+// backing device (the read fails with EILSEQ, the mismatch counter counts it). Every device is removed.
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
@@ -42,6 +42,7 @@ import {
   type TargetLine,
   type WritecacheParams,
 } from '../../src/dm/index.js';
+import { errnoCode } from '../../src/errors.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('targets-cache-raid'));
@@ -125,6 +126,15 @@ async function statusOf(name: string): Promise<string> {
   return lines[0]!.params;
 }
 
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** Polls `probe` (status reads, no timing asserted) until it returns a value; fails after `tries`. */
 async function until<T>(what: string, tries: number, probe: () => Promise<T | undefined>): Promise<T> {
   for (let i = 0; i < tries; i++) {
@@ -157,9 +167,7 @@ test('cache (smq, writeback): table = encoder = dmsetup, status parsed, migratio
   const t = await tableOf(name);
   assert.equal(t, { start: 0n, length, type: 'cache', params: formatCacheParams(p) });
   assert.equal(parseCacheParams(t.params), p);
-  const raw = await statusOf(name);
-  console.log(`RAW cache status: ${JSON.stringify(raw)}`);
-  const s = parseCacheStatus(raw);
+  const s = parseCacheStatus(await statusOf(name));
   assert.is(s.state, 'ok');
   if (s.state !== 'ok') return;
   assert.is(s.metadataBlockSize, 8);
@@ -216,9 +224,7 @@ test('writecache (ssd): table = encoder = dmsetup, status parsed, blocks in use 
   const t = await tableOf(name);
   assert.equal(t, { start: 0n, length, type: 'writecache', params: formatWritecacheParams(p) });
   assert.equal(parseWritecacheParams(t.params), p);
-  const raw = await statusOf(name);
-  console.log(`RAW writecache status: ${JSON.stringify(raw)}`);
-  const s0 = parseWritecacheStatus(raw);
+  const s0 = parseWritecacheStatus(await statusOf(name));
   assert.is(s0.error, 0);
   assert.is(s0.freeBlocks, s0.blocks);
   assert.is(s0.writebackBlocks, 0n);
@@ -228,7 +234,6 @@ test('writecache (ssd): table = encoder = dmsetup, status parsed, blocks in use 
   const data = randomBytes(16 * 4096);
   pwrite(`/dev/mapper/${name}`, data, 1 << 20);
   const s1 = parseWritecacheStatus(await statusOf(name));
-  console.log(`RAW writecache status after writes: ${JSON.stringify(await statusOf(name))}`);
   assert.is(s1.blocks - s1.freeBlocks, 16n);
 
   await dm.targetMessage(name, 0n, writecacheMessage('flush'));
@@ -254,14 +259,12 @@ test('raid1 over 2 legs: table = encoder = dmsetup, resync to AA and total/total
   const length = 8192n; // 4 MiB legs
   await dm.createDevice(name, [raidTarget(0n, length, p)]);
   const t = await tableOf(name);
-  console.log(`RAW raid table: ${JSON.stringify(t.params)}`);
   assert.equal(t, { start: 0n, length, type: 'raid', params: formatRaidParams(p) });
   assert.equal(parseRaidParams(t.params), p);
   const synced = await until('raid1 in sync', 600, async () => {
     const s = parseRaidStatus(await statusOf(name));
     return raidInSync(s) && s.syncAction === 'idle' ? s : undefined;
   });
-  console.log(`RAW raid status synced: ${JSON.stringify(await statusOf(name))}`);
   const expected: RaidStatus = {
     raidType: 'raid1',
     legs: 2,
@@ -281,35 +284,34 @@ test('raid1 over 2 legs: table = encoder = dmsetup, resync to AA and total/total
   await dm.tableLoad(name, [raidTarget(0n, length, slow)]);
   await dm.deviceResume(name);
   const t2 = await tableOf(name);
-  console.log(`RAW raid table slow: ${JSON.stringify(t2.params)}`);
   assert.is(t2.params, formatRaidParams(slow));
   assert.equal(parseRaidParams(t2.params), slow);
   assert.equal(parseRaidStatus(await statusOf(name)), expected);
   await dm.targetMessage(name, 0n, raidMessage('check'));
   const checking = parseRaidStatus(await statusOf(name));
-  console.log(`RAW raid status checking: ${JSON.stringify(await statusOf(name))}`);
   assert.is(checking.syncAction, 'check');
   assert.equal(checking.health, ['A', 'A']);
   assert.is(checking.syncTotal, 8192n);
-  await dm.targetMessage(name, 0n, raidMessage('idle'));
+  // `idle` interrupts the check. Kernel difference: 6.12's raid_message stops the sync thread
+  // (md_idle_sync_thread) and then falls through to the action names it starts, none of which
+  // matches, so it answers EINVAL after doing its work; 6.1's answers 0.
+  if (K612) assert.is(errnoCode(await rejection(dm.targetMessage(name, 0n, raidMessage('idle')))), 'EINVAL');
+  else await dm.targetMessage(name, 0n, raidMessage('idle'));
   const idle = await until('raid1 idle after the idle message', 300, async () => {
     const s = parseRaidStatus(await statusOf(name));
     return s.syncAction === 'idle' ? s : undefined;
   });
   assert.equal(idle.health, ['A', 'A']);
-  console.log(`RAW raid status idle: ${JSON.stringify(await statusOf(name))}`);
   await dm.deviceRemove(name);
 });
 
-test('integrity (J, crc32c): table round-trips, data reads back, a flipped byte gives EIO and counts a mismatch', async () => {
+test('integrity (J, crc32c): table round-trips, data reads back, a flipped byte fails the read (EILSEQ) and counts a mismatch', async () => {
   const name = testName('integ');
   const { num, dev, file } = loop('integ');
   const p: IntegrityParams = { device: num, offset: 0n, tagSize: 4, mode: 'J', internalHash: { algorithm: 'crc32c' } };
   // A one-sector table formats the zeroed device; its status tells how much data it provides.
   await dm.createDevice(name, [integrityTarget(0n, 1n, p)]);
-  const raw = await statusOf(name);
-  console.log(`RAW integrity status: ${JSON.stringify(raw)}`);
-  const s0 = parseIntegrityStatus(raw);
+  const s0 = parseIntegrityStatus(await statusOf(name));
   assert.is(s0.mismatches, 0n);
   assert.is(s0.recalculateSector, null);
   const provided = s0.providedDataSectors;
@@ -317,7 +319,6 @@ test('integrity (J, crc32c): table round-trips, data reads back, a flipped byte 
   await dm.deviceResume(name);
 
   const t = await tableOf(name);
-  console.log(`RAW integrity table: ${JSON.stringify(t.params)}`);
   const back = parseIntegrityParams(t.params);
   // The kernel reports the values in force: DEFAULT_INTERLEAVE_SECTORS, DEFAULT_BUFFER_SECTORS,
   // DEFAULT_JOURNAL_WATERMARK, DEFAULT_SYNC_MSEC, and the journal it sized from the device.
@@ -343,21 +344,17 @@ test('integrity (J, crc32c): table round-trips, data reads back, a flipped byte 
   pwrite(dev, flipped, at + 10);
 
   await dm.createDevice(name, [integrityTarget(0n, provided, back)]);
-  const before = parseIntegrityStatus(await statusOf(name)).mismatches;
-  console.log(`RAW integrity mismatches before read: ${before}`);
+  assert.equal(parseIntegrityStatus(await statusOf(name)), { mismatches: 0n, providedDataSectors: provided, recalculateSector: null });
   const r = spawnSync('dd', [`if=/dev/mapper/${name}`, 'of=/dev/null', 'bs=512', 'count=1', `skip=${(1 << 20) / 512}`, 'iflag=direct'], { encoding: 'utf8' });
-  console.log(`RAW dd: ${r.status} ${JSON.stringify(r.stderr)}`);
-  assert.is.not(r.status, 0, 'the corrupted sector does not read');
-  assert.match(r.stderr, /Input\/output error/);
-  const after = parseIntegrityStatus(await statusOf(name));
-  console.log(`RAW integrity status after: ${JSON.stringify(await statusOf(name))}`);
-  assert.is(after.mismatches, before + 1n);
-  assert.is(after.providedDataSectors, provided);
+  // dm-integrity fails the bio with BLK_STS_PROTECTION, which the read returns as EILSEQ
+  // (integrity_metadata: `-EILSEQ`), not EIO; both kernels.
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /Invalid or incomplete multibyte or wide character/);
+  assert.equal(parseIntegrityStatus(await statusOf(name)), { mismatches: 1n, providedDataSectors: provided, recalculateSector: null });
   // The sector after it was not touched and reads.
   const ok = spawnSync('dd', [`if=/dev/mapper/${name}`, 'of=/dev/null', 'bs=512', 'count=1', `skip=${(1 << 20) / 512 + 1}`, 'iflag=direct'], { encoding: 'utf8' });
   assert.is(ok.status, 0, ok.stderr);
   await dm.deviceRemove(name);
-  void K612;
 });
 
 test.run();
