@@ -105,6 +105,51 @@ export {
   verityTarget,
 } from './targets/verity.js';
 export type { VerityFec, VerityParams, VerityStatus, VeritysetupFormatInfo } from './targets/verity.js';
+export {
+  CACHE_BLOCK_SIZE_MAX_SECTORS,
+  CACHE_BLOCK_SIZE_MIN_SECTORS,
+  CACHE_TARGET,
+  cacheInvalidateCblocksMessage,
+  cacheMigrationThresholdMessage,
+  cacheParamsProblems,
+  cacheTarget,
+  formatCacheParams,
+  parseCacheParams,
+  parseCacheStatus,
+} from './targets/cache.js';
+export type { CacheIoMode, CacheParams, CachePolicyName, CacheStatus, CacheUsage } from './targets/cache.js';
+export {
+  WRITECACHE_TARGET,
+  formatWritecacheParams,
+  parseWritecacheParams,
+  parseWritecacheStatus,
+  writecacheMessage,
+  writecacheParamsProblems,
+  writecacheTarget,
+} from './targets/writecache.js';
+export type { WritecacheMessage, WritecacheParams, WritecacheStats, WritecacheStatus } from './targets/writecache.js';
+export {
+  RAID_MAX_DEVICES,
+  RAID_TARGET,
+  RAID_TYPES,
+  formatRaidParams,
+  parseRaidParams,
+  parseRaidStatus,
+  raidInSync,
+  raidMessage,
+  raidParamsProblems,
+  raidTarget,
+} from './targets/raid.js';
+export type { RaidHealth, RaidLeg, RaidMessage, RaidParams, RaidStatus, RaidSyncAction, RaidType } from './targets/raid.js';
+export {
+  INTEGRITY_TARGET,
+  formatIntegrityParams,
+  integrityParamsProblems,
+  integrityTarget,
+  parseIntegrityParams,
+  parseIntegrityStatus,
+} from './targets/integrity.js';
+export type { IntegrityAlgorithm, IntegrityMode, IntegrityParams, IntegrityStatus } from './targets/integrity.js';
 export { ALLOWED_FLAGS, BUFFER_POLICY, GROWABLE_COMMANDS, REMOVE_RETRY, maskFlags } from './options.js';
 export type {
   DeviceCreateOptions,
