@@ -55,7 +55,7 @@ for (const [name, parse] of Object.entries(parsers)) {
 const devNum = fc.record({ major: fc.nat(4095), minor: fc.nat((1 << 20) - 1) });
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const flag = fc.option(fc.constant(true as const), { nil: undefined });
-const strip = <T>(r: Record<string, unknown>): T => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as T;
+const strip = <T>(r: Record<string, unknown>): T => structuredClone(Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined))) as T;
 
 test('formatSnapshotParams → parseSnapshotParams is the identity (valid params)', () => {
   const params = fc
