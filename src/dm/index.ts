@@ -150,6 +150,27 @@ export {
   parseIntegrityStatus,
 } from './targets/integrity.js';
 export type { IntegrityAlgorithm, IntegrityMode, IntegrityParams, IntegrityStatus } from './targets/integrity.js';
+export {
+  SNAPSHOT_MAX_CHUNK_SECTORS,
+  SNAPSHOT_MERGE_TARGET,
+  SNAPSHOT_ORIGIN_TARGET,
+  SNAPSHOT_TARGET,
+  formatSnapshotOriginParams,
+  formatSnapshotParams,
+  isSnapshotMergeComplete,
+  parseSnapshotOriginParams,
+  parseSnapshotOriginStatus,
+  parseSnapshotParams,
+  parseSnapshotStatus,
+  snapshotMergeTarget,
+  snapshotOriginParamsProblems,
+  snapshotOriginTarget,
+  snapshotParamsProblems,
+  snapshotTarget,
+} from './targets/snapshot.js';
+export type { SnapshotOriginParams, SnapshotOriginStatus, SnapshotParams, SnapshotStatus, SnapshotStore } from './targets/snapshot.js';
+export { MIRROR_MAX_LEGS, MIRROR_TARGET, formatMirrorParams, mirrorParamsProblems, mirrorTarget, parseMirrorParams, parseMirrorStatus } from './targets/mirror.js';
+export type { MirrorCoreLog, MirrorDiskLog, MirrorHealth, MirrorLeg, MirrorLog, MirrorLogStatus, MirrorLogSync, MirrorParams, MirrorStatus } from './targets/mirror.js';
 export { ALLOWED_FLAGS, BUFFER_POLICY, GROWABLE_COMMANDS, REMOVE_RETRY, maskFlags } from './options.js';
 export type {
   DeviceCreateOptions,

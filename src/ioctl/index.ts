@@ -218,6 +218,7 @@ export {
   decodeU64Arg,
   encodeBlkRange,
 } from './fs.js';
+export { decodeHdGeometry, HD_GEOMETRY_SIZE, HDIO_GETGEO, type HdGeometry } from './hdreg.js';
 export {
   AT_EMPTY_PATH,
   AT_FDCWD,
