@@ -380,7 +380,8 @@ export function targetMessageRequest(ref: DeviceRef, sector: bigint, message: st
 
 /**
  * DM_DEV_SET_GEOMETRY: the `"cyl heads sectors start"` string `dev_set_geometry` parses, with its
- * range limits (cylinders ≤ 65535, heads ≤ 255, sectors ≤ 255) checked here first.
+ * range limits (cylinders ≤ 65535, heads ≤ 255, sectors ≤ 255) and dm_set_geometry's start ≤ C×H×S
+ * checked here first.
  */
 export function setGeometryRequest(ref: DeviceRef, g: Geometry): DmRequest {
   const problems: ValidationProblem[] = [];
@@ -394,6 +395,10 @@ export function setGeometryRequest(ref: DeviceRef, g: Geometry): DmRequest {
   int('sectors', 255);
   if (typeof g?.start !== 'bigint' || g.start < 0n || g.start >= 1n << 64n)
     problems.push({ path: '/start', message: 'must be a u64 bigint', value: g?.start });
+  else if (problems.length === 0 && g.start > BigInt(g.cylinders) * BigInt(g.heads) * BigInt(g.sectors)) {
+    // dm_set_geometry (drivers/md/dm.c): "Start sector is beyond the geometry limits" → EINVAL.
+    problems.push({ path: '/start', message: `must be at most cylinders × heads × sectors (${g.cylinders * g.heads * g.sectors})`, value: g.start });
+  }
   if (problems.length) fail('geometry', problems);
   return onDevice(DM_DEV_SET_GEOMETRY_CMD, ref, 0, {
     payload: encodeDmString(`${g.cylinders} ${g.heads} ${g.sectors} ${g.start}`),

@@ -307,6 +307,7 @@ test('invalid input is refused before any syscall', async () => {
     () => dm.deviceInfo({ dev: { major: 0, minor: 0 } }),
     () => dm.targetMessage('a', 0n, ''),
     () => dm.setGeometry('a', { cylinders: 70000, heads: 1, sectors: 1, start: 0n }),
+    () => dm.setGeometry('a', { cylinders: 1, heads: 2, sectors: 3, start: 7n }),
     () => dm.deviceRename('a', { name: 'control' }),
     () => dm.createDevice('x', []),
   ];
