@@ -7,11 +7,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceSet } from '../../../src/deviceset/index.js';
 import { nodeMetadataFs } from '../../../src/deviceset/metadata.js';
+import type { CliDeviceSet } from '../../../src/cli/context.js';
+import { cli } from '../cli/harness.js';
 import { autoextendLowWaterMark, poolParamsFor } from '../../../src/deviceset/pool-sizing.js';
 import { parseDmOptions, resolveDeviceSetOptions } from '../../../src/deviceset/options.js';
 import type { AutoextendExtension, AutoextendInit, AutoextendLimitEvent } from '../../../src/deviceset/autoextend.js';
@@ -301,6 +303,31 @@ machine('the last extension is kept in the deviceset record: status() shows it a
     const off = await open(w, BASE_OPTS);
     assert.equal((await off.status()).autoextend.lastExtension, data, 'shown with autoextend off too');
     await off.shutdown();
+  } finally {
+    dispose(w);
+  }
+});
+
+machine('ds status (a one-shot process) shows the extension a long-running set made, text and JSON', async () => {
+  const w = world();
+  try {
+    const service = await open(w, AUTO, { watch: false });
+    await service.autoextender.check('metadataLow');
+    const ext = service.autoextender.status().lastExtension!;
+    await service.shutdown();
+    // What real-deps does for a ds command: a new DeviceSet on the root, watch false.
+    writeFileSync(join(w.tmp, 'root', 'cli-options.json'), JSON.stringify({ formatVersion: 1, options: AUTO }));
+    let opened: DeviceSet | undefined;
+    const openDeviceSet = async (root: string, options: readonly string[]): Promise<CliDeviceSet> => (opened = await open({ ...w, root }, options, { watch: false }));
+    const text = await cli(['ds', 'status', '--root', w.root], { openDeviceSet });
+    assert.is(text.code, 0, text.stderr);
+    await opened?.shutdown();
+    const lines = text.stdout.split('\n').filter((l) => l.startsWith('Autoextend'));
+    assert.equal(lines.slice(1), ['Autoextend State:          notWatching', `Autoextend Last:           ${ext.at} metadata 2.0M -> 3.0M (metadataLow)`]);
+    const json = await cli(['ds', 'status', '--root', w.root, '--json'], { openDeviceSet });
+    assert.is(json.code, 0, json.stderr);
+    await opened?.shutdown();
+    assert.equal((JSON.parse(json.stdout) as { autoextend: { lastExtension: unknown } }).autoextend.lastExtension, { at: ext.at, what: 'metadata', from: 2097152, to: 3145728, trigger: 'metadataLow' });
   } finally {
     dispose(w);
   }
