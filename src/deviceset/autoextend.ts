@@ -27,6 +27,11 @@
  *
  * After a grow the pool is read again and grown again while still at or above the threshold (a
  * fast writer may outrun one step), at most {@link MAX_STEPS_PER_CHECK} steps per event.
+ *
+ * Each grow is recorded in the deviceset record (DeviceSetRecord.lastExtension, through
+ * {@link ExtensionStore}) once it finished, so status() — of this process, of a later one, of the
+ * CLI's one-shot `ds status` — shows the last one. A crash before that write loses the entry, not
+ * the grow; a failed write is logged and the grow stands.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
