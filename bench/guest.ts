@@ -5,11 +5,12 @@
 // Writes a BenchResults JSON (bench/lib/results.ts) to FILE; bench/run.ts prints the report.
 // Every device it makes is named dmbench-*; loop backing files live under /tmp/devmapper-bench.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, promises as fsPromises, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DeviceSet, DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment, type TargetLine } from '../src/index.js';
 import * as io from '../src/ioctl/index.js';
+import { statfsFreeBytes, type AutoextendExtension } from '../src/deviceset/index.js';
 import { External, timeCli, type CProgram } from './lib/external.js';
 import { fastBuild, fastDecode } from './lib/fast-dm.js';
 import { startLagProbe } from './lib/lag.js';
@@ -39,8 +40,8 @@ const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
  */
 const WARM = SMOKE ? { light: 5, heavy: 1 } : { light: 5000, heavy: 20 };
 const R = SMOKE
-  ? { light: 3, heavy: 3, cli: 1, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 1, growth: [10, 20] }
-  : { light: 15, heavy: 25, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000] };
+  ? { light: 3, heavy: 3, cli: 1, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 1, growth: [10, 20], autoextend: { sizesMiB: [512, 1024], reps: 1 } }
+  : { light: 15, heavy: 25, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000], autoextend: { sizesMiB: [1024, 8192], reps: 3 } };
 /** Activating more thin devices than this is skipped when the projected time exceeds the budget. */
 const ACTIVATE_BUDGET_MS = 240_000;
 
@@ -757,6 +758,91 @@ async function deviceSetGrowth(sizes: number[], notes: string[]): Promise<Map<nu
   return out;
 }
 
+// ------------------------------------------------------------------------------ autoextend
+
+/**
+ * Low-water event → resumed pool, at two pool sizes. Each sample is the first crossing of a fresh
+ * DeviceSet with dm.autoextend_threshold=1% (the smallest, so few blocks are written to cross it)
+ * and dm.autoextend_percent=20% (LVM's default): a thin device (a snapshot of the base) is written
+ * block by block through the page cache with a datasync per batch, so each write allocates one
+ * pool block. The write that allocates with free blocks ≤ the low water mark makes dm-thin raise
+ * the event (alloc_data_block → check_low_water_mark → dm_table_event); the sample runs from that
+ * write's start to the Autoextender's `extended` (file grown, LOOP_SET_CAPACITY, table reloaded
+ * and resumed). A sub-row times the grow alone, from the monitor's `lowWater` to `extended`.
+ * Only first crossings: after a grow the monitor can report a lowWater from a reading taken
+ * during the reload (docs/pool-monitor.md, "Readings during a reload"), which starts a check of
+ * its own and disturbs the next sample. The host-space bound is lifted (statfs still runs): the
+ * sparse file outgrows the guest's tmpfs on paper only.
+ */
+async function autoextendBenchmarks(): Promise<void> {
+  for (const mib of R.autoextend.sizesMiB) {
+    const label = mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`;
+    const op = newOp(`ds_autoextend_${mib}m`, `DeviceSet autoextend: low-water event → resumed pool (${label} data, +20 %)`, 'info');
+    const step = newOp(`ds_autoextend_step_${mib}m`, `— of which the grow step (monitor's lowWater → extended), ${label}`, 'info');
+    const samples: number[] = [];
+    const steps: number[] = [];
+    log(`autoextend: ${label} pool, ${R.autoextend.reps} fresh DeviceSet(s)`);
+    try {
+      for (let rep = 0; rep < R.autoextend.reps; rep++) {
+        const root = join(WORK, `ds-autoextend-${mib}-${rep}`);
+        const set = await DeviceSet.init(root, {
+          options: [`dm.loopdatasize=${mib}M`, 'dm.loopmetadatasize=64M', `dm.basesize=${SMOKE ? 16 : 512}M`, 'dm.min_free_space=0%', 'dm.autoextend_threshold=1%', 'dm.autoextend_percent=20%'],
+          autoextend: { hostFreeBytes: async (path) => (await statfsFreeBytes(path), 1n << 50n) },
+          ...dsQuiet,
+        });
+        try {
+          const monitor = set.autoextender.monitor;
+          if (!monitor) throw new Error('the autoextend monitor is not running');
+          await set.addDevice('writer', '');
+          await set.activateDevice('writer');
+          const dev = `/dev/mapper/${set.deviceInfo('writer').dmName}`;
+          const bs = set.options.blockSize;
+          const blockBytes = Number(bs);
+          const virtualBlocks = Number(set.deviceInfo('writer').size) / blockBytes;
+          const st = await set.status();
+          const used = st.data.used / bs;
+          const total = st.data.total / bs;
+          const mark = st.autoextend.lowWaterMark ?? 0n;
+          // The k-th allocation sees free = total − used − (k − 1); the first with free ≤ mark raises the event.
+          const k = Number(total - used - mark) + 1;
+          if (k < 1) throw new Error(`the pool is already below its low water mark (${used}/${total} blocks used, mark ${mark})`);
+          if (k > virtualBlocks) throw new Error(`the writer device has ${virtualBlocks} blocks; ${k} needed`);
+          let tEvent = 0;
+          monitor.on('lowWater', () => void (tEvent ||= performance.now()));
+          let ext: AutoextendExtension | undefined;
+          const grown = new Promise<AutoextendExtension>((resolve) => set.autoextender.once('extended', (e) => resolve((ext = e))));
+          const fh = await fsPromises.open(dev, 'r+');
+          try {
+            const buf = Buffer.alloc(blockBytes, 0xa5);
+            for (let i = 0; i < k - 1; i++) await fh.write(buf, 0, blockBytes, i * blockBytes);
+            await fh.datasync();
+            if (tEvent > 0 || ext) throw new Error(`the pool crossed its mark before the ${k}th block (${used}/${total} used, mark ${mark})`);
+            const t0 = performance.now();
+            await fh.write(buf, 0, blockBytes, (k - 1) * blockBytes);
+            await fh.datasync();
+            const done = await grown;
+            const t1 = performance.now();
+            samples.push((t1 - t0) * 1000);
+            if (tEvent > 0) steps.push((t1 - tEvent) * 1000);
+            log(`  ${done.from / 1048576n} → ${done.to / 1048576n} MiB (${done.trigger}) in ${(t1 - t0).toFixed(1)} ms${tEvent > 0 ? `, ${(t1 - tEvent).toFixed(1)} ms after the monitor's lowWater` : ''}`);
+          } finally {
+            await fh.close();
+          }
+        } finally {
+          await set.shutdown();
+          rmSync(root, { recursive: true, force: true });
+        }
+      }
+      put(op, 'ours', samples);
+      if (steps.length > 0) put(step, 'ours', steps);
+      op.notes.push(`${R.autoextend.reps} fresh pool(s) of ${label}, the first crossing of each; from the crossing write's start to the resumed pool`);
+    } catch (e) {
+      fail(op, 'ours', e);
+      log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------ growth
 
 async function growth(): Promise<BenchResults['growth']> {
@@ -909,6 +995,14 @@ async function main(): Promise<void> {
     await deviceSetBenchmarks();
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
+    log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  } finally {
+    await sweep().catch(() => undefined);
+  }
+  try {
+    await autoextendBenchmarks();
+  } catch (e) {
+    errors.push(`autoextend: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   } finally {
     await sweep().catch(() => undefined);

@@ -27,6 +27,11 @@
  *
  * After a grow the pool is read again and grown again while still at or above the threshold (a
  * fast writer may outrun one step), at most {@link MAX_STEPS_PER_CHECK} steps per event.
+ *
+ * Each grow is recorded in the deviceset record (DeviceSetRecord.lastExtension, through
+ * {@link ExtensionStore}) once it finished, so status() — of this process, of a later one, of the
+ * CLI's one-shot `ds status` — shows the last one. A crash before that write loses the entry, not
+ * the grow; a failed write is logged and the grow stands.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -34,6 +39,7 @@ import { dirname } from 'node:path';
 import { ensureSparseFile, type LoopControl } from '../loop/index.js';
 import { PoolMonitor, THIN_METADATA_MAX_BYTES, metadataThreshold, type PoolMonitorOptions, type ThinPool, type ThinPoolWorkingStatus } from '../thin/index.js';
 import { DeviceSetClosedError } from './errors.js';
+import type { Journal } from './journal.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
 import { autoextendLowWaterMark } from './pool-sizing.js';
 import type { AutoextendExtension, AutoextendInit, AutoextendState, AutoextendStatus, AutoextendTrigger, DeviceSetLog, PoolSource } from './types.js';
@@ -80,9 +86,38 @@ export interface AutoextendDeps {
   resizePool(bytes: bigint): Promise<void>;
   /** Runs `fn` as resizePool does: counted by shutdown, under the pool lock. */
   locked<T>(fn: () => Promise<T>): Promise<T>;
+  /** Where the last extension is kept across restarts (the deviceset record: {@link journalExtensionStore}). */
+  readonly record: ExtensionStore;
   /** Options of the monitor's DmControl when {@link AutoextendInit.monitor} does not give them. */
   readonly monitorDm: NonNullable<PoolMonitorOptions['dm']>;
   readonly log: DeviceSetLog;
+}
+
+/** Keeps the last extension across restarts. */
+export interface ExtensionStore {
+  /** The extension recorded by this or an earlier process, or null. */
+  load(): AutoextendExtension | null;
+  /** Records `ext` durably (may throw: the caller logs it, the grow stands). */
+  save(ext: AutoextendExtension): void;
+}
+
+/**
+ * The deviceset record (`metadata/deviceset-metadata`, DeviceSetRecord.lastExtension) as the
+ * {@link ExtensionStore}: an atomic, fsynced write of the record (metadata.ts). The record is
+ * replaced synchronously from the journal's copy, so no other write of it can interleave.
+ */
+export function journalExtensionStore(journal: Pick<Journal, 'deviceSet' | 'store'>): ExtensionStore {
+  return {
+    load: () => {
+      const r = journal.deviceSet.lastExtension;
+      return r === undefined ? null : { at: r.at, what: r.what, from: BigInt(r.from), to: BigInt(r.to), trigger: r.trigger };
+    },
+    save: (ext) => {
+      const next = { ...journal.deviceSet, lastExtension: { at: ext.at, what: ext.what, from: Number(ext.from), to: Number(ext.to), trigger: ext.trigger } };
+      journal.store.saveDeviceSet(next);
+      journal.deviceSet = next;
+    },
+  };
 }
 
 /** statfs(2) of `path`: bytes an unprivileged writer may still use. */
@@ -164,7 +199,7 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
       lowWaterMark,
       state: this.#state,
       message: this.#message,
-      lastExtension: this.#last,
+      lastExtension: this.#last ?? this.#recorded(),
       extensions: this.#count,
     };
   }
@@ -314,9 +349,20 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
     const ext: AutoextendExtension = { at: new Date().toISOString(), what, from, to, trigger };
     this.#last = ext;
     this.#count++;
+    try {
+      this.#d.record.save(ext);
+    } catch (err) {
+      // The grow stands (the pool has the room); only its entry in the record is missing.
+      this.#d.log('warn', `autoextend: the ${what} file grew from ${from} to ${to} bytes, but recording it in the deviceset record failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
     this.#ok();
     this.emit('extended', ext);
     return true;
+  }
+
+  /** The extension recorded by an earlier process (or this one), from the record in memory. */
+  #recorded(): AutoextendExtension | null {
+    return this.#d.record.load();
   }
 
   #used(what: 'data' | 'metadata'): string {

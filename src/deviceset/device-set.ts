@@ -69,7 +69,7 @@ import { Activation, deferredModes } from './activation.js';
 import { BaseImage } from './base-image.js';
 import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
-import { Autoextender } from './autoextend.js';
+import { Autoextender, journalExtensionStore } from './autoextend.js';
 import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
@@ -177,6 +177,7 @@ export class DeviceSet {
       loops: this.#loops,
       resizePool: (bytes) => this.resizePool(bytes),
       locked: (fn) => this.#op([], () => this.#journal.poolLock.run(fn)),
+      record: journalExtensionStore(this.#journal),
       monitorDm: { devDir: dirname(dirname(this.#dm.controlPath)), ...(init.syscalls ? { syscalls: init.syscalls } : {}) },
       log: this.#log,
     });

@@ -90,6 +90,24 @@ export const DeviceSetRecord = Type.Object({
    * create whose id exists in the pool, which may be ours or another user's. They are never
    * deleted and never reused; status() reports them (see docs/deviceset.md, "Safety rules").
    */
+  /**
+   * The last grow of a loopback file by autoextend (autoextend.ts), written after the grow (file,
+   * LOOP_SET_CAPACITY, table reload) finished, so that status() and `ds status` show it after a
+   * restart. A crash between the grow and this write loses the entry, never the grow. Absent until
+   * the first grow.
+   */
+  lastExtension: Type.Optional(
+    Type.Object({
+      /** ISO-8601 time the grow finished. */
+      at: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' }),
+      what: Type.Union([Type.Literal('data'), Type.Literal('metadata')]),
+      /** File size before and after, in bytes. */
+      from: SafeCount,
+      to: SafeCount,
+      /** What asked for it (AutoextendTrigger). */
+      trigger: Type.Union([Type.Literal('start'), Type.Literal('lowWater'), Type.Literal('outOfDataSpace'), Type.Literal('metadataLow'), Type.Literal('check')]),
+    }),
+  ),
   quarantinedIds: Type.Optional(
     Type.Array(
       Type.Object({

@@ -239,6 +239,82 @@ export const DeviceSetRecord = {
       "pattern": "^docker-\\d+:\\d+-\\d+$",
       "type": "string",
     },
+    "lastExtension": {
+      [Symbol.for("TypeBox.Kind")]: "Object",
+      [Symbol.for("TypeBox.Optional")]: "Optional",
+      "type": "object",
+      "required": [
+        "at",
+        "what",
+        "from",
+        "to",
+        "trigger",
+      ],
+      "properties": {
+        "at": {
+          [Symbol.for("TypeBox.Kind")]: "String",
+          "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$",
+          "type": "string",
+        },
+        "what": {
+          [Symbol.for("TypeBox.Kind")]: "Union",
+          "anyOf": [
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "data",
+              "type": "string",
+            },
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "metadata",
+              "type": "string",
+            },
+          ],
+        },
+        "from": {
+          [Symbol.for("TypeBox.Kind")]: "Integer",
+          "minimum": 0,
+          "maximum": 9007199254740991,
+          "type": "integer",
+        },
+        "to": {
+          [Symbol.for("TypeBox.Kind")]: "Integer",
+          "minimum": 0,
+          "maximum": 9007199254740991,
+          "type": "integer",
+        },
+        "trigger": {
+          [Symbol.for("TypeBox.Kind")]: "Union",
+          "anyOf": [
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "start",
+              "type": "string",
+            },
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "lowWater",
+              "type": "string",
+            },
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "outOfDataSpace",
+              "type": "string",
+            },
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "metadataLow",
+              "type": "string",
+            },
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "check",
+              "type": "string",
+            },
+          ],
+        },
+      },
+    },
     "quarantinedIds": {
       [Symbol.for("TypeBox.Kind")]: "Array",
       [Symbol.for("TypeBox.Optional")]: "Optional",
@@ -275,6 +351,7 @@ export type DeviceSetRecord = Static<typeof S.DeviceSetRecord>;
 /** True when a value is a valid `DeviceSetRecord` (TypeCompiler.Code). */
 export const checkDeviceSetRecord = ((): ((value: unknown) => boolean) => {
   const local_0 = /^docker-\d+:\d+-\d+$/;
+  const local_1 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
   return function check(value) {
     return (
       (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
@@ -289,6 +366,7 @@ export const checkDeviceSetRecord = ((): ((value: unknown) => boolean) => {
       ((array) => { for(const value of array) if(!(((typeof value === 'string')))) { return false }; return true; })(value['options']) &&
       (value['transactionId'] !== undefined ? (Number.isInteger(value['transactionId']) && value['transactionId'] <= 9007199254740991 && value['transactionId'] >= 0) : true) &&
       (value['namePrefix'] !== undefined ? ((typeof value['namePrefix'] === 'string') && local_0.test(value['namePrefix'])) : true) &&
+      (value['lastExtension'] !== undefined ? ((typeof value['lastExtension'] === 'object' && value['lastExtension'] !== null && !Array.isArray(value['lastExtension'])) && (typeof value['lastExtension']['at'] === 'string') && local_1.test(value['lastExtension']['at']) && (((value['lastExtension']['what'] === 'data')) || ((value['lastExtension']['what'] === 'metadata'))) && Number.isInteger(value['lastExtension']['from']) && value['lastExtension']['from'] <= 9007199254740991 && value['lastExtension']['from'] >= 0 && Number.isInteger(value['lastExtension']['to']) && value['lastExtension']['to'] <= 9007199254740991 && value['lastExtension']['to'] >= 0 && (((value['lastExtension']['trigger'] === 'start')) || ((value['lastExtension']['trigger'] === 'lowWater')) || ((value['lastExtension']['trigger'] === 'outOfDataSpace')) || ((value['lastExtension']['trigger'] === 'metadataLow')) || ((value['lastExtension']['trigger'] === 'check')))) : true) &&
       (value['quarantinedIds'] !== undefined ? (Array.isArray(value['quarantinedIds']) && ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && Number.isInteger(value['deviceId']) && value['deviceId'] <= 16777215 && value['deviceId'] >= 0 && (typeof value['reason'] === 'string') && (typeof value['since'] === 'string')))) { return false }; return true; })(value['quarantinedIds'])) : true)
     )
   }

@@ -2,10 +2,12 @@
 // Autoextend on the real kernel (issue #20 part 2). A DeviceSet on a 32 MiB loop pool with
 // dm.autoextend_threshold: a device's mounted ext4 takes 96 MiB of random data written with
 // `dd oflag=direct conv=fsync`; dd exits 0, the sha256 read back matches, the pool grew in steps
-// (each step's `dmsetup table` length is the grown file's), thin_check is clean. And without
-// autoextend: the same pool reaches out_of_data_space (queue_if_no_space holds the writes), a
-// PoolMonitor reports it, a manual resizePool resumes the queued writes, dd exits 0 and the data
-// is intact. dd runs as an asynchronous child: the monitor and the grow run in this process.
+// (each step's `dmsetup table` length is the grown file's), thin_check is clean. dd runs as an
+// asynchronous child: the monitor and the grow run in this process, whose event-loop lag during
+// the write is measured and printed (bench/lib/lag.ts), not asserted: timed assertions are not
+// allowed in tests; the bench's "low-water event → resumed pool" row carries the figures. The
+// pool without autoextend (out_of_data_space, a manual resizePool) and the metadata growth are in
+// deviceset-autoextend-off.test.ts.
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -14,7 +16,7 @@ import { join } from 'node:path';
 import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
 import { prefixFor } from '../../src/deviceset/hash.js';
-import { PoolMonitor } from '../../src/thin/index.js';
+import { startLagProbe } from '../../bench/lib/lag.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend (real kernel)'));
@@ -134,7 +136,10 @@ it('autoextend on: 96 MiB through a 32 MiB pool; dd exits 0, sha256 matches, the
     await set.mountDevice('box', mp);
     const src = randomFile(96);
     const want = await sha256(src);
+    const probe = startLagProbe();
     const r = await ddAsync(src, join(mp, 'data.bin')).done;
+    const lag = probe.stop();
+    console.log(`  [autoextend] event-loop lag during the write (${steps.length} grows): worst ${lag.worstMs.toFixed(1)} ms, p99 ${lag.p99Ms.toFixed(1)} ms, median ${lag.medianMs.toFixed(2)} ms over ${lag.ticks} ticks`);
     assert.is(r.status, 0, `dd: ${r.stderr}`);
     assert.is(r.stderr, '', 'no ENOSPC or other complaint from dd');
     assert.equal(failures, []);
@@ -164,54 +169,6 @@ it('autoextend on: 96 MiB through a 32 MiB pool; dd exits 0, sha256 matches, the
     down = true;
     thinCheck(root);
   } finally {
-    if (!down) await set.shutdown().catch(() => undefined);
-  }
-});
-
-it('autoextend off: out_of_data_space queues the writes, the monitor reports it, a manual resizePool resumes them, data intact', async () => {
-  const root = newRoot('off');
-  const set = await DeviceSet.init(root, { options: BASE, log: () => undefined });
-  let monitor: PoolMonitor | undefined;
-  let down = false;
-  try {
-    const pool = set.poolName;
-    assert.is(set.autoextender.status().state, 'off');
-    await set.addDevice('box', '');
-    const mp = join(root, 'mnt-box');
-    mkdirSync(mp, { recursive: true });
-    await set.mountDevice('box', mp);
-    const src = randomFile(48);
-    const want = await sha256(src);
-
-    monitor = new PoolMonitor([pool]);
-    const events: string[] = [];
-    monitor.on('modeChange', (e) => events.push(`modeChange ${e.from}->${e.to}`));
-    monitor.on('error', (e, p) => events.push(`error ${p} ${e.message}`));
-    const dry = new Promise<string>((resolve) => monitor!.once('outOfDataSpace', (e) => resolve(`${e.status.mode} ${e.status.noSpacePolicy} ${e.status.usedDataBlocks}/${e.status.totalDataBlocks}`)));
-    await monitor.ready;
-    const dd = ddAsync(src, join(mp, 'data.bin'));
-    assert.is(await dry, 'out_of_data_space queue_if_no_space 512/512');
-    assert.is(poolMode(pool), 'out_of_data_space');
-    const back = new Promise<void>((resolve) => monitor!.on('modeChange', (e) => e.to === 'rw' && resolve()));
-    await set.resizePool('80M');
-    await back;
-    const r = await dd.done;
-    assert.is(r.status, 0, `dd: ${r.stderr}`);
-    assert.is(r.stderr, '');
-    assert.is(tableSectors(pool), (80 * MiB) / 512);
-    assert.is(poolMode(pool), 'rw');
-    assert.equal(events.slice(0, 2), ['modeChange rw->out_of_data_space', 'modeChange out_of_data_space->rw']);
-    await monitor.close();
-    monitor = undefined;
-    await set.unmountDevice('box', mp);
-    await set.mountDevice('box', mp);
-    assert.is(await sha256(join(mp, 'data.bin')), want);
-    await set.unmountDevice('box', mp);
-    await set.shutdown();
-    down = true;
-    thinCheck(root);
-  } finally {
-    await monitor?.close();
     if (!down) await set.shutdown().catch(() => undefined);
   }
 });

@@ -7,10 +7,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceSet } from '../../../src/deviceset/index.js';
+import { nodeMetadataFs } from '../../../src/deviceset/metadata.js';
+import type { CliDeviceSet } from '../../../src/cli/context.js';
+import { cli } from '../cli/harness.js';
 import { autoextendLowWaterMark, poolParamsFor } from '../../../src/deviceset/pool-sizing.js';
 import { parseDmOptions, resolveDeviceSetOptions } from '../../../src/deviceset/options.js';
 import type { AutoextendExtension, AutoextendInit, AutoextendLimitEvent } from '../../../src/deviceset/autoextend.js';
@@ -271,6 +274,87 @@ machine('metadataLow grows the metadata file by the step; the pool takes the new
   }
 });
 
+machine('the last extension is kept in the deviceset record: status() shows it after a restart, also with autoextend off', async () => {
+  const w = world();
+  try {
+    const set = await open(w, AUTO, { watch: false });
+    assert.is(set.autoextender.status().lastExtension, null, 'none yet');
+    await set.autoextender.check('metadataLow');
+    const ext = set.autoextender.status().lastExtension;
+    assert.ok(ext);
+    assert.equal([ext.what, ext.from, ext.to, ext.trigger], ['metadata', 2n * MiB, 3n * MiB, 'metadataLow']);
+    // Written when the grow finished, not only at shutdown: a process killed now keeps it.
+    const onDisk = JSON.parse(readFileSync(join(w.root, 'metadata', 'deviceset-metadata'), 'utf8')) as { lastExtension?: unknown };
+    assert.equal(onDisk.lastExtension, { at: ext.at, what: 'metadata', from: 2 * 1024 * 1024, to: 3 * 1024 * 1024, trigger: 'metadataLow' });
+    await set.shutdown();
+
+    const again = await open(w, AUTO, { watch: false });
+    const st = (await again.status()).autoextend;
+    assert.equal([st.lastExtension, st.extensions], [ext, 0], 'the record\'s entry; no grow by this process');
+    // A data grow of this process replaces it.
+    await again.addDevice('a', '');
+    await again.activateDevice('a');
+    assert.is(await write(w, again, 'a', 0, 820), 'ok');
+    await again.autoextender.check('lowWater');
+    const data = again.autoextender.status().lastExtension;
+    assert.equal([data?.what, data?.from, data?.to, data?.trigger], ['data', 64n * MiB, 96n * MiB, 'lowWater']);
+    await again.shutdown();
+
+    const off = await open(w, BASE_OPTS);
+    assert.equal((await off.status()).autoextend.lastExtension, data, 'shown with autoextend off too');
+    await off.shutdown();
+  } finally {
+    dispose(w);
+  }
+});
+
+machine('ds status (a one-shot process) shows the extension a long-running set made, text and JSON', async () => {
+  const w = world();
+  try {
+    const service = await open(w, AUTO, { watch: false });
+    await service.autoextender.check('metadataLow');
+    const ext = service.autoextender.status().lastExtension!;
+    await service.shutdown();
+    // What real-deps does for a ds command: a new DeviceSet on the root, watch false.
+    writeFileSync(join(w.tmp, 'root', 'cli-options.json'), JSON.stringify({ formatVersion: 1, options: AUTO }));
+    let opened: DeviceSet | undefined;
+    const openDeviceSet = async (root: string, options: readonly string[]): Promise<CliDeviceSet> => (opened = await open({ ...w, root }, options, { watch: false }));
+    const text = await cli(['ds', 'status', '--root', w.root], { openDeviceSet });
+    assert.is(text.code, 0, text.stderr);
+    await opened?.shutdown();
+    const lines = text.stdout.split('\n').filter((l) => l.startsWith('Autoextend'));
+    assert.equal(lines.slice(1), ['Autoextend State:          notWatching', `Autoextend Last:           ${ext.at} metadata 2.0M -> 3.0M (metadataLow)`]);
+    const json = await cli(['ds', 'status', '--root', w.root, '--json'], { openDeviceSet });
+    assert.is(json.code, 0, json.stderr);
+    await opened?.shutdown();
+    assert.equal((JSON.parse(json.stdout) as { autoextend: { lastExtension: unknown } }).autoextend.lastExtension, { at: ext.at, what: 'metadata', from: 2097152, to: 3145728, trigger: 'metadataLow' });
+  } finally {
+    dispose(w);
+  }
+});
+
+machine('a failed record write is logged; the grow stands', async () => {
+  const w = world();
+  try {
+    const init = fakeDeviceSetInit(w.fake, DEV);
+    let failWrites = false;
+    const metadataFs = { ...nodeMetadataFs, renameSync: (a: string, b: string) => {
+      if (failWrites) throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+      nodeMetadataFs.renameSync(a, b);
+    } };
+    const set = await DeviceSet.init(w.root, { ...init, metadataFs, options: AUTO, autoextend: { watch: false }, log: (l, m) => void w.logs.push(`${l}: ${m}`) });
+    failWrites = true;
+    await set.autoextender.check('metadataLow');
+    failWrites = false;
+    const st = set.autoextender.status();
+    assert.equal([st.state, st.lastExtension?.to, st.extensions, metaSize(w)], ['notWatching', 3n * MiB, 1, 3n * MiB]);
+    assert.ok(w.logs.includes('warn: autoextend: the metadata file grew from 2097152 to 3145728 bytes, but recording it in the deviceset record failed: EIO: i/o error, rename'), w.logs.join('\n'));
+    await set.shutdown();
+  } finally {
+    dispose(w);
+  }
+});
+
 machine('status() when off; resizePool keeps the table mark in step with the threshold', async () => {
   const w = world();
   try {
@@ -353,7 +437,9 @@ const EXTEND: SweptOp = {
 crash('a crash at every syscall of the extend step (before and after the kernel acted) is recovered by the next init', async () => {
   const { calls, steps } = await measure(EXTEND);
   assert.ok(calls > 0, 'the step makes syscalls');
-  assert.is(steps, 0, 'the data grow writes no metadata record');
+  // After the grow, one atomic write of the deviceset record (its lastExtension): open, write,
+  // fsync, close the temp file, rename, open, fsync, close the directory.
+  assert.is(steps, 8, 'the record write after the grow');
   const failures: string[] = [];
   for (const when of ['before', 'after'] as const) {
     for (let n = 0; n < calls; n++) {
@@ -363,6 +449,32 @@ crash('a crash at every syscall of the extend step (before and after the kernel 
         failures.push(`syscall #${n} (${when}${n % 4 === 3 ? ', reboot' : ''}): ${r.problems.join(' | ')}`);
       }
     }
+  }
+  assert.equal(failures, []);
+});
+
+crash('a stop at every metadata write step after the grow: the grow stands; the record holds the extension or none', async () => {
+  const { steps } = await measure(EXTEND);
+  const failures: string[] = [];
+  for (let n = 0; n < steps; n++) {
+    let m0 = 0;
+    const r = await runOnce(
+      { ...EXTEND, check: (sw, set) => {
+        const problems = EXTEND.check!(sw, set);
+        const last = set.autoextender.status().lastExtension;
+        // The rename is step 4: a stop there or before leaves no entry; after it the entry is there.
+        const want = n >= 5 ? 'data 67108864 100663296 lowWater' : 'none';
+        const got = last === null ? 'none' : `${last.what} ${last.from} ${last.to} ${last.trigger}`;
+        if (got !== want) problems.push(`lastExtension ${got}, want ${want}`);
+        return problems;
+      } },
+      (sw) => {
+        m0 = sw.mfs.steps;
+        sw.mfs.stopAt = m0 + n;
+      },
+      { expectCrash: true },
+    );
+    if (r.problems.length > 0) failures.push(`metadata step #${n}: ${r.problems.join(' | ')}`);
   }
   assert.equal(failures, []);
 });
