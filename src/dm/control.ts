@@ -9,6 +9,7 @@ import { ControlChannel, type DmIoctl, type Reply } from './control-channel.js';
 import type { DevNum } from './devnum.js';
 import { DeviceBusyError, DeviceNotFoundError, DeviceExistsError } from './errors.js';
 import { NodeSync } from './node-sync.js';
+import type { NodeAction } from './nodes.js';
 import {
   REMOVE_RETRY,
   type DeviceCreateOptions,
@@ -224,6 +225,24 @@ export class DmControl {
    */
   async removeAll(options: { deferred?: boolean } = {}): Promise<void> {
     await this.#chan.ioctl(removeAllRequest(options.deferred ?? false));
+  }
+
+  /**
+   * `dmsetup mknodes [NAME]`: creates or repairs /dev/mapper/NAME for NAME, or for every device,
+   * whatever the node policy; a device without a live table has no node (`'skipped'`). Nodes
+   * under /dev/mapper that no device names are left alone (libdm removes them; nothing proves
+   * they are ours). Valid flags: none (DM_DEV_STATUS / DM_LIST_DEVICES only).
+   * @throws InvalidArgumentError for a bad name, before the control node is opened
+   * @throws DeviceNotFoundError (ENXIO) for a NAME that does not exist
+   * @throws DeviceNodeError when something that is not a block device is in the way
+   */
+  async mknodes(name?: string): Promise<{ name: string; action: NodeAction | 'skipped' }[]> {
+    // A device removed between the list and its info is skipped, not an error.
+    const infos =
+      name !== undefined
+        ? [await this.deviceInfo(name)]
+        : (await Promise.all((await this.listDevices()).map((d) => this.findDevice({ dev: d.dev })))).filter((i): i is DeviceInfo => i !== null);
+    return this.#node.mknodes(infos);
   }
 
   /**

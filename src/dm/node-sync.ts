@@ -6,7 +6,7 @@
 import { errnoCode } from '../errors.js';
 import { S_IFBLK, S_IFLNK, S_IFMT, type Syscalls } from '../ioctl/index.js';
 import { encodeDevNum, type DevNum } from './devnum.js';
-import { ensureDeviceNode, mapperPath, removeDeviceNode, renameDeviceNode } from './nodes.js';
+import { ensureDeviceNode, mapperPath, removeDeviceNode, renameDeviceNode, type NodeAction } from './nodes.js';
 import { udevCookie, type NodePolicy } from './udev.js';
 import { UdevCookie } from './udev-cookie.js';
 
@@ -209,5 +209,15 @@ export class NodeSync {
     if (op.kind === 'add') ensureDeviceNode(sys, this.nodePath(op.name), op.dev, undefined, { expectAbsent: op.fresh === true });
     else if (op.kind === 'del') removeDeviceNode(sys, this.nodePath(op.name));
     else renameDeviceNode(sys, this.nodePath(op.from), this.nodePath(op.to), op.dev);
+  }
+
+  /**
+   * `dmsetup mknodes` for devices that exist: each one with a live table gets /dev/mapper/NAME
+   * made right (libdm's NODE_ADD: a correct node or udev's symlink to it is kept, a node for
+   * other numbers or a dangling link is replaced), whatever the node policy. Entries no device
+   * names are not looked at: libdm unlinks them, but nothing proves they are ours.
+   */
+  mknodes(devices: readonly { name: string; dev: DevNum; activeTable: boolean }[]): { name: string; action: NodeAction | 'skipped' }[] {
+    return devices.map((d) => ({ name: d.name, action: d.activeTable ? ensureDeviceNode(this.#s.sys, this.nodePath(d.name), d.dev) : 'skipped' }));
   }
 }
