@@ -85,11 +85,23 @@ export interface TreeNode {
 
 const key = (d: DevNum): string => `${d.major}:${d.minor}`;
 
+/** Whether the environment's locale is UTF-8 (LC_ALL, else LC_CTYPE, else LANG), as dmsetup asks nl_langinfo(CODESET). */
+export function utf8Locale(env: Readonly<Record<string, string | undefined>>): boolean {
+  const locale = env['LC_ALL'] || env['LC_CTYPE'] || env['LANG'] || '';
+  return /utf-?8/i.test(locale);
+}
+
 /**
  * `dmsetup ls --tree`: every device no other device maps onto is a root; under each device what
- * it maps onto, recursively: a dm device by name, anything else as `(MAJ:MIN)`.
+ * it maps onto, recursively: a dm device by name, anything else as `(MAJ:MIN)`. Drawn with
+ * box-drawing characters in a UTF-8 locale and `|-`, `` `- ``, `|` otherwise, as dmsetup does.
  */
-export function depsTree(nodes: readonly TreeNode[]): string {
+export function depsTree(nodes: readonly TreeNode[], utf8 = true): string {
+  const tree = depsTreeUtf8(nodes);
+  return utf8 ? tree : tree.replaceAll('├─', '|-').replaceAll('└─', '`-').replaceAll('│', '|');
+}
+
+function depsTreeUtf8(nodes: readonly TreeNode[]): string {
   const byDev = new Map(nodes.map((n) => [key(n.dev), n]));
   const used = new Set(nodes.flatMap((n) => n.deps.map(key)));
   const roots = nodes.filter((n) => !used.has(key(n.dev))).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -157,9 +157,9 @@ export const handlers = {
       list = list.filter((_d, i) => keep[i]);
     }
     if (tree) {
-      const { depsTree } = await import('./dm-report.js');
+      const { depsTree, utf8Locale } = await import('./dm-report.js');
       const nodes = await Promise.all(list.map(async (d) => ({ name: d.name, dev: d.dev, deps: (await depsOrNull(ctx, d.dev)) ?? [] })));
-      return ctx.stdout(nodes.length === 0 ? 'No devices found\n' : depsTree(nodes));
+      return ctx.stdout(nodes.length === 0 ? 'No devices found\n' : depsTree(nodes, utf8Locale(ctx.env)));
     }
     const out: DmListJson = list
       .map((d) => ({ name: d.name, major: d.dev.major, minor: d.dev.minor, uuid: d.uuid ?? null, eventNr: d.eventNr ?? null }))
@@ -171,8 +171,9 @@ export const handlers = {
   async info(ctx, p) {
     const columns = p.options['columns'] === true;
     const fieldsText = p.options['output'] as string | undefined;
-    const separator = p.options['separator'] as string | undefined;
     const noheadings = p.options['noheadings'] === true;
+    // As dmsetup: --noheadings also makes the output unaligned, ':'-separated unless --separator says otherwise.
+    const separator = (p.options['separator'] as string | undefined) ?? (noheadings ? ':' : undefined);
     if (!columns && (fieldsText !== undefined || separator !== undefined || noheadings)) throw new UsageError('-o, --noheadings and --separator go with -c (--columns)', 'dm info');
     if (columns && p.options['json']) throw new UsageError('-c is a text view; --json prints every field already', 'dm info');
     // The column report is loaded by the commands that print one only (dm ls stays lean).
@@ -197,9 +198,9 @@ export const handlers = {
   async deps(ctx, p) {
     const deps = await ctx.deps.dm().tableDeps(deviceRefOf(p, 'dm deps'), { inactive: p.options['inactive'] === true });
     const out: DmDepsJson = deps.map((d) => ({ major: d.major, minor: d.minor }));
-    // dmsetup deps: ` N dependencies\t: (MAJ, MIN) ...`
+    // dmsetup deps: `N dependencies\t: (MAJ, MIN) ...`
     if (p.options['json']) ctx.stdout(toJson(out));
-    else ctx.stdout(` ${out.length} dependencies\t:${out.map((d) => ` (${d.major}, ${d.minor})`).join('')}\n`);
+    else ctx.stdout(`${out.length} dependencies\t:${out.map((d) => ` (${d.major}, ${d.minor})`).join('')}\n`);
   },
   async mknodes(ctx, p) {
     const name = p.args['NAME'] as string | undefined;

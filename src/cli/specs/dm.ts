@@ -47,7 +47,7 @@ const commands: CommandSpec<Ctx>[] = [
       inactive: { type: 'boolean', description: 'Report on the inactive table.' },
       columns: { type: 'boolean', short: 'c', description: 'One line per device in columns (dmsetup info -c); without DEVICE: every device.' },
       output: { type: 'string', short: 'o', value: 'FIELDS', description: `With -c: comma-separated fields (default ${INFO_FIELDS_DEFAULT}).` },
-      noheadings: { type: 'boolean', description: 'With -c: no heading line.' },
+      noheadings: { type: 'boolean', description: "With -c: no heading line, and unaligned ':'-separated values (as dmsetup)." },
       separator: { type: 'string', value: 'S', description: 'With -c: join the fields with S, unaligned (default: aligned columns).' },
     },
     json: true,

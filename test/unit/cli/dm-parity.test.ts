@@ -45,8 +45,8 @@ function schemaErrors(command: keyof typeof SCHEMAS, out: unknown): string[] {
 test('dm deps: text as dmsetup prints it, --json matches its schema', async () => {
   await onFake(async (deps) => {
     await threeDevices(deps);
-    assert.is(await ok(['dm', 'deps', 'upper'], deps), ' 1 dependencies\t: (253, 0)\n');
-    assert.is(await ok(['dm', 'deps', 'lower'], deps), ' 0 dependencies\t:\n');
+    assert.is(await ok(['dm', 'deps', 'upper'], deps), '1 dependencies\t: (253, 0)\n');
+    assert.is(await ok(['dm', 'deps', 'lower'], deps), '0 dependencies\t:\n');
     const json = JSON.parse(await ok(['dm', 'deps', '--uuid', 'U-upper', '--json'], deps)) as unknown;
     assert.equal(json, [{ major: 253, minor: 0 }]);
     assert.equal(schemaErrors('dm deps', json), []);
@@ -58,7 +58,9 @@ test('dm deps: text as dmsetup prints it, --json matches its schema', async () =
 test('dm ls --tree and --target', async () => {
   await onFake(async (deps) => {
     await threeDevices(deps);
-    assert.is(await ok(['dm', 'ls', '--tree'], deps), 'other (253:2)\nupper (253:1)\n └─lower (253:0)\n');
+    assert.is(await ok(['dm', 'ls', '--tree'], deps), 'other (253:2)\nupper (253:1)\n `-lower (253:0)\n', 'the harness has no LANG');
+    const utf8 = await cli(['dm', 'ls', '--tree'], deps, { env: { LANG: 'C.UTF-8' } });
+    assert.is(utf8.stdout, 'other (253:2)\nupper (253:1)\n └─lower (253:0)\n');
     assert.is(await ok(['dm', 'ls', '--target', 'linear'], deps), 'NAME   MAJ:MIN  EVENT  UUID\nupper  253:1    0      U-upper\n');
     const z = JSON.parse(await ok(['dm', 'ls', '--target', 'zero', '--json'], deps)) as { name: string }[];
     assert.equal(z.map((d) => d.name), ['lower', 'other']);
@@ -78,6 +80,12 @@ test('dm ls --tree: a loop device below a dm device is (MAJ:MIN), branches drawn
     { name: 'meta', dev: { major: 253, minor: 1 }, deps: [{ major: 7, minor: 1 }] },
   ]);
   assert.is(tree, 'thin (253:3)\n └─pool (253:2)\n    ├─meta (253:1)\n    │  └─ (7:1)\n    └─ (7:0)\n');
+  // Outside a UTF-8 locale, dmsetup's ASCII branches.
+  const ascii = depsTree([
+    { name: 'pool', dev: { major: 253, minor: 2 }, deps: [{ major: 253, minor: 1 }, { major: 7, minor: 0 }] },
+    { name: 'meta', dev: { major: 253, minor: 1 }, deps: [{ major: 7, minor: 1 }] },
+  ], false);
+  assert.is(ascii, 'pool (253:2)\n |-meta (253:1)\n |  `- (7:1)\n `- (7:0)\n');
 });
 
 test('dm info -c: dmsetup columns, -o with aliases, --noheadings, --separator; bad uses refused', async () => {
@@ -92,6 +100,7 @@ test('dm info -c: dmsetup columns, -o with aliases, --noheadings, --separator; b
     );
     assert.is(await ok(['dm', 'info', '-c', 'upper', '-o', 'name,attr,open,maj,min', '--noheadings', '--separator', ':'], deps), 'upper:L--w:0:253:1\n');
     assert.is(await ok(['dm', 'info', '--columns', '--dev', '253:2', '-o', 'NAME,segments,events', '--separator', ','], deps), 'Name,Targ,Event\nother,1,0\n');
+    assert.is(await ok(['dm', 'info', '-c', '--noheadings', '-o', 'name,attr'], deps), 'lower:L--w\nother:L--w\nupper:L--w\n', "--noheadings: ':', unaligned");
     // A loaded inactive table shows as I; after dm clear it is gone again.
     await ok(['dm', 'load', 'other', '--table', '0 8 zero'], deps);
     assert.is(await ok(['dm', 'info', '-c', 'other', '-o', 'attr', '--noheadings'], deps), 'LI-w\n');
