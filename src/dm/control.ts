@@ -228,11 +228,8 @@ export class DmControl {
   }
 
   /**
-   * `dmsetup mknodes [NAME]`: creates or repairs /dev/mapper/NAME for NAME, or for every device,
-   * whatever the node policy; a device without a live table has no node (`'skipped'`). Nodes
-   * under /dev/mapper that no device names are left alone (libdm removes them; nothing proves
-   * they are ours). Valid flags: none (DM_DEV_STATUS / DM_LIST_DEVICES only).
-   * @throws InvalidArgumentError for a bad name, before the control node is opened
+   * `dmsetup mknodes [NAME]`: creates or repairs /dev/mapper/NAME for NAME or every device with a
+   * live table (others: `'skipped'`), whatever the node policy; see NodeSync.mknodes.
    * @throws DeviceNotFoundError (ENXIO) for a NAME that does not exist
    * @throws DeviceNodeError when something that is not a block device is in the way
    */

@@ -54,7 +54,7 @@ const commands: CommandSpec<Ctx>[] = [
     details:
       `Fields for -o (dmsetup's names): ${INFO_FIELDS.join(', ')} (maj, min: major, minor).\n` +
       "attr is dmsetup's Stat: L (live table) I (inactive table) s (suspended) r/w (read-only or writable), '-' when not.\n" +
-      '--json prints the full info whatever -c/-o say.',
+      '-c is a text view: --json (every field, one device) does not go with it.',
     examples: ['devmapper dm info -c', 'devmapper dm info -c -o name,attr,open --noheadings --separator :'],
     run: lazyRun(impl, 'info'),
   },
