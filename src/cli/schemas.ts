@@ -81,6 +81,19 @@ export type DmWaitJson = Static<typeof DmWaitJson>;
 /** `dm message --json` */
 export const DmMessageJson = Type.Object({ reply: NullableString }, { additionalProperties: false });
 
+/** `dm deps --json`: the devices the table maps onto (DM_TABLE_DEPS), in the kernel's order. */
+export const DmDepsJson = Type.Array(Type.Object({ major: Int, minor: Int }, { additionalProperties: false }));
+export type DmDepsJson = Static<typeof DmDepsJson>;
+
+/** `dm remove_all --yes --json`: the devices gone afterwards, and those still there (open ones). */
+export const DmRemoveAllJson = Type.Object({
+  /** Names listed before DM_REMOVE_ALL and absent after it, sorted. */
+  removed: Type.Array(Type.String()),
+  /** Names present after it (open devices; with --deferred, those awaiting their last close), sorted. */
+  remaining: Type.Array(Type.String()),
+}, { additionalProperties: false });
+export type DmRemoveAllJson = Static<typeof DmRemoveAllJson>;
+
 /** `loop attach --json` */
 export const LoopAttachJson = Type.Object({
   path: Type.String(),
@@ -390,6 +403,8 @@ export const SCHEMAS = {
   'dm targets': DmTargetsJson,
   'dm wait': DmWaitJson,
   'dm message': DmMessageJson,
+  'dm deps': DmDepsJson,
+  'dm remove_all': DmRemoveAllJson,
   'loop attach': LoopAttachJson,
   'loop ls': LoopListJson,
   'loop find': LoopFindJson,

@@ -2,54 +2,16 @@
 // DmControl: the device-mapper control interface (/dev/mapper/control). One private choke point
 // performs every dm ioctl; public methods only build requests (request.ts) and decode replies
 // (response.ts). Kernel side: drivers/md/dm-ioctl.c.
-import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { KernelOutputError, assertOptionsObject, errnoCode, type OptionField } from '../errors.js';
+import { assertOptionsObject, errnoCode, type OptionField } from '../errors.js';
+import { DM_ACTIVE_PRESENT_FLAG, DM_DEFERRED_REMOVE, DM_DEV_RENAME_CMD, DM_GET_TARGET_VERSION_CMD, DM_UEVENT_GENERATED_FLAG, IoctlError, POLLIN, realSyscalls, type Syscalls } from '../ioctl/index.js';
+import { ControlChannel, type DmIoctl, type Reply } from './control-channel.js';
+import type { DevNum } from './devnum.js';
+import { DeviceBusyError, DeviceNotFoundError, DeviceExistsError } from './errors.js';
+import { NodeSync } from './node-sync.js';
+import type { NodeAction } from './nodes.js';
 import {
-  DM_ACTIVE_PRESENT_FLAG,
-  DM_BUFFER_FULL_FLAG,
-  DM_DEFERRED_REMOVE,
-  DM_DEV_CREATE_CMD,
-  DM_PERSISTENT_DEV_FLAG,
-  DM_DEV_RENAME_CMD,
-  DM_GET_TARGET_VERSION_CMD,
-  DM_IOCTL_SIZE,
-  DM_LIST_DEVICES_CMD,
-  DM_LIST_VERSIONS_CMD,
-  DM_REMOVE_ALL_CMD,
-  DM_UEVENT_GENERATED_FLAG,
-  DM_VERSION_CMD,
-  DM_DEV_ARM_POLL_CMD,
-  IoctlError,
-  POLLIN,
-  S_IFBLK,
-  S_IFLNK,
-  O_CLOEXEC,
-  S_IFMT,
-  buildDmRequest,
-  decodeDmIoctl,
-  realSyscalls,
-  type DmHeaderSnapshot,
-  type RawDmIoctl,
-  type Syscalls,
-} from '../ioctl/index.js';
-import { decodeDevNum, encodeDevNum, formatDevNum, type DevNum } from './devnum.js';
-import { dmChannel, type DmChannelMessage } from './diagnostics.js';
-import { DeviceBusyError, DeviceExistsError, DeviceNotFoundError, DmUnavailableError, type DeviceIdent } from './errors.js';
-import {
-  ensureControlNode,
-  isControlNode,
-  miscListsDeviceMapper,
-  ensureDeviceNode,
-  mapperPath,
-  removeDeviceNode,
-  renameDeviceNode,
-} from './nodes.js';
-import {
-  BUFFER_POLICY,
-  GROWABLE_COMMANDS,
   REMOVE_RETRY,
-  maskFlags,
   type DeviceCreateOptions,
   type DeviceRemoveOptions,
   type Geometry,
@@ -60,14 +22,13 @@ import {
   type TableStatusOptions,
   type WaitForEventOptions,
 } from './options.js';
+import { readDeps, readDeviceList, readTableStatus, readVersions, readWait } from './readers.js';
 import {
   armPollRequest,
   createRequest,
   getTargetVersionRequest,
   identify,
   infoRequest,
-  listDevicesRequest,
-  listVersionsRequest,
   removeAllRequest,
   removeRequest,
   renameRequest,
@@ -76,35 +37,14 @@ import {
   setUuidRequest,
   suspendRequest,
   tableClearRequest,
-  tableDepsRequest,
   tableLoadRequest,
-  tableStatusRequest,
   targetMessageRequest,
-  usesWorker,
   versionRequest,
-  waitRequest,
   type DeviceRef,
-  type DmRequest,
 } from './request.js';
-import {
-  decodeDeps,
-  decodeDeviceInfo,
-  decodeDeviceList,
-  decodeMessageReply,
-  decodeTargetVersions,
-  decodeTargets,
-  type DeviceInfo,
-  type DeviceListEntry,
-  type DmVersion,
-  type TargetVersion,
-} from './response.js';
+import { decodeDeviceInfo, decodeMessageReply, decodeTargetVersions, type DeviceInfo, type DeviceListEntry, type DmVersion, type TargetVersion } from './response.js';
 import type { TargetLine } from './table.js';
-import { CRYPT_TARGET, redactCryptParams } from './targets/crypt.js';
-import { udevCookie, type NodePolicy } from './udev.js';
-import { UdevCookie } from './udev-cookie.js';
-
-/** open(2) flags for the control node: O_RDWR | O_CLOEXEC (Linux values, all common arches). */
-const O_RDWR = 0o2;
+import type { NodePolicy } from './udev.js';
 
 /** Sleep used between retries; injectable so tests need not wait. Rejects when `signal` aborts. */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -166,20 +106,22 @@ export interface WaitResult {
 /** Target names of the device's new identity for {@link DmControl.deviceRename}: exactly one. */
 export type RenameTo = { readonly name: string; readonly uuid?: undefined } | { readonly uuid: string; readonly name?: undefined };
 
-interface Reply {
-  readonly header: RawDmIoctl;
-  readonly buf: Buffer;
-}
-
-/** Commands that do not look a device up: ENXIO from them is not "device not found". */
-const NO_LOOKUP = new Set([DM_VERSION_CMD, DM_REMOVE_ALL_CMD, DM_LIST_DEVICES_CMD, DM_DEV_CREATE_CMD, DM_LIST_VERSIONS_CMD, DM_DEV_ARM_POLL_CMD, DM_GET_TARGET_VERSION_CMD]);
-
-/** Poll interval while waiting for udev to act on a node. */
-const NODE_POLL_MS = 20;
-/** Bound of DmControl's created-but-not-yet-resumed name hint. */
-const FRESH_NAMES_MAX = 4096;
 /** Slice of one poll(2) wait, so AbortSignal and timeouts are honoured promptly. */
 const POLL_SLICE_MS = 250;
+
+/** The type of each {@link DmControlOptions} key, for the constructor's check. */
+const DM_CONTROL_OPTION_FIELDS = {
+  syscalls: 'object',
+  devDir: 'string',
+  nodes: (v) => (v === 'auto' || v === 'manage' || v === 'udev' || v === 'none' ? undefined : "expected 'auto', 'manage', 'udev' or 'none'"),
+  udevControlPath: 'string',
+  udevTimeoutMs: 'number',
+  udevRecheckMs: 'number',
+  removeRetry: 'object',
+  sleep: 'function',
+  clock: 'function',
+  procMiscPath: (v) => (v === null || typeof v === 'string' ? undefined : 'expected a path or null'),
+} satisfies Record<keyof DmControlOptions, OptionField>;
 
 /**
  * The device-mapper control interface: one object per open `/dev/mapper/control` fd.
@@ -206,386 +148,58 @@ const POLL_SLICE_MS = 250;
  * Every other failure is the IoctlError from src/ioctl, carrying the request name and a header
  * snapshot.
  */
-/** The type of each {@link DmControlOptions} key, for the constructor's check. */
-const DM_CONTROL_OPTION_FIELDS = {
-  syscalls: 'object',
-  devDir: 'string',
-  nodes: (v) => (v === 'auto' || v === 'manage' || v === 'udev' || v === 'none' ? undefined : "expected 'auto', 'manage', 'udev' or 'none'"),
-  udevControlPath: 'string',
-  udevTimeoutMs: 'number',
-  udevRecheckMs: 'number',
-  removeRetry: 'object',
-  sleep: 'function',
-  clock: 'function',
-  procMiscPath: (v) => (v === null || typeof v === 'string' ? undefined : 'expected a path or null'),
-} satisfies Record<keyof DmControlOptions, OptionField>;
-
 export class DmControl {
   readonly #sys: Syscalls;
-  readonly #devDir: string;
-  readonly #nodes: NodePolicy | 'auto';
-  readonly #udevControlPath: string;
-  readonly #udevTimeoutMs: number;
-  readonly #udevRecheckMs: number;
-  /** #clock() until which the last "udev absent" answer is reused; undefined = none cached. */
-  #udevAbsentUntil: number | undefined;
-  /** Set once semget said ENOSYS: this kernel has no SysV IPC, so no cookies. */
-  #noSysv = false;
-  readonly #fresh = new Map<string, DevNum>();
+  readonly #chan: ControlChannel;
+  readonly #node: NodeSync;
   readonly #removeRetry: RetryPolicy;
   readonly #sleep: Sleep;
-  readonly #clock: () => number;
-  readonly #procMiscPath: string | null;
-  #fd: number | undefined;
-  #kernelVersion: DmVersion | undefined;
+  /** The choke point as a function, for readers.ts. */
+  readonly #io: DmIoctl = (req) => this.#chan.ioctl(req);
 
   constructor(options: DmControlOptions = {}) {
     assertOptionsObject('DmControl options', options, DM_CONTROL_OPTION_FIELDS);
     this.#sys = options.syscalls ?? realSyscalls();
-    this.#devDir = (options.devDir ?? '/dev').replace(/\/+$/, '');
-    this.#nodes = options.nodes ?? 'auto';
-    this.#udevControlPath = options.udevControlPath ?? '/run/udev/control';
-    this.#udevTimeoutMs = options.udevTimeoutMs ?? 10_000;
-    this.#udevRecheckMs = options.udevRecheckMs ?? 1000;
+    const devDir = (options.devDir ?? '/dev').replace(/\/+$/, '');
     this.#removeRetry = options.removeRetry ?? REMOVE_RETRY;
     this.#sleep = options.sleep ?? realSleep;
-    this.#clock = options.clock ?? (() => performance.now());
-    this.#procMiscPath = options.procMiscPath !== undefined ? options.procMiscPath : options.syscalls === undefined ? '/proc/misc' : null;
+    const procMiscPath = options.procMiscPath !== undefined ? options.procMiscPath : options.syscalls === undefined ? '/proc/misc' : null;
+    this.#chan = new ControlChannel(this.#sys, devDir, procMiscPath);
+    this.#node = new NodeSync({
+      sys: this.#sys,
+      devDir,
+      nodes: options.nodes ?? 'auto',
+      udevControlPath: options.udevControlPath ?? '/run/udev/control',
+      udevTimeoutMs: options.udevTimeoutMs ?? 10_000,
+      udevRecheckMs: options.udevRecheckMs ?? 1000,
+      sleep: (ms) => this.#sleep(ms),
+      clock: options.clock ?? (() => performance.now()),
+    });
   }
 
   /** Path of the control node (`/dev/mapper/control`). */
   get controlPath(): string {
-    return `${this.#devDir}/mapper/control`;
+    return this.#chan.controlPath;
   }
 
   /** The dm interface version of the running kernel, once any reply has been seen. */
   get kernelVersion(): DmVersion | undefined {
-    return this.#kernelVersion;
+    return this.#chan.kernelVersion;
   }
 
   /** Path of a device's node: `/dev/mapper/NAME`. */
   nodePath(name: string): string {
-    return mapperPath(this.#devDir, name);
-  }
-
-  /**
-   * Opens the control node on first use, making `/dev/mapper` (0755) and the 10:236 node (0600)
-   * first when they are missing or wrong, as libdm's `_create_control` does — unless /proc/misc
-   * says the kernel has no device-mapper driver (see {@link DmControlOptions.procMiscPath}).
-   * @throws DmUnavailableError on ENODEV (no dm driver; the module could not be loaded), or when
-   *   /proc/misc lists no device-mapper and there is no control node to open.
-   */
-  #controlFd(): number {
-    if (this.#fd !== undefined) return this.#fd;
-    if (this.#dmRegistered() === false) {
-      // Opening an existing 10:236 node may still autoload dm-mod (misc_open requests
-      // "char-major-10-236", the alias dm-ioctl.c declares), so only creating one is skipped.
-      if (!isControlNode(this.#sys, this.controlPath)) {
-        throw new DmUnavailableError(
-          this.controlPath,
-          `${this.#procMiscPath} lists no device-mapper device, so the kernel has no device-mapper driver loaded (modprobe dm-mod); the control node is not created`,
-        );
-      }
-    } else {
-      ensureControlNode(this.#sys, `${this.#devDir}/mapper`);
-    }
-    try {
-      this.#fd = this.#sys.open(this.controlPath, O_RDWR | O_CLOEXEC);
-    } catch (e) {
-      if (errnoCode(e) === 'ENODEV' || errnoCode(e) === 'ENXIO')
-        throw new DmUnavailableError(this.controlPath, 'the kernel has no device-mapper driver (modprobe dm-mod)', { cause: e });
-      throw e;
-    }
-    return this.#fd;
-  }
-
-  /** Whether /proc/misc lists device-mapper; undefined when not checked or unreadable (no /proc). */
-  #dmRegistered(): boolean | undefined {
-    if (this.#procMiscPath === null) return undefined;
-    let text: string;
-    try {
-      text = readFileSync(this.#procMiscPath, 'latin1');
-    } catch {
-      return undefined;
-    }
-    return miscListsDeviceMapper(text);
+    return this.#node.nodePath(name);
   }
 
   /** Closes the control fd (idempotent). The object reopens it if used again. */
   close(): void {
-    const fd = this.#fd;
-    this.#fd = undefined;
-    if (fd !== undefined) this.#sys.close(fd);
+    this.#chan.close();
   }
 
   /** `using dm = new DmControl()`: {@link close} at the end of the scope. */
   [Symbol.dispose](): void {
     this.close();
-  }
-
-  /**
-   * THE choke point: every dm ioctl of this library goes through here. It
-   * - stamps the command's minimum interface version (DM_COMMANDS, after libdm's `_cmd_data_v4`),
-   *   so old kernels accept requests they understand;
-   * - masks `flags` to the command's allowed set (options.ts ALLOWED_FLAGS);
-   * - places the payload at data_start = 312 and sizes the buffer: exactly what the request needs,
-   *   or 16 KiB for commands with output that can overflow, doubling while the kernel answers
-   *   DM_BUFFER_FULL_FLAG (at most 16 times, as libdm);
-   * - uses the async (worker) path for commands that can block;
-   * - turns a failure into IoctlError with a header snapshot, mapping only the errnos this layer
-   *   understands (ENXIO on lookup, EBUSY on create) to domain errors.
-   */
-  /** Every dm ioctl goes through here: {@link #ioctlOnce}, published on DM_CHANNEL when subscribed. */
-  async #ioctl(req: DmRequest): Promise<Reply> {
-    if (!dmChannel.hasSubscribers) return this.#ioctlOnce(req);
-    const t0 = performance.now();
-    const h = req.header;
-    const publish = (errno: number, code: string | null): void => {
-      const message: DmChannelMessage = {
-        command: req.command.name,
-        name: h.name ?? '',
-        uuid: h.uuid ?? '',
-        dev: h.dev !== undefined && h.dev !== 0n ? formatDevNum(decodeDevNum(h.dev)) : null,
-        durationMs: performance.now() - t0,
-        errno,
-        code,
-      };
-      dmChannel.publish(message);
-    };
-    try {
-      const reply = await this.#ioctlOnce(req);
-      publish(0, null);
-      return reply;
-    } catch (e) {
-      publish(errnoOf(e), typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EUNEXPECTED');
-      throw e;
-    }
-  }
-
-  async #ioctlOnce(req: DmRequest): Promise<Reply> {
-    const { command } = req;
-    const fd = this.#controlFd();
-    const h = req.header;
-    // A fixed-shape literal, not a spread of req.header: this runs for every ioctl.
-    const header = {
-      name: h.name,
-      uuid: h.uuid,
-      dev: h.dev,
-      flags: maskFlags(command.cmd, h.flags ?? 0),
-      event_nr: h.event_nr,
-      target_count: h.target_count,
-      version: command.minVersion,
-    };
-    const growable = GROWABLE_COMMANDS.has(command.cmd);
-    const needed = DM_IOCTL_SIZE + (req.payload?.length ?? 0);
-    let size = growable ? Math.max(BUFFER_POLICY.initialBytes, needed) : needed;
-    for (let doublings = 0; ; doublings++) {
-      const buf = buildDmRequest(header, req.payload, size);
-      let rc: number;
-      try {
-        rc = usesWorker(command.cmd, header.flags)
-          ? await this.#sys.ioctlAsync(fd, command.request, buf, command.name)
-          : this.#sys.ioctl(fd, command.request, buf, command.name);
-      } catch (e) {
-        throw this.#mapError(e, req, header, buf);
-      }
-      const out = decodeDmIoctl(buf);
-      this.#kernelVersion = [out.version[0], out.version[1], out.version[2]];
-      if (rc !== 0)
-        throw new KernelOutputError(`${command.name} returned ${rc} instead of 0 or an error`, `rc=${rc}`);
-      if ((out.flags & DM_BUFFER_FULL_FLAG) === 0) return { header: out, buf };
-      if (!growable)
-        throw new KernelOutputError(`${command.name} reported DM_BUFFER_FULL_FLAG, which it never should`, `flags=0x${out.flags.toString(16)}`);
-      if (doublings >= BUFFER_POLICY.maxDoublings)
-        throw new KernelOutputError(
-          `${command.name}: output still did not fit in ${size} bytes after ${doublings} doublings`,
-          `data_size=${size}`,
-        );
-      size *= 2;
-    }
-  }
-
-  #mapError(e: unknown, req: DmRequest, sent: { name?: string; uuid?: string; flags: number; event_nr?: number; dev?: bigint; target_count?: number }, buf: Buffer): unknown {
-    if (!(e instanceof IoctlError)) return e;
-    // After a failure the kernel writes back only `version`; everything else is what we sent.
-    const snapshot: DmHeaderSnapshot = {
-      name: sent.name ?? '',
-      uuid: sent.uuid ?? '',
-      flags: sent.flags,
-      event_nr: sent.event_nr ?? 0,
-      dev: sent.dev ?? 0n,
-      version: [buf.readUInt32LE(0), buf.readUInt32LE(4), buf.readUInt32LE(8)],
-      data_size: buf.length,
-      data_start: DM_IOCTL_SIZE,
-      target_count: sent.target_count ?? 0,
-    };
-    const err = e.header ? e : e.withHeader(snapshot);
-    const cmd = req.command.cmd;
-    if (err.code === 'ENXIO' && !NO_LOOKUP.has(cmd) && req.ident) return new DeviceNotFoundError(req.ident, { cause: err });
-    if (err.code === 'EBUSY' && cmd === DM_DEV_CREATE_CMD && req.ident) return new DeviceExistsError(req.ident, { cause: err });
-    // A taken persistent minor is not EBUSY: alloc_dev() fails inside dm_create() and the kernel
-    // answers -ENXIO (drivers/md/dm.c; confirmed with a raw ioctl on 6.1 by the contract suite).
-    if (err.code === 'ENXIO' && cmd === DM_DEV_CREATE_CMD && (sent.flags & DM_PERSISTENT_DEV_FLAG) !== 0 && req.ident)
-      return new DeviceExistsError(req.ident, { cause: err });
-    return err;
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Node policy
-
-  /**
-   * Whether udev runs (`udevControlPath` exists). Asked on every resume/remove/rename under
-   * 'auto' and 'manage'. When udev is absent the stat fails, and the failure builds an IoctlError
-   * (with a stack) each time; so a negative answer is reused for `udevRecheckMs` (1 s). A positive
-   * one is never cached: a stat that succeeds is cheap, and udev stopping must be noticed at once
-   * (we would otherwise wait `udevTimeoutMs` for nodes nobody makes). The cost of the cache: for
-   * up to 1 s after udev starts, this DmControl still manages nodes itself with cookie 0 — libdm
-   * checks once per process, so this is no worse than libdm.
-   */
-  #udevRunning(): boolean {
-    if (this.#udevAbsentUntil !== undefined) {
-      if (this.#clock() < this.#udevAbsentUntil) return false;
-      this.#udevAbsentUntil = undefined;
-    }
-    try {
-      this.#sys.stat(this.#udevControlPath);
-      return true;
-    } catch {
-      if (this.#udevRecheckMs > 0) this.#udevAbsentUntil = this.#clock() + this.#udevRecheckMs;
-      return false;
-    }
-  }
-
-  #policy(): { policy: NodePolicy; cookie: number } {
-    // 'none' sends cookie 0 whatever udev does: no need to ask.
-    if (this.#nodes === 'none') return { policy: 'none', cookie: 0 };
-    const running = this.#udevRunning();
-    const policy = this.#nodes === 'auto' ? (running ? 'udev' : 'manage') : this.#nodes;
-    return { policy, cookie: udevCookie(policy, running) };
-  }
-
-  /** Polls `check` until true or the udev timeout passes. */
-  async #waitFor(check: () => boolean): Promise<boolean> {
-    const deadline = this.#clock() + this.#udevTimeoutMs;
-    for (;;) {
-      if (check()) return true;
-      if (this.#clock() >= deadline) return false;
-      await this.#sleep(NODE_POLL_MS);
-    }
-  }
-
-  #nodeIs(path: string, dev: DevNum | undefined): boolean {
-    try {
-      const st = this.#sys.stat(path);
-      if (dev === undefined) return true;
-      // st_rdev (glibc dev_t) equals the kernel's huge encoding for every real device number.
-      return (st.mode & S_IFMT) === S_IFBLK && st.rdev === encodeDevNum(dev);
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * A udev cookie for one node-affecting ioctl (RESUME, REMOVE, RENAME) under the udev policy,
-   * armed; undefined when the policy is not 'udev' or SysV semaphores are unavailable (then the
-   * node is watched instead). See udev-cookie.ts for why a cookie is needed at all.
-   */
-  #armCookie(policy: NodePolicy): UdevCookie | undefined {
-    const sysv = this.#sys.sysv;
-    if (policy !== 'udev' || sysv === undefined || this.#noSysv) return undefined;
-    let cookie: UdevCookie;
-    try {
-      cookie = UdevCookie.create(sysv);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOSYS') this.#noSysv = true;
-      return undefined;
-    }
-    try {
-      cookie.arm();
-    } catch {
-      cookie.remove();
-      return undefined;
-    }
-    return cookie;
-  }
-
-  /**
-   * After the ioctl: when the kernel sent our uevent, wait (bounded by udevTimeoutMs) until udev
-   * completed the cookie; otherwise drop it. True when there was a cookie and the wait ended
-   * (completed or timed out), so no further waiting is due.
-   */
-  async #settleCookie(cookie: UdevCookie | undefined, uevent: boolean): Promise<boolean> {
-    if (cookie === undefined) return false;
-    if (!uevent) {
-      cookie.remove();
-      return false;
-    }
-    try {
-      await cookie.wait(this.#udevTimeoutMs, (ms) => this.#sleep(ms), NODE_POLL_MS, this.#clock);
-    } catch {
-      // A semaphore error after the ioctl: the change happened; the node checks still run.
-      return false;
-    }
-    return true;
-  }
-
-  /**
-   * What sits at `path` itself (lstat: a symlink is reported, not followed). Under the udev
-   * policy a `'link'` is udev's (10-dm.rules make /dev/mapper/NAME a symlink to ../dm-N), and a
-   * `'block'` node one made by the direct fallback. Errors other than ENOENT count as `'other'`:
-   * nothing to wait for.
-   */
-  #entryAt(path: string): 'absent' | 'link' | 'block' | 'other' {
-    try {
-      const type = this.#sys.lstat(path).mode & S_IFMT;
-      return type === S_IFLNK ? 'link' : type === S_IFBLK ? 'block' : 'other';
-    } catch (e) {
-      return errnoCode(e) === 'ENOENT' ? 'absent' : 'other';
-    }
-  }
-
-  /**
-   * Whether udev (or our fallback) still has to take `path` away after a remove or rename. A
-   * *dangling* symlink counts: stat(2) says ENOENT for it as soon as the kernel dropped /dev/dm-N,
-   * long before udev handled the "remove" uevent and unlinked it. Returning at that point let the
-   * next create of the same name race udev's late unlink (the DeviceSet's grow path deactivates
-   * and reactivates a device: resize2fs then met ENOENT on /dev/mapper/NAME in the udev CI cell).
-   * A regular file or directory is nobody's node: never waited for, never removed by us.
-   */
-  #stillLinked(path: string): boolean {
-    const e = this.#entryAt(path);
-    return e === 'link' || e === 'block';
-  }
-
-  /**
-   * Brings /dev/mapper/NAME in line after a resume (node for `dev`), rename or remove. Under the
-   * udev policy: if the kernel emitted our uevent, wait for udev, then fall back to doing it.
-   */
-  async #syncNode(
-    policy: NodePolicy,
-    uevent: boolean,
-    completed: boolean,
-    op:
-      | { kind: 'add'; name: string; dev: DevNum; fresh?: boolean }
-      | { kind: 'del'; name: string }
-      | { kind: 'rename'; from: string; to: string; dev: DevNum },
-  ): Promise<void> {
-    if (policy === 'none') return;
-    // With a cookie udev has finished (or the cookie wait used up the timeout): only the fallback
-    // check below is left. Without one, watch the node.
-    if (policy === 'udev' && uevent && !completed) {
-      const done =
-        op.kind === 'add'
-          ? () => this.#nodeIs(this.nodePath(op.name), op.dev)
-          : op.kind === 'del'
-            ? () => !this.#stillLinked(this.nodePath(op.name))
-            : () => this.#nodeIs(this.nodePath(op.to), op.dev) && !this.#stillLinked(this.nodePath(op.from));
-      if (await this.#waitFor(done)) return;
-      // udev did not act in time: fall through to libdm's direct node handling.
-    }
-    if (op.kind === 'add') ensureDeviceNode(this.#sys, this.nodePath(op.name), op.dev, undefined, { expectAbsent: op.fresh === true });
-    else if (op.kind === 'del') removeDeviceNode(this.#sys, this.nodePath(op.name));
-    else renameDeviceNode(this.#sys, this.nodePath(op.from), this.nodePath(op.to), op.dev);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -596,12 +210,12 @@ export class DmControl {
    * Valid flags: none.
    */
   async version(): Promise<DmVersion> {
-    const { header } = await this.#ioctl(versionRequest());
+    const { header } = await this.#chan.ioctl(versionRequest());
     return [header.version[0], header.version[1], header.version[2]];
   }
 
   async #kernelMinor(): Promise<number> {
-    return (this.#kernelVersion ?? (await this.version()))[1];
+    return (this.#chan.kernelVersion ?? (await this.version()))[1];
   }
 
   /**
@@ -610,7 +224,22 @@ export class DmControl {
    * Valid flags: DM_DEFERRED_REMOVE (`deferred`: schedule busy devices for removal on last close).
    */
   async removeAll(options: { deferred?: boolean } = {}): Promise<void> {
-    await this.#ioctl(removeAllRequest(options.deferred ?? false));
+    await this.#chan.ioctl(removeAllRequest(options.deferred ?? false));
+  }
+
+  /**
+   * `dmsetup mknodes [NAME]`: creates or repairs /dev/mapper/NAME for NAME or every device with a
+   * live table (others: `'skipped'`), whatever the node policy; see NodeSync.mknodes.
+   * @throws DeviceNotFoundError (ENXIO) for a NAME that does not exist
+   * @throws DeviceNodeError when something that is not a block device is in the way
+   */
+  async mknodes(name?: string): Promise<{ name: string; action: NodeAction | 'skipped' }[]> {
+    // A device removed between the list and its info is skipped, not an error.
+    const infos =
+      name !== undefined
+        ? [await this.deviceInfo(name)]
+        : (await Promise.all((await this.listDevices()).map((d) => this.findDevice({ dev: d.dev })))).filter((i): i is DeviceInfo => i !== null);
+    return this.#node.mknodes(infos);
   }
 
   /**
@@ -622,20 +251,7 @@ export class DmControl {
    * carries no uuids, a uuid filter costs one DM_DEV_STATUS per device.
    */
   async listDevices(options: ListDevicesOptions = {}): Promise<DeviceListEntry[]> {
-    const { header, buf } = await this.#ioctl(listDevicesRequest(options));
-    let list = decodeDeviceList(header, buf);
-    const { namePrefix, uuidPrefix } = options;
-    if (namePrefix) list = list.filter((d) => d.name.startsWith(namePrefix));
-    if (uuidPrefix) {
-      const out: DeviceListEntry[] = [];
-      for (const d of list) {
-        let uuid = d.uuid;
-        if (uuid === undefined) uuid = (await this.findDevice({ dev: d.dev }))?.uuid ?? null;
-        if (uuid !== null && uuid.startsWith(uuidPrefix)) out.push({ ...d, uuid });
-      }
-      list = out;
-    }
-    return list;
+    return readDeviceList(this.#io, options, async (dev) => (await this.findDevice({ dev }))?.uuid ?? null);
   }
 
   /**
@@ -647,20 +263,10 @@ export class DmControl {
    *   (ENXIO: alloc_dev() fails inside dm_create())
    */
   async deviceCreate(name: string, options: DeviceCreateOptions = {}): Promise<DeviceInfo> {
-    const { header } = await this.#ioctl(createRequest(name, options));
+    const { header } = await this.#chan.ioctl(createRequest(name, options));
     const info = decodeDeviceInfo(header);
-    this.#rememberFresh(name, info.dev);
+    this.#node.rememberFresh(name, info.dev);
     return info;
-  }
-
-  /**
-   * Names this DmControl created and has not resumed yet: their first resume makes the node with
-   * mknod straight away instead of probing for one (see ensureSpecialNode). Only a hint, so it is
-   * bounded; a wrong guess costs one failed syscall, never a wrong node.
-   */
-  #rememberFresh(name: string, dev: DevNum): void {
-    if (this.#fresh.size >= FRESH_NAMES_MAX) this.#fresh.clear();
-    this.#fresh.set(name, dev);
   }
 
   /**
@@ -676,14 +282,14 @@ export class DmControl {
     const retry = options.retry ?? this.#removeRetry;
     const attempts = Math.max(1, Math.floor(retry.attempts));
     const { ident } = identify(ref);
-    const { policy, cookie } = this.#policy();
+    const { policy, cookie } = this.#node.policy();
     for (let attempt = 1; ; attempt++) {
       options.signal?.throwIfAborted();
-      const sync = this.#armCookie(policy);
+      const sync = this.#node.armCookie(policy);
       try {
         let header: Reply['header'];
         try {
-          ({ header } = await this.#ioctl(removeRequest(ref, options.deferred ?? false, sync ? (cookie | sync.base) >>> 0 : cookie)));
+          ({ header } = await this.#chan.ioctl(removeRequest(ref, options.deferred ?? false, sync ? (cookie | sync.base) >>> 0 : cookie)));
         } catch (e) {
           sync?.remove();
           throw e;
@@ -691,10 +297,10 @@ export class DmControl {
         // With DM_DEFERRED_REMOVE the kernel answers 0 for a busy device and leaves the flag set:
         // the device still exists (`dev_remove`), so its node stays too.
         const deferred = (header.flags & DM_DEFERRED_REMOVE) !== 0;
-        this.#fresh.delete(header.name);
+        this.#node.fresh.delete(header.name);
         const uevent = (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
-        const completed = await this.#settleCookie(sync, uevent);
-        if (!deferred) await this.#syncNode(policy, uevent, completed, { kind: 'del', name: header.name });
+        const completed = await this.#node.settleCookie(sync, uevent);
+        if (!deferred) await this.#node.syncNode(policy, uevent, completed, { kind: 'del', name: header.name });
         return { deferred, attempts: attempt };
       } catch (e) {
         if (errnoCode(e) !== 'EBUSY') throw e;
@@ -725,13 +331,13 @@ export class DmControl {
   async deviceRename(ref: DeviceRef, to: RenameTo): Promise<DeviceInfo> {
     const byName = typeof ref === 'string' ? ref : 'name' in ref ? ref.name : undefined;
     const from = byName ?? (await this.deviceInfo(ref)).name;
-    const { policy, cookie } = this.#policy();
-    const sync = this.#armCookie(policy);
+    const { policy, cookie } = this.#node.policy();
+    const sync = this.#node.armCookie(policy);
     const eventNr = sync ? (cookie | sync.base) >>> 0 : cookie;
     const req = to.uuid !== undefined ? setUuidRequest(from, to.uuid, eventNr) : renameRequest(from, to.name, eventNr);
     let reply: Reply;
     try {
-      reply = await this.#ioctl(req);
+      reply = await this.#chan.ioctl(req);
     } catch (e) {
       sync?.remove();
       if (errnoCode(e) === 'EBUSY' && e instanceof IoctlError && req.command.cmd === DM_DEV_RENAME_CMD)
@@ -742,12 +348,12 @@ export class DmControl {
     // kernel does not write the new identity back, so we fill it in.
     const info = decodeDeviceInfo(reply.header);
     const uevent = (reply.header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
-    const completed = await this.#settleCookie(sync, uevent);
+    const completed = await this.#node.settleCookie(sync, uevent);
     if (to.uuid !== undefined) return { ...info, name: from, uuid: to.uuid };
     if (to.name !== undefined) {
       const renamed = { ...info, name: to.name };
       if (info.activeTable)
-        await this.#syncNode(policy, uevent, completed, {
+        await this.#node.syncNode(policy, uevent, completed, {
           kind: 'rename',
           from,
           to: to.name,
@@ -766,7 +372,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async deviceSuspend(ref: DeviceRef, options: SuspendOptions = {}): Promise<DeviceInfo> {
-    const { header } = await this.#ioctl(suspendRequest(ref, options));
+    const { header } = await this.#chan.ioctl(suspendRequest(ref, options));
     return decodeDeviceInfo(header);
   }
 
@@ -778,9 +384,9 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async deviceResume(ref: DeviceRef, options: SuspendOptions = {}): Promise<DeviceInfo> {
-    const { policy, cookie } = this.#policy();
+    const { policy, cookie } = this.#node.policy();
     const freshName = typeof ref === 'string' ? ref : 'name' in ref ? ref.name : undefined;
-    const freshDev = freshName === undefined ? undefined : this.#fresh.get(freshName);
+    const freshDev = freshName === undefined ? undefined : this.#node.fresh.get(freshName);
     if (policy === 'udev' && freshName !== undefined && freshDev !== undefined) {
       // First resume of a device we just created: udev has made no node for it yet (lvm2's
       // 10-dm.rules, Debian's 55-dm.rules, ignore the "add" uevent of a device without a live
@@ -797,21 +403,21 @@ export class DmControl {
       // (absent, a regular file, a node for other numbers) cannot pass for ours and costs
       // nothing here; a conflicting one is handled after the resume as before.
       const path = this.nodePath(freshName);
-      await this.#waitFor(() => this.#entryAt(path) !== 'link' && !this.#nodeIs(path, freshDev));
+      await this.#node.waitFor(() => this.#node.entryAt(path) !== 'link' && !this.#node.nodeIs(path, freshDev));
     }
-    const sync = this.#armCookie(policy);
+    const sync = this.#node.armCookie(policy);
     let header: Reply['header'];
     try {
-      ({ header } = await this.#ioctl(resumeRequest(ref, options, sync ? (cookie | sync.base) >>> 0 : cookie)));
+      ({ header } = await this.#chan.ioctl(resumeRequest(ref, options, sync ? (cookie | sync.base) >>> 0 : cookie)));
     } catch (e) {
       sync?.remove();
       throw e;
     }
     const info = decodeDeviceInfo(header);
     const uevent = (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
-    const completed = await this.#settleCookie(sync, uevent);
+    const completed = await this.#node.settleCookie(sync, uevent);
     if ((header.flags & DM_ACTIVE_PRESENT_FLAG) !== 0)
-      await this.#syncNode(policy, uevent, completed, { kind: 'add', name: info.name, dev: info.dev, fresh: this.#fresh.delete(info.name) });
+      await this.#node.syncNode(policy, uevent, completed, { kind: 'add', name: info.name, dev: info.dev, fresh: this.#node.fresh.delete(info.name) });
     return info;
   }
 
@@ -822,7 +428,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async deviceInfo(ref: DeviceRef, options: { inactive?: boolean } = {}): Promise<DeviceInfo> {
-    const { header } = await this.#ioctl(infoRequest(ref, options.inactive ?? false));
+    const { header } = await this.#chan.ioctl(infoRequest(ref, options.inactive ?? false));
     return decodeDeviceInfo(header);
   }
 
@@ -845,8 +451,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async deviceWait(ref: DeviceRef, eventNr: number, options: TableStatusOptions = {}): Promise<WaitResult> {
-    const { header, buf } = await this.#ioctl(waitRequest(ref, eventNr, options));
-    return { info: decodeDeviceInfo(header), targets: tableText(decodeTargets(header, buf), buf, options) };
+    return readWait(this.#io, ref, eventNr, options);
   }
 
   /**
@@ -856,7 +461,7 @@ export class DmControl {
    * Valid flags: none.
    */
   async armPoll(): Promise<void> {
-    await this.#ioctl(armPollRequest());
+    await this.#chan.ioctl(armPollRequest());
   }
 
   /**
@@ -865,7 +470,7 @@ export class DmControl {
    * of 250 ms so a timeout or abort is honoured promptly.
    */
   async waitForEvent(options: WaitForEventOptions = {}): Promise<boolean> {
-    const fd = this.#controlFd();
+    const fd = this.#chan.fd();
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     for (;;) {
       options.signal?.throwIfAborted();
@@ -886,7 +491,7 @@ export class DmControl {
    * @throws IoctlError EINVAL when a target constructor refuses its parameters
    */
   async tableLoad(ref: DeviceRef, targets: readonly TargetLine[], options: TableLoadOptions = {}): Promise<DeviceInfo> {
-    const { header } = await this.#ioctl(tableLoadRequest(ref, targets, options));
+    const { header } = await this.#chan.ioctl(tableLoadRequest(ref, targets, options));
     return decodeDeviceInfo(header);
   }
 
@@ -896,7 +501,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async tableClear(ref: DeviceRef): Promise<DeviceInfo> {
-    const { header } = await this.#ioctl(tableClearRequest(ref));
+    const { header } = await this.#chan.ioctl(tableClearRequest(ref));
     return decodeDeviceInfo(header);
   }
 
@@ -910,8 +515,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async tableStatus(ref: DeviceRef, options: TableStatusOptions = {}): Promise<TargetLine[]> {
-    const { header, buf } = await this.#ioctl(tableStatusRequest(ref, options));
-    return tableText(decodeTargets(header, buf), buf, options);
+    return readTableStatus(this.#io, ref, options);
   }
 
   /**
@@ -920,8 +524,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async tableDeps(ref: DeviceRef, options: { inactive?: boolean } = {}): Promise<DevNum[]> {
-    const { header, buf } = await this.#ioctl(tableDepsRequest(ref, options.inactive ?? false));
-    return decodeDeps(header, buf);
+    return readDeps(this.#io, ref, options.inactive ?? false);
   }
 
   /**
@@ -929,8 +532,7 @@ export class DmControl {
    * Valid flags: none.
    */
   async listVersions(): Promise<TargetVersion[]> {
-    const { header, buf } = await this.#ioctl(listVersionsRequest());
-    return decodeTargetVersions(header, buf);
+    return readVersions(this.#io);
   }
 
   /**
@@ -944,7 +546,7 @@ export class DmControl {
     if ((await this.#kernelMinor()) < req.command.minVersion[1])
       return (await this.listVersions()).find((v) => v.name === type)?.version ?? null;
     try {
-      const { header, buf } = await this.#ioctl(req);
+      const { header, buf } = await this.#chan.ioctl(req);
       return decodeTargetVersions(header, buf)[0]?.version ?? null;
     } catch (e) {
       // `__list_versions` answers EINVAL for an unknown target type.
@@ -961,7 +563,7 @@ export class DmControl {
    * @throws IoctlError EINVAL when no target covers the sector or the target refuses the message
    */
   async targetMessage(ref: DeviceRef, sector: bigint, message: string, options: { secure?: boolean } = {}): Promise<string | null> {
-    const { header, buf } = await this.#ioctl(targetMessageRequest(ref, sector, message, options.secure));
+    const { header, buf } = await this.#chan.ioctl(targetMessageRequest(ref, sector, message, options.secure));
     return decodeMessageReply(header, buf);
   }
 
@@ -971,7 +573,7 @@ export class DmControl {
    * @throws DeviceNotFoundError (ENXIO)
    */
   async setGeometry(ref: DeviceRef, geometry: Geometry): Promise<void> {
-    await this.#ioctl(setGeometryRequest(ref, geometry));
+    await this.#chan.ioctl(setGeometryRequest(ref, geometry));
   }
 
   /**
@@ -989,7 +591,7 @@ export class DmControl {
     const load = tableLoadRequest(name, targets, { readOnly: options.readOnly ?? false, ...(options.secure !== undefined ? { secure: options.secure } : {}) });
     const created = await this.deviceCreate(name, options);
     try {
-      await this.#ioctl(load);
+      await this.#chan.ioctl(load);
       return await this.deviceResume(name);
     } catch (e) {
       try {
@@ -1000,24 +602,4 @@ export class DmControl {
       throw e;
     }
   }
-}
-
-/**
- * Table-mode replies may hold crypt keys (`crypt_status` prints them as hex): zero the reply
- * buffer once decoded and redact the keys unless asked to reveal them.
- */
-function tableText(targets: TargetLine[], buf: Buffer, options: TableStatusOptions): TargetLine[] {
-  if (options.mode !== 'table') return targets;
-  buf.fill(0);
-  if (options.revealKeys === true) return targets;
-  return targets.map((t) => (t.type === CRYPT_TARGET ? { ...t, params: redactCryptParams(t.params) } : t));
-}
-
-/** The errno number of the first IoctlError in `e`'s cause chain, or 0. */
-function errnoOf(e: unknown): number {
-  for (let x: unknown = e, depth = 0; typeof x === 'object' && x !== null && depth < 16; depth++) {
-    if (x instanceof IoctlError) return x.errno;
-    x = (x as { cause?: unknown }).cause;
-  }
-  return 0;
 }

@@ -126,7 +126,8 @@ export function toDmUuid(value: string): DmUuid {
  * {@link dmNameProblems}: devices created by other tools may carry names outside our whitelist
  * (libdm-mangled `\xNN` names, for instance), and we must still be able to query and remove them.
  * Only what the kernel itself cannot represent is refused: empty strings, embedded NUL (the field
- * is a C string) and strings that do not fit the fixed-size header field.
+ * is a C string), strings that do not fit the fixed-size header field, and names with '/' (which
+ * the kernel never lets a device have).
  */
 export function lookupProblems(value: unknown, kind: 'name' | 'uuid', path = ''): ValidationProblem[] {
   if (typeof value !== 'string') return [{ path, message: 'must be a string', value }];
@@ -134,6 +135,10 @@ export function lookupProblems(value: unknown, kind: 'name' | 'uuid', path = '')
   const problems: ValidationProblem[] = [];
   if (value.length === 0) problems.push({ path, message: 'must not be empty', value });
   if (value.includes('\0')) problems.push({ path, message: 'must not contain NUL', value });
+  // No device can have such a name: dm-ioctl.c check_name() refuses '/' on create and rename
+  // (and always has), so a lookup by it could only answer ENXIO after opening the control node.
+  if (kind === 'name' && value.includes('/'))
+    problems.push({ path, message: "must not contain '/': no device-mapper device has such a name (give NAME, not /dev/mapper/NAME)", value });
   const bytes = byteLength(value);
   if (bytes > max) problems.push({ path, message: `must be at most ${max} bytes (is ${bytes})`, value });
   return problems;

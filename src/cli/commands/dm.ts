@@ -3,13 +3,13 @@
 // (names, options, help) is specs/dm.ts; this module is loaded when a command runs.
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { formatTargetLine, parseDevNum, parseTable, type DeviceInfo, type DeviceRef, type TargetLine } from '../../dm/index.js';
+import { DeviceNotFoundError, errorTarget, formatTargetLine, parseDevNum, parseTable, type DeviceInfo, type DeviceRef, type TargetLine } from '../../dm/index.js';
 import type { Handler, Parsed } from '../args.js';
-import type { Ctx } from '../context.js';
+import type { CliDm, Ctx } from '../context.js';
 import { UsageError } from '../errors.js';
 import { libraryVersion } from '../version.js';
 import { parseU64Arg, parseUintArg, table, toJson } from '../output.js';
-import type { DmInfoJson, DmListJson, DmTableJson, DmTargetsJson, DmVersionJson, DmWaitJson } from '../schemas.js';
+import type { DmDepsJson, DmInfoJson, DmListJson, DmRemoveAllJson, DmTableJson, DmTargetsJson, DmVersionJson, DmWaitJson } from '../schemas.js';
 
 /** The device a command acts on: DEVICE, --uuid or --dev (exactly one). */
 export function deviceRefOf(p: Parsed, command: string): DeviceRef {
@@ -78,6 +78,54 @@ export function tableOf(ctx: Ctx, p: Parsed, command: string): TargetLine[] | un
   return lines;
 }
 
+/** The live table, or null when the device is gone (removed since the list). */
+async function tableOrNull(ctx: Ctx, dev: DeviceInfo['dev']): Promise<TargetLine[] | null> {
+  try {
+    return await ctx.deps.dm().tableStatus({ dev }, { mode: 'table' });
+  } catch (e) {
+    if (e instanceof DeviceNotFoundError) return null;
+    throw e;
+  }
+}
+
+/** The live table's deps, or null when the device is gone. */
+async function depsOrNull(ctx: Ctx, dev: DeviceInfo['dev']): Promise<DeviceInfo['dev'][] | null> {
+  try {
+    return await ctx.deps.dm().tableDeps({ dev });
+  } catch (e) {
+    if (e instanceof DeviceNotFoundError) return null;
+    throw e;
+  }
+}
+
+/** The info, or null when the device is gone. */
+async function infoOrNull(ctx: Ctx, dev: DeviceInfo['dev'], inactive: boolean): Promise<DeviceInfo | null> {
+  try {
+    return await ctx.deps.dm().deviceInfo({ dev }, { inactive });
+  } catch (e) {
+    if (e instanceof DeviceNotFoundError) return null;
+    throw e;
+  }
+}
+
+/**
+ * `dmsetup remove --force`'s first step (dmsetup.c `_error_device`): load an error table as long
+ * as the live one and resume it, so queued and later I/O fails instead of hanging; when the
+ * resume fails the loaded table is cleared again. A device with no live table is left as is.
+ */
+async function errorDevice(dm: CliDm, ref: DeviceRef): Promise<void> {
+  const lines = await dm.tableStatus(ref, { mode: 'table' });
+  const size = lines.reduce((n, t) => n + t.length, 0n);
+  if (size === 0n) return;
+  await dm.tableLoad(ref, [errorTarget(0n, size)]);
+  try {
+    await dm.deviceResume(ref);
+  } catch (e) {
+    await dm.tableClear(ref).catch(() => undefined);
+    throw e;
+  }
+}
+
 export const handlers = {
   async version(ctx, p) {
     // As dmsetup does, the library version is printed even when the driver cannot be asked (no
@@ -97,7 +145,22 @@ export const handlers = {
   async ls(ctx, p) {
     const np = p.options['name-prefix'] as string | undefined;
     const up = p.options['uuid-prefix'] as string | undefined;
-    const list = await ctx.deps.dm().listDevices({ ...(np ? { namePrefix: np } : {}), ...(up ? { uuidPrefix: up } : {}) });
+    const target = p.options['target'] as string | undefined;
+    const tree = p.options['tree'] === true;
+    if (tree && p.options['json']) throw new UsageError("--tree has no --json form: 'dm ls --json' and 'dm deps DEVICE --json' give the same graph", 'dm ls');
+    const dm = ctx.deps.dm();
+    let list = await dm.listDevices({ ...(np ? { namePrefix: np } : {}), ...(up ? { uuidPrefix: up } : {}) });
+    if (target !== undefined) {
+      // dmsetup ls --target: devices whose live table has a target of that type. A device
+      // removed meanwhile (ENXIO) is left out.
+      const keep = await Promise.all(list.map(async (d) => (await tableOrNull(ctx, d.dev))?.some((t) => t.type === target) === true));
+      list = list.filter((_d, i) => keep[i]);
+    }
+    if (tree) {
+      const { depsTree, utf8Locale } = await import('./dm-report.js');
+      const nodes = await Promise.all(list.map(async (d) => ({ name: d.name, dev: d.dev, deps: (await depsOrNull(ctx, d.dev)) ?? [] })));
+      return ctx.stdout(nodes.length === 0 ? 'No devices found\n' : depsTree(nodes, utf8Locale(ctx.env)));
+    }
     const out: DmListJson = list
       .map((d) => ({ name: d.name, major: d.dev.major, minor: d.dev.minor, uuid: d.uuid ?? null, eventNr: d.eventNr ?? null }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -106,8 +169,58 @@ export const handlers = {
     ctx.stdout(table(['NAME', 'MAJ:MIN', 'EVENT', 'UUID'], out.map((d) => [d.name, `${d.major}:${d.minor}`, d.eventNr === null ? '-' : String(d.eventNr), d.uuid ?? ''])));
   },
   async info(ctx, p) {
-    const info = await ctx.deps.dm().deviceInfo(deviceRefOf(p, 'dm info'), { inactive: p.options['inactive'] === true });
+    const columns = p.options['columns'] === true;
+    const fieldsText = p.options['output'] as string | undefined;
+    const noheadings = p.options['noheadings'] === true;
+    // As dmsetup: --noheadings also makes the output unaligned, ':'-separated unless --separator says otherwise.
+    const separator = (p.options['separator'] as string | undefined) ?? (noheadings ? ':' : undefined);
+    if (!columns && (fieldsText !== undefined || separator !== undefined || noheadings)) throw new UsageError('-o, --noheadings and --separator go with -c (--columns)', 'dm info');
+    if (columns && p.options['json']) throw new UsageError('-c is a text view; --json prints every field already', 'dm info');
+    // The column report is loaded by the commands that print one only (dm ls stays lean).
+    const report = columns ? await import('./dm-report.js') : undefined;
+    const fields = report ? report.parseInfoFields(fieldsText ?? report.INFO_FIELDS_DEFAULT, 'dm info') : [];
+    const inactive = p.options['inactive'] === true;
+    const dm = ctx.deps.dm();
+    const anyRef = p.args['DEVICE'] !== undefined || p.options['uuid'] !== undefined || p.options['dev'] !== undefined;
+    if (columns && !anyRef) {
+      // dmsetup info -c without a device: every device, by name.
+      const list = (await dm.listDevices()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const infos = (await Promise.all(list.map(async (d) => infoOrNull(ctx, d.dev, inactive)))).filter((i): i is DeviceInfo => i !== null);
+      return ctx.stdout(report!.infoColumns(infos, fields, { noheadings, ...(separator !== undefined ? { separator } : {}) }));
+    }
+    const info = await dm.deviceInfo(deviceRefOf(p, 'dm info'), { inactive });
+    if (report) return ctx.stdout(report.infoColumns([info], fields, { noheadings, ...(separator !== undefined ? { separator } : {}) }));
     ctx.stdout(p.options['json'] ? toJson(infoJson(info)) : infoText(info));
+  },
+  async clear(ctx, p) {
+    await ctx.deps.dm().tableClear(deviceRefOf(p, 'dm clear'));
+  },
+  async deps(ctx, p) {
+    const deps = await ctx.deps.dm().tableDeps(deviceRefOf(p, 'dm deps'), { inactive: p.options['inactive'] === true });
+    const out: DmDepsJson = deps.map((d) => ({ major: d.major, minor: d.minor }));
+    // dmsetup deps: `N dependencies\t: (MAJ, MIN) ...`
+    if (p.options['json']) ctx.stdout(toJson(out));
+    else ctx.stdout(`${out.length} dependencies\t:${out.map((d) => ` (${d.major}, ${d.minor})`).join('')}\n`);
+  },
+  async mknodes(ctx, p) {
+    const name = p.args['NAME'] as string | undefined;
+    const done = await ctx.deps.dm().mknodes(name);
+    if (!ctx.quiet) for (const d of done) if (d.action === 'created' || d.action === 'replaced') ctx.stderr(`devmapper: ${d.action} node for ${d.name}\n`);
+  },
+  async remove_all(ctx, p) {
+    const dm = ctx.deps.dm();
+    const names = (await dm.listDevices()).map((d) => d.name).sort();
+    if (p.options['yes'] !== true) {
+      // The house rule: never touch what is not provably ours. DM_REMOVE_ALL takes every device
+      // of the host, so it is only a listing until the user confirms.
+      ctx.stderr(names.length === 0 ? 'devmapper: no device-mapper devices\n' : `devmapper: would remove ${names.length} device(s), every one on this host:\n${names.map((n) => `  ${n}\n`).join('')}`);
+      throw new UsageError('dm remove_all removes every device-mapper device of the host, not only devmapper\'s: re-run with --yes to do it', 'dm remove_all');
+    }
+    await dm.removeAll({ deferred: p.options['deferred'] === true });
+    const left = new Set((await dm.listDevices()).map((d) => d.name));
+    const out: DmRemoveAllJson = { removed: names.filter((n) => !left.has(n)), remaining: [...left].sort() };
+    if (p.options['json']) return ctx.stdout(toJson(out));
+    ctx.stdout(out.removed.map((n) => `removed ${n}\n`).join('') + out.remaining.map((n) => `still present ${n}\n`).join(''));
   },
   async table(ctx, p) {
     const lines = await ctx.deps.dm().tableStatus(deviceRefOf(p, 'dm table'), { mode: 'table', inactive: p.options['inactive'] === true });
@@ -143,7 +256,10 @@ export const handlers = {
     await ctx.deps.dm().deviceResume(deviceRefOf(p, 'dm resume'));
   },
   async remove(ctx, p) {
-    const r = await ctx.deps.dm().deviceRemove(deviceRefOf(p, 'dm remove'), { deferred: p.options['deferred'] === true });
+    const ref = deviceRefOf(p, 'dm remove');
+    const dm = ctx.deps.dm();
+    if (p.options['force'] === true) await errorDevice(dm, ref);
+    const r = await dm.deviceRemove(ref, { deferred: p.options['deferred'] === true });
     if (r.deferred && !ctx.quiet) ctx.stderr('devmapper: device is busy; removal deferred until its last close\n');
   },
   async rename(ctx, p) {

@@ -7,6 +7,7 @@ import type { Ctx } from '../context.js';
 import { UsageError } from '../errors.js';
 import { humanSize, parseUintArg, table, toJson } from '../output.js';
 import type { LoopAttachJson, LoopFindJson, LoopListJson } from '../schemas.js';
+import { LOOP_COLUMNS, LOOP_COLUMNS_DEFAULT, type LoopColumn } from '../specs/constants.js';
 
 /** DEVICE as the loop commands take it: N or loopN (an index: LoopControl's devDir), or a path. */
 function loopSpecOf(d: string): LoopDeviceSpec {
@@ -33,6 +34,54 @@ async function detachAll(ctx: Ctx): Promise<void> {
     }
   }
   if (first !== undefined) throw first.err;
+}
+
+/** Parses `-O COLUMNS` (losetup's names, case-insensitive). */
+export function parseLoopColumns(text: string, command: string): LoopColumn[] {
+  return text.split(',').map((raw) => {
+    const c = LOOP_COLUMNS.find((x) => x === raw.trim().toUpperCase());
+    if (c === undefined) throw new UsageError(`-O: unknown column '${raw}'; the columns are ${LOOP_COLUMNS.join(', ')}`, command);
+    return c;
+  });
+}
+
+/** Columns losetup (libsmartcols) aligns to the right: the numbers and flags. */
+const RIGHT: ReadonlySet<LoopColumn> = new Set(['AUTOCLEAR', 'OFFSET', 'PARTSCAN', 'RO', 'SIZELIMIT', 'DIO', 'LOG-SEC']);
+
+function loopColumnValue(l: LoopListJson[number], c: LoopColumn): string {
+  const flag = (b: boolean): string => (b ? '1' : '0');
+  switch (c) {
+    case 'NAME':
+      return l.path;
+    case 'AUTOCLEAR':
+      return flag(l.autoclear);
+    case 'BACK-FILE':
+      return l.backingFile === null ? '' : `${l.backingFile}${l.backingFileDeleted ? ' (deleted)' : ''}`;
+    case 'MAJ:MIN':
+      return `${l.major}:${l.minor}`;
+    case 'OFFSET':
+      return String(l.offset);
+    case 'PARTSCAN':
+      return flag(l.partscan);
+    case 'RO':
+      return flag(l.readOnly);
+    case 'SIZELIMIT':
+      return String(l.sizeLimit);
+    case 'DIO':
+      return flag(l.directIo);
+    case 'LOG-SEC':
+      return l.logicalBlockSize === null ? '' : String(l.logicalBlockSize);
+  }
+}
+
+/** `losetup --list -O COLUMNS [--noheadings]`: one space between columns, the last one unpadded. */
+export function loopColumns(entries: LoopListJson, columns: readonly LoopColumn[], noheadings: boolean): string {
+  const rows = entries.map((l) => columns.map((c) => loopColumnValue(l, c)));
+  const all = noheadings ? rows : [[...columns], ...rows];
+  const widths = columns.map((_c, i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all
+    .map((r) => r.map((v, i) => (RIGHT.has(columns[i]!) ? v.padStart(widths[i]!) : i === r.length - 1 ? v : v.padEnd(widths[i]!))).join(' ') + '\n')
+    .join('');
 }
 
 /** LoopListEntry → the stable JSON shape. */
@@ -111,8 +160,13 @@ export const handlers = {
     await ctx.deps.loop().setCapacity(loopSpecOf(p.args['DEVICE'] as string));
   },
   async ls(ctx, p) {
+    const columnsText = p.options['output'] as string | undefined;
+    const noheadings = p.options['noheadings'] === true;
+    if (p.options['json'] && (columnsText !== undefined || noheadings)) throw new UsageError('-O and --noheadings are text views; --json prints every column already', 'loop ls');
+    const columns = columnsText !== undefined ? parseLoopColumns(columnsText, 'loop ls') : noheadings ? parseLoopColumns(LOOP_COLUMNS_DEFAULT, 'loop ls') : undefined;
     const out = ctx.deps.loop().list({ all: p.options['all'] === true }).map(loopEntryJson).sort((a, b) => a.index - b.index);
     if (p.options['json']) return ctx.stdout(toJson(out));
+    if (columns !== undefined) return ctx.stdout(loopColumns(out, columns, noheadings));
     ctx.stdout(
       table(
         ['DEVICE', 'SIZE', 'RO', 'DIO', 'AUTOCLEAR', 'BACKING FILE'],

@@ -3,6 +3,7 @@
 // are in commands/dm.ts, loaded with import() only when one of them runs.
 import { lazyRun, type CommandSpec, type GroupSpec } from '../args.js';
 import type { Ctx } from '../context.js';
+import { INFO_FIELDS, INFO_FIELDS_DEFAULT } from './constants.js';
 
 const impl = () => import('../commands/dm.js');
 
@@ -32,6 +33,8 @@ const commands: CommandSpec<Ctx>[] = [
     options: {
       'name-prefix': { type: 'string', value: 'P', description: 'Only names starting with P.' },
       'uuid-prefix': { type: 'string', value: 'P', description: 'Only uuids starting with P.' },
+      target: { type: 'string', value: 'TYPE', description: 'Only devices whose live table has a TYPE target (dmsetup ls --target).' },
+      tree: { type: 'boolean', description: 'Show the devices as a tree of what each one maps onto (dmsetup ls --tree; no --json: see dm deps --json).' },
     },
     run: lazyRun(impl, 'ls'),
   },
@@ -39,8 +42,20 @@ const commands: CommandSpec<Ctx>[] = [
     name: 'info',
     summary: "A device's state (DM_DEV_STATUS).",
     positionals: DEVICE_POS,
-    options: { ...REF_OPTIONS, inactive: { type: 'boolean', description: 'Report on the inactive table.' } },
+    options: {
+      ...REF_OPTIONS,
+      inactive: { type: 'boolean', description: 'Report on the inactive table.' },
+      columns: { type: 'boolean', short: 'c', description: 'One line per device in columns (dmsetup info -c); without DEVICE: every device.' },
+      output: { type: 'string', short: 'o', value: 'FIELDS', description: `With -c: comma-separated fields (default ${INFO_FIELDS_DEFAULT}).` },
+      noheadings: { type: 'boolean', description: "With -c: no heading line, and unaligned ':'-separated values (as dmsetup)." },
+      separator: { type: 'string', value: 'S', description: 'With -c: join the fields with S, unaligned (default: aligned columns).' },
+    },
     json: true,
+    details:
+      `Fields for -o (dmsetup's names): ${INFO_FIELDS.join(', ')} (maj, min: major, minor).\n` +
+      "attr is dmsetup's Stat: L (live table) I (inactive table) s (suspended) r/w (read-only or writable), '-' when not.\n" +
+      '-c is a text view: --json (every field, one device) does not go with it.',
+    examples: ['devmapper dm info -c', 'devmapper dm info -c -o name,attr,open --noheadings --separator :'],
     run: lazyRun(impl, 'info'),
   },
   {
@@ -107,8 +122,56 @@ const commands: CommandSpec<Ctx>[] = [
     name: 'remove',
     summary: 'Remove a device (retried briefly while busy).',
     positionals: DEVICE_POS,
-    options: { ...REF_OPTIONS, deferred: { type: 'boolean', description: 'If busy, remove on last close instead of failing.' } },
+    options: {
+      ...REF_OPTIONS,
+      deferred: { type: 'boolean', description: 'If busy, remove on last close instead of failing.' },
+      force: { type: 'boolean', short: 'f', description: 'First replace the table with an error target, so I/O still queued or to come fails (dmsetup remove --force).' },
+    },
+    details:
+      '--force loads an error table of the same size and resumes it, then removes; a device still open stays\n' +
+      '(failing all I/O) unless --deferred is given too, which removes it on its last close.',
     run: lazyRun(impl, 'remove'),
+  },
+  {
+    name: 'remove_all',
+    summary: 'Remove EVERY device-mapper device on the host that is not open (needs --yes).',
+    options: {
+      yes: { type: 'boolean', description: 'Really do it. Without --yes the command only lists what it would remove, and fails.' },
+      deferred: { type: 'boolean', description: 'Devices that are open are removed on their last close (DM_DEFERRED_REMOVE).' },
+    },
+    json: true,
+    details:
+      'Like dmsetup remove_all (DM_REMOVE_ALL), this removes every device of the host, not only those devmapper\n' +
+      'made: LVM volumes, dm-crypt mappings, Docker pools. Without --yes it prints the devices it would remove and\n' +
+      'fails (EUSAGE, exit 2), changing nothing. Open devices stay (with --deferred they go on last close).\n' +
+      "dmsetup's remove_all --force (error tables for open devices) is not offered. /dev/mapper nodes of removed\n" +
+      "devices are not touched: 'devmapper dm mknodes' afterwards does not remove them either.",
+    examples: ['devmapper dm remove_all', 'devmapper dm remove_all --yes'],
+    run: lazyRun(impl, 'remove_all'),
+  },
+  {
+    name: 'clear',
+    summary: "Drop a device's inactive (loaded, not resumed) table (DM_TABLE_CLEAR).",
+    positionals: DEVICE_POS,
+    options: REF_OPTIONS,
+    run: lazyRun(impl, 'clear'),
+  },
+  {
+    name: 'deps',
+    summary: 'The devices a device maps onto (DM_TABLE_DEPS).',
+    positionals: DEVICE_POS,
+    options: { ...REF_OPTIONS, inactive: { type: 'boolean', description: 'Of the inactive table.' } },
+    json: true,
+    run: lazyRun(impl, 'deps'),
+  },
+  {
+    name: 'mknodes',
+    summary: 'Create or repair /dev/mapper/NAME for NAME, or for every device.',
+    positionals: [{ name: 'NAME', optional: true }],
+    details:
+      'A correct node (or udev\'s symlink to one) is kept; a node for other numbers or a dangling link is replaced.\n' +
+      'Unlike dmsetup mknodes, entries in /dev/mapper that no device names are left alone (never removed).',
+    run: lazyRun(impl, 'mknodes'),
   },
   {
     name: 'rename',

@@ -83,6 +83,9 @@ test('lookup validation is looser: only what the header cannot carry', () => {
   assert.equal(lookupProblems('a\0b', 'name').map((p) => p.message), ['must not contain NUL']);
   assert.equal(lookupProblems('x'.repeat(128), 'name').map((p) => p.message), ['must be at most 127 bytes (is 128)']);
   assert.equal(lookupProblems('x'.repeat(128), 'uuid'), []);
+  // The kernel never names a device with '/' (dm-ioctl.c check_name): refused for lookups too; a uuid may hold one.
+  assert.equal(lookupProblems('mapper/vol', 'name').map((p) => p.message), ["must not contain '/': no device-mapper device has such a name (give NAME, not /dev/mapper/NAME)"]);
+  assert.equal(lookupProblems('a/b', 'uuid'), []);
 });
 
 test.run();
