@@ -8,9 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../../../src/errors.js';
-import { WRITE_LOG_FLAGS, WriteLogCorruptError, readWriteLog, replayLog, type WriteLogProblem } from '../../../src/testing/index.js';
+import { LOG_WRITES_FLAGS } from '../../../src/dm/index.js';
+import { WriteLogCorruptError, readWriteLog, replayLog, type WriteLogProblem } from '../../../src/testing/index.js';
 
-const { flush, fua, discard, mark, metadata } = WRITE_LOG_FLAGS;
+const { flush, fua, discard, mark, metadata } = LOG_WRITES_FLAGS;
 
 interface Spec {
   readonly sector?: bigint;
