@@ -4,8 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import { buildLogWritesLog } from '../../helpers/log-writes-log.js';
 import {
-  LOG_WRITES_MAGIC,
   decodeLogWritesLog,
   delayTarget,
   flakeyParamsProblems,
@@ -202,27 +202,10 @@ test('log-writes: mark message', () => {
     assert.throws(() => logWritesMarkMessage(bad), isInvalid, JSON.stringify(bad).slice(0, 20));
 });
 
-/** A log as the kernel writes it: super, then entries (header block + data blocks). */
+/** A log as the kernel writes it (512-byte blocks), then 4 blocks of zeroes. */
 function buildLog(entries: { sector: bigint; nr: bigint; flags: number; mark?: string; fill?: number }[], nrEntries = BigInt(entries.length)): Buffer {
-  const ss = 512;
-  const blocks: Buffer[] = [];
-  const sup = Buffer.alloc(ss);
-  sup.writeBigUInt64LE(LOG_WRITES_MAGIC, 0);
-  sup.writeBigUInt64LE(1n, 8);
-  sup.writeBigUInt64LE(nrEntries, 16);
-  sup.writeUInt32LE(ss, 24);
-  blocks.push(sup);
-  for (const e of entries) {
-    const h = Buffer.alloc(ss);
-    h.writeBigUInt64LE(e.sector, 0);
-    h.writeBigUInt64LE(e.nr, 8);
-    h.writeBigUInt64LE(BigInt(e.flags), 16);
-    h.writeBigUInt64LE(BigInt(e.mark?.length ?? 0), 24);
-    if (e.mark !== undefined) h.write(e.mark, 32);
-    blocks.push(h);
-    if ((e.flags & 4) === 0) blocks.push(Buffer.alloc(Number(e.nr) * ss, e.fill ?? 0));
-  }
-  return Buffer.concat([...blocks, Buffer.alloc(ss * 4)]);
+  const specs = entries.map((e) => ({ sector: e.sector, nrSectors: e.nr, flags: BigInt(e.flags), ...(e.mark !== undefined ? { mark: e.mark } : {}), ...(e.fill !== undefined ? { fill: e.fill } : {}) }));
+  return Buffer.concat([buildLogWritesLog(512, specs, nrEntries), Buffer.alloc(512 * 4)]);
 }
 
 test('log-writes: on-disk log decoder', () => {
