@@ -103,3 +103,39 @@ export class DeviceNodeError extends DmError {
     this.path = path;
   }
 }
+
+/** What is wrong with a dm-log-writes log ({@link WriteLogCorruptError.problem}). */
+export type WriteLogProblem =
+  /** The log ends inside the super block, an entry header or an entry's data. */
+  | 'truncated'
+  /** The super block's magic is not LOG_WRITES_MAGIC. */
+  | 'bad-magic'
+  /** The super block's version is not LOG_WRITES_VERSION (1). */
+  | 'bad-version'
+  /** The super block's sector size is not a power of two in 512..65536. */
+  | 'bad-sector-size'
+  /** An entry header the kernel cannot have written (all zero, unknown flags, non-zero padding…). */
+  | 'bad-entry'
+  /** An entry's sector range does not fit a 2^53-byte device (no replay could address it). */
+  | 'out-of-range';
+
+/**
+ * A dm-log-writes log that the kernel cannot have written as it is (drivers/md/dm-log-writes.c):
+ * found by decodeLogWritesLog (and the fault kit's readWriteLog / replayLog, before anything is
+ * written to a replay target).
+ */
+export class WriteLogCorruptError extends DmError {
+  override readonly name = 'WriteLogCorruptError';
+  readonly code = 'EWRITELOGCORRUPT';
+  readonly problem: WriteLogProblem;
+  /** The 0-based entry the problem is in; undefined for the super block. */
+  readonly entry: number | undefined;
+  /** Byte offset in the log where the faulty structure starts. */
+  readonly offset: bigint;
+  constructor(problem: WriteLogProblem, message: string, where: { entry?: number; offset?: bigint } = {}) {
+    super(`dm-log-writes log: ${String(message)}`);
+    this.problem = problem;
+    this.entry = where.entry;
+    this.offset = where.offset ?? 0n;
+  }
+}

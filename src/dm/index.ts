@@ -11,9 +11,10 @@ export {
   DeviceNotFoundError,
   DmError,
   DmUnavailableError,
+  WriteLogCorruptError,
   describeIdent,
 } from './errors.js';
-export type { DeviceIdent } from './errors.js';
+export type { DeviceIdent, WriteLogProblem } from './errors.js';
 export {
   DM_NAME_MAX_BYTES,
   DM_UUID_MAX_BYTES,
@@ -73,7 +74,7 @@ export {
   parseLogWritesStatus,
   replayLogWrites,
 } from './targets/log-writes.js';
-export type { LogWritesEntry, LogWritesLog, LogWritesParams, LogWritesReplayOp, LogWritesStatus, LogWritesSuper } from './targets/log-writes.js';
+export type { LogWritesEntry, LogWritesLog, LogWritesParams, LogWritesReader, LogWritesReplayOp, LogWritesStatus } from './targets/log-writes.js';
 export {
   CRYPT_KEYRING_TYPES,
   CRYPT_MAX_KEY_BYTES,

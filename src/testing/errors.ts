@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Errors of the fake kernel: kernel errnos shaped exactly like the real seam's IoctlError, the
-// SimulatedCrash a crash-point sweep stops on, FakeIoError for fake-level block I/O, and the fault
-// kit's WriteLogCorruptError for a dm-log-writes log that cannot be read.
+// SimulatedCrash a crash-point sweep stops on, FakeIoError for fake-level block I/O, and (re-exported
+// from the dm layer, where the log decoder lives) WriteLogCorruptError.
 import { constants as osConstants } from 'node:os';
 import { DevmapperError } from '../errors.js';
 import { IoctlError, type IoctlErrorOptions, type SyscallName } from '../ioctl/index.js';
@@ -100,37 +100,4 @@ export class FakeIoError extends Error {
   }
 }
 
-/** What is wrong with a dm-log-writes log ({@link WriteLogCorruptError.problem}). */
-export type WriteLogProblem =
-  /** The log ends inside the super block, an entry header or an entry's data. */
-  | 'truncated'
-  /** The super block's magic is not WRITE_LOG_MAGIC. */
-  | 'bad-magic'
-  /** The super block's version is not WRITE_LOG_VERSION (1). */
-  | 'bad-version'
-  /** The super block's sector size is not a power of two in 512..65536. */
-  | 'bad-sector-size'
-  /** An entry header the kernel cannot have written (all zero, unknown flags, non-zero padding…). */
-  | 'bad-entry'
-  /** An entry's sector range does not fit a 2^53-byte device (no replay could address it). */
-  | 'out-of-range';
-
-/**
- * A dm-log-writes log that the kernel cannot have written as it is (drivers/md/dm-log-writes.c):
- * found by readWriteLog / replayLog before anything is written to a replay target.
- */
-export class WriteLogCorruptError extends DevmapperError {
-  override readonly name = 'WriteLogCorruptError';
-  readonly code = 'EWRITELOGCORRUPT';
-  readonly problem: WriteLogProblem;
-  /** The 0-based entry the problem is in; undefined for the super block. */
-  readonly entry: number | undefined;
-  /** Byte offset in the log where the faulty structure starts. */
-  readonly offset: bigint;
-  constructor(problem: WriteLogProblem, message: string, where: { entry?: number; offset?: bigint } = {}) {
-    super(`dm-log-writes log: ${String(message)}`);
-    this.problem = problem;
-    this.entry = where.entry;
-    this.offset = where.offset ?? 0n;
-  }
-}
+export { WriteLogCorruptError, type WriteLogProblem } from '../dm/index.js';

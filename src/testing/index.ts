@@ -33,9 +33,6 @@ export {
   type LogWritesDevice,
 } from './fault-kit.js';
 export {
-  WRITE_LOG_FLAGS,
-  WRITE_LOG_MAGIC,
-  WRITE_LOG_VERSION,
   readWriteLog,
   replayLog,
   type ReplayLogOptions,

@@ -1,19 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The fault kit's reader of the dm-log-writes on-disk log and its replay onto a device or file.
 //
-// Format (Documentation/admin-guide/device-mapper/log-writes.rst, drivers/md/dm-log-writes.c):
-// block 0 holds `struct log_write_super` { __le64 magic; __le64 version; __le64 nr_entries;
-// __le32 sectorsize } (the rest of the block zero, `write_metadata` memsets it). `sectorsize` is the
-// logical block size of the *logged* device (`log_writes_ctr`: bdev_logical_block_size) and is the
-// unit of everything else: entries start at block 1, each a one-block header
-// `struct log_write_entry` { __le64 sector; __le64 nr_sectors; __le64 flags; __le64 data_len }
-// followed, in the same block, by a mark's name (data_len bytes, `log_mark`: at most
-// sectorsize - 32 - 1) and zeroes; then, unless the entry is a discard, nr_sectors blocks of the
-// written data (`log_writes_kthread` advances next_sector by nr_sectors + 1 blocks, by 1 block for a
-// discard). `sector` and `nr_sectors` count blocks of the logged device too (`bio_to_dev_sectors`).
-// The super's nr_entries is rewritten only after a FUA write or a mark (`log_writes_kthread`:
-// `super = flags & (LOG_FUA_FLAG | LOG_MARK_FLAG)`); removing the target logs the mark
-// `dm-log-writes-end` (`log_writes_dtr`), so a log read after removal counts every entry.
+// The format and its strict decoder live with the target: decodeLogWritesLog in
+// src/dm/targets/log-writes.ts; this module feeds it a file or block device and replays the result.
 //
 // Replay semantics follow fstests' replay-log (src/log-writes/log-writes.c): entries in order, a
 // write is put at sector × sectorsize, a discard is BLKDISCARD on a block device (zeroes written
@@ -23,74 +12,25 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from '
 import { constants as fsc } from 'node:fs';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
 import { BLKDISCARD, BLKGETSIZE64, O_CLOEXEC, encodeBlkRange, realSyscalls, type Syscalls } from '../ioctl/index.js';
-import { WriteLogCorruptError } from './errors.js';
+import { WriteLogCorruptError, decodeLogWritesLog, type LogWritesEntry, type LogWritesLog } from '../dm/index.js';
 
-/** `WRITE_LOG_MAGIC` (dm-log-writes.c). */
-export const WRITE_LOG_MAGIC = 0x6a736677736872n;
-/** `WRITE_LOG_VERSION`. */
-export const WRITE_LOG_VERSION = 1n;
-/** Entry flag bits (`LOG_*_FLAG` in dm-log-writes.c). */
-export const WRITE_LOG_FLAGS = { flush: 1n, fua: 2n, discard: 4n, mark: 8n, metadata: 16n } as const;
-const KNOWN_FLAGS = 0x1fn;
-/** sizeof(struct log_write_super) and sizeof(struct log_write_entry). */
-const SUPER_BYTES = 28;
-const ENTRY_BYTES = 32;
-/** Replays address the target with JavaScript numbers: every byte must lie below 2^53. */
-const MAX_BYTE = BigInt(Number.MAX_SAFE_INTEGER);
+/** One entry of a dm-log-writes log: the dm layer's {@link LogWritesEntry}. */
+export type WriteLogEntry = LogWritesEntry;
 
-/** One entry of a dm-log-writes log, as decoded from its header block. */
-export interface WriteLogEntry {
-  /** 0-based position in the log. */
-  readonly index: number;
-  /** First block written (in `sectorSize` units of the logged device). */
-  readonly sector: bigint;
-  /** Blocks written or discarded (0 for a flush or a mark). */
-  readonly nrSectors: bigint;
-  /** The raw `flags` (see {@link WRITE_LOG_FLAGS}). */
-  readonly flags: bigint;
-  readonly flush: boolean;
-  readonly fua: boolean;
-  readonly discard: boolean;
-  readonly metadata: boolean;
-  /** The mark's name for a mark entry (`LOG_MARK_FLAG`), else undefined. */
-  readonly mark?: string;
-  /** The header's `data_len`: the mark name's length for a mark, 0 otherwise. */
-  readonly dataLen: bigint;
-  /** Byte offset of the header block in the log. */
-  readonly offset: bigint;
-  /** Byte offset of the written data in the log; `nrSectors × sectorSize` bytes (none for a discard or a mark). */
-  readonly dataOffset: bigint;
-}
-
-/** A decoded dm-log-writes log. */
-export interface WriteLog {
-  readonly version: bigint;
-  /** The super's `nr_entries`: the entries decoded. */
-  readonly nrEntries: bigint;
-  /** Block size of the logged device, the unit of every sector field. */
-  readonly sectorSize: number;
-  readonly entries: readonly WriteLogEntry[];
-  /** Byte offset just past the last entry (its data included). */
-  readonly endOffset: bigint;
-}
+/** A decoded dm-log-writes log: the dm layer's {@link LogWritesLog}. */
+export type WriteLog = LogWritesLog;
 
 /** Where a log is read from: a path (a file or the log block device) or its bytes. */
 export type WriteLogSource = string | Uint8Array;
 
-/** Reads from a source at byte positions; a short answer means the source ended. */
+/** A reader over a source, and how to release it. */
 interface Reader {
-  read(position: bigint, length: number): Buffer;
+  readonly read: (position: bigint, length: number) => Buffer;
   close(): void;
 }
 
 function openReader(source: WriteLogSource): Reader {
-  if (typeof source !== 'string') {
-    const bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-    return {
-      read: (position, length) => (position >= BigInt(bytes.length) ? Buffer.alloc(0) : bytes.subarray(Number(position), Math.min(bytes.length, Number(position) + length))),
-      close: () => {},
-    };
-  }
+  if (typeof source !== 'string') return { read: (position, length) => readBytes(source, position, length), close: () => {} };
   const fd = openSync(source, fsc.O_RDONLY | O_CLOEXEC);
   return {
     read: (position, length) => {
@@ -107,6 +47,11 @@ function openReader(source: WriteLogSource): Reader {
   };
 }
 
+function readBytes(bytes: Uint8Array, position: bigint, length: number): Buffer {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return position >= BigInt(b.length) ? Buffer.alloc(0) : b.subarray(Number(position), Math.min(b.length, Number(position) + length));
+}
+
 function sourceProblems(source: unknown, path: string): { path: string; message: string; value?: unknown }[] {
   if (typeof source === 'string' ? source === '' : !(source instanceof Uint8Array))
     return [{ path, message: 'must be a non-empty path or a Uint8Array of the log', value: source }];
@@ -114,10 +59,10 @@ function sourceProblems(source: unknown, path: string): { path: string; message:
 }
 
 /**
- * Decodes every header of a dm-log-writes log: the super block, then `nr_entries` entries, each
- * checked as the kernel writes it (padding zero, known flags, a mark's name inside its block, no
- * data length outside marks, the data present in the log) so a torn or foreign log is refused.
- * Reads the headers only (plus one byte at the end of each entry's data, to prove it is there).
+ * Decodes a dm-log-writes log from a file, a block device or bytes with the dm layer's strict
+ * decoder (decodeLogWritesLog): the super block, then `nr_entries` entries, each checked as the
+ * kernel writes it. From a path, reads the headers only (plus one byte at the end of each entry's
+ * data, to prove it is there).
  * @throws InvalidArgumentError when `log` is neither a path nor bytes
  * @throws WriteLogCorruptError naming the problem, the entry and the byte offset
  */
@@ -126,81 +71,10 @@ export function readWriteLog(log: WriteLogSource): WriteLog {
   if (bad.length > 0) throw new InvalidArgumentError('dm-log-writes log', bad);
   const reader = openReader(log);
   try {
-    return decode(reader);
+    return decodeLogWritesLog(reader.read);
   } finally {
     reader.close();
   }
-}
-
-function decode(r: Reader): WriteLog {
-  const head = r.read(0n, SUPER_BYTES);
-  if (head.length < SUPER_BYTES) throw new WriteLogCorruptError('truncated', `the super block needs ${SUPER_BYTES} bytes, the log has ${head.length}`);
-  const magic = head.readBigUInt64LE(0);
-  if (magic !== WRITE_LOG_MAGIC) throw new WriteLogCorruptError('bad-magic', `bad magic 0x${magic.toString(16)} (expected 0x${WRITE_LOG_MAGIC.toString(16)})`);
-  const version = head.readBigUInt64LE(8);
-  if (version !== WRITE_LOG_VERSION) throw new WriteLogCorruptError('bad-version', `unknown version ${version} (expected ${WRITE_LOG_VERSION})`, { offset: 8n });
-  const nrEntries = head.readBigUInt64LE(16);
-  const sectorSize = head.readUInt32LE(24);
-  if (sectorSize < 512 || sectorSize > 65536 || (sectorSize & (sectorSize - 1)) !== 0)
-    throw new WriteLogCorruptError('bad-sector-size', `sector size ${sectorSize} is not a power of two in 512..65536`, { offset: 24n });
-  const ss = BigInt(sectorSize);
-  const entries: WriteLogEntry[] = [];
-  let off = ss;
-  for (let i = 0n; i < nrEntries; i++) {
-    const index = Number(i);
-    const where = { entry: index, offset: off };
-    const block = r.read(off, sectorSize);
-    if (block.length < sectorSize)
-      throw new WriteLogCorruptError('truncated', `entry ${index} of ${nrEntries}: the log ends inside its header block at byte ${off}`, where);
-    const sector = block.readBigUInt64LE(0);
-    const nrSectors = block.readBigUInt64LE(8);
-    const flags = block.readBigUInt64LE(16);
-    const dataLen = block.readBigUInt64LE(24);
-    const isMark = (flags & WRITE_LOG_FLAGS.mark) !== 0n;
-    const isDiscard = (flags & WRITE_LOG_FLAGS.discard) !== 0n;
-    const entryBad = (why: string): WriteLogCorruptError => new WriteLogCorruptError('bad-entry', `entry ${index} at byte ${off}: ${why}`, where);
-    // replay-log's log_entry_valid: a header of zeroes is no entry (every logged bio has a
-    // sector count or the flush flag; a mark has its flag).
-    if (flags === 0n && nrSectors === 0n) throw entryBad('an all-zero header (no flags, no sectors)');
-    if ((flags & ~KNOWN_FLAGS) !== 0n) throw entryBad(`unknown flag bits 0x${(flags & ~KNOWN_FLAGS).toString(16)}`);
-    let mark: string | undefined;
-    let padFrom = ENTRY_BYTES;
-    if (isMark) {
-      // log_mark: kstrndup(data, sectorsize - 32 - 1); nothing else in a mark entry.
-      if (flags !== WRITE_LOG_FLAGS.mark) throw entryBad(`a mark with other flags (0x${flags.toString(16)})`);
-      if (nrSectors !== 0n) throw entryBad(`a mark with ${nrSectors} sectors`);
-      if (dataLen === 0n || dataLen > ss - BigInt(ENTRY_BYTES) - 1n) throw entryBad(`mark name length ${dataLen} is not in 1..${sectorSize - ENTRY_BYTES - 1}`);
-      const name = block.subarray(ENTRY_BYTES, ENTRY_BYTES + Number(dataLen));
-      if (name.includes(0)) throw entryBad('the mark name contains NUL');
-      mark = name.toString('utf8');
-      padFrom = ENTRY_BYTES + Number(dataLen);
-    } else if (dataLen !== 0n) throw entryBad(`data_len ${dataLen} outside a mark`);
-    // write_metadata memsets the rest of the header block to zero.
-    for (let b = padFrom; b < sectorSize; b++) if (block[b] !== 0) throw entryBad(`non-zero byte at ${b} of the header block's padding`);
-    if ((sector + nrSectors) * ss > MAX_BYTE) throw new WriteLogCorruptError('out-of-range', `entry ${index}: sectors ${sector}+${nrSectors} lie beyond 2^53 bytes`, where);
-    const dataOffset = off + ss;
-    const dataBytes = isDiscard ? 0n : nrSectors * ss;
-    const end = dataOffset + dataBytes;
-    if (end > MAX_BYTE) throw new WriteLogCorruptError('out-of-range', `entry ${index}: its data would end at byte ${end} of the log`, where);
-    if (dataBytes > 0n && r.read(end - 1n, 1).length < 1)
-      throw new WriteLogCorruptError('truncated', `entry ${index}: the log ends inside its ${dataBytes} bytes of data`, where);
-    entries.push({
-      index,
-      sector,
-      nrSectors,
-      flags,
-      flush: (flags & WRITE_LOG_FLAGS.flush) !== 0n,
-      fua: (flags & WRITE_LOG_FLAGS.fua) !== 0n,
-      discard: isDiscard,
-      metadata: (flags & WRITE_LOG_FLAGS.metadata) !== 0n,
-      ...(mark !== undefined ? { mark } : {}),
-      dataLen,
-      offset: off,
-      dataOffset,
-    });
-    off = end;
-  }
-  return { version, nrEntries, sectorSize, entries, endOffset: off };
 }
 
 /** Where a replay stops: after the first mark of that name, or after entry `entry` (0-based), both included. */
@@ -265,7 +139,7 @@ export async function replayLog(log: WriteLogSource, target: string, options: Re
   if (problems.length > 0) throw new InvalidArgumentError('log replay', problems);
   const reader = openReader(log);
   try {
-    const decoded = decode(reader);
+    const decoded = decodeLogWritesLog(reader.read);
     const stop = stopIndex(decoded, options.until);
     return await apply(reader, decoded, stop, target, options.discards ?? 'auto', options.syscalls);
   } finally {

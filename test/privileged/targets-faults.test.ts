@@ -265,15 +265,15 @@ test('log-writes: table and status round-trip; a known write sequence and a mark
   await dm.deviceRemove(name);
   const logBytes = readFileSync(log.file);
   const decoded = decodeLogWritesLog(logBytes);
-  assert.equal(decoded.super, { version: 1n, nrEntries: 7n, sectorSize: 512 });
+  assert.equal([decoded.version, decoded.nrEntries, decoded.sectorSize], [1n, 7n, 512]);
   const { flush, mark } = LOG_WRITES_FLAGS;
   assert.equal(
     decoded.entries.map((e) => [e.sector, e.nrSectors, e.flags, e.mark ?? null]),
     [
-      [0n, 8n, 0, null],
+      [0n, 8n, 0n, null],
       [0n, 0n, flush, null],
       [0n, 0n, mark, 'after-a'],
-      [16n, 8n, 0, null],
+      [16n, 8n, 0n, null],
       [0n, 0n, flush, null],
       [0n, 0n, mark, 'after-b'],
       [0n, 0n, mark, 'dm-log-writes-end'],

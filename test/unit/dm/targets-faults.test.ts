@@ -4,8 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import { buildLogWritesLog } from '../../helpers/log-writes-log.js';
 import {
-  LOG_WRITES_MAGIC,
   decodeLogWritesLog,
   delayTarget,
   flakeyParamsProblems,
@@ -22,6 +22,7 @@ import {
   parseLogWritesParams,
   parseLogWritesStatus,
   replayLogWrites,
+  WriteLogCorruptError,
   type FlakeyParams,
   type LogWritesReplayOp,
 } from '../../../src/dm/index.js';
@@ -201,27 +202,10 @@ test('log-writes: mark message', () => {
     assert.throws(() => logWritesMarkMessage(bad), isInvalid, JSON.stringify(bad).slice(0, 20));
 });
 
-/** A log as the kernel writes it: super, then entries (header block + data blocks). */
+/** A log as the kernel writes it (512-byte blocks), then 4 blocks of zeroes. */
 function buildLog(entries: { sector: bigint; nr: bigint; flags: number; mark?: string; fill?: number }[], nrEntries = BigInt(entries.length)): Buffer {
-  const ss = 512;
-  const blocks: Buffer[] = [];
-  const sup = Buffer.alloc(ss);
-  sup.writeBigUInt64LE(LOG_WRITES_MAGIC, 0);
-  sup.writeBigUInt64LE(1n, 8);
-  sup.writeBigUInt64LE(nrEntries, 16);
-  sup.writeUInt32LE(ss, 24);
-  blocks.push(sup);
-  for (const e of entries) {
-    const h = Buffer.alloc(ss);
-    h.writeBigUInt64LE(e.sector, 0);
-    h.writeBigUInt64LE(e.nr, 8);
-    h.writeBigUInt64LE(BigInt(e.flags), 16);
-    h.writeBigUInt64LE(BigInt(e.mark?.length ?? 0), 24);
-    if (e.mark !== undefined) h.write(e.mark, 32);
-    blocks.push(h);
-    if ((e.flags & 4) === 0) blocks.push(Buffer.alloc(Number(e.nr) * ss, e.fill ?? 0));
-  }
-  return Buffer.concat([...blocks, Buffer.alloc(ss * 4)]);
+  const specs = entries.map((e) => ({ sector: e.sector, nrSectors: e.nr, flags: BigInt(e.flags), ...(e.mark !== undefined ? { mark: e.mark } : {}), ...(e.fill !== undefined ? { fill: e.fill } : {}) }));
+  return Buffer.concat([buildLogWritesLog(512, specs, nrEntries), Buffer.alloc(512 * 4)]);
 }
 
 test('log-writes: on-disk log decoder', () => {
@@ -233,24 +217,40 @@ test('log-writes: on-disk log decoder', () => {
     { sector: 0n, nr: 0n, flags: 8, mark: 'm1' },
   ]);
   const out = decodeLogWritesLog(log);
-  assert.equal(out.super, { version: 1n, nrEntries: 5n, sectorSize: 512 });
+  assert.equal([out.version, out.nrEntries, out.sectorSize, out.endOffset], [1n, 5n, 512, 8192n]);
+  const none = { flush: false, fua: false, discard: false, metadata: false, dataLen: 0n };
   assert.equal(out.entries, [
-    { sector: 0n, nrSectors: 8n, flags: 0, dataOffset: 1024 },
-    { sector: 0n, nrSectors: 0n, flags: 1, dataOffset: 5632 },
-    { sector: 100n, nrSectors: 16n, flags: 4, dataOffset: 6144 },
-    { sector: 16n, nrSectors: 2n, flags: 18, dataOffset: 6656 },
-    { sector: 0n, nrSectors: 0n, flags: 8, mark: 'm1', dataOffset: 8192 },
+    { index: 0, sector: 0n, nrSectors: 8n, flags: 0n, ...none, offset: 512n, dataOffset: 1024n },
+    { index: 1, sector: 0n, nrSectors: 0n, flags: 1n, ...none, flush: true, offset: 5120n, dataOffset: 5632n },
+    { index: 2, sector: 100n, nrSectors: 16n, flags: 4n, ...none, discard: true, offset: 5632n, dataOffset: 6144n },
+    { index: 3, sector: 16n, nrSectors: 2n, flags: 18n, ...none, fua: true, metadata: true, offset: 6144n, dataOffset: 6656n },
+    { index: 4, sector: 0n, nrSectors: 0n, flags: 8n, ...none, mark: 'm1', dataLen: 2n, offset: 7680n, dataOffset: 8192n },
   ]);
   assert.ok(log.subarray(1024, 1024 + 4096).equals(Buffer.alloc(4096, 0xa1)));
   assert.ok(log.subarray(6656, 6656 + 1024).equals(Buffer.alloc(1024, 0xb2)));
-  // A limit reads past a lagging super; a bad magic, an overlong count or a truncated log are typed.
+  // A limit reads past a lagging super; a reader gives what the bytes give.
   assert.is(decodeLogWritesLog(log, 2).entries.length, 2);
+  assert.equal(decodeLogWritesLog((at, n) => log.subarray(Number(at), Number(at) + n)), out);
+  // A bad magic, an overlong count or a truncated log are typed, with the problem, entry and offset.
+  const corrupt = (bytes: Buffer): [string, number | undefined, bigint] => {
+    try {
+      decodeLogWritesLog(bytes);
+    } catch (e) {
+      if (!(e instanceof WriteLogCorruptError)) throw e;
+      assert.is(e.code, 'EWRITELOGCORRUPT');
+      return [e.problem, e.entry, e.offset];
+    }
+    throw new Error('expected a WriteLogCorruptError');
+  };
   const badMagic = Buffer.from(log);
   badMagic[0] = 0;
-  assert.throws(() => decodeLogWritesLog(badMagic), isKernelOutput);
-  assert.throws(() => decodeLogWritesLog(buildLog([{ sector: 0n, nr: 8n, flags: 0 }], 1000n)), isKernelOutput);
-  assert.throws(() => decodeLogWritesLog(log.subarray(0, 2048)), isKernelOutput);
-  assert.throws(() => decodeLogWritesLog(Buffer.alloc(10)), isKernelOutput);
+  assert.equal(corrupt(badMagic), ['bad-magic', undefined, 0n]);
+  // Past the one real entry, the zero padding is no entry (replay-log's log_entry_valid).
+  assert.equal(corrupt(buildLog([{ sector: 0n, nr: 8n, flags: 0 }], 1000n)), ['bad-entry', 1, 5120n]);
+  assert.equal(corrupt(log.subarray(0, 2048)), ['truncated', 0, 512n]);
+  assert.equal(corrupt(Buffer.alloc(10)), ['truncated', undefined, 0n]);
+  assert.throws(() => decodeLogWritesLog(log, -1), isInvalid);
+  assert.throws(() => decodeLogWritesLog('log' as unknown as Buffer), isInvalid);
 });
 
 test('log-writes: replay up to a mark or an entry count', () => {

@@ -8,6 +8,8 @@ import { formatPoolParams, parsePoolParams, parseThinParams, parseThinPoolStatus
 import {
   decodeLogWritesLog,
   formatDelayParams,
+  LOG_WRITES_FLAGS,
+  WriteLogCorruptError,
   formatFlakeyParams,
   LOG_WRITES_MAGIC,
   parseDelayParams,
@@ -22,7 +24,8 @@ import {
   parseTable,
   parseTargetLine,
 } from '../../../src/dm/index.js';
-import { report, typedOrOk } from './common.js';
+import { readWriteLog } from '../../../src/testing/index.js';
+import { counts, report, typedOrOk } from './common.js';
 
 const t0 = performance.now();
 const RUNS = 6000;
@@ -156,6 +159,69 @@ test('decodeLogWritesLog: random bytes after a valid super never give an untyped
   });
   fc.assert(fc.property(log, ({ buf, limit }) => void typedOrOk('decodeLogWritesLog', () => decodeLogWritesLog(buf, limit))), { numRuns: RUNS });
   fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => void typedOrOk('decodeLogWritesLog(raw)', () => decodeLogWritesLog(Buffer.from(b)))), { numRuns: RUNS });
+});
+
+/** A well-formed log as dm-log-writes writes it, from random entries (512-byte blocks). */
+const wellFormedLog = fc
+  .array(
+    fc.oneof(
+      fc.record({ kind: fc.constant('write' as const), sector: fc.bigInt({ min: 0n, max: 1000n }), nr: fc.bigInt({ min: 1n, max: 3n }), flags: fc.constantFrom(0n, 1n, 2n, 16n, 18n) }),
+      fc.record({ kind: fc.constant('discard' as const), sector: fc.bigInt({ min: 0n, max: 1000n }), nr: fc.bigInt({ min: 1n, max: 64n }) }),
+      fc.record({ kind: fc.constant('flush' as const) }),
+      fc.record({ kind: fc.constant('mark' as const), name: fc.stringMatching(/^[a-z0-9-]{1,40}$/) }),
+    ),
+    { maxLength: 6 },
+  )
+  .map((specs) => {
+    const ss = 512;
+    const sup = Buffer.alloc(ss);
+    sup.writeBigUInt64LE(LOG_WRITES_MAGIC, 0);
+    sup.writeBigUInt64LE(1n, 8);
+    sup.writeBigUInt64LE(BigInt(specs.length), 16);
+    sup.writeUInt32LE(ss, 24);
+    const parts = [sup];
+    for (const e of specs) {
+      const h = Buffer.alloc(ss);
+      if (e.kind === 'write' || e.kind === 'discard') {
+        h.writeBigUInt64LE(e.sector, 0);
+        h.writeBigUInt64LE(e.nr, 8);
+        h.writeBigUInt64LE(e.kind === 'discard' ? LOG_WRITES_FLAGS.discard : e.flags, 16);
+      } else if (e.kind === 'flush') h.writeBigUInt64LE(LOG_WRITES_FLAGS.flush, 16);
+      else {
+        h.writeBigUInt64LE(LOG_WRITES_FLAGS.mark, 16);
+        h.writeBigUInt64LE(BigInt(e.name.length), 24);
+        h.write(e.name, 32);
+      }
+      parts.push(h);
+      if (e.kind === 'write') parts.push(Buffer.alloc(Number(e.nr) * ss, 0x5a));
+    }
+    return { log: Buffer.concat(parts), count: specs.length };
+  });
+
+/** What a decode gives: the log, or the corruption's problem/entry/offset (any other error fails). */
+function outcome(fn: () => unknown): unknown {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof WriteLogCorruptError) return [e.code, e.problem, e.entry, e.offset];
+    throw e;
+  }
+}
+
+test('decodeLogWritesLog: a well-formed log decodes whole; one flipped byte gives the log or a WriteLogCorruptError, the same from bytes, a reader and readWriteLog', () => {
+  fc.assert(
+    fc.property(wellFormedLog, fc.nat(), fc.integer({ min: 1, max: 255 }), ({ log, count }, at, xor) => {
+      assert.is(decodeLogWritesLog(log).entries.length, count);
+      const bad = Buffer.from(log);
+      bad[at % bad.length]! ^= xor;
+      const fromBytes = outcome(() => decodeLogWritesLog(bad));
+      assert.equal(outcome(() => decodeLogWritesLog((pos, n) => bad.subarray(Number(pos), Number(pos) + n))), fromBytes);
+      assert.equal(outcome(() => readWriteLog(bad)), fromBytes);
+      const label = 'decodeLogWritesLog(one byte flipped)';
+      counts.set(label, (counts.get(label) ?? 0) + 1);
+    }),
+    { numRuns: RUNS },
+  );
 });
 
 test.after(() => report('parsers.fuzz', t0));

@@ -8,44 +8,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../../../src/errors.js';
-import { WRITE_LOG_FLAGS, WriteLogCorruptError, readWriteLog, replayLog, type WriteLogProblem } from '../../../src/testing/index.js';
+import { LOG_WRITES_FLAGS } from '../../../src/dm/index.js';
+import { buildLogWritesLog, type LogSpec } from '../../helpers/log-writes-log.js';
+import { WriteLogCorruptError, readWriteLog, replayLog, type WriteLogProblem } from '../../../src/testing/index.js';
 
-const { flush, fua, discard, mark, metadata } = WRITE_LOG_FLAGS;
+const { flush, fua, discard, mark, metadata } = LOG_WRITES_FLAGS;
 
-interface Spec {
-  readonly sector?: bigint;
-  readonly nrSectors?: bigint;
-  readonly flags: bigint;
-  /** A mark's name. */
-  readonly mark?: string;
-  /** The written data: nrSectors blocks, each filled with this byte. */
-  readonly fill?: number;
-  /** Overrides of raw header fields, for corrupt logs. */
-  readonly dataLen?: bigint;
-}
-
-/** A log as log_super / log_one_block write it: super in block 0, then header block + data per entry. */
-function buildLog(ss: number, specs: readonly Spec[], nrEntries = BigInt(specs.length)): Buffer {
-  const parts: Buffer[] = [];
-  const sup = Buffer.alloc(ss);
-  sup.writeBigUInt64LE(0x6a736677736872n, 0);
-  sup.writeBigUInt64LE(1n, 8);
-  sup.writeBigUInt64LE(nrEntries, 16);
-  sup.writeUInt32LE(ss, 24);
-  parts.push(sup);
-  for (const s of specs) {
-    const h = Buffer.alloc(ss);
-    const name = s.mark !== undefined ? Buffer.from(s.mark) : Buffer.alloc(0);
-    h.writeBigUInt64LE(s.sector ?? 0n, 0);
-    h.writeBigUInt64LE(s.nrSectors ?? 0n, 8);
-    h.writeBigUInt64LE(s.flags, 16);
-    h.writeBigUInt64LE(s.dataLen ?? BigInt(name.length), 24);
-    name.copy(h, 32);
-    parts.push(h);
-    if ((s.flags & discard) === 0n && (s.nrSectors ?? 0n) > 0n) parts.push(Buffer.alloc(Number(s.nrSectors!) * ss, s.fill ?? 0));
-  }
-  return Buffer.concat(parts);
-}
+type Spec = LogSpec;
+const buildLog = buildLogWritesLog;
 
 /** write A (blocks 2-3), flush, mark one, discard block 0-1, FUA|META write B (block 5), mark two. */
 const SPECS: Spec[] = [
