@@ -3,7 +3,7 @@
 // listing every problem, status parsers, messages.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import { InvalidArgumentError } from '../../../src/errors.js';
 import {
   cacheInvalidateCblocksMessage,
   cacheMigrationThresholdMessage,
@@ -35,19 +35,8 @@ import {
   type RaidParams,
   type WritecacheParams,
 } from '../../../src/dm/index.js';
+import { d, isInvalid, isKernelOutput, problemPaths } from './target-helpers.js';
 
-const d = (major: number, minor: number) => ({ major, minor });
-const isInvalid = (e: unknown): boolean => e instanceof InvalidArgumentError;
-const isKernelOutput = (e: unknown): boolean => e instanceof KernelOutputError;
-function problemPaths(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof InvalidArgumentError) return e.problems.map((p) => p.path);
-    throw e;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 // ---- cache ----
 

@@ -32,10 +32,9 @@ import {
   type VerityParams,
 } from '../../../src/dm/index.js';
 import { FakeDm } from './fake-dm.js';
+import { d, isInvalid } from './target-helpers.js';
 
-const d = (major: number, minor: number) => ({ major, minor });
 const HEX = '0123456789abcdef'.repeat(8); // 64 bytes
-const isInvalid = (e: unknown): boolean => e instanceof InvalidArgumentError;
 function problems(fn: () => unknown): InvalidArgumentError {
   try {
     fn();

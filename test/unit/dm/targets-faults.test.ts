@@ -3,7 +3,7 @@
 // problem, status parsers, the log-writes mark message and on-disk log decoder.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
+import { InvalidArgumentError } from '../../../src/errors.js';
 import { buildLogWritesLog } from '../../helpers/log-writes-log.js';
 import {
   decodeLogWritesLog,
@@ -26,20 +26,9 @@ import {
   type FlakeyParams,
   type LogWritesReplayOp,
 } from '../../../src/dm/index.js';
+import { d, isInvalid, isKernelOutput, problemPaths } from './target-helpers.js';
 
-const d = (major: number, minor: number) => ({ major, minor });
-const isInvalid = (e: unknown): boolean => e instanceof InvalidArgumentError;
-const isKernelOutput = (e: unknown): boolean => e instanceof KernelOutputError;
 /** The problem paths of an InvalidArgumentError thrown by fn. */
-function problemPaths(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof InvalidArgumentError) return e.problems.map((p) => p.path);
-    throw e;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 // ---- flakey ----
 

@@ -3,7 +3,6 @@
 // validation listing every problem, status parsers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InvalidArgumentError, KernelOutputError } from '../../../src/errors.js';
 import {
   SNAPSHOT_MAX_CHUNK_SECTORS,
   formatMirrorParams,
@@ -25,19 +24,8 @@ import {
   type MirrorParams,
   type SnapshotParams,
 } from '../../../src/dm/index.js';
+import { d, isInvalid, isKernelOutput, problemPaths } from './target-helpers.js';
 
-const d = (major: number, minor: number) => ({ major, minor });
-const isInvalid = (e: unknown): boolean => e instanceof InvalidArgumentError;
-const isKernelOutput = (e: unknown): boolean => e instanceof KernelOutputError;
-function problemPaths(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof InvalidArgumentError) return e.problems.map((p) => p.path);
-    throw e;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 // ---- snapshot-origin ----
 

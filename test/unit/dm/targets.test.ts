@@ -1,13 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvalidArgumentError } from '../../../src/errors.js';
-const isInvalid = (e: unknown): boolean => e instanceof InvalidArgumentError;
 import { formatLinearParams, linearTarget, parseLinearParams } from '../../../src/dm/targets/linear.js';
 import { formatStripedParams, parseStripedParams, stripedTarget } from '../../../src/dm/targets/striped.js';
 import { parseZeroParams, zeroTarget } from '../../../src/dm/targets/zero.js';
 import { errorTarget, parseErrorParams } from '../../../src/dm/targets/error.js';
+import { d, isInvalid } from './target-helpers.js';
 
-const d = (major: number, minor: number) => ({ major, minor });
 
 test('linear format/parse', () => {
   assert.is(formatLinearParams({ device: d(7, 0), offset: 0n }), '7:0 0');

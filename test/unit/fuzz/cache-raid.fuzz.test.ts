@@ -24,7 +24,7 @@ import {
   type RaidParams,
   type WritecacheParams,
 } from '../../../src/dm/index.js';
-import { report, typedOrOk } from './common.js';
+import { report, tableText, typedOrOk } from './common.js';
 
 const t0 = performance.now();
 const RUNS = 6000;
@@ -47,9 +47,7 @@ const word = fc.oneof(
   fc.bigInt({ min: 0n, max: 1n << 70n }).map(String),
   fc.string({ maxLength: 8 }),
 );
-const sep = fc.constantFrom(' ', '  ', '\t', '\n');
-const nearValid = fc.array(fc.tuple(word, sep), { maxLength: 24 }).map((ws) => ws.map(([w, s]) => w + s).join(''));
-const anyText = fc.oneof(nearValid, fc.string({ maxLength: 64 }));
+const { nearValid, anyText } = tableText(word, 24);
 
 const parsers: Record<string, (s: string) => unknown> = {
   parseCacheParams,

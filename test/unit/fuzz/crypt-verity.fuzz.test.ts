@@ -18,7 +18,7 @@ import {
   type CryptParams,
   type VerityParams,
 } from '../../../src/dm/index.js';
-import { report, typedOrOk } from './common.js';
+import { report, tableSep, tableText, typedOrOk } from './common.js';
 
 const t0 = performance.now();
 const RUNS = 6000;
@@ -38,9 +38,7 @@ const word = fc.oneof(
   fc.bigInt({ min: 0n, max: 1n << 70n }).map(String),
   fc.string({ maxLength: 8 }),
 );
-const sep = fc.constantFrom(' ', '  ', '\t', '\n');
-const nearValid = fc.array(fc.tuple(word, sep), { maxLength: 22 }).map((ws) => ws.map(([w, s]) => w + s).join(''));
-const anyText = fc.oneof(nearValid, fc.string({ maxLength: 64 }));
+const { nearValid, anyText } = tableText(word, 22);
 
 const parsers: Record<string, (s: string) => unknown> = {
   parseCryptParams,
@@ -73,7 +71,7 @@ test('parseCryptParams: no error quotes the key', () => {
 
 test('redactCryptParams: the key word is replaced, the rest kept as it was', () => {
   fc.assert(
-    fc.property(sep, nearValid, (s0, s) => assert.is(redactCryptParams(`aes-xts-plain64${s0}${SECRET}${s0}${s}`), `aes-xts-plain64${s0}redacted:32${s0}${s}`)),
+    fc.property(tableSep, nearValid, (s0, s) => assert.is(redactCryptParams(`aes-xts-plain64${s0}${SECRET}${s0}${s}`), `aes-xts-plain64${s0}redacted:32${s0}${s}`)),
     { numRuns: RUNS },
   );
 });

@@ -17,7 +17,7 @@ import {
   type MirrorParams,
   type SnapshotParams,
 } from '../../../src/dm/index.js';
-import { report, typedOrOk } from './common.js';
+import { report, tableText, typedOrOk } from './common.js';
 
 const t0 = performance.now();
 const RUNS = 6000;
@@ -33,9 +33,7 @@ const word = fc.oneof(
   fc.tuple(fc.nat(1 << 20), fc.nat(1 << 20)).map(([a, b]) => `${a}/${b}`),
   fc.string({ maxLength: 8 }),
 );
-const sep = fc.constantFrom(' ', '  ', '\t', '\n');
-const nearValid = fc.array(fc.tuple(word, sep), { maxLength: 22 }).map((ws) => ws.map(([w, s]) => w + s).join(''));
-const anyText = fc.oneof(nearValid, fc.string({ maxLength: 64 }));
+const { anyText } = tableText(word, 22);
 
 const parsers: Record<string, (s: string) => unknown> = {
   parseSnapshotOriginParams,

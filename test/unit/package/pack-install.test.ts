@@ -66,10 +66,13 @@ test('the tarball holds the build, the bin and what the README links to; no test
 
 test('every `files` entry of package.json packs something; every doc of docs/ is packed', () => {
   assert.equal(
-    pkg.files.filter((entry) => !packedFiles.some((f) => f === entry || f.startsWith(`${entry}/`))),
+    pkg.files.filter((entry) => !entry.startsWith('!') && !packedFiles.some((f) => f === entry || f.startsWith(`${entry}/`))),
     [],
     'files entries that match nothing',
   );
+  // A negated entry ('!docs/api': the generated API reference) keeps its files out.
+  const negated = pkg.files.filter((entry) => entry.startsWith('!')).map((entry) => entry.slice(1));
+  assert.equal(packedFiles.filter((f) => negated.some((n) => f === n || f.startsWith(`${n}/`))), []);
   const docs = readdirSync(join(repo, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`).sort();
   assert.ok(docs.length > 0);
   assert.equal(packedFiles.filter((f) => f.startsWith('docs/')), docs);
