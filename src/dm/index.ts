@@ -43,8 +43,8 @@ export {
 export type { TargetLine } from './table.js';
 export { LINEAR_TARGET, formatLinearParams, linearTarget, parseLinearParams } from './targets/linear.js';
 export type { LinearParams } from './targets/linear.js';
-export { STRIPED_TARGET, formatStripedParams, parseStripedParams, stripedTarget } from './targets/striped.js';
-export type { Stripe, StripedParams } from './targets/striped.js';
+export { STRIPED_TARGET, formatStripedParams, parseStripedParams, parseStripedStatus, stripedTarget } from './targets/striped.js';
+export type { Stripe, StripedParams, StripedStatus } from './targets/striped.js';
 export { ZERO_TARGET, formatZeroParams, parseZeroParams, zeroTarget } from './targets/zero.js';
 export { ERROR_TARGET, errorTarget, formatErrorParams, parseErrorParams } from './targets/error.js';
 export {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The `striped` target (Documentation/admin-guide/device-mapper/striped.rst):
 // `<#stripes> <chunk_sectors> <dev> <offset> [<dev> <offset>]...`.
-import { InvalidArgumentError, type ValidationProblem } from '../../errors.js';
+import { InvalidArgumentError, KernelOutputError, type ValidationProblem } from '../../errors.js';
 import { devNumProblems, formatDevNum, parseDevNum, type DevNum } from '../devnum.js';
 import type { TargetLine } from '../table.js';
 
@@ -98,4 +98,35 @@ export function stripedTarget(start: bigint, length: bigint, p: StripedParams): 
       { path: '/length', message: `must be a multiple of #stripes × chunk (${width})`, value: length },
     ]);
   return { start, length, type: STRIPED_TARGET, params };
+}
+
+/** A striped target's INFO status: each leg's device and whether it has seen an I/O error. */
+export interface StripedStatus {
+  readonly devices: readonly DevNum[];
+  /** Per leg: `'A'` alive, `'D'` dead (its error count is non-zero). */
+  readonly health: readonly ('A' | 'D')[];
+}
+
+/**
+ * Parses a striped target's INFO status, as `stripe_status()` (drivers/md/dm-stripe.c) prints
+ * it: `<#stripes> <dev>... 1 <A|D per stripe>` (e.g. `3 7:0 7:1 7:2 1 AAA`).
+ * @throws KernelOutputError when the line has another shape.
+ */
+export function parseStripedStatus(line: string): StripedStatus {
+  const bad = (why: string): KernelOutputError => new KernelOutputError(`striped status: ${why}: ${JSON.stringify(line)}`, line);
+  const w = line.trim().split(/\s+/);
+  const count = w[0];
+  if (count === undefined || !/^\d{1,4}$/.test(count)) throw bad('expected the stripe count first');
+  const n = Number(count);
+  if (n < 1 || w.length !== n + 3) throw bad(`expected ${n} device(s), '1' and the health characters`);
+  const devices: DevNum[] = [];
+  for (let i = 0; i < n; i++) {
+    const m = /^(\d{1,10}):(\d{1,10})$/.exec(w[1 + i]!);
+    if (!m) throw bad(`stripe ${i}: '${w[1 + i]}' is not MAJOR:MINOR`);
+    devices.push({ major: Number(m[1]), minor: Number(m[2]) });
+  }
+  if (w[n + 1] !== '1') throw bad("expected '1' before the health characters");
+  const chars = w[n + 2]!;
+  if (chars.length !== n || !/^[AD]+$/.test(chars)) throw bad(`expected ${n} health character(s) A or D`);
+  return { devices, health: [...chars] as ('A' | 'D')[] };
 }

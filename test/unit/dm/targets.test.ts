@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InvalidArgumentError } from '../../../src/errors.js';
 import { formatLinearParams, linearTarget, parseLinearParams } from '../../../src/dm/targets/linear.js';
-import { formatStripedParams, parseStripedParams, stripedTarget } from '../../../src/dm/targets/striped.js';
+import { formatStripedParams, parseStripedParams, parseStripedStatus, stripedTarget } from '../../../src/dm/targets/striped.js';
+import { KernelOutputError } from '../../../src/errors.js';
 import { parseZeroParams, zeroTarget } from '../../../src/dm/targets/zero.js';
 import { errorTarget, parseErrorParams } from '../../../src/dm/targets/error.js';
 import { d, isInvalid } from './target-helpers.js';
@@ -23,6 +24,13 @@ test('linear format/parse', () => {
   assert.throws(() => formatLinearParams({ device: d(4096, 0), offset: -1n }), (e: unknown) => {
     return e instanceof InvalidArgumentError && e.problems.map((p) => p.path).join() === '/device/major,/offset';
   });
+});
+
+test('striped status (stripe_status): devices and health; any other shape is a KernelOutputError', () => {
+  assert.equal(parseStripedStatus('3 7:0 7:1 7:2 1 AAD'), { devices: [d(7, 0), d(7, 1), d(7, 2)], health: ['A', 'A', 'D'] });
+  assert.equal(parseStripedStatus('1 253:10 1 A\n'), { devices: [d(253, 10)], health: ['A'] });
+  for (const bad of ['', '2 7:0 7:1 1 A', '2 7:0 7:1 2 AA', '2 7:0 x 1 AA', '2 7:0 7:1 1 AX', '0 1 ', '3 7:0 7:1 1 AA'])
+    assert.throws(() => parseStripedStatus(bad), (e: unknown) => e instanceof KernelOutputError, bad);
 });
 
 test('striped format/parse', () => {

@@ -21,6 +21,7 @@ import {
   parseLogWritesParams,
   parseLogWritesStatus,
   parseStripedParams,
+  parseStripedStatus,
   parseTable,
   parseTargetLine,
 } from '../../../src/dm/index.js';
@@ -56,6 +57,7 @@ const parsers: Record<string, (s: string) => unknown> = {
   parseTable,
   parseLinearParams,
   parseStripedParams,
+  parseStripedStatus,
   parseDevNum,
   parseFlakeyParams,
   parseFlakeyStatus,
