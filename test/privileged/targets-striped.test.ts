@@ -86,7 +86,7 @@ test('striped over 3 loop devices: each chunk on the right member at the right o
 
     const table = await dm.tableStatus(name, { mode: 'table' });
     assert.is(table[0]!.params, formatStripedParams(p));
-    assert.is(formatTable(table), sh('dmsetup', ['table', name]).trimEnd());
+    assert.is(sh('dmsetup', ['table', name]), formatTable(table), 'dmsetup table = our table text');
     const status = parseStripedStatus((await dm.tableStatus(name))[0]!.params);
     assert.equal(status, { devices: loops.map((l) => l.num), health: ['A', 'A', 'A'] });
     assert.is(sh('dmsetup', ['status', name]).trimEnd(), `0 ${length} striped 3 ${loops.map((l) => `${l.num.major}:${l.num.minor}`).join(' ')} 1 AAA`);
