@@ -95,7 +95,6 @@ export {
 export { THIN_TARGET, ThinDevice, type ThinActivateOptions } from './thin-device.js';
 export {
   PoolMonitor,
-  CONSISTENT_READ_ATTEMPTS,
   type PoolReadingSkippedEvent,
   metadataThreshold,
   type PoolAppearedEvent,
