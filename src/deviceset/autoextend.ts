@@ -37,6 +37,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { ensureSparseFile, type LoopControl } from '../loop/index.js';
+import { growLoopbackData } from './pool-setup.js';
 import { PoolMonitor, THIN_METADATA_MAX_BYTES, metadataThreshold, type PoolMonitorOptions, type ThinPool, type ThinPoolWorkingStatus } from '../thin/index.js';
 import { DeviceSetClosedError } from './errors.js';
 import type { Journal } from './journal.js';
@@ -156,6 +157,8 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
   #stopped = false;
   #running: Promise<void> | undefined;
   #again: AutoextendTrigger | undefined;
+  /** The data file's size after this process's last completed data grow. */
+  #dataGrownTo: bigint | null = null;
 
   constructor(deps: AutoextendDeps) {
     super();
@@ -221,8 +224,8 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
     if (this.#d.init.watch === false || this.#stopped) return;
     const monitor = new PoolMonitor([pool.name], { dm: this.#d.monitorDm, ...this.#d.init.monitor });
     this.#monitor = monitor;
-    monitor.on('lowWater', () => this.#kick('lowWater'));
-    monitor.on('outOfDataSpace', () => this.#kick('outOfDataSpace'));
+    monitor.on('lowWater', (e) => this.#kickUnlessStale('lowWater', e.status));
+    monitor.on('outOfDataSpace', (e) => this.#kickUnlessStale('outOfDataSpace', e.status));
     monitor.on('metadataLow', () => this.#kick('metadataLow'));
     monitor.on('error', (err, name) => {
       if (name !== undefined) {
@@ -251,6 +254,21 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
   check(trigger: AutoextendTrigger = 'check'): Promise<void> {
     this.#kick(trigger);
     return this.#running ?? Promise.resolve();
+  }
+
+  /**
+   * A data event whose reading shows a pool smaller than our last completed grow made it was
+   * read before that grow: it proves nothing about the pool now. Ignored (a later crossing of the
+   * grown pool raises its own event: pool_resume() cleared low_water_triggered).
+   */
+  #kickUnlessStale(trigger: 'lowWater' | 'outOfDataSpace', status: ThinPoolWorkingStatus): void {
+    const grown = this.#dataGrownTo;
+    const readBytes = status.totalDataBlocks * this.#d.options.blockSize;
+    if (grown !== null && readBytes < grown) {
+      this.#d.log('info', `autoextend: ignoring ${trigger} read from a ${readBytes}-byte pool: the data file was grown to ${grown} bytes since`);
+      return;
+    }
+    this.#kick(trigger);
   }
 
   #kick(trigger: AutoextendTrigger): void {
@@ -310,7 +328,16 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
     return out;
   }
 
-  /** One grow step of `what`; false when it could not grow (ceiling, host full). */
+  /**
+   * One grow step of `what`; false when it could not grow (ceiling, host full) or, re-read under
+   * the pool lock, no longer needs to (another grow got there first).
+   *
+   * Everything the step is computed from is read under the pool lock, after any grow queued
+   * before it has finished: the file's size (the step's base), and for data the pool's status
+   * again (the evidence). A reading taken before the lock may predate a grow (ours, or a
+   * resizePool of the DeviceSet's user) and would grow the file a second time for one crossing,
+   * from a size it no longer has.
+   */
   async #grow(what: 'data' | 'metadata', trigger: AutoextendTrigger): Promise<boolean> {
     const src = this.#d.source();
     const file = what === 'data' ? src.dataFile : src.metadataFile;
@@ -319,33 +346,57 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
       this.#setProblem('error', 'the pool has no loopback files to grow');
       return false;
     }
-    const unit = what === 'data' ? this.#d.options.blockSize : METADATA_BLOCK;
-    const max = what === 'data' ? this.#d.options.autoextendMax : THIN_METADATA_MAX_BYTES - (THIN_METADATA_MAX_BYTES % METADATA_BLOCK);
-    const from = BigInt(fs.statSync(file).size);
-    let step = roundUp((from * BigInt(this.#d.options.autoextendPercent)) / 100n, unit);
-    if (step < unit) step = unit;
-    if (max !== null) {
-      const room = max > from ? ((max - from) / unit) * unit : 0n;
-      if (room === 0n) {
-        this.#limit('ceiling', what, from, max, `the ${what} file is at its ceiling (${from} of ${max} bytes${what === 'data' ? ', dm.autoextend_max' : ', the most thin metadata the kernel uses'}) and ${this.#used(what)}`);
+    // The host's free space is a bound, not evidence: read it before the lock (a seam may block).
+    const free = await (this.#d.init.hostFreeBytes ?? statfsFreeBytes)(dirname(file));
+    const grown = await this.#d.locked(async () => {
+      if (this.#stopped) return null;
+      const unit = what === 'data' ? this.#d.options.blockSize : METADATA_BLOCK;
+      const max = what === 'data' ? this.#d.options.autoextendMax : THIN_METADATA_MAX_BYTES - (THIN_METADATA_MAX_BYTES % METADATA_BLOCK);
+      const from = BigInt(fs.statSync(file).size);
+      if (what === 'data') {
+        const pool = this.#d.pool();
+        const s = await pool.status({ noflush: true });
+        // Under the lock no reload is in flight: the status and the table agree (pool_status()
+        // prints the data space map that pool_preresume() → maybe_resize_data_dev() sized to
+        // the table). Grow only when this reading still shows the need.
+        if (s.kind !== 'working' || !this.#needs(s, trigger, 1).includes('data')) {
+          this.#d.log('info', `autoextend (${trigger}): the data file ${file} is ${from} bytes and the pool no longer needs to grow`);
+          return null;
+        }
+      }
+      let step = roundUp((from * BigInt(this.#d.options.autoextendPercent)) / 100n, unit);
+      if (step < unit) step = unit;
+      if (max !== null) {
+        const room = max > from ? ((max - from) / unit) * unit : 0n;
+        if (room === 0n) {
+          this.#limit('ceiling', what, from, max, `the ${what} file is at its ceiling (${from} of ${max} bytes${what === 'data' ? ', dm.autoextend_max' : ', the most thin metadata the kernel uses'}) and ${this.#used(what)}`);
+          return false;
+        }
+        if (step > room) step = room;
+      }
+      const fits = (free / unit) * unit;
+      if (fits === 0n) {
+        this.#limit('hostFull', what, from, free, `the host filesystem of ${file} has ${free} bytes free, less than one ${unit}-byte block, and ${this.#used(what)}`);
         return false;
       }
-      if (step > room) step = room;
-    }
-    const free = await (this.#d.init.hostFreeBytes ?? statfsFreeBytes)(dirname(file));
-    const fits = (free / unit) * unit;
-    if (fits === 0n) {
-      this.#limit('hostFull', what, from, free, `the host filesystem of ${file} has ${free} bytes free, less than one ${unit}-byte block, and ${this.#used(what)}`);
+      if (step > fits) step = fits;
+      const to = from + step;
+      this.#d.log('info', `autoextend (${trigger}): growing the ${what} file ${file} from ${from} to ${to} bytes`);
+      if (what === 'data') {
+        // resizePool's own steps (growLoopbackData), under the lock this callback already holds.
+        await growLoopbackData(this.#d.loops, this.#d.pool(), file, device, to, this.lowWaterMarkFor);
+        this.#dataGrownTo = to;
+      } else {
+        await growLoopbackMetadata(this.#d.loops, this.#d.pool(), file, device, to);
+      }
+      return { from, to };
+    });
+    if (grown === null) {
+      if (!this.#stopped) this.#ok();
       return false;
     }
-    if (step > fits) step = fits;
-    const to = from + step;
-    this.#d.log('info', `autoextend (${trigger}): growing the ${what} file ${file} from ${from} to ${to} bytes`);
-    if (what === 'data') {
-      await this.#d.resizePool(to);
-    } else {
-      await this.#d.locked(() => growLoopbackMetadata(this.#d.loops, this.#d.pool(), file, device, to));
-    }
+    if (grown === false) return false;
+    const { from, to } = grown;
     const ext: AutoextendExtension = { at: new Date().toISOString(), what, from, to, trigger };
     this.#last = ext;
     this.#count++;

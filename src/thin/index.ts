@@ -95,6 +95,7 @@ export {
 export { THIN_TARGET, ThinDevice, type ThinActivateOptions } from './thin-device.js';
 export {
   PoolMonitor,
+  type PoolReadingSkippedEvent,
   metadataThreshold,
   type PoolAppearedEvent,
   type PoolLowWaterEvent,

@@ -89,6 +89,21 @@ export interface PoolAppearedEvent {
   readonly state: PoolMonitorState;
 }
 
+/**
+ * Payload of `readingSkipped`: a reading whose status and table disagree on the pool's data size
+ * (taken while a reload was between its table swap and the end of its resume), twice in a row.
+ */
+export interface PoolReadingSkippedEvent {
+  readonly pool: string;
+  /** The live table's data length in data blocks (table length / data block size). */
+  readonly tableDataBlocks: bigint;
+  /** The status's total data blocks (the pool's data space map). */
+  readonly statusDataBlocks: bigint;
+}
+
+/** How often {@link PoolMonitor} reads a pool whose status and table disagree before it skips the round. */
+export const CONSISTENT_READ_ATTEMPTS = 2;
+
 /** The monitor's events and their listener arguments (a typed EventEmitter). */
 export interface PoolMonitorEvents {
   /** Free data blocks fell to the low water mark or below (edge). */
@@ -105,6 +120,8 @@ export interface PoolMonitorEvents {
   poolGone: [PoolPresenceEvent];
   /** The pool is (back) there after being absent or recreated; conditions are re-evaluated from scratch. */
   poolAppeared: [PoolAppearedEvent];
+  /** A round judged nothing: its readings were mixed (mid-reload); the previous state stands. */
+  readingSkipped: [PoolReadingSkippedEvent];
   /** A read failed (`pool` set) or the wait itself failed (`pool` undefined; the monitor then stops). */
   error: [Error, string | undefined];
   /** The monitor stopped and its control fd is closed. */
@@ -434,10 +451,37 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
         this.#setAbsent(pool);
         return null;
       }
-      const table = poolLine(pool, await this.#ctl().tableStatus(pool, { mode: 'table' }));
-      const lowWaterMark = parsePoolParams(table.params).lowWaterMark;
-      // DM_NOFLUSH_FLAG: pool_status() skips its commit(), and the ioctl stays a quick synchronous one.
-      const status = parseThinPoolStatus(poolLine(pool, await this.#ctl().tableStatus(pool, { noflush: true })).params);
+      // A reading is only evidence when the table and the status describe the same pool. A reload
+      // swaps the table (do_resume() → dm_swap_table()) before the resume grows the data space
+      // map (pool_preresume() → maybe_resize_data_dev() → dm_pool_resize_data_dev()), and
+      // pool_status() prints the space map's size (dm_pool_get_data_dev_size()), not the
+      // table's: a reading in between pairs the new table's length and low water mark with the
+      // old pool's free count (or the other way round). check_low_water_mark() itself compares
+      // the free count with pool->low_water_blocks, which bind_control_target() sets from the
+      // same table the resume installs, so the kernel never mixes them: neither do we. Read
+      // again; if still mixed, judge nothing this round (the previous state stands).
+      let table: TargetLine | undefined;
+      let status: ThinPoolStatus | undefined;
+      let params: ReturnType<typeof parsePoolParams> | undefined;
+      let mixed: PoolReadingSkippedEvent | undefined;
+      for (let attempt = 0; attempt < CONSISTENT_READ_ATTEMPTS; attempt++) {
+        if (attempt > 0) this.#checkOpen();
+        table = poolLine(pool, await this.#ctl().tableStatus(pool, { mode: 'table' }));
+        params = parsePoolParams(table.params);
+        // DM_NOFLUSH_FLAG: pool_status() skips its commit(), and the ioctl stays a quick synchronous one.
+        status = parseThinPoolStatus(poolLine(pool, await this.#ctl().tableStatus(pool, { noflush: true })).params);
+        mixed = undefined;
+        if (status.kind !== 'working') break;
+        const tableDataBlocks = table.length / BigInt(params.dataBlockSize);
+        if (status.totalDataBlocks * BigInt(params.dataBlockSize) === table.length) break;
+        mixed = { pool, tableDataBlocks, statusDataBlocks: status.totalDataBlocks };
+      }
+      if (mixed !== undefined || !status || !params) {
+        this.#checkOpen();
+        if (mixed) this.emit('readingSkipped', mixed);
+        return info;
+      }
+      const lowWaterMark = params.lowWaterMark;
       const working = status.kind === 'working' ? status : null;
       next = {
         pool,

@@ -108,6 +108,8 @@ function summary(events: readonly Recorded[]): string[] {
         return `poolAppeared ${e[1].pool} mode=${e[1].state.mode}`;
       case 'error':
         return `error ${e[2]} ${e[1].name}`;
+      case 'readingSkipped':
+        return `readingSkipped ${e[1].pool} table=${e[1].tableDataBlocks} status=${e[1].statusDataBlocks}`;
       case 'close':
         return 'close';
     }

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+// PoolMonitor and readings taken mid-reload (issue #20, data growth safety). A reload swaps the
+// table (do_resume() → dm_swap_table()) before the resume grows the data space map
+// (pool_preresume() → maybe_resize_data_dev()); a reading in between pairs the NEW table (length,
+// low water mark) with the OLD status (total and free data blocks). The FakeKernel's resume is
+// atomic, so the test replays the pool's status reply from before the grow to the monitor's
+// status read: exactly the bytes a real kernel would have answered mid-reload.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DmControl } from '../../../src/dm/index.js';
+import { DM_STATUS_TABLE_FLAG, type IoctlArg, type Syscalls } from '../../../src/ioctl/index.js';
+import { LoopControl, ensureSparseFile } from '../../../src/loop/index.js';
+import { PoolMonitor } from '../../../src/thin/index.js';
+import { FakeKernel } from '../../../src/testing/index.js';
+
+const BLOCK_SECTORS = 128n; // 64 KiB data blocks
+const FLAGS_OFFSET = 28; // struct dm_ioctl: version[3], data_size, data_start, target_count, open_count, flags
+
+/**
+ * FakeKernel syscalls with a gate on pollAsync (the monitor reads only when the test opens it)
+ * and a status replay: the last status reply (DM_TABLE_STATUS without DM_STATUS_TABLE_FLAG) is
+ * kept, and while `stale` > 0 the next status read answers it instead of the live one.
+ */
+function harness(fake: FakeKernel) {
+  let release: (() => void) | undefined;
+  let enteredWaiters: Array<() => void> = [];
+  let waiting = false;
+  let saved: Buffer | undefined;
+  const h = { stale: 0, statusReads: 0 };
+  const isStatus = (name: string, arg: IoctlArg): arg is Buffer => name === 'DM_TABLE_STATUS' && Buffer.isBuffer(arg) && (arg.readUInt32LE(FLAGS_OFFSET) & DM_STATUS_TABLE_FLAG) === 0;
+  const after = (name: string, arg: IoctlArg): void => {
+    if (!isStatus(name, arg)) return;
+    h.statusReads++;
+    if (h.stale > 0 && saved) {
+      h.stale--;
+      saved.copy(arg, 0, 0, Math.min(saved.length, arg.length));
+    } else saved = Buffer.from(arg);
+  };
+  const sys = new Proxy(fake, {
+    get(target, prop) {
+      if (prop === 'pollAsync')
+        return async (fd: number, events: number): Promise<number> => {
+          waiting = true;
+          for (const w of enteredWaiters) w();
+          enteredWaiters = [];
+          await new Promise<void>((r) => (release = r));
+          return fake.pollAsync(fd, events, 0);
+        };
+      if (prop === 'ioctl')
+        return (fd: number, req: number, arg: IoctlArg, name: string): number => {
+          const r = fake.ioctl(fd, req, arg, name);
+          after(name, arg);
+          return r;
+        };
+      if (prop === 'ioctlAsync')
+        return async (fd: number, req: number, arg: IoctlArg, name: string): Promise<number> => {
+          const r = await fake.ioctlAsync(fd, req, arg, name);
+          after(name, arg);
+          return r;
+        };
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as unknown as Syscalls;
+  return {
+    h,
+    sys,
+    entered: () => (waiting ? Promise.resolve() : new Promise<void>((r) => enteredWaiters.push(r))),
+    open: () => {
+      waiting = false;
+      const r = release;
+      release = undefined;
+      r?.();
+    },
+  };
+}
+
+async function world() {
+  const dir = mkdtempSync(join(tmpdir(), 'pool-monitor-mixed-'));
+  const fake = new FakeKernel({ sysfs: true });
+  const dm = new DmControl({ syscalls: fake, nodes: 'manage', removeRetry: { attempts: 1, delayMs: 0 }, sleep: async () => {} });
+  const loops = new LoopControl({ syscalls: fake, sysfsRoot: fake.sysfsRoot!, sleep: async () => {} });
+  await ensureSparseFile(join(dir, 'meta'), 4096 * 1024);
+  await ensureSparseFile(join(dir, 'data'), 64 * 64 * 1024);
+  const meta = await loops.attach(join(dir, 'meta'));
+  const data = await loops.attach(join(dir, 'data'));
+  const line = (blocks: bigint, mark: bigint) => ({ start: 0n, length: blocks * BLOCK_SECTORS, type: 'thin-pool', params: `${meta.devNumber} ${data.devNumber} ${BLOCK_SECTORS} ${mark} 0` });
+  // 16 blocks with the autoextend mark of 80 % (3), 12 used: 4 free, above the mark.
+  await dm.createDevice('pool', [line(16n, 3n)]);
+  await dm.targetMessage('pool', 0n, 'create_thin 1');
+  const p = fake.device('pool')!;
+  await dm.createDevice('thin', [{ start: 0n, length: 64n * BLOCK_SECTORS, type: 'thin', params: `${p.major}:${p.minor} 1` }]);
+  fake.writeThin('thin', 0, 12);
+  /** The grow: reload at 32 blocks with the mark of the new length (6), resume. */
+  const grow = async (): Promise<void> => {
+    await dm.tableLoad('pool', [line(32n, 6n)]);
+    await dm.deviceResume('pool');
+  };
+  const cleanup = async (m: PoolMonitor, open: () => void): Promise<void> => {
+    const closed = m.close();
+    open(); // the gated wait returns, the monitor sees it is closed
+    await closed;
+    await dm.deviceRemove('thin');
+    await dm.deviceRemove('pool');
+    await loops.detach(data.path);
+    await loops.detach(meta.path);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { fake, grow, cleanup };
+}
+
+test('a mixed reading (new table, old status) once: re-read, no lowWater', async () => {
+  const { fake, grow, cleanup } = await world();
+  const g = harness(fake);
+  const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', dm: { syscalls: g.sys } });
+  const seen: string[] = [];
+  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
+  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  try {
+    await g.entered();
+    assert.is(m.state('pool')?.belowLowWater, false);
+    assert.is(g.h.statusReads, 1);
+    await grow();
+    g.h.stale = 1; // the next status read answers the 16-block pool: free 4 ≤ the new mark 6
+    g.open();
+    await g.entered();
+    assert.equal(seen, []);
+    assert.is(g.h.statusReads, 3, 'the mixed reading was read again');
+    const st = m.state('pool')?.status;
+    assert.is(st?.kind === 'working' ? st.totalDataBlocks : null, 32n);
+    assert.is(m.state('pool')?.lowWaterMark, 6n);
+    assert.is(m.state('pool')?.belowLowWater, false);
+  } finally {
+    await cleanup(m, g.open);
+  }
+});
+
+test('a reading mixed twice in a row: nothing judged, readingSkipped, previous state kept', async () => {
+  const { fake, grow, cleanup } = await world();
+  const g = harness(fake);
+  const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', dm: { syscalls: g.sys } });
+  const seen: string[] = [];
+  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
+  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  try {
+    await g.entered();
+    const before = m.state('pool');
+    await grow();
+    g.h.stale = 2;
+    g.open();
+    await g.entered();
+    assert.equal(seen, ['skipped table=32 status=16']);
+    assert.is(m.state('pool'), before);
+    // The resume cleared low_water_triggered (pool_resume()), so the kernel raises the next
+    // crossing (alloc_data_block() checks the free count before it allocates: the 27th block, 6 free ≤ 6). It wakes the monitor, the reading is settled, and reported.
+    fake.writeThin('thin', 12, 15);
+    g.open();
+    await g.entered();
+    assert.equal(seen, ['skipped table=32 status=16', 'lowWater free=5 mark=6 total=32']);
+    assert.is(m.state('pool')?.lowWaterMark, 6n);
+  } finally {
+    await cleanup(m, g.open);
+  }
+});
+
+test.run();
