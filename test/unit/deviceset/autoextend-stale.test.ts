@@ -42,9 +42,9 @@ const stale = suite('autoextend: no grow from a stale reading');
 
 stale('a grow landing between the reading and the grow: the need is re-read under the lock, nothing grows twice', async () => {
   const w = world();
+  let set: DeviceSet | undefined;
   try {
     let userGrow: Promise<void> | undefined;
-    let set: DeviceSet | undefined;
     // The statfs seam runs between the Autoextender's reading (820 of 1024 used: grow) and its
     // grow: the DeviceSet's user grows the pool to 80 MiB right then (the lock is free).
     const hostFreeBytes = async (): Promise<bigint> => {
@@ -65,8 +65,9 @@ stale('a grow landing between the reading and the grow: the need is re-read unde
       [`info: autoextend (lowWater): the data file ${join(w.root, 'devicemapper', 'data')} is ${80n * MiB} bytes and the pool no longer needs to grow`],
     );
     assert.is(set.autoextender.status().state, 'notWatching');
-    await set.shutdown();
   } finally {
+    // Shut down on failure too: a live DeviceSet keeps the process (and the suite) running.
+    await set?.shutdown().catch(() => undefined);
     w.fake.dispose();
     rmSync(w.tmp, { recursive: true, force: true });
   }
@@ -74,8 +75,9 @@ stale('a grow landing between the reading and the grow: the need is re-read unde
 
 stale('a lowWater event read before our last grow is ignored: no status read, no grow', async () => {
   const w = world();
+  let opened: DeviceSet | undefined;
   try {
-    const set = await open(w, {});
+    const set = (opened = await open(w, {}));
     await set.addDevice('a', '');
     await set.activateDevice('a');
     const name = set.deviceInfo('a').dmName;
@@ -94,8 +96,8 @@ stale('a lowWater event read before our last grow is ignored: no status read, no
     await set.autoextender.check('check'); // whatever the event queued has finished
     assert.equal(w.logs.filter((l) => l.includes('ignoring')), [`info: autoextend: ignoring lowWater read from a ${64n * MiB}-byte pool: the data file was grown to ${96n * MiB} bytes since`]);
     assert.equal([dataSize(w), set.autoextender.status().extensions], [96n * MiB, 1]);
-    await set.shutdown();
   } finally {
+    await opened?.shutdown().catch(() => undefined);
     w.fake.dispose();
     rmSync(w.tmp, { recursive: true, force: true });
   }
