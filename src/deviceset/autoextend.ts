@@ -12,8 +12,8 @@
  *   check_low_water_mark(), from alloc_data_block()) exactly when `threshold`% of the data is
  *   used; every grow reloads the table with the mark of the new length;
  * - `lowWater` (and `outOfDataSpace`, the fallback when writes outran the grow) grows the data
- *   file through {@link AutoextendDeps.resizePool}, the DeviceSet's own resizePool: the same pool
- *   lock, and the same crash recovery (each step compares sizes: file → LOOP_SET_CAPACITY → table
+ *   file with resizePool's own steps (growLoopbackData) under {@link AutoextendDeps.locked}: the
+ *   same pool lock, and the same crash recovery (each step compares sizes: file → LOOP_SET_CAPACITY → table
  *   reload; the next init's adoption of the live pool finishes a grow a crash interrupted);
  * - `metadataLow` (the kernel's own metadata threshold, calc_metadata_threshold()), or metadata
  *   used ≥ threshold% at any check, grows the metadata file the same way (the reload makes
@@ -83,8 +83,6 @@ export interface AutoextendDeps {
   /** The pool's files (set once init found it). */
   source(): PoolSource;
   readonly loops: LoopControl;
-  /** The DeviceSet's resizePool (its pool lock, its crash recovery). */
-  resizePool(bytes: bigint): Promise<void>;
   /** Runs `fn` as resizePool does: counted by shutdown, under the pool lock. */
   locked<T>(fn: () => Promise<T>): Promise<T>;
   /** Where the last extension is kept across restarts (the deviceset record: {@link journalExtensionStore}). */

@@ -175,7 +175,6 @@ export class DeviceSet {
       pool: () => this.#journal.pool,
       source: () => this.#setup.source,
       loops: this.#loops,
-      resizePool: (bytes) => this.resizePool(bytes),
       locked: (fn) => this.#op([], () => this.#journal.poolLock.run(fn)),
       record: journalExtensionStore(this.#journal),
       monitorDm: { devDir: dirname(dirname(this.#dm.controlPath)), ...(init.syscalls ? { syscalls: init.syscalls } : {}) },
