@@ -2,8 +2,9 @@
 // Privileged tests: running a tool, and a loop device (made with losetup, the independent tool)
 // over a fresh sparse file under the run's temp dir, which the sweep detaches if a test does not.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeDevNum, type DevNum } from '../../src/dm/index.js';
 import { testTmpDir } from './privileged.js';
 
 /** Runs a tool and returns its stdout; throws (with its stderr) on a non-zero exit. */
@@ -18,4 +19,9 @@ export function makeLoop(label: string, bytes: number): { dev: string; file: str
   run('truncate', ['-s', String(bytes), file]);
   const dev = run('losetup', ['--find', '--show', file]).trim();
   return { dev, file };
+}
+
+/** The device number of a block node (its st_rdev, decoded as glibc's major()/minor() do). */
+export function rdevOf(path: string): DevNum {
+  return decodeDevNum(BigInt(statSync(path).rdev));
 }

@@ -20,15 +20,12 @@ import {
   type TargetLine,
 } from '../../src/dm/index.js';
 import { allowBlockNode, privilegedSuite, testName, testTmpDir, UDEV_CELL, withSweep } from '../helpers/privileged.js';
+import { rdevOf } from '../helpers/loop-files.js';
 
 const test = withSweep(privilegedSuite('dm'));
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-function rdevOf(path: string): DevNum {
-  const d = BigInt(statSync(path).rdev);
-  return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
-}
 
 let dm: DmControl;
 let loopDev = '';

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DmControl,
@@ -44,15 +44,12 @@ import {
 } from '../../src/dm/index.js';
 import { errnoCode } from '../../src/errors.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rdevOf } from '../helpers/loop-files.js';
 
 const test = withSweep(privilegedSuite('targets-cache-raid'));
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-function rdevOf(path: string): DevNum {
-  const d = BigInt(statSync(path).rdev);
-  return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
-}
 
 const [kMajor = 0, kMinor = 0] = release().split(/[.-]/).map(Number);
 /** The two CI kernels are Debian's 6.1 and 6.12; a difference is asserted per kernel, never skipped. */

@@ -8,7 +8,7 @@
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../../src/errors.js';
 import { DM_SECURE_DATA_FLAG, realSyscalls, type Syscalls } from '../../src/ioctl/index.js';
@@ -34,15 +34,12 @@ import {
   type VerityParams,
 } from '../../src/dm/index.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rdevOf } from '../helpers/loop-files.js';
 
 const test = withSweep(privilegedSuite('targets-crypt-verity'));
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-function rdevOf(path: string): DevNum {
-  const d = BigInt(statSync(path).rdev);
-  return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
-}
 
 /** 8 MiB = 16384 sectors per loop device. */
 const SECTORS = 16384n;

@@ -6,7 +6,7 @@
 import * as assert from 'uvu/assert';
 import { release } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, InvalidArgumentError } from '../../src/errors.js';
 import {
@@ -34,15 +34,12 @@ import {
   type TargetLine,
 } from '../../src/dm/index.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rdevOf } from '../helpers/loop-files.js';
 
 const test = withSweep(privilegedSuite('targets-faults'));
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-function rdevOf(path: string): DevNum {
-  const d = BigInt(statSync(path).rdev);
-  return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
-}
 
 /** 8 MiB = 16384 sectors per loop device. */
 const SECTORS = 16384n;

@@ -9,7 +9,7 @@
 import * as assert from 'uvu/assert';
 import { release } from 'node:os';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -39,6 +39,7 @@ import {
 import { errnoCode } from '../../src/errors.js';
 import { BLKFLSBUF, realSyscalls } from '../../src/ioctl/index.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rdevOf } from '../helpers/loop-files.js';
 
 const test = withSweep(privilegedSuite('targets-snapshot'));
 
@@ -46,10 +47,6 @@ const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { en
 const [kMajor = 0, kMinor = 0] = release().split(/[.-]/).map(Number);
 const KERNEL = `${kMajor}.${kMinor}`;
 
-function rdevOf(path: string): DevNum {
-  const d = BigInt(statSync(path).rdev);
-  return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
-}
 
 /** 4 MiB = 8192 sectors per loop device. */
 const SECTORS = 8192n;

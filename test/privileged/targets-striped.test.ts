@@ -5,20 +5,17 @@
 // at leg offset + (c div N) × chunk), and reads back through dm; the table reads back as our
 // encoder's text and as dmsetup prints it; the status (stripe_status) is parsed.
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readSync, statSync, truncateSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, openSync, readSync, truncateSync, writeSync, fsyncSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DmControl, formatStripedParams, formatTable, mapperPath, parseStripedStatus, stripedTarget, type DevNum, type StripedParams } from '../../src/dm/index.js';
 import { privilegedSuite, testName, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { rdevOf } from '../helpers/loop-files.js';
 
 const test = withSweep(privilegedSuite('targets-striped'));
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-function rdevOf(path: string): DevNum {
-  const d = BigInt(statSync(path).rdev);
-  return { major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)), minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)) };
-}
 function readAt(path: string, offset: number, length: number): Buffer {
   const fd = openSync(path, 'r');
   try {
