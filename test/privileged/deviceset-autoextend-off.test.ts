@@ -19,14 +19,14 @@
 //   the Autoextender's side of a metadataLow from any cause.
 // Both run in this process (the writer is one dd child).
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
 import { prefixFor } from '../../src/deviceset/hash.js';
 import { PoolMonitor } from '../../src/thin/index.js';
+import { ddAsync, randomFile, sha256, thinCheck } from '../helpers/autoextend-io.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend off, metadata growth (real kernel)'));
@@ -90,42 +90,6 @@ function poolStatus(name: string): { meta: [number, number]; data: [number, numb
     return [a ?? NaN, b ?? NaN];
   };
   return { meta: ratio(w[4]), data: ratio(w[5]), mode: w[7] ?? '', words: w };
-}
-
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-/** `dd` as an asynchronous child (this process must stay free to resize the pool); resolves with its exit status and stderr. */
-function ddAsync(src: string, dst: string): { done: Promise<{ status: number | null; stderr: string }> } {
-  const child = spawn('dd', [`if=${src}`, `of=${dst}`, 'bs=1M', 'oflag=direct', 'conv=fsync', 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return {
-    done: new Promise((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (status) => resolve({ status, stderr }));
-    }),
-  };
-}
-
-/** thin_check of the metadata file through a read-only loop (thin-provisioning-tools open with O_DIRECT, which tmpfs refuses). */
-function thinCheck(root: string): void {
-  const meta = sh('losetup', ['--find', '--show', '--read-only', join(root, 'devicemapper', 'metadata')]).trim();
-  try {
-    const r = spawnSync('thin_check', [meta], { encoding: 'utf8' });
-    assert.is(r.status, 0, `thin_check: ${r.stdout}${r.stderr}`);
-  } finally {
-    spawnSync('losetup', ['-d', meta]);
-  }
-}
-
-function randomFile(mb: number): string {
-  const f = join(testTmpDir(), `random-${mb}M-${++n}.bin`);
-  sh('dd', ['if=/dev/urandom', `of=${f}`, 'bs=1M', `count=${mb}`, 'status=none']);
-  return f;
 }
 
 it('autoextend off: out_of_data_space queues the writes, the monitor reports it, a manual resizePool resumes them, data intact', async () => {

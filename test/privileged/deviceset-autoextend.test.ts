@@ -9,14 +9,14 @@
 // pool without autoextend (out_of_data_space, a manual resizePool) and the metadata growth are in
 // deviceset-autoextend-off.test.ts.
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
 import { prefixFor } from '../../src/deviceset/hash.js';
 import { startLagProbe } from '../../bench/lib/lag.js';
+import { ddAsync, randomFile, sha256, thinCheck } from '../helpers/autoextend-io.js';
 import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend (real kernel)'));
@@ -74,42 +74,6 @@ function tableSectors(name: string): number {
 /** `dmsetup status NAME`'s thin-pool mode (field 8: after `<start> <length> thin-pool <txid> <meta> <data> <held>`). */
 function poolMode(name: string): string {
   return sh('dmsetup', ['status', name]).trim().split(/\s+/)[7] ?? '';
-}
-
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-/** `dd` as an asynchronous child (this process must stay free to grow the pool); resolves with its exit status and stderr. */
-function ddAsync(src: string, dst: string): { done: Promise<{ status: number | null; stderr: string }> } {
-  const child = spawn('dd', [`if=${src}`, `of=${dst}`, 'bs=1M', 'oflag=direct', 'conv=fsync', 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return {
-    done: new Promise((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (status) => resolve({ status, stderr }));
-    }),
-  };
-}
-
-/** thin_check of the metadata file through a read-only loop (thin-provisioning-tools open with O_DIRECT, which tmpfs refuses). */
-function thinCheck(root: string): void {
-  const meta = sh('losetup', ['--find', '--show', '--read-only', join(root, 'devicemapper', 'metadata')]).trim();
-  try {
-    const r = spawnSync('thin_check', [meta], { encoding: 'utf8' });
-    assert.is(r.status, 0, `thin_check: ${r.stdout}${r.stderr}`);
-  } finally {
-    spawnSync('losetup', ['-d', meta]);
-  }
-}
-
-function randomFile(mb: number): string {
-  const f = join(testTmpDir(), `random-${mb}M-${++n}.bin`);
-  sh('dd', ['if=/dev/urandom', `of=${f}`, 'bs=1M', `count=${mb}`, 'status=none']);
-  return f;
 }
 
 it('autoextend on: 96 MiB through a 32 MiB pool; dd exits 0, sha256 matches, the pool grew in steps, thin_check clean', async () => {
