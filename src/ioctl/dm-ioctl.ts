@@ -8,7 +8,7 @@
 // in get_result_buffer() and align_ptr(); the two meanings of dm_target_spec.next in the comment
 // on struct dm_target_spec (dm-ioctl.h) and in populate_table() (TABLE_LOAD input) vs
 // retrieve_status() (TABLE_STATUS output).
-import { seq, s32, u32 } from '@solana/buffer-layout';
+import { seq, s32, u32 } from './buffer-layout.js';
 import { InvalidArgumentError, KernelOutputError } from '../errors.js';
 import { _IOWR } from './ioc.js';
 import {

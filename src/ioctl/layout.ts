@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Building blocks for hand-laid kernel structs on top of @solana/buffer-layout: a bigint u64, a
 // fixed char[N] field with NUL handling, explicit padding, and length-checked encode/decode.
-import { Layout, Structure, struct } from '@solana/buffer-layout';
+import { Layout, Structure, struct } from './buffer-layout.js';
 import { InvalidArgumentError, KernelOutputError } from '../errors.js';
 
 /** 2^64 - 1. */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Mirrors include/uapi/linux/loop.h: loop and loop-control ioctl numbers, LO_FLAGS_* and the
 // structs loop_info64 (232 bytes) and loop_config (304 bytes). Kernel side: drivers/block/loop.c.
-import { u32 } from '@solana/buffer-layout';
+import { u32 } from './buffer-layout.js';
 import {
   U64,
   asBuffer,

@@ -2,7 +2,7 @@
 // Mirrors struct statx from include/uapi/linux/stat.h (256 bytes, identical on every
 // architecture — the reason this library uses statx(2) rather than hand-laying the per-arch
 // `struct stat`), plus the S_IF* file type bits and AT_* flags it needs.
-import { u16, u32 } from '@solana/buffer-layout';
+import { u16, u32 } from './buffer-layout.js';
 import type { StatResult } from './syscalls.js';
 import { makedev } from './kdev.js';
 import { asBuffer, decodeStruct, defineStruct, fieldOffset, pad, u64 } from './layout.js';
