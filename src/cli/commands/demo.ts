@@ -6,16 +6,16 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { Handler } from '../args.js';
 import type { Ctx } from '../context.js';
 import { EnvironmentError, UsageError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 import { handlers as vmHandlers, onPath } from './vm.js';
 
 /** bin/devmapper.js of this installation. */
 export function binPath(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../../../bin/devmapper.js');
+  return join(packageRoot(), 'bin', 'devmapper.js');
 }
 
 /** Why this machine cannot run the demo directly ([] = it can). */

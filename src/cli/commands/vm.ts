@@ -4,11 +4,11 @@
 // The command's options and help are specs/vm.ts; this module is loaded when it runs.
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { delimiter, join, resolve } from 'node:path';
 import type { Handler } from '../args.js';
 import type { Ctx } from '../context.js';
 import { EnvironmentError, UsageError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 import { parseUintArg } from '../output.js';
 import { VM_PACKAGES } from '../specs/constants.js';
 
@@ -31,7 +31,7 @@ export function onPath(bin: string, env: Readonly<Record<string, string | undefi
  * uncached writable share costs ~35 s per node process under TCG; through the cache, ~4 s.
  */
 function cachedDirs(cwd: string, shares: readonly string[], extra: readonly string[]): string[] {
-  const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+  const pkgRoot = packageRoot();
   const roots = [cwd, ...shares].map((s) => resolve(cwd, s));
   const own = ['node_modules', 'dist']
     .map((d) => join(pkgRoot, d))

@@ -54,7 +54,7 @@ test.before(() => {
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test('the tarball holds the build, the bin and what the README links to; no tests, no sources', () => {
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'bin/devmapper.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'docs/cli.md', 'docs/deviceset.md']) {
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'bin/devmapper.js', 'dist/cli/main.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'docs/cli.md', 'docs/deviceset.md']) {
     assert.ok(packedFiles.includes(f), `${f} is packed`);
   }
   assert.equal(packedFiles.filter((f) => f.startsWith('dist/test/') || f.startsWith('dist/bench/') || f.startsWith('src/') || f.startsWith('test/')), []);
