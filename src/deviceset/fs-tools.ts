@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Filesystem tools run as child processes (mkfs, blkid, tune2fs, resize2fs, xfs_growfs), as in
-// Docker, plus the magic-number probe. The ioctl layers never shell out; only this file does.
+// Docker, plus the magic-number probe and the superblock UUID (fs-superblock.ts). The ioctl layers never shell out; only this file does.
 import { execFile } from 'node:child_process';
 import { openSync, readSync, closeSync } from 'node:fs';
 import type { BaseFilesystem } from './options.js';
 import { ExternalToolError } from './errors.js';
+import { readDeviceHead, superblockUuid } from './fs-superblock.js';
 
 /** Docker's ext4 mkfs options (with a fallback for mke2fs without lazy_journal_init). */
 export const EXT4_MKFS_ARGS: readonly string[] = ['-E', 'nodiscard,lazy_itable_init=0,lazy_journal_init=0'];
@@ -34,7 +35,7 @@ export interface FsToolCall {
 export interface FsTools {
   /** Makes the filesystem (Docker's args + dm.mkfsarg); ext4 is then tune2fs'd as Docker does. */
   mkfs(fs: BaseFilesystem, device: string, extraArgs: readonly string[], call?: FsToolCall): Promise<void>;
-  /** The filesystem UUID (blkid low-level probe). */
+  /** The filesystem UUID, as `blkid -p` prints it (read from an ext4/xfs superblock; blkid for others). */
   uuid(device: string, call?: FsToolCall): Promise<string>;
   /** Grows a mounted filesystem to its device's size. */
   grow(fs: BaseFilesystem, device: string, mountPoint: string, call?: FsToolCall): Promise<void>;
@@ -82,6 +83,10 @@ export const realFsTools: FsTools = {
     }
   },
   async uuid(device, call) {
+    // ext4 and xfs (all a DeviceSet makes): read from the superblock, no child process
+    // (fs-superblock.ts); anything else: blkid's low-level probe.
+    const own = superblockUuid(await readDeviceHead(device));
+    if (own !== null) return own;
     const out = (await run(['blkid', '-p', '-s', 'UUID', '-o', 'value', device], undefined, call?.signal)).trim();
     if (!out) throw new ExternalToolError(['blkid', '-p', '-s', 'UUID', '-o', 'value', device], 0, 'no UUID found');
     return out;
@@ -90,7 +95,7 @@ export const realFsTools: FsTools = {
     await run(growCommand(fs, device, mountPoint), undefined, call?.signal);
   },
   async probe(device) {
-    return probeDeviceFilesystem(device);
+    return probeFilesystem(await readDeviceHead(device));
   },
 };
 
