@@ -27,6 +27,16 @@ export {
   type UnsafePathReason,
 } from './errors.js';
 export {
+  DEVICESET_CHANNEL,
+  type DeviceSetChannelMessage,
+  type DeviceSetProgressMessage,
+  type DeviceSetStep,
+  type DeviceSetStepMessage,
+  type ProgressCallback,
+  type ProgressEvent,
+  type ProgressStep,
+} from './diagnostics.js';
+export {
   assertValidHash,
   devMajor,
   devMinor,
