@@ -356,6 +356,8 @@ export {
   type ProgressStep,
   type AbortOptions,
   type BaseFilesystem,
+  type DeleteDeviceOptions,
+  type ResizePoolOptions,
   type DeviceSetDevice,
   type DeviceSetInit,
   type DeviceSetLogLevel,

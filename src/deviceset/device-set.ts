@@ -71,7 +71,7 @@ import { BaseImage } from './base-image.js';
 import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
 import { Autoextender, journalExtensionStore } from './autoextend.js';
-import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions } from './types.js';
+import type { DeleteDeviceOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, ResizePoolOptions } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
@@ -309,9 +309,9 @@ export class DeviceSet {
   }
 
   /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
-  async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
+  async #deleteLocked(rec: DeviceRecord, sync: boolean, call: DeleteDeviceOptions = {}): Promise<'deleted' | 'deferred'> {
     this.#crash('delete:before-discard');
-    if (this.options.blkDiscard) await this.#act.discard(rec);
+    if (this.options.blkDiscard) await this.#act.discard(rec, call);
     this.#crash('delete:before-deactivate');
     const deferOk = this.#deferredDeletion && !sync;
     try {
@@ -381,7 +381,7 @@ export class DeviceSet {
    * @throws UnknownDeviceError, DeviceInUseError (mounted here), DeviceBusyError (still open when
    *   not deferring: the dm remove gave up), ThinDeviceBusyError, pool errors.
    */
-  async deleteDevice(hash: string, options: { sync?: boolean; signal?: AbortSignal } = {}): Promise<'deleted' | 'deferred'> {
+  async deleteDevice(hash: string, options: DeleteDeviceOptions = {}): Promise<'deleted' | 'deferred'> {
     checkDeleteDeviceArgs(hash, options);
     assertValidHash(hash);
     checkAbort(options.signal, 'deleteDevice');
@@ -390,7 +390,7 @@ export class DeviceSet {
       const rec = this.#journal.record(hash);
       const m = this.#mounts.get(hash);
       if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
-      return this.#deleteLocked(rec, options.sync === true);
+      return this.#deleteLocked(rec, options.sync === true, options);
     });
   }
 
@@ -505,7 +505,7 @@ export class DeviceSet {
    * Grows the loopback data file to `size` bytes, refreshes the loop device and reloads the pool
    * at the new length. Loopback pools only; never shrinks.
    */
-  async resizePool(size: bigint | number | string, options: AbortOptions = {}): Promise<void> {
+  async resizePool(size: bigint | number | string, options: ResizePoolOptions = {}): Promise<void> {
     const bytes = checkResizePoolArgs(size, options);
     checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
@@ -519,7 +519,7 @@ export class DeviceSet {
     await this.#op([], () =>
       this.#journal.poolLock.run(async () => {
         checkAbort(options.signal, 'resizePool');
-        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes, this.autoextender.lowWaterMarkFor);
+        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes, this.autoextender.lowWaterMarkFor, options);
       }),
     );
   }

@@ -176,11 +176,13 @@ export {
 export { splitMountOptions } from './mount.js';
 export type {
   AbortOptions,
+  DeleteDeviceOptions,
   DeviceSetDevice,
   DeviceSetInit,
   DeviceSetLogLevel,
   DeviceSetStatus,
   DeviceStatus,
   MountDeviceOptions,
+  ResizePoolOptions,
   SpaceUsage,
 } from './types.js';
