@@ -171,8 +171,10 @@ function wrapMethods<T extends object>(obj: T, steps: Readonly<Record<string, St
     const orig = o[name];
     if (typeof orig !== 'function') continue;
     const fn = orig as (...a: unknown[]) => unknown;
-    o[name] = function traced(...args: unknown[]): unknown {
-      if (!deviceSetChannel.hasSubscribers) return fn.apply(obj, args);
+    o[name] = function traced(): unknown {
+      // `arguments`, not a rest parameter: V8 passes it to apply without building an array.
+      if (!deviceSetChannel.hasSubscribers) return fn.apply(obj, arguments as unknown as unknown[]);
+      const args = Array.prototype.slice.call(arguments) as unknown[];
       const s = stepOf(args);
       if (s === null) return fn.apply(obj, args);
       return traceStep(s[0], s[1], () => fn.apply(obj, args));
