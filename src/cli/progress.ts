@@ -3,7 +3,7 @@
 // onProgress callback or the devmapper:deviceset channel, as `devmapper: <what> <done>/<total>...`
 // lines on stderr. Only on a terminal and not under --quiet or --json (Ctx.progress decides).
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { DEVICESET_CHANNEL, type DeviceSetChannelMessage, type ProgressEvent } from '../deviceset/diagnostics.js';
+import { DEVICESET_CHANNEL, type DeviceSetChannelMessage, type ProgressEvent } from '../deviceset/index.js';
 import type { Ctx } from './context.js';
 
 const LABELS: Readonly<Record<ProgressEvent['step'], string>> = {
