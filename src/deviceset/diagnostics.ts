@@ -274,11 +274,16 @@ export function traceTools<T extends { mkfs: (...a: never[]) => Promise<void>; g
   tools: T,
   hashOf: (device: string) => string | null,
 ): T {
-  const t = tools as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const t = tools as unknown as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const key of ['mkfs', 'uuid', 'grow', 'probe']) {
-    const fn = t[key];
-    if (typeof fn === 'function') out[key] = (...a: unknown[]) => fn.apply(tools, a);
+  // Every method the tools have (own or inherited, a class's too), so that a member added to
+  // FsTools later is passed through, not dropped; absent ones stay absent.
+  for (let o: object | null = tools; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    for (const key of Object.getOwnPropertyNames(o)) {
+      const fn = t[key];
+      if (key === 'constructor' || key in out || typeof fn !== 'function') continue;
+      out[key] = (...a: unknown[]) => (fn as (...x: unknown[]) => unknown).apply(tools, a);
+    }
   }
   return wrapMethods(out, {
     mkfs: (a) => ['mkfs', hashOf(a[1] as string)],

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEVICESET_CHANNEL, DeviceSet, type DeviceSetChannelMessage } from '../../../src/deviceset/index.js';
 import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
+import { hashOfNodePath, traceTools } from '../../../src/deviceset/diagnostics.js';
 
 const OPTIONS = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=16M', 'dm.min_free_space=0%'];
 
@@ -94,6 +95,29 @@ test('a failed step publishes its error code; nothing is published after unsubsc
     assert.ok(fake.calls.length > calls, 'the delete reached the kernel');
     assert.is(r.seen.length, before, 'and published nothing');
   });
+});
+
+test('traceTools: every method passes through (a class's, one FsTools may gain later); an absent probe stays absent', async () => {
+  class Tools {
+    readonly calls: string[] = [];
+    async mkfs(): Promise<void> {
+      this.calls.push('mkfs');
+    }
+    async uuid(): Promise<string> {
+      return 'u';
+    }
+    async grow(): Promise<void> {}
+    async later(x: number): Promise<number> {
+      return x + 1;
+    }
+  }
+  const tools = new Tools();
+  const traced = traceTools(tools, hashOfNodePath('/dev/mapper/p-base')) as unknown as Tools & { probe?: unknown };
+  await traced.mkfs();
+  assert.equal(tools.calls, ['mkfs'], 'called with the original as this');
+  assert.is(await traced.later(1), 2);
+  assert.is('probe' in traced, false);
+  assert.equal(['/dev/mapper/p-base', '/dev/mapper/p-abc', '/dev/loop0'].map(hashOfNodePath('/dev/mapper/p-base')), ['', 'abc', null]);
 });
 
 test.run();
