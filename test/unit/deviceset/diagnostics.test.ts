@@ -97,7 +97,7 @@ test('a failed step publishes its error code; nothing is published after unsubsc
   });
 });
 
-test('traceTools: every method passes through (a class's, one FsTools may gain later); an absent probe stays absent', async () => {
+test('traceTools: every method passes through (a class instance too, and a member FsTools may gain later); an absent probe stays absent', async () => {
   class Tools {
     readonly calls: string[] = [];
     async mkfs(): Promise<void> {
