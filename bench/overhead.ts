@@ -11,6 +11,8 @@ import { DmControl, zeroTarget } from '../src/dm/index.js';
 import * as io from '../src/ioctl/index.js';
 import type { IoctlArg, StatResult, Syscalls } from '../src/ioctl/index.js';
 import { parseThinPoolStatus } from '../src/thin/index.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { DEVICESET_CHANNEL, StepTracer, traceStep } from '../src/deviceset/diagnostics.js';
 
 const SMOKE = process.argv.includes('--smoke');
 const ROUNDS = SMOKE ? 2 : 7;
@@ -116,7 +118,29 @@ export async function measureOverhead(): Promise<OverheadRow[]> {
   await add('tableStatus + parseThinPoolStatus (pool status)', 50_000, async () => parseThinPoolStatus(((await dm.tableStatus('pool'))[0] ?? { params: '' }).params));
   await add('DmControl.targetMessage(create_thin)', 100_000, (i) => dm.targetMessage('pool', 0n, `create_thin ${i}`));
   await add('decodeStatx (every stat/fstat)', 1_000_000, () => io.decodeStatx(statx));
+  await measureStepChannel(add);
   return rows;
+}
+
+/**
+ * The devmapper:deviceset channel (src/deviceset/diagnostics.ts): one DeviceSet step through a
+ * traced seam method, bare, then traced with nobody subscribed (one `hasSubscribers` check), then
+ * with one subscriber (clock reads, the message, the publish).
+ */
+async function measureStepChannel(add: (op: string, count: number, fn: (i: number) => unknown) => Promise<void>): Promise<void> {
+  const bare = { createThin: (id: number): number => id };
+  const traced = new StepTracer(() => 'h').tracePool({ createThin: (id: number): number => id });
+  await add('DeviceSet step, untraced method (baseline)', 1_000_000, (i) => bare.createThin(i));
+  await add('DeviceSet step, traced, no subscriber', 1_000_000, (i) => traced.createThin(i));
+  const sink: unknown[] = [];
+  const on = (m: unknown): void => void (sink[0] = m);
+  subscribe(DEVICESET_CHANNEL, on);
+  try {
+    await add('DeviceSet step, traced, one subscriber', 1_000_000, (i) => traced.createThin(i));
+    await add('traceStep(), one subscriber', 1_000_000, (i) => traceStep('mkfs', 'h', () => i));
+  } finally {
+    unsubscribe(DEVICESET_CHANNEL, on);
+  }
 }
 
 export function renderOverhead(rows: readonly OverheadRow[]): string {

@@ -5,9 +5,10 @@
 import { DeviceBusyError, DeviceNotFoundError, type DmControl, type DmVersion } from '../dm/index.js';
 import { errnoCode } from '../errors.js';
 import type { Syscalls } from '../ioctl/index.js';
-import { discardBlockDevice } from '../loop/index.js';
+import { discardBlockDevice, LoopAbortedError } from '../loop/index.js';
+import { progressTo, type ProgressCallback } from './diagnostics.js';
 import { ThinDevice, parseThinStatus } from '../thin/index.js';
-import { DeviceMarkedDeletedError, DeviceSetUnsupportedError } from './errors.js';
+import { DeviceMarkedDeletedError, DeviceSetUnsupportedError, OperationAbortedError } from './errors.js';
 import { dmNameFor } from './hash.js';
 import type { Journal } from './journal.js';
 import type { DeviceRecord } from './metadata.js';
@@ -174,14 +175,21 @@ export class Activation {
     }
   }
 
-  /** BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back. */
-  async discard(rec: DeviceRecord): Promise<void> {
+  /**
+   * BLKDISCARD over the whole device when nobody has it open, so the loop file gets its space back.
+   * `call.signal` stops it between 1 GiB chunks (OperationAbortedError of deleteDevice: the record
+   * is untouched, the device stays active, the chunks done stay discarded); `call.onProgress` and
+   * the channel get the chunks. Any other failure is logged and ignored, as in Docker.
+   */
+  async discard(rec: DeviceRecord, call: { readonly signal?: AbortSignal | undefined; readonly onProgress?: ProgressCallback | undefined } = {}): Promise<void> {
     try {
       const path = await this.activate(rec, true);
       const info = await this.#dm.findDevice(this.dmName(rec.hash));
       if (!info || info.openCount > 0) return;
-      await discardBlockDevice(this.#d.sys, path, BigInt(rec.size));
+      const onProgress = progressTo(rec.hash, call.onProgress);
+      await discardBlockDevice(this.#d.sys, path, BigInt(rec.size), { ...(call.signal ? { signal: call.signal } : {}), ...(onProgress ? { onProgress } : {}) });
     } catch (err) {
+      if (err instanceof LoopAbortedError) throw new OperationAbortedError('deleteDevice', { cause: err.cause });
       this.#d.log('warn', `discard of ${rec.hash || 'base'} failed (ignored): ${String(err)}`);
     }
   }

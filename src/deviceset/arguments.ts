@@ -198,6 +198,7 @@ export function checkDeleteDeviceArgs(hash: unknown, options: unknown): void {
     sync: (v, path, q) => {
       if (v !== undefined && typeof v !== 'boolean') q.push({ path, message: 'expected a boolean', value: v });
     },
+    onProgress: functionField,
   }, p);
   done('deleteDevice arguments', p);
 }
@@ -251,7 +252,7 @@ export function checkUnmountArgs(hash: unknown, path: unknown): void {
 export function checkResizePoolArgs(size: unknown, options?: unknown): bigint {
   const p: Problems = [];
   const bytes = checkSize(size, '/size', p);
-  checkOptionsObject(options, '/options', {}, p);
+  checkOptionsObject(options, '/options', { onProgress: functionField }, p);
   done('resizePool arguments', p);
   if (bytes === undefined) throw new Error('internal: a size problem was not reported'); // done() threw
   return bytes;

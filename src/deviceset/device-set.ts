@@ -37,6 +37,7 @@ import { DeviceBusyError, DmControl } from '../dm/index.js';
 import { LoopControl } from '../loop/index.js';
 import { realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { checkAbort } from './abort.js';
+import { StepTracer, hashOfNodePath, traceActivation, traceStep, traceTools } from './diagnostics.js';
 import { checkAddDeviceArgs, checkDeleteDeviceArgs, checkHashArg, checkInitArgs, checkLookupArg, checkMountArgs, checkResizePoolArgs, checkUnmountArgs } from './arguments.js';
 import { CRASH_POINTS, noCrashHook, type CrashHook } from './crash.js';
 import {
@@ -70,7 +71,7 @@ import { BaseImage } from './base-image.js';
 import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './pool-setup.js';
 import { RootLock } from './root-lock.js';
 import { Autoextender, journalExtensionStore } from './autoextend.js';
-import type { AbortOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions } from './types.js';
+import type { DeleteDeviceOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, ResizePoolOptions } from './types.js';
 import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
 
 export { CRASH_POINTS };
@@ -127,14 +128,16 @@ export class DeviceSet {
     this.#dm = init.dm ?? new DmControl();
     this.#loops = init.loops ?? new LoopControl();
     this.#sys = init.syscalls ?? realSyscalls();
-    this.#tools = init.tools ?? realFsTools;
+    // Tracing on the devmapper:deviceset channel wraps the seams (diagnostics.ts).
+    this.#tools = traceTools(init.tools ?? realFsTools, hashOfNodePath(this.#dm.nodePath(`${prefix}-base`)));
+    const tracer = new StepTracer((id) => [...this.#journal.records.values()].find((r) => r.deviceId === id)?.hash ?? null);
     this.#crash = init.crashPoint ?? noCrashHook;
     this.#log = init.log ?? ((level, message) => (level === 'warn' || level === 'error' ? console.error(`devmapper ${level}: ${message}`) : undefined));
     this.#lock = lock;
     this.#deferredDeleteIntervalMs = init.deferredDeleteIntervalMs ?? DEFAULT_DEFERRED_DELETE_MS;
     this.#initSignal = init.signal;
     this.#journal = new Journal({
-      store: new MetadataStore(root, init.metadataFs),
+      store: tracer.traceStore(new MetadataStore(root, init.metadataFs)),
       crash: this.#crash,
       log: this.#log,
       minFreeSpacePercent: options.minFreeSpacePercent,
@@ -151,11 +154,11 @@ export class DeviceSet {
       log: this.#log,
       discardRecordsOnBlank: init.discardRecordsOnBlankMetadata === true,
       onPool: (pool, createdHere) => {
-        this.#journal.pool = pool;
+        this.#journal.pool = tracer.tracePool(pool);
         this.#poolCreatedHere = createdHere;
       },
     });
-    this.#act = new Activation({ dm: this.#dm, sys: this.#sys, prefix, journal: this.#journal, log: this.#log });
+    this.#act = traceActivation(new Activation({ dm: this.#dm, sys: this.#sys, prefix, journal: this.#journal, log: this.#log }));
     this.#base = new BaseImage({
       root,
       options,
@@ -306,9 +309,9 @@ export class DeviceSet {
   }
 
   /** Docker's deleteDevice: discard, deactivate, journalled delete. Caller holds the device lock. */
-  async #deleteLocked(rec: DeviceRecord, sync: boolean): Promise<'deleted' | 'deferred'> {
+  async #deleteLocked(rec: DeviceRecord, sync: boolean, call: DeleteDeviceOptions = {}): Promise<'deleted' | 'deferred'> {
     this.#crash('delete:before-discard');
-    if (this.options.blkDiscard) await this.#act.discard(rec);
+    if (this.options.blkDiscard) await this.#act.discard(rec, call);
     this.#crash('delete:before-deactivate');
     const deferOk = this.#deferredDeletion && !sync;
     try {
@@ -378,7 +381,7 @@ export class DeviceSet {
    * @throws UnknownDeviceError, DeviceInUseError (mounted here), DeviceBusyError (still open when
    *   not deferring: the dm remove gave up), ThinDeviceBusyError, pool errors.
    */
-  async deleteDevice(hash: string, options: { sync?: boolean; signal?: AbortSignal } = {}): Promise<'deleted' | 'deferred'> {
+  async deleteDevice(hash: string, options: DeleteDeviceOptions = {}): Promise<'deleted' | 'deferred'> {
     checkDeleteDeviceArgs(hash, options);
     assertValidHash(hash);
     checkAbort(options.signal, 'deleteDevice');
@@ -387,7 +390,7 @@ export class DeviceSet {
       const rec = this.#journal.record(hash);
       const m = this.#mounts.get(hash);
       if (m) throw new DeviceInUseError(hash, `mounted by this DeviceSet at ${m.path} (${m.count} references)`);
-      return this.#deleteLocked(rec, options.sync === true);
+      return this.#deleteLocked(rec, options.sync === true, options);
     });
   }
 
@@ -437,7 +440,8 @@ export class DeviceSet {
         m.count++;
         return;
       }
-      await mountThinDevice(this.#mountDeps, hash, await this.#act.activate(rec), path, options);
+      const node = await this.#act.activate(rec);
+      await traceStep('mount', hash, () => mountThinDevice(this.#mountDeps, hash, node, path, options));
       this.#mounts.set(hash, { path, count: 1 });
     });
   }
@@ -456,7 +460,7 @@ export class DeviceSet {
         throw new InvalidArgumentError('unmount', [{ path: '/path', message: m ? `device is mounted at ${m.path}` : 'device is not mounted by this DeviceSet', value: path }]);
       }
       if (--m.count > 0) return;
-      await unmountPath(this.#sys, path);
+      await traceStep('unmount', hash, () => unmountPath(this.#sys, path));
       this.#mounts.delete(hash);
       await this.#act.deactivate(hash, true);
     });
@@ -501,7 +505,7 @@ export class DeviceSet {
    * Grows the loopback data file to `size` bytes, refreshes the loop device and reloads the pool
    * at the new length. Loopback pools only; never shrinks.
    */
-  async resizePool(size: bigint | number | string, options: AbortOptions = {}): Promise<void> {
+  async resizePool(size: bigint | number | string, options: ResizePoolOptions = {}): Promise<void> {
     const bytes = checkResizePoolArgs(size, options);
     checkAbort(options.signal, 'resizePool');
     if (this.#closed) throw new DeviceSetClosedError();
@@ -515,7 +519,7 @@ export class DeviceSet {
     await this.#op([], () =>
       this.#journal.poolLock.run(async () => {
         checkAbort(options.signal, 'resizePool');
-        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes, this.autoextender.lowWaterMarkFor);
+        await growLoopbackData(this.#loops, this.#journal.pool, dataFile, dataDevice, bytes, this.autoextender.lowWaterMarkFor, options);
       }),
     );
   }

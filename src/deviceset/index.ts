@@ -27,6 +27,16 @@ export {
   type UnsafePathReason,
 } from './errors.js';
 export {
+  DEVICESET_CHANNEL,
+  type DeviceSetChannelMessage,
+  type DeviceSetProgressMessage,
+  type DeviceSetStep,
+  type DeviceSetStepMessage,
+  type ProgressCallback,
+  type ProgressEvent,
+  type ProgressStep,
+} from './diagnostics.js';
+export {
   assertValidHash,
   devMajor,
   devMinor,
@@ -166,11 +176,13 @@ export {
 export { splitMountOptions } from './mount.js';
 export type {
   AbortOptions,
+  DeleteDeviceOptions,
   DeviceSetDevice,
   DeviceSetInit,
   DeviceSetLogLevel,
   DeviceSetStatus,
   DeviceStatus,
   MountDeviceOptions,
+  ResizePoolOptions,
   SpaceUsage,
 } from './types.js';

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { DeviceNotFoundError, type DmControl } from '../dm/index.js';
-import { BackingFileLinkError, ensureSparseFile, SparseFileShrinkError, type LoopAttachment, type LoopControl } from '../loop/index.js';
+import { BackingFileLinkError, ensureSparseFile, LoopAbortedError, SparseFileShrinkError, type LoopAttachment, type LoopControl } from '../loop/index.js';
 import {
   ThinPool,
   UnexpectedTargetError,
@@ -27,7 +27,9 @@ import {
   type ThinPoolWorkingStatus,
 } from '../thin/index.js';
 import type { CrashHook } from './crash.js';
-import { BackingFileInUseError, BackingFilesLostError, DeviceSizeError, ThinPoolOwnershipError, UnsafePathError } from './errors.js';
+import { BackingFileInUseError, BackingFilesLostError, DeviceSizeError, OperationAbortedError, ThinPoolOwnershipError, UnsafePathError } from './errors.js';
+import { checkAbort } from './abort.js';
+import { progressTo, traceStep, type ProgressCallback } from './diagnostics.js';
 import { poolNameFor } from './hash.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
 import type { Journal } from './journal.js';
@@ -262,7 +264,9 @@ export class PoolSetup {
 
   async #ensureLoopFile(path: string, size: bigint): Promise<void> {
     try {
-      await ensureSparseFile(path, size, { noFollow: true });
+      // Progress on the devmapper:deviceset channel only (onProgress is undefined without a subscriber).
+      const onProgress = progressTo(null, undefined);
+      await ensureSparseFile(path, size, { noFollow: true, ...(onProgress ? { onProgress } : {}) });
     } catch (err) {
       if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
       if (!(err instanceof SparseFileShrinkError)) throw err;
@@ -424,10 +428,27 @@ export async function statusReport(journal: Journal, src: PoolSource, minFreeSpa
   };
 }
 
+/** Cancellation and progress of {@link growLoopbackData} (resizePool's options). */
+export interface GrowCall {
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ProgressCallback | undefined;
+  /** The operation an abort names (default 'resizePool'). */
+  readonly operation?: string;
+}
+
+/** The stages of {@link growLoopbackData}'s `grow-data` progress. */
+export const GROW_DATA_STAGES = 3;
+
 /**
  * Grows the loopback data file to `bytes` (never shrinks), refreshes its loop device's capacity
  * and reloads the pool at the new length; with `lowWaterMark` (dm.autoextend_threshold) the table
  * gets the mark of the new block count. Caller holds the pool lock.
+ *
+ * `call.signal` is honoured until the file has grown (ensureSparseFile then shrinks back what it
+ * grew): the call rejects with OperationAbortedError and nothing changed. Once the file grew, the
+ * two ioctls that follow are finished whatever the signal says, so the loop device and the pool
+ * never lag the file because of an abort. Progress: `sparse-file` stages, then `grow-data`
+ * 0..3 of 3 (start, file grown, loop capacity, pool reloaded), to `call.onProgress` and the channel.
  */
 export async function growLoopbackData(
   loops: LoopControl,
@@ -436,13 +457,29 @@ export async function growLoopbackData(
   dataDevice: string,
   bytes: bigint,
   lowWaterMark?: (dataBlocks: bigint) => bigint | undefined,
+  call: GrowCall = {},
 ): Promise<void> {
-  const current = BigInt(fs.statSync(dataFile).size);
-  if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
-  await ensureSparseFile(dataFile, bytes, { noFollow: true });
-  await loops.setCapacity(dataDevice);
-  const mark = lowWaterMark?.(bytes / (BigInt(pool.dataBlockSize) * BigInt(SECTOR_SIZE)));
-  await pool.resize(mark === undefined ? {} : { lowWaterMark: mark });
+  const operation = call.operation ?? 'resizePool';
+  await traceStep('grow-data', null, async () => {
+    const current = BigInt(fs.statSync(dataFile).size);
+    if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
+    checkAbort(call.signal, operation);
+    const progress = progressTo(null, call.onProgress);
+    const stage = (done: number): void => progress?.({ step: 'grow-data', done, total: GROW_DATA_STAGES });
+    stage(0);
+    try {
+      await ensureSparseFile(dataFile, bytes, { noFollow: true, ...(call.signal ? { signal: call.signal } : {}), ...(progress ? { onProgress: progress } : {}) });
+    } catch (err) {
+      if (err instanceof LoopAbortedError) throw new OperationAbortedError(operation, { cause: err.cause });
+      throw err;
+    }
+    stage(1);
+    await loops.setCapacity(dataDevice);
+    stage(2);
+    const mark = lowWaterMark?.(bytes / (BigInt(pool.dataBlockSize) * BigInt(SECTOR_SIZE)));
+    await pool.resize(mark === undefined ? {} : { lowWaterMark: mark });
+    stage(3);
+  });
 }
 
 async function freeBytesUnder(file: string, statfs: (file: string) => Promise<FreeSpaceStat>): Promise<bigint | null> {

@@ -6,6 +6,7 @@ import type { Syscalls } from '../ioctl/index.js';
 import type { LoopControl } from '../loop/index.js';
 import type { BlockDevices, PoolMonitorOptions, ThinPoolWorkingStatus } from '../thin/index.js';
 import type { CrashHook } from './crash.js';
+import type { ProgressCallback } from './diagnostics.js';
 import type { FsTools } from './fs-tools.js';
 import type { KernelLog } from './kernel-log.js';
 import type { DeviceRecord, MetadataFs } from './metadata.js';
@@ -76,6 +77,24 @@ export interface DeviceSetInit {
 /** Cancellation of one call: see {@link DeviceSetInit.signal}. */
 export interface AbortOptions {
   readonly signal?: AbortSignal;
+}
+
+/** Options of {@link DeviceSet.resizePool}. */
+export interface ResizePoolOptions extends AbortOptions {
+  /**
+   * Progress of the growth: `sparse-file` stages (0..3 of 3) of the data file, then `grow-data`
+   * stages (0 start, 1 file grown, 2 loop capacity refreshed, 3 pool reloaded, of 3). The same
+   * events go to the `devmapper:deviceset` channel.
+   */
+  readonly onProgress?: ProgressCallback;
+}
+
+/** Options of {@link DeviceSet.deleteDevice}. */
+export interface DeleteDeviceOptions extends AbortOptions {
+  /** Delete now even when deferred deletion is on (a busy device then fails instead of deferring). */
+  readonly sync?: boolean;
+  /** Progress of the discard (dm.blkdiscard): `discard` chunks of 1 GiB, as on the channel. */
+  readonly onProgress?: ProgressCallback;
 }
 
 /** A device as {@link DeviceSet.deviceInfo} reports it. */

@@ -299,8 +299,8 @@ export class DmControl {
         const deferred = (header.flags & DM_DEFERRED_REMOVE) !== 0;
         this.#node.fresh.delete(header.name);
         const uevent = (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
-        const completed = await this.#node.settleCookie(sync, uevent);
-        if (!deferred) await this.#node.syncNode(policy, uevent, completed, { kind: 'del', name: header.name });
+        const completed = await this.#node.settleCookie(sync, uevent, options.signal);
+        if (!deferred) await this.#node.syncNode(policy, uevent, completed, { kind: 'del', name: header.name }, options.signal);
         return { deferred, attempts: attempt };
       } catch (e) {
         if (errnoCode(e) !== 'EBUSY') throw e;

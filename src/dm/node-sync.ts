@@ -93,12 +93,16 @@ export class NodeSync {
     return { policy, cookie: udevCookie(policy, running) };
   }
 
-  /** Polls `check` until true or the udev timeout passes. */
-  async waitFor(check: () => boolean): Promise<boolean> {
+  /**
+   * Polls `check` until true or the udev timeout passes. An aborted `signal` ends the wait as the
+   * timeout does (false): the ioctl it follows has happened, so the caller's fallback below makes
+   * the node right instead of leaving it to a udev that is late.
+   */
+  async waitFor(check: () => boolean, signal?: AbortSignal): Promise<boolean> {
     const deadline = this.#s.clock() + this.#s.udevTimeoutMs;
     for (;;) {
       if (check()) return true;
-      if (this.#s.clock() >= deadline) return false;
+      if (this.#s.clock() >= deadline || signal?.aborted) return false;
       await this.#s.sleep(NODE_POLL_MS);
     }
   }
@@ -144,16 +148,18 @@ export class NodeSync {
    * completed the cookie; otherwise drop it. True when there was a cookie and the wait ended
    * (completed or timed out), so no further waiting is due.
    */
-  async settleCookie(cookie: UdevCookie | undefined, uevent: boolean): Promise<boolean> {
+  async settleCookie(cookie: UdevCookie | undefined, uevent: boolean, signal?: AbortSignal): Promise<boolean> {
     if (cookie === undefined) return false;
     if (!uevent) {
       cookie.remove();
       return false;
     }
     try {
-      await cookie.wait(this.#s.udevTimeoutMs, (ms) => this.#s.sleep(ms), NODE_POLL_MS, this.#s.clock);
+      // An abort ends the wait (the cookie is removed in wait's finally) like a semaphore error.
+      const sleep = (ms: number): Promise<void> => (signal?.aborted ? Promise.reject(signal.reason) : this.#s.sleep(ms));
+      await cookie.wait(this.#s.udevTimeoutMs, sleep, NODE_POLL_MS, this.#s.clock);
     } catch {
-      // A semaphore error after the ioctl: the change happened; the node checks still run.
+      // A semaphore error (or an abort) after the ioctl: the change happened; the node checks still run.
       return false;
     }
     return true;
@@ -191,7 +197,7 @@ export class NodeSync {
    * Brings /dev/mapper/NAME in line after a resume (node for `dev`), rename or remove. Under the
    * udev policy: if the kernel emitted our uevent, wait for udev, then fall back to doing it.
    */
-  async syncNode(policy: NodePolicy, uevent: boolean, completed: boolean, op: NodeOp): Promise<void> {
+  async syncNode(policy: NodePolicy, uevent: boolean, completed: boolean, op: NodeOp, signal?: AbortSignal): Promise<void> {
     if (policy === 'none') return;
     // With a cookie udev has finished (or the cookie wait used up the timeout): only the fallback
     // check below is left. Without one, watch the node.
@@ -202,7 +208,7 @@ export class NodeSync {
           : op.kind === 'del'
             ? () => !this.#stillLinked(this.nodePath(op.name))
             : () => this.nodeIs(this.nodePath(op.to), op.dev) && !this.#stillLinked(this.nodePath(op.from));
-      if (await this.waitFor(done)) return;
+      if (await this.waitFor(done, signal)) return;
       // udev did not act in time: fall through to libdm's direct node handling.
     }
     const sys = this.#s.sys;

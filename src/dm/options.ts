@@ -136,7 +136,11 @@ export interface DeviceRemoveOptions {
   readonly deferred?: boolean;
   /** EBUSY retry schedule; `{attempts: 1, delayMs: 0}` disables retrying. Default REMOVE_RETRY. */
   readonly retry?: RetryPolicy;
-  /** Cancels the retry loop between attempts (an ioctl already in flight completes). */
+  /**
+   * Cancels the retry loop between attempts (an ioctl already in flight completes; the call then
+   * rejects with the signal's reason). Once the remove succeeded, an abort only cuts short the
+   * wait for udev: /dev/mapper/NAME is then removed directly, as after udevTimeoutMs.
+   */
   readonly signal?: AbortSignal;
 }
 

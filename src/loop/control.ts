@@ -52,6 +52,7 @@ import {
   LoopNotBoundError,
   LoopUnsupportedError,
   NotALoopDeviceError,
+  checkLoopAbort,
   fileTypeName,
 } from './errors.js';
 import { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
@@ -302,6 +303,7 @@ export class LoopControl {
    *   {@link BackingFileLinkError} (`noFollow` and the file is a symbolic link)
    * @throws {LoopDeviceBusyError} every attempt lost the race.
    * @throws {LoopUnsupportedError} no loop driver.
+   * @throws {LoopAbortedError} `signal` fired (before an attempt, or after our bind: the device is cleared again).
    */
   async attach(file: string, options?: LoopAttachOptions): Promise<LoopAttachment> {
     const opts = resolveAttachOptions(options);
@@ -310,6 +312,8 @@ export class LoopControl {
     try {
       let lastBusy: unknown;
       for (let attempt = 1; attempt <= LOOP_ATTACH_MAX_ATTEMPTS; attempt++) {
+        // opts.signal: before each attempt (the first included), and after our bind (below).
+        checkLoopAbort(opts.signal, 'attach');
         const index = this.getFree();
         const path = this.devicePath(index);
         const devFd = await this.#openNode(path);
@@ -326,6 +330,7 @@ export class LoopControl {
           throw err;
         }
         try {
+          checkLoopAbort(opts.signal, 'attach');
           const st = this.#sys.fstat(devFd);
           const ref: LoopDeviceRef = { path, index, major: devMajor(st.rdev), minor: devMinor(st.rdev) };
           const status = this.#getStatus(devFd, path);

@@ -217,3 +217,23 @@ export function fileTypeName(mode: number): string {
       return 'file of unknown type';
   }
 }
+
+/**
+ * The caller's AbortSignal fired during a loop-layer operation (attach's retry loop, a sparse
+ * file's creation, a chunked discard). What the call had made was undone first: a device it bound
+ * is cleared, a file it created is removed. `cause` is the signal's reason.
+ */
+export class LoopAbortedError extends LoopError {
+  override readonly name = 'LoopAbortedError';
+  readonly code = 'ELOOPABORTED';
+  readonly operation: string;
+  constructor(operation: string, options?: { cause?: unknown }) {
+    super(`${operation} was aborted`, options);
+    this.operation = operation;
+  }
+}
+
+/** Throws {@link LoopAbortedError} when `signal` has fired. */
+export function checkLoopAbort(signal: AbortSignal | undefined, operation: string): void {
+  if (signal?.aborted) throw new LoopAbortedError(operation, { cause: signal.reason });
+}

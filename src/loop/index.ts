@@ -28,8 +28,9 @@ export {
   type LoopAttachOptions,
   type ResolvedLoopAttachOptions,
 } from './options.js';
-export { discardBlockDevice } from './discard.js';
-export { ensureSparseFile, type EnsureSparseFileOptions, type SparseFileReport } from './sparse.js';
+export { DISCARD_CHUNK_BYTES, discardBlockDevice, type DiscardOptions } from './discard.js';
+export { ensureSparseFile, SPARSE_FILE_STAGES, type EnsureSparseFileOptions, type SparseFileReport } from './sparse.js';
+export type { LoopProgressCallback, LoopProgressEvent } from './progress.js';
 export {
   DEFAULT_SYSFS_ROOT,
   listBoundLoops,
@@ -47,6 +48,7 @@ export {
   BackingFileNotFoundError,
   BackingFileNotRegularError,
   BackingFileReadOnlyError,
+  LoopAbortedError,
   LoopDeviceBusyError,
   LoopDeviceExistsError,
   LoopDeviceInUseError,

@@ -63,6 +63,11 @@ export interface LoopAttachOptions {
    * where a link can only be a planted one. Default false.
    */
   readonly noFollow?: boolean;
+  /**
+   * Cancels the attach: checked before each GET_FREE → bind attempt and after the bind. An abort
+   * after our bind clears the device again; the call rejects with LoopAbortedError.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** {@link LoopAttachOptions} with the defaults applied and sizes as bigint. */
@@ -78,6 +83,8 @@ export interface ResolvedLoopAttachOptions {
   readonly method: LoopAttachMethod;
   readonly hold: boolean;
   readonly noFollow: boolean;
+  /** Present only when given. */
+  readonly signal?: AbortSignal;
 }
 
 const KNOWN_KEYS = new Set([
@@ -91,6 +98,7 @@ const KNOWN_KEYS = new Set([
   'method',
   'hold',
   'noFollow',
+  'signal',
 ]);
 
 function byteCount(
@@ -149,6 +157,9 @@ export function resolveAttachOptions(options: LoopAttachOptions | undefined = {}
   const hold = bool(o, 'hold', true, problems);
   const noFollow = bool(o, 'noFollow', false, problems);
 
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) problems.push({ path: '/signal', message: 'must be an AbortSignal', value: signal });
+
   let blockSize = 0;
   if (o.blockSize !== undefined) {
     const b = o.blockSize;
@@ -199,5 +210,6 @@ export function resolveAttachOptions(options: LoopAttachOptions | undefined = {}
     method,
     hold,
     noFollow,
+    ...(signal instanceof AbortSignal ? { signal } : {}),
   };
 }

@@ -3,7 +3,8 @@
 import { constants, promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
-import { BackingFileLinkError, BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, SparseFileTooLargeError, fileTypeName } from './errors.js';
+import { BackingFileLinkError, BackingFileNotFoundError, BackingFileNotRegularError, SparseFileShrinkError, SparseFileTooLargeError, checkLoopAbort, fileTypeName } from './errors.js';
+import type { LoopProgressCallback } from './progress.js';
 
 /** What {@link ensureSparseFile} did and what the file looks like afterwards. */
 export interface SparseFileReport {
@@ -26,7 +27,22 @@ export interface EnsureSparseFileOptions {
    * can only be a planted one. Default false.
    */
   readonly noFollow?: boolean;
+  /**
+   * Cancels the call between its stages (open/create, size, fsync): it then rejects with
+   * LoopAbortedError, after removing a file it created or truncating a file it grew back to its
+   * old size. Once the fsyncs ran the call completes.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * Progress by stage: `{ step: 'sparse-file', done, total: 3 }` with done 0 (start), 1 (opened
+   * or created), 2 (sized), 3 (fsynced). The work is three syscalls of any size (ftruncate makes
+   * a hole), so the stages are the only units there are.
+   */
+  readonly onProgress?: LoopProgressCallback;
 }
+
+/** The stages {@link EnsureSparseFileOptions.onProgress} counts. */
+export const SPARSE_FILE_STAGES = 3;
 
 /** Largest size ftruncate accepts through Node (a safe integer). */
 const MAX_SPARSE_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -71,6 +87,16 @@ export async function ensureSparseFile(
   const wanted = toSize(size);
   const mode = options.mode ?? 0o600;
   const noFollow = options.noFollow === true;
+  const { signal, onProgress } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('ensureSparseFile options', [{ path: '/signal', message: 'must be an AbortSignal', value: signal }]);
+  }
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw new InvalidArgumentError('ensureSparseFile options', [{ path: '/onProgress', message: 'must be a function', value: onProgress }]);
+  }
+  const progress = (done: number): void => onProgress?.({ step: 'sparse-file', done, total: SPARSE_FILE_STAGES });
+  checkLoopAbort(signal, 'ensureSparseFile');
+  progress(0);
   // With O_NOFOLLOW a link as the last component fails in fs/namei.c may_open() with -ELOOP;
   // O_CREAT|O_EXCL never follows one either (open(2): "symbolic links are not followed").
   const nf = noFollow ? constants.O_NOFOLLOW : 0;
@@ -115,7 +141,11 @@ export async function ensureSparseFile(
     }
   }
 
+  let sizeBefore: bigint | undefined;
+  let closed = false;
   try {
+    progress(1);
+    checkLoopAbort(signal, 'ensureSparseFile');
     const before = await handle.stat({ bigint: true });
     if (!before.isFile()) {
       throw new BackingFileNotRegularError(path, fileTypeName(Number(before.mode)), 'a regular file');
@@ -131,13 +161,32 @@ export async function ensureSparseFile(
         if (created) await fsp.unlink(path).catch(() => undefined);
         throw new SparseFileTooLargeError(path, wanted, { cause: err });
       }
+      sizeBefore = before.size;
     }
+    progress(2);
+    checkLoopAbort(signal, 'ensureSparseFile');
     await handle.sync();
     const after = await handle.stat({ bigint: true });
     if (created) await fsyncDir(dirname(path));
+    progress(3);
     return { apparentSize: after.size, allocatedSize: after.blocks * 512n, created, grown };
+  } catch (err) {
+    if (signal?.aborted && !closed) {
+      // Undo what this call made before the abort: the file it created, the growth it made.
+      closed = true;
+      if (created) {
+        await handle.close().catch(() => undefined);
+        await fsp.unlink(path).catch(() => undefined);
+      } else if (sizeBefore !== undefined) {
+        await handle.truncate(Number(sizeBefore)).catch(() => undefined);
+        await handle.close().catch(() => undefined);
+      } else {
+        await handle.close().catch(() => undefined);
+      }
+    }
+    throw err;
   } finally {
-    await handle.close();
+    if (!closed) await handle.close();
   }
 }
 

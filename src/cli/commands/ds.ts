@@ -22,6 +22,7 @@ import { UsageError } from '../errors.js';
 import { CLI_OPTIONS_FILE, nodeOptionsFs, readSavedOptions, removeOptions, saveOptions } from '../options-file.js';
 import { humanSize, table, toJson } from '../output.js';
 import { parseSizeArg } from '../size-args.js';
+import { progressLines, withChannelProgress } from '../progress.js';
 import type { DsListJson, DsStatusJson } from '../schemas.js';
 
 export { CLI_OPTIONS_FILE };
@@ -278,7 +279,7 @@ export function optionTable(): string {
 
 export const handlers = {
   async init(ctx, p) {
-    await open(ctx, p, 'creating the pool and the base image (sparse files, mkfs)');
+    await withChannelProgress(ctx, p.options['json'] === true, () => open(ctx, p, 'creating the pool and the base image (sparse files, mkfs)'));
   },
   async create(ctx, p) {
     const size = p.options['size'] as string | undefined;
@@ -363,7 +364,8 @@ export const handlers = {
   async resize(ctx, p) {
     const bytes = parseSizeArg(p.args['SIZE'] as string, 'SIZE', 'ds resize');
     const { ds } = await open(ctx, p);
-    await ds.resizePool(bytes, { signal: ctx.signal });
+    const onProgress = progressLines(ctx, p.options['json'] === true);
+    await ds.resizePool(bytes, onProgress ? { signal: ctx.signal, onProgress } : { signal: ctx.signal });
   },
   async shutdown(ctx, p) {
     const { ds } = await open(ctx, p);
