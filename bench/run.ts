@@ -9,11 +9,11 @@
 // `--report FILE` only re-prints the report of an earlier results file (no VM).
 // Exit status: non-zero when the guest failed or any benchmark errored; a MISS is not a failure
 // (benchmarks are not timed tests).
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm } from '../src/vm/index.js';
+import { BIN_DIR, compileC } from './lib/cc.js';
 import { renderReport } from './lib/report.js';
 import { measureOverhead, renderOverhead } from './overhead.js';
 import { measureStartup, renderStartup } from './startup.js';
@@ -41,24 +41,15 @@ if (reportOnly) {
 }
 
 const out = resolve(opt('--out') ?? join(repo, 'bench/results', smoke ? 'smoke.json' : 'latest.json'));
-const binDir = join(repo, '.cache/bench');
-mkdirSync(binDir, { recursive: true });
-
-function cc(src: string, bin: string, libs: string[]): string {
-  const r = spawnSync('cc', ['-O2', '-Wall', '-o', join(binDir, bin), join(repo, 'bench/reference', src), ...libs], { encoding: 'utf8' });
-  if (r.error) return `cc not runnable: ${r.error.message}`;
-  return r.status === 0 ? '' : `cc failed: ${r.stderr.trim()}`;
-}
-
-rmSync(join(binDir, 'floor'), { force: true });
-rmSync(join(binDir, 'libdm'), { force: true });
-const floorErr = cc('floor.c', 'floor', []);
+const binDir = BIN_DIR;
+const floorErr = compileC('floor.c', 'floor');
 if (floorErr) console.log(`[bench] the C floor could not be built (${floorErr}); floor columns will be n/a`);
 let libdmUnavailable = '';
 if (!existsSync('/usr/include/libdevmapper.h')) {
+  rmSync(join(binDir, 'libdm'), { force: true });
   libdmUnavailable = 'libdevmapper-dev is not installed on the host (as root: apt-get install libdevmapper-dev)';
 } else {
-  libdmUnavailable = cc('libdm.c', 'libdm', ['-ldevmapper']);
+  libdmUnavailable = compileC('libdm.c', 'libdm', ['-ldevmapper']);
 }
 if (libdmUnavailable) console.log(`[bench] libdm: n/a — ${libdmUnavailable}`);
 
