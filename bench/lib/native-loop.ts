@@ -4,8 +4,8 @@
 // machine's own loop driver, no VM, interleaved sample by sample in one run.
 //
 // Method. One floor process is started once and answers one timed request per line on a pipe, so
-// no sample of either side follows a process spawn. Each sample is one cycle per side, the sides
-// alternating which goes first: attach (ours: `attach(file, { autoclear: false, hold: false })`,
+// no sample of either side follows a process spawn. Each sample is one cycle per side, the two
+// interleaved phase by phase and alternating which side goes first: attach (ours: `attach(file, { autoclear: false, hold: false })`,
 // what `losetup -f` does; the floor: open loop-control and the file, LOOP_CTL_GET_FREE, open the
 // node, LOOP_CONFIGURE, three closes), status (open, LOOP_GET_STATUS64, close) and detach (open,
 // LOOP_CLR_FD, close). Ours is timed in-process around the awaited call; the floor times itself
@@ -17,10 +17,20 @@
 // own file (LOOP_GET_STATUS64's inode and device against the file's), and removes the directory.
 // It never detaches a loop device it did not attach.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { realSyscalls } from '../../src/ioctl/index.js';
+import {
+  LOOP_CLR_FD,
+  LOOP_CONFIGURE,
+  LOOP_CONFIG_SIZE,
+  LOOP_CTL_GET_FREE,
+  LOOP_GET_STATUS64,
+  LOOP_INFO64_SIZE,
+  O_CLOEXEC,
+  encodeLoopConfig,
+  realSyscalls,
+} from '../../src/ioctl/index.js';
 import { LoopControl } from '../../src/loop/index.js';
 import { BIN_DIR, compileC } from './cc.js';
 import { median, summarize, type Summary } from './stats.js';
@@ -37,8 +47,12 @@ export interface NativeLoopRow {
   /** µs per call. */
   readonly ours: Summary;
   readonly floor: Summary;
+  /** The floor's syscalls from Node: bare Syscalls calls, nothing of LoopControl. */
+  readonly bare: Summary;
   /** ours.median / floor.median. */
   readonly ratio: number;
+  /** bare.median / floor.median: what Node + koffi cost before any library code. */
+  readonly bareRatio: number;
   /** The target ratio, when the issue sets one. */
   readonly target: number | undefined;
 }
@@ -148,61 +162,123 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
   const bound = new Set<string>();
   const floor = new FloorServer(join(BIN_DIR, 'floor'));
   const notes: string[] = [];
-  const times: Record<'ours' | 'floor', Record<NativeLoopOpId, number[]>> = {
+  type Who = 'ours' | 'floor' | 'bare';
+  const times: Record<Who, Record<NativeLoopOpId, number[]>> = {
     ours: { loop_attach: [], loop_status: [], loop_detach: [] },
     floor: { loop_attach: [], loop_status: [], loop_detach: [] },
+    bare: { loop_attach: [], loop_status: [], loop_detach: [] },
   };
   let attempts = 0;
   const us = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1000;
 
-  const oursCycle = async (lc: LoopControl, rec: boolean): Promise<void> => {
-    let t0 = process.hrtime.bigint();
-    const a = await lc.attach(file, { autoclear: false, hold: false });
-    const ta = us(t0);
-    bound.add(a.path);
-    attempts += a.attempts - 1;
-    t0 = process.hrtime.bigint();
-    lc.status(a.path);
-    const ts = us(t0);
-    t0 = process.hrtime.bigint();
-    await lc.detach(a.path);
-    const td = us(t0);
-    bound.delete(a.path);
-    if (rec) {
-      times.ours.loop_attach.push(ta);
-      times.ours.loop_status.push(ts);
-      times.ours.loop_detach.push(td);
-    }
+  // One sample: the two sides interleaved phase by phase (attach, attach, status, status, detach,
+  // detach), the side that goes first alternating per sample. Whole cycles back to back were tried
+  // first and were unfair: the attach right after a teardown of the same device waits in the
+  // kernel (LOOP_CONFIGURE took 317 µs median there against ~100–140 µs otherwise, natively on
+  // 6.18), and only ours could start that quickly (the floor's next request crosses a pipe).
+  type Side = { attach(): Promise<[number, string]>; status(path: string): Promise<number>; detach(path: string): Promise<number> };
+  const oursSide: Side = {
+    async attach() {
+      const t0 = process.hrtime.bigint();
+      const a = await loops.attach(file, { autoclear: false, hold: false });
+      const t = us(t0);
+      attempts += a.attempts - 1;
+      return [t, a.path];
+    },
+    async status(path) {
+      const t0 = process.hrtime.bigint();
+      loops.status(path);
+      return us(t0);
+    },
+    async detach(path) {
+      const t0 = process.hrtime.bigint();
+      await loops.detach(path);
+      return us(t0);
+    },
   };
-  const floorCycle = async (rec: boolean): Promise<void> => {
-    const [nsA, path] = (await floor.request(`attach ${file}`)).split(' ');
-    if (!path) throw new Error(`floor loop_serve: unexpected attach answer '${nsA}'`);
-    bound.add(path);
-    const nsS = await floor.request(`status ${path}`);
-    const nsD = await floor.request(`detach ${path}`);
-    bound.delete(path);
-    if (rec) {
-      times.floor.loop_attach.push(Number(nsA) / 1000);
-      times.floor.loop_status.push(Number(nsS) / 1000);
-      times.floor.loop_detach.push(Number(nsD) / 1000);
+  const floorSide: Side = {
+    async attach() {
+      const [ns, path] = (await floor.request(`attach ${file}`)).split(' ');
+      if (!path) throw new Error(`floor loop_serve: unexpected attach answer '${ns}'`);
+      return [Number(ns) / 1000, path];
+    },
+    async status(path) {
+      return Number(await floor.request(`status ${path}`)) / 1000;
+    },
+    async detach(path) {
+      return Number(await floor.request(`detach ${path}`)) / 1000;
+    },
+  };
+  // The floor's own syscall sequence from Node: bare Syscalls calls (koffi, all synchronous) with
+  // prebuilt buffers, nothing of LoopControl. What any Node library pays before doing its own work.
+  const sc = realSyscalls();
+  const cfg = Buffer.alloc(LOOP_CONFIG_SIZE);
+  const info = Buffer.alloc(LOOP_INFO64_SIZE);
+  const bareSide: Side = {
+    async attach() {
+      const t0 = process.hrtime.bigint();
+      const lc = sc.open('/dev/loop-control', fsc.O_RDWR | O_CLOEXEC);
+      const bfd = sc.open(file, fsc.O_RDWR | O_CLOEXEC);
+      const path = `/dev/loop${sc.ioctl(lc, LOOP_CTL_GET_FREE, 0, 'LOOP_CTL_GET_FREE')}`;
+      const dfd = sc.open(path, fsc.O_RDWR | O_CLOEXEC);
+      encodeLoopConfig({ fd: bfd, info: { lo_file_name: file } }, cfg);
+      try {
+        sc.ioctl(dfd, LOOP_CONFIGURE, cfg, 'LOOP_CONFIGURE');
+      } finally {
+        sc.close(dfd);
+        sc.close(bfd);
+        sc.close(lc);
+      }
+      return [us(t0), path];
+    },
+    async status(path) {
+      const t0 = process.hrtime.bigint();
+      const fd = sc.open(path, fsc.O_RDONLY | O_CLOEXEC);
+      try {
+        sc.ioctl(fd, LOOP_GET_STATUS64, info, 'LOOP_GET_STATUS64');
+      } finally {
+        sc.close(fd);
+      }
+      return us(t0);
+    },
+    async detach(path) {
+      const t0 = process.hrtime.bigint();
+      const fd = sc.open(path, fsc.O_RDONLY | O_CLOEXEC);
+      try {
+        sc.ioctl(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
+      } finally {
+        sc.close(fd);
+      }
+      return us(t0);
+    },
+  };
+  const sides = { ours: oursSide, floor: floorSide, bare: bareSide } as const;
+  const sample = async (i: number, rec: boolean): Promise<void> => {
+    // Rotate who goes first: ours, floor, bare / floor, bare, ours / bare, ours, floor.
+    const names = (['ours', 'floor', 'bare'] as const).map((_, k, a) => a[(k + i) % 3]!);
+    const order = names.map((n) => [n, sides[n]] as const);
+    const paths: Partial<Record<Who, string>> = {};
+    for (const [who, side] of order) {
+      const [t, path] = await side.attach();
+      bound.add(path);
+      paths[who] = path;
+      if (rec) times[who].loop_attach.push(t);
+    }
+    for (const [who, side] of order) {
+      const t = await side.status(paths[who]!);
+      if (rec) times[who].loop_status.push(t);
+    }
+    for (const [who, side] of order) {
+      const t = await side.detach(paths[who]!);
+      bound.delete(paths[who]!);
+      if (rec) times[who].loop_detach.push(t);
     }
   };
 
   const profile: ProfileRow[] = [];
   try {
-    for (let i = 0; i < opts.warmup; i++) {
-      await oursCycle(loops, false);
-      await floorCycle(false);
-    }
-    for (let i = 0; i < opts.samples; i++) {
-      if (i % 2 === 0) {
-        await oursCycle(loops, true);
-        await floorCycle(true);
-      } else {
-        await floorCycle(true);
-        await oursCycle(loops, true);
-      }
-    }
+    for (let i = 0; i < opts.warmup; i++) await sample(i, false);
+    for (let i = 0; i < opts.samples; i++) await sample(i, true);
     if (opts.profileCycles > 0) {
       const timing = timingSyscalls(realSyscalls());
       const profiled = new LoopControl({ syscalls: timing.sys });
@@ -241,7 +317,17 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
   const rows: NativeLoopRow[] = (['loop_attach', 'loop_status', 'loop_detach'] as const).map((id) => {
     const ours = summarize(times.ours[id]);
     const fl = summarize(times.floor[id]);
-    return { id, label: LABELS[id], ours, floor: fl, ratio: ours.median / fl.median, target: id === 'loop_status' ? undefined : NATIVE_LOOP_TARGETS[id] };
+    const bare = summarize(times.bare[id]);
+    return {
+      id,
+      label: LABELS[id],
+      ours,
+      floor: fl,
+      bare,
+      ratio: ours.median / fl.median,
+      bareRatio: bare.median / fl.median,
+      target: id === 'loop_status' ? undefined : NATIVE_LOOP_TARGETS[id],
+    };
   });
   return { kernel, samples: opts.samples, rows, profile, notes };
 }
@@ -281,17 +367,19 @@ export function renderNativeLoop(r: NativeLoopResult): string {
   const lines = [
     `Kernel ${r.kernel}, ${r.samples} interleaved samples per side; median (min–max) per call.`,
     '',
-    '| operation | ours | C floor | ours/floor | target |',
-    '|---|---|---|---|---|',
+    '| operation | ours | C floor | bare Node (info) | ours/floor | bare/floor | target |',
+    '|---|---|---|---|---|---|---|',
   ];
+  const cell = (s: Summary): string => `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
   for (const row of r.rows) {
     const verdict = row.target === undefined ? '(info)' : `≤ ${row.target}× ${row.ratio <= row.target ? 'PASS' : 'MISS'}`;
     lines.push(
-      `| ${row.label} | ${fmt(row.ours.median)} (${fmt(row.ours.min)}–${fmt(row.ours.max)}) | ${fmt(row.floor.median)} (${fmt(row.floor.min)}–${fmt(row.floor.max)}) | ${row.ratio.toFixed(2)}× | ${verdict} |`,
+      `| ${row.label} | ${cell(row.ours)} | ${cell(row.floor)} | ${cell(row.bare)} | ${row.ratio.toFixed(2)}× | ${row.bareRatio.toFixed(2)}× | ${verdict} |`,
     );
   }
+  lines.push('', 'bare Node: the floor\'s syscall sequence through Syscalls (koffi, synchronous), nothing of LoopControl.');
   if (r.profile.length > 0) {
-    lines.push('', 'Ours per call (timing Syscalls proxy, separate pass; sum per operation, median):', '', '| operation | call | calls | µs |', '|---|---|---|---|');
+    lines.push('', 'Ours per call (timing Syscalls proxy; a separate pass of back-to-back cycles, so LOOP_CONFIGURE includes the kernel\'s wait after the teardown just before; sum per operation, median):', '', '| operation | call | calls | µs |', '|---|---|---|---|');
     for (const p of r.profile) lines.push(`| ${p.op} | ${p.call} | ${p.perOp} | ${p.medianUs.toFixed(1)} |`);
   }
   for (const n of r.notes) lines.push(`note: ${n}`);

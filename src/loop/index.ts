@@ -38,6 +38,7 @@ export {
   parseBackingFile,
   parseDevAttr,
   parseLoopName,
+  isLoopBound,
   readLoopSysfs,
   type LoopSysfsBinding,
   type LoopSysfsInfo,
