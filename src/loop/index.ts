@@ -38,7 +38,6 @@ export {
   parseBackingFile,
   parseDevAttr,
   parseLoopName,
-  isLoopBound,
   readLoopSysfs,
   type LoopSysfsBinding,
   type LoopSysfsInfo,
