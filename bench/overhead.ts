@@ -14,7 +14,9 @@ import { DmControl, zeroTarget } from '../src/dm/index.js';
 import * as io from '../src/ioctl/index.js';
 import type { IoctlArg, StatResult, Syscalls } from '../src/ioctl/index.js';
 import { parseThinPoolStatus } from '../src/thin/index.js';
+import { appendHistory, collectRatios, HISTORY_FILE, previousLine, readHistory, renderHistoryComparison, runContext, type HistoryLine } from './lib/history.js';
 import { measureNativeLoop, renderNativeLoop, type NativeLoopResult } from './lib/native-loop.js';
+import { measureStartup, renderStartup } from './startup.js';
 
 const SMOKE = process.argv.includes('--smoke');
 const ROUNDS = SMOKE ? 2 : 7;
@@ -137,12 +139,27 @@ export function nativeLoop(smoke = SMOKE): Promise<NativeLoopResult> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // --history: also time the CLI startup and append the native ratios to
+  // bench/results/history.jsonl (source 'bench:overhead'), printed beside the previous such line.
+  const history = process.argv.includes('--history') && !SMOKE;
+  const context = runContext();
   const rows = await measureOverhead();
   const loop = await nativeLoop();
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ overhead: rows, loop }));
+  const startup = history ? measureStartup(20) : undefined;
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ overhead: rows, loop, startup }));
   else {
     console.log(renderOverhead(rows));
     console.log('\n## Loop devices on the real kernel, natively (ours against the C floor, no VM)\n');
     console.log(renderNativeLoop(loop));
+    if (startup) console.log(`\n## CLI startup (natively, wall time)\n\n${renderStartup(startup)}`);
+  }
+  if (history) {
+    const line: HistoryLine = { source: 'bench:overhead', ...context, ratios: collectRatios({ loop, startup }) };
+    console.log(`\n## History\n\n${renderHistoryComparison(previousLine(readHistory(), 'bench:overhead'), line)}`);
+    if (loop.skipped) console.log('\n(the loop rows were skipped: not appended)');
+    else {
+      appendHistory(line);
+      console.log(`\nappended to ${HISTORY_FILE}`);
+    }
   }
 }
