@@ -258,17 +258,25 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
     const names = (['ours', 'floor', 'bare'] as const).map((_, k, a) => a[(k + i) % 3]!);
     const order = names.map((n) => [n, sides[n]] as const);
     const paths: Partial<Record<Who, string>> = {};
+    // Every timed operation, of every side, follows one pipe round trip to the floor process: the
+    // floor's requests always do, and an operation that followed another one at once was slower
+    // by several times on a loaded host (ours 1.1–1.7 ms against 0.37 ms after a round trip, 2 CPUs
+    // at load 15: the kernel's work after the previous loop operation was still running).
+    const gap = (): Promise<string> => floor.request('ping -');
     for (const [who, side] of order) {
+      await gap();
       const [t, path] = await side.attach();
       bound.add(path);
       paths[who] = path;
       if (rec) times[who].loop_attach.push(t);
     }
     for (const [who, side] of order) {
+      await gap();
       const t = await side.status(paths[who]!);
       if (rec) times[who].loop_status.push(t);
     }
     for (const [who, side] of order) {
+      await gap();
       const t = await side.detach(paths[who]!);
       bound.delete(paths[who]!);
       if (rec) times[who].loop_detach.push(t);

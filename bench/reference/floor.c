@@ -173,6 +173,7 @@ static void loop_status(const char *path) {
  *   "attach FILE"  → "<ns> /dev/loopN"   (loop_attach: what losetup -f does with LOOP_CONFIGURE)
  *   "status PATH"  → "<ns>"              (open, LOOP_GET_STATUS64, close)
  *   "detach PATH"  → "<ns>"              (open, LOOP_CLR_FD, close)
+ *   "ping -"       → "0"                 (nothing: the host puts one round trip before every op)
  * EOF ends it. Any failure is fatal (exit 1, errno on stderr), like every other op. */
 static int loop_serve(void) {
   char line[4200], path[32];
@@ -196,6 +197,8 @@ static int loop_serve(void) {
     } else if (!strcmp(line, "detach")) {
       loop_detach(arg);
       printf("%llu\n", (unsigned long long)(now_ns() - t0));
+    } else if (!strcmp(line, "ping")) {
+      printf("0\n");
     } else {
       fprintf(stderr, "floor: loop_serve: unknown request '%s'\n", line);
       return 2;
