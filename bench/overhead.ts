@@ -7,12 +7,18 @@
 // interpreter). These rows isolate the library's own work per call on real hardware, where the
 // kernel side (µs for light requests, ms for create/remove) is what the C floor measures.
 // The numbers are ns per call: the median of 7 rounds after a warm-up.
+//
+// A second section runs on the real kernel: loop attach/status/detach, ours against the C floor,
+// natively on this machine's loop driver (bench/lib/native-loop.ts; needs root, skipped otherwise).
 import { DmControl, zeroTarget } from '../src/dm/index.js';
 import * as io from '../src/ioctl/index.js';
 import type { IoctlArg, StatResult, Syscalls } from '../src/ioctl/index.js';
 import { parseThinPoolStatus } from '../src/thin/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { DEVICESET_CHANNEL, StepTracer, traceStep } from '../src/deviceset/diagnostics.js';
+import { appendHistory, collectRatios, HISTORY_FILE, previousLine, readHistory, renderHistoryComparison, runContext, type HistoryLine } from './lib/history.js';
+import { measureNativeLoop, renderNativeLoop, type NativeLoopResult } from './lib/native-loop.js';
+import { measureStartup, renderStartup } from './startup.js';
 
 const SMOKE = process.argv.includes('--smoke');
 const ROUNDS = SMOKE ? 2 : 7;
@@ -151,8 +157,33 @@ export function renderOverhead(rows: readonly OverheadRow[]): string {
   return lines.join('\n');
 }
 
+/** The native loop rows: 300 interleaved samples after 100 warm-up cycles (smoke: 5 after 2). */
+export function nativeLoop(smoke = SMOKE): Promise<NativeLoopResult> {
+  return measureNativeLoop(smoke ? { samples: 5, warmup: 2, profileCycles: 0 } : { samples: 300, warmup: 100, profileCycles: 100 });
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // --history: also time the CLI startup and append the native ratios to
+  // bench/results/history.jsonl (source 'bench:overhead'), printed beside the previous such line.
+  const history = process.argv.includes('--history') && !SMOKE;
+  const context = runContext();
   const rows = await measureOverhead();
-  if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
-  else console.log(renderOverhead(rows));
+  const loop = await nativeLoop();
+  const startup = history ? measureStartup(20) : undefined;
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ overhead: rows, loop, startup }));
+  else {
+    console.log(renderOverhead(rows));
+    console.log('\n## Loop devices on the real kernel, natively (ours against the C floor, no VM)\n');
+    console.log(renderNativeLoop(loop));
+    if (startup) console.log(`\n## CLI startup (natively, wall time)\n\n${renderStartup(startup)}`);
+  }
+  if (history) {
+    const line: HistoryLine = { source: 'bench:overhead', ...context, ratios: collectRatios({ loop, startup }) };
+    console.log(`\n## History\n\n${renderHistoryComparison(previousLine(readHistory(), 'bench:overhead'), line)}`);
+    if (loop.skipped) console.log('\n(the loop rows were skipped: not appended)');
+    else {
+      appendHistory(line);
+      console.log(`\nappended to ${HISTORY_FILE}`);
+    }
+  }
 }

@@ -5,17 +5,22 @@
 //    libdm.c when /usr/include/libdevmapper.h is there) into .cache/bench/.
 // 2. Boots the VM ONCE and runs every benchmark in it (bench/guest.ts, as root).
 // 3. Prints the report (tables, ratios, PASS/MISS per target) and the results path, then the
-//    native host sections: JS overhead per call (overhead.ts) and CLI startup (startup.ts).
+//    native host sections: JS overhead per call (overhead.ts), loop devices on the host's loop
+//    driver against the floor (lib/native-loop.ts) and CLI startup (startup.ts).
+// 4. Appends the run's ratios to bench/results/history.jsonl (not for --smoke or a failed run) and
+//    prints them beside the previous full run's (lib/history.ts).
 // `--report FILE` only re-prints the report of an earlier results file (no VM).
 // Exit status: non-zero when the guest failed or any benchmark errored; a MISS is not a failure
 // (benchmarks are not timed tests).
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm } from '../src/vm/index.js';
+import { BIN_DIR, compileC } from './lib/cc.js';
 import { renderReport } from './lib/report.js';
-import { measureOverhead, renderOverhead } from './overhead.js';
+import { appendHistory, collectRatios, HISTORY_FILE, previousLine, readHistory, renderHistoryComparison, runContext, type HistoryLine } from './lib/history.js';
+import { renderNativeLoop } from './lib/native-loop.js';
+import { measureOverhead, nativeLoop, renderOverhead } from './overhead.js';
 import { measureStartup, renderStartup } from './startup.js';
 import type { BenchResults } from './lib/results.js';
 
@@ -40,25 +45,18 @@ if (reportOnly) {
   process.exit(0);
 }
 
+// Where and when (the load average is the host's before the VM starts).
+const context = runContext();
 const out = resolve(opt('--out') ?? join(repo, 'bench/results', smoke ? 'smoke.json' : 'latest.json'));
-const binDir = join(repo, '.cache/bench');
-mkdirSync(binDir, { recursive: true });
-
-function cc(src: string, bin: string, libs: string[]): string {
-  const r = spawnSync('cc', ['-O2', '-Wall', '-o', join(binDir, bin), join(repo, 'bench/reference', src), ...libs], { encoding: 'utf8' });
-  if (r.error) return `cc not runnable: ${r.error.message}`;
-  return r.status === 0 ? '' : `cc failed: ${r.stderr.trim()}`;
-}
-
-rmSync(join(binDir, 'floor'), { force: true });
-rmSync(join(binDir, 'libdm'), { force: true });
-const floorErr = cc('floor.c', 'floor', []);
+const binDir = BIN_DIR;
+const floorErr = compileC('floor.c', 'floor');
 if (floorErr) console.log(`[bench] the C floor could not be built (${floorErr}); floor columns will be n/a`);
 let libdmUnavailable = '';
 if (!existsSync('/usr/include/libdevmapper.h')) {
+  rmSync(join(binDir, 'libdm'), { force: true });
   libdmUnavailable = 'libdevmapper-dev is not installed on the host (as root: apt-get install libdevmapper-dev)';
 } else {
-  libdmUnavailable = cc('libdm.c', 'libdm', ['-ldevmapper']);
+  libdmUnavailable = compileC('libdm.c', 'libdm', ['-ldevmapper']);
 }
 if (libdmUnavailable) console.log(`[bench] libdm: n/a — ${libdmUnavailable}`);
 
@@ -86,7 +84,27 @@ const r = printReport(out);
 // emulated rows cannot separate from TCG (see bench/overhead.ts).
 console.log('\n## JS overhead per call (natively on the host, stub kernel; no VM)\n');
 console.log(renderOverhead(await measureOverhead()));
+// Loop devices on the host's own loop driver, ours against the floor (bench/lib/native-loop.ts).
+console.log('\n## Loop devices on the real kernel, natively (ours against the C floor, no VM)\n');
+const loop = await nativeLoop(smoke);
+console.log(renderNativeLoop(loop));
 // The CLI's startup against Node's own, natively (bench/startup.ts; issue 21 item 4).
 console.log('\n## CLI startup (natively on the host, wall time; no VM)\n');
-console.log(renderStartup(measureStartup(smoke ? 3 : 20)));
+const startup = measureStartup(smoke ? 3 : 20);
+console.log(renderStartup(startup));
+// The history (bench/lib/history.ts): a full run appends its line; the smoke run only shows it.
+const line: HistoryLine = {
+  source: 'bench',
+  ...context,
+  guestKernel: r.meta.kernel,
+  ratios: collectRatios({ vm: r, loop, startup }),
+};
+console.log(`\n## History (${relative(repo, HISTORY_FILE)})\n`);
+console.log(renderHistoryComparison(previousLine(readHistory(), 'bench'), line));
+if (smoke) console.log('\n(smoke run: not appended)');
+else if (result.exitCode !== 0 || r.errors.length > 0) console.log('\n(the run had errors: not appended)');
+else {
+  appendHistory(line);
+  console.log(`\nappended to ${relative(repo, HISTORY_FILE)}`);
+}
 process.exitCode = result.exitCode !== 0 || r.errors.length > 0 ? 1 : 0;

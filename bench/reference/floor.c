@@ -160,16 +160,64 @@ static void loop_detach(const char *path) {
   close(fd);
 }
 
+static void loop_status(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open", path);
+  struct loop_info64 info;
+  if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0) die("LOOP_GET_STATUS64", path);
+  close(fd);
+}
+
+/* loop_serve: one loop request per line on stdin, timed, answered on stdout, so the host bench
+ * can interleave the floor with ours sample by sample without a process spawn per sample:
+ *   "attach FILE"  → "<ns> /dev/loopN"   (loop_attach: what losetup -f does with LOOP_CONFIGURE)
+ *   "status PATH"  → "<ns>"              (open, LOOP_GET_STATUS64, close)
+ *   "detach PATH"  → "<ns>"              (open, LOOP_CLR_FD, close)
+ *   "ping -"       → "0"                 (nothing: the host puts one round trip before every op)
+ * EOF ends it. Any failure is fatal (exit 1, errno on stderr), like every other op. */
+static int loop_serve(void) {
+  char line[4200], path[32];
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  while (fgets(line, sizeof line, stdin)) {
+    size_t n = strlen(line);
+    if (n && line[n - 1] == '\n') line[--n] = 0;
+    char *arg = strchr(line, ' ');
+    if (!arg) {
+      fprintf(stderr, "floor: loop_serve: bad request '%s'\n", line);
+      return 2;
+    }
+    *arg++ = 0;
+    uint64_t t0 = now_ns();
+    if (!strcmp(line, "attach")) {
+      loop_attach(arg, path, sizeof path);
+      printf("%llu %s\n", (unsigned long long)(now_ns() - t0), path);
+    } else if (!strcmp(line, "status")) {
+      loop_status(arg);
+      printf("%llu\n", (unsigned long long)(now_ns() - t0));
+    } else if (!strcmp(line, "detach")) {
+      loop_detach(arg);
+      printf("%llu\n", (unsigned long long)(now_ns() - t0));
+    } else if (!strcmp(line, "ping")) {
+      printf("0\n");
+    } else {
+      fprintf(stderr, "floor: loop_serve: unknown request '%s'\n", line);
+      return 2;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   g_argc = argc;
   g_argv = argv;
   if (argc < 2) {
-    fprintf(stderr, "usage: floor <version|list|create_remove|status|message|snapshot|suspend_resume|loop> key=value...\n");
+    fprintf(stderr, "usage: floor <version|list|create_remove|status|message|snapshot|suspend_resume|loop|loop_serve> key=value...\n");
     return 2;
   }
   const char *op = argv[1];
   long reps = arg_long("reps", 10), batch = arg_long("batch", 1), warmup = arg_long("warmup", 3);
   if (reps > MAX_REPS) reps = MAX_REPS;
+  if (!strcmp(op, "loop_serve")) return loop_serve();
   if (strcmp(op, "loop") != 0) {
     ctl = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
     if (ctl < 0) die("open", "/dev/mapper/control");

@@ -66,6 +66,7 @@ export class LoopAttachment implements LoopDeviceRef {
   readonly attempts: number;
   #fd: number | undefined;
   readonly #sys: Syscalls;
+  readonly #clearAtOnce: boolean;
 
   /** @internal */
   constructor(
@@ -77,6 +78,8 @@ export class LoopAttachment implements LoopDeviceRef {
       method: 'configure' | 'legacy';
       status: LoopStatus;
       attempts: number;
+      /** LOOP_CLR_FD returns at once on this kernel (LoopControl's loopClrFdReturnsAtOnce). */
+      clearAtOnce?: boolean;
     },
   ) {
     this.#sys = sys;
@@ -89,6 +92,7 @@ export class LoopAttachment implements LoopDeviceRef {
     this.status = init.status;
     this.attempts = init.attempts;
     this.#fd = init.fd;
+    this.#clearAtOnce = init.clearAtOnce ?? false;
   }
 
   /** The open loop device fd, or undefined once closed (or with `hold: false`). */
@@ -145,7 +149,9 @@ export class LoopAttachment implements LoopDeviceRef {
     const held = this.#fd;
     const fd = held ?? openLoopDevice(this.#sys, this.path, fsc.O_RDONLY);
     try {
-      await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
+      // On the calling thread where the kernel returns at once (loopClrFdReturnsAtOnce, control.ts).
+      if (this.#clearAtOnce) this.#sys.ioctl(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
+      else await this.#sys.ioctlAsync(fd, LOOP_CLR_FD, 0, 'LOOP_CLR_FD');
     } catch (err) {
       if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(this.path, { cause: err });
       throw err;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Readers of /sys/block/loopN (drivers/block/loop.c `loop_attribute_group`, block/genhd.c).
 // The sysfs root is a parameter so unit tests can point these at a fake tree in a temp dir.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KernelOutputError, errnoCode } from '../errors.js';
 
@@ -118,6 +118,17 @@ export function readLoopSysfs(index: number, sysfsRoot: string = DEFAULT_SYSFS_R
     bound: binding !== undefined,
     binding,
   };
+}
+
+/**
+ * Whether loopN has a backing file bound, from one stat(2) of `loop/backing_file` instead of the
+ * five to ten attribute reads of {@link readLoopSysfs} (~190 µs natively, most of a detach): the
+ * `loop/` attribute group exists exactly while the device is bound (drivers/block/loop.c:
+ * loop_configure() → loop_sysfs_init() creates it, __loop_clr_fd() → loop_sysfs_exit() removes
+ * it). A missing device (no /sys/block/loopN) is not bound.
+ */
+export function isLoopBound(index: number, sysfsRoot: string = DEFAULT_SYSFS_ROOT): boolean {
+  return statSync(join(sysfsRoot, 'block', `loop${index}`, 'loop', 'backing_file'), { throwIfNoEntry: false }) !== undefined;
 }
 
 function readBinding(loopDir: string): LoopSysfsBinding | undefined {

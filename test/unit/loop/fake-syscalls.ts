@@ -43,6 +43,8 @@ export class FakeSyscalls implements Syscalls {
   /** Indexes LOOP_CTL_GET_FREE returns in turn; then keeps returning the last one. */
   freeIndexes: number[] = [0];
   ioctls: IoctlCall[] = [];
+  /** Names of the ioctls that came through ioctlAsync (a worker hop), in order (also in `ioctls`). */
+  asyncIoctls: string[] = [];
   opens: { path: string; flags: number }[] = [];
   closes: number[] = [];
   /** Loop state per index: the loop_info64 the device was configured with. */
@@ -171,6 +173,7 @@ export class FakeSyscalls implements Syscalls {
   }
 
   async ioctlAsync(fd: number, request: number, arg: IoctlArg, name: string): Promise<number> {
+    this.asyncIoctls.push(name);
     return this.ioctl(fd, request, arg, name);
   }
 
