@@ -100,17 +100,20 @@ export type ReconcileAction =
  * Plan the repairs that make the records, the journal and the pool agree. Pure: reads its
  * arguments, returns actions, changes nothing.
  * @param records every device record (by hash, or a list).
- * @param transaction the open transaction, if any.
+ * @param transaction the open transaction, if any, or every open one (a group commit's batch, see
+ *   {@link inFlightTransactions}).
  * @param poolThinIds every thin device id in the pool.
  * @param poolTransactionId the journal's committed transaction id: the pool's (thin-pool status)
  *   when the DeviceSet owns it, else the deviceset record's.
  */
 export function reconcile(
   records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],
-  transaction: TransactionRecord | undefined,
+  transaction: TransactionRecord | readonly TransactionRecord[] | undefined,
   poolThinIds: ReadonlySet<number>,
   poolTransactionId: bigint,
 ): ReconcileAction[] {
+  const transactions: readonly TransactionRecord[] = transaction === undefined ? [] : Array.isArray(transaction) ? transaction : [transaction as TransactionRecord];
+  const inTransaction = new Set(transactions.map((t) => t.deviceHash));
   const list = Array.isArray(records) ? (records as readonly DeviceRecord[]) : [...(records as ReadonlyMap<string, DeviceRecord>).values()];
   const recs = new Map<string, DeviceRecord>(
     [...list].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0)).map((r) => [r.hash, { ...r }]),
@@ -126,7 +129,7 @@ export function reconcile(
   // Committed operations whose last, lazy write (see above) a crash lost. First, so that a record
   // of a finished delete no longer claims an id that a later create reused.
   for (const rec of [...recs.values()]) {
-    if (transaction && rec.hash === transaction.deviceHash) continue;
+    if (inTransaction.has(rec.hash)) continue;
     if (BigInt(rec.transactionId) > poolTransactionId) continue;
     if (rec.state === 'creating' && pool.has(rec.deviceId)) {
       plan.push({ action: 'mark-ready', hash: rec.hash, why: 'rollforward-committed-create' });
@@ -138,7 +141,7 @@ export function reconcile(
     }
   }
 
-  if (transaction) {
+  for (const transaction of transactions) {
     const { deviceHash: hash, deviceId: id } = transaction;
     const open = BigInt(transaction.openTransactionId);
     const rec = recs.get(hash);
@@ -152,7 +155,7 @@ export function reconcile(
         plan.push({ action: 'drop-record', hash, deviceId: id, why });
         recs.delete(hash);
       }
-      if (poolTransactionId < open) {
+      if (poolTransactionId < open && targetTx < open) {
         targetTx = open;
         targetWhy = why;
       }
@@ -208,8 +211,25 @@ export function reconcile(
   if (targetTx > poolTransactionId) {
     plan.push({ action: 'set-transaction-id', from: poolTransactionId, to: targetTx, why: targetWhy });
   }
-  if (transaction) plan.push({ action: 'clear-transaction', why: 'transaction-done' });
+  if (transactions.length > 0) plan.push({ action: 'clear-transaction', why: 'transaction-done' });
   return plan;
+}
+
+/**
+ * Every open transaction the device records carry: each in-flight record (`creating`, or
+ * `deleting` without `deleted`) whose transaction id is above the committed one, by hash. A group
+ * commit (journal.ts) leaves up to one per operation of its batch, all at the same id; a single
+ * operation leaves one. The snapshot's originDeviceId is left out, as in {@link inFlightTransaction}.
+ */
+export function inFlightTransactions(
+  records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],
+  committedTransactionId: bigint,
+): TransactionRecord[] {
+  const list = Array.isArray(records) ? (records as readonly DeviceRecord[]) : [...(records as ReadonlyMap<string, DeviceRecord>).values()];
+  return [...list]
+    .filter((r) => BigInt(r.transactionId) > committedTransactionId && (r.state === 'creating' || (r.state === 'deleting' && !r.deleted)))
+    .sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0))
+    .map((r) => ({ openTransactionId: r.transactionId, deviceHash: r.hash, deviceId: r.deviceId, op: r.state !== 'creating' ? 'delete' : r.hash === '' ? 'create' : 'snapshot' }));
 }
 
 /**
