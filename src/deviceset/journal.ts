@@ -38,18 +38,24 @@
  * Roots written before issue 21 keep a separate transaction record; recovery reads and clears
  * it as before (old-layout fixture: test/unit/deviceset/journal-fsync.test.ts).
  *
- * Not done yet: group commit. Concurrent creates queue on the pool lock and pay one intent each.
- * A batch could write N intents at the same T (N file fsyncs, one directory fsync), send N
- * messages, one set_transaction_id, and N lazy ready writes; recovery would then have to treat
- * every in-flight record above the committed id as an open transaction (reconcile takes one).
+ * ## Group commit
+ *
+ * Operations queued on the pool lock at the same time run as one batch ({@link Journal.#runBatch}):
+ * N intents at the same T (N file fsyncs + renames, **one** directory fsync), N messages, **one**
+ * commit, N lazy writes. 32 concurrent snapshots of one parent: 64 file + 1 directory fsyncs and
+ * one set_transaction_id, against 64 + 32 and 32 one at a time (journal-group.test.ts). Recovery
+ * reads every in-flight record above the committed id as an open transaction
+ * (reconcile.ts, inFlightTransactions). A batch of one makes the writes and reaches the crash
+ * points of one operation exactly; two or more also reach `batch:before-intent-sync` and reach
+ * `batch:before-commit` instead of the operation's before-commit.
  *
  * The commit is `set_transaction_id` on a pool this DeviceSet owns; an external pool's id
  * belongs to its manager (LVM refuses a pool whose id moved, moby#15629), so there the commit is
  * an atomic write of the journal's own id in the deviceset record.
  *
- * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
+ * The kernel cannot list thin ids. Only the ids named by the open transactions can be in doubt
  * (every other id is covered by a record written before the pool was touched), so init probes
- * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
+ * exactly those: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
  * device is deleted again (a crash in between leaves the same transaction, and the next probe
  * finds the id and the plan deletes it).
  *
@@ -323,7 +329,14 @@ export class Journal {
       this.#queue.push({ spec, resolve: resolve as (v: unknown) => void, reject });
       if (this.#scheduled) return;
       this.#scheduled = true;
-      void this.poolLock.run(() => this.#runBatch());
+      const batch: Queued[] = [];
+      this.poolLock
+        .run(() => this.#runBatch(batch))
+        .catch((err: unknown) => {
+          // Not reached by design (#runBatch settles every job itself); if it is, no caller hangs.
+          this.#scheduled = false;
+          for (const j of [...batch, ...this.#queue.splice(0)]) j.reject(err);
+        });
     });
   }
 
@@ -338,7 +351,7 @@ export class Journal {
    * is an open transaction, after it every one is done (reconcile.ts, inFlightTransactions). A
    * batch of one makes exactly the writes and reaches exactly the crash points of one operation.
    */
-  async #runBatch(): Promise<void> {
+  async #runBatch(taken: Queued[]): Promise<void> {
     let status: ThinPoolWorkingStatus;
     try {
       status = await this.pool.assertWritable();
@@ -348,7 +361,8 @@ export class Journal {
       return;
     }
     this.#scheduled = false;
-    const jobs: Work[] = this.#queue.splice(0).map((j) => ({ ...j, id: -1, rec: undefined, outcome: 'pending' }));
+    taken.push(...this.#queue.splice(0));
+    const jobs: Work[] = taken.map((j) => ({ ...j, id: -1, rec: undefined, outcome: 'pending' }));
     const group = jobs.length > 1;
     const current = this.txid(status);
     const open = current + 1n;

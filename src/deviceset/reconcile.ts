@@ -3,8 +3,10 @@
 /**
  * # The write protocol this recovery assumes (the DeviceSet follows it; journal.ts)
  *
- * Every pool mutation runs under the journal's pool lock, one at a time. T = the journal's
- * committed id + 1. Since issue 21 the device record itself is the intent (one file, one rename):
+ * Every pool mutation runs under the journal's pool lock, in batches (group commit: every
+ * operation of a batch shares T, the directory fsync of step 1 and the commit of step 3; a batch
+ * is often one operation). T = the journal's committed id + 1. Since issue 21 the device record
+ * itself is the intent (one file, one rename):
  *
  * **create / snapshot** of hash H with id I:
  * 1. intent: save H's record `{state: 'creating', transactionId: T, deviceId: I}` (durable:
@@ -26,8 +28,8 @@
  *    `deleted: false` with `transactionId` ≤ the committed id is a finished delete.
  *
  * So an in-flight record (`creating`, or `deleting` without `deleted`) above the committed id is
- * the open transaction ({@link inFlightTransaction}); at or below it, the operation committed and
- * only its last, lazy write may be missing.
+ * an open transaction ({@link inFlightTransactions}: one per operation of the interrupted batch);
+ * at or below it, the operation committed and only its last, lazy write may be missing.
  *
  * **Older roots** (before issue 21) wrote a separate `transaction-metadata` record first, then
  * the record, and cleared it at the end; such a transaction is passed as `transaction` and
@@ -235,7 +237,7 @@ export function inFlightTransactions(
 /**
  * The open transaction the device records carry (the protocol above): the in-flight record —
  * `creating`, or `deleting` without `deleted` — whose transaction id is above the committed one.
- * The protocol leaves at most one; with several (not written by this protocol), the first by
+ * A single operation leaves at most one; a batch leaves one per operation (use {@link inFlightTransactions}), and this returns the first by
  * hash. Undefined when none. The result is for recovery only: a snapshot's originDeviceId is not
  * known from the record and is left out.
  */
