@@ -4,8 +4,8 @@
 //   node --expose-gc dist/bench/guest.js --out FILE --bin DIR [--smoke]
 // Writes a BenchResults JSON (bench/lib/results.ts) to FILE; bench/run.ts prints the report.
 // Every device it makes is named dmbench-*; loop backing files live under /tmp/devmapper-bench.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, openSync, promises as fsPromises, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, promises as fsPromises, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DeviceSet, DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment, type TargetLine } from '../src/index.js';
@@ -26,6 +26,8 @@ const opt = (name: string, dflt: string): string => {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
 };
 const SMOKE = flag('--smoke');
+/** BENCH_ONLY=deviceset: only the DeviceSet op rows (tmpfs and real-filesystem roots), for a quick guest run. */
+const DS_ONLY = process.env['BENCH_ONLY'] === 'deviceset';
 const OUT = opt('--out', 'bench/results/latest.json');
 const BIN = opt('--bin', '.cache/bench');
 const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
@@ -40,8 +42,8 @@ const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
  */
 const WARM = SMOKE ? { light: 5, heavy: 1 } : { light: 5000, heavy: 20 };
 const R = SMOKE
-  ? { light: 3, heavy: 3, cli: 1, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 1, growth: [10, 20], autoextend: { sizesMiB: [512, 1024], reps: 1 } }
-  : { light: 15, heavy: 25, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000], autoextend: { sizesMiB: [1024, 8192], reps: 3 } };
+  ? { light: 3, heavy: 3, concurrent: 1, cli: 1, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 1, growth: [10, 20], autoextend: { sizesMiB: [512, 1024], reps: 1 } }
+  : { light: 15, heavy: 25, concurrent: 3, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000], autoextend: { sizesMiB: [1024, 8192], reps: 3 } };
 /** Activating more thin devices than this is skipped when the projected time exceeds the budget. */
 const ACTIVATE_BUDGET_MS = 240_000;
 
@@ -671,6 +673,7 @@ async function deviceSetBenchmarks(): Promise<void> {
     // Floor: create_snap of the base id into ids DeviceSet never allocates (it counts up from 1).
     const floorIds = 16_000_000;
     await measureC(add, 'floor', 'message', { reps: R.heavy, name: st.poolName, fmt: `create_snap %d ${base.deviceId}`, id0: floorIds });
+    await concurrentAdds(set, 'ds_add32', 'DeviceSet: 32 concurrent addDevice (one sample = all 32), root on tmpfs', add, 'tmpfs');
 
     const act = newOp('ds_activate', 'DeviceSet.activateDevice', 'info');
     const deact = newOp('ds_deactivate', 'DeviceSet.deactivateDevice', 'info');
@@ -706,6 +709,127 @@ async function deviceSetBenchmarks(): Promise<void> {
   } finally {
     await set.shutdown();
   }
+}
+
+/** Concurrent addDevice calls per sample (issue 21 §3: group commit); 4 in the smoke run. */
+const CONCURRENT_ADDS = SMOKE ? 4 : 32;
+
+/**
+ * `CONCURRENT_ADDS` addDevice calls of the base at once, R.concurrent samples of the whole batch;
+ * notes the ratio to `one`'s median (issue 21 target: < 8×).
+ */
+async function concurrentAdds(set: DeviceSet, id: string, label: string, one: OpResult, tag: string): Promise<OpResult> {
+  const op = newOp(id, label, 'info');
+  let n = 0;
+  await measure(op, 'ours', async () => {
+    const out: number[] = [];
+    for (let r = 0; r < R.concurrent; r++) {
+      const t = performance.now();
+      await Promise.all(Array.from({ length: CONCURRENT_ADDS }, () => set.addDevice(`${tag}-c${n++}`, '')));
+      out.push((performance.now() - t) * 1000);
+    }
+    return out;
+  });
+  // Deleted again, concurrently (a batch too), so that later sections find the set as before.
+  await Promise.all(Array.from({ length: n }, (_, i) => set.deleteDevice(`${tag}-c${i}`, { sync: true }))).catch((e: unknown) => errors.push(`${id} cleanup: ${errText(e)}`));
+  const a = one.impl.ours?.median;
+  const b = op.impl.ours?.median;
+  if (a !== undefined && b !== undefined) op.notes.push(`${CONCURRENT_ADDS} concurrent / one addDevice = ${(b / a).toFixed(2)}× (target < 8×)`);
+  return op;
+}
+
+/** dm-delay's delay in ms for every read, write and flush under the real-filesystem root (drivers/md/dm-delay.c). */
+const FS_DELAY_MS = 1;
+
+/**
+ * DeviceSet with its root on a real filesystem, where fsync costs something (issue 21 §3): ext4
+ * on a dm `delay` target (every read, write and flush delayed by FS_DELAY_MS) over a loop device
+ * whose file is on the guest's tmpfs. Rows: one addDevice, 32 concurrent addDevice calls, two
+ * fsyncs (a new 300-byte file's fsync, its rename, the directory's fsync: the intent of one
+ * operation), and the C create_snap floor on the same pool (the pool's metadata is on that ext4
+ * too: each message's metadata commit flushes through the loop device, an fsync of its file).
+ */
+async function deviceSetRealFs(): Promise<void> {
+  const backing = join(WORK, 'ext4-backing.img');
+  const mnt = join(WORK, 'ds-ext4');
+  const delayName = `${PREFIX}fsync-delay`;
+  const bytes = (SMOKE ? 192 : 768) << 20;
+  const fd = openSync(backing, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+  const lo = await loops.attach(backing, { autoclear: false });
+  lo.close();
+  let mounted = false;
+  try {
+    // drivers/md/dm-delay.c: `<device> <offset> <delay ms>` delays reads, writes and flushes alike.
+    await dm.createDevice(delayName, [{ start: 0n, length: BigInt(bytes / 512), type: 'delay', params: `${lo.path} 0 ${FS_DELAY_MS}` }]);
+    const node = dm.nodePath(delayName);
+    const mk = spawnSyncChecked('mkfs.ext4', ['-q', '-F', node]);
+    if (mk) throw new Error(mk);
+    mkdirSync(mnt, { recursive: true });
+    const mo = spawnSyncChecked('mount', ['-t', 'ext4', node, mnt]);
+    if (mo) throw new Error(mo);
+    mounted = true;
+    const label = `root on ext4 over dm-delay ${FS_DELAY_MS} ms`;
+    log(`DeviceSet on a real filesystem (${label})`);
+    const fsync = newOp('ds_fs_fsync2', `two fsyncs (new 300-byte file fsync + rename + directory fsync), ${label}`, 'info');
+    const dirFd = openSync(mnt, 'r');
+    try {
+      let k = 0;
+      const data = Buffer.alloc(300, 'x');
+      await measure(fsync, 'ours', () =>
+        timeLoopSync(R.heavy, 1, WARM.heavy, () => {
+          const tmp = join(mnt, `.fsync-${k}`);
+          const f = openSync(tmp, 'w', 0o600);
+          writeSync(f, data);
+          fsyncSync(f);
+          closeSync(f);
+          renameSync(tmp, join(mnt, `fsync-${k++}`));
+          fsyncSync(dirFd);
+        }),
+      );
+    } finally {
+      closeSync(dirFd);
+    }
+    const t0 = performance.now();
+    const set = await DeviceSet.init(join(mnt, 'root'), { options: ['dm.loopdatasize=2G', 'dm.loopmetadatasize=64M', `dm.basesize=${SMOKE ? 16 : 64}M`], ...dsQuiet });
+    log(`  fresh init took ${(performance.now() - t0).toFixed(0)} ms`);
+    try {
+      const add = newOp('ds_fs_add', `DeviceSet.addDevice, ${label}`, 'info');
+      add.notes.push('floor = one create_snap message on the same pool; the target compares ours with floor + two fsyncs (ds_fs_fsync2)');
+      let n = 0;
+      // Few warm-up calls: each costs real fsyncs here, and the JIT is warm from the tmpfs rows.
+      await measure(add, 'ours', () => timeLoop(R.heavy, 1, Math.min(WARM.heavy, 3), () => set.addDevice(`fs${n++}`, '')));
+      const st = await set.status();
+      const floorIds = 15_000_000;
+      await measureC(add, 'floor', 'message', { reps: R.heavy, name: st.poolName, fmt: `create_snap %d ${set.deviceInfo('').deviceId}`, id0: floorIds });
+      for (let i = 0; i < R.heavy; i++) await dm.targetMessage(st.poolName, 0n, `delete ${floorIds + i}`).catch(() => undefined);
+      const ours = add.impl.ours?.median;
+      const floor = add.impl.floor?.median;
+      const two = fsync.impl.ours?.median;
+      if (ours !== undefined && floor !== undefined && two !== undefined) {
+        add.notes.push(`addDevice / (create_snap floor + two fsyncs) = ${(ours / (floor + two)).toFixed(2)}× (target ≤ 3×; floor ${(floor / 1000).toFixed(2)} ms + fsyncs ${(two / 1000).toFixed(2)} ms)`);
+      }
+      await concurrentAdds(set, 'ds_fs_add32', `DeviceSet: ${CONCURRENT_ADDS} concurrent addDevice (one sample = all ${CONCURRENT_ADDS}), ${label}`, add, 'fs');
+    } finally {
+      await set.shutdown();
+    }
+  } finally {
+    if (mounted) {
+      const um = spawnSyncChecked('umount', [mnt]);
+      if (um) errors.push(`ds real fs: ${um}`);
+    }
+    await dm.deviceRemove(delayName).catch(() => undefined);
+    await loops.detach(lo.path).catch(() => undefined);
+    rmSync(backing, { force: true });
+  }
+}
+
+/** Runs a tool to completion; '' when it exited 0, else what went wrong. */
+function spawnSyncChecked(cmd: string, args: readonly string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) return `${cmd}: ${r.error.message}`;
+  return r.status === 0 ? '' : `${cmd} ${args.join(' ')}: exit ${r.status}: ${(r.stderr || '').trim()}`;
 }
 
 /** DeviceSet at growing sizes: addDevice up to each size; init (reload), status(), list(). */
@@ -983,8 +1107,8 @@ async function main(): Promise<void> {
   let growthResult: BenchResults['growth'] = { sizes: R.growth, activateCap: 0, points: [], notes: [] };
   const p = await makePool(`${PREFIX}pool`, 64 << 20, 1 << 30);
   try {
-    await opBenchmarks(p);
-    await lagBenchmarks(p);
+    if (!DS_ONLY) await opBenchmarks(p);
+    if (!DS_ONLY) await lagBenchmarks(p);
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
@@ -999,7 +1123,17 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  try {
+  // Not in the smoke run of `npm test` (mkfs.ext4 and a fresh DeviceSet on it cost ~10 s in the
+  // TCG guest), but in a smoke run with BENCH_ONLY=deviceset.
+  if (!SMOKE || DS_ONLY) try {
+    await deviceSetRealFs();
+  } catch (e) {
+    errors.push(`deviceset real fs: ${errText(e)}`);
+    log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  } finally {
+    await sweep().catch(() => undefined);
+  }
+  if (!DS_ONLY) try {
     await autoextendBenchmarks();
   } catch (e) {
     errors.push(`autoextend: ${errText(e)}`);
@@ -1007,13 +1141,13 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  try {
+  if (!DS_ONLY) try {
     growthResult = await growth();
   } catch (e) {
     errors.push(`growth: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   }
-  try {
+  if (!DS_ONLY) try {
     const dsNotes: string[] = [];
     const ds = await deviceSetGrowth(R.growth, dsNotes);
     const points = growthResult.points.map((pt) => ({ ...pt, deviceSet: ds.get(pt.thinCount) ?? null }));

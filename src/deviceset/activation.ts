@@ -46,6 +46,13 @@ export interface ActivationDeps {
   readonly log: DeviceSetLog;
 }
 
+/** An origin settled for its running snapshots: how many, its dm name when active, whether to deactivate it after. */
+interface Settled {
+  users: number;
+  readonly flags: { deactivate: boolean };
+  readonly name: Promise<string | undefined>;
+}
+
 export class Activation {
   readonly #dm: DmControl;
   readonly #d: ActivationDeps;
@@ -53,6 +60,8 @@ export class Activation {
   deferredRemoval = false;
   /** While init runs: the dm names it activated, the only ones a failed init removes. */
   #activatedHere: Set<string> | undefined = new Set();
+  /** Origins settled for the snapshots running now ({@link withOriginSettled}). */
+  readonly #settled = new Map<string, Settled>();
 
   constructor(d: ActivationDeps) {
     this.#d = d;
@@ -106,19 +115,34 @@ export class Activation {
    * Runs `fn` (a create_snap of `hash`'s device) with the origin settled: a pending deferred
    * remove of the origin is cancelled first (moby#23418: it must not race the snapshot) and the
    * origin deactivated again after. `fn` gets the origin's dm name when it is active.
+   * Snapshots of one origin may run together (addDevice holds the origin's lock shared): the first
+   * settles it, the others share that, and the last one out deactivates it again when the first
+   * cancelled a deferred remove (else a remove could race a later snapshot's suspend of it).
    */
   async withOriginSettled<T>(hash: string, fn: (originActiveName: string | undefined) => Promise<T>): Promise<T> {
-    const originName = this.dmName(hash);
-    const info = await this.#dm.findDevice(originName);
-    let deactivateOrigin = false;
-    if (info?.deferredRemove) {
-      await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
-      deactivateOrigin = true;
+    let s = this.#settled.get(hash);
+    if (s) s.users++;
+    else {
+      const originName = this.dmName(hash);
+      const flags = { deactivate: false };
+      const name = (async () => {
+        const info = await this.#dm.findDevice(originName);
+        if (info?.deferredRemove) {
+          await this.#dm.cancelDeferredRemove(originName).catch(() => undefined);
+          flags.deactivate = true;
+        }
+        return info ? originName : undefined;
+      })();
+      s = { users: 1, flags, name };
+      this.#settled.set(hash, s);
     }
     try {
-      return await fn(info ? originName : undefined);
+      return await fn(await s.name);
     } finally {
-      if (deactivateOrigin) await this.deactivate(hash, true).catch(() => undefined);
+      if (--s.users === 0) {
+        this.#settled.delete(hash);
+        if (s.flags.deactivate) await this.deactivate(hash, true).catch(() => undefined);
+      }
     }
   }
 

@@ -29,6 +29,10 @@ export const CRASH_POINTS = [
   'snapshot:before-commit',
   'snapshot:before-ready',
   'add:before-grow',
+  // a group commit (journal.ts) of two or more creates / snapshots / deletes: after every intent
+  // is renamed, before their one directory fsync; after every message, before their one commit
+  'batch:before-intent-sync',
+  'batch:before-commit',
   // a filesystem grow (base or addDevice with a size), after its intent is saved
   'grow:before-mount',
   'grow:before-tool',

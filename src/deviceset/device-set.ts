@@ -291,12 +291,12 @@ export class DeviceSet {
 
   // ------------------------------------------------------------------------ journalled ops
 
-  /** Runs `fn` with the device locks of `hashes`, refusing when closed; shutdown waits for it. */
-  async #op<T>(hashes: readonly string[], fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` with the device locks of `hashes` (and of `shared`, shared), refusing when closed; shutdown waits for it. */
+  async #op<T>(hashes: readonly string[], fn: () => Promise<T>, shared: readonly string[] = []): Promise<T> {
     if (this.#closed) throw new DeviceSetClosedError();
     this.#inflight++;
     try {
-      const release = await this.#devLocks.lockMany(hashes);
+      const release = await this.#devLocks.lockMany(hashes, shared);
       try {
         if (this.#closed) throw new DeviceSetClosedError();
         return await fn();
@@ -353,7 +353,9 @@ export class DeviceSet {
     if (hash === '') throw new InvalidArgumentError('device hash', [{ path: '/hash', message: "'' is the base device, created by init", value: hash }]);
     const signal = options.signal;
     checkAbort(signal, 'addDevice');
-    return this.#op([baseHash, hash], async () => {
+    // The parent's lock is shared: snapshots of one parent reach the journal together and share
+    // its durable writes (group commit, journal.ts); deleting or mounting the parent waits for them.
+    return this.#op([hash], async () => {
       checkAbort(signal, 'addDevice');
       const parent = this.#journal.record(baseHash);
       if (parent.deleted) throw new DeviceMarkedDeletedError(baseHash, 'snapshot');
@@ -371,7 +373,7 @@ export class DeviceSet {
         this.#journal.createSnap(hash, BigInt(parent.size), parent, originActiveName, growTo),
       );
       return this.#act.describe(growTo === undefined ? rec : await this.#base.growNewDevice(rec, growTo, signal));
-    });
+    }, [baseHash]);
   }
 
   /**

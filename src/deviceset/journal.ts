@@ -38,18 +38,24 @@
  * Roots written before issue 21 keep a separate transaction record; recovery reads and clears
  * it as before (old-layout fixture: test/unit/deviceset/journal-fsync.test.ts).
  *
- * Not done yet: group commit. Concurrent creates queue on the pool lock and pay one intent each.
- * A batch could write N intents at the same T (N file fsyncs, one directory fsync), send N
- * messages, one set_transaction_id, and N lazy ready writes; recovery would then have to treat
- * every in-flight record above the committed id as an open transaction (reconcile takes one).
+ * ## Group commit
+ *
+ * Operations queued on the pool lock at the same time run as one batch ({@link Journal.#runBatch}):
+ * N intents at the same T (N file fsyncs + renames, **one** directory fsync), N messages, **one**
+ * commit, N lazy writes. 32 concurrent snapshots of one parent: 64 file + 1 directory fsyncs and
+ * one set_transaction_id, against 64 + 32 and 32 one at a time (journal-group.test.ts). Recovery
+ * reads every in-flight record above the committed id as an open transaction
+ * (reconcile.ts, inFlightTransactions). A batch of one makes the writes and reaches the crash
+ * points of one operation exactly; two or more also reach `batch:before-intent-sync` and reach
+ * `batch:before-commit` instead of the operation's before-commit.
  *
  * The commit is `set_transaction_id` on a pool this DeviceSet owns; an external pool's id
  * belongs to its manager (LVM refuses a pool whose id moved, moby#15629), so there the commit is
  * an atomic write of the journal's own id in the deviceset record.
  *
- * The kernel cannot list thin ids. Only the id named by the open transaction can be in doubt
+ * The kernel cannot list thin ids. Only the ids named by the open transactions can be in doubt
  * (every other id is covered by a record written before the pool was touched), so init probes
- * exactly that one: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
+ * exactly those: `create_thin <id>` answers EEXIST when it exists; when it succeeds the probe
  * device is deleted again (a crash in between leaves the same transaction, and the next probe
  * finds the id and the plan deletes it).
  *
@@ -64,7 +70,7 @@ import { allocateDeviceId } from './ids.js';
 import type { DeviceRecord, DeviceSetRecord, LoadedMetadata, MetadataStore, TransactionRecord } from './metadata.js';
 import { AsyncMutex } from './mutex.js';
 import { freeSpaceShortfall } from './pool-sizing.js';
-import { inFlightTransaction, reconcile, type ReconcileAction } from './reconcile.js';
+import { inFlightTransactions, reconcile, type ReconcileAction } from './reconcile.js';
 import type { DeviceSetLog } from './types.js';
 
 /** The lowest thin id the DeviceSet allocates. */
@@ -98,6 +104,10 @@ export class Journal {
   pool!: ThinPool;
   /** True when this DeviceSet owns the pool (its transaction id is the journal's). */
   owned = true;
+  /** Operations waiting for the next batch ({@link Journal.#runBatch}). */
+  readonly #queue: Queued[] = [];
+  /** A batch is queued on the pool lock and has not taken the queue yet. */
+  #scheduled = false;
 
   constructor(init: JournalInit) {
     this.store = init.store;
@@ -217,32 +227,36 @@ export class Journal {
         if (this.owned || r.state !== 'creating' || BigInt(r.transactionId) <= committed) poolIds.add(r.deviceId);
       }
     }
-    // An older root's transaction record, else the one the in-flight record carries (reconcile.ts).
-    const tx = loaded.transaction ?? inFlightTransaction(loaded.devices, committed);
-    if (tx && !newPool) {
-      this.#crash('init:before-probe');
-      const exists = await this.probe(tx.deviceId);
-      if (exists && !this.owned && !this.provablyOurs(tx, status)) {
-        this.quarantine(tx);
-        poolIds.delete(tx.deviceId); // so that no plan deletes it
-      } else if (exists) poolIds.add(tx.deviceId);
-      else poolIds.delete(tx.deviceId);
+    // An older root's transaction record, else those the in-flight records carry (reconcile.ts):
+    // one per operation of the batch a crash interrupted (group commit), all at the same id.
+    const txs = loaded.transaction ? [loaded.transaction] : inFlightTransactions(loaded.devices, committed);
+    if (!newPool) {
+      for (const tx of txs) {
+        this.#crash('init:before-probe');
+        const exists = await this.probe(tx.deviceId);
+        if (exists && !this.owned && !this.provablyOurs(tx, status)) {
+          this.quarantine(tx);
+          poolIds.delete(tx.deviceId); // so that no plan deletes it
+        } else if (exists) poolIds.add(tx.deviceId);
+        else poolIds.delete(tx.deviceId);
+      }
     }
     for (const q of this.deviceSet.quarantinedIds ?? []) this.usedIds.add(q.deviceId);
-    const plan = reconcile(loaded.devices, tx, poolIds, committed);
+    const plan = reconcile(loaded.devices, txs, poolIds, committed);
     for (const r of loaded.devices.values()) this.records.set(r.hash, r);
     if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
-    await this.#applyPlan(plan, tx, quietDeactivate);
+    await this.#applyPlan(plan, txs, quietDeactivate);
     for (const r of this.records.values()) this.usedIds.add(r.deviceId);
   }
 
-  async #applyPlan(plan: readonly ReconcileAction[], tx: TransactionRecord | undefined, quietDeactivate: (hash: string) => Promise<void>): Promise<void> {
+  async #applyPlan(plan: readonly ReconcileAction[], txs: readonly TransactionRecord[], quietDeactivate: (hash: string) => Promise<void>): Promise<void> {
     const keep = new Set<string>();
     for (const a of plan) {
       this.#crash('init:before-reconcile-action');
       switch (a.action) {
         case 'delete-thin': {
-          const owner = [...this.records.values()].find((r) => r.deviceId === a.deviceId) ?? (tx?.deviceId === a.deviceId ? this.records.get(tx.deviceHash) : undefined);
+          const tx = txs.find((t) => t.deviceId === a.deviceId);
+          const owner = [...this.records.values()].find((r) => r.deviceId === a.deviceId) ?? (tx ? this.records.get(tx.deviceHash) : undefined);
           if (owner) await quietDeactivate(owner.hash);
           try {
             await this.pool.deleteThin(a.deviceId);
@@ -285,140 +299,290 @@ export class Journal {
 
   /** create_thin of `hash` (the base device) through the journal. Caller holds its device lock. */
   createThin(hash: string, size: bigint): Promise<DeviceRecord> {
-    return this.#create('create', hash, size, undefined, undefined);
+    return this.#submit<DeviceRecord>({ kind: 'create', hash, size, origin: undefined, originActiveName: undefined, growTo: undefined });
   }
 
   /**
    * create_snap of `origin` as `hash` through the journal (dm.min_free_space checked first).
    * `originActiveName`: the origin's dm name when it is active (suspended around the message).
-   * `growTo`: the grow intent the new record carries. Caller holds both device locks.
+   * `growTo`: the grow intent the new record carries. Caller holds both device locks (the
+   * origin's may be shared: snapshots of one origin are batched together).
    */
   createSnap(hash: string, size: bigint, origin: DeviceRecord, originActiveName: string | undefined, growTo?: number): Promise<DeviceRecord> {
-    return this.#create('snapshot', hash, size, origin, originActiveName, growTo);
-  }
-
-  async #create(
-    op: 'create' | 'snapshot',
-    hash: string,
-    size: bigint,
-    origin: DeviceRecord | undefined,
-    originActiveName: string | undefined,
-    growTo?: number,
-  ): Promise<DeviceRecord> {
-    const point = (s: string): void => this.#crash(`${op}:${s}` as CrashPointName);
-    return this.poolLock.run(async () => {
-      const status = await this.pool.assertWritable();
-      if (op === 'snapshot') {
-        const short = freeSpaceShortfall(status, this.#minFreeSpacePercent);
-        if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
-      }
-      const current = this.txid(status);
-      const open = current + 1n;
-      let { id, next } = allocateDeviceId(this.usedIds, this.deviceSet.nextDeviceId || MIN_DEVICE_ID);
-      const fsType = origin?.filesystem ?? this.deviceSet.baseFilesystem;
-      const recFor = (devId: number): DeviceRecord => ({
-        hash,
-        deviceId: devId,
-        size: Number(size),
-        transactionId: Number(open),
-        initialized: false,
-        deleted: false,
-        state: 'creating',
-        ...(fsType && op === 'snapshot' ? { filesystem: fsType } : {}),
-        createdAt: new Date().toISOString(),
-        ...(growTo !== undefined ? { growTo } : {}),
-      });
-      point('before-intent');
-      // The intent: the record itself, `creating` at T (durable: the name is new).
-      let rec = recFor(id);
-      this.store.saveDevice(rec);
-      point('before-message');
-      for (let attempt = 0; ; attempt++) {
-        try {
-          if (op === 'create') await this.pool.createThin(id);
-          else await this.pool.createSnap(id, origin?.deviceId ?? 0, originActiveName ? { origin: originActiveName } : {});
-          break;
-        } catch (err) {
-          if (err instanceof ThinIdInUseError && attempt < EEXIST_RETRIES) {
-            // Docker: "Device ID exists in pool but it is supposed to be unused".
-            this.#log('warn', `thin id ${id} exists in the pool but has no record; trying another id`);
-            this.usedIds.add(id);
-            ({ id, next } = allocateDeviceId(this.usedIds, next));
-            // Durable: a lost rename would leave the intent naming the id that is not ours.
-            rec = recFor(id);
-            this.store.saveDevice(rec);
-            continue;
-          }
-          // Nothing was created: undo the intent, durably (a lost unlink would read as done once a
-          // later operation commits T).
-          this.store.removeDevice(hash);
-          throw err;
-        }
-      }
-      this.deviceSet = { ...this.deviceSet, nextDeviceId: next };
-      point('before-commit');
-      try {
-        await this.commit(current, open);
-      } catch (err) {
-        try {
-          await this.pool.deleteThin(id);
-          this.store.removeDevice(hash);
-        } catch (undoErr) {
-          this.#log('error', `could not undo create of thin ${id} after its commit failed (init will): ${String(undoErr)}`);
-        }
-        throw err;
-      }
-      point('before-ready');
-      // Committed: a crash that loses this rename brings back the intent, which now reads as ready.
-      rec = { ...rec, state: 'ready' };
-      this.store.saveDevice(rec, { durable: false });
-      this.usedIds.add(id);
-      this.records.set(hash, rec);
-      return rec;
-    });
+    return this.#submit<DeviceRecord>({ kind: 'snapshot', hash, size, origin, originActiveName, growTo });
   }
 
   /**
    * delete of `rec`'s thin id through the journal. With `deferOnBusy`, a pool that says busy
    * marks the record deleted (retried later) and resolves 'deferred'.
    */
-  async delete(rec: DeviceRecord, deferOnBusy: boolean): Promise<'deleted' | 'deferred'> {
-    return this.poolLock.run(async () => {
-      const status = await this.pool.assertWritable();
-      const current = this.txid(status);
-      const open = current + 1n;
-      this.#crash('delete:before-intent');
-      // The intent: the record, `deleting` at T (durable even though the name exists: a lost
-      // rename after the message would leave a record naming a deleted id).
-      this.store.saveDevice({ ...rec, state: 'deleting', deleted: false, transactionId: Number(open) });
-      this.#crash('delete:before-message');
-      try {
-        await this.pool.deleteThin(rec.deviceId);
-      } catch (err) {
-        if (!(err instanceof ThinIdNotFoundError)) {
-          if (err instanceof ThinDeviceBusyError && deferOnBusy) {
-            // Nothing changed in the pool: no commit. Durable, so that the intent cannot come
-            // back and be read as done once a later operation commits T.
-            const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
-            this.store.saveDevice(deferred);
-            this.records.set(rec.hash, deferred);
-            return 'deferred';
-          }
-          // Abort: the device stays as it was (durably, for the same reason).
-          this.store.saveDevice(rec);
-          throw err;
-        }
-      }
-      this.#crash('delete:before-commit');
-      await this.commit(current, open);
-      this.#crash('delete:before-remove-record');
-      // Committed: a crash that loses this unlink brings back the intent, which now reads as done.
-      this.store.removeDevice(rec.hash, { durable: false });
-      this.records.delete(rec.hash);
-      this.usedIds.delete(rec.deviceId);
-      return 'deleted';
+  delete(rec: DeviceRecord, deferOnBusy: boolean): Promise<'deleted' | 'deferred'> {
+    return this.#submit<'deleted' | 'deferred'>({ kind: 'delete', rec, deferOnBusy });
+  }
+
+  /**
+   * Queues a journalled operation for the next batch (group commit): the first submitter schedules
+   * a batch on the pool lock; whatever is queued when it starts runs in it.
+   */
+  #submit<T>(spec: JobSpec): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ spec, resolve: resolve as (v: unknown) => void, reject });
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      const batch: Queued[] = [];
+      this.poolLock
+        .run(() => this.#runBatch(batch))
+        .catch((err: unknown) => {
+          // Not reached by design (#runBatch settles every job itself); if it is, no caller hangs.
+          this.#scheduled = false;
+          for (const j of [...batch, ...this.#queue.splice(0)]) j.reject(err);
+        });
     });
   }
+
+  /**
+   * One group commit, under the pool lock. For the N operations queued when it starts (after the
+   * pool status, so that those arriving meanwhile join):
+   * 1. every intent record written and renamed (its file fsynced), then **one** directory fsync;
+   * 2. every pool message, in queue order (a failed one undoes its own intent durably);
+   * 3. **one** commit of T for all that went through;
+   * 4. every lazy record write (`ready`, or the unlink of a deleted record).
+   * Every operation of the batch carries the same T: before the commit every in-flight record at T
+   * is an open transaction, after it every one is done (reconcile.ts, inFlightTransactions). A
+   * batch of one makes exactly the writes and reaches exactly the crash points of one operation.
+   */
+  async #runBatch(taken: Queued[]): Promise<void> {
+    let status: ThinPoolWorkingStatus;
+    try {
+      status = await this.pool.assertWritable();
+    } catch (err) {
+      this.#scheduled = false;
+      for (const j of this.#queue.splice(0)) j.reject(err);
+      return;
+    }
+    this.#scheduled = false;
+    taken.push(...this.#queue.splice(0));
+    const jobs: Work[] = taken.map((j) => ({ ...j, id: -1, rec: undefined, outcome: 'pending' }));
+    const group = jobs.length > 1;
+    const current = this.txid(status);
+    const open = current + 1n;
+    const fail = (w: Work, err: unknown): void => {
+      w.outcome = 'failed';
+      w.error = err;
+    };
+
+    // 1. The intents: each record `creating` / `deleting` at T, renamed; one directory fsync.
+    let next = this.deviceSet.nextDeviceId || MIN_DEVICE_ID;
+    for (const w of jobs) {
+      const { spec } = w;
+      try {
+        if (spec.kind === 'delete') {
+          this.#crash('delete:before-intent');
+          w.rec = { ...spec.rec, state: 'deleting', deleted: false, transactionId: Number(open) };
+        } else {
+          if (spec.kind === 'snapshot') {
+            const short = freeSpaceShortfall(status, this.#minFreeSpacePercent);
+            if (short) throw new PoolFreeSpaceError(short.what, short.free, short.required);
+          }
+          ({ id: w.id, next } = allocateDeviceId(this.usedIds, next));
+          // Taken from now on (a later job of this batch must not pick it); freed again on failure.
+          this.usedIds.add(w.id);
+          this.#crash(`${spec.kind}:before-intent` as CrashPointName);
+          w.rec = this.#intentRecord(spec, w.id, open);
+        }
+        this.store.saveDevice(w.rec, { durable: false });
+        w.outcome = 'intent';
+      } catch (err) {
+        if (spec.kind !== 'delete' && w.id >= 0) this.usedIds.delete(w.id);
+        fail(w, err);
+      }
+    }
+    this.deviceSet = { ...this.deviceSet, nextDeviceId: next };
+    const written = jobs.filter((w) => w.outcome === 'intent');
+    if (written.length > 0) {
+      try {
+        if (group) this.#crash('batch:before-intent-sync');
+        this.store.syncDir();
+      } catch (err) {
+        // Not durable: nothing may be sent. Undo the intents (best effort; init rolls back the rest).
+        for (const w of written) {
+          fail(w, err);
+          try {
+            if (w.spec.kind === 'delete') this.store.saveDevice(w.spec.rec);
+            else {
+              this.store.removeDevice(w.spec.hash);
+              this.usedIds.delete(w.id);
+            }
+          } catch (undoErr) {
+            this.#log('error', `could not undo the intent of ${describeSpec(w.spec)} after its directory fsync failed (init will): ${String(undoErr)}`);
+          }
+        }
+      }
+    }
+
+    // 2. The pool messages, one at a time (the pool serializes them anyway).
+    for (const w of jobs) {
+      if (w.outcome !== 'intent') continue;
+      try {
+        w.outcome = await (w.spec.kind === 'delete' ? this.#deleteMessage(w, w.spec) : this.#createMessage(w, w.spec, open));
+      } catch (err) {
+        fail(w, err);
+      }
+    }
+
+    // 3. One commit for every operation that changed the pool.
+    const done = jobs.filter((w) => w.outcome === 'sent');
+    if (done.length > 0) {
+      try {
+        if (group) this.#crash('batch:before-commit');
+        else this.#crash(`${done[0]!.spec.kind}:before-commit` as CrashPointName);
+        await this.commit(current, open);
+      } catch (err) {
+        for (const w of done) {
+          fail(w, err);
+          if (w.spec.kind === 'delete') continue; // the thin is gone: init rolls the delete forward
+          try {
+            await this.pool.deleteThin(w.id);
+            this.store.removeDevice(w.spec.hash);
+            this.usedIds.delete(w.id);
+          } catch (undoErr) {
+            this.#log('error', `could not undo create of thin ${w.id} after its commit failed (init will): ${String(undoErr)}`);
+          }
+        }
+      }
+    }
+
+    // 4. Committed: the lazy writes. A crash that loses one brings back the intent, which now reads as done.
+    for (const w of jobs) {
+      if (w.outcome !== 'sent') continue;
+      const { spec } = w;
+      try {
+        if (spec.kind === 'delete') {
+          this.#crash('delete:before-remove-record');
+          this.store.removeDevice(spec.rec.hash, { durable: false });
+          this.records.delete(spec.rec.hash);
+          this.usedIds.delete(spec.rec.deviceId);
+          w.resolve('deleted');
+        } else {
+          this.#crash(`${spec.kind}:before-ready` as CrashPointName);
+          const rec: DeviceRecord = { ...w.rec!, state: 'ready' };
+          this.store.saveDevice(rec, { durable: false });
+          this.records.set(spec.hash, rec);
+          w.resolve(rec);
+        }
+        w.outcome = 'resolved';
+      } catch (err) {
+        fail(w, err);
+      }
+    }
+    for (const w of jobs) {
+      if (w.outcome === 'failed') w.reject(w.error);
+      else if (w.outcome === 'deferred') w.resolve('deferred');
+    }
+  }
+
+  #intentRecord(spec: CreateSpec, id: number, open: bigint): DeviceRecord {
+    const fsType = spec.origin?.filesystem ?? this.deviceSet.baseFilesystem;
+    return {
+      hash: spec.hash,
+      deviceId: id,
+      size: Number(spec.size),
+      transactionId: Number(open),
+      initialized: false,
+      deleted: false,
+      state: 'creating',
+      ...(fsType && spec.kind === 'snapshot' ? { filesystem: fsType } : {}),
+      createdAt: new Date().toISOString(),
+      ...(spec.growTo !== undefined ? { growTo: spec.growTo } : {}),
+    };
+  }
+
+  /** create_thin / create_snap of one job whose intent is durable: 'sent', or throws (intent undone). */
+  async #createMessage(w: Work, spec: CreateSpec, open: bigint): Promise<'sent'> {
+    this.#crash(`${spec.kind}:before-message` as CrashPointName);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (spec.kind === 'create') await this.pool.createThin(w.id);
+        else await this.pool.createSnap(w.id, spec.origin?.deviceId ?? 0, spec.originActiveName ? { origin: spec.originActiveName } : {});
+        return 'sent';
+      } catch (err) {
+        if (err instanceof ThinIdInUseError && attempt < EEXIST_RETRIES) {
+          // Docker: "Device ID exists in pool but it is supposed to be unused". The id stays in usedIds.
+          this.#log('warn', `thin id ${w.id} exists in the pool but has no record; trying another id`);
+          const { id, next } = allocateDeviceId(this.usedIds, this.deviceSet.nextDeviceId || MIN_DEVICE_ID);
+          w.id = id;
+          this.usedIds.add(id);
+          this.deviceSet = { ...this.deviceSet, nextDeviceId: next };
+          // Durable: a lost rename would leave the intent naming the id that is not ours.
+          w.rec = this.#intentRecord(spec, id, open);
+          this.store.saveDevice(w.rec);
+          continue;
+        }
+        // Nothing was created: undo the intent, durably (a lost unlink would read as done once a
+        // later operation commits T).
+        this.store.removeDevice(spec.hash);
+        this.usedIds.delete(w.id);
+        throw err;
+      }
+    }
+  }
+
+  /** delete of one job whose intent is durable: 'sent', 'deferred' (busy), or throws (record restored). */
+  async #deleteMessage(w: Work, spec: DeleteSpec): Promise<'sent' | 'deferred'> {
+    const { rec } = spec;
+    this.#crash('delete:before-message');
+    try {
+      await this.pool.deleteThin(rec.deviceId);
+    } catch (err) {
+      if (!(err instanceof ThinIdNotFoundError)) {
+        if (err instanceof ThinDeviceBusyError && spec.deferOnBusy) {
+          // Nothing changed in the pool: no commit. Durable, so that the intent cannot come
+          // back and be read as done once a later operation commits T.
+          const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
+          this.store.saveDevice(deferred);
+          this.records.set(rec.hash, deferred);
+          w.rec = deferred;
+          return 'deferred';
+        }
+        // Abort: the device stays as it was (durably, for the same reason).
+        this.store.saveDevice(rec);
+        throw err;
+      }
+    }
+    return 'sent';
+  }
+}
+
+type CreateSpec = {
+  readonly kind: 'create' | 'snapshot';
+  readonly hash: string;
+  readonly size: bigint;
+  readonly origin: DeviceRecord | undefined;
+  readonly originActiveName: string | undefined;
+  readonly growTo: number | undefined;
+};
+type DeleteSpec = { readonly kind: 'delete'; readonly rec: DeviceRecord; readonly deferOnBusy: boolean };
+/** One journalled operation, as queued for a batch. */
+type JobSpec = CreateSpec | DeleteSpec;
+
+interface Queued {
+  readonly spec: JobSpec;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** A queued operation inside its batch. */
+interface Work extends Queued {
+  /** The thin id a create allocated (-1 before). */
+  id: number;
+  /** The record as last written for it. */
+  rec: DeviceRecord | undefined;
+  outcome: 'pending' | 'intent' | 'sent' | 'deferred' | 'failed' | 'resolved';
+  error?: unknown;
+}
+
+function describeSpec(spec: JobSpec): string {
+  return spec.kind === 'delete' ? `delete of ${spec.rec.hash || 'base'}` : `${spec.kind} of ${spec.hash || 'base'}`;
 }
 
 function describeAction(a: ReconcileAction): string {

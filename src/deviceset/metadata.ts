@@ -260,6 +260,15 @@ export class MetadataStore {
     if (opts.durable ?? true) this.#fsyncDir();
   }
 
+  /**
+   * fsync the metadata directory: makes every rename and unlink before it durable. The journal's
+   * group commit renames several intents with `durable: false` and then calls this once.
+   */
+  syncDir(): void {
+    this.#ensureDir();
+    this.#fsyncDir();
+  }
+
   /** Atomically write the deviceset record. */
   saveDeviceSet(record: DeviceSetRecord): void {
     this.#validate('deviceset record', record, deviceSetProblems);

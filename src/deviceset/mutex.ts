@@ -13,7 +13,10 @@
  *    for a device lock.
  *
  * Since every task acquires in the order (device locks ascending) → pool lock, no cycle of waits
- * can form.
+ * can form. A device lock may be taken **shared** ({@link KeyedMutex.lockMany}'s `shared` keys):
+ * addDevice holds its parent shared, so that snapshots of one parent reach the journal together
+ * (its group commit, journal.ts) while every other operation on the parent waits for them.
+ * Shared holders still take the keys in the same ascending order, so the argument above holds.
  */
 
 /** Releases a held lock. Idempotent. */
@@ -64,25 +67,67 @@ export class AsyncMutex {
   }
 }
 
-/** One {@link AsyncMutex} per key, created on demand and dropped when idle. */
+/**
+ * A FIFO readers/writer lock: any number of shared holders or one exclusive holder. Waiters are
+ * granted in arrival order (a shared request behind a waiting exclusive one waits too, so an
+ * exclusive waiter is never starved).
+ */
+export class SharedMutex {
+  #shared = 0;
+  #exclusive = false;
+  readonly #waiters: { readonly shared: boolean; readonly grant: () => void }[] = [];
+
+  /** Resolves with a release function once the lock is ours, shared or exclusive. */
+  lock(shared = false): Promise<Release> {
+    return new Promise<Release>((resolve) => {
+      const grant = (): void => {
+        if (shared) this.#shared++;
+        else this.#exclusive = true;
+        let released = false;
+        resolve(() => {
+          if (released) return;
+          released = true;
+          if (shared) this.#shared--;
+          else this.#exclusive = false;
+          this.#pump();
+        });
+      };
+      if (this.#waiters.length === 0 && this.#free(shared)) grant();
+      else this.#waiters.push({ shared, grant });
+    });
+  }
+
+  #free(shared: boolean): boolean {
+    return !this.#exclusive && (shared || this.#shared === 0);
+  }
+
+  #pump(): void {
+    for (let w = this.#waiters[0]; w && this.#free(w.shared); w = this.#waiters[0]) {
+      this.#waiters.shift();
+      w.grant();
+    }
+  }
+}
+
+/** One {@link SharedMutex} per key, created on demand and dropped when idle. */
 export class KeyedMutex {
-  readonly #locks = new Map<string, { mutex: AsyncMutex; users: number }>();
+  readonly #locks = new Map<string, { mutex: SharedMutex; users: number }>();
 
   /** Keys that currently have a holder or waiters. */
   get activeKeys(): string[] {
     return [...this.#locks.keys()];
   }
 
-  /** Locks one key. */
-  async lock(key: string): Promise<Release> {
+  /** Locks one key (exclusively unless `shared`). */
+  async lock(key: string, shared = false): Promise<Release> {
     let entry = this.#locks.get(key);
     if (!entry) {
-      entry = { mutex: new AsyncMutex(), users: 0 };
+      entry = { mutex: new SharedMutex(), users: 0 };
       this.#locks.set(key, entry);
     }
     entry.users++;
     const e = entry;
-    const release = await e.mutex.lock();
+    const release = await e.mutex.lock(shared);
     let done = false;
     return () => {
       if (done) return;
@@ -94,13 +139,15 @@ export class KeyedMutex {
 
   /**
    * Locks several keys in ascending order (duplicates merged), the only way a task may hold more
-   * than one: with a single global order no two tasks can wait for each other in a cycle.
+   * than one: with a single global order no two tasks can wait for each other in a cycle. Keys in
+   * `shared` are taken shared unless also asked for exclusively (see {@link SharedMutex}).
    */
-  async lockMany(keys: readonly string[]): Promise<Release> {
-    const sorted = [...new Set(keys)].sort();
+  async lockMany(keys: readonly string[], shared: readonly string[] = []): Promise<Release> {
+    const exclusive = new Set(keys);
+    const sorted = [...new Set([...keys, ...shared])].sort();
     const held: Release[] = [];
     try {
-      for (const k of sorted) held.push(await this.lock(k));
+      for (const k of sorted) held.push(await this.lock(k, !exclusive.has(k)));
     } catch (err) {
       for (const r of held.reverse()) r();
       throw err;

@@ -3,8 +3,10 @@
 /**
  * # The write protocol this recovery assumes (the DeviceSet follows it; journal.ts)
  *
- * Every pool mutation runs under the journal's pool lock, one at a time. T = the journal's
- * committed id + 1. Since issue 21 the device record itself is the intent (one file, one rename):
+ * Every pool mutation runs under the journal's pool lock, in batches (group commit: every
+ * operation of a batch shares T, the directory fsync of step 1 and the commit of step 3; a batch
+ * is often one operation). T = the journal's committed id + 1. Since issue 21 the device record
+ * itself is the intent (one file, one rename):
  *
  * **create / snapshot** of hash H with id I:
  * 1. intent: save H's record `{state: 'creating', transactionId: T, deviceId: I}` (durable:
@@ -26,8 +28,8 @@
  *    `deleted: false` with `transactionId` ≤ the committed id is a finished delete.
  *
  * So an in-flight record (`creating`, or `deleting` without `deleted`) above the committed id is
- * the open transaction ({@link inFlightTransaction}); at or below it, the operation committed and
- * only its last, lazy write may be missing.
+ * an open transaction ({@link inFlightTransactions}: one per operation of the interrupted batch);
+ * at or below it, the operation committed and only its last, lazy write may be missing.
  *
  * **Older roots** (before issue 21) wrote a separate `transaction-metadata` record first, then
  * the record, and cleared it at the end; such a transaction is passed as `transaction` and
@@ -100,17 +102,20 @@ export type ReconcileAction =
  * Plan the repairs that make the records, the journal and the pool agree. Pure: reads its
  * arguments, returns actions, changes nothing.
  * @param records every device record (by hash, or a list).
- * @param transaction the open transaction, if any.
+ * @param transaction the open transaction, if any, or every open one (a group commit's batch, see
+ *   {@link inFlightTransactions}).
  * @param poolThinIds every thin device id in the pool.
  * @param poolTransactionId the journal's committed transaction id: the pool's (thin-pool status)
  *   when the DeviceSet owns it, else the deviceset record's.
  */
 export function reconcile(
   records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],
-  transaction: TransactionRecord | undefined,
+  transaction: TransactionRecord | readonly TransactionRecord[] | undefined,
   poolThinIds: ReadonlySet<number>,
   poolTransactionId: bigint,
 ): ReconcileAction[] {
+  const transactions: readonly TransactionRecord[] = transaction === undefined ? [] : Array.isArray(transaction) ? transaction : [transaction as TransactionRecord];
+  const inTransaction = new Set(transactions.map((t) => t.deviceHash));
   const list = Array.isArray(records) ? (records as readonly DeviceRecord[]) : [...(records as ReadonlyMap<string, DeviceRecord>).values()];
   const recs = new Map<string, DeviceRecord>(
     [...list].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0)).map((r) => [r.hash, { ...r }]),
@@ -126,7 +131,7 @@ export function reconcile(
   // Committed operations whose last, lazy write (see above) a crash lost. First, so that a record
   // of a finished delete no longer claims an id that a later create reused.
   for (const rec of [...recs.values()]) {
-    if (transaction && rec.hash === transaction.deviceHash) continue;
+    if (inTransaction.has(rec.hash)) continue;
     if (BigInt(rec.transactionId) > poolTransactionId) continue;
     if (rec.state === 'creating' && pool.has(rec.deviceId)) {
       plan.push({ action: 'mark-ready', hash: rec.hash, why: 'rollforward-committed-create' });
@@ -138,7 +143,7 @@ export function reconcile(
     }
   }
 
-  if (transaction) {
+  for (const transaction of transactions) {
     const { deviceHash: hash, deviceId: id } = transaction;
     const open = BigInt(transaction.openTransactionId);
     const rec = recs.get(hash);
@@ -152,7 +157,7 @@ export function reconcile(
         plan.push({ action: 'drop-record', hash, deviceId: id, why });
         recs.delete(hash);
       }
-      if (poolTransactionId < open) {
+      if (poolTransactionId < open && targetTx < open) {
         targetTx = open;
         targetWhy = why;
       }
@@ -208,14 +213,31 @@ export function reconcile(
   if (targetTx > poolTransactionId) {
     plan.push({ action: 'set-transaction-id', from: poolTransactionId, to: targetTx, why: targetWhy });
   }
-  if (transaction) plan.push({ action: 'clear-transaction', why: 'transaction-done' });
+  if (transactions.length > 0) plan.push({ action: 'clear-transaction', why: 'transaction-done' });
   return plan;
+}
+
+/**
+ * Every open transaction the device records carry: each in-flight record (`creating`, or
+ * `deleting` without `deleted`) whose transaction id is above the committed one, by hash. A group
+ * commit (journal.ts) leaves up to one per operation of its batch, all at the same id; a single
+ * operation leaves one. The snapshot's originDeviceId is left out, as in {@link inFlightTransaction}.
+ */
+export function inFlightTransactions(
+  records: ReadonlyMap<string, DeviceRecord> | readonly DeviceRecord[],
+  committedTransactionId: bigint,
+): TransactionRecord[] {
+  const list = Array.isArray(records) ? (records as readonly DeviceRecord[]) : [...(records as ReadonlyMap<string, DeviceRecord>).values()];
+  return [...list]
+    .filter((r) => BigInt(r.transactionId) > committedTransactionId && (r.state === 'creating' || (r.state === 'deleting' && !r.deleted)))
+    .sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0))
+    .map((r) => ({ openTransactionId: r.transactionId, deviceHash: r.hash, deviceId: r.deviceId, op: r.state !== 'creating' ? 'delete' : r.hash === '' ? 'create' : 'snapshot' }));
 }
 
 /**
  * The open transaction the device records carry (the protocol above): the in-flight record —
  * `creating`, or `deleting` without `deleted` — whose transaction id is above the committed one.
- * The protocol leaves at most one; with several (not written by this protocol), the first by
+ * A single operation leaves at most one; a batch leaves one per operation (use {@link inFlightTransactions}), and this returns the first by
  * hash. Undefined when none. The result is for recovery only: a snapshot's originDeviceId is not
  * known from the record and is left out.
  */

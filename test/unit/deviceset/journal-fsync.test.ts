@@ -8,94 +8,13 @@
 // base setup 7 + 4, addDevice 2 + 1, deleteDevice 1 + 1.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { constants, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmControl } from '../../../src/dm/index.js';
 import { ThinPool } from '../../../src/thin/index.js';
-import { MetadataStore, TRANSACTION_FILE, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
+import { MetadataStore, TRANSACTION_FILE } from '../../../src/deviceset/metadata.js';
+import { RecordingFs } from './recording-fs.js';
 import { DEV_DIR, World, checkInvariants, writeData, type DataMarks } from '../sweep/harness.js';
-
-/** What one stretch of work cost on the metadata directory. */
-interface Cost {
-  fileFsyncs: number;
-  dirFsyncs: number;
-  renames: number;
-  unlinks: number;
-}
-
-/** A name change not yet made durable by a directory fsync: what the name held before (or nothing). */
-interface Pending {
-  readonly name: string;
-  readonly before: string | undefined;
-}
-
-/**
- * nodeMetadataFs that tells file fsyncs from directory fsyncs (the fd was opened O_DIRECTORY),
- * and remembers the renames and unlinks since the last directory fsync so that {@link powerCut}
- * can lose them all (the worst a crash may do to them; the file data was fsynced or is a temp).
- */
-class RecordingFs implements MetadataFs {
-  readonly dirFds = new Set<number>();
-  pending: Pending[] = [];
-  #remember(name: string): void {
-    this.pending.push({ name, before: existsSync(name) ? readFileSync(name, 'utf8') : undefined });
-  }
-  /** Loses every name change since the last directory fsync, newest first. */
-  powerCut(): string[] {
-    const lost = this.pending.map((p) => p.name.slice(p.name.lastIndexOf('/') + 1));
-    for (const p of this.pending.reverse()) {
-      if (p.before === undefined) {
-        if (existsSync(p.name)) unlinkSync(p.name);
-      } else writeFileSync(p.name, p.before);
-    }
-    this.pending = [];
-    return lost;
-  }
-  cost: Cost = { fileFsyncs: 0, dirFsyncs: 0, renames: 0, unlinks: 0 };
-  take(): Cost {
-    const c = this.cost;
-    this.cost = { fileFsyncs: 0, dirFsyncs: 0, renames: 0, unlinks: 0 };
-    return c;
-  }
-  mkdirSync(path: string, options: { recursive: true; mode: number }): void {
-    nodeMetadataFs.mkdirSync(path, options);
-  }
-  readdirSync(path: string): string[] {
-    return nodeMetadataFs.readdirSync(path);
-  }
-  readFileSync(path: string): string {
-    return nodeMetadataFs.readFileSync(path);
-  }
-  openSync(path: string, flags: number, mode?: number): number {
-    const fd = nodeMetadataFs.openSync(path, flags, mode);
-    if ((flags & constants.O_DIRECTORY) !== 0) this.dirFds.add(fd);
-    return fd;
-  }
-  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number {
-    return nodeMetadataFs.writeSync(fd, data, offset, length);
-  }
-  fsyncSync(fd: number): void {
-    if (this.dirFds.has(fd)) {
-      this.cost.dirFsyncs++;
-      this.pending = [];
-    } else this.cost.fileFsyncs++;
-    nodeMetadataFs.fsyncSync(fd);
-  }
-  closeSync(fd: number): void {
-    this.dirFds.delete(fd);
-    nodeMetadataFs.closeSync(fd);
-  }
-  renameSync(from: string, to: string): void {
-    this.cost.renames++;
-    this.#remember(to);
-    nodeMetadataFs.renameSync(from, to);
-  }
-  unlinkSync(path: string): void {
-    this.cost.unlinks++;
-    if (existsSync(path)) this.#remember(path);
-    nodeMetadataFs.unlinkSync(path);
-  }
-}
 
 test('durable writes per operation: base setup, one addDevice (snapshot), one deleteDevice', async () => {
   const w = new World();

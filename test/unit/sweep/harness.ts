@@ -359,6 +359,25 @@ export const OPS: readonly SweptOp[] = [
     gone: new Set(['a']),
   },
   {
+    // A group commit (journal.ts): three snapshots of one parent share one intent directory fsync and one commit.
+    name: 'addDevice ×3 concurrently (one batch)',
+    setup: (w) => standard(w),
+    run: async (_w, set) => void (await Promise.all(['c0', 'c1', 'c2'].map((h) => set!.addDevice(h, 'b')))),
+    gone: new Set(),
+  },
+  {
+    name: 'deleteDevice ×2 concurrently (one batch)',
+    setup: (w) => standard(w),
+    run: async (_w, set) => void (await Promise.all(['a', 'b'].map((h) => set!.deleteDevice(h)))),
+    gone: new Set(['a', 'b']),
+  },
+  {
+    name: 'addDevice and deleteDevice concurrently',
+    setup: (w) => standard(w),
+    run: async (_w, set) => void (await Promise.all([set!.addDevice('c', 'a'), set!.deleteDevice('b')])),
+    gone: new Set(['b']),
+  },
+  {
     name: 'resizePool',
     setup: (w) => standard(w),
     run: async (_w, set) => set!.resizePool('96M'),
