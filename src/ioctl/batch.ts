@@ -3,7 +3,11 @@
 // (issue #21 §1). The real implementation is a worker thread (batch-worker.ts); a Syscalls seam
 // without `openBatch` (or the FakeKernel's inline runner, runBatchInline) keeps the per-call path.
 import { BatchWorkerError, IoctlError } from './errors.js';
-import type { IoctlArg, Syscalls } from './syscalls.js';
+
+/** The seam's synchronous ioctl (Syscalls.ioctl), which an inline batch runs each step through. */
+interface SyncIoctl {
+  ioctl(fd: number, request: number, arg: Buffer | number | bigint, requestName: string): number;
+}
 
 /**
  * "Stop after this step when the u32 at `offset` of its buffer has any bit of `mask` set" — how a
@@ -20,7 +24,7 @@ export interface StopIfFlag {
 export interface IoctlStep {
   readonly fd: number;
   readonly request: number;
-  readonly arg: IoctlArg;
+  readonly arg: Buffer | number | bigint;
   /** C name of the request, for errors and diagnostics. */
   readonly requestName: string;
   readonly stopIf?: StopIfFlag;
@@ -74,7 +78,7 @@ export function stopFlagSet(step: IoctlStep): boolean {
  * Runs a batch with the seam's synchronous `ioctl`, in the caller's turn: what a fake kernel's
  * `openBatch` does (the FakeKernel's batches run inline).
  */
-export async function runBatchInline(sys: Pick<Syscalls, 'ioctl'>, steps: readonly IoctlStep[]): Promise<BatchOutcome> {
+export async function runBatchInline(sys: SyncIoctl, steps: readonly IoctlStep[]): Promise<BatchOutcome> {
   const results: number[] = [];
   for (const step of steps) {
     try {
@@ -89,7 +93,7 @@ export async function runBatchInline(sys: Pick<Syscalls, 'ioctl'>, steps: readon
 }
 
 /** An {@link IoctlBatcher} over {@link runBatchInline} (never busy: each batch completes inline). */
-export function inlineBatcher(sys: Pick<Syscalls, 'ioctl'>): IoctlBatcher {
+export function inlineBatcher(sys: SyncIoctl): IoctlBatcher {
   let closed = false;
   return {
     busy: false,
