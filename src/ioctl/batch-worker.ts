@@ -8,7 +8,8 @@
 //
 // Lifecycle: the thread starts on the first run() (koffi is loaded there too), is unref()'d
 // while idle so it never keeps the process alive, and ref()'d while a batch is in flight (a
-// pending Atomics.waitAsync alone does not keep Node's event loop alive). close() lets it exit.
+// pending Atomics.waitAsync alone does not keep Node's event loop alive). close() lets it exit
+// after the batch in flight, if any; it stays ref()'d for the moment it takes to leave.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ioctlChannel, type IoctlChannelMessage } from './diagnostics.js';
 import { BatchWorkerError, IoctlError } from './errors.js';
@@ -80,6 +81,7 @@ export class BatchWorker implements IoctlBatcher {
   /** Why the worker is gone (it died, or failed to start). */
   #dead: BatchWorkerError | undefined;
   #closed = false;
+  #exited: Promise<void> = Promise.resolve();
   /** Batches queued or in flight. */
   #pending = 0;
   #tail: Promise<unknown> = Promise.resolve();
@@ -87,6 +89,11 @@ export class BatchWorker implements IoctlBatcher {
   /** True while a batch is queued or in flight. */
   get busy(): boolean {
     return this.#pending > 0;
+  }
+
+  /** Resolves once the thread has exited (at once when it never started). */
+  get exited(): Promise<void> {
+    return this.#exited;
   }
 
   /** True once the thread has started and not died (for tests and diagnostics). */
@@ -118,7 +125,9 @@ export class BatchWorker implements IoctlBatcher {
       Atomics.store(this.#ctl, OP, OP_EXIT);
       Atomics.add(this.#ctl, REQ, 1);
       Atomics.notify(this.#ctl, REQ);
-      this.#worker.unref();
+      // Ref'd until it has gone: the thread leaves its loop at once (no batch is in flight), and
+      // this way `exited` resolves even when nothing else keeps the event loop alive.
+      this.#worker.ref();
     };
     if (this.#pending === 0) exit();
     else void this.#tail.then(exit);
@@ -135,8 +144,12 @@ export class BatchWorker implements IoctlBatcher {
       transferList: [port2],
       stdout: false,
       stderr: false,
+      // Not the parent's flags: the thread runs plain JS and koffi, and an inherited
+      // `--input-type` (node --input-type=module -e …) makes the Worker fail to load at all.
+      execArgv: [],
     });
     this.#worker = worker;
+    this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     const die = (reason: string, cause?: unknown): void => {
       if (this.#dead) return;
       this.#dead = new BatchWorkerError(reason, cause === undefined ? undefined : { cause });
