@@ -246,6 +246,9 @@ export class BatchWorker implements IoctlBatcher {
       }
       if (i < ran) results.push(rc);
     }
+    // Nothing of a request stays in shared memory once it is answered (a DM_SECURE_DATA_FLAG
+    // table that was never sent, for one: the kernel wipes only what it copied in).
+    this.#arena.fill(0, 0, at);
     if (failed) {
       const step = steps[ran]!;
       const errno = ctl[STEP_BASE + ran * STEP_INTS + S_ERRNO] || 0;
