@@ -11,6 +11,7 @@ import { DmControl, zeroTarget } from '../src/dm/index.js';
 import * as io from '../src/ioctl/index.js';
 import type { IoctlArg, StatResult, Syscalls } from '../src/ioctl/index.js';
 import { parseThinPoolStatus } from '../src/thin/index.js';
+import { measureHop, renderHop } from './lib/hop.js';
 
 const SMOKE = process.argv.includes('--smoke');
 const ROUNDS = SMOKE ? 2 : 7;
@@ -127,8 +128,15 @@ export function renderOverhead(rows: readonly OverheadRow[]): string {
   return lines.join('\n');
 }
 
+/** The hop cost of the blocking-call paths on this host's real kernel (bench/lib/hop.ts, issue #21 §1). */
+async function printHop(): Promise<void> {
+  console.log('\n### Hop cost: N cheap ioctls (FIONREAD), sync vs koffi .async vs one BatchWorker batch\n');
+  console.log(renderHop(await measureHop({ smoke: SMOKE })));
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await measureOverhead();
   if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
   else console.log(renderOverhead(rows));
+  if (!process.argv.includes('--json')) await printHop();
 }
