@@ -200,6 +200,7 @@ test('ControlChannel.batch: a DM_BUFFER_FULL_FLAG reply stops the batch; that st
   // each) needs more than the 16 KiB a status request starts with.
   await dm.createDevice('big', Array.from({ length: 600 }, (_, i) => zeroTarget(BigInt(i) * 8n, 8n)));
   batches.length = 0;
+  const from = fake.callCount;
   const chan = new ControlChannel(sys, '/dev', null);
   assert.ok(chan.canBatch());
   const out = await chan.batch([tableStatusRequest('big'), infoRequest('big')]);
@@ -207,6 +208,8 @@ test('ControlChannel.batch: a DM_BUFFER_FULL_FLAG reply stops the batch; that st
     ['DM_TABLE_STATUS', 'DM_DEV_STATUS'],
     ['DM_TABLE_STATUS', 'DM_DEV_STATUS'],
   ]);
+  // The info request after the full reply was not sent with the first batch.
+  assert.equal(dmCalls(fake, from), ['DM_TABLE_STATUS ok', 'DM_TABLE_STATUS ok', 'DM_DEV_STATUS ok']);
   assert.is(out.failed, undefined);
   assert.is(out.replies.length, 2);
   assert.is(out.replies[0]!.buf.length, 32 * 1024);
