@@ -19,6 +19,7 @@ import { DEVICESET_CHANNEL, StepTracer, traceStep } from '../src/deviceset/diagn
 import { appendHistory, collectRatios, HISTORY_FILE, previousLine, readHistory, renderHistoryComparison, runContext, type HistoryLine } from './lib/history.js';
 import { measureNativeLoop, renderNativeLoop, type NativeLoopResult } from './lib/native-loop.js';
 import { measureStartup, renderStartup } from './startup.js';
+import { measureHop, renderHop } from './lib/hop.js';
 
 const SMOKE = process.argv.includes('--smoke');
 const ROUNDS = SMOKE ? 2 : 7;
@@ -157,6 +158,12 @@ export function renderOverhead(rows: readonly OverheadRow[]): string {
   return lines.join('\n');
 }
 
+/** The hop cost of the blocking-call paths on this host's real kernel (bench/lib/hop.ts, issue #21 §1). */
+async function printHop(): Promise<void> {
+  console.log('\n### Hop cost: N cheap ioctls (FIONREAD), sync vs koffi .async vs one BatchWorker batch\n');
+  console.log(renderHop(await measureHop({ smoke: SMOKE })));
+}
+
 /** The native loop rows: 300 interleaved samples after 100 warm-up cycles (smoke: 5 after 2). */
 export function nativeLoop(smoke = SMOKE): Promise<NativeLoopResult> {
   return measureNativeLoop(smoke ? { samples: 5, warmup: 2, profileCycles: 0 } : { samples: 300, warmup: 100, profileCycles: 100 });
@@ -176,6 +183,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log('\n## Loop devices on the real kernel, natively (ours against the C floor, no VM)\n');
     console.log(renderNativeLoop(loop));
     if (startup) console.log(`\n## CLI startup (natively, wall time)\n\n${renderStartup(startup)}`);
+    await printHop();
   }
   if (history) {
     const line: HistoryLine = { source: 'bench:overhead', ...context, ratios: collectRatios({ loop, startup }) };

@@ -24,6 +24,8 @@ export const DEVMAPPER_ERROR_CODES = [
   // src/errors.ts
   'EINVALIDARG',
   'EKERNELOUTPUT',
+  // src/ioctl
+  'EBATCHWORKER',
   // src/dm
   'EDEVICENOTFOUND',
   'EDMDEVICEEXISTS',

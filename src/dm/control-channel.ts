@@ -18,6 +18,8 @@ import {
   DM_VERSION_CMD,
   IoctlError,
   O_CLOEXEC,
+  type IoctlBatcher,
+  type IoctlStep,
   buildDmRequest,
   decodeDmIoctl,
   type DmHeaderSnapshot,
@@ -44,6 +46,19 @@ export interface Reply {
   readonly buf: Buffer;
 }
 
+/** Offset of `flags` in struct dm_ioctl (include/uapi/linux/dm-ioctl.h): version[3], data_size, data_start, target_count, open_count. */
+const H_FLAGS = 28;
+
+/**
+ * How {@link ControlChannel.batch} ended: the replies of the requests that succeeded, in order,
+ * and, when one failed, its index and its error (mapped as `ioctl` maps it). The requests after a
+ * failed one were not sent.
+ */
+export interface BatchReply {
+  readonly replies: Reply[];
+  readonly failed?: { readonly index: number; readonly error: unknown };
+}
+
 /** Runs one dm ioctl request through the choke point. */
 export type DmIoctl = (req: DmRequest) => Promise<Reply>;
 
@@ -54,11 +69,16 @@ export class ControlChannel {
   readonly #procMiscPath: string | null;
   #fd: number | undefined;
   #kernelVersion: DmVersion | undefined;
+  /** The seam's batcher once opened; null when the seam has none. */
+  #batcher: IoctlBatcher | null | undefined;
+  /** DmControlOptions.batch: without it no batcher is ever opened. */
+  readonly #batching: boolean;
 
-  constructor(sys: Syscalls, devDir: string, procMiscPath: string | null) {
+  constructor(sys: Syscalls, devDir: string, procMiscPath: string | null, batching = false) {
     this.#sys = sys;
     this.#devDir = devDir;
     this.#procMiscPath = procMiscPath;
+    this.#batching = batching;
   }
 
   /** Path of the control node (`/dev/mapper/control`). */
@@ -114,11 +134,133 @@ export class ControlChannel {
     return miscListsDeviceMapper(text);
   }
 
-  /** Closes the control fd (idempotent); the next ioctl reopens it. */
+  /** Closes the control fd and the batcher (idempotent); the next ioctl reopens them. */
   close(): void {
     const fd = this.#fd;
     this.#fd = undefined;
+    const batcher = this.#batcher;
+    this.#batcher = undefined;
+    batcher?.close();
     if (fd !== undefined) this.#sys.close(fd);
+  }
+
+  /**
+   * Whether {@link batch} can run a sequence now: the seam has a batcher (Syscalls.openBatch,
+   * opened here on first ask) and it is not busy with another batch. Callers that get false use
+   * the per-call path, so concurrent operations never queue behind each other's batch.
+   */
+  canBatch(): boolean {
+    if (!this.#batching) return false;
+    if (this.#batcher === undefined) this.#batcher = this.#sys.openBatch?.() ?? null;
+    return this.#batcher !== null && !this.#batcher.busy;
+  }
+
+  /**
+   * Runs `reqs` in order in one batch (one hop to the batcher's thread, whatever each command's
+   * sync/async rule): the same header stamping, buffer sizing, error mapping and DM_CHANNEL
+   * messages as {@link ioctl}. A request answered with DM_BUFFER_FULL_FLAG stops the batch there
+   * and is sent again (with the rest) in a buffer twice the size, as `ioctl` does. The first
+   * failure stops the sequence; it is reported with its index, not thrown, so the caller can roll
+   * back exactly what succeeded. Call only after {@link canBatch} said true.
+   * @throws BatchWorkerError when the batcher's worker is gone (which requests ran is unknown)
+   */
+  async batch(reqs: readonly DmRequest[]): Promise<BatchReply> {
+    const batcher = this.#batcher;
+    if (!batcher) throw new RangeError('ControlChannel.batch without a batcher (ask canBatch first)');
+    const fd = this.fd();
+    const t0 = performance.now();
+    const prepared = reqs.map((req) => {
+      const header = this.#header(req);
+      const growable = GROWABLE_COMMANDS.has(req.command.cmd);
+      const needed = DM_IOCTL_SIZE + (req.payload?.length ?? 0);
+      const size = growable ? Math.max(BUFFER_POLICY.initialBytes, needed) : needed;
+      return { req, header, growable, size, doublings: 0, buf: buildDmRequest(header, req.payload, size) };
+    });
+    const replies: Reply[] = [];
+    const fail = (index: number, error: unknown): BatchReply => {
+      this.#publishBatch(reqs, index + 1, t0, error);
+      return { replies, failed: { index, error } };
+    };
+    let start = 0;
+    for (;;) {
+      const steps: IoctlStep[] = [];
+      for (let i = start; i < prepared.length; i++) {
+        const p = prepared[i]!;
+        steps.push({
+          fd,
+          request: p.req.command.request,
+          arg: p.buf,
+          requestName: p.req.command.name,
+          ...(p.growable ? { stopIf: { offset: H_FLAGS, mask: DM_BUFFER_FULL_FLAG } } : {}),
+        });
+      }
+      const out = await batcher.run(steps);
+      for (let j = 0; j < out.results.length; j++) {
+        const i = start + j;
+        const p = prepared[i]!;
+        const rc = out.results[j]!;
+        const header = decodeDmIoctl(p.buf);
+        this.#kernelVersion = [header.version[0], header.version[1], header.version[2]];
+        if (rc !== 0) return fail(i, new KernelOutputError(`${p.req.command.name} returned ${rc} instead of 0 or an error`, `rc=${rc}`));
+        if ((header.flags & DM_BUFFER_FULL_FLAG) === 0) {
+          replies.push({ header, buf: p.buf });
+          continue;
+        }
+        if (!p.growable)
+          return fail(i, new KernelOutputError(`${p.req.command.name} reported DM_BUFFER_FULL_FLAG, which it never should`, `flags=0x${header.flags.toString(16)}`));
+        if (p.doublings >= BUFFER_POLICY.maxDoublings)
+          return fail(i, new KernelOutputError(`${p.req.command.name}: output still did not fit in ${p.size} bytes after ${p.doublings} doublings`, `data_size=${p.size}`));
+        // The batch stopped here (stopIf): send this request again, bigger, and the rest after it.
+        p.doublings++;
+        p.size *= 2;
+        p.buf = buildDmRequest(p.header, p.req.payload, p.size);
+        start = i;
+        break;
+      }
+      if (out.error) {
+        const i = start + out.results.length;
+        const p = prepared[i]!;
+        return fail(i, this.#mapError(out.error, p.req, p.header, p.buf));
+      }
+      if (!out.stopped) {
+        this.#publishBatch(reqs, reqs.length, t0, undefined);
+        return { replies };
+      }
+    }
+  }
+
+  /** DM_CHANNEL messages for the first `count` requests of a batch (each with the batch's duration). */
+  #publishBatch(reqs: readonly DmRequest[], count: number, t0: number, error: unknown): void {
+    if (!dmChannel.hasSubscribers) return;
+    const durationMs = performance.now() - t0;
+    for (let i = 0; i < count; i++) {
+      const req = reqs[i]!;
+      const h = req.header;
+      const last = error !== undefined && i === count - 1;
+      dmChannel.publish({
+        command: req.command.name,
+        name: h.name ?? '',
+        uuid: h.uuid ?? '',
+        dev: h.dev !== undefined && h.dev !== 0n ? formatDevNum(decodeDevNum(h.dev)) : null,
+        durationMs,
+        errno: last ? errnoOf(error) : 0,
+        code: last ? (typeof (error as { code?: unknown }).code === 'string' ? (error as { code: string }).code : 'EUNEXPECTED') : null,
+      } satisfies DmChannelMessage);
+    }
+  }
+
+  /** The header sent for `req`: a fixed-shape literal, not a spread of req.header (this runs for every ioctl). */
+  #header(req: DmRequest): { name?: string; uuid?: string; dev?: bigint; flags: number; event_nr?: number; target_count?: number; version: DmVersion } {
+    const h = req.header;
+    return {
+      name: h.name,
+      uuid: h.uuid,
+      dev: h.dev,
+      flags: maskFlags(req.command.cmd, h.flags ?? 0),
+      event_nr: h.event_nr,
+      target_count: h.target_count,
+      version: req.command.minVersion,
+    };
   }
 
   /**
@@ -163,17 +305,7 @@ export class ControlChannel {
   async #ioctlOnce(req: DmRequest): Promise<Reply> {
     const { command } = req;
     const fd = this.fd();
-    const h = req.header;
-    // A fixed-shape literal, not a spread of req.header: this runs for every ioctl.
-    const header = {
-      name: h.name,
-      uuid: h.uuid,
-      dev: h.dev,
-      flags: maskFlags(command.cmd, h.flags ?? 0),
-      event_nr: h.event_nr,
-      target_count: h.target_count,
-      version: command.minVersion,
-    };
+    const header = this.#header(req);
     const growable = GROWABLE_COMMANDS.has(command.cmd);
     const needed = DM_IOCTL_SIZE + (req.payload?.length ?? 0);
     let size = growable ? Math.max(BUFFER_POLICY.initialBytes, needed) : needed;

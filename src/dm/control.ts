@@ -9,6 +9,7 @@ import { ControlChannel, type DmIoctl, type Reply } from './control-channel.js';
 import type { DevNum } from './devnum.js';
 import { DeviceBusyError, DeviceNotFoundError, DeviceExistsError } from './errors.js';
 import { NodeSync } from './node-sync.js';
+import type { UdevCookie } from './udev-cookie.js';
 import type { NodeAction } from './nodes.js';
 import {
   REMOVE_RETRY,
@@ -38,6 +39,7 @@ import {
   suspendRequest,
   tableClearRequest,
   tableLoadRequest,
+  type DmRequest,
   targetMessageRequest,
   versionRequest,
   type DeviceRef,
@@ -86,6 +88,17 @@ export interface DmControlOptions {
    * null (no check) when `syscalls` is injected: a fake kernel has no /proc.
    */
   readonly procMiscPath?: string | null;
+  /**
+   * Run multi-ioctl operations (create+load+resume in {@link DmControl.createDevice}, suspend +
+   * message + resume in {@link DmControl.suspendMessageResume}) as one batch on the seam's batcher
+   * (`Syscalls.openBatch`: a `BatchWorker` thread (`devmapper/ioctl`) for the real syscalls, inline for the
+   * FakeKernel): one hop per operation instead of one per ioctl. Default false: the thread costs
+   * ~70–100 ms to start natively (a V8 isolate that loads koffi; seconds under TCG), paid by the
+   * first batched call of each DmControl, so it pays off in long-lived services, not in one-shot
+   * processes such as the CLI's. Natively a batch hop costs ~13 µs against ~84 µs for one koffi
+   * `.async` call (docs/bench.md).
+   */
+  readonly batch?: boolean;
 }
 
 /** Result of {@link DmControl.deviceRemove}. */
@@ -112,6 +125,7 @@ const POLL_SLICE_MS = 250;
 /** The type of each {@link DmControlOptions} key, for the constructor's check. */
 const DM_CONTROL_OPTION_FIELDS = {
   syscalls: 'object',
+  batch: (v) => (typeof v === 'boolean' ? undefined : 'expected true or false'),
   devDir: 'string',
   nodes: (v) => (v === 'auto' || v === 'manage' || v === 'udev' || v === 'none' ? undefined : "expected 'auto', 'manage', 'udev' or 'none'"),
   udevControlPath: 'string',
@@ -164,7 +178,7 @@ export class DmControl {
     this.#removeRetry = options.removeRetry ?? REMOVE_RETRY;
     this.#sleep = options.sleep ?? realSleep;
     const procMiscPath = options.procMiscPath !== undefined ? options.procMiscPath : options.syscalls === undefined ? '/proc/misc' : null;
-    this.#chan = new ControlChannel(this.#sys, devDir, procMiscPath);
+    this.#chan = new ControlChannel(this.#sys, devDir, procMiscPath, options.batch === true);
     this.#node = new NodeSync({
       sys: this.#sys,
       devDir,
@@ -413,6 +427,11 @@ export class DmControl {
       sync?.remove();
       throw e;
     }
+    return this.#afterResume(header, policy, sync);
+  }
+
+  /** After a resume's reply: udev's cookie, then /dev/mapper/NAME by the node policy (libdm's NODE_ADD). */
+  async #afterResume(header: Reply['header'], policy: NodePolicy, sync: UdevCookie | undefined): Promise<DeviceInfo> {
     const info = decodeDeviceInfo(header);
     const uevent = (header.flags & DM_UEVENT_GENERATED_FLAG) !== 0;
     const completed = await this.#node.settleCookie(sync, uevent);
@@ -589,6 +608,8 @@ export class DmControl {
   ): Promise<DeviceInfo> {
     // Validate (and encode) the table before creating anything, so bad input leaves no device behind.
     const load = tableLoadRequest(name, targets, { readOnly: options.readOnly ?? false, ...(options.secure !== undefined ? { secure: options.secure } : {}) });
+    const batched = await this.#createBatched(name, load, options);
+    if (batched !== undefined) return batched;
     const created = await this.deviceCreate(name, options);
     try {
       await this.#chan.ioctl(load);
@@ -601,5 +622,81 @@ export class DmControl {
       }
       throw e;
     }
+  }
+
+  /**
+   * createDevice's create → load → resume as one batch (one hop to the batch worker instead of
+   * a sync create and two worker hops), with the same rollback: a failed load or resume removes
+   * the device again. Returns undefined when it cannot batch (no batcher, a batch in flight, or
+   * the 'udev' node policy, whose first resume of a new device waits for udev beforehand; see
+   * deviceResume), and the caller takes the per-call path.
+   */
+  async #createBatched(name: string, load: DmRequest, options: DeviceCreateOptions): Promise<DeviceInfo | undefined> {
+    if (!this.#chan.canBatch()) return undefined;
+    const { policy, cookie } = this.#node.policy();
+    if (policy === 'udev') return undefined;
+    const out = await this.#chan.batch([createRequest(name, options), load, resumeRequest(name, {}, cookie)]);
+    const created = out.replies[0];
+    if (created === undefined) throw out.failed!.error; // the create failed: nothing to undo
+    const info = decodeDeviceInfo(created.header);
+    this.#node.rememberFresh(name, info.dev);
+    const resumed = out.replies[2];
+    if (out.failed === undefined && resumed !== undefined) {
+      try {
+        return await this.#afterResume(resumed.header, policy, undefined);
+      } catch (e) {
+        return this.#rollbackCreate(info, e);
+      }
+    }
+    return this.#rollbackCreate(info, out.failed!.error);
+  }
+
+  /** Removes a device createDevice made, and throws `e` (with `rollbackError` when that failed too). */
+  async #rollbackCreate(created: DeviceInfo, e: unknown): Promise<never> {
+    try {
+      await this.deviceRemove({ dev: created.dev }, { retry: { attempts: 5, delayMs: 100 } });
+    } catch (rollbackError) {
+      if (typeof e === 'object' && e !== null) Object.defineProperty(e, 'rollbackError', { value: rollbackError });
+    }
+    throw e;
+  }
+
+  /**
+   * DM_DEV_SUSPEND of `device` → DM_TARGET_MSG `message` to `target` at `sector` → resume of
+   * `device`, in one batch: what a thin snapshot of an active origin needs (suspend the origin,
+   * `create_snap` on the pool, resume; drivers/md/dm-thin.c requires the origin quiesced). Every
+   * step is the same request deviceSuspend / targetMessage / deviceResume send.
+   *
+   * Resolves `null` when it cannot batch now (no batcher, or a batch in flight): then nothing was
+   * sent and the caller makes the three calls itself. Otherwise resolves which step failed, if
+   * one did, with its error (mapped as the single calls map it); the steps after it were not sent.
+   * So after `failed: 'message'` the device is still suspended and the caller resumes it.
+   */
+  async suspendMessageResume(
+    device: string,
+    target: string,
+    sector: bigint,
+    message: string,
+  ): Promise<{ readonly failed?: 'suspend' | 'message' | 'resume'; readonly error?: unknown; readonly reply?: string | null } | null> {
+    const msg = targetMessageRequest(target, sector, message, undefined); // validates first
+    const suspend = suspendRequest(device, {});
+    if (!this.#chan.canBatch()) return null;
+    const { policy, cookie } = this.#node.policy();
+    const sync = this.#node.armCookie(policy);
+    let out;
+    try {
+      out = await this.#chan.batch([suspend, msg, resumeRequest(device, {}, sync ? (cookie | sync.base) >>> 0 : cookie)]);
+    } catch (e) {
+      sync?.remove();
+      throw e;
+    }
+    if (out.failed !== undefined) {
+      sync?.remove();
+      return { failed: (['suspend', 'message', 'resume'] as const)[out.failed.index]!, error: out.failed.error };
+    }
+    const m = out.replies[1]!;
+    const reply = decodeMessageReply(m.header, m.buf);
+    await this.#afterResume(out.replies[2]!.header, policy, sync);
+    return { reply };
   }
 }

@@ -175,3 +175,16 @@ export class IoctlError extends DevmapperError {
     return e;
   }
 }
+
+/**
+ * The batched-ioctl worker (batch-worker.ts) cannot run a batch: it was closed, it could not start
+ * (koffi failed to load in the thread), or it died. Which steps ran is unknown only in the last
+ * case; `cause` is the worker's error, when there is one.
+ */
+export class BatchWorkerError extends DevmapperError {
+  override readonly name = 'BatchWorkerError';
+  readonly code = 'EBATCHWORKER';
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(`ioctl batch worker: ${reason}`, options);
+  }
+}

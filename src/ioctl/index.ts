@@ -265,6 +265,7 @@ export {
 export { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from './flock.js';
 export { O_CLOEXEC } from './fcntl.js';
 export {
+  BatchWorkerError,
   errnoDescription,
   IoctlError,
   type DmHeaderSnapshot,
@@ -274,6 +275,17 @@ export {
 export type { IoctlArg, StatResult, Syscalls, SysvSemaphores } from './syscalls.js';
 export { GETVAL, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID, SEMBUF_SIZE, SETVAL, encodeSembufs, type SemOp } from './sem.js';
 export { realSyscalls } from './real-syscalls.js';
+export {
+  inlineBatcher,
+  MAX_BATCH_STEPS,
+  runBatchInline,
+  stopFlagSet,
+  type BatchOutcome,
+  type IoctlBatcher,
+  type IoctlStep,
+  type StopIfFlag,
+} from './batch.js';
+export { BatchWorker } from './batch-worker.js';
 export { IOCTL_CHANNEL, type IoctlChannelMessage } from './diagnostics.js';
 export { libc, libcLoaded, type Libc, type LibcCall, type SysResult } from './libc.js';
 export {

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The real kernel behind the Syscalls seam: libc.ts calls, failures turned into IoctlError.
+import type { IoctlBatcher } from './batch.js';
+import { BatchWorker } from './batch-worker.js';
 import { ioctlChannel, type IoctlChannelMessage } from './diagnostics.js';
 import { IoctlError, type SyscallName } from './errors.js';
 import { libc, type SysResult } from './libc.js';
@@ -115,6 +117,9 @@ class RealSyscalls implements Syscalls {
     const fds = encodePollFd(fd, events);
     const n = check('poll', await libc().poll.async(fds, 1, timeoutMs), { fd });
     return n === 0 ? 0 : pollFdRevents(fds);
+  }
+  openBatch(): IoctlBatcher {
+    return new BatchWorker();
   }
 }
 

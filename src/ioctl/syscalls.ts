@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The kernel seam. Every layer above src/ioctl reaches the kernel only through a `Syscalls`
 // object, so an in-process fake kernel (devmapper/testing) can stand in for the real one.
+import type { IoctlBatcher } from './batch.js';
 import type { SemOp } from './sem.js';
 
 /** What stat(2)/fstat(2) report that this library needs. Device numbers are glibc dev_t values. */
@@ -75,6 +76,12 @@ export interface Syscalls {
   umount2Async(target: string, flags: number): Promise<void>;
   /** poll(2) on one fd, on a worker thread. Returns revents, or 0 on timeout. */
   pollAsync(fd: number, events: number, timeoutMs: number): Promise<number>;
+  /**
+   * Optional: a runner for sequences of ioctls that answers once per sequence (batch.ts). The
+   * caller owns it and closes it. Without this method callers make one call per ioctl. The real
+   * seam returns a worker-thread batcher (batch-worker.ts); the FakeKernel runs batches inline.
+   */
+  openBatch?(): IoctlBatcher;
 }
 
 /** The System V semaphore calls (sem.ts has the flags). Failures throw IoctlError. */

@@ -38,6 +38,8 @@ import {
   type StatResult,
   type SyscallName,
   type Syscalls,
+  inlineBatcher,
+  type IoctlBatcher,
 } from '../ioctl/index.js';
 import { Devfs } from './devfs.js';
 import { FakeIoError, kerr, SimulatedCrash } from './errors.js';
@@ -521,6 +523,14 @@ export class FakeKernel implements Syscalls {
 
   pollAsync(fd: number, events: number, timeoutMs: number): Promise<number> {
     return this.#s.faults.asyncCall({ syscall: 'poll', fd }, () => this.#poll(fd, events, timeoutMs));
+  }
+
+  /**
+   * Batches run inline, step by step through {@link ioctl} (so faults, crash points and the call
+   * log see each step as a call of its own), stopping at the first failure as the real worker does.
+   */
+  openBatch(): IoctlBatcher {
+    return inlineBatcher(this);
   }
 
   // -------------------------------------------------------------------------------------------

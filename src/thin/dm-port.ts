@@ -32,6 +32,17 @@ export interface ThinDm {
     options?: { readonly mode?: 'status' | 'table'; readonly noflush?: boolean },
   ): readonly ThinDmTarget[] | Promise<readonly ThinDmTarget[]>;
   targetMessage(name: string, sector: bigint, message: string): unknown;
+  /**
+   * Optional (DmControl has it): suspend `device`, message `target`, resume `device` in one batch.
+   * `null`: it cannot batch now and sent nothing. Otherwise which step failed, if one did (the
+   * steps after it were not sent; after 'message' the device is still suspended).
+   */
+  suspendMessageResume?(
+    device: string,
+    target: string,
+    sector: bigint,
+    message: string,
+  ): Promise<{ readonly failed?: 'suspend' | 'message' | 'resume'; readonly error?: unknown } | null>;
 }
 
 /** Compile-time proof that the real DmControl fits the port (tsc fails here if it drifts). */

@@ -421,12 +421,22 @@ export class ThinPool {
     // resumed by us. DEV_STATUS is a sync in-memory call.
     const info = await this.#dm.deviceInfo(originName);
     const suspendHere = !info.suspended;
-    if (suspendHere) await this.#dm.deviceSuspend(originName);
     let failure: { err: unknown } | undefined;
-    try {
-      await this.#message(message);
-    } catch (err) {
-      failure = { err };
+    // Batched (DmControl): suspend + create_snap + resume in one hop. Which step failed keeps the
+    // rollback exact: a failed suspend changed nothing, a failed resume follows a done message,
+    // and after a failed message the origin is still suspended and is resumed below as before.
+    const batched = suspendHere && this.#dm.suspendMessageResume ? await this.#dm.suspendMessageResume(originName, this.name, 0n, message) : null;
+    if (batched !== null) {
+      if (batched.failed === undefined) return;
+      if (batched.failed !== 'message') throw batched.error;
+      failure = { err: await this.#mapMessageError(batched.error, message) };
+    } else {
+      if (suspendHere) await this.#dm.deviceSuspend(originName);
+      try {
+        await this.#message(message);
+      } catch (err) {
+        failure = { err };
+      }
     }
     if (suspendHere) {
       try {

@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../../src/errors.js';
-import { DM_SECURE_DATA_FLAG, realSyscalls, type Syscalls } from '../../src/ioctl/index.js';
+import { DM_SECURE_DATA_FLAG, realSyscalls, type IoctlBatcher, type Syscalls } from '../../src/ioctl/index.js';
 import {
   CryptHexKey,
   DmControl,
@@ -79,6 +79,29 @@ function spySyscalls(): Syscalls {
           } finally {
             record(name, arg, flags);
           }
+        };
+      // createDevice sends create → load → resume as one batch (the worker's arena is copied
+      // back into each step's buffer): record the steps that ran, as the kernel left them.
+      if (prop === 'openBatch')
+        return (): IoctlBatcher => {
+          const inner = real.openBatch!();
+          return {
+            get busy() {
+              return inner.busy;
+            },
+            close: () => inner.close(),
+            run: async (steps) => {
+              const flags = steps.map((st) => flagsOf(st.arg));
+              let ran = steps.length;
+              try {
+                const out = await inner.run(steps);
+                ran = out.results.length + (out.error ? 1 : 0);
+                return out;
+              } finally {
+                steps.slice(0, ran).forEach((st, i) => record(st.requestName, st.arg, flags[i]!));
+              }
+            },
+          };
         };
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

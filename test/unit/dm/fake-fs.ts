@@ -108,8 +108,9 @@ export function strictSyscalls(parts: Partial<Syscalls>): Syscalls {
   return new Proxy(parts as Syscalls, {
     get(target, prop) {
       const v = (target as unknown as Record<string | symbol, unknown>)[prop];
-      // `sysv` is optional in the seam: absent means "no SysV semaphores", not a call.
-      if (v === undefined && typeof prop === 'string' && prop !== 'then' && prop !== 'sysv')
+      // `sysv` and `openBatch` are optional in the seam: absent means "no SysV semaphores" / "no
+      // batches" (one call per ioctl), not a call.
+      if (v === undefined && typeof prop === 'string' && prop !== 'then' && prop !== 'sysv' && prop !== 'openBatch')
         return () => {
           throw new Error(`unexpected syscall ${prop}`);
         };
