@@ -350,7 +350,8 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
       if (this.#stopped) return null;
       const unit = what === 'data' ? this.#d.options.blockSize : METADATA_BLOCK;
       const max = what === 'data' ? this.#d.options.autoextendMax : THIN_METADATA_MAX_BYTES - (THIN_METADATA_MAX_BYTES % METADATA_BLOCK);
-      const from = BigInt(fs.statSync(file).size);
+      // Asynchronously, like every file call of the grow (a stat can wait for the inode's disk).
+      const from = (await fs.promises.stat(file, { bigint: true })).size;
       if (what === 'data') {
         const pool = this.#d.pool();
         const s = await pool.status({ noflush: true });
