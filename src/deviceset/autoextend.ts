@@ -28,6 +28,13 @@
  * After a grow the pool is read again and grown again while still at or above the threshold (a
  * fast writer may outrun one step), at most {@link MAX_STEPS_PER_CHECK} steps per event.
  *
+ * The grow runs in the service's process: nothing in it blocks the event loop on a call that can
+ * wait. File calls are asynchronous (fs/promises), the table load and the resume run on koffi's
+ * worker threads; synchronous are only the dm readings answered from memory (noflush status),
+ * LOOP_SET_CAPACITY and BLKGETSIZE64 (no I/O), and the deviceset record's write (the journal is
+ * synchronous by design). test/unit/deviceset/autoextend-sync-calls.test.ts holds it to that;
+ * docs/deviceset.md ("Autoextend and the event loop") has the lag measured in the VM.
+ *
  * Each grow is recorded in the deviceset record (DeviceSetRecord.lastExtension, through
  * {@link ExtensionStore}) once it finished, so status() — of this process, of a later one, of the
  * CLI's one-shot `ds status` — shows the last one. A crash before that write loses the entry, not
@@ -350,7 +357,8 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
       if (this.#stopped) return null;
       const unit = what === 'data' ? this.#d.options.blockSize : METADATA_BLOCK;
       const max = what === 'data' ? this.#d.options.autoextendMax : THIN_METADATA_MAX_BYTES - (THIN_METADATA_MAX_BYTES % METADATA_BLOCK);
-      const from = BigInt(fs.statSync(file).size);
+      // Asynchronously, like every file call of the grow (a stat can wait for the inode's disk).
+      const from = (await fs.promises.stat(file, { bigint: true })).size;
       if (what === 'data') {
         const pool = this.#d.pool();
         const s = await pool.status({ noflush: true });

@@ -461,7 +461,7 @@ export async function growLoopbackData(
 ): Promise<void> {
   const operation = call.operation ?? 'resizePool';
   await traceStep('grow-data', null, async () => {
-    const current = BigInt(fs.statSync(dataFile).size);
+    const current = (await fs.promises.stat(dataFile, { bigint: true })).size;
     if (bytes < current) throw new DeviceSizeError(`can't shrink the data file from ${current} to ${bytes} bytes`, bytes, current);
     checkAbort(call.signal, operation);
     const progress = progressTo(null, call.onProgress);

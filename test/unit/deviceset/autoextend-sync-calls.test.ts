@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+// Issue #20, the event-loop lag: the grow step that answers a pool event runs in the service's own
+// process, beside its other work, so it must not block the event loop on a call that can wait in
+// the kernel. On the FakeKernel, one grow (Autoextender.check → resizePool's steps → the record)
+// is recorded at the two seams it can block the thread through: the Syscalls seam (sync `ioctl`
+// vs `ioctlAsync`) and node:fs's synchronous calls. Allowed synchronously: the dm ioctls that
+// answer from memory (src/dm/request.ts usesWorker(): DEV_STATUS, ARM_POLL, noflush and table
+// TABLE_STATUS), loop's LOOP_SET_CAPACITY (drivers/block/loop.c loop_set_capacity(): the
+// backing file's i_size, set_capacity_and_notify(), no I/O) and BLKGETSIZE64 (block/ioctl.c
+// blkdev_ioctl(): bdev_nr_bytes()), the open/fstat/stat/close of device nodes around them; and, as the one synchronous write, the deviceset record's atomic write
+// (metadata.ts writeAtomic: the journal is synchronous by design, and an asynchronous write of
+// the record could land after, and undo, another writer's update of it). Nothing else: no
+// statSync of the backing file, no synchronous table load, suspend or resume.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { once } from 'node:events';
+import * as nodeFs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeviceSet } from '../../../src/deviceset/index.js';
+import type { AutoextendExtension } from '../../../src/deviceset/autoextend.js';
+import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
+
+const test = suite('autoextend: the grow step blocks the event loop on nothing that can wait');
+const MiB = 1n << 20n;
+const DEV = '/fakedev';
+const AUTO = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm.basesize=128M', 'dm.blocksize=64K', 'dm.min_free_space=0%', 'dm.autoextend_threshold=80%', 'dm.autoextend_percent=50%'];
+
+/** Synchronous ioctls that return from memory: the dm ones usesWorker() keeps synchronous, LOOP_SET_CAPACITY, BLKGETSIZE64. */
+const QUICK_IOCTLS = new Set(['DM_DEV_STATUS', 'DM_DEV_ARM_POLL', 'DM_TABLE_STATUS', 'DM_LIST_DEVICES', 'DM_VERSION', 'LOOP_SET_CAPACITY', 'BLKGETSIZE64']);
+/** Other synchronous Syscalls methods the grow may use: on device nodes, no I/O. */
+const QUICK_METHODS = new Set(['open', 'close', 'fstat', 'stat', 'lstat']);
+
+/** The Syscalls seam's methods (src/ioctl/syscalls.ts); the FakeKernel's other methods are the test's. */
+const SYSCALLS = new Set(['open', 'close', 'ioctl', 'ioctlAsync', 'fstat', 'stat', 'lstat', 'mknod', 'unlink', 'rename', 'mkdir', 'fsync', 'flock', 'mountAsync', 'umount2Async', 'pollAsync']);
+
+/** node:fs's synchronous calls, each recorded while `on` (and not from inside the FakeKernel). */
+const FS_SYNC = ['statSync', 'lstatSync', 'fstatSync', 'openSync', 'closeSync', 'fsyncSync', 'fdatasyncSync', 'writeSync', 'writeFileSync', 'readFileSync', 'readSync', 'renameSync', 'ftruncateSync', 'truncateSync', 'readdirSync', 'existsSync', 'mkdirSync', 'unlinkSync', 'statfsSync', 'accessSync', 'copyFileSync', 'appendFileSync'];
+
+interface Recorder {
+  on: boolean;
+  /** Inside a FakeKernel method: its own fs use is the fake's, not the library's. */
+  inFake: number;
+  syscalls: string[];
+  fs: string[];
+}
+
+function recordingKernel(fake: FakeKernel, rec: Recorder): FakeKernel {
+  return new Proxy(fake, {
+    get(target, key) {
+      const v = Reflect.get(target, key, target) as unknown;
+      if (typeof v !== 'function') return v;
+      if (typeof key !== 'string' || !SYSCALLS.has(key)) return (v as (...a: unknown[]) => unknown).bind(target);
+      return (...args: unknown[]) => {
+        if (rec.on) {
+          const request = key === 'ioctl' || key === 'ioctlAsync' ? ` ${String(args[3])}` : '';
+          rec.syscalls.push(`${key}${request}`);
+        }
+        rec.inFake++;
+        try {
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        } finally {
+          rec.inFake--;
+        }
+      };
+    },
+  });
+}
+
+function recordFs(rec: Recorder): () => void {
+  const mod = (nodeFs as unknown as { default: Record<string, unknown> }).default;
+  const saved = new Map<string, unknown>();
+  for (const name of FS_SYNC) {
+    const orig = mod[name] as ((...a: unknown[]) => unknown) | undefined;
+    if (typeof orig !== 'function') continue;
+    saved.set(name, orig);
+    mod[name] = function (this: unknown, ...args: unknown[]) {
+      if (rec.on && rec.inFake === 0) rec.fs.push(typeof args[0] === 'string' ? `${name} ${args[0]}` : name);
+      return orig.apply(this, args);
+    };
+  }
+  syncBuiltinESMExports();
+  return () => {
+    for (const [name, orig] of saved) mod[name] = orig;
+    syncBuiltinESMExports();
+  };
+}
+
+test('one grow: blocking ioctls on the worker, no synchronous file call but the record write', async () => {
+  const tmp = nodeFs.mkdtempSync(join(nodeFs.existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ds-autoextend-sync-'));
+  const fake = new FakeKernel({ sysfs: true, devDir: DEV });
+  const rec: Recorder = { on: false, inFake: 0, syscalls: [], fs: [] };
+  const restore = recordFs(rec);
+  try {
+    const root = join(tmp, 'root');
+    const kernel = recordingKernel(fake, rec);
+    // watch: false: the grow runs when the test says (Autoextender.check, what an event does).
+    const set = await DeviceSet.init(root, { ...fakeDeviceSetInit(kernel, DEV), options: AUTO, autoextend: { watch: false }, log: () => {} });
+    await set.addDevice('a', '');
+    await set.activateDevice('a');
+    // 820 of 1024 blocks: at the threshold (80%).
+    fake.writeThin(set.deviceInfo('a').dmName, 0, 820);
+    const grown = once(set.autoextender, 'extended') as Promise<[AutoextendExtension]>;
+    rec.on = true;
+    await set.autoextender.check('lowWater');
+    rec.on = false;
+    const [ext] = await grown;
+    assert.equal([ext.from, ext.to], [64n * MiB, 96n * MiB], 'it grew');
+
+    const sync = rec.syscalls.filter((c) => !c.includes('Async'));
+    const unexpected = sync.filter((c) => {
+      const [method, request] = c.split(' ');
+      return method === 'ioctl' ? !QUICK_IOCTLS.has(request!) : !QUICK_METHODS.has(method!);
+    });
+    assert.equal(unexpected, [], 'no synchronous call that can wait in the kernel');
+    // The reload: the table load and the resume that swaps it in (dm-ioctl.c do_resume() suspends
+    // the device itself when an inactive table is there), each on the worker.
+    assert.equal(rec.syscalls.filter((c) => c.startsWith('ioctlAsync')), ['ioctlAsync DM_TABLE_LOAD', 'ioctlAsync DM_DEV_SUSPEND']);
+    assert.ok(sync.includes('ioctl LOOP_SET_CAPACITY'), 'the loop device was refreshed');
+
+    // node:fs, synchronously: only the deviceset record's atomic write (metadata.ts writeAtomic).
+    const meta = join(root, 'metadata');
+    const shape = rec.fs.map((c) => {
+      const [name, path] = c.split(' ');
+      if (path === undefined) return name!;
+      if (path === join(meta, 'deviceset-metadata')) return `${name} <record>`;
+      if (path.startsWith(join(meta, '.tmp-deviceset-metadata-'))) return `${name} <temp>`;
+      return path === meta ? `${name} <metadata dir>` : c;
+    });
+    assert.equal(shape, ['openSync <temp>', 'writeSync', 'fsyncSync', 'closeSync', 'renameSync <temp>', 'openSync <metadata dir>', 'fsyncSync', 'closeSync']);
+    await set.shutdown();
+  } finally {
+    restore();
+    fake.dispose();
+    nodeFs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test.run();
