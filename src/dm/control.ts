@@ -125,7 +125,6 @@ const POLL_SLICE_MS = 250;
 /** The type of each {@link DmControlOptions} key, for the constructor's check. */
 const DM_CONTROL_OPTION_FIELDS = {
   syscalls: 'object',
-  batch: (v) => (typeof v === 'boolean' ? undefined : 'expected true or false'),
   devDir: 'string',
   nodes: (v) => (v === 'auto' || v === 'manage' || v === 'udev' || v === 'none' ? undefined : "expected 'auto', 'manage', 'udev' or 'none'"),
   udevControlPath: 'string',
@@ -135,6 +134,7 @@ const DM_CONTROL_OPTION_FIELDS = {
   sleep: 'function',
   clock: 'function',
   procMiscPath: (v) => (v === null || typeof v === 'string' ? undefined : 'expected a path or null'),
+  batch: (v) => (typeof v === 'boolean' ? undefined : 'expected true or false'),
 } satisfies Record<keyof DmControlOptions, OptionField>;
 
 /**

@@ -30,7 +30,7 @@ test('DmControl: a seam given as undefined is refused, not replaced by the real 
     { path: '/sleep', message: 'expected a function' },
     { path: '/nodes', message: "expected 'auto', 'manage', 'udev' or 'none'" },
     { path: '/procMiscPath', message: 'expected a path or null' },
-    { path: '/extra', message: 'unknown option "extra" (known: syscalls, devDir, nodes, udevControlPath, udevTimeoutMs, udevRecheckMs, removeRetry, sleep, clock, procMiscPath)' },
+    { path: '/extra', message: 'unknown option "extra" (known: syscalls, devDir, nodes, udevControlPath, udevTimeoutMs, udevRecheckMs, removeRetry, sleep, clock, procMiscPath, batch)' },
   ]);
   assert.equal(problems(() => new DmControl([] as never)), [{ path: '', message: 'expected an options object' }]);
   assert.equal(problems(() => new DmControl(new (class Opts {})() as never)), [{ path: '', message: 'expected an options object' }]);
