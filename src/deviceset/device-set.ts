@@ -15,7 +15,9 @@
  * 4. load the records, probe the thin id named by an open transaction, plan with
  *    {@link reconcile} and apply the plan;
  * 5. create the base device once (create_thin, activate, mkfs, initialized, UUID), or verify
- *    its UUID and grow it when dm.basesize grew.
+ *    its UUID and grow it when dm.basesize grew; the check is skipped while the one recorded
+ *    still holds (base-image.ts, "When the base check is skipped"), so that reopening a healthy
+ *    set costs the records, the pool lookup and its status, and no base activation.
  *
  * ## Pool mutations: the journal
  * Every create_thin / create_snap / delete goes through the {@link Journal} (journal.ts), in the
@@ -31,6 +33,7 @@
  */
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { openKernelLog } from './kernel-log.js';
 import { InvalidArgumentError } from '../errors.js';
 import { DeviceBusyError, DmControl } from '../dm/index.js';
@@ -171,6 +174,7 @@ export class DeviceSet {
       activate: (rec) => this.#act.activate(rec),
       deactivate: (hash, deferred) => this.#act.deactivate(hash, deferred),
       deleteLocked: (rec, sync) => this.#deleteLocked(rec, sync),
+      isActive: async (hash) => (await this.#dm.findDevice(this.#act.dmName(hash))) !== null,
     });
     this.autoextender = new Autoextender({
       options,
@@ -250,20 +254,25 @@ export class DeviceSet {
 
     const newPool = await this.#setup.run(firstUse, loaded.devices.size);
     this.#journal.owned = this.#setup.source.owned;
-    await this.#base.cleanGrowMounts();
+    const growMountsLeft = await this.#base.cleanGrowMounts();
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
     const status = await this.#journal.pool.status({ noflush: true });
     assertPoolUsable(this.#journal.pool.name, status, o.thinPoolDevice !== null && firstUse);
-    await this.#journal.recover(loaded, status, newPool, (hash) => this.#act.quietDeactivate(hash));
+    const recovered = await this.#journal.recover(loaded, status, newPool, (hash) => this.#act.quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
-    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+    // Unchanged (a healthy reopen with the same options): nothing to make durable.
+    if (!isDeepStrictEqual(loaded.deviceSet, this.#journal.deviceSet)) this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
-    await this.#base.undoInterruptedAdds();
-    await this.#base.setup(baseSizeGiven, this.#initSignal);
+    const addsUndone = await this.#base.undoInterruptedAdds();
+    await this.#base.setup(baseSizeGiven, this.#initSignal, {
+      transactionId: status.transactionId,
+      pool: this.#setup.identity,
+      recovered: growMountsLeft || recovered || addsUndone || newPool,
+    });
     this.#act.endInit();
     this.#initSignal = undefined;
     this.#startWorker();
@@ -403,6 +412,7 @@ export class DeviceSet {
     return this.#op([hash], async () => {
       const rec = this.#journal.record(hash);
       if (rec.state === 'faulty') throw new DeviceFaultyError(hash, rec.lastError);
+      if (hash === '') await this.#base.forgetVerified();
       return this.#act.activate(rec);
     });
   }
@@ -442,6 +452,7 @@ export class DeviceSet {
         m.count++;
         return;
       }
+      if (hash === '') await this.#base.forgetVerified();
       const node = await this.#act.activate(rec);
       await traceStep('mount', hash, () => mountThinDevice(this.#mountDeps, hash, node, path, options));
       this.#mounts.set(hash, { path, count: 1 });

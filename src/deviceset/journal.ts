@@ -209,9 +209,10 @@ export class Journal {
    * Init's recovery: probes the thin id named by the open transaction (the only one that can be
    * in doubt), plans with {@link reconcile} and applies the plan. `newPool`: the pool was just
    * created with fresh metadata (it holds no thin ids). `quietDeactivate` removes an unopened
-   * device before its thin id is deleted.
+   * device before its thin id is deleted. Resolves true when there was recovery work (an open
+   * transaction or a plan to apply): the base check is not skipped then (base-image.ts).
    */
-  async recover(loaded: LoadedMetadata, status: ThinPoolWorkingStatus, newPool: boolean, quietDeactivate: (hash: string) => Promise<void>): Promise<void> {
+  async recover(loaded: LoadedMetadata, status: ThinPoolWorkingStatus, newPool: boolean, quietDeactivate: (hash: string) => Promise<void>): Promise<boolean> {
     if (!this.owned && this.deviceSet.transactionId === undefined) {
       // First use (the ownership check above saw 0), or a root written before the journal kept its
       // own id (it moved the pool's): carry on from the pool's id, and never touch it again.
@@ -247,6 +248,7 @@ export class Journal {
     if (plan.length > 0) this.#log('info', `recovery: ${plan.map(describeAction).join('; ')}`);
     await this.#applyPlan(plan, txs, quietDeactivate);
     for (const r of this.records.values()) this.usedIds.add(r.deviceId);
+    return plan.length > 0 || txs.length > 0;
   }
 
   async #applyPlan(plan: readonly ReconcileAction[], txs: readonly TransactionRecord[], quietDeactivate: (hash: string) => Promise<void>): Promise<void> {

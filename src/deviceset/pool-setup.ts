@@ -67,6 +67,7 @@ export class PoolSetup {
   readonly #onPool: (pool: ThinPool, createdHere: boolean) => void;
   #pool!: ThinPool;
   #source!: PoolSource;
+  #identity = '';
 
   constructor(d: PoolSetupDeps) {
     this.#root = d.root;
@@ -86,6 +87,17 @@ export class PoolSetup {
     return this.#source;
   }
 
+  /**
+   * What identifies the pool (set by {@link run}), a key of the skipped base check (base-image.ts):
+   * for the loopback pool the dev/ino of its data and metadata files (run() has checked that the
+   * pool's loop devices are bound to exactly those inodes, or attached them itself); for
+   * dm.datadev/dm.metadatadev the device numbers in the pool's table; for dm.thinpooldev the
+   * pool's dm uuid and the device numbers of its data and metadata devices.
+   */
+  get identity(): string {
+    return this.#identity;
+  }
+
   #setPool(pool: ThinPool, createdHere: boolean): void {
     this.#pool = pool;
     this.#onPool(pool, createdHere);
@@ -100,7 +112,8 @@ export class PoolSetup {
     if (o.thinPoolDevice !== null) {
       const name = o.thinPoolDevice;
       this.#source = { owned: false, dataFile: null, metadataFile: null, dataDevice: null, metadataDevice: null };
-      if ((await this.#dm.findDevice(name)) === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
+      const found = await this.#dm.findDevice(name);
+      if (found === null) throw new ThinPoolOwnershipError(name, 'no such device-mapper device (dm.thinpooldev)');
       try {
         this.#setPool(await ThinPool.open(this.#dm, name, this.#poolOptions()), false);
       } catch (err) {
@@ -109,6 +122,7 @@ export class PoolSetup {
       }
       this.#source.dataDevice = this.#pool.params.dataDev;
       this.#source.metadataDevice = this.#pool.params.metadataDev;
+      this.#identity = `external ${name} uuid=${found.uuid || '-'} data=${this.#pool.params.dataDev} metadata=${this.#pool.params.metadataDev}`;
       return false;
     }
 
@@ -139,6 +153,7 @@ export class PoolSetup {
         this.#source.metadataDevice = metadataDevice;
         await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
       }
+      this.#identity = this.#ownedIdentity(dataFile, metadataFile);
       return false;
     }
 
@@ -209,6 +224,7 @@ export class PoolSetup {
         ...this.#poolOptions(),
       });
       this.#setPool(pool, true);
+      this.#identity = this.#ownedIdentity(dataFile, metadataFile);
       this.#crash('init:before-loop-close');
       return fresh;
     } finally {
@@ -256,6 +272,17 @@ export class PoolSetup {
       this.#crash('init:before-pool-grow');
       await this.#pool.resize();
     }
+  }
+
+  /** {@link identity} of `<prefix>-pool`: its loopback files' dev/ino, else its table's device numbers. */
+  #ownedIdentity(dataFile: string | null, metadataFile: string | null): string {
+    const p = this.#pool.params;
+    if (dataFile === null || metadataFile === null) return `block data=${p.dataDev} metadata=${p.metadataDev}`;
+    const id = (file: string): string => {
+      const st = fs.lstatSync(file, { bigint: true });
+      return `${st.dev}:${st.ino}`;
+    };
+    return `loop data=${id(dataFile)} metadata=${id(metadataFile)}`;
   }
 
   #poolOptions(): { blockDevices?: BlockDevices } {

@@ -108,6 +108,28 @@ export const DeviceSetRecord = Type.Object({
       trigger: Type.Union([Type.Literal('start'), Type.Literal('lowWater'), Type.Literal('outOfDataSpace'), Type.Literal('metadataLow'), Type.Literal('check')]),
     }),
   ),
+  /**
+   * The last full check of the base device that passed (activate, read its filesystem UUID,
+   * deactivate; or the base's creation), with what it was keyed on. DeviceSet.init skips the
+   * check while every key still holds (base-image.ts, "When the base check is skipped"): the base
+   * record's thin id, size and UUID, dm.fs, the pool's identity and a pool transaction id not
+   * below this one. Absent until the first check (a root written before it existed loads as is).
+   */
+  baseVerified: Type.Optional(
+    Type.Object({
+      /** The filesystem UUID read. */
+      uuid: Type.String({ minLength: 1 }),
+      /** The base device's thin id and size (bytes) when checked. */
+      deviceId: DeviceId,
+      size: SafeCount,
+      /** dm.fs in force. */
+      fs: Filesystem,
+      /** The pool's own transaction id (its status line) after the check. */
+      transactionId: SafeCount,
+      /** What identifies the pool (PoolSetup.identity): backing files' dev/ino, or device numbers and dm uuid. */
+      pool: Type.String({ minLength: 1 }),
+    }),
+  ),
   quarantinedIds: Type.Optional(
     Type.Array(
       Type.Object({

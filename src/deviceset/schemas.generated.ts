@@ -315,6 +315,64 @@ export const DeviceSetRecord = {
         },
       },
     },
+    "baseVerified": {
+      [Symbol.for("TypeBox.Kind")]: "Object",
+      [Symbol.for("TypeBox.Optional")]: "Optional",
+      "type": "object",
+      "required": [
+        "uuid",
+        "deviceId",
+        "size",
+        "fs",
+        "transactionId",
+        "pool",
+      ],
+      "properties": {
+        "uuid": {
+          [Symbol.for("TypeBox.Kind")]: "String",
+          "minLength": 1,
+          "type": "string",
+        },
+        "deviceId": {
+          [Symbol.for("TypeBox.Kind")]: "Integer",
+          "minimum": 0,
+          "maximum": 16777215,
+          "type": "integer",
+        },
+        "size": {
+          [Symbol.for("TypeBox.Kind")]: "Integer",
+          "minimum": 0,
+          "maximum": 9007199254740991,
+          "type": "integer",
+        },
+        "fs": {
+          [Symbol.for("TypeBox.Kind")]: "Union",
+          "anyOf": [
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "ext4",
+              "type": "string",
+            },
+            {
+              [Symbol.for("TypeBox.Kind")]: "Literal",
+              "const": "xfs",
+              "type": "string",
+            },
+          ],
+        },
+        "transactionId": {
+          [Symbol.for("TypeBox.Kind")]: "Integer",
+          "minimum": 0,
+          "maximum": 9007199254740991,
+          "type": "integer",
+        },
+        "pool": {
+          [Symbol.for("TypeBox.Kind")]: "String",
+          "minLength": 1,
+          "type": "string",
+        },
+      },
+    },
     "quarantinedIds": {
       [Symbol.for("TypeBox.Kind")]: "Array",
       [Symbol.for("TypeBox.Optional")]: "Optional",
@@ -367,6 +425,7 @@ export const checkDeviceSetRecord = ((): ((value: unknown) => boolean) => {
       (value['transactionId'] !== undefined ? (Number.isInteger(value['transactionId']) && value['transactionId'] <= 9007199254740991 && value['transactionId'] >= 0) : true) &&
       (value['namePrefix'] !== undefined ? ((typeof value['namePrefix'] === 'string') && local_0.test(value['namePrefix'])) : true) &&
       (value['lastExtension'] !== undefined ? ((typeof value['lastExtension'] === 'object' && value['lastExtension'] !== null && !Array.isArray(value['lastExtension'])) && (typeof value['lastExtension']['at'] === 'string') && local_1.test(value['lastExtension']['at']) && (((value['lastExtension']['what'] === 'data')) || ((value['lastExtension']['what'] === 'metadata'))) && Number.isInteger(value['lastExtension']['from']) && value['lastExtension']['from'] <= 9007199254740991 && value['lastExtension']['from'] >= 0 && Number.isInteger(value['lastExtension']['to']) && value['lastExtension']['to'] <= 9007199254740991 && value['lastExtension']['to'] >= 0 && (((value['lastExtension']['trigger'] === 'start')) || ((value['lastExtension']['trigger'] === 'lowWater')) || ((value['lastExtension']['trigger'] === 'outOfDataSpace')) || ((value['lastExtension']['trigger'] === 'metadataLow')) || ((value['lastExtension']['trigger'] === 'check')))) : true) &&
+      (value['baseVerified'] !== undefined ? ((typeof value['baseVerified'] === 'object' && value['baseVerified'] !== null && !Array.isArray(value['baseVerified'])) && (typeof value['baseVerified']['uuid'] === 'string') && value['baseVerified']['uuid'].length >= 1 && Number.isInteger(value['baseVerified']['deviceId']) && value['baseVerified']['deviceId'] <= 16777215 && value['baseVerified']['deviceId'] >= 0 && Number.isInteger(value['baseVerified']['size']) && value['baseVerified']['size'] <= 9007199254740991 && value['baseVerified']['size'] >= 0 && (((value['baseVerified']['fs'] === 'ext4')) || ((value['baseVerified']['fs'] === 'xfs'))) && Number.isInteger(value['baseVerified']['transactionId']) && value['baseVerified']['transactionId'] <= 9007199254740991 && value['baseVerified']['transactionId'] >= 0 && (typeof value['baseVerified']['pool'] === 'string') && value['baseVerified']['pool'].length >= 1) : true) &&
       (value['quarantinedIds'] !== undefined ? (Array.isArray(value['quarantinedIds']) && ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && Number.isInteger(value['deviceId']) && value['deviceId'] <= 16777215 && value['deviceId'] >= 0 && (typeof value['reason'] === 'string') && (typeof value['since'] === 'string')))) { return false }; return true; })(value['quarantinedIds'])) : true)
     )
   }
