@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { DeviceSet, DmControl, LoopControl, ThinDevice, ThinPool, zeroTarget, type LoopAttachment, type TargetLine } from '../src/index.js';
 import * as io from '../src/ioctl/index.js';
 import { statfsFreeBytes, type AutoextendExtension } from '../src/deviceset/index.js';
+import { dsCliBenchmarks } from './lib/ds-cli.js';
 import { External, timeCli, type CProgram } from './lib/external.js';
 import { fastBuild, fastDecode } from './lib/fast-dm.js';
 import { startLagProbe } from './lib/lag.js';
@@ -28,6 +29,9 @@ const opt = (name: string, dflt: string): string => {
 const SMOKE = flag('--smoke');
 /** BENCH_ONLY=deviceset: only the DeviceSet op rows (tmpfs and real-filesystem roots), for a quick guest run. */
 const DS_ONLY = process.env['BENCH_ONLY'] === 'deviceset';
+/** BENCH_ONLY=ds-cli: only the `ds` command rows (bench/lib/ds-cli.ts), 5 rounds even in a smoke run. */
+const DS_CLI_ONLY = process.env['BENCH_ONLY'] === 'ds-cli';
+const ONLY_SOME = DS_ONLY || DS_CLI_ONLY;
 const OUT = opt('--out', 'bench/results/latest.json');
 const BIN = opt('--bin', '.cache/bench');
 const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
@@ -1094,6 +1098,29 @@ async function growth(): Promise<BenchResults['growth']> {
   return { sizes, activateCap, points, notes };
 }
 
+/** The `ds` commands as CLI processes (bench/lib/ds-cli.ts); snapshots timed on the bench's pool. */
+async function dsCli(p: PoolSetup): Promise<void> {
+  const originId = 900_000;
+  await p.pool.createThin(originId);
+  try {
+    await dsCliBenchmarks({
+      reps: DS_CLI_ONLY ? 5 : R.cli,
+      root: join(WORK, 'ds-cli-root'),
+      pool: p.pool,
+      originId,
+      firstFreeId: originId + 1,
+      newOp: (id, label) => newOp(id, label, 'info'),
+      put: (op, samples) => put(op, 'ours', samples),
+      log,
+    });
+  } catch (e) {
+    errors.push(`ds cli: ${errText(e)}`);
+    log(`ds cli FAILED: ${e instanceof Error ? e.stack : String(e)}`);
+  } finally {
+    await p.pool.deleteThin(originId).catch(() => undefined);
+  }
+}
+
 // ------------------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -1107,15 +1134,17 @@ async function main(): Promise<void> {
   let growthResult: BenchResults['growth'] = { sizes: R.growth, activateCap: 0, points: [], notes: [] };
   const p = await makePool(`${PREFIX}pool`, 64 << 20, 1 << 30);
   try {
-    if (!DS_ONLY) await opBenchmarks(p);
-    if (!DS_ONLY) await lagBenchmarks(p);
+    if (!ONLY_SOME) await opBenchmarks(p);
+    if (!ONLY_SOME) await lagBenchmarks(p);
+    // Not in the smoke run of `npm test`: a `ds init` (mkfs) and six node processes per round.
+    if (!SMOKE || DS_CLI_ONLY) await dsCli(p);
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   } finally {
     await sweep().catch(() => undefined);
   }
-  try {
+  if (!DS_CLI_ONLY) try {
     await deviceSetBenchmarks();
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
@@ -1125,7 +1154,7 @@ async function main(): Promise<void> {
   }
   // Not in the smoke run of `npm test` (mkfs.ext4 and a fresh DeviceSet on it cost ~10 s in the
   // TCG guest), but in a smoke run with BENCH_ONLY=deviceset.
-  if (!SMOKE || DS_ONLY) try {
+  if ((!SMOKE && !DS_CLI_ONLY) || DS_ONLY) try {
     await deviceSetRealFs();
   } catch (e) {
     errors.push(`deviceset real fs: ${errText(e)}`);
@@ -1133,7 +1162,7 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  if (!DS_ONLY) try {
+  if (!ONLY_SOME) try {
     await autoextendBenchmarks();
   } catch (e) {
     errors.push(`autoextend: ${errText(e)}`);
@@ -1141,13 +1170,13 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  if (!DS_ONLY) try {
+  if (!ONLY_SOME) try {
     growthResult = await growth();
   } catch (e) {
     errors.push(`growth: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   }
-  if (!DS_ONLY) try {
+  if (!ONLY_SOME) try {
     const dsNotes: string[] = [];
     const ds = await deviceSetGrowth(R.growth, dsNotes);
     const points = growthResult.points.map((pt) => ({ ...pt, deviceSet: ds.get(pt.thinCount) ?? null }));

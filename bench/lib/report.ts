@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Turns a BenchResults JSON into the printed report: the per-operation table with ratios, the
 // targets with PASS/MISS, the growth table with its ratios, and the event-loop lag table.
+import { dsCliChecks } from './ds-cli.js';
 import type { BenchResults, GrowthPoint, OpResult } from './results.js';
 import { fmtRatio, fmtSummary, fmtUs, type Summary } from './stats.js';
 
@@ -210,7 +211,7 @@ export function renderReport(r: BenchResults): string {
   if (notes.length + unavailable.length > 0) parts.push([...notes, ...unavailable].join('\n'));
   parts.push('## Growth (one pool)\n\n' + growthTable(r) + (r.growth.notes.length ? '\n\n' + r.growth.notes.map((n) => `- ${n}`).join('\n') : ''));
   parts.push('## Event-loop lag (2 ms interval timer while blocking calls run through the async path)\n\n' + lagTable(r));
-  const checks = [...r.ops.flatMap(opChecks), ...growthChecks(r.growth.points), ...lagChecks(r)];
+  const checks = [...r.ops.flatMap(opChecks), ...dsCliChecks(r.ops), ...growthChecks(r.growth.points), ...lagChecks(r)];
   const pass = checks.filter((c) => c.ok === true).length;
   const miss = checks.filter((c) => c.ok === false).length;
   const na = checks.filter((c) => c.ok === null).length;

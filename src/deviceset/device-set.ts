@@ -258,7 +258,7 @@ export class DeviceSet {
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     // Recovery: what the pool holds, as far as it can be known.
-    const status = await this.#journal.pool.status({ noflush: true });
+    const status = this.#setup.takeStatus() ?? (await this.#journal.pool.status({ noflush: true }));
     assertPoolUsable(this.#journal.pool.name, status, o.thinPoolDevice !== null && firstUse);
     const recovered = await this.#journal.recover(loaded, status, newPool, (hash) => this.#act.quietDeactivate(hash));
 

@@ -68,6 +68,7 @@ export class PoolSetup {
   #pool!: ThinPool;
   #source!: PoolSource;
   #identity = '';
+  #status: ThinPoolStatus | undefined;
 
   constructor(d: PoolSetupDeps) {
     this.#root = d.root;
@@ -96,6 +97,16 @@ export class PoolSetup {
    */
   get identity(): string {
     return this.#identity;
+  }
+
+  /**
+   * The pool status {@link run} read while checking an adopted pool for a grow, when it changed
+   * nothing after it; once (init's recovery uses it instead of reading it again).
+   */
+  takeStatus(): ThinPoolStatus | undefined {
+    const st = this.#status;
+    this.#status = undefined;
+    return st;
   }
 
   #setPool(pool: ThinPool, createdHere: boolean): void {
@@ -262,6 +273,7 @@ export class PoolSetup {
     const status = await this.#pool.status({ noflush: true });
     // A failed or erroring pool is refused by #init right after this, with the repair advice;
     // reloading its table here would only turn that into a raw kernel error.
+    this.#status = status;
     if (status.kind !== 'working') return;
     // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
     const metadataBytes = this.#loops.sizeOf(metadataDevice);
@@ -269,6 +281,7 @@ export class PoolSetup {
     const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
     if (dataLength > this.#pool.lengthSectors || metadataGrew) {
       this.#log('info', `growing ${this.#pool.name}: data ${this.#pool.lengthSectors} → ${dataLength} sectors${metadataGrew ? `, metadata → ${metadataBlocks} blocks` : ''}`);
+      this.#status = undefined;
       this.#crash('init:before-pool-grow');
       await this.#pool.resize();
     }

@@ -5,7 +5,8 @@
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -22,6 +23,7 @@ import {
   prefixFor,
   type CrashPointName,
 } from '../../src/deviceset/index.js';
+import { IOCTL_CHANNEL, type IoctlChannelMessage } from '../../src/ioctl/index.js';
 import { privilegedSuite, testTmpDir, UDEV_CELL, udevSettle, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset (real kernel)'));
@@ -304,6 +306,75 @@ it('unclean stop: a child SIGKILLed while mounted; the next init recovers and th
   await set.unmountDevice('box', mp);
   await set.shutdown();
   checkInvariants(root, 'after SIGKILL');
+});
+
+/**
+ * Watches /dev for `dm-<minor>` nodes, which devtmpfs makes and removes for every dm device
+ * (drivers/base/devtmpfs.c: device_add and device_del wait for the node), udev or not.
+ */
+function watchDmNodes(): { sync(): Promise<string[]>; close(): void } {
+  const seen: string[] = [];
+  const waiters = new Map<string, () => void>();
+  let k = 0;
+  const w = watch('/dev', (event, name) => {
+    const s = String(name ?? '');
+    // 'rename': a node made or removed; 'change' (udev's chmod of a node under udev) is not counted.
+    if (event === 'rename' && /^dm-\d+$/.test(s)) seen.push(s);
+    waiters.get(s)?.();
+  });
+  return {
+    /** The dm nodes seen since the last sync: inotify keeps one queue in order, so once a sentinel's event is here, every earlier one is. */
+    async sync() {
+      const name = `.dsopen-sync-${process.pid}-${++k}`;
+      const arrived = new Promise<void>((r) => waiters.set(name, r));
+      writeFileSync(join('/dev', name), '');
+      unlinkSync(join('/dev', name));
+      await arrived;
+      waiters.delete(name);
+      return seen.splice(0);
+    },
+    close: () => w.close(),
+  };
+}
+
+it('reopening a healthy set (what every `ds` command does): the base is never activated, no dm device comes or goes', async () => {
+  const root = newRoot('reopen');
+  const nodes = watchDmNodes();
+  try {
+    // The control: the first init creates the pool and the base (activated for mkfs): seen.
+    const first = runChild(root, OPTS, [['add', 'img', '']]);
+    assert.is(first.status, 0, first.out);
+    if (UDEV_CELL) udevSettle();
+    assert.ok((await nodes.sync()).length >= 3, 'the watch sees the pool and the base come (and the base go)');
+    const mark = JSON.parse(readFileSync(join(root, 'metadata', 'deviceset-metadata'), 'utf8')) as { baseVerified?: { uuid: string } };
+    assert.ok(mark.baseVerified, 'the base creation recorded its check');
+    // A second process (a `ds create`): the snapshot needs no activation and the check is skipped.
+    const second = runChild(root, OPTS, [['add', 'ctr', 'img']]);
+    assert.is(second.status, 0, second.out);
+    assert.equal(await nodes.sync(), [], 'no dm node appeared or went during the second process');
+    // A third open, in this process, with every ioctl counted on the devmapper:ioctl channel.
+    const requests: string[] = [];
+    const onIoctl = (m: unknown): void => void requests.push((m as IoctlChannelMessage).request);
+    subscribe(IOCTL_CHANNEL, onIoctl);
+    let set: DeviceSet;
+    try {
+      set = await DeviceSet.init(root, { options: OPTS, ...quiet });
+    } finally {
+      unsubscribe(IOCTL_CHANNEL, onIoctl);
+    }
+    assert.equal(await nodes.sync(), [], 'no dm node appeared or went during the in-process open');
+    const counts: Record<string, number> = {};
+    for (const r of requests) counts[r] = (counts[r] ?? 0) + 1;
+    console.log(`  [deviceset] ioctls of a healthy reopen: ${JSON.stringify(counts)}`);
+    for (const r of ['DM_DEV_CREATE', 'DM_TABLE_LOAD', 'DM_DEV_SUSPEND', 'DM_DEV_REMOVE', 'DM_TARGET_MSG']) assert.is(counts[r], undefined, `${r} in a healthy reopen`);
+    assert.ok((counts['DM_TABLE_STATUS'] ?? 0) >= 1, 'the pool status was read (the channel works)');
+    assert.equal(set.list(), ['ctr', 'img']);
+    assert.not.ok(dmNames().includes(`${set.prefix}-base`));
+    await set.shutdown();
+    checkInvariants(root, 'after the reopens');
+  } finally {
+    nodes.close();
+  }
 });
 
 /**
