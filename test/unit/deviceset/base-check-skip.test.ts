@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BaseUuidMismatchError, DeviceSet, DeviceSizeError, MetadataStore, type CrashPointName, type DeviceSetInit, type FsTools } from '../../../src/deviceset/index.js';
+import { BaseUuidMismatchError, DeviceSet, DeviceSizeError, MetadataStore, type CrashPointName, type DeviceSetInit, type DeviceSetRecord, type FsTools } from '../../../src/deviceset/index.js';
 import { DmControl } from '../../../src/dm/index.js';
 import { LoopControl, ensureSparseFile } from '../../../src/loop/index.js';
 import { ThinPool } from '../../../src/thin/index.js';
@@ -124,10 +124,26 @@ async function healthy(w: World, opts = OPTS): Promise<void> {
   w.die();
 }
 
-test('a healthy reopen: no base activation, no UUID read, no metadata write; only the pool lookup and its status', async () => {
+/** A world with a healthy set ({@link healthy}), disposed after `fn`. */
+async function onHealthy(fn: (w: World) => Promise<void>): Promise<void> {
   const w = world();
   try {
     await healthy(w);
+    await fn(w);
+  } finally {
+    w.dispose();
+  }
+}
+
+/** The deviceset record, with its mark. */
+function marked(w: World): DeviceSetRecord & { baseVerified: NonNullable<DeviceSetRecord['baseVerified']> } {
+  const ds = w.store().loadAll().deviceSet;
+  assert.ok(ds?.baseVerified, 'a check is recorded');
+  return ds as DeviceSetRecord & { baseVerified: NonNullable<DeviceSetRecord['baseVerified']> };
+}
+
+test('a healthy reopen: no base activation, no UUID read, no metadata write; only the pool lookup and its status', () =>
+  onHealthy(async (w) => {
     const fsRec = new RecordingFs();
     const o = await w.open({ metadataFs: fsRec });
     assertSkipped(o, 'third open');
@@ -136,34 +152,21 @@ test('a healthy reopen: no base activation, no UUID read, no metadata write; onl
     assert.not.ok(o.ioctls.includes('DM_TABLE_LOAD'), 'nothing loaded');
     assert.is(o.ioctls.filter((r) => r.startsWith('DM_') && r !== 'DM_VERSION' && r !== 'DM_DEV_STATUS' && r !== 'DM_TABLE_STATUS').length, 0, o.ioctls.join(' '));
     assert.equal(o.ds.list(), [HASH]);
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('a root written before baseVerified existed loads, is checked once, then skipped', async () => {
-  const w = world();
-  try {
-    await healthy(w);
-    const store = w.store();
-    const ds = store.loadAll().deviceSet;
-    assert.ok(ds?.baseVerified);
-    const { baseVerified: _old, ...older } = ds;
-    store.saveDeviceSet(older);
+test('a root written before baseVerified existed loads, is checked once, then skipped', () =>
+  onHealthy(async (w) => {
+    const { baseVerified: _old, ...older } = marked(w);
+    w.store().saveDeviceSet(older);
     const o = await w.open();
     assertChecked(o, /^no check recorded$/, 'old record');
     assert.equal(w.store().loadAll().deviceSet?.baseVerified?.uuid, FAKE_FILESYSTEM_UUID);
     w.die();
     assertSkipped(await w.open(), 'after the check was recorded');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('a grow intent on the base: checked (and the grow finished)', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('a grow intent on the base: checked (and the grow finished)', () =>
+  onHealthy(async (w) => {
     const store = w.store();
     const base = store.loadAll().devices.get('');
     assert.ok(base);
@@ -171,37 +174,24 @@ test('a grow intent on the base: checked (and the grow finished)', async () => {
     const o = await w.open({ opts: withBaseSize('48M') });
     assertChecked(o, /^the base record is not ready$/, 'grow intent', 2);
     assert.is(w.store().loadAll().devices.get('')?.size, 48 * 1024 * 1024);
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('a larger dm.basesize: checked and grown; the same one again: skipped', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('a larger dm.basesize: checked and grown; the same one again: skipped', () =>
+  onHealthy(async (w) => {
     const grown = withBaseSize('48M');
     const o = await w.open({ opts: grown });
     assertChecked(o, /^dm\.basesize=50331648 is not the base's size 33554432$/, 'dm.basesize grew', 2);
     assert.is(w.store().loadAll().deviceSet?.baseVerified?.size, 48 * 1024 * 1024);
     w.die();
     assertSkipped(await w.open({ opts: grown }), 'after the grow');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('a smaller dm.basesize: checked, refused as before', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('a smaller dm.basesize: checked, refused as before', () =>
+  onHealthy(async (w) => {
     const logs = w.logs.length;
     await rejects(w.open({ opts: withBaseSize('16M') }), DeviceSizeError);
     assert.ok(w.logs.slice(logs).includes("debug: checking the base device: dm.basesize=16777216 is not the base's size 33554432"), w.logs.slice(logs).join('\n'));
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
 test('a changed dm.fs: checked (the warning is given again), then recorded', async () => {
   const w = world();
@@ -220,10 +210,8 @@ test('a changed dm.fs: checked (the warning is given again), then recorded', asy
   }
 });
 
-test('a base recreated (left uninitialized): made anew with its check recorded for the new thin id', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('a base recreated (left uninitialized): made anew with its check recorded for the new thin id', () =>
+  onHealthy(async (w) => {
     const store = w.store();
     const before = store.loadAll();
     const base = before.devices.get('');
@@ -237,10 +225,7 @@ test('a base recreated (left uninitialized): made anew with its check recorded f
     assert.is(after.deviceSet?.baseVerified?.deviceId, after.devices.get('')?.deviceId);
     w.die();
     assertSkipped(await w.open(), 'after the recreation');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
 test('a base record changed since the check (its size, or no filesystem named): checked', async () => {
   for (const change of ['size', 'filesystem'] as const) {
@@ -267,10 +252,8 @@ test('a base record changed since the check (its size, or no filesystem named): 
   }
 });
 
-test('a base record whose UUID is not the checked one: checked, and the mismatch found', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('a base record whose UUID is not the checked one: checked, and the mismatch found', () =>
+  onHealthy(async (w) => {
     const store = w.store();
     const base = store.loadAll().devices.get('');
     const ds = store.loadAll().deviceSet;
@@ -279,31 +262,19 @@ test('a base record whose UUID is not the checked one: checked, and the mismatch
     store.saveDeviceSet({ ...ds, baseFilesystemUuid: 'another-uuid' });
     await rejects(w.open(), BaseUuidMismatchError);
     assert.ok(w.logs.includes('debug: checking the base device: the recorded UUIDs differ from the checked one'));
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('a pool transaction id below the recorded one: checked', async () => {
-  const w = world();
-  try {
-    await healthy(w);
-    const store = w.store();
-    const ds = store.loadAll().deviceSet;
-    assert.ok(ds?.baseVerified);
-    store.saveDeviceSet({ ...ds, baseVerified: { ...ds.baseVerified, transactionId: 1000 } });
+test('a pool transaction id below the recorded one: checked', () =>
+  onHealthy(async (w) => {
+    const ds = marked(w);
+    w.store().saveDeviceSet({ ...ds, baseVerified: { ...ds.baseVerified, transactionId: 1000 } });
     const o = await w.open();
     assertChecked(o, /^the pool's transaction id went back \(1000 → 2\)$/, 'txid back');
     assert.is(w.store().loadAll().deviceSet?.baseVerified?.transactionId, 2, 'recorded at the pool\'s id');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('a pool over other backing files (new inodes, after a reboot): checked', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('a pool over other backing files (new inodes, after a reboot): checked', () =>
+  onHealthy(async (w) => {
     w.die(true);
     for (const f of ['data', 'metadata']) {
       const p = join(w.root, 'devicemapper', f);
@@ -314,10 +285,7 @@ test('a pool over other backing files (new inodes, after a reboot): checked', as
     assertChecked(o, /^the pool is not the one checked$/, 'new backing files');
     w.die(true);
     assertSkipped(await w.open(), 'the same files after another reboot');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
 test('an external pool (dm.thinpooldev) recreated under its name with another dm uuid: checked', async () => {
   const w = world();
@@ -351,10 +319,8 @@ test('an external pool (dm.thinpooldev) recreated under its name with another dm
   }
 });
 
-test('recovery work (an addDevice interrupted before its commit): checked', async () => {
-  const w = world();
-  try {
-    await healthy(w);
+test('recovery work (an addDevice interrupted before its commit): checked', () =>
+  onHealthy(async (w) => {
     const point: CrashPointName = 'snapshot:before-commit';
     const dying = await w.open({
       crashPoint: (name) => {
@@ -370,17 +336,11 @@ test('recovery work (an addDevice interrupted before its commit): checked', asyn
     assertChecked(o, /^this init did recovery work$/, 'after a crash');
     w.die();
     assertSkipped(await w.open(), 'once recovered');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
-test('the base device left active (a crash during a check, or someone else): checked, and deactivated', async () => {
-  const w = world();
-  try {
-    await healthy(w);
-    const mark = w.store().loadAll().deviceSet?.baseVerified;
-    assert.ok(mark);
+test('the base device left active (a crash during a check, or someone else): checked, and deactivated', () =>
+  onHealthy(async (w) => {
+    const mark = marked(w).baseVerified;
     const o1 = await w.open();
     await o1.ds.activateDevice('');
     w.die();
@@ -393,10 +353,7 @@ test('the base device left active (a crash during a check, or someone else): che
     const o = await w.open();
     assertChecked(o, /^the base device is active$/, 'active base', 0);
     assert.not.ok(w.fake.devices().some((d) => d.name.endsWith('-base')), 'deactivated by the check');
-  } finally {
-    w.dispose();
-  }
-});
+  }));
 
 test('activateDevice(\'\') and mountDevice(\'\') drop the mark: the next init checks', async () => {
   for (const how of ['activate', 'mount'] as const) {
