@@ -11,15 +11,14 @@
 // autoextend (out_of_data_space, a manual resizePool) and the metadata growth are in
 // deviceset-autoextend-off.test.ts.
 import * as assert from 'uvu/assert';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
-import { prefixFor } from '../../src/deviceset/hash.js';
 import { startLagProbe } from '../../bench/lib/lag.js';
 import { ddAsync, randomFile, sha256, thinCheck } from '../helpers/autoextend-io.js';
-import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { autoextendRoots, poolStatus, sh, tableSectors } from '../helpers/autoextend-roots.js';
+import { privilegedSuite, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend (real kernel)'));
 const MiB = 1024 * 1024;
@@ -31,56 +30,7 @@ const POOL_MB = 32;
 const DATA_MB = 96;
 const BASE = [`dm.loopdatasize=${POOL_MB}M`, 'dm.loopmetadatasize=16M', `dm.basesize=${DATA_MB + 32}M`, 'dm.min_free_space=0%'];
 const AUTO = [...BASE, 'dm.autoextend_threshold=70%', 'dm.autoextend_percent=50%'];
-const roots: string[] = [];
-let n = 0;
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-}
-
-function newRoot(tag: string): string {
-  const root = join(testTmpDir(), `ae-${tag}-${++n}`);
-  roots.push(root);
-  return root;
-}
-
-/** Unmounts anything under root and removes every dm device of its prefix (pool last): our dm names carry no test marker. */
-function cleanupRoot(root: string): void {
-  if (!existsSync(root)) return;
-  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
-    const mp = line.split(' ')[1];
-    if (mp && mp.startsWith(root + '/')) spawnSync('umount', ['-l', mp]);
-  }
-  const st = statSync(root, { bigint: true });
-  const prefix = prefixFor({ dev: st.dev, ino: st.ino });
-  const out = sh('dmsetup', ['ls']);
-  const mine = /No devices found/i.test(out) ? [] : out.split('\n').map((l) => l.split('\t')[0]?.trim() ?? '').filter((d) => d.startsWith(`${prefix}-`));
-  for (const d of [...mine.filter((x) => !x.endsWith('-pool')), ...mine.filter((x) => x.endsWith('-pool'))]) spawnSync('dmsetup', ['remove', '--force', '--retry', d]);
-}
-
-const it = (name: string, fn: () => Promise<void>): void => {
-  test(name, async () => {
-    const mine = roots.length;
-    try {
-      await fn();
-    } catch (err) {
-      console.log(`  [autoextend] FAILED ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      throw err;
-    } finally {
-      for (const r of roots.slice(mine)) cleanupRoot(r);
-    }
-  });
-};
-
-/** `dmsetup table NAME`'s length in sectors (field 2). */
-function tableSectors(name: string): number {
-  return Number(sh('dmsetup', ['table', name]).trim().split(/\s+/)[1]);
-}
-
-/** `dmsetup status NAME`'s thin-pool mode (field 8: after `<start> <length> thin-pool <txid> <meta> <data> <held>`). */
-function poolMode(name: string): string {
-  return sh('dmsetup', ['status', name]).trim().split(/\s+/)[7] ?? '';
-}
+const { newRoot, it } = autoextendRoots(test, 'autoextend', 'ae');
 
 it(`autoextend on: ${DATA_MB} MiB through a ${POOL_MB} MiB pool; dd exits 0, sha256 matches, the pool grew in steps, thin_check clean`, async () => {
   const root = newRoot('on');
@@ -145,7 +95,7 @@ it(`autoextend on: ${DATA_MB} MiB through a ${POOL_MB} MiB pool; dd exits 0, sha
     }
     assert.is(statSync(join(root, 'devicemapper', 'data')).size, size);
     assert.is(tableSectors(pool), size / 512);
-    assert.is(poolMode(pool), 'rw');
+    assert.is(poolStatus(pool).mode, 'rw');
     const st = (await set.status()).autoextend;
     assert.equal([st.state, st.message, st.extensions], ['watching', null, steps.length]);
     await set.shutdown();
