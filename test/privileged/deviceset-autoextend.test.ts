@@ -32,7 +32,10 @@ const MiB = 1024 * 1024;
 const ISSUE_SIZES = process.env['DEVMAPPER_TEST_AUTOEXTEND'] === 'issue';
 const POOL_MB = ISSUE_SIZES ? 64 : 32;
 const DATA_MB = ISSUE_SIZES ? 512 : 96;
-const BASE = [`dm.loopdatasize=${POOL_MB}M`, 'dm.loopmetadatasize=16M', `dm.basesize=${DATA_MB + 32}M`, 'dm.min_free_space=0%'];
+// The filesystem's size: the data plus ext4's own (journal, inode tables, bitmaps) with room to
+// spare. `DATA_MB + 32` left 512 MiB of data a few MiB short (dd: ENOSPC from ext4, not the pool).
+const FS_MB = DATA_MB + 32 + DATA_MB / 8;
+const BASE = [`dm.loopdatasize=${POOL_MB}M`, 'dm.loopmetadatasize=16M', `dm.basesize=${FS_MB}M`, 'dm.min_free_space=0%'];
 const AUTO = [...BASE, 'dm.autoextend_threshold=70%', 'dm.autoextend_percent=50%'];
 const { newRoot, it } = autoextendRoots(test, 'autoextend', 'ae');
 
