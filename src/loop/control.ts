@@ -223,11 +223,10 @@ export class LoopControl {
    */
   readonly #statusBuf = Buffer.alloc(LOOP_INFO64_SIZE);
   /**
-   * Paths joined once: `join(devDir, 'loop-control')` and `join(devDir, 'loop')`, to which
-   * devicePath appends the index (a digit string never changes how join normalises). path.join
-   * per call cost ~1–2 µs natively: a normalising scan of the whole string each time.
+   * `join(devDir, 'loop')`, joined once, to which devicePath appends the index (a digit string
+   * never changes how join normalises). path.join per call cost ~1–2 µs natively: a normalising
+   * scan of the whole string each time.
    */
-  readonly #controlPath: string;
   readonly #nodePrefix: string;
 
   constructor(options: LoopControlOptions = {}) {
@@ -245,7 +244,6 @@ export class LoopControl {
     this.#sleep = options.sleep ?? sleepReal;
     this.#random = options.random ?? Math.random;
     this.#clearAtOnce = loopClrFdReturnsAtOnce(options.kernelRelease ?? osRelease());
-    this.#controlPath = join(this.#devDir, 'loop-control');
     this.#nodePrefix = join(this.#devDir, 'loop');
   }
 
@@ -268,7 +266,7 @@ export class LoopControl {
 
   #withControl<T>(fn: (fd: number) => T): T {
     let fd: number;
-    const path = this.#controlPath;
+    const path = join(this.#devDir, 'loop-control');
     try {
       fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
     } catch (err) {
