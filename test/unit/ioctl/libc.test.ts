@@ -144,6 +144,29 @@ it('stat/fstat match fs.statSync(bigint); /dev/null rdev; mkdir/rename/unlink/fs
   }
 });
 
+it('stat/fstat/lstat share one statx buffer: every result is its own object, a failed stat leaves earlier results intact', () => {
+  const sc = io.realSyscalls();
+  const dir = mkdtempSync(join(tmpdir(), 'devmapper-libc-'));
+  try {
+    const file = join(dir, 'f');
+    writeFileSync(file, Buffer.alloc(3000, 1));
+    const ref = statSync(file, { bigint: true });
+    const a = sc.stat(file);
+    const nul = sc.stat('/dev/null');
+    expectIoctlError(() => sc.stat(join(dir, 'missing')), 'ENOENT');
+    const l = sc.lstat(dir);
+    // The first result still holds the file's values after three more calls through the buffer.
+    assert.equal(a, { dev: ref.dev, ino: ref.ino, rdev: 0n, mode: Number(ref.mode), size: 3000n, blocks: ref.blocks });
+    assert.is(nul.rdev, statSync('/dev/null', { bigint: true }).rdev);
+    assert.is(l.mode & io.S_IFMT, io.S_IFDIR);
+    // After a failure, the next call decodes its own answer, not the previous one's.
+    expectIoctlError(() => sc.fstat(closedFd()), 'EBADF');
+    assert.equal(sc.stat(file), a);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 it('async poll reads revents back from the caller\'s pollfd buffer; closed fd → POLLNVAL', async () => {
   const sc = io.realSyscalls();
   const fd = sc.open('/dev/null', 1 /* O_WRONLY */);
