@@ -133,8 +133,8 @@ export class PoolSetup {
           [dataFile, this.#pool.params.dataDev],
           [metadataFile, this.#pool.params.metadataDev],
         ]);
-        const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
-        const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+        const dataDevice = await this.#loopFor(dataFile, this.#pool.params.dataDev);
+        const metadataDevice = await this.#loopFor(metadataFile, this.#pool.params.metadataDev);
         this.#source.dataDevice = dataDevice;
         this.#source.metadataDevice = metadataDevice;
         await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
@@ -175,7 +175,7 @@ export class PoolSetup {
         dataDev = o.dataDevice ?? '';
         metaDev = o.metadataDevice ?? '';
         metadataHead = readHead(metaDev);
-        dataBytes = this.#loops.sizeOf(dataDev);
+        dataBytes = await this.#loops.sizeOf(dataDev);
       }
       this.#source.dataDevice = dataDev;
       this.#source.metadataDevice = metaDev;
@@ -236,19 +236,19 @@ export class PoolSetup {
     ];
     for (const [file, device] of pairs) {
       const fileBytes = BigInt(fs.statSync(file).size);
-      if (this.#loops.sizeOf(device) < fileBytes) {
+      if ((await this.#loops.sizeOf(device)) < fileBytes) {
         this.#crash('init:before-pool-grow');
         await this.#loops.setCapacity(device);
       }
     }
     const bs = BigInt(this.#pool.params.dataBlockSize);
-    const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
+    const dataLength = ((await this.#loops.sizeOf(dataDevice)) / BigInt(SECTOR_SIZE) / bs) * bs;
     const status = await this.#pool.status({ noflush: true });
     // A failed or erroring pool is refused by #init right after this, with the repair advice;
     // reloading its table here would only turn that into a raw kernel error.
     if (status.kind !== 'working') return;
     // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
-    const metadataBytes = this.#loops.sizeOf(metadataDevice);
+    const metadataBytes = await this.#loops.sizeOf(metadataDevice);
     const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
     const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
     if (dataLength > this.#pool.lengthSectors || metadataGrew) {
@@ -300,7 +300,7 @@ export class PoolSetup {
    */
   async #refuseFilesInUse(files: readonly string[]): Promise<void> {
     for (const file of files) {
-      const bound = this.#loops.findByBackingFile(file);
+      const bound = await this.#loops.findByBackingFile(file);
       if (bound.length === 0) continue;
       const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
       const holders: string[] = [];
@@ -320,8 +320,8 @@ export class PoolSetup {
   }
 
   /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
-  #loopFor(file: string, devNumber: string): string {
-    const match = this.#loops.findByBackingFile(file).find((m) => `${m.major}:${m.minor}` === devNumber);
+  async #loopFor(file: string, devNumber: string): Promise<string> {
+    const match = (await this.#loops.findByBackingFile(file)).find((m) => `${m.major}:${m.minor}` === devNumber);
     if (!match) {
       throw new ThinPoolOwnershipError(poolNameFor(this.#prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
     }

@@ -84,6 +84,11 @@ class RealSyscalls implements Syscalls {
     check('stat', libc().statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
     return statxToStatResult(decodeStatx(buf));
   }
+  async statAsync(path: string): Promise<StatResult> {
+    const buf = statBuffer();
+    check('stat', await libc().statx.async(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
+    return statxToStatResult(decodeStatx(buf));
+  }
   lstat(path: string): StatResult {
     const buf = statBuffer();
     check('lstat', libc().statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf), { path });
