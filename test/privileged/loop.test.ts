@@ -32,6 +32,7 @@ import {
   listBoundLoops,
   listBoundLoopsSync,
   readLoopSysfs,
+  readLoopSysfsSync,
   type LoopAttachment,
 } from '../../src/loop/index.js';
 import { BLKSSZGET, realSyscalls } from '../../src/ioctl/index.js';
@@ -301,6 +302,30 @@ test('findByBackingFile finds a device attached by losetup, by inode (also via h
   }
 });
 
+test('each asynchronous read answers what its Sync twin answers', async () => {
+  const f = await file(8 * MiB);
+  const dev = track(await loops.attach(f, { offset: 4096, partscan: true }));
+  const idle = track(await loops.attach(await file(MiB), { autoclear: false }));
+  const st = await loops.status(dev);
+  assert.equal(loops.statusSync(dev), st);
+  assert.is(st.offset, 4096n);
+  assert.is(await loops.sizeOf(dev.path), loops.sizeOfSync(dev.path));
+  assert.is(await loops.sizeOf(dev.path), BigInt(8 * MiB - 4096));
+  const found = await loops.findByBackingFile(f);
+  assert.equal(found.map((m) => [m.index, m.matchedBy]), [[dev.index, 'inode']]);
+  assert.equal(loops.findByBackingFileSync(f), found);
+  // Between two reads of the same kernel state nothing of ours changes: the lists match too.
+  const [all, allSync] = [await loops.list({ all: true }), loops.listSync({ all: true })];
+  assert.equal(allSync, all);
+  assert.ok(all.some((l) => l.index === idle.index && l.bound));
+  assert.equal(loops.listSync(), await loops.list());
+  assert.equal(await readLoopSysfs(dev.index), readLoopSysfsSync(dev.index));
+  assert.equal(await listBoundLoops(), listBoundLoopsSync());
+  // GET_FREE answers the same index while nobody binds one in between.
+  assert.is(await loops.getFree(), loops.getFreeSync());
+  await idle.detach();
+});
+
 test('findByBackingFile falls back to the sysfs path for a deleted backing file', async () => {
   const f = await file(8 * MiB);
   const dev = track(await loops.attach(f));
@@ -308,6 +333,7 @@ test('findByBackingFile falls back to the sysfs path for a deleted backing file'
   unlinkSync(f);
   const found = await loops.findByBackingFile(f);
   assert.equal(found.map((m) => [m.index, m.matchedBy]), [[dev.index, 'path']]);
+  assert.equal(loops.findByBackingFileSync(f), found);
   assert.is((await readLoopSysfs(dev.index))?.binding?.backingFileDeleted, true);
 });
 

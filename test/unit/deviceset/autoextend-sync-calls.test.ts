@@ -114,9 +114,11 @@ test('one grow: blocking ioctls on the worker, no synchronous file call but the 
       return method === 'ioctl' ? !QUICK_IOCTLS.has(request!) : !QUICK_METHODS.has(method!);
     });
     assert.equal(unexpected, [], 'no synchronous call that can wait in the kernel');
-    // The reload: the table load and the resume that swaps it in (dm-ioctl.c do_resume() suspends
-    // the device itself when an inactive table is there), each on the worker.
-    assert.equal(rec.syscalls.filter((c) => c.startsWith('ioctlAsync')), ['ioctlAsync DM_TABLE_LOAD', 'ioctlAsync DM_DEV_SUSPEND']);
+    // The data device's size, read by the FakeKernel's BlockDevices.inspect through
+    // LoopControl.sizeOf (asynchronous since issue #17 §2; realBlockDevices reads sysfs with
+    // fs/promises), then the reload: the table load and the resume that swaps it in (dm-ioctl.c
+    // do_resume() suspends the device itself when an inactive table is there), each on the worker.
+    assert.equal(rec.syscalls.filter((c) => c.startsWith('ioctlAsync')), ['ioctlAsync BLKGETSIZE64', 'ioctlAsync DM_TABLE_LOAD', 'ioctlAsync DM_DEV_SUSPEND']);
     assert.ok(sync.includes('ioctl LOOP_SET_CAPACITY'), 'the loop device was refreshed');
 
     // node:fs, synchronously: only the deviceset record's atomic write (metadata.ts writeAtomic).
