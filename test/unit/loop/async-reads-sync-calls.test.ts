@@ -10,79 +10,26 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as nodeFs from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoopControl, listBoundLoops, listBoundLoopsSync, listLoopIndexes, listLoopIndexesSync, listLoops, listLoopsSync, readLoopSysfs, readLoopSysfsSync } from '../../../src/loop/index.js';
 import { FakeKernel } from '../../../src/testing/index.js';
+import { FS_SYNC_CALLS, recordFs, recordingKernel, syncCallRecorder } from '../../helpers/sync-calls.js';
 
 const DEV = '/fakedev';
 const MiB = 1024 * 1024;
 
-/** The Syscalls seam's methods (src/ioctl/syscalls.ts). */
-const SYSCALLS = new Set(['open', 'close', 'ioctl', 'ioctlAsync', 'fstat', 'stat', 'statAsync', 'lstat', 'mknod', 'unlink', 'rename', 'mkdir', 'fsync', 'flock', 'mountAsync', 'umount2Async', 'pollAsync']);
 /** Synchronous seam calls the async forms may make: the device nodes' open and close. */
 const NODE_CALLS = new Set(['open', 'close']);
 
-/** node:fs's synchronous calls a read could make. */
-const FS_SYNC = ['statSync', 'lstatSync', 'fstatSync', 'openSync', 'closeSync', 'readSync', 'readFileSync', 'readdirSync', 'existsSync', 'accessSync', 'realpathSync', 'readlinkSync'];
-
-interface Recorder {
-  on: boolean;
-  /** Inside a FakeKernel method: its own fs use is the fake's, not the library's. */
-  inFake: number;
-  syscalls: string[];
-  fs: string[];
-}
-
-function recordingKernel(fake: FakeKernel, rec: Recorder): FakeKernel {
-  return new Proxy(fake, {
-    get(target, key) {
-      const v = Reflect.get(target, key, target) as unknown;
-      if (typeof v !== 'function') return v;
-      if (typeof key !== 'string' || !SYSCALLS.has(key)) return (v as (...a: unknown[]) => unknown).bind(target);
-      return (...args: unknown[]) => {
-        if (rec.on) rec.syscalls.push(key === 'ioctl' || key === 'ioctlAsync' ? `${key} ${String(args[3])}` : key);
-        rec.inFake++;
-        try {
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        } finally {
-          rec.inFake--;
-        }
-      };
-    },
-  });
-}
-
-function recordFs(rec: Recorder): () => void {
-  const mod = (nodeFs as unknown as { default: Record<string, unknown> }).default;
-  const saved = new Map<string, unknown>();
-  const wrap = (name: string, orig: (...a: unknown[]) => unknown) =>
-    function (this: unknown, ...args: unknown[]) {
-      if (rec.on && rec.inFake === 0) rec.fs.push(name);
-      return orig.apply(this, args);
-    };
-  for (const name of FS_SYNC) {
-    const orig = mod[name] as ((...a: unknown[]) => unknown) & { native?: (...a: unknown[]) => unknown };
-    if (typeof orig !== 'function') continue;
-    saved.set(name, orig);
-    const w = wrap(name, orig) as typeof orig;
-    // realpathSync.native (the libc realpath, what LoopControl calls) is recorded as itself.
-    if (typeof orig.native === 'function') w.native = wrap(`${name}.native`, orig.native);
-    mod[name] = w;
-  }
-  syncBuiltinESMExports();
-  return () => {
-    for (const [name, orig] of saved) mod[name] = orig;
-    syncBuiltinESMExports();
-  };
-}
+/** node:fs's synchronous calls, and the realpath LoopControl's path fallback uses. */
+const FS_SYNC = [...FS_SYNC_CALLS, 'realpathSync', 'readlinkSync'];
 
 test('async reads: ioctls and stats on the worker, no synchronous node:fs call; the Sync twins do call them', async () => {
   const tmp = nodeFs.mkdtempSync(join(tmpdir(), 'loop-async-reads-'));
   const fake = new FakeKernel({ sysfs: true, devDir: DEV });
-  const rec: Recorder = { on: false, inFake: 0, syscalls: [], fs: [] };
-  const restore = recordFs(rec);
+  const rec = syncCallRecorder();
+  const restore = recordFs(rec, FS_SYNC);
   try {
     const sysfsRoot = fake.sysfsRoot!;
     const loops = new LoopControl({ syscalls: recordingKernel(fake, rec), devDir: DEV, sysfsRoot });
@@ -154,7 +101,8 @@ test('async reads: ioctls and stats on the worker, no synchronous node:fs call; 
       'ioctl LOOP_GET_STATUS64',
     ]);
     assert.equal(rec.syscalls.filter((c) => c === 'stat').length, 2);
-    assert.ok(rec.fs.includes('readFileSync') && rec.fs.includes('readdirSync') && rec.fs.includes('realpathSync.native'), rec.fs.join(' '));
+    const fsNames = new Set(rec.fs.map((c) => c.split(' ')[0]));
+    assert.ok(fsNames.has('readFileSync') && fsNames.has('readdirSync') && fsNames.has('realpathSync.native'), rec.fs.join(' '));
   } finally {
     restore();
     fake.dispose();
