@@ -190,7 +190,7 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
     },
     async status(path) {
       const t0 = process.hrtime.bigint();
-      loops.status(path);
+      await loops.status(path);
       return us(t0);
     },
     async detach(path) {
@@ -310,7 +310,7 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
         await gap();
         timing.take();
         t0 = process.hrtime.bigint();
-        profiled.status(a.path);
+        await profiled.status(a.path);
         const wallS = us(t0);
         const callsS = timing.take();
         await gap();
@@ -367,19 +367,19 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
  */
 async function cleanup(loops: LoopControl, bound: Set<string>, file: string, st: { dev: bigint; ino: bigint }): Promise<string[]> {
   const problems: string[] = [];
-  const ours = (path: string): boolean => {
+  const ours = async (path: string): Promise<boolean> => {
     try {
-      const s = loops.status(path);
+      const s = await loops.status(path);
       return s.backingInode === st.ino && s.backingDevice === st.dev;
     } catch {
       return false; // unbound (or gone): nothing of ours there
     }
   };
   for (const path of bound) {
-    if (!ours(path)) continue;
+    if (!(await ours(path))) continue;
     await loops.detach(path).catch((e: unknown) => problems.push(`${path}: ${(e as Error).message}`));
   }
-  for (const m of loops.findByBackingFile(file)) {
+  for (const m of await loops.findByBackingFile(file)) {
     if (m.matchedBy !== 'inode') continue;
     await loops.detach(m.path).catch((e: unknown) => problems.push(`${m.path}: ${(e as Error).message}`));
   }

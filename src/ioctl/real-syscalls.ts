@@ -88,6 +88,12 @@ class RealSyscalls implements Syscalls {
     check('stat', libc().statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, statxOut), { path });
     return statResultFromStatx(statxOut);
   }
+  async statAsync(path: string): Promise<StatResult> {
+    // Its own buffer: concurrent statx calls on the worker must not share the synchronous one.
+    const buf = Buffer.alloc(STATX_SIZE);
+    check('stat', await libc().statx.async(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
+    return statResultFromStatx(buf);
+  }
   lstat(path: string): StatResult {
     check('lstat', libc().statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, statxOut), { path });
     return statResultFromStatx(statxOut);

@@ -53,6 +53,16 @@ async function expectIoctlErrorAsync(p: Promise<unknown>, code: string): Promise
   throw new assert.Assertion({ message: `expected IoctlError ${code}`, generated: true, operator: 'throws', expects: code, actual: 'no error' });
 }
 
+it('statAsync (statx on a worker) answers what stat answers; ENOENT the same', async () => {
+  const sc = io.realSyscalls();
+  assert.ok(sc.statAsync, 'the real seam has statAsync');
+  assert.equal(await sc.statAsync('/dev/null'), sc.stat('/dev/null'));
+  const missing = '/nonexistent-devmapper-statasync';
+  const e = await expectIoctlErrorAsync(sc.statAsync(missing), 'ENOENT');
+  assert.is(e.syscall, 'stat');
+  assert.is(e.path, missing);
+});
+
 it('open /dev/null + close', () => {
   const sc = io.realSyscalls();
   const fd = sc.open('/dev/null', 0 /* O_RDONLY */);
