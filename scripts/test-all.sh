@@ -63,6 +63,11 @@ stage_done setup
 echo "test-all: npm run build (tsc -p tsconfig.json, then the CLI bundle: scripts/bundle-cli.mjs)"
 npm run --silent build || { echo "test-all: build (typecheck or bundle) failed"; exit 1; }
 stage_done build
+# The API reference the README links to (`npm run docs:api`): typedoc.json treats warnings as
+# errors (a {@link} to a symbol the reference does not include is one), checked without writing.
+echo "test-all: the API reference (typedoc --emit none)"
+npx --no-install typedoc --emit none || { echo "test-all: npm run docs:api would fail (typedoc warnings above)"; exit 1; }
+stage_done api-docs
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT

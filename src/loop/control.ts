@@ -130,7 +130,7 @@ export interface LoopControlOptions {
   readonly random?: () => number;
   /**
    * The running kernel's release (`uname -r`), which decides whether LOOP_CLR_FD needs a worker
-   * hop ({@link loopClrFdReturnsAtOnce}). Default: `os.release()`.
+   * hop (`loopClrFdReturnsAtOnce`). Default: `os.release()`.
    */
   readonly kernelRelease?: string;
 }
@@ -702,7 +702,7 @@ export class LoopControl {
 
   /**
    * LOOP_CLR_FD (on a worker thread where it can wait for I/O: kernels before 6.11; see
-   * {@link loopClrFdReturnsAtOnce}). Resolves to `'deferred'` when someone else still has the
+   * `loopClrFdReturnsAtOnce`). Resolves to `'deferred'` when someone else still has the
    * device open: the kernel then only switches autoclear on and detaches on their last close.
    * @throws {LoopNotBoundError} the device was not bound (ENXIO).
    * @throws {NotALoopDeviceError} the path is no loop device (before any ioctl).
