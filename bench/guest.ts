@@ -263,7 +263,7 @@ async function sweep(): Promise<void> {
       }
     }
   }
-  for (const l of loops.list()) {
+  for (const l of await loops.list()) {
     if (l.binding?.backingFile?.startsWith(WORK + '/')) {
       try {
         await loops.detach(l.path);

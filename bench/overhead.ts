@@ -172,18 +172,21 @@ export function nativeLoop(smoke = SMOKE): Promise<NativeLoopResult> {
 if (import.meta.url === `file://${process.argv[1]}`) {
   // --history: also time the CLI startup and append the native ratios to
   // bench/results/history.jsonl (source 'bench:overhead'), printed beside the previous such line.
+  // --loop: the native loop rows alone (no stub-kernel table, no hop table; with --history, the
+  // startup rows too, as the history line holds only those and the loop rows).
+  const loopOnly = process.argv.includes('--loop');
   const history = process.argv.includes('--history') && !SMOKE;
   const context = runContext();
-  const rows = await measureOverhead();
+  const rows = loopOnly ? [] : await measureOverhead();
   const loop = await nativeLoop();
   const startup = history ? measureStartup(20) : undefined;
   if (process.argv.includes('--json')) console.log(JSON.stringify({ overhead: rows, loop, startup }));
   else {
-    console.log(renderOverhead(rows));
+    if (!loopOnly) console.log(renderOverhead(rows));
     console.log('\n## Loop devices on the real kernel, natively (ours against the C floor, no VM)\n');
     console.log(renderNativeLoop(loop));
     if (startup) console.log(`\n## CLI startup (natively, wall time)\n\n${renderStartup(startup)}`);
-    await printHop();
+    if (!loopOnly) await printHop();
   }
   if (history) {
     const line: HistoryLine = { source: 'bench:overhead', ...context, ratios: collectRatios({ loop, startup }) };

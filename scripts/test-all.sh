@@ -63,6 +63,11 @@ stage_done setup
 echo "test-all: npm run build (tsc -p tsconfig.json, then the CLI bundle: scripts/bundle-cli.mjs)"
 npm run --silent build || { echo "test-all: build (typecheck or bundle) failed"; exit 1; }
 stage_done build
+# The API reference the README links to (`npm run docs:api`): typedoc.json treats warnings as
+# errors (a {@link} to a symbol the reference does not include is one), checked without writing.
+echo "test-all: the API reference (typedoc --emit none)"
+npx --no-install typedoc --emit none || { echo "test-all: npm run docs:api would fail (typedoc warnings above)"; exit 1; }
+stage_done api-docs
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -106,8 +111,11 @@ job() { # <name>
     # own VM boot. Ratios from a smoke run mean nothing; `npm run bench` is the real measurement.
     env -u DEVMAPPER_VM_UDEV ${k1:+DEVMAPPER_VM_KERNEL="$k1"} node dist/bench/run.js --smoke > "$logs/$n.log" 2>&1
   else
-    local a="args_$n[@]"
-    env -u DEVMAPPER_VM_KERNEL -u DEVMAPPER_VM_UDEV node dist/test/vm/run-privileged.js "${!a}" --summary-file "$logs/$n.json" > "$logs/$n.log" 2>&1
+    local a="args_$n[@]" knobs=()
+    # Cell 1 runs deviceset-autoextend.test.js at issue #20's sizes (a 64 MiB pool takes 512 MiB:
+    # seven grows; ~2 min of guest time idle, against ~25 s for the 32/96 MiB the other cells run).
+    [ "$n" = kernel1 ] && knobs=(DEVMAPPER_TEST_AUTOEXTEND=issue)
+    env -u DEVMAPPER_VM_KERNEL -u DEVMAPPER_VM_UDEV "${knobs[@]}" node dist/test/vm/run-privileged.js "${!a}" --summary-file "$logs/$n.json" > "$logs/$n.log" 2>&1
   fi
   rc=$?
   echo $(($(date +%s) - s)) > "$logs/$n.secs"

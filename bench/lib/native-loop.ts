@@ -78,6 +78,9 @@ export interface NativeLoopResult {
   readonly notes: string[];
 }
 
+/** The profile row for an operation's time outside its Syscalls calls. */
+const OUTSIDE = 'OUTSIDE (JS, realpath, sysfs stat)';
+
 const LABELS: Record<NativeLoopOpId, string> = {
   loop_attach: 'loop attach (LOOP_CONFIGURE path, losetup -f)',
   loop_status: 'loop status (LOOP_GET_STATUS64)',
@@ -187,7 +190,7 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
     },
     async status(path) {
       const t0 = process.hrtime.bigint();
-      loops.status(path);
+      await loops.status(path);
       return us(t0);
     },
     async detach(path) {
@@ -291,19 +294,36 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
       const timing = timingSyscalls(realSyscalls());
       const profiled = new LoopControl({ syscalls: timing.sys });
       const perOp: Record<NativeLoopOpId, Map<string, number[][]>> = { loop_attach: new Map(), loop_status: new Map(), loop_detach: new Map() };
+      // Each profiled operation follows one pipe round trip, like the timed samples (without it
+      // LOOP_CONFIGURE waits for the teardown just before). Besides each Syscalls call, the row
+      // OUTSIDE is the operation's wall time minus its calls: our JavaScript, and the work that
+      // does not go through Syscalls (realpath(3) in attach, the sysfs stat in detach).
+      const gap = (): Promise<string> => floor.request('ping -');
       for (let i = 0; i < opts.profileCycles; i++) {
+        await gap();
         timing.take();
+        let t0 = process.hrtime.bigint();
         const a = await profiled.attach(file, { autoclear: false, hold: false });
+        const wallA = us(t0);
         bound.add(a.path);
         const callsA = timing.take();
-        profiled.status(a.path);
+        await gap();
+        timing.take();
+        t0 = process.hrtime.bigint();
+        await profiled.status(a.path);
+        const wallS = us(t0);
         const callsS = timing.take();
+        await gap();
+        timing.take();
+        t0 = process.hrtime.bigint();
         await profiled.detach(a.path);
+        const wallD = us(t0);
         bound.delete(a.path);
         const callsD = timing.take();
-        for (const [op, calls] of [['loop_attach', callsA], ['loop_status', callsS], ['loop_detach', callsD]] as const) {
+        for (const [op, calls, wall] of [['loop_attach', callsA, wallA], ['loop_status', callsS, wallS], ['loop_detach', callsD, wallD]] as const) {
           const byName = new Map<string, number[]>();
           for (const c of calls) byName.set(c.name, [...(byName.get(c.name) ?? []), c.us]);
+          byName.set(OUTSIDE, [wall - calls.reduce((sum, c) => sum + c.us, 0)]);
           for (const [name, list] of byName) perOp[op].set(name, [...(perOp[op].get(name) ?? []), list]);
         }
       }
@@ -347,19 +367,19 @@ export async function measureNativeLoop(opts: { samples: number; warmup: number;
  */
 async function cleanup(loops: LoopControl, bound: Set<string>, file: string, st: { dev: bigint; ino: bigint }): Promise<string[]> {
   const problems: string[] = [];
-  const ours = (path: string): boolean => {
+  const ours = async (path: string): Promise<boolean> => {
     try {
-      const s = loops.status(path);
+      const s = await loops.status(path);
       return s.backingInode === st.ino && s.backingDevice === st.dev;
     } catch {
       return false; // unbound (or gone): nothing of ours there
     }
   };
   for (const path of bound) {
-    if (!ours(path)) continue;
+    if (!(await ours(path))) continue;
     await loops.detach(path).catch((e: unknown) => problems.push(`${path}: ${(e as Error).message}`));
   }
-  for (const m of loops.findByBackingFile(file)) {
+  for (const m of await loops.findByBackingFile(file)) {
     if (m.matchedBy !== 'inode') continue;
     await loops.detach(m.path).catch((e: unknown) => problems.push(`${m.path}: ${(e as Error).message}`));
   }
@@ -387,7 +407,7 @@ export function renderNativeLoop(r: NativeLoopResult): string {
   }
   lines.push('', 'bare Node: the floor\'s syscall sequence through Syscalls (koffi, synchronous), nothing of LoopControl.');
   if (r.profile.length > 0) {
-    lines.push('', 'Ours per call (timing Syscalls proxy; a separate pass of back-to-back cycles, so LOOP_CONFIGURE includes the kernel\'s wait after the teardown just before; sum per operation, median):', '', '| operation | call | calls | µs |', '|---|---|---|---|');
+    lines.push('', 'Ours per call (timing Syscalls proxy, a separate pass, each operation after one pipe round trip as in the samples; sum per operation, median; OUTSIDE = wall time minus the calls, proxy cost included):', '', '| operation | call | calls | µs |', '|---|---|---|---|');
     for (const p of r.profile) lines.push(`| ${p.op} | ${p.call} | ${p.perOp} | ${p.medianUs.toFixed(1)} |`);
   }
   for (const n of r.notes) lines.push(`note: ${n}`);

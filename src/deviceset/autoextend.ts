@@ -92,7 +92,7 @@ export interface AutoextendDeps {
   readonly loops: LoopControl;
   /** Runs `fn` as resizePool does: counted by shutdown, under the pool lock. */
   locked<T>(fn: () => Promise<T>): Promise<T>;
-  /** Where the last extension is kept across restarts (the deviceset record: {@link journalExtensionStore}). */
+  /** Where the last extension is kept across restarts (the deviceset record: `journalExtensionStore`). */
   readonly record: ExtensionStore;
   /** Options of the monitor's DmControl when {@link AutoextendInit.monitor} does not give them. */
   readonly monitorDm: NonNullable<PoolMonitorOptions['dm']>;

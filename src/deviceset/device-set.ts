@@ -156,6 +156,7 @@ export class DeviceSet {
       crash: this.#crash,
       log: this.#log,
       discardRecordsOnBlank: init.discardRecordsOnBlankMetadata === true,
+      signal: init.signal,
       onPool: (pool, createdHere) => {
         this.#journal.pool = tracer.tracePool(pool);
         this.#poolCreatedHere = createdHere;

@@ -109,7 +109,7 @@ export class SharedMutex {
   }
 }
 
-/** One {@link SharedMutex} per key, created on demand and dropped when idle. */
+/** One `SharedMutex` per key, created on demand and dropped when idle. */
 export class KeyedMutex {
   readonly #locks = new Map<string, { mutex: SharedMutex; users: number }>();
 
@@ -140,7 +140,7 @@ export class KeyedMutex {
   /**
    * Locks several keys in ascending order (duplicates merged), the only way a task may hold more
    * than one: with a single global order no two tasks can wait for each other in a cycle. Keys in
-   * `shared` are taken shared unless also asked for exclusively (see {@link SharedMutex}).
+   * `shared` are taken shared unless also asked for exclusively (see `SharedMutex`).
    */
   async lockMany(keys: readonly string[], shared: readonly string[] = []): Promise<Release> {
     const exclusive = new Set(keys);

@@ -49,6 +49,8 @@ export interface PoolSetupDeps {
   readonly log: DeviceSetLog;
   /** DeviceSetInit.discardRecordsOnBlankMetadata. */
   readonly discardRecordsOnBlank: boolean;
+  /** DeviceSetInit.signal: honoured while the loopback files are made or grown. */
+  readonly signal: AbortSignal | undefined;
   /** Called as soon as the pool is open or created (`createdHere`: a failed init removes it). */
   onPool(pool: ThinPool, createdHere: boolean): void;
 }
@@ -64,6 +66,7 @@ export class PoolSetup {
   readonly #crash: CrashHook;
   readonly #log: DeviceSetLog;
   readonly #discardRecordsOnBlank: boolean;
+  readonly #signal: AbortSignal | undefined;
   readonly #onPool: (pool: ThinPool, createdHere: boolean) => void;
   #pool!: ThinPool;
   #source!: PoolSource;
@@ -80,6 +83,7 @@ export class PoolSetup {
     this.#crash = d.crash;
     this.#log = d.log;
     this.#discardRecordsOnBlank = d.discardRecordsOnBlank;
+    this.#signal = d.signal;
     this.#onPool = (pool, createdHere) => d.onPool(pool, createdHere);
   }
 
@@ -158,8 +162,8 @@ export class PoolSetup {
           [dataFile, this.#pool.params.dataDev],
           [metadataFile, this.#pool.params.metadataDev],
         ]);
-        const dataDevice = this.#loopFor(dataFile, this.#pool.params.dataDev);
-        const metadataDevice = this.#loopFor(metadataFile, this.#pool.params.metadataDev);
+        const dataDevice = await this.#loopFor(dataFile, this.#pool.params.dataDev);
+        const metadataDevice = await this.#loopFor(metadataFile, this.#pool.params.metadataDev);
         this.#source.dataDevice = dataDevice;
         this.#source.metadataDevice = metadataDevice;
         await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
@@ -187,8 +191,10 @@ export class PoolSetup {
         }
         await this.#refuseFilesInUse([dataFile, metadataFile]);
         ensureOwnedDir(loopDir, 0o700);
-        await this.#ensureLoopFile(dataFile, o.loopDataSize);
-        await this.#ensureLoopFile(metadataFile, o.loopMetadataSize);
+        await this.#makeLoopFiles([
+          [dataFile, o.loopDataSize],
+          [metadataFile, o.loopMetadataSize],
+        ]);
         metadataHead = readHead(metadataFile, true);
         const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
         handles.push(data);
@@ -201,7 +207,7 @@ export class PoolSetup {
         dataDev = o.dataDevice ?? '';
         metaDev = o.metadataDevice ?? '';
         metadataHead = readHead(metaDev);
-        dataBytes = this.#loops.sizeOf(dataDev);
+        dataBytes = await this.#loops.sizeOf(dataDev);
       }
       this.#source.dataDevice = dataDev;
       this.#source.metadataDevice = metaDev;
@@ -263,20 +269,20 @@ export class PoolSetup {
     ];
     for (const [file, device] of pairs) {
       const fileBytes = BigInt(fs.statSync(file).size);
-      if (this.#loops.sizeOf(device) < fileBytes) {
+      if ((await this.#loops.sizeOf(device)) < fileBytes) {
         this.#crash('init:before-pool-grow');
         await this.#loops.setCapacity(device);
       }
     }
     const bs = BigInt(this.#pool.params.dataBlockSize);
-    const dataLength = (this.#loops.sizeOf(dataDevice) / BigInt(SECTOR_SIZE) / bs) * bs;
+    const dataLength = ((await this.#loops.sizeOf(dataDevice)) / BigInt(SECTOR_SIZE) / bs) * bs;
     const status = await this.#pool.status({ noflush: true });
     // A failed or erroring pool is refused by #init right after this, with the repair advice;
     // reloading its table here would only turn that into a raw kernel error.
     this.#status = status;
     if (status.kind !== 'working') return;
     // dm-thin uses at most THIN_METADATA_MAX_BYTES (15.875 GiB) of the metadata device.
-    const metadataBytes = this.#loops.sizeOf(metadataDevice);
+    const metadataBytes = await this.#loops.sizeOf(metadataDevice);
     const metadataBlocks = (metadataBytes < THIN_METADATA_MAX_BYTES ? metadataBytes : THIN_METADATA_MAX_BYTES) / BigInt(METADATA_BLOCK_BYTES);
     const metadataGrew = metadataBlocks > status.totalMetadataBlocks;
     if (dataLength > this.#pool.lengthSectors || metadataGrew) {
@@ -302,15 +308,47 @@ export class PoolSetup {
     return this.#blockDevices ? { blockDevices: this.#blockDevices } : {};
   }
 
-  async #ensureLoopFile(path: string, size: bigint): Promise<void> {
+  /**
+   * Creates or grows the loopback files of a pool this init creates, honouring the init's signal.
+   * An abort leaves nothing half-made: ensureSparseFile undoes its own call (removes the file it
+   * created, truncates back the growth it made), and a file an earlier call of this loop created
+   * is removed too. Only such files: ensureSparseFile's `created` means its O_CREAT|O_EXCL open
+   * made the file (so no one had it before), inside `devicemapper/`, a directory that is ours and
+   * private (ensureOwnedDir), under the root lock. A file that existed, or was grown, stays.
+   */
+  async #makeLoopFiles(files: ReadonlyArray<readonly [string, bigint]>): Promise<void> {
+    const createdHere: string[] = [];
+    try {
+      for (const [path, size] of files) {
+        if (await this.#ensureLoopFile(path, size)) createdHere.push(path);
+      }
+    } catch (err) {
+      if (err instanceof OperationAbortedError) {
+        for (const path of createdHere.reverse()) {
+          try {
+            await fs.promises.unlink(path);
+          } catch (e) {
+            this.#log('warn', `cleanup after an aborted init: cannot remove ${path}, which it created: ${String(e)}`);
+          }
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** ensureSparseFile with the init's signal; true when it created the file. */
+  async #ensureLoopFile(path: string, size: bigint): Promise<boolean> {
     try {
       // Progress on the devmapper:deviceset channel only (onProgress is undefined without a subscriber).
       const onProgress = progressTo(null, undefined);
-      await ensureSparseFile(path, size, { noFollow: true, ...(onProgress ? { onProgress } : {}) });
+      const signal = this.#signal;
+      return (await ensureSparseFile(path, size, { noFollow: true, ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) })).created;
     } catch (err) {
+      if (err instanceof LoopAbortedError) throw new OperationAbortedError('DeviceSet.init', { cause: err.cause });
       if (err instanceof BackingFileLinkError) throw new UnsafePathError(path, 'symlink', 'a symbolic link', 'a regular file (links are not followed)', { cause: err });
       if (!(err instanceof SparseFileShrinkError)) throw err;
       this.#log('warn', `can't shrink loopback file ${path} to ${size} bytes; keeping its size`);
+      return false;
     }
   }
 
@@ -340,7 +378,7 @@ export class PoolSetup {
    */
   async #refuseFilesInUse(files: readonly string[]): Promise<void> {
     for (const file of files) {
-      const bound = this.#loops.findByBackingFile(file);
+      const bound = await this.#loops.findByBackingFile(file);
       if (bound.length === 0) continue;
       const numbers = new Set(bound.map((b) => `${b.major}:${b.minor}`));
       const holders: string[] = [];
@@ -360,8 +398,8 @@ export class PoolSetup {
   }
 
   /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
-  #loopFor(file: string, devNumber: string): string {
-    const match = this.#loops.findByBackingFile(file).find((m) => `${m.major}:${m.minor}` === devNumber);
+  async #loopFor(file: string, devNumber: string): Promise<string> {
+    const match = (await this.#loops.findByBackingFile(file)).find((m) => `${m.major}:${m.minor}` === devNumber);
     if (!match) {
       throw new ThinPoolOwnershipError(poolNameFor(this.#prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
     }

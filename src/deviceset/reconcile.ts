@@ -28,7 +28,7 @@
  *    `deleted: false` with `transactionId` ≤ the committed id is a finished delete.
  *
  * So an in-flight record (`creating`, or `deleting` without `deleted`) above the committed id is
- * an open transaction ({@link inFlightTransactions}: one per operation of the interrupted batch);
+ * an open transaction (`inFlightTransactions`: one per operation of the interrupted batch);
  * at or below it, the operation committed and only its last, lazy write may be missing.
  *
  * **Older roots** (before issue 21) wrote a separate `transaction-metadata` record first, then
@@ -103,7 +103,7 @@ export type ReconcileAction =
  * arguments, returns actions, changes nothing.
  * @param records every device record (by hash, or a list).
  * @param transaction the open transaction, if any, or every open one (a group commit's batch, see
- *   {@link inFlightTransactions}).
+ *   `inFlightTransactions`).
  * @param poolThinIds every thin device id in the pool.
  * @param poolTransactionId the journal's committed transaction id: the pool's (thin-pool status)
  *   when the DeviceSet owns it, else the deviceset record's.
@@ -237,7 +237,7 @@ export function inFlightTransactions(
 /**
  * The open transaction the device records carry (the protocol above): the in-flight record —
  * `creating`, or `deleting` without `deleted` — whose transaction id is above the committed one.
- * A single operation leaves at most one; a batch leaves one per operation (use {@link inFlightTransactions}), and this returns the first by
+ * A single operation leaves at most one; a batch leaves one per operation (use `inFlightTransactions`), and this returns the first by
  * hash. Undefined when none. The result is for recovery only: a snapshot's originDeviceId is not
  * known from the record and is left out.
  */

@@ -151,10 +151,10 @@ const DM_CONTROL_OPTION_FIELDS = {
  * ```
  *
  * **Sync/async rule.** Every method returns a Promise. Commands that can wait in the kernel
- * (suspend/resume, remove, wait, table load, status, message: {@link BLOCKING_COMMANDS}) run on a
+ * (suspend/resume, remove, wait, table load, status, message: `BLOCKING_COMMANDS`) run on a
  * worker thread via `Syscalls.ioctlAsync`; the rest (version, list, info, create, rename, deps,
  * clear, geometry, arm-poll) are quick and use the synchronous call, and so do table reads and
- * `noflush` status, which never make thin-pool commit first ({@link usesWorker}).
+ * `noflush` status, which never make thin-pool commit first (`usesWorker`).
  *
  * **Errors.** Input problems throw InvalidArgumentError before any syscall. ENXIO on a lookup →
  * {@link DeviceNotFoundError}; EBUSY on create (or a rename onto a taken name) →

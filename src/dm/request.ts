@@ -103,7 +103,7 @@ export const BLOCKING_COMMANDS: ReadonlySet<number> = new Set([
 ]);
 
 /**
- * Whether a request with (masked) `flags` goes through the worker thread. {@link BLOCKING_COMMANDS}
+ * Whether a request with (masked) `flags` goes through the worker thread. `BLOCKING_COMMANDS`
  * decides, with one exception: DM_TABLE_STATUS with DM_STATUS_TABLE_FLAG or DM_NOFLUSH_FLAG runs
  * synchronously. The reason status is in BLOCKING_COMMANDS is the metadata commit thin-pool (and
  * cache, clone) do before reporting; in drivers/md/dm-thin.c pool_status() that commit sits under

@@ -181,7 +181,7 @@ async function livePool(root: DockerRoot, deps: DockerKernelDeps): Promise<ThinP
       [root.metadataFile, pool.params.metadataDev],
       [root.dataFile, pool.params.dataDev],
     ] as const) {
-      const bound = deps.loops.findByBackingFile(file).map((l) => `${l.major}:${l.minor}`);
+      const bound = (await deps.loops.findByBackingFile(file)).map((l) => `${l.major}:${l.minor}`);
       if (!bound.includes(dev)) {
         throw new DockerPoolConflictError(root.root, `the live pool ${root.poolName} runs over ${dev}, which is not a loop device of ${file} (${bound.join(', ') || 'none bound'})`);
       }
@@ -286,7 +286,7 @@ export async function mountDockerLayer(rootPath: string, id: string, target: str
         throw new DockerPoolConflictError(root.root, `the external pool ${root.poolName} is not live (Docker never creates it; activate it first)`);
       }
       for (const file of [root.dataFile, root.metadataFile]) {
-        const bound = deps.loops.findByBackingFile(file);
+        const bound = await deps.loops.findByBackingFile(file);
         if (bound.length > 0) {
           throw new DockerPoolConflictError(
             root.root,

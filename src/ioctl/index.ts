@@ -236,6 +236,7 @@ export {
   STATX_BASIC_STATS,
   STATX_SIZE,
   StatxLayout,
+  statResultFromStatx,
   statxToStatResult,
   type RawStatx,
 } from './stat.js';

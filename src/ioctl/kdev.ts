@@ -58,6 +58,10 @@ export function huge_decode_dev(dev: bigint): DevParts {
 export function makedev(major: number, minor: number): bigint {
   checkPart('major', major, 0xffffffff);
   checkPart('minor', minor, 0xffffffff);
+  // Kernel-valid numbers (every statx st_dev/st_rdev on Linux) fit 32 bits: number arithmetic and
+  // one BigInt, several times cheaper than the eight BigInt operations below (four stats per loop
+  // attach decode two device numbers each).
+  if (major <= MAX_MAJOR && minor <= MAX_MINOR) return BigInt(((minor & 0xff) | (major << 8) | ((minor & 0xfff00) << 12)) >>> 0);
   const ma = BigInt(major);
   const mi = BigInt(minor);
   return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);

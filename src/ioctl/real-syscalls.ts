@@ -5,7 +5,7 @@ import { BatchWorker } from './batch-worker.js';
 import { ioctlChannel, type IoctlChannelMessage } from './diagnostics.js';
 import { IoctlError, type SyscallName } from './errors.js';
 import { libc, type SysResult } from './libc.js';
-import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX_SIZE, decodeStatx, statxToStatResult } from './stat.js';
+import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, STATX_SIZE, statResultFromStatx } from './stat.js';
 import { encodePollFd, pollFdRevents } from './poll.js';
 import { encodeSembufs, type SemOp } from './sem.js';
 import type { IoctlArg, StatResult, Syscalls, SysvSemaphores } from './syscalls.js';
@@ -34,9 +34,15 @@ function ioctlArgs(arg: IoctlArg): { ptr: Buffer | null; int: number | bigint | 
   return Buffer.isBuffer(arg) ? { ptr: arg, int: undefined } : { ptr: null, int: arg };
 }
 
-function statBuffer(): Buffer {
-  return Buffer.alloc(STATX_SIZE);
-}
+/**
+ * statx(2)'s output buffer, one per thread (module instance) and reused: stat/fstat/lstat fill it
+ * in a synchronous libc call and decode it into a fresh StatResult before returning, with no JS
+ * in between, so no two calls can interleave on it. It needs no zeroing: on success the kernel
+ * copies a whole, zero-initialised struct statx (fs/stat.c cp_statx: `memset(&tmp, 0,
+ * sizeof(tmp))`, then `copy_to_user(buffer, &tmp, sizeof(tmp))`), and on failure nothing is
+ * decoded. (A zeroed Buffer.alloc per call was a fresh ArrayBuffer each time: four per loop attach.)
+ */
+const statxOut = Buffer.alloc(STATX_SIZE);
 
 const realSysv: SysvSemaphores = {
   semget(key: number, nsems: number, flags: number): number {
@@ -75,19 +81,22 @@ class RealSyscalls implements Syscalls {
     return check('ioctl', r, { fd, request: requestName });
   }
   fstat(fd: number): StatResult {
-    const buf = statBuffer();
-    check('fstat', libc().statx(fd, '', AT_EMPTY_PATH, STATX_BASIC_STATS, buf), { fd });
-    return statxToStatResult(decodeStatx(buf));
+    check('fstat', libc().statx(fd, '', AT_EMPTY_PATH, STATX_BASIC_STATS, statxOut), { fd });
+    return statResultFromStatx(statxOut);
   }
   stat(path: string): StatResult {
-    const buf = statBuffer();
-    check('stat', libc().statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
-    return statxToStatResult(decodeStatx(buf));
+    check('stat', libc().statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, statxOut), { path });
+    return statResultFromStatx(statxOut);
+  }
+  async statAsync(path: string): Promise<StatResult> {
+    // Its own buffer: concurrent statx calls on the worker must not share the synchronous one.
+    const buf = Buffer.alloc(STATX_SIZE);
+    check('stat', await libc().statx.async(AT_FDCWD, path, 0, STATX_BASIC_STATS, buf), { path });
+    return statResultFromStatx(buf);
   }
   lstat(path: string): StatResult {
-    const buf = statBuffer();
-    check('lstat', libc().statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf), { path });
-    return statxToStatResult(decodeStatx(buf));
+    check('lstat', libc().statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, statxOut), { path });
+    return statResultFromStatx(statxOut);
   }
   mknod(path: string, mode: number, dev: bigint): void {
     check('mknod', libc().mknod(path, mode, dev), { path });

@@ -138,3 +138,22 @@ export function statxToStatResult(s: RawStatx): StatResult {
     blocks: s.stx_blocks,
   };
 }
+
+/**
+ * `statxToStatResult(decodeStatx(buf))` without the intermediate record: reads only the fields a
+ * `StatResult` has (three BigInts instead of five, no object in between). What the real seam's
+ * stat/fstat/lstat return; the unit tests compare it with the two-step decode.
+ * @throws KernelOutputError when `buf` is shorter than 256 bytes.
+ */
+export function statResultFromStatx(buf: Uint8Array): StatResult {
+  if (buf.length < STATX_SIZE) return statxToStatResult(decodeStatxLayout(buf)); // its typed error
+  const b = asBuffer(buf);
+  return {
+    dev: makedev(b.readUInt32LE(X_DEV_MAJOR), b.readUInt32LE(X_DEV_MINOR)),
+    ino: b.readBigUInt64LE(X_INO),
+    rdev: makedev(b.readUInt32LE(X_RDEV_MAJOR), b.readUInt32LE(X_RDEV_MINOR)),
+    mode: b.readUInt16LE(X_MODE),
+    size: b.readBigUInt64LE(X_SIZE),
+    blocks: b.readBigUInt64LE(X_BLOCKS),
+  };
+}

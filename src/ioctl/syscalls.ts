@@ -48,6 +48,12 @@ export interface Syscalls {
   fstat(fd: number): StatResult;
   /** stat(2) (follows symlinks). */
   stat(path: string): StatResult;
+  /**
+   * stat(2) on a worker thread. Optional: for a file on a filesystem that can make stat wait (a
+   * network filesystem, a stalled disk), e.g. a loop device's backing file. Callers fall back to
+   * {@link stat} on a seam without it.
+   */
+  statAsync?(path: string): Promise<StatResult>;
   /** lstat(2): like stat, but a final symlink is reported itself (S_IFLNK), not followed. */
   lstat(path: string): StatResult;
   /**

@@ -2,7 +2,13 @@
 // LoopControl: loop devices at ioctl level (drivers/block/loop.c), the util-linux way
 // (lib/loopdev.c): LOOP_CONFIGURE with a LOOP_SET_FD + LOOP_SET_STATUS64 fallback, the
 // GET_FREE → bind race retried, sysfs for enumeration, (st_dev, st_ino) to find a file's device.
-import { constants as fsc, realpathSync } from 'node:fs';
+// The reads (getFree, status, sizeOf, list, findByBackingFile) are asynchronous, each with a
+// *Sync twin; both forms are one implementation (twin.ts) whose I/O steps go through the
+// Syscalls seam's ioctlAsync/statAsync and fs/promises, or their synchronous forms.
+// One file over 600 lines: every method works through LoopControl's private seam, retry policy
+// and status buffer; what stands alone is beside it (attachment.ts, options.ts, sysfs.ts,
+// device-node.ts, twin.ts).
+import { constants as fsc, promises as fsp, realpathSync } from 'node:fs';
 import { release as osRelease } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, assertOptionsObject, errnoCode, type OptionField } from '../errors.js';
@@ -40,6 +46,7 @@ import {
   minor as devMinor,
   realSyscalls,
   type RawLoopInfo64,
+  type StatResult,
   type Syscalls,
 } from '../ioctl/index.js';
 import {
@@ -60,7 +67,8 @@ import {
 import { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
 import { loopOpenError, openLoopDevice } from './device-node.js';
 import { resolveAttachOptions, type LoopAttachOptions, type ResolvedLoopAttachOptions } from './options.js';
-import { DEFAULT_SYSFS_ROOT, isLoopBound, listBoundLoops, listLoops, type LoopSysfsInfo } from './sysfs.js';
+import { DEFAULT_SYSFS_ROOT, boundLoopsTwin, isLoopBound, loopsTwin, type LoopSysfsBinding, type LoopSysfsInfo } from './sysfs.js';
+import { all, io, runAsync, runSync, type IoStep, type Twin } from './twin.js';
 
 /** Loop devices are block major 7 (include/uapi/linux/major.h LOOP_MAJOR). */
 export const LOOP_MAJOR = 7;
@@ -122,7 +130,7 @@ export interface LoopControlOptions {
   readonly random?: () => number;
   /**
    * The running kernel's release (`uname -r`), which decides whether LOOP_CLR_FD needs a worker
-   * hop ({@link loopClrFdReturnsAtOnce}). Default: `os.release()`.
+   * hop (`loopClrFdReturnsAtOnce`). Default: `os.release()`.
    */
   readonly kernelRelease?: string;
 }
@@ -141,6 +149,12 @@ export interface LoopMatch extends LoopDeviceRef {
   readonly backingFile: string;
   /** How the match was made. */
   readonly matchedBy: 'inode' | 'path';
+}
+
+/** What {@link LoopControl.findByBackingFile} also matches, when given. */
+export interface LoopMatchFilter {
+  readonly offset?: bigint | number;
+  readonly sizeLimit?: bigint | number;
 }
 
 /** What {@link LoopControl.detach} did. */
@@ -180,8 +194,9 @@ function decodeStatus(raw: RawLoopInfo64): LoopStatus {
 export function truncateUtf8(s: string, maxBytes: number): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair: 2 units, 4 bytes): short strings fit.
   if (s.length * 3 <= maxBytes) return s;
+  // Counted, not copied: most paths that pass the test above still fit (~0.3 µs hot, 2–3 µs cold).
+  if (Buffer.byteLength(s, 'utf8') <= maxBytes) return s;
   const b = Buffer.from(s, 'utf8');
-  if (b.length <= maxBytes) return s;
   let end = maxBytes;
   // Step back over continuation bytes (10xxxxxx) so we cut before a character starts.
   while (end > 0 && ((b[end] ?? 0) & 0xc0) === 0x80) end--;
@@ -221,6 +236,12 @@ export class LoopControl {
    * Buffer.alloc per call cost ~1–5 µs natively: a fresh ArrayBuffer each time.)
    */
   readonly #statusBuf = Buffer.alloc(LOOP_INFO64_SIZE);
+  /**
+   * `join(devDir, 'loop')`, joined once, to which devicePath appends the index (a digit string
+   * never changes how join normalises). path.join per call cost ~1–2 µs natively: a normalising
+   * scan of the whole string each time.
+   */
+  readonly #nodePrefix: string;
 
   constructor(options: LoopControlOptions = {}) {
     assertOptionsObject('LoopControl options', options, {
@@ -237,6 +258,7 @@ export class LoopControl {
     this.#sleep = options.sleep ?? sleepReal;
     this.#random = options.random ?? Math.random;
     this.#clearAtOnce = loopClrFdReturnsAtOnce(options.kernelRelease ?? osRelease());
+    this.#nodePrefix = join(this.#devDir, 'loop');
   }
 
   /**
@@ -251,22 +273,26 @@ export class LoopControl {
 
   /** Node path of loopN under the configured devDir. */
   devicePath(index: number): string {
-    return join(this.#devDir, `loop${index}`);
+    return `${this.#nodePrefix}${index}`;
   }
 
   // ---------------------------------------------------------------- loop-control
 
-  #withControl<T>(fn: (fd: number) => T): T {
-    let fd: number;
+  /** Opens /dev/loop-control (open(2) of a misc device node: no I/O, kept synchronous in both forms). */
+  #openControl(): number {
     const path = join(this.#devDir, 'loop-control');
     try {
-      fd = this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
+      return this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENODEV' || errnoCode(err) === 'ENXIO') {
         throw new LoopUnsupportedError(`cannot open ${path}`, { cause: err });
       }
       throw err;
     }
+  }
+
+  #withControl<T>(fn: (fd: number) => T): T {
+    const fd = this.#openControl();
     try {
       return fn(fd);
     } finally {
@@ -274,12 +300,33 @@ export class LoopControl {
     }
   }
 
+  /** An ioctl as an I/O step: the seam's `ioctl`, or its `ioctlAsync` (a worker thread). */
+  #ioctlStep(fd: number, request: number, arg: Buffer | number, name: string): IoStep<number> {
+    return { sync: () => this.#sys.ioctl(fd, request, arg, name), async: () => this.#sys.ioctlAsync(fd, request, arg, name) };
+  }
+
+  *#getFreeTwin(): Twin<number> {
+    const fd = this.#openControl();
+    try {
+      // drivers/block/loop.c loop_control_get_free(): takes loop_ctl_mutex and, when no device
+      // is free, makes one (loop_add(): add_disk, a uevent): it can wait.
+      return yield* io(this.#ioctlStep(fd, LOOP_CTL_GET_FREE, 0, 'LOOP_CTL_GET_FREE'));
+    } finally {
+      this.#sys.close(fd);
+    }
+  }
+
   /**
-   * LOOP_CTL_GET_FREE: index of an unbound loop device, created if needed. Reserves nothing:
-   * another process may bind it first (attach handles that race).
+   * LOOP_CTL_GET_FREE (on a worker thread): index of an unbound loop device, created if needed.
+   * Reserves nothing: another process may bind it first (attach handles that race).
    */
-  getFree(): number {
-    return this.#withControl((fd) => this.#sys.ioctl(fd, LOOP_CTL_GET_FREE, 0, 'LOOP_CTL_GET_FREE'));
+  getFree(): Promise<number> {
+    return runAsync(this.#getFreeTwin());
+  }
+
+  /** {@link getFree} on the calling thread. */
+  getFreeSync(): number {
+    return runSync(this.#getFreeTwin());
   }
 
   /**
@@ -354,9 +401,12 @@ export class LoopControl {
       for (let attempt = 1; attempt <= LOOP_ATTACH_MAX_ATTEMPTS; attempt++) {
         // opts.signal: before each attempt (the first included), and after our bind (below).
         checkLoopAbort(opts.signal, 'attach');
-        const index = this.getFree();
+        // The Sync twin: attach's fast path (one worker hop here would cost every attach ~60 µs
+        // natively); LOOP_CTL_GET_FREE returns at once while a free device exists.
+        const index = this.getFreeSync();
         const path = this.devicePath(index);
-        const devFd = await this.#openNode(path);
+        const opened = this.#openNode(path);
+        const devFd = typeof opened === 'number' ? opened : await opened;
         let method: 'configure' | 'legacy';
         try {
           method = await this.#bind(devFd, backingFd, canonical, opts);
@@ -442,31 +492,56 @@ export class LoopControl {
     return fd;
   }
 
-  /** Opens a loop node O_RDWR, retrying while devtmpfs/udev has not created it or fixed its mode. */
-  async #openNode(path: string): Promise<number> {
-    for (let attempt = 1; ; attempt++) {
+  /**
+   * Opens a loop node O_RDWR, retrying while devtmpfs/udev has not created it or fixed its mode.
+   * The first try is synchronous and a success returns the fd itself, not a promise: the usual
+   * case pays no promise and no microtask hop. Only a retryable failure goes on asynchronously,
+   * with the same tries and sleeps as always ({@link LOOP_OPEN_MAX_TRIES}).
+   */
+  #openNode(path: string): number | Promise<number> {
+    try {
+      return this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
+    } catch (err) {
+      if ((errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') && LOOP_OPEN_MAX_TRIES > 1) return this.#openNodeRetry(path);
+      throw loopOpenError(path, err);
+    }
+  }
+
+  /** Tries 2..{@link LOOP_OPEN_MAX_TRIES} of {@link #openNode}, each after a sleep. */
+  async #openNodeRetry(path: string): Promise<number> {
+    for (let attempt = 2; ; attempt++) {
+      await this.#sleep(LOOP_OPEN_RETRY_DELAY_MS);
       try {
         return this.#sys.open(path, fsc.O_RDWR | O_CLOEXEC);
       } catch (err) {
-        if ((errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') && attempt < LOOP_OPEN_MAX_TRIES) {
-          await this.#sleep(LOOP_OPEN_RETRY_DELAY_MS);
-          continue;
-        }
+        if ((errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') && attempt < LOOP_OPEN_MAX_TRIES) continue;
         throw loopOpenError(path, err);
       }
     }
   }
 
-  /** Runs a configuration ioctl, retrying EAGAIN (util-linux LOOPDEV_MAX_TRIES). */
-  async #ioctlRetryEagain(fd: number, request: number, arg: Buffer | number, name: string): Promise<number> {
-    for (let attempt = 1; ; attempt++) {
+  /**
+   * Runs a configuration ioctl, retrying EAGAIN (util-linux LOOPDEV_MAX_TRIES). As in
+   * {@link #openNode}, the first try is synchronous and a success is the plain result; only EAGAIN
+   * continues asynchronously, up to {@link LOOP_EAGAIN_MAX_TRIES} tries in all.
+   */
+  #ioctlRetryEagain(fd: number, request: number, arg: Buffer | number, name: string): number | Promise<number> {
+    try {
+      return this.#sys.ioctl(fd, request, arg, name);
+    } catch (err) {
+      if (errnoCode(err) === 'EAGAIN' && LOOP_EAGAIN_MAX_TRIES > 1) return this.#ioctlRetryEagainLater(fd, request, arg, name);
+      throw err;
+    }
+  }
+
+  /** Tries 2..{@link LOOP_EAGAIN_MAX_TRIES} of {@link #ioctlRetryEagain}, each after a sleep. */
+  async #ioctlRetryEagainLater(fd: number, request: number, arg: Buffer | number, name: string): Promise<number> {
+    for (let attempt = 2; ; attempt++) {
+      await this.#sleep(LOOP_EAGAIN_DELAY_MS);
       try {
         return this.#sys.ioctl(fd, request, arg, name);
       } catch (err) {
-        if (errnoCode(err) === 'EAGAIN' && attempt < LOOP_EAGAIN_MAX_TRIES) {
-          await this.#sleep(LOOP_EAGAIN_DELAY_MS);
-          continue;
-        }
+        if (errnoCode(err) === 'EAGAIN' && attempt < LOOP_EAGAIN_MAX_TRIES) continue;
         throw err;
       }
     }
@@ -493,7 +568,8 @@ export class LoopControl {
       // Its own buffer per attach: the EAGAIN retry awaits, and other attaches may run meanwhile.
       const config = encodeLoopConfig({ fd: backingFd, block_size: opts.blockSize, info }, Buffer.allocUnsafe(LOOP_CONFIG_SIZE));
       try {
-        await this.#ioctlRetryEagain(devFd, LOOP_CONFIGURE, config, 'LOOP_CONFIGURE');
+        const done = this.#ioctlRetryEagain(devFd, LOOP_CONFIGURE, config, 'LOOP_CONFIGURE');
+        if (typeof done !== 'number') await done;
         return 'configure';
       } catch (err) {
         if (errnoCode(err) === 'EBUSY' || errnoCode(err) === 'EAGAIN') throw new LostRace(err);
@@ -557,20 +633,43 @@ export class LoopControl {
     return openLoopDevice(this.#sys, path, flags);
   }
 
-  #withDevice<T>(device: LoopDeviceSpec, flags: number, fn: (fd: number, path: string) => T): T {
+  /**
+   * Runs `read` on the device's node, open with `flags`. The open(2) and close(2) of the node stay
+   * synchronous in both forms (the seam has them so; the autoextend-sync-calls test counts them
+   * with the calls that do not wait); the reads in between are the steps.
+   */
+  *#onDevice<T>(device: LoopDeviceSpec, flags: number, read: (fd: number, path: string) => Twin<T>): Twin<T> {
     const path = this.#pathOf(device);
     const fd = this.#openDevice(path, flags);
     try {
-      return fn(fd, path);
+      return yield* read(fd, path);
     } finally {
       this.#sys.close(fd);
     }
   }
 
-  #getStatus(fd: number, path: string): LoopStatus {
-    const buf = this.#statusBuf.fill(0);
+  /**
+   * LOOP_GET_STATUS64 on `fd`, decoded. drivers/block/loop.c loop_get_status() takes lo_mutex
+   * (held by a configuration change or a clear in progress) and vfs_getattr()s the backing file:
+   * it can wait. The synchronous form fills the reused #statusBuf (no await between fill and
+   * decode); the asynchronous one a buffer of its own, as other calls run while it waits.
+   */
+  *#readStatus(fd: number, path: string): Twin<LoopStatus> {
+    const name = 'LOOP_GET_STATUS64';
+    let buf: Buffer;
     try {
-      this.#sys.ioctl(fd, LOOP_GET_STATUS64, buf, 'LOOP_GET_STATUS64');
+      buf = yield* io({
+        sync: () => {
+          const b = this.#statusBuf.fill(0);
+          this.#sys.ioctl(fd, LOOP_GET_STATUS64, b, name);
+          return b;
+        },
+        async: async () => {
+          const b = Buffer.alloc(LOOP_INFO64_SIZE);
+          await this.#sys.ioctlAsync(fd, LOOP_GET_STATUS64, b, name);
+          return b;
+        },
+      });
     } catch (err) {
       if (errnoCode(err) === 'ENXIO') throw new LoopNotBoundError(path, { cause: err });
       throw err;
@@ -578,18 +677,32 @@ export class LoopControl {
     return decodeStatus(decodeLoopInfo64(buf));
   }
 
+  /** LOOP_GET_STATUS64 on the calling thread, for attach's fast path. */
+  #getStatus(fd: number, path: string): LoopStatus {
+    return runSync(this.#readStatus(fd, path));
+  }
+
+  *#statusTwin(device: LoopDeviceSpec): Twin<LoopStatus> {
+    return yield* this.#onDevice(device, fsc.O_RDONLY, (fd, path) => this.#readStatus(fd, path));
+  }
+
   /**
-   * LOOP_GET_STATUS64, decoded.
+   * LOOP_GET_STATUS64 (on a worker thread), decoded.
    * @throws {LoopNotBoundError} the device has no backing file (ENXIO).
    * @throws {LoopDeviceNotFoundError} no such node.
    */
-  status(device: LoopDeviceSpec): LoopStatus {
-    return this.#withDevice(device, fsc.O_RDONLY, (fd, path) => this.#getStatus(fd, path));
+  status(device: LoopDeviceSpec): Promise<LoopStatus> {
+    return runAsync(this.#statusTwin(device));
+  }
+
+  /** {@link status} on the calling thread. */
+  statusSync(device: LoopDeviceSpec): LoopStatus {
+    return runSync(this.#statusTwin(device));
   }
 
   /**
    * LOOP_CLR_FD (on a worker thread where it can wait for I/O: kernels before 6.11; see
-   * {@link loopClrFdReturnsAtOnce}). Resolves to `'deferred'` when someone else still has the
+   * `loopClrFdReturnsAtOnce`). Resolves to `'deferred'` when someone else still has the
    * device open: the kernel then only switches autoclear on and detaches on their last close.
    * @throws {LoopNotBoundError} the device was not bound (ENXIO).
    * @throws {NotALoopDeviceError} the path is no loop device (before any ioctl).
@@ -650,24 +763,97 @@ export class LoopControl {
     }
   }
 
-  /** BLKGETSIZE64 of any block device node: its size in bytes. */
-  sizeOf(devPath: string): bigint {
-    return this.#withDevice(devPath, fsc.O_RDONLY, (fd) => {
-      const buf = Buffer.alloc(8);
-      this.#sys.ioctl(fd, BLKGETSIZE64, buf, 'BLKGETSIZE64');
-      return buf.readBigUInt64LE(0);
-    });
+  *#readSize(fd: number): Twin<bigint> {
+    const buf = Buffer.alloc(8);
+    yield* io(this.#ioctlStep(fd, BLKGETSIZE64, buf, 'BLKGETSIZE64'));
+    return buf.readBigUInt64LE(0);
+  }
+
+  *#sizeTwin(devPath: string): Twin<bigint> {
+    return yield* this.#onDevice(devPath, fsc.O_RDONLY, (fd) => this.#readSize(fd));
+  }
+
+  /** BLKGETSIZE64 of any block device node (on a worker thread): its size in bytes. */
+  sizeOf(devPath: string): Promise<bigint> {
+    return runAsync(this.#sizeTwin(devPath));
+  }
+
+  /**
+   * {@link sizeOf} on the calling thread. BLKGETSIZE64 answers from memory (block/ioctl.c
+   * blkdev_ioctl(): bdev_nr_bytes()), so this costs no wait in the kernel, only the call.
+   */
+  sizeOfSync(devPath: string): bigint {
+    return runSync(this.#sizeTwin(devPath));
   }
 
   // ---------------------------------------------------------------- enumeration
 
-  /**
-   * Loop devices from sysfs (/sys/block/loop*; gaps in the numbering hide nothing). Bound devices
-   * only, unless `all`.
-   */
-  list(options: { all?: boolean } = {}): LoopListEntry[] {
-    const infos = options.all ? listLoops(this.#sysfsRoot) : listBoundLoops(this.#sysfsRoot);
+  *#listTwin(options: { all?: boolean }): Twin<LoopListEntry[]> {
+    const infos: LoopSysfsInfo[] = options.all ? yield* loopsTwin(this.#sysfsRoot) : yield* boundLoopsTwin(this.#sysfsRoot);
     return infos.map((i) => ({ ...i, path: this.devicePath(i.index) }));
+  }
+
+  /**
+   * Loop devices from sysfs (/sys/block/loop*; gaps in the numbering hide nothing), read with
+   * fs/promises. Bound devices only, unless `all`.
+   */
+  list(options: { all?: boolean } = {}): Promise<LoopListEntry[]> {
+    return runAsync(this.#listTwin(options));
+  }
+
+  /** {@link list} on the calling thread (readFileSync). */
+  listSync(options: { all?: boolean } = {}): LoopListEntry[] {
+    return runSync(this.#listTwin(options));
+  }
+
+  /** stat(2) of a backing file as a step: the seam's statAsync where it has one. */
+  #statStep(file: string): IoStep<StatResult> {
+    const sys = this.#sys;
+    return { sync: () => sys.stat(file), async: async () => (sys.statAsync ? sys.statAsync(file) : sys.stat(file)) };
+  }
+
+  *#findTwin(file: string, filter: LoopMatchFilter): Twin<LoopMatch[]> {
+    let target: { dev: bigint; ino: bigint } | undefined;
+    try {
+      const st = yield* io(this.#statStep(file));
+      target = { dev: st.dev, ino: st.ino };
+    } catch {
+      target = undefined;
+    }
+    const wantOffset = filter.offset === undefined ? undefined : BigInt(filter.offset);
+    const wantLimit = filter.sizeLimit === undefined ? undefined : BigInt(filter.sizeLimit);
+    const bound = yield* boundLoopsTwin(this.#sysfsRoot);
+    const out: LoopMatch[] = [];
+    if (target) {
+      const t = target;
+      const statuses = yield* all(bound.map((l) => this.#statusOrUndefined(this.devicePath(l.index))));
+      bound.forEach((l, i) => {
+        const status = statuses[i];
+        if (status === undefined) return; // detached meanwhile, or no node: not a match we can prove
+        const sameFile = status.backingInode === t.ino && status.backingDeviceMajor === devMajor(t.dev) && status.backingDeviceMinor === devMinor(t.dev);
+        if (!sameFile) return;
+        if (wantOffset !== undefined && status.offset !== wantOffset) return;
+        if (wantLimit !== undefined && status.sizeLimit !== wantLimit) return;
+        out.push({ ...matchBase(l, this.devicePath(l.index)), status, matchedBy: 'inode' });
+      });
+      return out;
+    }
+    const absolute = yield* io({ sync: () => canonicalPath(file), async: () => fsp.realpath(file).catch(() => resolve(file)) });
+    for (const l of bound) {
+      if (l.binding.backingFile !== absolute && l.binding.backingFile !== resolve(file)) continue;
+      if (wantOffset !== undefined && l.binding.offset !== wantOffset) continue;
+      if (wantLimit !== undefined && l.binding.sizeLimit !== wantLimit) continue;
+      out.push({ ...matchBase(l, this.devicePath(l.index)), status: undefined, matchedBy: 'path' });
+    }
+    return out;
+  }
+
+  *#statusOrUndefined(path: string): Twin<LoopStatus | undefined> {
+    try {
+      return yield* this.#statusTwin(path);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -675,47 +861,21 @@ export class LoopControl {
    * (lo_device, lo_inode) against stat(file)'s (st_dev, st_ino), so hard links, bind mounts and
    * paths longer than lo_file_name all match. Only when `file` cannot be stat'ed (deleted) does
    * it fall back to comparing sysfs `loop/backing_file` with the absolute path.
-   * `offset`/`sizeLimit`, when given, must match too.
+   * `offset`/`sizeLimit`, when given, must match too. The stat, the sysfs reads and the status
+   * ioctls (one per bound device, concurrently) run off the event loop.
    */
-  findByBackingFile(file: string, filter: { offset?: bigint | number; sizeLimit?: bigint | number } = {}): LoopMatch[] {
-    let target: { dev: bigint; ino: bigint } | undefined;
-    try {
-      const st = this.#sys.stat(file);
-      target = { dev: st.dev, ino: st.ino };
-    } catch {
-      target = undefined;
-    }
-    const wantOffset = filter.offset === undefined ? undefined : BigInt(filter.offset);
-    const wantLimit = filter.sizeLimit === undefined ? undefined : BigInt(filter.sizeLimit);
-    const absolute = canonicalPath(file);
-    const out: LoopMatch[] = [];
-    for (const l of listBoundLoops(this.#sysfsRoot)) {
-      const path = this.devicePath(l.index);
-      const base = { path, index: l.index, major: l.major, minor: l.minor, backingFile: l.binding.backingFile };
-      if (target) {
-        let status: LoopStatus;
-        try {
-          status = this.status(path);
-        } catch {
-          continue; // detached meanwhile, or no node: not a match we can prove
-        }
-        const sameFile =
-          status.backingInode === target.ino &&
-          status.backingDeviceMajor === devMajor(target.dev) &&
-          status.backingDeviceMinor === devMinor(target.dev);
-        if (!sameFile) continue;
-        if (wantOffset !== undefined && status.offset !== wantOffset) continue;
-        if (wantLimit !== undefined && status.sizeLimit !== wantLimit) continue;
-        out.push({ ...base, status, matchedBy: 'inode' });
-      } else {
-        if (l.binding.backingFile !== absolute && l.binding.backingFile !== resolve(file)) continue;
-        if (wantOffset !== undefined && l.binding.offset !== wantOffset) continue;
-        if (wantLimit !== undefined && l.binding.sizeLimit !== wantLimit) continue;
-        out.push({ ...base, status: undefined, matchedBy: 'path' });
-      }
-    }
-    return out;
+  findByBackingFile(file: string, filter: LoopMatchFilter = {}): Promise<LoopMatch[]> {
+    return runAsync(this.#findTwin(file, filter));
   }
+
+  /** {@link findByBackingFile} on the calling thread. */
+  findByBackingFileSync(file: string, filter: LoopMatchFilter = {}): LoopMatch[] {
+    return runSync(this.#findTwin(file, filter));
+  }
+}
+
+function matchBase(l: LoopSysfsInfo & { binding: LoopSysfsBinding }, path: string): Omit<LoopMatch, 'status' | 'matchedBy'> {
+  return { path, index: l.index, major: l.major, minor: l.minor, backingFile: l.binding.backingFile };
 }
 
 /** LOOP_CLR_FD on `fd`: on the calling thread when the kernel returns at once, else on the worker. */
@@ -731,9 +891,16 @@ function checkIndex(index: number): void {
   }
 }
 
-function indexFromPath(path: string): number | undefined {
-  const m = /loop(\d+)$/.exec(path);
-  return m ? Number(m[1]) : undefined;
+/** N of a path ending in `loopN` (the regex /loop(\d+)$/, scanned by hand: detach runs it each time). */
+export function indexFromPath(path: string): number | undefined {
+  let i = path.length;
+  while (i > 0) {
+    const c = path.charCodeAt(i - 1);
+    if (c < 0x30 || c > 0x39) break;
+    i--;
+  }
+  if (i === path.length || !path.startsWith('loop', i - 4)) return undefined;
+  return Number(path.slice(i));
 }
 
 /** realpath when the file exists (lo_file_name and sysfs show the resolved path), else absolute. */

@@ -16,6 +16,7 @@ export {
   type LoopDeviceSpec,
   type LoopListEntry,
   type LoopMatch,
+  type LoopMatchFilter,
 } from './control.js';
 export { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
 export {
@@ -34,12 +35,17 @@ export type { LoopProgressCallback, LoopProgressEvent } from './progress.js';
 export {
   DEFAULT_SYSFS_ROOT,
   listBoundLoops,
+  listBoundLoopsSync,
   listLoopIndexes,
+  listLoopIndexesSync,
   listLoops,
+  listLoopsSync,
   parseBackingFile,
   parseDevAttr,
   parseLoopName,
   readLoopSysfs,
+  readLoopSysfsSync,
+  type BoundLoopSysfsInfo,
   type LoopSysfsBinding,
   type LoopSysfsInfo,
 } from './sysfs.js';

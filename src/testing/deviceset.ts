@@ -37,7 +37,7 @@ export function fakeBlockDevices(fake: FakeKernel, loops: LoopControl): BlockDev
   return {
     async inspect(ref) {
       const l = loopOf(ref);
-      return { major: 7, minor: l.index, path: l.path, sizeBytes: loops.sizeOf(l.path) };
+      return { major: 7, minor: l.index, path: l.path, sizeBytes: await loops.sizeOf(l.path) };
     },
     async readHead(path, bytes) {
       alive('readHead');

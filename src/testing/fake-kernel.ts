@@ -441,10 +441,17 @@ export class FakeKernel implements Syscalls {
   }
 
   stat(path: string): StatResult {
-    return this.#s.faults.syncCall({ syscall: 'stat', path }, () => {
-      if (this.#s.devfs.owns(path)) return this.#s.devfs.stat(path);
-      return realStat(() => statSync(path, { bigint: true }));
-    });
+    return this.#s.faults.syncCall({ syscall: 'stat', path }, () => this.#stat(path));
+  }
+
+  /** The same stat, through the fault boundary's asynchronous side (what the real seam runs on a worker). */
+  statAsync(path: string): Promise<StatResult> {
+    return this.#s.faults.asyncCall({ syscall: 'stat', path }, () => this.#stat(path));
+  }
+
+  #stat(path: string): StatResult {
+    if (this.#s.devfs.owns(path)) return this.#s.devfs.stat(path);
+    return realStat(() => statSync(path, { bigint: true }));
   }
 
   lstat(path: string): StatResult {

@@ -14,6 +14,7 @@ import {
   encodeLoopConfig,
 } from '../../src/ioctl/index.js';
 import { LoopDeviceExistsError, LoopDeviceInUseError, LoopDeviceNotFoundError, LoopNotBoundError } from '../../src/loop/index.js';
+import { rejects } from '../helpers/rejects.js';
 import { errnoOf, type ContractEnv, type EnvFactory, type SuiteFactory } from './env.js';
 
 const MiB = 1024 * 1024;
@@ -33,17 +34,20 @@ export function registerLoopContract(suiteFactory: SuiteFactory, makeEnv: EnvFac
     const loops = env.loops();
     const file = await env.file(8 * MiB);
     const a = await loops.attach(file, { offset: MiB, sizeLimit: 4 * MiB });
-    const st = loops.status(a.path);
+    const st = await loops.status(a.path);
+    assert.equal(loops.statusSync(a.path), st, 'the Sync twin reads the same');
     assert.is(st.index, a.index);
     assert.is(st.offset, BigInt(MiB));
     assert.is(st.sizeLimit, BigInt(4 * MiB));
     assert.is(st.autoclear, true);
     assert.is(st.readOnly, false);
     assert.is(st.backingInode, statSync(file, { bigint: true }).ino);
-    assert.is(loops.sizeOf(a.path), BigInt(4 * MiB));
+    assert.is(await loops.sizeOf(a.path), BigInt(4 * MiB));
+    assert.is(loops.sizeOfSync(a.path), BigInt(4 * MiB));
     assert.is(a.major, 7);
     await a.detach();
-    assert.throws(() => loops.status(a.path), (e: unknown) => e instanceof LoopNotBoundError);
+    await rejects(loops.status(a.path), LoopNotBoundError);
+    assert.throws(() => loops.statusSync(a.path), (e: unknown) => e instanceof LoopNotBoundError);
     const fd = env.open(a.path, fsc.O_RDONLY | O_CLOEXEC);
     assert.is(await errnoOf(() => env.sys.ioctl(fd, LOOP_GET_STATUS64, Buffer.alloc(LOOP_INFO64_SIZE), 'LOOP_GET_STATUS64')), 'ENXIO');
     const b = Buffer.alloc(8);
@@ -56,7 +60,7 @@ export function registerLoopContract(suiteFactory: SuiteFactory, makeEnv: EnvFac
     const loops = env.loops();
     const file = await env.file(MiB + 1000);
     const a = await loops.attach(file, { offset: 4096 });
-    assert.is(loops.sizeOf(a.path), BigInt(Math.floor((MiB + 1000 - 4096) / 512) * 512));
+    assert.is(await loops.sizeOf(a.path), BigInt(Math.floor((MiB + 1000 - 4096) / 512) * 512));
     a.close();
     await a.detach().catch(() => {});
   });
@@ -74,10 +78,11 @@ export function registerLoopContract(suiteFactory: SuiteFactory, makeEnv: EnvFac
   test('autoclear: closing the only opener detaches', async () => {
     const loops = env.loops();
     const a = await loops.attach(await env.file(MiB));
-    assert.ok(loops.status(a.path));
+    assert.ok(await loops.status(a.path));
     a.close();
-    assert.ok(await env.eventually(() => !loops.list().some((l) => l.index === a.index)), 'unbound after close');
-    assert.throws(() => loops.status(a.path), (e: unknown) => e instanceof LoopNotBoundError);
+    assert.ok(await env.eventually(async () => !(await loops.list()).some((l) => l.index === a.index)), 'unbound after close');
+    await rejects(loops.status(a.path), LoopNotBoundError);
+    assert.throws(() => loops.statusSync(a.path), (e: unknown) => e instanceof LoopNotBoundError);
   });
 
   test('a dm table holds an autoclear loop; removing the dm device releases it', async () => {
@@ -88,9 +93,9 @@ export function registerLoopContract(suiteFactory: SuiteFactory, makeEnv: EnvFac
     await dm.createDevice(name, [linearTarget(0n, 2048n, { device: { major: a.major, minor: a.minor }, offset: 0n })]);
     a.close();
     await new Promise((r) => setTimeout(r, 50));
-    assert.ok(loops.list().some((l) => l.index === a.index), 'still bound while dm holds it');
+    assert.ok((await loops.list()).some((l) => l.index === a.index), 'still bound while dm holds it');
     await dm.deviceRemove(name);
-    assert.ok(await env.eventually(() => !loops.list().some((l) => l.index === a.index)), 'unbound after dm remove');
+    assert.ok(await env.eventually(async () => !(await loops.list()).some((l) => l.index === a.index)), 'unbound after dm remove');
   });
 
   test('detach while someone else holds it → deferred, then detached on their close', async () => {
@@ -99,21 +104,25 @@ export function registerLoopContract(suiteFactory: SuiteFactory, makeEnv: EnvFac
     a.close();
     const fd = env.open(a.path, fsc.O_RDONLY | O_CLOEXEC);
     assert.is(await loops.detach(a.path), 'deferred');
-    assert.ok(loops.status(a.path).autoclear);
+    assert.ok((await loops.status(a.path)).autoclear);
     env.close(fd);
-    assert.ok(await env.eventually(() => !loops.list().some((l) => l.index === a.index)));
+    assert.ok(await env.eventually(async () => !(await loops.list()).some((l) => l.index === a.index)));
   });
 
   test('sysfs list shows the binding', async () => {
     const loops = env.loops();
     const file = await env.file(2 * MiB);
     const a = await loops.attach(file, { offset: 512 });
-    const e = loops.list().find((l) => l.index === a.index);
+    const listed = await loops.list();
+    assert.equal(loops.listSync(), listed, 'the Sync twin reads the same');
+    const e = listed.find((l) => l.index === a.index);
     assert.ok(e?.binding);
     assert.is(e.binding.offset, 512n);
     assert.is(e.binding.autoclear, true);
     assert.is(e.sizeSectors, BigInt((2 * MiB - 512) / 512));
-    assert.equal(loops.findByBackingFile(file).map((m) => m.index), [a.index]);
+    const found = await loops.findByBackingFile(file);
+    assert.equal(found.map((m) => m.index), [a.index]);
+    assert.equal(loops.findByBackingFileSync(file), found, 'the Sync twin finds the same');
     a.close();
   });
 
@@ -138,9 +147,9 @@ export function registerLoopContract(suiteFactory: SuiteFactory, makeEnv: EnvFac
     const file = await env.file(MiB);
     const a = await loops.attach(file);
     truncateSync(file, 2 * MiB);
-    assert.is(loops.sizeOf(a.path), BigInt(MiB));
+    assert.is(await loops.sizeOf(a.path), BigInt(MiB));
     await loops.setCapacity(a.path);
-    assert.is(loops.sizeOf(a.path), BigInt(2 * MiB));
+    assert.is(await loops.sizeOf(a.path), BigInt(2 * MiB));
     a.close();
   });
 

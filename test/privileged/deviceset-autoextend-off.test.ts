@@ -19,78 +19,21 @@
 //   the Autoextender's side of a metadataLow from any cause.
 // Both run in this process (the writer is one dd child).
 import * as assert from 'uvu/assert';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
-import { prefixFor } from '../../src/deviceset/hash.js';
 import { PoolMonitor } from '../../src/thin/index.js';
 import { ddAsync, randomFile, sha256, thinCheck } from '../helpers/autoextend-io.js';
-import { privilegedSuite, testTmpDir, withSweep } from '../helpers/privileged.js';
+import { autoextendRoots, poolStatus, tableSectors } from '../helpers/autoextend-roots.js';
+import { privilegedSuite, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend off, metadata growth (real kernel)'));
 const MiB = 1024 * 1024;
 // The smallest sizes that show every claim: the file runs in two CI cells under TCG, where
 // writing, hashing and reading back each MiB costs about a second under load.
 const BASE = ['dm.loopdatasize=8M', 'dm.loopmetadatasize=4M', 'dm.basesize=16M', 'dm.min_free_space=0%'];
-const roots: string[] = [];
-let n = 0;
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-}
-
-function newRoot(tag: string): string {
-  const root = join(testTmpDir(), `aeo-${tag}-${++n}`);
-  roots.push(root);
-  return root;
-}
-
-/** Unmounts anything under root and removes every dm device of its prefix (pool last): our dm names carry no test marker. */
-function cleanupRoot(root: string): void {
-  if (!existsSync(root)) return;
-  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
-    const mp = line.split(' ')[1];
-    if (mp && mp.startsWith(root + '/')) spawnSync('umount', ['-l', mp]);
-  }
-  const st = statSync(root, { bigint: true });
-  const prefix = prefixFor({ dev: st.dev, ino: st.ino });
-  const out = sh('dmsetup', ['ls']);
-  const mine = /No devices found/i.test(out) ? [] : out.split('\n').map((l) => l.split('\t')[0]?.trim() ?? '').filter((d) => d.startsWith(`${prefix}-`));
-  for (const d of [...mine.filter((x) => !x.endsWith('-pool')), ...mine.filter((x) => x.endsWith('-pool'))]) spawnSync('dmsetup', ['remove', '--force', '--retry', d]);
-}
-
-const it = (name: string, fn: () => Promise<void>): void => {
-  test(name, async () => {
-    const mine = roots.length;
-    const t0 = Date.now();
-    try {
-      await fn();
-    } catch (err) {
-      console.log(`  [autoextend-off] FAILED ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      throw err;
-    } finally {
-      for (const r of roots.slice(mine)) cleanupRoot(r);
-      console.log(`  [autoextend-off] ${name.split(':')[0]}: ${Date.now() - t0} ms`);
-    }
-  });
-};
-
-/** `dmsetup table NAME`'s length in sectors (field 2). */
-function tableSectors(name: string): number {
-  return Number(sh('dmsetup', ['table', name]).trim().split(/\s+/)[1]);
-}
-
-/** `dmsetup status NAME` of a thin pool: `<start> <length> thin-pool <txid> <meta used/total> <data used/total> <held> <mode> …`. */
-function poolStatus(name: string): { meta: [number, number]; data: [number, number]; mode: string; words: string[] } {
-  const w = sh('dmsetup', ['status', name]).trim().split(/\s+/);
-  const ratio = (s: string | undefined): [number, number] => {
-    const [a, b] = (s ?? '').split('/').map(Number);
-    return [a ?? NaN, b ?? NaN];
-  };
-  return { meta: ratio(w[4]), data: ratio(w[5]), mode: w[7] ?? '', words: w };
-}
+const { newRoot, it } = autoextendRoots(test, 'autoextend-off', 'aeo');
 
 it('autoextend off: out_of_data_space queues the writes, the monitor reports it, a manual resizePool resumes them, data intact', async () => {
   const root = newRoot('off');

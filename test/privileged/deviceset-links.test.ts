@@ -51,7 +51,7 @@ for (const which of ['data', 'metadata'] as const) {
     assert.is(sha256(victim), sum);
     assert.is(statSync(victim).size, 1024 * 1024);
     assert.is(losetupJ(victim), '');
-    assert.equal(new LoopControl().findByBackingFile(victim), []);
+    assert.equal(await new LoopControl().findByBackingFile(victim), []);
 
     // Without the link the same root works, on its own files.
     unlinkSync(link);
@@ -59,7 +59,7 @@ for (const which of ['data', 'metadata'] as const) {
     try {
       const st = await ds.status();
       assert.is(st.dataLoopback, join(root, 'devicemapper', 'data'));
-      assert.is(new LoopControl().findByBackingFile(join(root, 'devicemapper', which)).length, 1);
+      assert.is((await new LoopControl().findByBackingFile(join(root, 'devicemapper', which))).length, 1);
       assert.is(losetupJ(victim), '');
     } finally {
       await ds.shutdown();

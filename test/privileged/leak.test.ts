@@ -73,7 +73,7 @@ test(`${CYCLES} loop attach+detach cycles: same fd count, no loop left bound, RS
   const rssEnd = rssAfterGc();
   console.log(`  loop: ${CYCLES} cycles; fds ${fds} → ${openFds()}; rss ${(rss / 2 ** 20).toFixed(1)} → ${(rssEnd / 2 ** 20).toFixed(1)} MiB`);
   assert.is(openFds(), fds, 'open fds changed');
-  assert.equal(listBoundLoops().filter((l) => l.binding.backingFile === file), [], 'loop devices left bound');
+  assert.equal((await listBoundLoops()).filter((l) => l.binding.backingFile === file), [], 'loop devices left bound');
   assert.ok(rssEnd - rss < RSS_BOUND_BYTES, `RSS grew by ${rssEnd - rss} bytes (bound ${RSS_BOUND_BYTES})`);
 });
 

@@ -30,7 +30,9 @@ import {
   LoopNotBoundError,
   ensureSparseFile,
   listBoundLoops,
+  listBoundLoopsSync,
   readLoopSysfs,
+  readLoopSysfsSync,
   type LoopAttachment,
 } from '../../src/loop/index.js';
 import { BLKSSZGET, realSyscalls } from '../../src/ioctl/index.js';
@@ -71,7 +73,7 @@ function track(h: LoopAttachment): LoopAttachment {
 
 /** Devices bound to a file in our run dir, per sysfs. */
 function ourBound(): number[] {
-  return listBoundLoops()
+  return listBoundLoopsSync()
     .filter((l) => l.binding.backingFile.startsWith(dir + '/'))
     .map((l) => l.index);
 }
@@ -79,10 +81,10 @@ function ourBound(): number[] {
 async function waitUnbound(index: number, ms = 2000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if (!readLoopSysfs(index)?.bound) return true;
+    if (!(await readLoopSysfs(index))?.bound) return true;
     await new Promise((r) => setTimeout(r, 10));
   }
-  return !readLoopSysfs(index)?.bound;
+  return !(await readLoopSysfs(index))?.bound;
 }
 
 function losetupJson(dev: string): Record<string, unknown> {
@@ -111,7 +113,7 @@ test.before(() => {
 
 test.after.each(async () => {
   for (const h of handles.splice(0)) {
-    if (h.fd !== undefined && readLoopSysfs(h.index)?.binding?.backingFile.startsWith(dir + '/')) {
+    if (h.fd !== undefined && (await readLoopSysfs(h.index))?.binding?.backingFile.startsWith(dir + '/')) {
       try {
         await h.detach();
       } catch {
@@ -139,7 +141,7 @@ for (const method of ['configure', 'legacy'] as const) {
     assert.is(dev.major, 7);
     assert.is(dev.devNumber, readFileSync(`/sys/block/loop${dev.index}/dev`, 'utf8').trim());
 
-    const st = loops.status(dev);
+    const st = await loops.status(dev);
     assert.is(st.offset, BigInt(MiB));
     assert.is(st.sizeLimit, BigInt(32 * MiB));
     assert.equal([st.readOnly, st.autoclear, st.partscan, st.directIo], [false, true, true, false]);
@@ -147,9 +149,9 @@ for (const method of ['configure', 'legacy'] as const) {
     const fst = statSync(f, { bigint: true });
     assert.is(st.backingInode, fst.ino);
     assert.is(st.backingDevice, fst.dev);
-    assert.is(loops.sizeOf(dev.path), BigInt(32 * MiB));
+    assert.is(await loops.sizeOf(dev.path), BigInt(32 * MiB));
 
-    const sys = readLoopSysfs(dev.index);
+    const sys = await readLoopSysfs(dev.index);
     assert.equal(sys?.binding, {
       backingFile: f,
       backingFileDeleted: false,
@@ -176,10 +178,10 @@ for (const method of ['configure', 'legacy'] as const) {
   test(`${method}: readOnly, blockSize 4096, autoclear off`, async () => {
     const f = await file(16 * MiB);
     const dev = track(await loops.attach(f, { method, readOnly: true, blockSize: 4096, autoclear: false }));
-    const st = loops.status(dev);
+    const st = await loops.status(dev);
     assert.equal([st.readOnly, st.autoclear], [true, false]);
-    assert.is(readLoopSysfs(dev.index)?.readOnly, true);
-    assert.is(readLoopSysfs(dev.index)?.logicalBlockSize, 4096);
+    assert.is((await readLoopSysfs(dev.index))?.readOnly, true);
+    assert.is((await readLoopSysfs(dev.index))?.logicalBlockSize, 4096);
     const sys = realSyscalls();
     const fd = sys.open(dev.path, 0);
     try {
@@ -191,9 +193,9 @@ for (const method of ['configure', 'legacy'] as const) {
     }
     assert.is(losetupJson(dev.path)['ro'], true);
     dev.close();
-    assert.ok(readLoopSysfs(dev.index)?.bound, 'without autoclear, closing our fd must not detach');
+    assert.ok((await readLoopSysfs(dev.index))?.bound, 'without autoclear, closing our fd must not detach');
     assert.is(await loops.detach(dev.index), 'detached');
-    assert.not.ok(readLoopSysfs(dev.index)?.bound);
+    assert.not.ok((await readLoopSysfs(dev.index))?.bound);
   });
 }
 
@@ -215,9 +217,9 @@ test('directIo: status and sysfs agree on what the kernel granted (tmpfs: from L
   const onTmpfs = statfsSync(f).type === TMPFS_MAGIC;
   for (const method of ['configure', 'legacy'] as const) {
     const dev = track(await loops.attach(f, { method, directIo: true }));
-    assert.is(readLoopSysfs(dev.index)?.binding?.directIo, loops.status(dev).directIo, method);
-    if (onTmpfs) assert.is(loops.status(dev).directIo, kernelAtLeast(6, 6), `${method} on tmpfs, kernel ${release()}`);
-    console.log(`    directIo via ${method} on this file system (${onTmpfs ? 'tmpfs' : 'not tmpfs'}, kernel ${release()}): ${loops.status(dev).directIo}`);
+    assert.is((await readLoopSysfs(dev.index))?.binding?.directIo, (await loops.status(dev)).directIo, method);
+    if (onTmpfs) assert.is((await loops.status(dev)).directIo, kernelAtLeast(6, 6), `${method} on tmpfs, kernel ${release()}`);
+    console.log(`    directIo via ${method} on this file system (${onTmpfs ? 'tmpfs' : 'not tmpfs'}, kernel ${release()}): ${(await loops.status(dev)).directIo}`);
     await dev.detach();
   }
 });
@@ -238,7 +240,7 @@ test('autoclear: another opener keeps the device until it closes too', async () 
   try {
     dev.close();
     await new Promise((r) => setTimeout(r, 50));
-    assert.ok(readLoopSysfs(dev.index)?.bound, 'detached while someone still had it open');
+    assert.ok((await readLoopSysfs(dev.index))?.bound, 'detached while someone still had it open');
   } finally {
     closeSync(other);
   }
@@ -252,8 +254,8 @@ test('detach while another process-level opener exists → deferred, then gone o
   const other = openSync(dev.path, 'r');
   try {
     assert.is(await loops.detach(dev), 'deferred');
-    assert.ok(readLoopSysfs(dev.index)?.bound);
-    assert.is(loops.status(dev).autoclear, true, 'LOOP_CLR_FD with openers switches autoclear on');
+    assert.ok((await readLoopSysfs(dev.index))?.bound);
+    assert.is((await loops.status(dev)).autoclear, true, 'LOOP_CLR_FD with openers switches autoclear on');
   } finally {
     closeSync(other);
   }
@@ -272,7 +274,7 @@ test('16 concurrent attaches (with losetup racing from other processes) never sh
     assert.is(new Set(ours).size, 16, `duplicates among ours: ${ours.join(' ')}`);
     for (const r of rivalDevs) assert.not.ok(ours.includes(r), `${r} handed to both us and losetup`);
     for (const [i, d] of devs.entries()) {
-      assert.is(loops.status(d).backingInode, statSync(files[i] as string, { bigint: true }).ino, d.path);
+      assert.is((await loops.status(d)).backingInode, statSync(files[i] as string, { bigint: true }).ino, d.path);
     }
   } finally {
     for (const r of rivalDevs) execFileSync('losetup', ['--detach', r]);
@@ -288,16 +290,40 @@ test('findByBackingFile finds a device attached by losetup, by inode (also via h
     linkSync(f, hard);
     symlinkSync(f, sym);
     for (const p of [f, hard, sym]) {
-      const found = loops.findByBackingFile(p);
+      const found = await loops.findByBackingFile(p);
       assert.equal(found.map((m) => [m.path, m.matchedBy]), [[dev, 'inode']], p);
       assert.is(found[0]?.status?.offset, 4096n);
     }
-    assert.equal(loops.findByBackingFile(f, { offset: 0 }), []);
-    assert.is(loops.findByBackingFile(f, { offset: 4096 }).length, 1);
-    assert.ok(loops.list().some((l) => l.path === dev && l.binding?.backingFile === f));
+    assert.equal(await loops.findByBackingFile(f, { offset: 0 }), []);
+    assert.is((await loops.findByBackingFile(f, { offset: 4096 })).length, 1);
+    assert.ok((await loops.list()).some((l) => l.path === dev && l.binding?.backingFile === f));
   } finally {
     execFileSync('losetup', ['--detach', dev]);
   }
+});
+
+test('each asynchronous read answers what its Sync twin answers', async () => {
+  const f = await file(8 * MiB);
+  const dev = track(await loops.attach(f, { offset: 4096, partscan: true }));
+  const idle = track(await loops.attach(await file(MiB), { autoclear: false }));
+  const st = await loops.status(dev);
+  assert.equal(loops.statusSync(dev), st);
+  assert.is(st.offset, 4096n);
+  assert.is(await loops.sizeOf(dev.path), loops.sizeOfSync(dev.path));
+  assert.is(await loops.sizeOf(dev.path), BigInt(8 * MiB - 4096));
+  const found = await loops.findByBackingFile(f);
+  assert.equal(found.map((m) => [m.index, m.matchedBy]), [[dev.index, 'inode']]);
+  assert.equal(loops.findByBackingFileSync(f), found);
+  // Between two reads of the same kernel state nothing of ours changes: the lists match too.
+  const [all, allSync] = [await loops.list({ all: true }), loops.listSync({ all: true })];
+  assert.equal(allSync, all);
+  assert.ok(all.some((l) => l.index === idle.index && l.bound));
+  assert.equal(loops.listSync(), await loops.list());
+  assert.equal(await readLoopSysfs(dev.index), readLoopSysfsSync(dev.index));
+  assert.equal(await listBoundLoops(), listBoundLoopsSync());
+  // GET_FREE answers the same index while nobody binds one in between.
+  assert.is(await loops.getFree(), loops.getFreeSync());
+  await idle.detach();
 });
 
 test('findByBackingFile falls back to the sysfs path for a deleted backing file', async () => {
@@ -305,43 +331,44 @@ test('findByBackingFile falls back to the sysfs path for a deleted backing file'
   const dev = track(await loops.attach(f));
   const { unlinkSync } = await import('node:fs');
   unlinkSync(f);
-  const found = loops.findByBackingFile(f);
+  const found = await loops.findByBackingFile(f);
   assert.equal(found.map((m) => [m.index, m.matchedBy]), [[dev.index, 'path']]);
-  assert.is(readLoopSysfs(dev.index)?.binding?.backingFileDeleted, true);
+  assert.equal(loops.findByBackingFileSync(f), found);
+  assert.is((await readLoopSysfs(dev.index))?.binding?.backingFileDeleted, true);
 });
 
 test('growing the file + setCapacity is visible through BLKGETSIZE64', async () => {
   const f = await file(8 * MiB);
   const dev = track(await loops.attach(f));
-  assert.is(loops.sizeOf(dev.path), BigInt(8 * MiB));
+  assert.is(await loops.sizeOf(dev.path), BigInt(8 * MiB));
   const r = await ensureSparseFile(f, 24 * MiB);
   assert.ok(r.grown);
-  assert.is(loops.sizeOf(dev.path), BigInt(8 * MiB), 'the kernel should not notice before SET_CAPACITY');
+  assert.is(await loops.sizeOf(dev.path), BigInt(8 * MiB), 'the kernel should not notice before SET_CAPACITY');
   await loops.setCapacity(dev);
-  assert.is(loops.sizeOf(dev.path), BigInt(24 * MiB));
-  assert.is(readLoopSysfs(dev.index)?.sizeSectors, BigInt((24 * MiB) / 512));
+  assert.is(await loops.sizeOf(dev.path), BigInt(24 * MiB));
+  assert.is((await readLoopSysfs(dev.index))?.sizeSectors, BigInt((24 * MiB) / 512));
 });
 
 test('setBlockSize and setDirectIo on a bound device', async () => {
   const f = await file(8 * MiB);
   const dev = track(await loops.attach(f));
   await loops.setBlockSize(dev, 4096);
-  assert.is(readLoopSysfs(dev.index)?.logicalBlockSize, 4096);
+  assert.is((await readLoopSysfs(dev.index))?.logicalBlockSize, 4096);
   await loops.setBlockSize(dev, 512);
-  assert.is(readLoopSysfs(dev.index)?.logicalBlockSize, 512);
+  assert.is((await readLoopSysfs(dev.index))?.logicalBlockSize, 512);
   try {
     await loops.setDirectIo(dev, true);
-    assert.is(readLoopSysfs(dev.index)?.binding?.directIo, true);
+    assert.is((await readLoopSysfs(dev.index))?.binding?.directIo, true);
     await loops.setDirectIo(dev, false);
   } catch (err) {
     assert.is((err as { code?: string }).code, 'EINVAL', 'only EINVAL (no direct I/O here) is acceptable');
   }
-  assert.is(readLoopSysfs(dev.index)?.binding?.directIo, false);
+  assert.is((await readLoopSysfs(dev.index))?.binding?.directIo, false);
 });
 
 test('bad backing files fail before any loop device is touched', async () => {
-  const before = listBoundLoops().map((l) => l.index);
-  const free = loops.getFree();
+  const before = (await listBoundLoops()).map((l) => l.index);
+  const free = await loops.getFree();
   await assert_rejects(loops.attach(join(dir, 'missing-file')), BackingFileNotFoundError);
   const d = join(dir, `adir-${TEST_MARKER}`);
   mkdirSync(d);
@@ -359,10 +386,10 @@ test('bad backing files fail before any loop device is touched', async () => {
     execFileSync('mount', ['-o', 'remount,ro', mnt]);
     const e = await assert_rejects(loops.attach(ro), BackingFileReadOnlyError);
     assert.is((e.cause as { code?: string }).code, 'EROFS');
-    assert.equal(listBoundLoops().map((l) => l.index), before, 'a loop device was consumed');
-    assert.is(loops.getFree(), free, 'GET_FREE answer changed');
+    assert.equal((await listBoundLoops()).map((l) => l.index), before, 'a loop device was consumed');
+    assert.is(await loops.getFree(), free, 'GET_FREE answer changed');
     const dev = track(await loops.attach(ro, { readOnly: true }));
-    assert.is(loops.status(dev).readOnly, true);
+    assert.is((await loops.status(dev)).readOnly, true);
     await dev.detach();
   } finally {
     execFileSync('umount', [mnt]);
@@ -370,8 +397,9 @@ test('bad backing files fail before any loop device is touched', async () => {
 });
 
 test('status / detach of an unbound device → LoopNotBoundError; loop-control add/remove', async () => {
-  const idx = loops.getFree();
-  assert.throws(() => loops.status(idx), (e: unknown) => e instanceof LoopNotBoundError);
+  const idx = await loops.getFree();
+  await assert_rejects(loops.status(idx), LoopNotBoundError);
+  assert.throws(() => loops.statusSync(idx), (e: unknown) => e instanceof LoopNotBoundError);
   await assert_rejects(loops.detach(idx), LoopNotBoundError);
   // A high index nobody uses: add, EEXIST on re-add, remove.
   const hi = 900 + (process.pid % 90);

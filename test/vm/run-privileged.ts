@@ -78,6 +78,11 @@ function noteFiles(t: string): void {
 }
 let result: RunInVmResult | undefined;
 let setupError: string | undefined;
+
+/** The host's DEVMAPPER_TEST_* variables (opt-in test sizes such as DEVMAPPER_TEST_AUTOEXTEND=issue), passed to the guest as they are. */
+function testKnobs(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('DEVMAPPER_TEST_') && e[1] !== undefined));
+}
 try {
   result = await runInVm({
     ...(kernel ? { kernel } : {}),
@@ -86,7 +91,7 @@ try {
     readOnlyCached: ['node_modules', 'dist'],
     cwd: repo,
     command: ['node', 'node_modules/uvu/bin.js', 'dist/test/privileged', files],
-    env: { DEVMAPPER_PRIVILEGED: '1', ...(quickCrash ? { DEVMAPPER_DS_QUICK_CRASH: '1' } : {}), ...(process.env['CI'] ? { CI: process.env['CI'] } : {}) },
+    env: { DEVMAPPER_PRIVILEGED: '1', ...(quickCrash ? { DEVMAPPER_DS_QUICK_CRASH: '1' } : {}), ...(process.env['CI'] ? { CI: process.env['CI'] } : {}), ...testKnobs() },
     timeoutMs,
     ...(memMb ? { memMb } : {}),
     onOutput: (t) => {

@@ -23,7 +23,7 @@ function loopSpecOf(d: string): LoopDeviceSpec {
 async function detachAll(ctx: Ctx): Promise<void> {
   const loop = ctx.deps.loop();
   let first: { err: unknown } | undefined;
-  for (const e of loop.list()) {
+  for (const e of await loop.list()) {
     try {
       const r = await loop.detach(e.path);
       if (r === 'deferred' && !ctx.quiet) ctx.stderr(`devmapper: ${e.path} is still open; the kernel detaches it on last close\n`);
@@ -164,7 +164,7 @@ export const handlers = {
     const noheadings = p.options['noheadings'] === true;
     if (p.options['json'] && (columnsText !== undefined || noheadings)) throw new UsageError('-O and --noheadings are text views; --json prints every column already', 'loop ls');
     const columns = columnsText !== undefined ? parseLoopColumns(columnsText, 'loop ls') : noheadings ? parseLoopColumns(LOOP_COLUMNS_DEFAULT, 'loop ls') : undefined;
-    const out = ctx.deps.loop().list({ all: p.options['all'] === true }).map(loopEntryJson).sort((a, b) => a.index - b.index);
+    const out = (await ctx.deps.loop().list({ all: p.options['all'] === true })).map(loopEntryJson).sort((a, b) => a.index - b.index);
     if (p.options['json']) return ctx.stdout(toJson(out));
     if (columns !== undefined) return ctx.stdout(loopColumns(out, columns, noheadings));
     ctx.stdout(
@@ -175,10 +175,7 @@ export const handlers = {
     );
   },
   async find(ctx, p) {
-    const out: LoopFindJson = ctx.deps
-      .loop()
-      .findByBackingFile(p.args['FILE'] as string)
-      .map((m) => ({ path: m.path, index: m.index, major: m.major, minor: m.minor, backingFile: m.backingFile, matchedBy: m.matchedBy }));
+    const out: LoopFindJson = (await ctx.deps.loop().findByBackingFile(p.args['FILE'] as string)).map((m) => ({ path: m.path, index: m.index, major: m.major, minor: m.minor, backingFile: m.backingFile, matchedBy: m.matchedBy }));
     if (p.options['json']) ctx.stdout(toJson(out));
     else ctx.stdout(out.map((m) => `${m.path}\n`).join(''));
   },

@@ -15,12 +15,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
 import * as nodeFs from 'node:fs';
-import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceSet } from '../../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../../src/deviceset/autoextend.js';
 import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
+import { recordFs, recordingKernel, syncCallRecorder } from '../../helpers/sync-calls.js';
 
 const test = suite('autoextend: the grow step blocks the event loop on nothing that can wait');
 const MiB = 1n << 20n;
@@ -32,65 +32,10 @@ const QUICK_IOCTLS = new Set(['DM_DEV_STATUS', 'DM_DEV_ARM_POLL', 'DM_TABLE_STAT
 /** Other synchronous Syscalls methods the grow may use: on device nodes, no I/O. */
 const QUICK_METHODS = new Set(['open', 'close', 'fstat', 'stat', 'lstat']);
 
-/** The Syscalls seam's methods (src/ioctl/syscalls.ts); the FakeKernel's other methods are the test's. */
-const SYSCALLS = new Set(['open', 'close', 'ioctl', 'ioctlAsync', 'fstat', 'stat', 'lstat', 'mknod', 'unlink', 'rename', 'mkdir', 'fsync', 'flock', 'mountAsync', 'umount2Async', 'pollAsync']);
-
-/** node:fs's synchronous calls, each recorded while `on` (and not from inside the FakeKernel). */
-const FS_SYNC = ['statSync', 'lstatSync', 'fstatSync', 'openSync', 'closeSync', 'fsyncSync', 'fdatasyncSync', 'writeSync', 'writeFileSync', 'readFileSync', 'readSync', 'renameSync', 'ftruncateSync', 'truncateSync', 'readdirSync', 'existsSync', 'mkdirSync', 'unlinkSync', 'statfsSync', 'accessSync', 'copyFileSync', 'appendFileSync'];
-
-interface Recorder {
-  on: boolean;
-  /** Inside a FakeKernel method: its own fs use is the fake's, not the library's. */
-  inFake: number;
-  syscalls: string[];
-  fs: string[];
-}
-
-function recordingKernel(fake: FakeKernel, rec: Recorder): FakeKernel {
-  return new Proxy(fake, {
-    get(target, key) {
-      const v = Reflect.get(target, key, target) as unknown;
-      if (typeof v !== 'function') return v;
-      if (typeof key !== 'string' || !SYSCALLS.has(key)) return (v as (...a: unknown[]) => unknown).bind(target);
-      return (...args: unknown[]) => {
-        if (rec.on) {
-          const request = key === 'ioctl' || key === 'ioctlAsync' ? ` ${String(args[3])}` : '';
-          rec.syscalls.push(`${key}${request}`);
-        }
-        rec.inFake++;
-        try {
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        } finally {
-          rec.inFake--;
-        }
-      };
-    },
-  });
-}
-
-function recordFs(rec: Recorder): () => void {
-  const mod = (nodeFs as unknown as { default: Record<string, unknown> }).default;
-  const saved = new Map<string, unknown>();
-  for (const name of FS_SYNC) {
-    const orig = mod[name] as ((...a: unknown[]) => unknown) | undefined;
-    if (typeof orig !== 'function') continue;
-    saved.set(name, orig);
-    mod[name] = function (this: unknown, ...args: unknown[]) {
-      if (rec.on && rec.inFake === 0) rec.fs.push(typeof args[0] === 'string' ? `${name} ${args[0]}` : name);
-      return orig.apply(this, args);
-    };
-  }
-  syncBuiltinESMExports();
-  return () => {
-    for (const [name, orig] of saved) mod[name] = orig;
-    syncBuiltinESMExports();
-  };
-}
-
 test('one grow: blocking ioctls on the worker, no synchronous file call but the record write', async () => {
   const tmp = nodeFs.mkdtempSync(join(nodeFs.existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ds-autoextend-sync-'));
   const fake = new FakeKernel({ sysfs: true, devDir: DEV });
-  const rec: Recorder = { on: false, inFake: 0, syscalls: [], fs: [] };
+  const rec = syncCallRecorder();
   const restore = recordFs(rec);
   try {
     const root = join(tmp, 'root');
@@ -114,9 +59,11 @@ test('one grow: blocking ioctls on the worker, no synchronous file call but the 
       return method === 'ioctl' ? !QUICK_IOCTLS.has(request!) : !QUICK_METHODS.has(method!);
     });
     assert.equal(unexpected, [], 'no synchronous call that can wait in the kernel');
-    // The reload: the table load and the resume that swaps it in (dm-ioctl.c do_resume() suspends
-    // the device itself when an inactive table is there), each on the worker.
-    assert.equal(rec.syscalls.filter((c) => c.startsWith('ioctlAsync')), ['ioctlAsync DM_TABLE_LOAD', 'ioctlAsync DM_DEV_SUSPEND']);
+    // The data device's size, read by the FakeKernel's BlockDevices.inspect through
+    // LoopControl.sizeOf (asynchronous since issue #17 §2; realBlockDevices reads sysfs with
+    // fs/promises), then the reload: the table load and the resume that swaps it in (dm-ioctl.c
+    // do_resume() suspends the device itself when an inactive table is there), each on the worker.
+    assert.equal(rec.syscalls.filter((c) => c.startsWith('ioctlAsync')), ['ioctlAsync BLKGETSIZE64', 'ioctlAsync DM_TABLE_LOAD', 'ioctlAsync DM_DEV_SUSPEND']);
     assert.ok(sync.includes('ioctl LOOP_SET_CAPACITY'), 'the loop device was refreshed');
 
     // node:fs, synchronously: only the deviceset record's atomic write (metadata.ts writeAtomic).

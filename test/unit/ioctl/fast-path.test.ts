@@ -225,4 +225,62 @@ test('statx: fast decode = buffer-layout decode (random bytes, all-ones, short b
   assert.is(errorOf(() => io.decodeStatx(short))?.message, errorOf(() => io.decodeStatxLayout(short))?.message);
 });
 
+test('loop_config / loop_info64 with zero and missing u64s (skipped over the one zero fill) = the reference; a number 0 is still refused', () => {
+  const r = rng(0x10c0);
+  const keys = ['lo_device', 'lo_inode', 'lo_rdevice', 'lo_offset', 'lo_sizelimit'] as const;
+  for (let i = 0; i < 300; i++) {
+    const info: Partial<io.RawLoopInfo64> = { lo_flags: u32(r), lo_file_name: randomString(r, 63) };
+    for (const k of keys) {
+      const pick = Math.floor(r() * 3);
+      if (pick === 1) info[k] = 0n;
+      else if (pick === 2) info[k] = u64(r);
+    }
+    const cfg = { fd: u32(r), block_size: u32(r), info };
+    const fast = io.encodeLoopConfig(cfg, Buffer.alloc(304, 0x5a));
+    const ref = io.encodeStruct(io.LoopConfigLayout, { ...cfg, info: io.loopInfo64(info) }, Buffer.alloc(304, 0x5a), 0);
+    assert.ok(fast.equals(ref), `case ${i}`);
+    assert.ok(io.encodeLoopInfo64(info, Buffer.alloc(240, 0x5a), 8).equals(io.encodeStruct(io.LoopInfo64Layout, io.loopInfo64(info), Buffer.alloc(240, 0x5a), 8)));
+  }
+  for (const k of keys) {
+    const bad = { [k]: 0 } as unknown as Partial<io.RawLoopInfo64>;
+    const ef = errorOf(() => io.encodeLoopConfig({ fd: 3, info: bad }));
+    const er = errorOf(() => io.encodeStruct(io.LoopInfo64Layout, io.loopInfo64(bad)));
+    assert.instance(ef, InvalidArgumentError, k);
+    assert.is(ef?.message, er?.message);
+  }
+});
+
+test('statx: statResultFromStatx = statxToStatResult(decodeStatx) (random bytes, majors past 12 bits, all-ones, short buffer error)', () => {
+  const r = rng(0x57a8);
+  for (let i = 0; i < 300; i++) {
+    const b = Buffer.alloc(io.STATX_SIZE);
+    for (let j = 0; j < b.length; j++) b[j] = Math.floor(r() * 256);
+    // Every third buffer with kernel-valid device numbers (the number-arithmetic makedev path).
+    if (i % 3 === 0) {
+      for (const off of [128, 136]) {
+        b.writeUInt32LE(Math.floor(r() * 0x1000), off);
+        b.writeUInt32LE(Math.floor(r() * 0x100000), off + 4);
+      }
+    }
+    assert.equal(io.statResultFromStatx(b), io.statxToStatResult(io.decodeStatx(b)));
+  }
+  const ones = Buffer.alloc(io.STATX_SIZE, 0xff);
+  assert.equal(io.statResultFromStatx(ones), io.statxToStatResult(io.decodeStatx(ones)));
+  const short = Buffer.alloc(io.STATX_SIZE - 1);
+  assert.instance(errorOf(() => io.statResultFromStatx(short)), KernelOutputError);
+  assert.is(errorOf(() => io.statResultFromStatx(short))?.message, errorOf(() => io.decodeStatx(short))?.message);
+});
+
+test('makedev: the 32-bit number path = the BigInt formula of sys/sysmacros.h (random and edge numbers)', () => {
+  const glibc = (ma: number, mi: number): bigint => {
+    const a = BigInt(ma);
+    const b = BigInt(mi);
+    return ((a & 0xfffn) << 8n) | ((a & ~0xfffn) << 32n) | (b & 0xffn) | ((b & ~0xffn) << 12n);
+  };
+  const r = rng(0xde7);
+  const cases: [number, number][] = [[0, 0], [0xfff, 0xfffff], [0xfff, 0], [0, 0xfffff], [7, 255], [7, 256], [0x1000, 0], [0, 0x100000], [0xffffffff, 0xffffffff]];
+  for (let i = 0; i < 2000; i++) cases.push([Math.floor(r() * 0x1000), Math.floor(r() * 0x100000)], [u32(r), u32(r)]);
+  for (const [ma, mi] of cases) assert.is(io.makedev(ma, mi), glibc(ma, mi), `${ma}:${mi}`);
+});
+
 test.run();

@@ -53,6 +53,16 @@ async function expectIoctlErrorAsync(p: Promise<unknown>, code: string): Promise
   throw new assert.Assertion({ message: `expected IoctlError ${code}`, generated: true, operator: 'throws', expects: code, actual: 'no error' });
 }
 
+it('statAsync (statx on a worker) answers what stat answers; ENOENT the same', async () => {
+  const sc = io.realSyscalls();
+  assert.ok(sc.statAsync, 'the real seam has statAsync');
+  assert.equal(await sc.statAsync('/dev/null'), sc.stat('/dev/null'));
+  const missing = '/nonexistent-devmapper-statasync';
+  const e = await expectIoctlErrorAsync(sc.statAsync(missing), 'ENOENT');
+  assert.is(e.syscall, 'stat');
+  assert.is(e.path, missing);
+});
+
 it('open /dev/null + close', () => {
   const sc = io.realSyscalls();
   const fd = sc.open('/dev/null', 0 /* O_RDONLY */);
@@ -139,6 +149,29 @@ it('stat/fstat match fs.statSync(bigint); /dev/null rdev; mkdir/rename/unlink/fs
     sc.unlink(join(dir, 'g'));
     expectIoctlError(() => sc.unlink(join(dir, 'g')), 'ENOENT');
     expectIoctlError(() => sc.stat(join(dir, 'g')), 'ENOENT');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('stat/fstat/lstat share one statx buffer: every result is its own object, a failed stat leaves earlier results intact', () => {
+  const sc = io.realSyscalls();
+  const dir = mkdtempSync(join(tmpdir(), 'devmapper-libc-'));
+  try {
+    const file = join(dir, 'f');
+    writeFileSync(file, Buffer.alloc(3000, 1));
+    const ref = statSync(file, { bigint: true });
+    const a = sc.stat(file);
+    const nul = sc.stat('/dev/null');
+    expectIoctlError(() => sc.stat(join(dir, 'missing')), 'ENOENT');
+    const l = sc.lstat(dir);
+    // The first result still holds the file's values after three more calls through the buffer.
+    assert.equal(a, { dev: ref.dev, ino: ref.ino, rdev: 0n, mode: Number(ref.mode), size: 3000n, blocks: ref.blocks });
+    assert.is(nul.rdev, statSync('/dev/null', { bigint: true }).rdev);
+    assert.is(l.mode & io.S_IFMT, io.S_IFDIR);
+    // After a failure, the next call decodes its own answer, not the previous one's.
+    expectIoctlError(() => sc.fstat(closedFd()), 'EBADF');
+    assert.equal(sc.stat(file), a);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -281,22 +281,27 @@ test('handle.detach(): LOOP_CLR_FD through the held fd, then closed', async () =
 test('detach / status / setCapacity on an unbound device → LoopNotBoundError (ENXIO)', async () => {
   const { loops } = setup();
   await rejects(loops.detach(4), LoopNotBoundError);
-  assert.throws(() => loops.status('/dev/loop4'), (e: unknown) => e instanceof LoopNotBoundError);
+  await rejects(loops.status('/dev/loop4'), LoopNotBoundError);
+  assert.throws(() => loops.statusSync('/dev/loop4'), (e: unknown) => e instanceof LoopNotBoundError);
   await rejects(loops.setCapacity(4), LoopNotBoundError);
 });
 
-test('status decodes lo_flags and lo_device', async () => {
-  const { loops } = setup();
+test('status decodes lo_flags and lo_device, on the worker; statusSync the same on the thread', async () => {
+  const { sys, loops } = setup();
   const dev = await loops.attach(FILE, { partscan: true, readOnly: true });
-  const s = loops.status(dev);
+  sys.asyncIoctls.length = 0;
+  const s = await loops.status(dev);
   assert.equal(
     [s.index, s.readOnly, s.autoclear, s.partscan, s.directIo, s.backingInode, s.backingDeviceMajor, s.backingDeviceMinor],
     [0, true, true, true, false, 1234n, 0xfe, 1],
   );
+  assert.equal(sys.asyncIoctls, ['LOOP_GET_STATUS64']);
+  assert.equal(loops.statusSync(dev), s);
+  assert.equal(sys.asyncIoctls, ['LOOP_GET_STATUS64'], 'the Sync twin made no worker call');
   dev.close();
 });
 
-test('loop-control: EEXIST / EBUSY / missing node map to typed errors', () => {
+test('loop-control: EEXIST / EBUSY / missing node map to typed errors', async () => {
   const { sys, loops } = setup();
   sys.script.set('LOOP_CTL_ADD', ['EEXIST']);
   assert.throws(() => loops.add(1), (e: unknown) => e instanceof LoopDeviceExistsError);
@@ -304,15 +309,23 @@ test('loop-control: EEXIST / EBUSY / missing node map to typed errors', () => {
   assert.throws(() => loops.remove(1), (e: unknown) => e instanceof LoopDeviceInUseError);
   assert.is(loops.add(9), 9);
   assert.throws(() => loops.add(-1), (e: unknown) => e instanceof InvalidArgumentError);
-  sys.script.set('open:/dev/loop-control', ['ENOENT']);
-  assert.throws(() => loops.getFree(), (e: unknown) => e instanceof LoopUnsupportedError);
+  sys.script.set('open:/dev/loop-control', ['ENOENT', 'ENOENT']);
+  await rejects(loops.getFree(), LoopUnsupportedError);
+  assert.throws(() => loops.getFreeSync(), (e: unknown) => e instanceof LoopUnsupportedError);
+  assert.equal(sys.openFds(), []);
+  sys.freeIndexes = [5];
+  assert.equal([await loops.getFree(), loops.getFreeSync()], [5, 5]);
+  assert.equal(sys.asyncIoctls, ['LOOP_CTL_GET_FREE'], 'getFree on the worker, getFreeSync not');
   assert.equal(sys.openFds(), []);
 });
 
-test('sizeOf uses BLKGETSIZE64', () => {
+test('sizeOf uses BLKGETSIZE64 (on the worker), sizeOfSync the same on the thread', async () => {
   const { sys, loops } = setup();
-  assert.is(loops.sizeOf('/dev/loop0'), 1n << 20n);
-  assert.equal(names(sys), ['BLKGETSIZE64']);
+  assert.is(await loops.sizeOf('/dev/loop0'), 1n << 20n);
+  assert.is(loops.sizeOfSync('/dev/loop0'), 1n << 20n);
+  assert.equal(names(sys), ['BLKGETSIZE64', 'BLKGETSIZE64']);
+  assert.equal(sys.asyncIoctls, ['BLKGETSIZE64']);
+  assert.equal(sys.openFds(), []);
 });
 
 test('truncateUtf8 never splits a character; long paths are cut to 63 bytes', async () => {
@@ -349,13 +362,21 @@ test('findByBackingFile matches by (dev, ino) from a sysfs listing; falls back t
     // Device 4 is bound with the same (dev, ino) in the fake; device 0 is not bound in the fake,
     // so its status fails and it cannot match by inode.
     sys.bound.set(4, { flags: 0, offset: 0n, sizeLimit: 0n, name: FILE, blockSize: 512 });
-    const found = loops.findByBackingFile(FILE);
+    const found = await loops.findByBackingFile(FILE);
     assert.equal(found.map((f) => [f.index, f.matchedBy]), [[4, 'inode']]);
-    assert.equal(loops.findByBackingFile(FILE, { offset: 512 }), []);
+    assert.equal(loops.findByBackingFileSync(FILE), found);
+    assert.equal(await loops.findByBackingFile(FILE, { offset: 512 }), []);
+    assert.equal(loops.findByBackingFileSync(FILE, { offset: 512 }), []);
     // The file cannot be stat'ed: match on the sysfs string.
     sys.files.delete(FILE);
-    assert.equal(loops.findByBackingFile(FILE).map((f) => [f.index, f.matchedBy]), [[4, 'path']]);
-    assert.equal(loops.list().map((l) => [l.index, l.path]), [[0, '/dev/loop0'], [4, '/dev/loop4']]);
+    const byPath = await loops.findByBackingFile(FILE);
+    assert.equal(byPath.map((f) => [f.index, f.matchedBy]), [[4, 'path']]);
+    assert.equal(loops.findByBackingFileSync(FILE), byPath);
+    const listed = await loops.list();
+    assert.equal(listed.map((l) => [l.index, l.path]), [[0, '/dev/loop0'], [4, '/dev/loop4']]);
+    assert.equal(loops.listSync(), listed);
+    assert.equal(await loops.list({ all: true }), loops.listSync({ all: true }));
+    assert.equal(sys.openFds(), []);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LoopControl, loopClrFdReturnsAtOnce } from '../../../src/loop/control.js';
+import { LoopControl, indexFromPath, loopClrFdReturnsAtOnce } from '../../../src/loop/control.js';
 import { isLoopBound } from '../../../src/loop/sysfs.js';
 import { LoopNotBoundError } from '../../../src/loop/errors.js';
 import { FakeSyscalls, regular } from './fake-syscalls.js';
@@ -99,6 +99,8 @@ test("isLoopBound: loop/backing_file exists ⇔ bound; 'deferred' looks at nothi
     mkdirSync(dev(1), { recursive: true });
     writeFileSync(join(dev(1), 'dev'), '7:1\n');
     assert.equal([isLoopBound(0, root), isLoopBound(1, root), isLoopBound(2, root)], [true, false, false]);
+    // The path is concatenated, not joined: a trailing or doubled '/' in sysfsRoot reads the same.
+    assert.equal([isLoopBound(0, `${root}/`), isLoopBound(0, `${root}//`), isLoopBound(1, `${root}/`)], [true, true, false]);
 
     const { sys, loops } = setup(NEW, root);
     sys.freeIndexes = [0];
@@ -112,6 +114,16 @@ test("isLoopBound: loop/backing_file exists ⇔ bound; 'deferred' looks at nothi
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('indexFromPath (scanned by hand) = /loop(\\d+)$/ on paths and non-paths', () => {
+  const regex = (p: string): number | undefined => {
+    const m = /loop(\d+)$/.exec(p);
+    return m ? Number(m[1]) : undefined;
+  };
+  const cases = ['/dev/loop0', '/dev/loop12', 'loop7', '/dev/loop', '/dev/loopx1', '/dev/lop1', '/dev/sda1', '', '7', 'oop3', 'lo1',
+    '/dev/loop007', '/dev/loop1048575', '/x/loop3/loop4', '/dev/loop1/', '/dev/LOOP1', 'loop٣', '/dev/loop12a', 'aloop5'];
+  for (const c of cases) assert.is(indexFromPath(c), regex(c), c);
 });
 
 test.run();

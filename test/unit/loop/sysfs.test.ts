@@ -7,12 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   listBoundLoops,
+  listBoundLoopsSync,
   listLoopIndexes,
+  listLoopIndexesSync,
   listLoops,
+  listLoopsSync,
   parseBackingFile,
   parseDevAttr,
   parseLoopName,
   readLoopSysfs,
+  readLoopSysfsSync,
 } from '../../../src/loop/sysfs.js';
 import { KernelOutputError } from '../../../src/errors.js';
 
@@ -70,7 +74,7 @@ test('parseDevAttr and parseBackingFile', () => {
   assert.equal(parseBackingFile('/tmp/x'), { backingFile: '/tmp/x', deleted: false });
 });
 
-test('reads a bound device with every attribute', () => {
+test('reads a bound device with every attribute', async () => {
   mkLoop({
     index: 3,
     size: '65536',
@@ -78,7 +82,8 @@ test('reads a bound device with every attribute', () => {
     lbs: '4096',
     loop: bound('/var/lib/data file', { offset: '1048576', sizelimit: '33554432', autoclear: '0', partscan: '1', dio: '1' }),
   });
-  const info = readLoopSysfs(3, root);
+  const info = await readLoopSysfs(3, root);
+  assert.equal(readLoopSysfsSync(3, root), info, 'the Sync twin reads the same');
   assert.equal(info, {
     name: 'loop3',
     index: 3,
@@ -100,55 +105,66 @@ test('reads a bound device with every attribute', () => {
   });
 });
 
-test('unbound device: no loop/ directory', () => {
+test('unbound device: no loop/ directory', async () => {
   mkLoop({ index: 0, lbs: '512' });
-  const info = readLoopSysfs(0, root);
+  const info = await readLoopSysfs(0, root);
+  assert.equal(readLoopSysfsSync(0, root), info);
   assert.is(info?.bound, false);
   assert.is(info?.binding, undefined);
   assert.is(info?.sizeSectors, 0n);
 });
 
-test('missing device → undefined; old kernel without dio → directIo false', () => {
-  assert.is(readLoopSysfs(9, root), undefined);
+test('missing device → undefined; old kernel without dio → directIo false', async () => {
+  assert.is(await readLoopSysfs(9, root), undefined);
+  assert.is(readLoopSysfsSync(9, root), undefined);
   const loop = bound('/f') as Record<string, string>;
   delete loop['dio'];
   mkLoop({ index: 1, loop });
-  assert.is(readLoopSysfs(1, root)?.binding?.directIo, false);
+  assert.is((await readLoopSysfs(1, root))?.binding?.directIo, false);
+  assert.is(readLoopSysfsSync(1, root)?.binding?.directIo, false);
 });
 
-test('half-vanished binding (detached mid-read) reads as unbound', () => {
+test('half-vanished binding (detached mid-read) reads as unbound', async () => {
   mkLoop({ index: 2, loop: { backing_file: '/f' } });
-  assert.is(readLoopSysfs(2, root)?.bound, false);
+  assert.is((await readLoopSysfs(2, root))?.bound, false);
+  assert.is(readLoopSysfsSync(2, root)?.bound, false);
 });
 
-test('garbage attribute → KernelOutputError with the raw text', () => {
+test('garbage attribute → KernelOutputError with the raw text', async () => {
   mkLoop({ index: 4, loop: bound('/f', { offset: 'lots' }) });
   try {
-    readLoopSysfs(4, root);
+    await readLoopSysfs(4, root);
     assert.unreachable();
   } catch (err) {
     assert.instance(err, KernelOutputError);
     assert.is((err as KernelOutputError).raw, 'lots');
   }
+  assert.throws(() => readLoopSysfsSync(4, root), (err: unknown) => err instanceof KernelOutputError && err.raw === 'lots');
 });
 
-test('enumeration uses /sys/block entries, so gaps hide nothing', () => {
+test('enumeration uses /sys/block entries, so gaps hide nothing', async () => {
   mkLoop({ index: 0 });
   mkLoop({ index: 2, loop: bound('/a') });
   mkLoop({ index: 10, loop: bound('/b (deleted)') });
   mkLoop({ index: 7 });
   mkdirSync(join(root, 'block', 'vda'));
-  assert.equal(listLoopIndexes(root), [0, 2, 7, 10]);
-  assert.equal(listLoops(root).map((l) => l.index), [0, 2, 7, 10]);
-  const b = listBoundLoops(root);
+  assert.equal(await listLoopIndexes(root), [0, 2, 7, 10]);
+  assert.equal(listLoopIndexesSync(root), [0, 2, 7, 10]);
+  const all = await listLoops(root);
+  assert.equal(all.map((l) => l.index), [0, 2, 7, 10]);
+  assert.equal(listLoopsSync(root), all);
+  const b = await listBoundLoops(root);
+  assert.equal(listBoundLoopsSync(root), b);
   assert.equal(b.map((l) => [l.index, l.binding.backingFile, l.binding.backingFileDeleted]), [
     [2, '/a', false],
     [10, '/b', true],
   ]);
 });
 
-test('no /sys/block at all → empty', () => {
-  assert.equal(listLoopIndexes(join(root, 'nothing')), []);
+test('no /sys/block at all → empty', async () => {
+  assert.equal(await listLoopIndexes(join(root, 'nothing')), []);
+  assert.equal(listLoopIndexesSync(join(root, 'nothing')), []);
+  assert.equal(await listLoops(join(root, 'nothing')), []);
 });
 
 test.run();
