@@ -148,12 +148,12 @@ export class BaseImage {
     this.#crash('base:before-activate');
     const path = await this.#activate(rec);
     this.#crash('base:before-mkfs');
-    await this.#journal.poolLock.run(() => {
+    await this.#journal.poolLock.run(async () => {
       // A recreated base gets a new filesystem uuid: forget the old one before mkfs, or a crash
       // before the new one is saved would fail every later init with BaseUuidMismatchError.
       const { baseFilesystemUuid: _previous, ...rest } = this.#journal.deviceSet;
       this.#journal.deviceSet = { ...rest, baseFilesystem: o.fs };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+      await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
     const call = signal ? { signal } : undefined;
     await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
@@ -172,9 +172,9 @@ export class BaseImage {
   async #saveBaseUuid(uuid: string, baseRecord: { readonly durable?: boolean } = {}): Promise<void> {
     const base = this.#journal.records.get('');
     if (base) await this.#journal.saveRecord({ ...base, filesystemUuid: uuid }, baseRecord);
-    await this.#journal.poolLock.run(() => {
+    await this.#journal.poolLock.run(async () => {
       this.#journal.deviceSet = { ...this.#journal.deviceSet, baseFilesystemUuid: uuid };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+      await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
   }
 

@@ -244,7 +244,7 @@ export class DeviceSet {
     const o = this.options;
     ({ removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion } = deferredModes(version, o));
 
-    const loaded = this.#journal.store.loadAll();
+    const loaded = await this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
@@ -260,7 +260,7 @@ export class DeviceSet {
     await this.#journal.recover(loaded, status, newPool, (hash) => this.#act.quietDeactivate(hash));
 
     this.#crash('init:before-deviceset-save');
-    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+    await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     await this.#base.undoInterruptedAdds();
@@ -574,7 +574,7 @@ export class DeviceSet {
     await this.autoextender.stop();
     if (this.#inflight > 0) await new Promise<void>((r) => (this.#drained = r));
     this.#crash('shutdown:before-save');
-    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+    await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     this.#crash('shutdown:before-unmount');
     for (const [hash, m] of this.#mounts) {
       try {
