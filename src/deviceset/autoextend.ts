@@ -103,14 +103,15 @@ export interface AutoextendDeps {
 export interface ExtensionStore {
   /** The extension recorded by this or an earlier process, or null. */
   load(): AutoextendExtension | null;
-  /** Records `ext` durably (may throw: the caller logs it, the grow stands). */
-  save(ext: AutoextendExtension): void;
+  /** Records `ext` durably (may reject: the caller logs it, the grow stands). */
+  save(ext: AutoextendExtension): Promise<void>;
 }
 
 /**
  * The deviceset record (`metadata/deviceset-metadata`, DeviceSetRecord.lastExtension) as the
- * {@link ExtensionStore}: an atomic, fsynced write of the record (metadata.ts). The record is
- * replaced synchronously from the journal's copy, so no other write of it can interleave.
+ * {@link ExtensionStore}: an atomic, fsynced write of the record (metadata.ts). The journal's copy
+ * is replaced in the same tick as the write is queued, and the store lands writes of one record
+ * in call order, so a later write (made from the new copy) never lands before this one.
  */
 export function journalExtensionStore(journal: Pick<Journal, 'deviceSet' | 'store'>): ExtensionStore {
   return {
@@ -118,10 +119,11 @@ export function journalExtensionStore(journal: Pick<Journal, 'deviceSet' | 'stor
       const r = journal.deviceSet.lastExtension;
       return r === undefined ? null : { at: r.at, what: r.what, from: BigInt(r.from), to: BigInt(r.to), trigger: r.trigger };
     },
-    save: (ext) => {
+    save: async (ext) => {
       const next = { ...journal.deviceSet, lastExtension: { at: ext.at, what: ext.what, from: Number(ext.from), to: Number(ext.to), trigger: ext.trigger } };
-      journal.store.saveDeviceSet(next);
+      const written = journal.store.saveDeviceSet(next);
       journal.deviceSet = next;
+      await written;
     },
   };
 }
@@ -407,7 +409,7 @@ export class Autoextender extends EventEmitter<AutoextendEvents> {
     this.#last = ext;
     this.#count++;
     try {
-      this.#d.record.save(ext);
+      await this.#d.record.save(ext);
     } catch (err) {
       // The grow stands (the pool has the room); only its entry in the record is missing.
       this.#d.log('warn', `autoextend: the ${what} file grew from ${from} to ${to} bytes, but recording it in the deviceset record failed: ${err instanceof Error ? err.message : String(err)}`);

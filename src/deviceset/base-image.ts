@@ -224,9 +224,9 @@ export class BaseImage {
   async #recordVerified(pool: string): Promise<void> {
     const verified = await this.#verifiedMark(pool);
     if (verified === undefined) return;
-    await this.#journal.poolLock.run(() => {
+    await this.#journal.poolLock.run(async () => {
       this.#journal.deviceSet = { ...this.#journal.deviceSet, baseVerified: verified };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+      await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
   }
 
@@ -245,10 +245,10 @@ export class BaseImage {
    */
   async forgetVerified(): Promise<void> {
     if (this.#journal.deviceSet.baseVerified === undefined) return;
-    await this.#journal.poolLock.run(() => {
+    await this.#journal.poolLock.run(async () => {
       const { baseVerified: _dropped, ...rest } = this.#journal.deviceSet;
       this.#journal.deviceSet = rest;
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+      await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
   }
 
@@ -258,12 +258,12 @@ export class BaseImage {
     this.#crash('base:before-activate');
     const path = await this.#activate(rec);
     this.#crash('base:before-mkfs');
-    await this.#journal.poolLock.run(() => {
+    await this.#journal.poolLock.run(async () => {
       // A recreated base gets a new filesystem uuid: forget the old one before mkfs, or a crash
       // before the new one is saved would fail every later init with BaseUuidMismatchError.
       const { baseFilesystemUuid: _previous, baseVerified: _checked, ...rest } = this.#journal.deviceSet;
       this.#journal.deviceSet = { ...rest, baseFilesystem: o.fs };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+      await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
     const call = signal ? { signal } : undefined;
     await runTool(signal, 'DeviceSet.init', () => this.#tools.mkfs(o.fs, path, o.mkfsArgs, call));
@@ -287,9 +287,9 @@ export class BaseImage {
     const base = this.#journal.records.get('');
     if (base) await this.#journal.saveRecord({ ...base, filesystemUuid: uuid }, baseRecord);
     const verified = checkedIn === undefined ? undefined : await this.#verifiedMark(checkedIn, uuid);
-    await this.#journal.poolLock.run(() => {
+    await this.#journal.poolLock.run(async () => {
       this.#journal.deviceSet = { ...this.#journal.deviceSet, baseFilesystemUuid: uuid, ...(verified ? { baseVerified: verified } : {}) };
-      this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+      await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     });
   }
 

@@ -248,7 +248,7 @@ export class DeviceSet {
     const o = this.options;
     ({ removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion } = deferredModes(version, o));
 
-    const loaded = this.#journal.store.loadAll();
+    const loaded = await this.#journal.store.loadAll();
     if (loaded.removedTempFiles.length > 0) this.#log('info', `removed ${loaded.removedTempFiles.length} temp files of interrupted writes`);
     const firstUse = loaded.deviceSet === undefined && loaded.devices.size === 0;
     if (loaded.deviceSet) this.#journal.deviceSet = { ...loaded.deviceSet, options: formatDmOptions(o) };
@@ -265,7 +265,7 @@ export class DeviceSet {
 
     this.#crash('init:before-deviceset-save');
     // Unchanged (a healthy reopen with the same options): nothing to make durable.
-    if (!isDeepStrictEqual(loaded.deviceSet, this.#journal.deviceSet)) this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+    if (!isDeepStrictEqual(loaded.deviceSet, this.#journal.deviceSet)) await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     checkAbort(this.#initSignal, 'DeviceSet.init');
 
     const addsUndone = await this.#base.undoInterruptedAdds();
@@ -585,7 +585,7 @@ export class DeviceSet {
     await this.autoextender.stop();
     if (this.#inflight > 0) await new Promise<void>((r) => (this.#drained = r));
     this.#crash('shutdown:before-save');
-    this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
+    await this.#journal.store.saveDeviceSet(this.#journal.deviceSet);
     this.#crash('shutdown:before-unmount');
     for (const [hash, m] of this.#mounts) {
       try {

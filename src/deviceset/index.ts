@@ -89,6 +89,7 @@ export {
   TransactionOp,
   TransactionRecord,
   type LoadedMetadata,
+  type MetadataFile,
   type MetadataFs,
 } from './metadata.js';
 export { allocateDeviceId, DEVICE_ID_COUNT } from './ids.js';

@@ -134,8 +134,8 @@ export class Journal {
    * MetadataStore.saveDevice): only for a write whose loss the next init repairs.
    */
   async saveRecord(rec: DeviceRecord, opts: { readonly durable?: boolean } = {}): Promise<void> {
-    await this.poolLock.run(() => {
-      this.store.saveDevice(rec, opts);
+    await this.poolLock.run(async () => {
+      await this.store.saveDevice(rec, opts);
       this.records.set(rec.hash, rec);
     });
   }
@@ -159,14 +159,13 @@ export class Journal {
       return;
     }
     const next: DeviceSetRecord = { ...this.deviceSet, transactionId: Number(to) };
-    try {
-      this.store.saveDeviceSet(next);
-    } finally {
-      // Even when the write failed, the rename may have landed (a failed directory fsync): move
-      // on to `to` in memory too, so the next transaction opens above whatever the disk holds.
-      // Only monotonicity matters; a record never claims an id the journal did not open.
-      this.deviceSet = next;
-    }
+    const written = this.store.saveDeviceSet(next);
+    // In memory at once (the store lands writes in call order, so a later write of the record,
+    // made from this copy, lands after this one), and even when the write fails: the rename may
+    // have landed (a failed directory fsync), so the next transaction opens above whatever the
+    // disk holds. Only monotonicity matters; a record never claims an id the journal did not open.
+    this.deviceSet = next;
+    await written;
   }
 
   /** True when thin `id` exists in the pool (create_thin answers EEXIST); leaves the pool as found. */
@@ -197,11 +196,11 @@ export class Journal {
   }
 
   /** Records `tx`'s thin id as in doubt: never deleted, never reused, reported by status(). */
-  quarantine(tx: TransactionRecord): void {
+  async quarantine(tx: TransactionRecord): Promise<void> {
     const reason = `${tx.op} of ${tx.deviceHash || 'base'} (transaction ${tx.openTransactionId}) was interrupted before its commit; the id exists in the pool and may belong to another user`;
     const list = (this.deviceSet.quarantinedIds ?? []).filter((q) => q.deviceId !== tx.deviceId);
     this.deviceSet = { ...this.deviceSet, quarantinedIds: [...list, { deviceId: tx.deviceId, reason, since: new Date().toISOString() }] };
-    this.store.saveDeviceSet(this.deviceSet);
+    await this.store.saveDeviceSet(this.deviceSet);
     this.#log('warn', `recovery: thin ${tx.deviceId} of the external pool ${this.pool.name} is quarantined: ${reason}`);
   }
 
@@ -236,7 +235,7 @@ export class Journal {
         this.#crash('init:before-probe');
         const exists = await this.probe(tx.deviceId);
         if (exists && !this.owned && !this.provablyOurs(tx, status)) {
-          this.quarantine(tx);
+          await this.quarantine(tx);
           poolIds.delete(tx.deviceId); // so that no plan deletes it
         } else if (exists) poolIds.add(tx.deviceId);
         else poolIds.delete(tx.deviceId);
@@ -267,7 +266,7 @@ export class Journal {
             if (!(err instanceof ThinDeviceBusyError) || !owner) throw err;
             // Still open (the dead process left it mounted): keep the record, deferred.
             const deferred: DeviceRecord = { ...owner, state: 'deleting', deleted: true, lastError: 'busy during crash recovery' };
-            this.store.saveDevice(deferred);
+            await this.store.saveDevice(deferred);
             this.records.set(owner.hash, deferred);
             keep.add(owner.hash);
             this.#log('warn', `thin ${a.deviceId} (${owner.hash || 'base'}) is busy; marked for deferred deletion`);
@@ -276,7 +275,7 @@ export class Journal {
         }
         case 'drop-record':
           if (keep.has(a.hash)) break;
-          this.store.removeDevice(a.hash);
+          await this.store.removeDevice(a.hash);
           this.records.delete(a.hash);
           break;
         case 'mark-ready':
@@ -285,7 +284,7 @@ export class Journal {
           if (!r) break;
           const next: DeviceRecord =
             a.action === 'mark-ready' ? { ...r, state: 'ready' } : { ...r, state: 'faulty', deleted: false, lastError: `recovery: ${a.why}` };
-          this.store.saveDevice(next);
+          await this.store.saveDevice(next);
           this.records.set(a.hash, next);
           break;
         }
@@ -293,7 +292,7 @@ export class Journal {
           await this.commit(a.from, a.to);
           break;
         case 'clear-transaction':
-          this.store.clearTransaction();
+          await this.store.clearTransaction();
           break;
       }
     }
@@ -392,7 +391,7 @@ export class Journal {
           this.#crash(`${spec.kind}:before-intent` as CrashPointName);
           w.rec = this.#intentRecord(spec, w.id, open);
         }
-        this.store.saveDevice(w.rec, { durable: false });
+        await this.store.saveDevice(w.rec, { durable: false });
         w.outcome = 'intent';
       } catch (err) {
         if (spec.kind !== 'delete' && w.id >= 0) this.usedIds.delete(w.id);
@@ -404,15 +403,15 @@ export class Journal {
     if (written.length > 0) {
       try {
         if (group) this.#crash('batch:before-intent-sync');
-        this.store.syncDir();
+        await this.store.syncDir();
       } catch (err) {
         // Not durable: nothing may be sent. Undo the intents (best effort; init rolls back the rest).
         for (const w of written) {
           fail(w, err);
           try {
-            if (w.spec.kind === 'delete') this.store.saveDevice(w.spec.rec);
+            if (w.spec.kind === 'delete') await this.store.saveDevice(w.spec.rec);
             else {
-              this.store.removeDevice(w.spec.hash);
+              await this.store.removeDevice(w.spec.hash);
               this.usedIds.delete(w.id);
             }
           } catch (undoErr) {
@@ -445,7 +444,7 @@ export class Journal {
           if (w.spec.kind === 'delete') continue; // the thin is gone: init rolls the delete forward
           try {
             await this.pool.deleteThin(w.id);
-            this.store.removeDevice(w.spec.hash);
+            await this.store.removeDevice(w.spec.hash);
             this.usedIds.delete(w.id);
           } catch (undoErr) {
             this.#log('error', `could not undo create of thin ${w.id} after its commit failed (init will): ${String(undoErr)}`);
@@ -461,14 +460,14 @@ export class Journal {
       try {
         if (spec.kind === 'delete') {
           this.#crash('delete:before-remove-record');
-          this.store.removeDevice(spec.rec.hash, { durable: false });
+          await this.store.removeDevice(spec.rec.hash, { durable: false });
           this.records.delete(spec.rec.hash);
           this.usedIds.delete(spec.rec.deviceId);
           w.resolve('deleted');
         } else {
           this.#crash(`${spec.kind}:before-ready` as CrashPointName);
           const rec: DeviceRecord = { ...w.rec!, state: 'ready' };
-          this.store.saveDevice(rec, { durable: false });
+          await this.store.saveDevice(rec, { durable: false });
           this.records.set(spec.hash, rec);
           w.resolve(rec);
         }
@@ -517,12 +516,12 @@ export class Journal {
           this.deviceSet = { ...this.deviceSet, nextDeviceId: next };
           // Durable: a lost rename would leave the intent naming the id that is not ours.
           w.rec = this.#intentRecord(spec, id, open);
-          this.store.saveDevice(w.rec);
+          await this.store.saveDevice(w.rec);
           continue;
         }
         // Nothing was created: undo the intent, durably (a lost unlink would read as done once a
         // later operation commits T).
-        this.store.removeDevice(spec.hash);
+        await this.store.removeDevice(spec.hash);
         this.usedIds.delete(w.id);
         throw err;
       }
@@ -541,13 +540,13 @@ export class Journal {
           // Nothing changed in the pool: no commit. Durable, so that the intent cannot come
           // back and be read as done once a later operation commits T.
           const deferred: DeviceRecord = { ...rec, state: 'deleting', deleted: true, lastError: 'busy: deletion deferred' };
-          this.store.saveDevice(deferred);
+          await this.store.saveDevice(deferred);
           this.records.set(rec.hash, deferred);
           w.rec = deferred;
           return 'deferred';
         }
         // Abort: the device stays as it was (durably, for the same reason).
-        this.store.saveDevice(rec);
+        await this.store.saveDevice(rec);
         throw err;
       }
     }

@@ -37,7 +37,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { InvalidArgumentError, errnoCode, type ValidationProblem } from '../errors.js';
 import { MetadataCorruptError, UnsafePathError } from './errors.js';
 import { hashProblem } from './hash.js';
-import { ensureOwnedDir, openNoFollow, readFileNoFollow } from './safe-path.js';
+import { ensureOwnedDirAsync, openNoFollowAsync, readFileNoFollowAsync } from './safe-path.js';
 import { schemaClean, schemaErrors } from './schema-runtime.js';
 import {
   checkDeviceRecord,
@@ -77,37 +77,43 @@ export interface LoadedMetadata {
 }
 
 /**
- * The file-system operations the store uses: the seam for crash tests. A test wrapper can count
- * the mutating calls (mkdirSync, openSync for writing, writeSync, fsyncSync, closeSync,
- * renameSync, unlinkSync) and throw at step N to stop the store dead there.
+ * An open file of the store: the part of fs/promises' FileHandle it uses (a FileHandle is one).
  */
-export interface MetadataFs {
-  mkdirSync(path: string, options: { recursive: true; mode: number }): void;
-  readdirSync(path: string): string[];
-  readFileSync(path: string): string;
-  openSync(path: string, flags: number, mode?: number): number;
-  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number;
-  fsyncSync(fd: number): void;
-  closeSync(fd: number): void;
-  renameSync(from: string, to: string): void;
-  unlinkSync(path: string): void;
+export interface MetadataFile {
+  write(data: Uint8Array, offset: number, length: number): Promise<{ readonly bytesWritten: number }>;
+  /** fsync(2). */
+  sync(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /**
- * The real node:fs behind {@link MetadataFs}, refusing what a link or another user could have
- * planted (safe-path.ts): the directory must be a real one owned by us without group/other
- * write; records are read and files opened with O_NOFOLLOW (UnsafePathError otherwise).
+ * The file-system operations the store uses, all asynchronous: the seam for crash tests. A test
+ * wrapper can count the mutating calls (mkdir, open for writing, write, sync, close, rename,
+ * unlink) and throw at step N to stop the store dead there. The store makes them one at a time,
+ * in a fixed order, so the N-th call is the same in every run.
+ */
+export interface MetadataFs {
+  mkdir(path: string, options: { recursive: true; mode: number }): Promise<void>;
+  readdir(path: string): Promise<string[]>;
+  readFile(path: string): Promise<string>;
+  open(path: string, flags: number, mode?: number): Promise<MetadataFile>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+}
+
+/**
+ * The real node:fs/promises behind {@link MetadataFs} (every call on libuv's thread pool, none on
+ * the event loop), refusing what a link or another user could have planted (safe-path.ts): the
+ * directory must be a real one owned by us without group/other write; records are read and
+ * files opened with O_NOFOLLOW (UnsafePathError otherwise).
  */
 export const nodeMetadataFs: MetadataFs = {
-  mkdirSync: (path, options) => void ensureOwnedDir(path, options.mode, { recursive: options.recursive }),
-  readdirSync: (path) => nodeFs.readdirSync(path),
-  readFileSync: (path) => readFileNoFollow(path).toString('utf8'),
-  openSync: (path, flags, mode) => openNoFollow(path, flags, mode),
-  writeSync: (fd, data, offset, length) => nodeFs.writeSync(fd, data, offset, length),
-  fsyncSync: (fd) => nodeFs.fsyncSync(fd),
-  closeSync: (fd) => nodeFs.closeSync(fd),
-  renameSync: (from, to) => nodeFs.renameSync(from, to),
-  unlinkSync: (path) => nodeFs.unlinkSync(path),
+  mkdir: async (path, options) => void (await ensureOwnedDirAsync(path, options.mode, { recursive: options.recursive })),
+  readdir: (path) => nodeFs.promises.readdir(path),
+  readFile: async (path) => (await readFileNoFollowAsync(path)).toString('utf8'),
+  open: (path, flags, mode) => openNoFollowAsync(path, flags, mode),
+  rename: (from, to) => nodeFs.promises.rename(from, to),
+  unlink: (path) => nodeFs.promises.unlink(path),
 };
 
 // libuv opens every fd with O_CLOEXEC.
@@ -170,6 +176,27 @@ function transactionProblems(value: unknown): ValidationProblem[] {
   return problems;
 }
 
+/** Records read at once by loadAll (each holds an fd while it is read). */
+const READ_CONCURRENCY = 16;
+
+/** `fn` over `items`, at most `limit` at a time; the outcomes in item order. */
+async function settleLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const out: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        out[i] = { status: 'fulfilled', value: await fn(items[i]!) };
+      } catch (reason) {
+        out[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 /** The metadata file name of a device: 'base' for the base device (''), the hash otherwise. */
 export function deviceFileName(hash: string): string {
   const p = hashProblem(hash);
@@ -178,16 +205,25 @@ export function deviceFileName(hash: string): string {
 }
 
 /**
- * Crash-safe store of the DeviceSet's records in `<root>/metadata/`. Synchronous on purpose:
- * each write is a short, ordered sequence of syscalls that must not interleave with another.
- * Callers serialise access (the DeviceSet holds its lock around every call).
+ * Crash-safe store of the DeviceSet's records in `<root>/metadata/`, asynchronous: every file call
+ * goes through {@link MetadataFs} (fs/promises by default), so an fsync on a slow disk waits on
+ * libuv's thread pool, not on the event loop.
+ *
+ * **Order.** Each write is a short sequence (temp write, fsync, close, rename, directory fsync)
+ * whose steps run one after the other. Writes and removals of one record name are queued in call
+ * order: a write starts after the previous one of that name settled, so two writes land on disk
+ * in the order they were called, whatever the callers' locks (the deviceset record is written
+ * from init, the journal's commit, autoextend and shutdown). Writes of different names may run
+ * side by side; {@link syncDir} waits for every one called before it.
  */
 export class MetadataStore {
   /** `<root>/metadata`. */
   readonly dir: string;
   readonly #fs: MetadataFs;
-  #dirReady = false;
+  #dirReady: Promise<void> | undefined;
   #tmpCounter = 0;
+  /** The last queued write or removal of each record name (settled ones are dropped). */
+  readonly #tails = new Map<string, Promise<void>>();
 
   constructor(root: string, fs: MetadataFs = nodeMetadataFs) {
     this.dir = join(root, 'metadata');
@@ -195,46 +231,57 @@ export class MetadataStore {
   }
 
   /**
-   * Read every record, after deleting temp files left by interrupted writes.
+   * Read every record, after deleting temp files left by interrupted writes (one at a time, in
+   * name order; the records are then read side by side).
    * @throws MetadataCorruptError naming the first bad file (in name order) and its problems.
    * @throws UnsafePathError the directory or a record is a symbolic link, a record is not a
    *   regular file, or the directory is not ours or group/other writable (nodeMetadataFs).
    */
-  loadAll(): LoadedMetadata {
-    this.#ensureDir();
+  async loadAll(): Promise<LoadedMetadata> {
+    await this.#ensureDir();
     const devices = new Map<string, DeviceRecord>();
     let deviceSet: DeviceSetRecord | undefined;
     let transaction: TransactionRecord | undefined;
     const removedTempFiles: string[] = [];
-    const names = this.#fs.readdirSync(this.dir).sort();
+    const names = (await this.#fs.readdir(this.dir)).sort();
+    const records: string[] = [];
     for (const name of names) {
-      const file = join(this.dir, name);
       if (name.startsWith(TMP_PREFIX)) {
-        this.#unlinkIfExists(file);
+        await this.#unlinkIfExists(join(this.dir, name));
         removedTempFiles.push(name);
-        continue;
-      }
-      if (name.startsWith('.')) continue;
-      if (name === DEVICESET_FILE) {
-        deviceSet = this.#read(file, DeviceSetRecord, deviceSetProblems);
-      } else if (name === TRANSACTION_FILE) {
-        transaction = this.#read(file, TransactionRecord, transactionProblems);
-      } else {
-        const expected = name === BASE_FILE ? '' : name;
-        if (name !== BASE_FILE && hashProblem(name) !== undefined) {
-          throw new MetadataCorruptError(file, [{ path: '', message: `unexpected file in the metadata directory: ${hashProblem(name)}` }]);
-        }
-        const record = this.#read(file, DeviceRecord, deviceProblems);
-        if (record.hash !== expected) {
-          throw new MetadataCorruptError(file, [
-            { path: '/hash', message: `record is for hash "${record.hash}" but the file is for "${expected}"`, value: record.hash },
-          ]);
-        }
-        devices.set(record.hash, record);
-      }
+      } else if (!name.startsWith('.')) records.push(name);
     }
-    if (removedTempFiles.length > 0) this.#fsyncDir();
+    const read = await settleLimited(records, READ_CONCURRENCY, (name) => this.#readRecord(name));
+    // The first failure in name order, as a sequential read would have thrown.
+    for (const r of read) if (r.status === 'rejected') throw r.reason;
+    for (const r of read) {
+      if (r.status !== 'fulfilled') continue;
+      const v = r.value;
+      if (v.kind === 'deviceSet') deviceSet = v.record;
+      else if (v.kind === 'transaction') transaction = v.record;
+      else devices.set(v.record.hash, v.record);
+    }
+    if (removedTempFiles.length > 0) await this.#fsyncDir();
     return { devices, deviceSet, transaction, removedTempFiles };
+  }
+
+  async #readRecord(
+    name: string,
+  ): Promise<{ kind: 'deviceSet'; record: DeviceSetRecord } | { kind: 'transaction'; record: TransactionRecord } | { kind: 'device'; record: DeviceRecord }> {
+    const file = join(this.dir, name);
+    if (name === DEVICESET_FILE) return { kind: 'deviceSet', record: await this.#read(file, DeviceSetRecord, deviceSetProblems) };
+    if (name === TRANSACTION_FILE) return { kind: 'transaction', record: await this.#read(file, TransactionRecord, transactionProblems) };
+    const expected = name === BASE_FILE ? '' : name;
+    if (name !== BASE_FILE && hashProblem(name) !== undefined) {
+      throw new MetadataCorruptError(file, [{ path: '', message: `unexpected file in the metadata directory: ${hashProblem(name)}` }]);
+    }
+    const record = await this.#read(file, DeviceRecord, deviceProblems);
+    if (record.hash !== expected) {
+      throw new MetadataCorruptError(file, [
+        { path: '/hash', message: `record is for hash "${record.hash}" but the file is for "${expected}"`, value: record.hash },
+      ]);
+    }
+    return { kind: 'device', record };
   }
 
   /**
@@ -244,9 +291,10 @@ export class MetadataStore {
    * tolerates (journal.ts: the `ready` record after a create's commit).
    * @throws InvalidArgumentError for an invalid record (nothing written).
    */
-  saveDevice(record: DeviceRecord, opts: { readonly durable?: boolean } = {}): void {
+  async saveDevice(record: DeviceRecord, opts: { readonly durable?: boolean } = {}): Promise<void> {
     this.#validate('device record', record, deviceProblems);
-    this.#writeAtomic(deviceFileName(record.hash), record, opts.durable ?? true);
+    const name = deviceFileName(record.hash);
+    await this.#serial(name, () => this.#writeAtomic(name, record, opts.durable ?? true));
   }
 
   /**
@@ -254,31 +302,37 @@ export class MetadataStore {
    * directory is not fsynced: after a crash the record may come back (journal.ts: the record of a
    * committed delete, which recovery drops again).
    */
-  removeDevice(hash: string, opts: { readonly durable?: boolean } = {}): void {
-    this.#ensureDir();
-    this.#unlinkIfExists(join(this.dir, deviceFileName(hash)));
-    if (opts.durable ?? true) this.#fsyncDir();
+  async removeDevice(hash: string, opts: { readonly durable?: boolean } = {}): Promise<void> {
+    const name = deviceFileName(hash);
+    await this.#serial(name, async () => {
+      await this.#ensureDir();
+      await this.#unlinkIfExists(join(this.dir, name));
+      if (opts.durable ?? true) await this.#fsyncDir();
+    });
   }
 
   /**
-   * fsync the metadata directory: makes every rename and unlink before it durable. The journal's
-   * group commit renames several intents with `durable: false` and then calls this once.
+   * fsync the metadata directory: makes every rename and unlink called before it durable (it
+   * waits for the writes still queued). The journal's group commit renames several intents with
+   * `durable: false` and then calls this once.
    */
-  syncDir(): void {
-    this.#ensureDir();
-    this.#fsyncDir();
+  async syncDir(): Promise<void> {
+    const pending = [...this.#tails.values()];
+    await Promise.all(pending);
+    await this.#ensureDir();
+    await this.#fsyncDir();
   }
 
   /** Atomically write the deviceset record. */
-  saveDeviceSet(record: DeviceSetRecord): void {
+  async saveDeviceSet(record: DeviceSetRecord): Promise<void> {
     this.#validate('deviceset record', record, deviceSetProblems);
-    this.#writeAtomic(DEVICESET_FILE, record);
+    await this.#serial(DEVICESET_FILE, () => this.#writeAtomic(DEVICESET_FILE, record));
   }
 
   /** Atomically write the open transaction (the journal entry). */
-  saveTransaction(record: TransactionRecord): void {
+  async saveTransaction(record: TransactionRecord): Promise<void> {
     this.#validate('transaction record', record, transactionProblems);
-    this.#writeAtomic(TRANSACTION_FILE, record);
+    await this.#serial(TRANSACTION_FILE, () => this.#writeAtomic(TRANSACTION_FILE, record));
   }
 
   /**
@@ -286,9 +340,29 @@ export class MetadataStore {
    * writes none (the device record carries the intent); recovery still clears one left by an
    * older devmapper. No directory fsync when there was nothing to remove.
    */
-  clearTransaction(): void {
-    this.#ensureDir();
-    if (this.#unlinkIfExists(join(this.dir, TRANSACTION_FILE))) this.#fsyncDir();
+  async clearTransaction(): Promise<void> {
+    await this.#serial(TRANSACTION_FILE, async () => {
+      await this.#ensureDir();
+      if (await this.#unlinkIfExists(join(this.dir, TRANSACTION_FILE))) await this.#fsyncDir();
+    });
+  }
+
+  /**
+   * Runs `fn` once every write or removal of `name` called before has settled (failed ones too),
+   * and returns its outcome. The queue entry is taken synchronously, at the call: call order is
+   * landing order.
+   */
+  #serial(name: string, fn: () => Promise<void>): Promise<void> {
+    const run = (this.#tails.get(name) ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.#tails.set(name, tail);
+    void tail.then(() => {
+      if (this.#tails.get(name) === tail) this.#tails.delete(name);
+    });
+    return run;
   }
 
   #validate(what: string, record: unknown, problemsOf: (v: unknown) => ValidationProblem[]): void {
@@ -296,11 +370,11 @@ export class MetadataStore {
     if (problems.length > 0) throw new InvalidArgumentError(what, problems);
   }
 
-  #read<T extends TSchema>(file: string, schema: T, problemsOf: (v: unknown) => ValidationProblem[]): Static<T> {
+  async #read<T extends TSchema>(file: string, schema: T, problemsOf: (v: unknown) => ValidationProblem[]): Promise<Static<T>> {
     let value: unknown;
     let text: string;
     try {
-      text = this.#fs.readFileSync(file);
+      text = await this.#fs.readFile(file);
     } catch (err) {
       // A link or a non-file where a record should be: not corrupt data, a planted path.
       if (err instanceof UnsafePathError) throw err;
@@ -318,52 +392,55 @@ export class MetadataStore {
     return schemaClean(schema, value) as Static<T>;
   }
 
-  #ensureDir(): void {
-    if (this.#dirReady) return;
-    this.#fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.#dirReady = true;
+  /** mkdir once per store (a failed one is tried again by the next call). */
+  #ensureDir(): Promise<void> {
+    this.#dirReady ??= this.#fs.mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      this.#dirReady = undefined;
+      throw err;
+    });
+    return this.#dirReady;
   }
 
-  #writeAtomic(name: string, record: unknown, durable = true): void {
-    this.#ensureDir();
+  async #writeAtomic(name: string, record: unknown, durable = true): Promise<void> {
+    await this.#ensureDir();
     const data = Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8');
     const tmp = join(this.dir, `${TMP_PREFIX}${name}-${process.pid}-${++this.#tmpCounter}-${randomBytes(4).toString('hex')}`);
-    const fd = this.#fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    const file = await this.#fs.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     let renamed = false;
     try {
       try {
-        for (let off = 0; off < data.length; ) off += this.#fs.writeSync(fd, data, off, data.length - off);
-        this.#fs.fsyncSync(fd);
+        for (let off = 0; off < data.length; ) off += (await file.write(data, off, data.length - off)).bytesWritten;
+        await file.sync();
       } finally {
-        this.#fs.closeSync(fd);
+        await file.close();
       }
-      this.#fs.renameSync(tmp, join(this.dir, name));
+      await this.#fs.rename(tmp, join(this.dir, name));
       renamed = true;
     } finally {
       if (!renamed) {
         try {
-          this.#fs.unlinkSync(tmp);
+          await this.#fs.unlink(tmp);
         } catch {
           // Best effort: loadAll deletes leftover temp files.
         }
       }
     }
-    if (durable) this.#fsyncDir();
+    if (durable) await this.#fsyncDir();
   }
 
-  #fsyncDir(): void {
-    const fd = this.#fs.openSync(this.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  async #fsyncDir(): Promise<void> {
+    const dir = await this.#fs.open(this.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     try {
-      this.#fs.fsyncSync(fd);
+      await dir.sync();
     } finally {
-      this.#fs.closeSync(fd);
+      await dir.close();
     }
   }
 
   /** True when `file` was there and is now unlinked. */
-  #unlinkIfExists(file: string): boolean {
+  async #unlinkIfExists(file: string): Promise<boolean> {
     try {
-      this.#fs.unlinkSync(file);
+      await this.#fs.unlink(file);
       return true;
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;

@@ -16,6 +16,7 @@
  * Every refusal is an {@link UnsafePathError} (code EUNSAFEPATH) naming the path and what was there.
  */
 import * as fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, errnoCode } from '../errors.js';
@@ -148,6 +149,70 @@ export function openNoFollow(path: string, flags: number, mode?: number, expect?
     }
   }
   return fd;
+}
+
+/**
+ * {@link ensureOwnedDir} through fs/promises: the mkdir and the lstat run on libuv's thread pool,
+ * not on the event loop. Returns true when it was created.
+ * @throws UnsafePathError a link, a non-directory, another owner, group/other write.
+ */
+export async function ensureOwnedDirAsync(path: string, mode = 0o700, options: { readonly recursive?: boolean } = {}): Promise<boolean> {
+  const recursive = options.recursive === true;
+  let created = false;
+  try {
+    const first = await fs.promises.mkdir(path, { mode, recursive });
+    created = recursive ? first !== undefined : true;
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+  }
+  checkOwnedDir(path, await fs.promises.lstat(path, { bigint: true }));
+  return created;
+}
+
+/**
+ * {@link openNoFollow} through fs/promises: a FileHandle, opened (and fstat()ed with `expect`) off
+ * the event loop. The handle is closed on refusal.
+ * @throws UnsafePathError a symbolic link (ELOOP), or not the expected kind of file.
+ */
+export async function openNoFollowAsync(path: string, flags: number, mode?: number, expect?: 'file' | 'directory'): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await fs.promises.open(path, flags | O_NOFOLLOW, mode);
+  } catch (err) {
+    // As openNoFollow: ELOOP, or ENOTDIR for a link opened O_DIRECTORY.
+    const link = errnoCode(err) === 'ELOOP' || (errnoCode(err) === 'ENOTDIR' && (flags & O_DIRECTORY) !== 0 && (await isLinkAsync(path)));
+    if (link) throw new UnsafePathError(path, 'symlink', 'a symbolic link', `a real ${expect ?? ((flags & O_DIRECTORY) !== 0 ? 'directory' : 'file')} (links are not followed)`, { cause: err });
+    throw err;
+  }
+  if (expect !== undefined) {
+    try {
+      const st = await handle.stat({ bigint: true });
+      if (expect === 'file' && !st.isFile()) throw new UnsafePathError(path, 'not-regular', a(Number(st.mode)), 'a regular file');
+      if (expect === 'directory' && !st.isDirectory()) throw new UnsafePathError(path, 'not-directory', a(Number(st.mode)), 'a directory');
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+  return handle;
+}
+
+async function isLinkAsync(path: string): Promise<boolean> {
+  try {
+    return (await fs.promises.lstat(path)).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** {@link readFileNoFollow} through fs/promises (open, fstat, read and close off the event loop). */
+export async function readFileNoFollowAsync(path: string): Promise<Buffer> {
+  const handle = await openNoFollowAsync(path, O_RDONLY | O_NONBLOCK, undefined, 'file');
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
 }
 
 function isLink(path: string): boolean {

@@ -5,7 +5,9 @@
 // asynchronous path makes none that can wait (autoextend's grow, the loop reads).
 import * as nodeFs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import type { FakeKernel } from '../../src/testing/index.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FakeKernel } from '../../src/testing/index.js';
 
 /** The Syscalls seam's methods (src/ioctl/syscalls.ts); the FakeKernel's other methods are the test's. */
 export const SYSCALL_METHODS: ReadonlySet<string> = new Set(['open', 'close', 'ioctl', 'ioctlAsync', 'fstat', 'stat', 'statAsync', 'lstat', 'mknod', 'unlink', 'rename', 'mkdir', 'fsync', 'flock', 'mountAsync', 'umount2Async', 'pollAsync']);
@@ -22,11 +24,16 @@ export interface SyncCallRecorder {
   syscalls: string[];
   /** node:fs calls, `name` or `name path` when the first argument is a path string. */
   fs: string[];
+  /** fs/promises calls of {@link FS_PROMISES_CALLS}, `name path` (recorded by {@link withRecordedFake}): what went off the main thread. */
+  asyncFs: string[];
 }
 
 export function syncCallRecorder(): SyncCallRecorder {
-  return { on: false, inFake: 0, syscalls: [], fs: [] };
+  return { on: false, inFake: 0, syscalls: [], fs: [], asyncFs: [] };
 }
+
+/** The fs/promises functions the DeviceSet's metadata store calls by default (FileHandle methods aside). */
+export const FS_PROMISES_CALLS: readonly string[] = ['open', 'rename', 'unlink', 'mkdir', 'readdir', 'lstat', 'readFile'];
 
 /** `fake` behind a Proxy that records every seam call while `rec.on`. */
 export function recordingKernel(fake: FakeKernel, rec: SyncCallRecorder): FakeKernel {
@@ -74,4 +81,54 @@ export function recordFs(rec: SyncCallRecorder, names: readonly string[] = FS_SY
     for (const [name, orig] of saved) mod[name] = orig;
     syncBuiltinESMExports();
   };
+}
+
+/** Wraps fs/promises' `names` to record each call made while `rec.on` into `rec.asyncFs`. Returns the undo. */
+export function recordFsPromises(rec: SyncCallRecorder, names: readonly string[] = FS_PROMISES_CALLS): () => void {
+  const promises = nodeFs.promises as unknown as Record<string, unknown>;
+  const saved = new Map<string, unknown>();
+  for (const name of names) {
+    const orig = promises[name] as ((...a: unknown[]) => unknown) | undefined;
+    if (typeof orig !== 'function') continue;
+    saved.set(name, orig);
+    promises[name] = function (this: unknown, ...args: unknown[]) {
+      if (rec.on && rec.inFake === 0) rec.asyncFs.push(`${name} ${String(args[0])}`);
+      return orig.apply(this, args);
+    };
+  }
+  return () => {
+    for (const [name, orig] of saved) promises[name] = orig;
+  };
+}
+
+/** What {@link withRecordedFake} gives its body. */
+export interface RecordedFake {
+  /** The fake itself (for the test's own moves: writeThin…). */
+  readonly fake: FakeKernel;
+  /** The fake behind the recording Proxy: the one to give the library. */
+  readonly kernel: FakeKernel;
+  readonly rec: SyncCallRecorder;
+  /** A fresh root path (not created), on /dev/shm where there is one. */
+  readonly root: string;
+}
+
+/**
+ * Runs `body` with a FakeKernel (its devDir `devDir`) behind a recorder, node:fs's *Sync calls
+ * and fs/promises' {@link FS_PROMISES_CALLS} recorded; undoes the wrapping and removes the temp
+ * directory afterwards.
+ */
+export async function withRecordedFake(devDir: string, body: (w: RecordedFake) => Promise<void>): Promise<void> {
+  const tmp = nodeFs.mkdtempSync(join(nodeFs.existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'sync-calls-'));
+  const fake = new FakeKernel({ sysfs: true, devDir });
+  const rec = syncCallRecorder();
+  const restoreSync = recordFs(rec);
+  const restoreAsync = recordFsPromises(rec);
+  try {
+    await body({ fake, kernel: recordingKernel(fake, rec), rec, root: join(tmp, 'root') });
+  } finally {
+    restoreAsync();
+    restoreSync();
+    fake.dispose();
+    nodeFs.rmSync(tmp, { recursive: true, force: true });
+  }
 }

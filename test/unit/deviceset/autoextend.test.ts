@@ -338,9 +338,9 @@ machine('a failed record write is logged; the grow stands', async () => {
   try {
     const init = fakeDeviceSetInit(w.fake, DEV);
     let failWrites = false;
-    const metadataFs = { ...nodeMetadataFs, renameSync: (a: string, b: string) => {
+    const metadataFs = { ...nodeMetadataFs, rename: async (a: string, b: string) => {
       if (failWrites) throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
-      nodeMetadataFs.renameSync(a, b);
+      await nodeMetadataFs.rename(a, b);
     } };
     const set = await DeviceSet.init(w.root, { ...init, metadataFs, options: AUTO, autoextend: { watch: false }, log: (l, m) => void w.logs.push(`${l}: ${m}`) });
     failWrites = true;
@@ -459,8 +459,8 @@ crash('a stop at every metadata write step after the grow: the grow stands; the 
   for (let n = 0; n < steps; n++) {
     let m0 = 0;
     const r = await runOnce(
-      { ...EXTEND, check: (sw, set) => {
-        const problems = EXTEND.check!(sw, set);
+      { ...EXTEND, check: async (sw, set) => {
+        const problems = await EXTEND.check!(sw, set);
         const last = set.autoextender.status().lastExtension;
         // The rename is step 4: a stop there or before leaves no entry; after it the entry is there.
         const want = n >= 5 ? 'data 67108864 100663296 lowWater' : 'none';
@@ -484,7 +484,7 @@ crash('a clean extend step leaves the invariants of the sweep', async () => {
   try {
     const { set, marks } = await EXTEND.setup(sw);
     await EXTEND.run(sw, set);
-    assert.equal([...checkInvariants(sw, set!, marks), ...EXTEND.check!(sw, set!)], []);
+    assert.equal([...(await checkInvariants(sw, set!, marks)), ...(await EXTEND.check!(sw, set!))], []);
     await set!.shutdown();
   } catch (err) {
     assert.ok(!isCrash(err), String(err));

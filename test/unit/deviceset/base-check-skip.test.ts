@@ -116,7 +116,7 @@ function assertChecked(o: Open, why: RegExp, what: string, activations = 1): voi
 async function healthy(w: World, opts = OPTS): Promise<void> {
   const first = await w.open({ opts });
   assert.is(first.uuidReads, 1, 'the new base: its UUID read once');
-  assert.ok(w.store().loadAll().deviceSet?.baseVerified, 'the creation is recorded as a check');
+  assert.ok((await w.store().loadAll()).deviceSet?.baseVerified, 'the creation is recorded as a check');
   await first.ds.addDevice(HASH, '');
   w.die();
   const again = await w.open({ opts });
@@ -136,8 +136,8 @@ async function onHealthy(fn: (w: World) => Promise<void>): Promise<void> {
 }
 
 /** The deviceset record, with its mark. */
-function marked(w: World): DeviceSetRecord & { baseVerified: NonNullable<DeviceSetRecord['baseVerified']> } {
-  const ds = w.store().loadAll().deviceSet;
+async function marked(w: World): Promise<DeviceSetRecord & { baseVerified: NonNullable<DeviceSetRecord['baseVerified']> }> {
+  const ds = (await w.store().loadAll()).deviceSet;
   assert.ok(ds?.baseVerified, 'a check is recorded');
   return ds as DeviceSetRecord & { baseVerified: NonNullable<DeviceSetRecord['baseVerified']> };
 }
@@ -156,11 +156,11 @@ test('a healthy reopen: no base activation, no UUID read, no metadata write; onl
 
 test('a root written before baseVerified existed loads, is checked once, then skipped', () =>
   onHealthy(async (w) => {
-    const { baseVerified: _old, ...older } = marked(w);
-    w.store().saveDeviceSet(older);
+    const { baseVerified: _old, ...older } = await marked(w);
+    await w.store().saveDeviceSet(older);
     const o = await w.open();
     assertChecked(o, /^no check recorded$/, 'old record');
-    assert.equal(w.store().loadAll().deviceSet?.baseVerified?.uuid, FAKE_FILESYSTEM_UUID);
+    assert.equal((await w.store().loadAll()).deviceSet?.baseVerified?.uuid, FAKE_FILESYSTEM_UUID);
     w.die();
     assertSkipped(await w.open(), 'after the check was recorded');
   }));
@@ -168,12 +168,12 @@ test('a root written before baseVerified existed loads, is checked once, then sk
 test('a grow intent on the base: checked (and the grow finished)', () =>
   onHealthy(async (w) => {
     const store = w.store();
-    const base = store.loadAll().devices.get('');
+    const base = (await store.loadAll()).devices.get('');
     assert.ok(base);
-    store.saveDevice({ ...base, growTo: 48 * 1024 * 1024 });
+    await store.saveDevice({ ...base, growTo: 48 * 1024 * 1024 });
     const o = await w.open({ opts: withBaseSize('48M') });
     assertChecked(o, /^the base record is not ready$/, 'grow intent', 2);
-    assert.is(w.store().loadAll().devices.get('')?.size, 48 * 1024 * 1024);
+    assert.is((await w.store().loadAll()).devices.get('')?.size, 48 * 1024 * 1024);
   }));
 
 test('a larger dm.basesize: checked and grown; the same one again: skipped', () =>
@@ -181,7 +181,7 @@ test('a larger dm.basesize: checked and grown; the same one again: skipped', () 
     const grown = withBaseSize('48M');
     const o = await w.open({ opts: grown });
     assertChecked(o, /^dm\.basesize=50331648 is not the base's size 33554432$/, 'dm.basesize grew', 2);
-    assert.is(w.store().loadAll().deviceSet?.baseVerified?.size, 48 * 1024 * 1024);
+    assert.is((await w.store().loadAll()).deviceSet?.baseVerified?.size, 48 * 1024 * 1024);
     w.die();
     assertSkipped(await w.open({ opts: grown }), 'after the grow');
   }));
@@ -213,14 +213,14 @@ test('a changed dm.fs: checked (the warning is given again), then recorded', asy
 test('a base recreated (left uninitialized): made anew with its check recorded for the new thin id', () =>
   onHealthy(async (w) => {
     const store = w.store();
-    const before = store.loadAll();
+    const before = (await store.loadAll());
     const base = before.devices.get('');
     assert.ok(base && before.deviceSet?.baseVerified);
     assert.is(before.deviceSet.baseVerified.deviceId, base.deviceId);
-    store.saveDevice({ ...base, initialized: false });
+    await store.saveDevice({ ...base, initialized: false });
     const o = await w.open();
     assert.is(o.uuidReads, 1, 'the new base UUID read');
-    const after = w.store().loadAll();
+    const after = (await w.store().loadAll());
     assert.is.not(after.devices.get('')?.deviceId, base.deviceId, 'a new thin id');
     assert.is(after.deviceSet?.baseVerified?.deviceId, after.devices.get('')?.deviceId);
     w.die();
@@ -235,12 +235,12 @@ test('a base record changed since the check (its size, or no filesystem named): 
       const opts = OPTS.filter((x) => !x.startsWith('dm.basesize='));
       await healthy(w, withBaseSize('32M'));
       const store = w.store();
-      const base = store.loadAll().devices.get('');
+      const base = (await store.loadAll()).devices.get('');
       assert.ok(base);
-      if (change === 'size') store.saveDevice({ ...base, size: 48 * 1024 * 1024 });
+      if (change === 'size') await store.saveDevice({ ...base, size: 48 * 1024 * 1024 });
       else {
         const { filesystem: _fs, ...rest } = base;
-        store.saveDevice(rest);
+        await store.saveDevice(rest);
       }
       const why = change === 'size' ? /^the base record is not the one checked$/ : /^the base record names no filesystem$/;
       assertChecked(await w.open({ opts }), why, change);
@@ -255,22 +255,22 @@ test('a base record changed since the check (its size, or no filesystem named): 
 test('a base record whose UUID is not the checked one: checked, and the mismatch found', () =>
   onHealthy(async (w) => {
     const store = w.store();
-    const base = store.loadAll().devices.get('');
-    const ds = store.loadAll().deviceSet;
+    const base = (await store.loadAll()).devices.get('');
+    const ds = (await store.loadAll()).deviceSet;
     assert.ok(base && ds);
-    store.saveDevice({ ...base, filesystemUuid: 'another-uuid' });
-    store.saveDeviceSet({ ...ds, baseFilesystemUuid: 'another-uuid' });
+    await store.saveDevice({ ...base, filesystemUuid: 'another-uuid' });
+    await store.saveDeviceSet({ ...ds, baseFilesystemUuid: 'another-uuid' });
     await rejects(w.open(), BaseUuidMismatchError);
     assert.ok(w.logs.includes('debug: checking the base device: the recorded UUIDs differ from the checked one'));
   }));
 
 test('a pool transaction id below the recorded one: checked', () =>
   onHealthy(async (w) => {
-    const ds = marked(w);
-    w.store().saveDeviceSet({ ...ds, baseVerified: { ...ds.baseVerified, transactionId: 1000 } });
+    const ds = await marked(w);
+    await w.store().saveDeviceSet({ ...ds, baseVerified: { ...ds.baseVerified, transactionId: 1000 } });
     const o = await w.open();
     assertChecked(o, /^the pool's transaction id went back \(1000 → 2\)$/, 'txid back');
-    assert.is(w.store().loadAll().deviceSet?.baseVerified?.transactionId, 2, 'recorded at the pool\'s id');
+    assert.is((await w.store().loadAll()).deviceSet?.baseVerified?.transactionId, 2, 'recorded at the pool\'s id');
   }));
 
 test('a pool over other backing files (new inodes, after a reboot): checked', () =>
@@ -307,7 +307,7 @@ test('an external pool (dm.thinpooldev) recreated under its name with another dm
     const opts = ['dm.thinpooldev=lvm-pool', 'dm.basesize=16M', 'dm.min_free_space=0%'];
     const first = await w.open({ opts });
     assert.is(first.uuidReads, 1);
-    assert.match(w.store().loadAll().deviceSet?.baseVerified?.pool ?? '', /^external lvm-pool uuid=LVM-one data=7:\d+ metadata=7:\d+$/);
+    assert.match((await w.store().loadAll()).deviceSet?.baseVerified?.pool ?? '', /^external lvm-pool uuid=LVM-one data=7:\d+ metadata=7:\d+$/);
     w.die();
     assertSkipped(await w.open({ opts }), 'the same external pool');
     w.die();
@@ -340,16 +340,16 @@ test('recovery work (an addDevice interrupted before its commit): checked', () =
 
 test('the base device left active (a crash during a check, or someone else): checked, and deactivated', () =>
   onHealthy(async (w) => {
-    const mark = marked(w).baseVerified;
+    const mark = (await marked(w)).baseVerified;
     const o1 = await w.open();
     await o1.ds.activateDevice('');
     w.die();
     // activateDevice('') dropped the mark (next test); put it back to see the active check alone.
     const store = w.store();
-    const ds = store.loadAll().deviceSet;
+    const ds = (await store.loadAll()).deviceSet;
     assert.ok(ds);
     assert.is(ds.baseVerified, undefined);
-    store.saveDeviceSet({ ...ds, baseVerified: mark });
+    await store.saveDeviceSet({ ...ds, baseVerified: mark });
     const o = await w.open();
     assertChecked(o, /^the base device is active$/, 'active base', 0);
     assert.not.ok(w.fake.devices().some((d) => d.name.endsWith('-base')), 'deactivated by the check');
@@ -370,7 +370,7 @@ test('activateDevice(\'\') and mountDevice(\'\') drop the mark: the next init ch
         await o1.ds.mountDevice('', mnt);
         await o1.ds.unmountDevice('', mnt);
       }
-      assert.is(w.store().loadAll().deviceSet?.baseVerified, undefined, how);
+      assert.is((await w.store().loadAll()).deviceSet?.baseVerified, undefined, how);
       w.die();
       assertChecked(await w.open(), /^no check recorded$/, how);
     } finally {

@@ -38,18 +38,18 @@ test('recreated base: crash before its uuid is saved; the next init adopts the n
     const first = await init();
     await first.shutdown();
     const store = new MetadataStore(root);
-    assert.is(store.loadAll().deviceSet?.baseFilesystemUuid, 'uuid-1');
+    assert.is((await store.loadAll()).deviceSet?.baseFilesystemUuid, 'uuid-1');
     // An earlier run left the base uninitialized: the next init deletes and recreates it.
-    const rec = store.loadAll().devices.get('');
+    const rec = (await store.loadAll()).devices.get('');
     assert.ok(rec);
-    store.saveDevice({ ...rec, initialized: false });
+    await store.saveDevice({ ...rec, initialized: false });
     await init('base:before-uuid-save').then(
       () => assert.unreachable('the crash point should have stopped init'),
       (e: unknown) => assert.match(String(e), /simulated death/),
     );
     assert.is(mkfsCount, 2, 'the base was recreated (mkfs ran again)');
     const again = await init();
-    const loaded = new MetadataStore(root).loadAll();
+    const loaded = await new MetadataStore(root).loadAll();
     assert.is(loaded.deviceSet?.baseFilesystemUuid, 'uuid-2');
     assert.is(loaded.devices.get('')?.filesystemUuid, 'uuid-2');
     await again.shutdown();

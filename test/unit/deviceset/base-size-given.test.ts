@@ -17,20 +17,20 @@ test('a reopen without dm.basesize keeps the base as it is; with a smaller one i
   const fake = new FakeKernel({ sysfs: true, devDir: '/fakedev' });
   const root = mkdtempSync(join(tmpdir(), 'ds-base-given-'));
   const init = (options: readonly string[] | DeviceSetOptions) => DeviceSet.init(root, { ...fakeDeviceSetInit(fake, '/fakedev'), options: options as string[], log: () => {} });
-  const baseSize = (): number | undefined => new MetadataStore(root).loadAll().devices.get('')?.size;
+  const baseSize = async (): Promise<number | undefined> => (await new MetadataStore(root).loadAll()).devices.get('')?.size;
   try {
     await (await init([...POOL, 'dm.basesize=32M'])).shutdown();
-    assert.is(baseSize(), 32 * M);
+    assert.is(await baseSize(), 32 * M);
     // Not given: the default (10G) is not a request to grow.
     await (await init(POOL)).shutdown();
-    assert.is(baseSize(), 32 * M);
+    assert.is(await baseSize(), 32 * M);
     await (await init({ loopDataSize: '64M', loopMetadataSize: '2M', minFreeSpacePercent: 0 })).shutdown();
-    assert.is(baseSize(), 32 * M);
+    assert.is(await baseSize(), 32 * M);
     // Given and smaller: refused, in either form.
     const err = await rejects(init([...POOL, 'dm.basesize=16M']), DeviceSizeError);
     assert.is(err.message, 'base device size cannot be smaller than 33554432 bytes (dm.basesize=16777216)');
     await rejects(init({ loopDataSize: '64M', loopMetadataSize: '2M', minFreeSpacePercent: 0, baseSize: 16 * M }), DeviceSizeError);
-    assert.is(baseSize(), 32 * M);
+    assert.is(await baseSize(), 32 * M);
   } finally {
     fake.dispose();
     rmSync(root, { recursive: true, force: true });

@@ -61,7 +61,7 @@ test('a crash that loses the lazy write after an addDevice commit: the intent re
     assert.is(JSON.parse(readFileSync(join(w.root, 'metadata', 'b'), 'utf8')).state, 'creating');
     w.die(true);
     const again = await w.init();
-    assert.equal(checkInvariants(w, again, marks), []);
+    assert.equal(await checkInvariants(w, again, marks), []);
     assert.is(again.deviceInfo('b').deviceId, 3);
     assert.ok(w.logs.some((l) => l.includes('mark-ready b (rollforward-committed-create)')), w.logs.join('\n'));
     await again.shutdown();
@@ -84,7 +84,7 @@ test('a crash that loses the lazy unlink after a deleteDevice commit: the intent
     assert.is(JSON.parse(readFileSync(join(w.root, 'metadata', 'b'), 'utf8')).state, 'deleting');
     w.die(true);
     const again = await w.init();
-    assert.equal(checkInvariants(w, again, new Map()), []);
+    assert.equal(await checkInvariants(w, again, new Map()), []);
     assert.is(again.hasDevice('b'), false);
     assert.is(w.fake.pool(again.poolName)?.thins.has(idB), false);
     assert.ok(w.logs.some((l) => l.includes('drop record b (rollforward-committed-delete)')), w.logs.join('\n'));
@@ -112,14 +112,14 @@ test('old layout: a snapshot interrupted after its message, before the commit, i
     // What the older version wrote and did before dying at snapshot:before-commit.
     const store = new MetadataStore(w.root);
     const open = Number(txid) + 1;
-    store.saveTransaction({ openTransactionId: open, deviceHash: 'b', deviceId: 9, op: 'snapshot', originDeviceId: originId, size: 16 << 20 });
-    store.saveDevice({ hash: 'b', deviceId: 9, size: 16 << 20, transactionId: open, initialized: false, deleted: false, state: 'creating', createdAt: '2026-01-01T00:00:00.000Z' });
+    await store.saveTransaction({ openTransactionId: open, deviceHash: 'b', deviceId: 9, op: 'snapshot', originDeviceId: originId, size: 16 << 20 });
+    await store.saveDevice({ hash: 'b', deviceId: 9, size: 16 << 20, transactionId: open, initialized: false, deleted: false, state: 'creating', createdAt: '2026-01-01T00:00:00.000Z' });
     const { pool, dm } = await openPool(w, poolName);
     await pool.createSnap(9, originId);
     dm.close();
     assert.is(w.fake.pool(poolName)!.thins.has(9), true);
     const again = await w.init();
-    assert.equal(checkInvariants(w, again, marks), []);
+    assert.equal(await checkInvariants(w, again, marks), []);
     assert.is(w.fake.pool(poolName)!.thins.has(9), false);
     assert.is(w.fake.pool(poolName)!.transactionId, txid);
     assert.is(again.hasDevice('b'), false);
@@ -142,15 +142,15 @@ test('old layout: a snapshot interrupted after its commit and ready record, befo
     w.die();
     const store = new MetadataStore(w.root);
     const open = Number(txid) + 1;
-    store.saveTransaction({ openTransactionId: open, deviceHash: 'b', deviceId: 9, op: 'snapshot', originDeviceId: originId, size: 16 << 20 });
-    store.saveDevice({ hash: 'b', deviceId: 9, size: 16 << 20, transactionId: open, initialized: false, deleted: false, state: 'creating', createdAt: '2026-01-01T00:00:00.000Z' });
+    await store.saveTransaction({ openTransactionId: open, deviceHash: 'b', deviceId: 9, op: 'snapshot', originDeviceId: originId, size: 16 << 20 });
+    await store.saveDevice({ hash: 'b', deviceId: 9, size: 16 << 20, transactionId: open, initialized: false, deleted: false, state: 'creating', createdAt: '2026-01-01T00:00:00.000Z' });
     const { pool, dm } = await openPool(w, poolName);
     await pool.createSnap(9, originId);
     await pool.setTransactionId(txid, open);
     dm.close();
-    store.saveDevice({ hash: 'b', deviceId: 9, size: 16 << 20, transactionId: open, initialized: false, deleted: false, state: 'ready', createdAt: '2026-01-01T00:00:00.000Z' });
+    await store.saveDevice({ hash: 'b', deviceId: 9, size: 16 << 20, transactionId: open, initialized: false, deleted: false, state: 'ready', createdAt: '2026-01-01T00:00:00.000Z' });
     const again = await w.init();
-    assert.equal(checkInvariants(w, again, marks), []);
+    assert.equal(await checkInvariants(w, again, marks), []);
     assert.is(again.deviceInfo('b').deviceId, 9);
     assert.is(existsSync(join(w.root, 'metadata', TRANSACTION_FILE)), false);
     await again.shutdown();
@@ -169,17 +169,17 @@ test('old layout: a delete interrupted after its message, before the commit, is 
     const poolName = set.poolName;
     const txid = w.fake.pool(poolName)!.transactionId;
     const b = set.deviceInfo('b');
-    const recB = new MetadataStore(w.root).loadAll().devices.get('b')!;
+    const recB = (await new MetadataStore(w.root).loadAll()).devices.get('b')!;
     w.die();
     const store = new MetadataStore(w.root);
     const open = Number(txid) + 1;
-    store.saveTransaction({ openTransactionId: open, deviceHash: 'b', deviceId: b.deviceId, op: 'delete' });
-    store.saveDevice({ ...recB, state: 'deleting' }); // the older version kept the record's own txid
+    await store.saveTransaction({ openTransactionId: open, deviceHash: 'b', deviceId: b.deviceId, op: 'delete' });
+    await store.saveDevice({ ...recB, state: 'deleting' }); // the older version kept the record's own txid
     const { pool, dm } = await openPool(w, poolName);
     await pool.deleteThin(b.deviceId);
     dm.close();
     const again = await w.init();
-    assert.equal(checkInvariants(w, again, marks, new Set(['b'])), []);
+    assert.equal(await checkInvariants(w, again, marks, new Set(['b'])), []);
     assert.is(again.hasDevice('b'), false);
     assert.is(w.fake.pool(poolName)!.transactionId, BigInt(open));
     assert.is(existsSync(join(w.root, 'metadata', TRANSACTION_FILE)), false);

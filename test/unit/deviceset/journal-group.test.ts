@@ -160,7 +160,7 @@ for (const s of SCENARIOS) {
       assert.is(open.length, s.inFlight);
       w.die(true);
       const again = await w.init();
-      assert.equal(checkInvariants(w, again, marks, new Set(s.gone)), []);
+      assert.equal(await checkInvariants(w, again, marks, new Set(s.gone)), []);
       for (const h of s.kept) assert.ok(again.hasDevice(h), `${h} kept`);
       for (const h of s.gone) assert.is(again.hasDevice(h), false, `${h} gone`);
       const after = w.fake.pool(again.poolName)!.transactionId;

@@ -230,22 +230,22 @@ prim('ensurePrivateMountDir: mnt/ and the mount point are private real directori
   }
 });
 
-prim('MetadataStore refuses a linked metadata dir and a linked record', () => {
+prim('MetadataStore refuses a linked metadata dir and a linked record', async () => {
   const victimDir = join(tmp, 'victim-dir');
   mkdirSync(victimDir, { mode: 0o700 });
   const root = join(tmp, 'root');
   mkdirSync(root, { mode: 0o700 });
   symlinkSync(victimDir, join(root, 'metadata'));
-  unsafe(() => new MetadataStore(root).loadAll(), join(root, 'metadata'), 'symlink');
-  unsafe(() => new MetadataStore(root).saveDeviceSet({ formatVersion: 1, nextDeviceId: 1, options: [] }), join(root, 'metadata'), 'symlink');
+  await unsafeAsync(new MetadataStore(root).loadAll(), join(root, 'metadata'), 'symlink');
+  await unsafeAsync(new MetadataStore(root).saveDeviceSet({ formatVersion: 1, nextDeviceId: 1, options: [] }), join(root, 'metadata'), 'symlink');
   assert.equal(readdirSync(victimDir), []);
 
   const root2 = join(tmp, 'root2');
   const store = new MetadataStore(root2);
-  store.saveDeviceSet({ formatVersion: 1, nextDeviceId: 1, options: [] });
+  await store.saveDeviceSet({ formatVersion: 1, nextDeviceId: 1, options: [] });
   const v = victimFile();
   symlinkSync(v, join(root2, 'metadata', 'base'));
-  unsafe(() => store.loadAll(), join(root2, 'metadata', 'base'), 'symlink');
+  await unsafeAsync(store.loadAll(), join(root2, 'metadata', 'base'), 'symlink');
   assertVictimUntouched(v);
 });
 

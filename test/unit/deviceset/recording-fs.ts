@@ -3,7 +3,7 @@
 // counts file fsyncs, directory fsyncs, renames and unlinks, and can lose every name change since
 // the last directory fsync (a power cut).
 import { constants, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
+import { nodeMetadataFs, type MetadataFile, type MetadataFs } from '../../../src/deviceset/metadata.js';
 
 /** What one stretch of work cost on the metadata directory. */
 export interface Cost {
@@ -20,7 +20,7 @@ interface Pending {
 }
 
 /**
- * nodeMetadataFs that tells file fsyncs from directory fsyncs (the fd was opened O_DIRECTORY),
+ * nodeMetadataFs that tells file fsyncs from directory fsyncs (the file was opened O_DIRECTORY),
  * and remembers the renames and unlinks since the last directory fsync so that {@link powerCut}
  * can lose them all (the worst a crash may do to them; the file data was fsynced or is a temp).
  */
@@ -30,7 +30,6 @@ export class RecordingFs implements MetadataFs {
   #alive(what: string): void {
     if (this.dead()) throw new Error(`metadata ${what} after death`);
   }
-  readonly dirFds = new Set<number>();
   pending: Pending[] = [];
   #remember(name: string): void {
     this.pending.push({ name, before: existsSync(name) ? readFileSync(name, 'utf8') : undefined });
@@ -52,47 +51,39 @@ export class RecordingFs implements MetadataFs {
     this.cost = { fileFsyncs: 0, dirFsyncs: 0, renames: 0, unlinks: 0 };
     return c;
   }
-  mkdirSync(path: string, options: { recursive: true; mode: number }): void {
-    nodeMetadataFs.mkdirSync(path, options);
+  readonly mkdir = nodeMetadataFs.mkdir;
+  readonly readdir = nodeMetadataFs.readdir;
+  readonly readFile = nodeMetadataFs.readFile;
+  async open(path: string, flags: number, mode?: number): Promise<MetadataFile> {
+    this.#alive('open');
+    const file = await nodeMetadataFs.open(path, flags, mode);
+    const dir = (flags & constants.O_DIRECTORY) !== 0;
+    return {
+      write: (data, offset, length) => {
+        this.#alive('write');
+        return file.write(data, offset, length);
+      },
+      sync: () => {
+        this.#alive('sync');
+        if (dir) {
+          this.cost.dirFsyncs++;
+          this.pending = [];
+        } else this.cost.fileFsyncs++;
+        return file.sync();
+      },
+      close: () => file.close(),
+    };
   }
-  readdirSync(path: string): string[] {
-    return nodeMetadataFs.readdirSync(path);
-  }
-  readFileSync(path: string): string {
-    return nodeMetadataFs.readFileSync(path);
-  }
-  openSync(path: string, flags: number, mode?: number): number {
-    this.#alive('openSync');
-    const fd = nodeMetadataFs.openSync(path, flags, mode);
-    if ((flags & constants.O_DIRECTORY) !== 0) this.dirFds.add(fd);
-    return fd;
-  }
-  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number {
-    this.#alive('writeSync');
-    return nodeMetadataFs.writeSync(fd, data, offset, length);
-  }
-  fsyncSync(fd: number): void {
-    this.#alive('fsyncSync');
-    if (this.dirFds.has(fd)) {
-      this.cost.dirFsyncs++;
-      this.pending = [];
-    } else this.cost.fileFsyncs++;
-    nodeMetadataFs.fsyncSync(fd);
-  }
-  closeSync(fd: number): void {
-    this.dirFds.delete(fd);
-    nodeMetadataFs.closeSync(fd);
-  }
-  renameSync(from: string, to: string): void {
-    this.#alive('renameSync');
+  async rename(from: string, to: string): Promise<void> {
+    this.#alive('rename');
     this.cost.renames++;
     this.#remember(to);
-    nodeMetadataFs.renameSync(from, to);
+    await nodeMetadataFs.rename(from, to);
   }
-  unlinkSync(path: string): void {
-    this.#alive('unlinkSync');
+  async unlink(path: string): Promise<void> {
+    this.#alive('unlink');
     this.cost.unlinks++;
     if (existsSync(path)) this.#remember(path);
-    nodeMetadataFs.unlinkSync(path);
+    await nodeMetadataFs.unlink(path);
   }
 }

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { formatDmOptions, parseDmOptions } from '../../../src/deviceset/options.js';
 import { MetadataStore } from '../../../src/deviceset/metadata.js';
-import { report, typedOrOk } from './common.js';
+import { report, typedOrOk, typedOrOkAsync } from './common.js';
 
 const t0 = performance.now();
 
@@ -97,14 +97,14 @@ const fileContent = fc.oneof(
   fc.string({ maxLength: 40 }),
 );
 
-test('MetadataStore.loadAll: arbitrary and corrupted files give records or MetadataCorruptError', () => {
-  fc.assert(
-    fc.property(fc.array(fc.tuple(fileName, fileContent), { maxLength: 5 }), (files) => {
+test('MetadataStore.loadAll: arbitrary and corrupted files give records or MetadataCorruptError', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fileName, fileContent), { maxLength: 5 }), async (files) => {
       rmSync(META, { recursive: true, force: true });
       const store = new MetadataStore(dir);
-      store.loadAll(); // creates the directory
+      await store.loadAll(); // creates the directory
       for (const [name, content] of files) writeFileSync(join(META, name), content);
-      const loaded = typedOrOk('MetadataStore.loadAll', () => store.loadAll());
+      const loaded = await typedOrOkAsync('MetadataStore.loadAll', () => store.loadAll());
       if (loaded === undefined) return;
       // What loads is self-consistent and no temp file survives.
       for (const [hash, r] of loaded.devices) assert.is(r.hash, hash);

@@ -12,7 +12,7 @@ import { ThinPool } from '../../../src/thin/index.js';
 import { FAKE_FILESYSTEM_UUID, FakeKernel, SimulatedCrash, fakeBlockDevices, fakeFsTools } from '../../../src/testing/index.js';
 import { DeviceSet } from '../../../src/deviceset/device-set.js';
 import type { DeviceSetInit } from '../../../src/deviceset/types.js';
-import { MetadataStore, nodeMetadataFs, type MetadataFs } from '../../../src/deviceset/metadata.js';
+import { MetadataStore, nodeMetadataFs, type MetadataFile, type MetadataFs } from '../../../src/deviceset/metadata.js';
 import { DeviceSetLockedError } from '../../../src/deviceset/errors.js';
 import { RootLock } from '../../../src/deviceset/root-lock.js';
 import type { FsTools } from '../../../src/deviceset/fs-tools.js';
@@ -47,43 +47,41 @@ export class CountingMetadataFs implements MetadataFs {
       throw new SimulatedCrash(i, 'before', `metadata write step ${i} (${what})`);
     }
   }
-  mkdirSync(path: string, options: { recursive: true; mode: number }): void {
+  async mkdir(path: string, options: { recursive: true; mode: number }): Promise<void> {
     this.#step('mkdir');
-    nodeMetadataFs.mkdirSync(path, options);
+    await nodeMetadataFs.mkdir(path, options);
   }
-  readdirSync(path: string): string[] {
-    return nodeMetadataFs.readdirSync(path);
-  }
-  readFileSync(path: string): string {
-    return nodeMetadataFs.readFileSync(path);
-  }
-  openSync(path: string, flags: number, mode?: number): number {
+  readonly readdir = nodeMetadataFs.readdir;
+  readonly readFile = nodeMetadataFs.readFile;
+  async open(path: string, flags: number, mode?: number): Promise<MetadataFile> {
     this.#step('open');
-    return nodeMetadataFs.openSync(path, flags, mode);
+    const file = await nodeMetadataFs.open(path, flags, mode);
+    return {
+      write: async (data, offset, length) => {
+        this.#step('write');
+        return file.write(data, offset, length);
+      },
+      sync: async () => {
+        this.#step('fsync');
+        await file.sync();
+      },
+      close: async () => {
+        // The file is closed either way (a dead process's fds are closed by the kernel).
+        try {
+          this.#step('close');
+        } finally {
+          await file.close();
+        }
+      },
+    };
   }
-  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number {
-    this.#step('write');
-    return nodeMetadataFs.writeSync(fd, data, offset, length);
-  }
-  fsyncSync(fd: number): void {
-    this.#step('fsync');
-    nodeMetadataFs.fsyncSync(fd);
-  }
-  closeSync(fd: number): void {
-    // The fd is closed either way (a dead process's fds are closed by the kernel).
-    try {
-      this.#step('close');
-    } finally {
-      nodeMetadataFs.closeSync(fd);
-    }
-  }
-  renameSync(from: string, to: string): void {
+  async rename(from: string, to: string): Promise<void> {
     this.#step('rename');
-    nodeMetadataFs.renameSync(from, to);
+    await nodeMetadataFs.rename(from, to);
   }
-  unlinkSync(path: string): void {
+  async unlink(path: string): Promise<void> {
     this.#step('unlink');
-    nodeMetadataFs.unlinkSync(path);
+    await nodeMetadataFs.unlink(path);
   }
 }
 
@@ -179,9 +177,9 @@ export function poolThins(w: World, set: DeviceSet): Map<number, number> {
  * The invariants a freshly inited set must satisfy (see issue 10). Returns problems (empty =
  * good). `marks`: hash → mapped blocks written before; a surviving record must still map them.
  */
-export function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone: ReadonlySet<string> = new Set()): string[] {
+export async function checkInvariants(w: World, set: DeviceSet, marks: DataMarks, gone: ReadonlySet<string> = new Set()): Promise<string[]> {
   const problems: string[] = [];
-  const loaded = new MetadataStore(w.root).loadAll();
+  const loaded = await new MetadataStore(w.root).loadAll();
   const pool = w.fake.pool(set.poolName);
   if (!pool) return [`pool ${set.poolName} not active after init`];
   if (loaded.transaction) problems.push(`open transaction left: ${JSON.stringify(loaded.transaction)}`);
@@ -279,7 +277,7 @@ export interface SweptOp {
   /** Options of the op and of the recovering init (default: those of the setup). */
   readonly options?: readonly string[];
   /** Extra invariants after the recovering init. */
-  readonly check?: (w: World, set: DeviceSet) => string[];
+  readonly check?: (w: World, set: DeviceSet) => string[] | Promise<string[]>;
 }
 
 /**
@@ -316,9 +314,9 @@ const GROWN_BASE_OPTIONS = ['dm.loopdatasize=64M', 'dm.loopmetadatasize=2M', 'dm
 
 /** No grow left in flight, no grow mount left, and `hash` (when it exists) at `bytes`. */
 function grownTo(hash: string, bytes: bigint) {
-  return (w: World, set: DeviceSet): string[] => {
+  return async (w: World, set: DeviceSet): Promise<string[]> => {
     const problems: string[] = [];
-    for (const r of new MetadataStore(w.root).loadAll().devices.values()) if (r.growTo !== undefined) problems.push(`${r.hash || 'base'} still has a grow in flight`);
+    for (const r of (await new MetadataStore(w.root).loadAll()).devices.values()) if (r.growTo !== undefined) problems.push(`${r.hash || 'base'} still has a grow in flight`);
     if (w.fake.mounts().length > 0) problems.push(`mounts left: ${w.fake.mounts().map((m) => m.target).join(', ')}`);
     if (set.hasDevice(hash) && set.deviceInfo(hash).size !== bytes) problems.push(`${hash || 'base'} is ${set.deviceInfo(hash).size} bytes, want ${bytes}`);
     return problems;
@@ -531,8 +529,8 @@ export async function runOnce(
       return { problems, outcome, error };
     }
     // Uncommitted pool changes die with a reboot; data writes were committed, so marks hold.
-    problems.push(...checkInvariants(w, set2, marks, op.gone));
-    if (op.check) problems.push(...op.check(w, set2));
+    problems.push(...(await checkInvariants(w, set2, marks, op.gone)));
+    if (op.check) problems.push(...(await op.check(w, set2)));
     await set2.shutdown();
     problems.push(...checkClean(w));
     return { problems, outcome, error };
