@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // npm run bench [-- --smoke] [-- --out FILE] [-- --report FILE]
 //
-// 1. Compiles the C comparison programs on the host (bench/reference/floor.c always;
-//    libdm.c when /usr/include/libdevmapper.h is there) into .cache/bench/.
+// 1. Compiles the C comparison programs on the host (bench/reference/floor.c always; libdm.c
+//    against libdevmapper, whose -dev package a full run as root installs: lib/libdm-headers.ts)
+//    into .cache/bench/.
 // 2. Boots the VM ONCE and runs every benchmark in it (bench/guest.ts, as root).
 // 3. Prints the report (tables, ratios, PASS/MISS per target) and the results path, then the
 //    native host sections: JS overhead per call (overhead.ts), loop devices on the host's loop
@@ -17,6 +18,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInVm } from '../src/vm/index.js';
 import { BIN_DIR, compileC } from './lib/cc.js';
+import { ensureLibdmHeaders } from './lib/libdm-headers.js';
 import { renderReport } from './lib/report.js';
 import { appendHistory, collectRatios, HISTORY_FILE, previousLine, readHistory, renderHistoryComparison, runContext, type HistoryLine } from './lib/history.js';
 import { renderNativeLoop } from './lib/native-loop.js';
@@ -51,13 +53,9 @@ const out = resolve(opt('--out') ?? join(repo, 'bench/results', smoke ? 'smoke.j
 const binDir = BIN_DIR;
 const floorErr = compileC('floor.c', 'floor');
 if (floorErr) console.log(`[bench] the C floor could not be built (${floorErr}); floor columns will be n/a`);
-let libdmUnavailable = '';
-if (!existsSync('/usr/include/libdevmapper.h')) {
-  rmSync(join(binDir, 'libdm'), { force: true });
-  libdmUnavailable = 'libdevmapper-dev is not installed on the host (as root: apt-get install libdevmapper-dev)';
-} else {
-  libdmUnavailable = compileC('libdm.c', 'libdm', ['-ldevmapper']);
-}
+let libdmUnavailable = ensureLibdmHeaders(smoke);
+if (libdmUnavailable) rmSync(join(binDir, 'libdm'), { force: true });
+else libdmUnavailable = compileC('libdm.c', 'libdm', ['-ldevmapper']);
 if (libdmUnavailable) console.log(`[bench] libdm: n/a — ${libdmUnavailable}`);
 
 rmSync(out, { force: true });
