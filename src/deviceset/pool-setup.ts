@@ -20,6 +20,7 @@ import {
   UnexpectedTargetError,
   classifyMetadataHead,
   METADATA_BLOCK_BYTES,
+  parseDevNumber,
   SECTOR_SIZE,
   THIN_METADATA_MAX_BYTES,
   type BlockDevices,
@@ -397,9 +398,13 @@ export class PoolSetup {
     }
   }
 
-  /** The loop device backing `file` whose number is `devNumber` (from the pool table). */
+  /**
+   * The loop device backing `file` whose number is `devNumber` (from the live pool table): that
+   * device alone is read and proven ours (its backing dev/ino is `file`'s), no scan of every loop.
+   */
   async #loopFor(file: string, devNumber: string): Promise<string> {
-    const match = (await this.#loops.findByBackingFile(file)).find((m) => `${m.major}:${m.minor}` === devNumber);
+    const device = parseDevNumber(devNumber);
+    const match = device && (await this.#loops.findByBackingFile(file, { device })).find((m) => `${m.major}:${m.minor}` === devNumber);
     if (!match) {
       throw new ThinPoolOwnershipError(poolNameFor(this.#prefix), `its device ${devNumber} is not a loop device of ${file}: the pool does not belong to this root`);
     }

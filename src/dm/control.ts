@@ -23,7 +23,7 @@ import {
   type TableStatusOptions,
   type WaitForEventOptions,
 } from './options.js';
-import { readDeps, readDeviceList, readTableStatus, readVersions, readWait } from './readers.js';
+import { readDeps, readDeviceList, readTableStatus, readTableStatusWithInfo, readVersions, readWait } from './readers.js';
 import {
   armPollRequest,
   createRequest,
@@ -535,6 +535,17 @@ export class DmControl {
    */
   async tableStatus(ref: DeviceRef, options: TableStatusOptions = {}): Promise<TargetLine[]> {
     return readTableStatus(this.#io, ref, options);
+  }
+
+  /**
+   * {@link tableStatus} and {@link deviceInfo} from one DM_TABLE_STATUS: the kernel fills the
+   * reply header with the device's status before the table (drivers/md/dm-ioctl.c: table_status()
+   * calls __dev_status()), so both describe the same device at the same moment.
+   * Valid flags: DM_STATUS_TABLE_FLAG, DM_QUERY_INACTIVE_TABLE_FLAG, DM_NOFLUSH_FLAG.
+   * @throws DeviceNotFoundError (ENXIO)
+   */
+  async tableStatusWithInfo(ref: DeviceRef, options: TableStatusOptions = {}): Promise<{ readonly info: DeviceInfo; readonly targets: TargetLine[] }> {
+    return readTableStatusWithInfo(this.#io, ref, options);
   }
 
   /**

@@ -38,6 +38,12 @@ export async function readTableStatus(ioctl: DmIoctl, ref: DeviceRef, options: T
   return tableText(decodeTargets(header, buf), buf, options);
 }
 
+/** DM_TABLE_STATUS with its reply header decoded too; see DmControl.tableStatusWithInfo. */
+export async function readTableStatusWithInfo(ioctl: DmIoctl, ref: DeviceRef, options: TableStatusOptions): Promise<{ info: DeviceInfo; targets: TargetLine[] }> {
+  const { header, buf } = await ioctl(tableStatusRequest(ref, options));
+  return { info: decodeDeviceInfo(header), targets: tableText(decodeTargets(header, buf), buf, options) };
+}
+
 /** DM_DEV_WAIT, decoded; see DmControl.deviceWait. */
 export async function readWait(ioctl: DmIoctl, ref: DeviceRef, eventNr: number, options: TableStatusOptions): Promise<{ info: DeviceInfo; targets: TargetLine[] }> {
   const { header, buf } = await ioctl(waitRequest(ref, eventNr, options));

@@ -67,7 +67,7 @@ import {
 import { LoopAttachment, type LoopDeviceRef, type LoopStatus } from './attachment.js';
 import { loopOpenError, openLoopDevice } from './device-node.js';
 import { resolveAttachOptions, type LoopAttachOptions, type ResolvedLoopAttachOptions } from './options.js';
-import { DEFAULT_SYSFS_ROOT, boundLoopsTwin, isLoopBound, loopsTwin, type LoopSysfsBinding, type LoopSysfsInfo } from './sysfs.js';
+import { DEFAULT_SYSFS_ROOT, boundLoopsTwin, type BoundLoopSysfsInfo, isLoopBound, loopByNumberTwin, loopsTwin, type LoopSysfsBinding, type LoopSysfsInfo } from './sysfs.js';
 import { all, io, runAsync, runSync, type IoStep, type Twin } from './twin.js';
 
 /** Loop devices are block major 7 (include/uapi/linux/major.h LOOP_MAJOR). */
@@ -155,6 +155,12 @@ export interface LoopMatch extends LoopDeviceRef {
 export interface LoopMatchFilter {
   readonly offset?: bigint | number;
   readonly sizeLimit?: bigint | number;
+  /**
+   * Only the loop device with this number (e.g. from a dm table): it alone is read (its sysfs
+   * attributes and one LOOP_GET_STATUS64), instead of every bound device. The match is proven the
+   * same way.
+   */
+  readonly device?: { readonly major: number; readonly minor: number };
 }
 
 /** What {@link LoopControl.detach} did. */
@@ -822,7 +828,7 @@ export class LoopControl {
     }
     const wantOffset = filter.offset === undefined ? undefined : BigInt(filter.offset);
     const wantLimit = filter.sizeLimit === undefined ? undefined : BigInt(filter.sizeLimit);
-    const bound = yield* boundLoopsTwin(this.#sysfsRoot);
+    const bound = filter.device === undefined ? yield* boundLoopsTwin(this.#sysfsRoot) : yield* this.#boundByNumberTwin(filter.device);
     const out: LoopMatch[] = [];
     if (target) {
       const t = target;
@@ -848,6 +854,12 @@ export class LoopControl {
     return out;
   }
 
+  /** The bound loop device numbered `device`, as a list of zero or one. */
+  *#boundByNumberTwin(device: { readonly major: number; readonly minor: number }): Twin<BoundLoopSysfsInfo[]> {
+    const l = yield* loopByNumberTwin(device.major, device.minor, this.#sysfsRoot);
+    return l?.binding === undefined ? [] : [{ ...l, binding: l.binding }];
+  }
+
   *#statusOrUndefined(path: string): Twin<LoopStatus | undefined> {
     try {
       return yield* this.#statusTwin(path);
@@ -861,16 +873,35 @@ export class LoopControl {
    * (lo_device, lo_inode) against stat(file)'s (st_dev, st_ino), so hard links, bind mounts and
    * paths longer than lo_file_name all match. Only when `file` cannot be stat'ed (deleted) does
    * it fall back to comparing sysfs `loop/backing_file` with the absolute path.
-   * `offset`/`sizeLimit`, when given, must match too. The stat, the sysfs reads and the status
-   * ioctls (one per bound device, concurrently) run off the event loop.
+   * `offset`/`sizeLimit`, when given, must match too; `device` limits the search to that one
+   * device. The stat, the sysfs reads and the status ioctls (one per device read, concurrently)
+   * run off the event loop.
+   * @throws InvalidArgumentError when `device` is not a pair of non-negative integers
    */
   findByBackingFile(file: string, filter: LoopMatchFilter = {}): Promise<LoopMatch[]> {
+    try {
+      assertDeviceFilter(filter);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return runAsync(this.#findTwin(file, filter));
   }
 
   /** {@link findByBackingFile} on the calling thread. */
   findByBackingFileSync(file: string, filter: LoopMatchFilter = {}): LoopMatch[] {
+    assertDeviceFilter(filter);
     return runSync(this.#findTwin(file, filter));
+  }
+}
+
+/** A `device` filter must name a device number (it becomes a sysfs path). */
+function assertDeviceFilter(filter: LoopMatchFilter): void {
+  const d: unknown = filter.device;
+  if (d === undefined) return;
+  const n = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+  const o = typeof d === 'object' && d !== null ? (d as Record<string, unknown>) : {};
+  if (!n(o.major) || !n(o.minor)) {
+    throw new InvalidArgumentError('loop match filter', [{ path: '/device', message: 'must be { major, minor } of non-negative integers', value: d }]);
   }
 }
 

@@ -3,8 +3,8 @@
 // The sysfs root is a parameter so unit tests can point these at a fake tree in a temp dir.
 // Each reader is written once (twin.ts): the default reads with fs/promises, the *Sync twin with
 // readFileSync/readdirSync, for callers that are synchronous by design.
-import { promises as fsp, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { promises as fsp, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { KernelOutputError, errnoCode } from '../errors.js';
 import { all, io, runAsync, runSync, type Twin } from './twin.js';
 
@@ -179,6 +179,29 @@ function parseBinding(
     partscan: parseBool(partscan, 'loop/partscan'),
     directIo: dio === undefined ? false : parseBool(dio, 'loop/dio'),
   };
+}
+
+/**
+ * The loop device whose number is `major:minor`, without a scan of the others: the kernel name from
+ * the /sys/dev/block/MAJ:MIN link (drivers/base/core.c, device_create_sys_dev_entry: it ends in the
+ * device's kernel name), then that one device's attributes ({@link readLoopTwin}). Undefined when
+ * no block device has the number, when it is not a whole loop device (a partition `loopNpM`,
+ * another driver) or when it vanished meanwhile.
+ */
+export function* loopByNumberTwin(major: number, minor: number, sysfsRoot: string): Twin<LoopSysfsInfo | undefined> {
+  const link = join(sysfsRoot, 'dev', 'block', `${major}:${minor}`);
+  let target: string;
+  try {
+    target = yield* io({ sync: () => readlinkSync(link), async: () => fsp.readlink(link) });
+  } catch (err) {
+    if (isAbsent(err)) return undefined;
+    throw err;
+  }
+  const index = parseLoopName(basename(target));
+  if (index === undefined) return undefined;
+  const info = yield* readLoopTwin(index, sysfsRoot);
+  // Two reads: the `dev` attribute must still carry the number asked for.
+  return info !== undefined && info.major === major && info.minor === minor ? info : undefined;
 }
 
 /** {@link listLoopIndexes} written once. */

@@ -133,6 +133,7 @@ export class FakeKernel implements Syscalls {
     }
     if (this.#s.sysfsRoot) {
       rmSync(join(this.#s.sysfsRoot, 'block'), { recursive: true, force: true });
+      rmSync(join(this.#s.sysfsRoot, 'dev'), { recursive: true, force: true });
       mkdirSync(join(this.#s.sysfsRoot, 'block'), { recursive: true });
     }
     for (let i = 0; i < this.#s.initialLoops; i++) this.#s.loop.add(i);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The FakeKernel's sysfs tree (/sys/block/loopN, /sys/block/dm-N), written as real files under an
-// injectable root for LoopControl's sysfsRoot: attributes of block/genhd.c, drivers/block/loop.c
-// (loop/backing_file, offset, …) and drivers/md/dm-sysfs.c (dm/name, uuid, suspended).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// The FakeKernel's sysfs tree (/sys/block/loopN, /sys/block/dm-N, and their /sys/dev/block/MAJ:MIN
+// links), written as real files under an injectable root for LoopControl's sysfsRoot: attributes
+// of block/genhd.c, drivers/block/loop.c (loop/backing_file, offset, …) and drivers/md/dm-sysfs.c
+// (dm/name, uuid, suspended).
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_PARTSCAN, LO_FLAGS_READ_ONLY } from '../ioctl/index.js';
 import { type DmDev, type FakeState, LOOP_MAJOR, type LoopDev, SECTOR, tableSectors, type SysfsPort } from './fake-state.js';
@@ -11,6 +12,20 @@ import { type DmDev, type FakeState, LOOP_MAJOR, type LoopDev, SECTOR, tableSect
 export function writeAttr(dir: string, name: string, value: string): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, name), `${value}\n`);
+}
+
+/**
+ * /sys/dev/block/MAJ:MIN → the device's directory (drivers/base/core.c device_create_sys_dev_entry;
+ * the kernel's link points into /sys/devices/virtual/block/NAME, the fake's into /sys/block/NAME:
+ * both end in the kernel name). Removed with the device.
+ */
+function devLink(root: string, major: number, minor: number, name: string, removed: boolean): void {
+  const dir = join(root, 'dev', 'block');
+  const link = join(dir, `${major}:${minor}`);
+  rmSync(link, { force: true });
+  if (removed) return;
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(join('..', '..', 'block', name), link);
 }
 
 /** The fake /sys/block tree. */
@@ -25,6 +40,7 @@ export class Sysfs implements SysfsPort {
   loop(l: LoopDev, removed = false): void {
     if (!this.#s.sysfsRoot) return;
     const dir = join(this.#s.sysfsRoot, 'block', `loop${l.index}`);
+    devLink(this.#s.sysfsRoot, LOOP_MAJOR, l.index, `loop${l.index}`, removed);
     if (removed) {
       rmSync(dir, { recursive: true, force: true });
       return;
@@ -51,6 +67,7 @@ export class Sysfs implements SysfsPort {
   dm(md: DmDev, removed = false): void {
     if (!this.#s.sysfsRoot) return;
     const dir = join(this.#s.sysfsRoot, 'block', `dm-${md.minor}`);
+    devLink(this.#s.sysfsRoot, this.#s.dmMajor, md.minor, `dm-${md.minor}`, removed || !md.diskAdded);
     if (removed || !md.diskAdded) {
       rmSync(dir, { recursive: true, force: true });
       return;

@@ -31,6 +31,14 @@ export interface ThinDm {
     name: string,
     options?: { readonly mode?: 'status' | 'table'; readonly noflush?: boolean },
   ): readonly ThinDmTarget[] | Promise<readonly ThinDmTarget[]>;
+  /**
+   * Optional (DmControl has it): {@link tableStatus} with the reply header's device info, from one
+   * ioctl. Without it the thin layer asks {@link deviceInfo} as well.
+   */
+  tableStatusWithInfo?(
+    name: string,
+    options?: { readonly mode?: 'status' | 'table'; readonly noflush?: boolean },
+  ): Promise<{ readonly info: ThinDmDeviceInfo; readonly targets: readonly ThinDmTarget[] }>;
   targetMessage(name: string, sector: bigint, message: string): unknown;
   /**
    * Optional (DmControl has it): suspend `device`, message `target`, resume `device` in one batch.

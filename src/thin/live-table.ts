@@ -10,7 +10,11 @@ export const ROLLBACK_RETRY = Object.freeze({ retry: Object.freeze({ attempts: 5
 
 /** The single target of `name`'s live table, checked to be of `type`. @internal */
 export async function singleTarget(dm: ThinDm, name: string, type: string, options: { mode: 'status' | 'table'; noflush?: boolean }): Promise<ThinDmTarget> {
-  const targets = await dm.tableStatus(name, options);
+  return theOnlyTarget(name, type, await dm.tableStatus(name, options));
+}
+
+/** The single target of `targets` (`name`'s table), checked to be of `type`. @internal */
+export function theOnlyTarget(name: string, type: string, targets: readonly ThinDmTarget[]): ThinDmTarget {
   const only = targets[0];
   if (targets.length !== 1 || only === undefined || only.type !== type) {
     throw new UnexpectedTargetError(name, type, targets.map((t) => t.type));

@@ -14,7 +14,7 @@ import { deviceRefProblem } from './device-ref.js';
 import { thinDeviceId } from './device-id.js';
 import type { ThinDm, ThinDmDevNum, ThinDmTarget } from './dm-port.js';
 import { mapThinMessageError } from './errno-map.js';
-import { ROLLBACK_RETRY, singleTarget } from './live-table.js';
+import { ROLLBACK_RETRY, singleTarget, theOnlyTarget } from './live-table.js';
 import {
   createSnapMessage,
   createThinMessage,
@@ -304,13 +304,23 @@ export class ThinPool {
 
   /**
    * Attaches to an existing, active pool by dm name: reads its table back
-   * (TABLE_STATUS with DM_STATUS_TABLE_FLAG) and its device number.
+   * (TABLE_STATUS with DM_STATUS_TABLE_FLAG) and its device number (from the same reply when the
+   * port has `tableStatusWithInfo`, else one DM_DEV_STATUS more).
    * @throws UnexpectedTargetError when `name` is not a single thin-pool target.
    */
   static async open(dm: ThinDm, name: string, options: ThinPoolOpenOptions = {}): Promise<ThinPool> {
-    const target = await singleTarget(dm, name, THIN_POOL_TARGET, { mode: 'table' });
+    // One DM_TABLE_STATUS answers both when the port can say so (DmControl); else a DM_DEV_STATUS too.
+    let target: ThinDmTarget;
+    let dev: ThinDmDevNum;
+    if (dm.tableStatusWithInfo) {
+      const read = await dm.tableStatusWithInfo(name, { mode: 'table' });
+      target = theOnlyTarget(name, THIN_POOL_TARGET, read.targets);
+      dev = read.info.dev;
+    } else {
+      target = await singleTarget(dm, name, THIN_POOL_TARGET, { mode: 'table' });
+      dev = (await dm.deviceInfo(name)).dev;
+    }
     const params = parsePoolParams(target.params);
-    const info = await dm.deviceInfo(name);
     const blockDevices = options.blockDevices ?? realBlockDevices;
     let metadataBytes: bigint | undefined;
     try {
@@ -318,7 +328,7 @@ export class ThinPool {
     } catch {
       metadataBytes = undefined; // only the metadata-shrink check needs it
     }
-    return new ThinPool(dm, name, info.dev, params, target.length, blockDevices, metadataBytes);
+    return new ThinPool(dm, name, dev, params, target.length, blockDevices, metadataBytes);
   }
 
   /**

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BaseUuidMismatchError, DeviceSet, DeviceSizeError, MetadataStore, type CrashPointName, type DeviceSetInit, type DeviceSetRecord, type FsTools } from '../../../src/deviceset/index.js';
+import { BaseUuidMismatchError, DeviceSet, DeviceSizeError, MetadataStore, ThinPoolOwnershipError, type CrashPointName, type DeviceSetInit, type DeviceSetRecord, type FsTools } from '../../../src/deviceset/index.js';
 import { DmControl } from '../../../src/dm/index.js';
 import { LoopControl, ensureSparseFile } from '../../../src/loop/index.js';
 import { ThinPool } from '../../../src/thin/index.js';
@@ -152,6 +152,43 @@ test('a healthy reopen: no base activation, no UUID read, no metadata write; onl
     assert.not.ok(o.ioctls.includes('DM_TABLE_LOAD'), 'nothing loaded');
     assert.is(o.ioctls.filter((r) => r.startsWith('DM_') && r !== 'DM_VERSION' && r !== 'DM_DEV_STATUS' && r !== 'DM_TABLE_STATUS').length, 0, o.ioctls.join(' '));
     assert.equal(o.ds.list(), [HASH]);
+  }));
+
+/** Request name → how many. */
+function histogram(ioctls: readonly string[]): Record<string, number> {
+  const h: Record<string, number> = {};
+  for (const r of ioctls) h[r] = (h[r] ?? 0) + 1;
+  return h;
+}
+
+test('a healthy reopen, ioctl by ioctl: the pool from one DM_TABLE_STATUS, only its two loops read', () =>
+  onHealthy(async (w) => {
+    // Unrelated bound loops: a scan of every loop would read each of them (LOOP_GET_STATUS64).
+    const loops = new LoopControl({ devDir: '/fakedev', syscalls: w.fake, sysfsRoot: w.fake.sysfsRoot, sleep: async () => {} });
+    const others = [0, 1, 2].map((i) => join(w.root, '..', `other-${i}`));
+    for (const f of others) {
+      await ensureSparseFile(f, 1n << 20n);
+      await loops.attach(f, { autoclear: false });
+    }
+    const o = await w.open();
+    assertSkipped(o, 'reopen');
+    // DM_DEV_STATUS: the pool lookup and the base's active rule (ThinPool.open takes the pool's
+    // number from its DM_TABLE_STATUS). LOOP_GET_STATUS64: the data and metadata loops named by the
+    // pool table, each proven bound to its file. BLKGETSIZE64: unchanged (open's metadata size and
+    // the grow check; the real kernel counts 4, the fake's block-device inspect one more).
+    assert.equal(histogram(o.ioctls), { DM_VERSION: 1, DM_DEV_STATUS: 2, DM_TABLE_STATUS: 2, BLKGETSIZE64: 5, LOOP_GET_STATUS64: 2 }, o.ioctls.join(' '));
+  }));
+
+test('a live pool whose loop is bound to an older inode of the backing file: refused, not adopted', () =>
+  onHealthy(async (w) => {
+    // The pool keeps its loops; the data file is replaced (a new inode) under the same path. The
+    // loop the table names is read alone now, and its backing dev/ino still has to be the file's.
+    const p = join(w.root, 'devicemapper', 'data');
+    copyFileSync(p, `${p}.new`);
+    renameSync(`${p}.new`, p);
+    const err = await rejects(w.open(), ThinPoolOwnershipError);
+    assert.ok(err.message.includes(` is not a loop device of ${p}:`), err.message);
+    assert.match(err.message, /its device 7:\d+ is not/);
   }));
 
 test('a root written before baseVerified existed loads, is checked once, then skipped', () =>

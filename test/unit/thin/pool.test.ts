@@ -163,6 +163,9 @@ test('open reads the table back', async () => {
   const bd = new FakeBlockDevices();
   bd.add('/dev/loop0', 7, 0, 16n * MiB);
   const pool = await ThinPool.open(dm, 'p', { blockDevices: bd });
+  // A port without tableStatusWithInfo: the device number from a DM_DEV_STATUS of its own.
+  assert.equal(dm.methods(), ['tableStatus', 'deviceInfo']);
+  assert.equal(pool.dev, dm.devices.get('p')?.dev);
   assert.is(pool.dataBlockSize, 256);
   assert.is(pool.params.lowWaterMark, 100n);
   assert.ok(pool.params.features.skipBlockZeroing);
