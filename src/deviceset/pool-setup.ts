@@ -419,6 +419,16 @@ async function lexists(path: string): Promise<boolean> {
   }
 }
 
+/** existsSync(path) through fs/promises: access(F_OK), following links as existsSync does. */
+async function existsAsync(path: string): Promise<boolean> {
+  try {
+    await fs.promises.access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
 async function readHead(path: string, noFollow = false): Promise<Buffer> {
   const handle = noFollow ? await openNoFollowAsync(path, fs.constants.O_RDONLY, undefined, 'file') : await fs.promises.open(path, 'r');
@@ -493,7 +503,7 @@ export async function statusReport(journal: Journal, src: PoolSource, minFreeSpa
     data,
     metadata,
     sectorSize: blockBytes,
-    udevSyncSupported: fs.existsSync('/run/udev/control'),
+    udevSyncSupported: await existsAsync('/run/udev/control'),
     deferredRemoveEnabled: deferred.removal,
     deferredDeleteEnabled: deferred.deletion,
     deferredDeletedDeviceCount: journal.deletedHashes().length,

@@ -2,12 +2,12 @@
 // Issue #17 §2: DeviceSet.init makes no synchronous node:fs call on the event loop. On the
 // FakeKernel, the first use of a root (directories, loopback files, pool created, base device)
 // and the reopen of a healthy set (the pool adopted, its loop devices found back) are recorded at
-// node:fs's synchronous calls; so are mountDevice and unmountDevice. Before, init checked the root
+// node:fs's synchronous calls; so are status, mountDevice and unmountDevice. Before, init checked the root
 // and its directories with lstatSync/mkdirSync/realpathSync, took the root lock with
 // fstatSync/ftruncateSync/writeSync, and read the loopback files with statSync/lstatSync/openSync/readSync.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceSet } from '../../../src/deviceset/index.js';
 import { fakeDeviceSetInit } from '../../../src/testing/index.js';
@@ -46,6 +46,17 @@ test('init: first use, reopen of the live pool after a death, reopen after a shu
     const reopened = await initRecorded('reopen after a shutdown');
     assert.equal(reopened.list(), ['a']);
     await reopened.shutdown();
+  }));
+
+test('status: no node:fs *Sync call (udev\'s control socket looked for through fs/promises)', () =>
+  withRecordedFake(DEV, async ({ kernel, rec, root }) => {
+    const set = await DeviceSet.init(root, { ...fakeDeviceSetInit(kernel, DEV), options: OPTIONS, deferredDeleteIntervalMs: 0, log: () => {} });
+    rec.on = true;
+    const st = await set.status();
+    rec.on = false;
+    assert.equal(rec.fs, []);
+    assert.is(st.udevSyncSupported, existsSync('/run/udev/control'));
+    await set.shutdown();
   }));
 
 test('mountDevice and unmountDevice: no node:fs *Sync call', () =>
