@@ -125,7 +125,7 @@ export class BaseImage {
     const dir = join(this.#root, 'mnt');
     let names: string[];
     try {
-      names = fs.readdirSync(dir).filter((n) => n.startsWith('.grow-'));
+      names = (await fs.promises.readdir(dir)).filter((n) => n.startsWith('.grow-'));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return false;
       throw err;
@@ -140,7 +140,7 @@ export class BaseImage {
         if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOENT') throw err;
       }
       try {
-        fs.rmdirSync(path);
+        await fs.promises.rmdir(path);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') this.#log('warn', `${path} stays: ${String(err)}`);
       }

@@ -53,7 +53,7 @@ import {
 } from './errors.js';
 import { realFsTools, type FsTools } from './fs-tools.js';
 import { assertValidHash, prefixFor } from './hash.js';
-import { importedNamePrefix } from './docker-names.js';
+import { importedNamePrefixAsync } from './docker-names.js';
 import {
   METADATA_FORMAT_VERSION,
   MetadataStore,
@@ -75,7 +75,7 @@ import { PoolSetup, assertPoolUsable, growLoopbackData, statusReport } from './p
 import { RootLock } from './root-lock.js';
 import { Autoextender, journalExtensionStore } from './autoextend.js';
 import type { DeleteDeviceOptions, DeviceSetDevice, DeviceSetInit, DeviceSetLogLevel, DeviceSetStatus, DeviceStatus, MountDeviceOptions, ResizePoolOptions } from './types.js';
-import { assertOwnedDirIfPresent, ensureOwnedDir, ensureRootDir } from './safe-path.js';
+import { assertOwnedDirIfPresentAsync, ensureOwnedDirAsync, ensureRootDirAsync } from './safe-path.js';
 
 export { CRASH_POINTS };
 
@@ -222,14 +222,15 @@ export class DeviceSet {
     checkAbort(init.signal, 'DeviceSet.init');
     // Before anything is created under it: the root (resolved once, as Docker does) and the
     // directories in it must be ours and private, links refused (safe-path.ts).
-    root = ensureRootDir(root);
-    assertOwnedDirIfPresent(join(root, 'devicemapper'));
-    assertOwnedDirIfPresent(join(root, 'metadata'));
-    const st = fs.statSync(root, { bigint: true });
-    const lock = RootLock.acquire(root, init.syscalls ?? realSyscalls());
+    // Through fs/promises, as every file look of init (issue #17 §2; init-sync-calls.test.ts).
+    root = await ensureRootDirAsync(root);
+    await assertOwnedDirIfPresentAsync(join(root, 'devicemapper'));
+    await assertOwnedDirIfPresentAsync(join(root, 'metadata'));
+    const st = await fs.promises.stat(root, { bigint: true });
+    const lock = await RootLock.acquireAsync(root, init.syscalls ?? realSyscalls());
     let set: DeviceSet | undefined;
     try {
-      set = new DeviceSet(root, namePrefixOf(root, st), options, init, lock);
+      set = new DeviceSet(root, await namePrefixOf(root, st), options, init, lock);
       await set.#init(given.has('baseSize'));
     } catch (err) {
       // Every throw after the lock is taken releases it (the constructor's too).
@@ -244,7 +245,7 @@ export class DeviceSet {
   async #init(baseSizeGiven: boolean): Promise<void> {
     const version = await this.#dm.version();
     // Only once device-mapper answered: a host without it keeps no metadata/ behind.
-    ensureOwnedDir(join(this.root, 'metadata'), 0o700);
+    await ensureOwnedDirAsync(join(this.root, 'metadata'), 0o700);
     const o = this.options;
     ({ removal: this.#act.deferredRemoval, deletion: this.#deferredDeletion } = deferredModes(version, o));
 
@@ -616,6 +617,6 @@ export class DeviceSet {
  * for a root imported from Docker, whose deviceset record says so (docker-names.ts; an import a
  * crash stopped between its two renames is finished first). Caller holds the root lock.
  */
-function namePrefixOf(root: string, st: fs.BigIntStats): string {
-  return importedNamePrefix(root, st) ?? prefixFor({ dev: st.dev, ino: st.ino });
+async function namePrefixOf(root: string, st: fs.BigIntStats): Promise<string> {
+  return (await importedNamePrefixAsync(root, st)) ?? prefixFor({ dev: st.dev, ino: st.ino });
 }

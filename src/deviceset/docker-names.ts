@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { MetadataCorruptError } from './errors.js';
-import { fsyncDirNoFollow, readFileNoFollow } from './safe-path.js';
+import { fsyncDirNoFollow, fsyncDirNoFollowAsync, readFileNoFollow, readFileNoFollowAsync } from './safe-path.js';
 import { DEVICESET_FILE } from './metadata.js';
 
 /** The staging directory of an import, next to `metadata/`. */
@@ -61,12 +61,24 @@ function isDir(path: string): boolean {
 /** The `dockerMetadata` directory name an import marker names, or undefined (no/unreadable marker). */
 export function importMarkerTarget(stagingDir: string): string | undefined {
   try {
-    const v = JSON.parse(readFileNoFollow(join(stagingDir, IMPORT_MARKER_FILE)).toString('utf8')) as { dockerMetadata?: unknown };
-    const t = v.dockerMetadata;
-    return typeof t === 'string' && t.startsWith(DOCKER_ORIGINALS_PREFIX) && !t.includes('/') ? t : undefined;
+    return markerTarget(readFileNoFollow(join(stagingDir, IMPORT_MARKER_FILE)));
   } catch {
     return undefined;
   }
+}
+
+/** {@link importMarkerTarget} through fs/promises. */
+async function importMarkerTargetAsync(stagingDir: string): Promise<string | undefined> {
+  try {
+    return markerTarget(await readFileNoFollowAsync(join(stagingDir, IMPORT_MARKER_FILE)));
+  } catch {
+    return undefined;
+  }
+}
+
+function markerTarget(bytes: Buffer): string | undefined {
+  const t = (JSON.parse(bytes.toString('utf8')) as { dockerMetadata?: unknown }).dockerMetadata;
+  return typeof t === 'string' && t.startsWith(DOCKER_ORIGINALS_PREFIX) && !t.includes('/') ? t : undefined;
 }
 
 /**
@@ -86,7 +98,28 @@ export function finishInterruptedImport(root: string): boolean {
     fsyncDirNoFollow(root);
     return true;
   }
-  const originals = fs.readdirSync(root).filter((n) => n.startsWith(DOCKER_ORIGINALS_PREFIX));
+  refuseInterruptedRestore(root, meta, fs.readdirSync(root));
+  return false;
+}
+
+/** {@link finishInterruptedImport} through fs/promises (every look, the rename and the fsync off the event loop). */
+async function finishInterruptedImportAsync(root: string): Promise<boolean> {
+  const meta = join(root, 'metadata');
+  if (await lexistsAsync(meta)) return false;
+  const staging = join(root, IMPORT_STAGING_DIR);
+  const target = (await isDirAsync(staging)) ? await importMarkerTargetAsync(staging) : undefined;
+  if (target !== undefined && (await isDirAsync(join(root, target)))) {
+    await fs.promises.rename(staging, meta);
+    await fsyncDirNoFollowAsync(root);
+    return true;
+  }
+  refuseInterruptedRestore(root, meta, await fs.promises.readdir(root));
+  return false;
+}
+
+/** With no `metadata/`, a `metadata.docker-*` among `names` (the root's) is an interrupted restore. */
+function refuseInterruptedRestore(root: string, meta: string, names: readonly string[]): void {
+  const originals = names.filter((n) => n.startsWith(DOCKER_ORIGINALS_PREFIX));
   if (originals.length > 0) {
     throw new MetadataCorruptError(meta, [
       {
@@ -95,7 +128,25 @@ export function finishInterruptedImport(root: string): boolean {
       },
     ]);
   }
-  return false;
+}
+
+async function isDirAsync(path: string): Promise<boolean> {
+  try {
+    return (await fs.promises.lstat(path)).isDirectory();
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Anything at `path` (lstat: a link counts, never followed). */
+async function lexistsAsync(path: string): Promise<boolean> {
+  try {
+    await fs.promises.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isLinkOrOther(path: string): boolean {
@@ -121,6 +172,23 @@ export function recordedNamePrefix(root: string, st: { readonly dev: bigint; rea
   } catch {
     return undefined;
   }
+  return checkedPrefix(file, value, st);
+}
+
+/** {@link recordedNamePrefix} through fs/promises. */
+async function recordedNamePrefixAsync(root: string, st: { readonly dev: bigint; readonly ino: bigint }): Promise<string | undefined> {
+  const file = join(root, 'metadata', DEVICESET_FILE);
+  let value: unknown;
+  try {
+    value = JSON.parse((await readFileNoFollowAsync(file)).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  return checkedPrefix(file, value, st);
+}
+
+/** The `namePrefix` of the deviceset record `value` read from `file`, checked against stat(root) `st`. */
+function checkedPrefix(file: string, value: unknown, st: { readonly dev: bigint; readonly ino: bigint }): string | undefined {
   const p = (value as { namePrefix?: unknown } | null)?.namePrefix;
   if (p === undefined) return undefined;
   const now = dockerNamePrefix(st);
@@ -143,4 +211,10 @@ export function recordedNamePrefix(root: string, st: { readonly dev: bigint; rea
 export function importedNamePrefix(root: string, st: { readonly dev: bigint; readonly ino: bigint }): string | undefined {
   finishInterruptedImport(root);
   return recordedNamePrefix(root, st);
+}
+
+/** {@link importedNamePrefix} through fs/promises, for DeviceSet.init: nothing on the event loop. */
+export async function importedNamePrefixAsync(root: string, st: { readonly dev: bigint; readonly ino: bigint }): Promise<string | undefined> {
+  await finishInterruptedImportAsync(root);
+  return recordedNamePrefixAsync(root, st);
 }

@@ -128,7 +128,7 @@ export async function mountThinDevice(d: MountDeps, hash: string, device: string
   if (fsType === 'xfs' && d.options.xfsNoSpaceMaxRetries !== null) {
     try {
       const info = await d.dm.deviceInfo(d.dmName(hash));
-      fs.writeFileSync(`/sys/fs/xfs/dm-${info.dev.minor}/error/metadata/ENOSPC/max_retries`, String(d.options.xfsNoSpaceMaxRetries));
+      await fs.promises.writeFile(`/sys/fs/xfs/dm-${info.dev.minor}/error/metadata/ENOSPC/max_retries`, String(d.options.xfsNoSpaceMaxRetries));
     } catch (err) {
       await unmountPath(d.sys, path).catch(() => undefined);
       await d.undoActivate(hash);

@@ -35,7 +35,7 @@ import { poolNameFor } from './hash.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
 import type { Journal } from './journal.js';
 import { minFreeBlocks, poolParamsFor } from './pool-sizing.js';
-import { ensureOwnedDir, openNoFollow } from './safe-path.js';
+import { ensureOwnedDirAsync, openNoFollowAsync } from './safe-path.js';
 import type { DeviceSetLog, DeviceSetStatus, PoolSource, SpaceUsage } from './types.js';
 
 /** What {@link PoolSetup} works with. */
@@ -159,7 +159,7 @@ export class PoolSetup {
       // Left over from a crash or a busy shutdown: adopt it and find its loop devices back.
       this.#setPool(await ThinPool.open(this.#dm, name, this.#poolOptions()), false);
       if (dataFile !== null && metadataFile !== null) {
-        this.#assertBackingFilesPresent(name, [
+        await this.#assertBackingFilesPresent(name, [
           [dataFile, this.#pool.params.dataDev],
           [metadataFile, this.#pool.params.metadataDev],
         ]);
@@ -169,7 +169,7 @@ export class PoolSetup {
         this.#source.metadataDevice = metadataDevice;
         await this.#growAdoptedPool(dataFile, dataDevice, metadataFile, metadataDevice);
       }
-      this.#identity = this.#ownedIdentity(dataFile, metadataFile);
+      this.#identity = await this.#ownedIdentity(dataFile, metadataFile);
       return false;
     }
 
@@ -181,7 +181,8 @@ export class PoolSetup {
       let metadataHead: Buffer;
       if (dataFile !== null && metadataFile !== null) {
         if (deviceRecords > 0) {
-          const missing = [dataFile, metadataFile].filter((f) => !lexists(f));
+          const missing: string[] = [];
+          for (const f of [dataFile, metadataFile]) if (!(await lexists(f))) missing.push(f);
           if (missing.length > 0 && this.#discardRecordsOnBlank !== true) {
             throw new BackingFilesLostError(
               name,
@@ -191,23 +192,23 @@ export class PoolSetup {
           }
         }
         await this.#refuseFilesInUse([dataFile, metadataFile]);
-        ensureOwnedDir(loopDir, 0o700);
+        await ensureOwnedDirAsync(loopDir, 0o700);
         await this.#makeLoopFiles([
           [dataFile, o.loopDataSize],
           [metadataFile, o.loopMetadataSize],
         ]);
-        metadataHead = readHead(metadataFile, true);
+        metadataHead = await readHead(metadataFile, true);
         const data = await this.#loops.attach(dataFile, { autoclear: true, noFollow: true });
         handles.push(data);
         const meta = await this.#loops.attach(metadataFile, { autoclear: true, noFollow: true });
         handles.push(meta);
         dataDev = data.path;
         metaDev = meta.path;
-        dataBytes = BigInt(fs.statSync(dataFile).size);
+        dataBytes = (await fs.promises.stat(dataFile, { bigint: true })).size;
       } else {
         dataDev = o.dataDevice ?? '';
         metaDev = o.metadataDevice ?? '';
-        metadataHead = readHead(metaDev);
+        metadataHead = await readHead(metaDev);
         dataBytes = await this.#loops.sizeOf(dataDev);
       }
       this.#source.dataDevice = dataDev;
@@ -242,7 +243,7 @@ export class PoolSetup {
         ...this.#poolOptions(),
       });
       this.#setPool(pool, true);
-      this.#identity = this.#ownedIdentity(dataFile, metadataFile);
+      this.#identity = await this.#ownedIdentity(dataFile, metadataFile);
       this.#crash('init:before-loop-close');
       return fresh;
     } finally {
@@ -269,7 +270,7 @@ export class PoolSetup {
       [metadataFile, metadataDevice],
     ];
     for (const [file, device] of pairs) {
-      const fileBytes = BigInt(fs.statSync(file).size);
+      const fileBytes = (await fs.promises.stat(file, { bigint: true })).size;
       if ((await this.#loops.sizeOf(device)) < fileBytes) {
         this.#crash('init:before-pool-grow');
         await this.#loops.setCapacity(device);
@@ -295,14 +296,14 @@ export class PoolSetup {
   }
 
   /** {@link identity} of `<prefix>-pool`: its loopback files' dev/ino, else its table's device numbers. */
-  #ownedIdentity(dataFile: string | null, metadataFile: string | null): string {
+  async #ownedIdentity(dataFile: string | null, metadataFile: string | null): Promise<string> {
     const p = this.#pool.params;
     if (dataFile === null || metadataFile === null) return `block data=${p.dataDev} metadata=${p.metadataDev}`;
-    const id = (file: string): string => {
-      const st = fs.lstatSync(file, { bigint: true });
+    const id = async (file: string): Promise<string> => {
+      const st = await fs.promises.lstat(file, { bigint: true });
       return `${st.dev}:${st.ino}`;
     };
-    return `loop data=${id(dataFile)} metadata=${id(metadataFile)}`;
+    return `loop data=${await id(dataFile)} metadata=${await id(metadataFile)}`;
   }
 
   #poolOptions(): { blockDevices?: BlockDevices } {
@@ -358,9 +359,9 @@ export class PoolSetup {
    * pool runs on unlinked inodes, and creating new empty files next to it would lose every
    * device at the next reboot. The data is still reachable through the live loop devices.
    */
-  #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): void {
+  async #assertBackingFilesPresent(pool: string, pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
     for (const [file, devNumber] of pairs) {
-      if (lexists(file)) continue;
+      if (await lexists(file)) continue;
       const m = /^7:(\d+)$/.exec(devNumber);
       const loop = m ? this.#loops.devicePath(Number(m[1])) : devNumber;
       throw new BackingFilesLostError(
@@ -413,9 +414,9 @@ export class PoolSetup {
 }
 
 /** True when `path` exists (a dangling link counts: lstat, never followed). */
-function lexists(path: string): boolean {
+async function lexists(path: string): Promise<boolean> {
   try {
-    fs.lstatSync(path);
+    await fs.promises.lstat(path);
     return true;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return false;
@@ -423,15 +424,26 @@ function lexists(path: string): boolean {
   }
 }
 
-/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
-function readHead(path: string, noFollow = false): Buffer {
-  const fd = noFollow ? openNoFollow(path, fs.constants.O_RDONLY, undefined, 'file') : fs.openSync(path, 'r');
+/** existsSync(path) through fs/promises: access(F_OK), following links as existsSync does. */
+async function existsAsync(path: string): Promise<boolean> {
   try {
+    await fs.promises.access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The first 4 KiB of `path`; `noFollow` for our loopback file (a dm.metadatadev may well be a link). */
+async function readHead(path: string, noFollow = false): Promise<Buffer> {
+  const handle = noFollow ? await openNoFollowAsync(path, fs.constants.O_RDONLY, undefined, 'file') : await fs.promises.open(path, 'r');
+  try {
+    // A short read leaves the rest of the zeroed buffer zero.
     const buf = Buffer.alloc(4096);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    return buf.subarray(0, n).length === 4096 ? buf : Buffer.concat([buf.subarray(0, n), Buffer.alloc(4096 - n)]);
+    await handle.read(buf, 0, buf.length, 0);
+    return buf;
   } finally {
-    fs.closeSync(fd);
+    await handle.close();
   }
 }
 
@@ -496,7 +508,7 @@ export async function statusReport(journal: Journal, src: PoolSource, minFreeSpa
     data,
     metadata,
     sectorSize: blockBytes,
-    udevSyncSupported: fs.existsSync('/run/udev/control'),
+    udevSyncSupported: await existsAsync('/run/udev/control'),
     deferredRemoveEnabled: deferred.removal,
     deferredDeleteEnabled: deferred.deletion,
     deferredDeletedDeviceCount: journal.deletedHashes().length,

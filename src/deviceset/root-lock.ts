@@ -13,6 +13,7 @@
 // while the next one creates and locks a new one, and both would own the root.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { errnoCode } from '../errors.js';
 import { LOCK_EX, LOCK_NB, O_CLOEXEC, realSyscalls, type Syscalls } from '../ioctl/index.js';
 import { DeviceSetLockedError, LOCK_FILE, LockFileError } from './errors.js';
@@ -52,33 +53,40 @@ export class RootLock {
    *   LockFileError for a symlink, a non-regular file or a file of another uid.
    */
   static acquire(root: string, sys: Syscalls = realSyscalls()): RootLock {
-    const path = join(root, LOCK_FILE);
-    let fd: number;
+    const { path, fd } = openLockFile(root, sys);
     try {
-      // O_CLOEXEC: a spawned mkfs must not inherit, and so keep, the lock.
-      fd = sys.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_CLOEXEC, 0o600);
-    } catch (err) {
-      // open(2): ELOOP for a symlink as last component with O_NOFOLLOW; EISDIR for a directory opened for write.
-      if (errnoCode(err) === 'ELOOP') throw new LockFileError(path, 'is a symbolic link', { cause: err });
-      if (errnoCode(err) === 'EISDIR') throw new LockFileError(path, 'is a directory', { cause: err });
-      throw err;
-    }
-    try {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw new LockFileError(path, `is not a regular file (mode 0o${st.mode.toString(8)})`);
-      const euid = process.geteuid?.();
-      if (euid !== undefined && st.uid !== euid) throw new LockFileError(path, `is owned by uid ${st.uid}, not by our effective uid ${euid}`);
-      try {
-        sys.flock(fd, LOCK_EX | LOCK_NB);
-      } catch (err) {
-        // flock(2): EWOULDBLOCK (== EAGAIN on Linux) when another open file description holds it.
-        if (errnoCode(err) === 'EAGAIN' || errnoCode(err) === 'EWOULDBLOCK') throw new DeviceSetLockedError(root, readPid(fd), { cause: err });
-        throw err;
-      }
+      checkLockFile(path, fs.fstatSync(fd));
+      const busy = flockOrBusy(sys, fd);
+      if (busy !== undefined) throw new DeviceSetLockedError(root, readPid(fd), { cause: busy });
       // Ours now. The pid is information only: a reader racing these two calls sees '' (pid unknown).
       fs.ftruncateSync(fd, 0);
-      const text = Buffer.from(`${process.pid}\n`);
+      const text = pidText();
       fs.writeSync(fd, text, 0, text.length, 0);
+    } catch (err) {
+      closeQuietly(sys, fd);
+      throw err;
+    }
+    return new RootLock(path, fd, sys);
+  }
+
+  /**
+   * {@link acquire} for DeviceSet.init: the fstat, ftruncate and pwrite (and the holder's pid read)
+   * go through node:fs's fd calls on libuv's thread pool, not on the event loop. open, flock and
+   * close stay synchronous at the Syscalls seam, as in acquire: there is no asynchronous flock(2)
+   * in Node, the fake kernel must own the fd to drop the lock at a simulated death, and with
+   * LOCK_NB flock never waits (fs/locks.c flock_lock_inode returns -EAGAIN at once); the open
+   * is of a file in the root just checked to be a private local directory.
+   * @throws as acquire.
+   */
+  static async acquireAsync(root: string, sys: Syscalls = realSyscalls()): Promise<RootLock> {
+    const { path, fd } = openLockFile(root, sys);
+    try {
+      checkLockFile(path, await fstat(fd));
+      const busy = flockOrBusy(sys, fd);
+      if (busy !== undefined) throw new DeviceSetLockedError(root, await readPidAsync(fd), { cause: busy });
+      await ftruncate(fd, 0);
+      const text = pidText();
+      await pwrite(fd, text, 0, text.length, 0);
     } catch (err) {
       closeQuietly(sys, fd);
       throw err;
@@ -104,11 +112,62 @@ export class RootLock {
   }
 }
 
+const fstat = promisify(fs.fstat);
+const ftruncate = promisify(fs.ftruncate);
+const pwrite = promisify(fs.write);
+const pread = promisify(fs.read);
+
+const pidText = (): Buffer => Buffer.from(`${process.pid}\n`);
+
+/** open(2) of `<root>/devmapper.lock` (created 0600) through `sys`, O_NOFOLLOW|O_CLOEXEC. */
+function openLockFile(root: string, sys: Syscalls): { path: string; fd: number } {
+  const path = join(root, LOCK_FILE);
+  try {
+    // O_CLOEXEC: a spawned mkfs must not inherit, and so keep, the lock.
+    return { path, fd: sys.open(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | O_CLOEXEC, 0o600) };
+  } catch (err) {
+    // open(2): ELOOP for a symlink as last component with O_NOFOLLOW; EISDIR for a directory opened for write.
+    if (errnoCode(err) === 'ELOOP') throw new LockFileError(path, 'is a symbolic link', { cause: err });
+    if (errnoCode(err) === 'EISDIR') throw new LockFileError(path, 'is a directory', { cause: err });
+    throw err;
+  }
+}
+
+/** Refuses the lock file's fstat() unless a regular file owned by our effective uid. */
+function checkLockFile(path: string, st: fs.Stats): void {
+  if (!st.isFile()) throw new LockFileError(path, `is not a regular file (mode 0o${st.mode.toString(8)})`);
+  const euid = process.geteuid?.();
+  if (euid !== undefined && st.uid !== euid) throw new LockFileError(path, `is owned by uid ${st.uid}, not by our effective uid ${euid}`);
+}
+
+/** flock(LOCK_EX|LOCK_NB); the error when someone else holds it, undefined when it is ours. */
+function flockOrBusy(sys: Syscalls, fd: number): unknown {
+  try {
+    sys.flock(fd, LOCK_EX | LOCK_NB);
+    return undefined;
+  } catch (err) {
+    // flock(2): EWOULDBLOCK (== EAGAIN on Linux) when another open file description holds it.
+    if (errnoCode(err) === 'EAGAIN' || errnoCode(err) === 'EWOULDBLOCK') return err;
+    throw err;
+  }
+}
+
 function closeQuietly(sys: Syscalls, fd: number): void {
   try {
     sys.close(fd);
   } catch {
     /* see RootLock.release */
+  }
+}
+
+/** {@link readPid} with the pread on the thread pool. */
+async function readPidAsync(fd: number): Promise<number | null> {
+  try {
+    const buf = Buffer.alloc(32);
+    const { bytesRead: n } = await pread(fd, buf, 0, buf.length, 0);
+    return parseLockPid(buf.subarray(0, n).toString('latin1'));
+  } catch {
+    return null;
   }
 }
 

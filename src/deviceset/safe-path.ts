@@ -75,6 +75,19 @@ export function assertOwnedDirIfPresent(path: string): boolean {
   return true;
 }
 
+/** {@link assertOwnedDirIfPresent} through fs/promises (the lstat off the event loop). */
+export async function assertOwnedDirIfPresentAsync(path: string): Promise<boolean> {
+  let st: fs.BigIntStats;
+  try {
+    st = await fs.promises.lstat(path, { bigint: true });
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+  checkOwnedDir(path, st);
+  return true;
+}
+
 /**
  * mkdir `path` with `mode` when missing (its parent must exist unless `recursive`), then
  * {@link assertOwnedDir}. An existing directory is checked, never chmod'ed or chown'ed: fixing
@@ -114,10 +127,38 @@ export function ensureRootDir(root: string): string {
   try {
     real = fs.realpathSync.native(root);
   } catch (err) {
-    if (st?.isSymbolicLink() && errnoCode(err) === 'ENOENT') throw new UnsafePathError(root, 'symlink', 'a dangling symbolic link', 'a directory', { cause: err });
-    throw err;
+    throw danglingRootError(root, st, err);
   }
   assertOwnedDir(real);
+  return real;
+}
+
+/** A dangling link at the root is refused as one; any other realpath error as it is. */
+function danglingRootError(root: string, st: fs.BigIntStats | undefined, err: unknown): unknown {
+  if (st?.isSymbolicLink() && errnoCode(err) === 'ENOENT') return new UnsafePathError(root, 'symlink', 'a dangling symbolic link', 'a directory', { cause: err });
+  return err;
+}
+
+/**
+ * {@link ensureRootDir} through fs/promises: the lstat, mkdir and realpath(3) (libuv's
+ * uv_fs_realpath, as realpathSync.native) run on the thread pool, not on the event loop.
+ * @throws UnsafePathError as ensureRootDir.
+ */
+export async function ensureRootDirAsync(root: string): Promise<string> {
+  let st: fs.BigIntStats | undefined;
+  try {
+    st = await fs.promises.lstat(root, { bigint: true });
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  if (st === undefined) await fs.promises.mkdir(root, { recursive: true, mode: 0o700 });
+  let real: string;
+  try {
+    real = await fs.promises.realpath(root);
+  } catch (err) {
+    throw danglingRootError(root, st, err);
+  }
+  checkOwnedDir(real, await fs.promises.lstat(real, { bigint: true }));
   return real;
 }
 
@@ -244,6 +285,16 @@ export function fsyncDirNoFollow(dir: string): void {
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** {@link fsyncDirNoFollow} through fs/promises (open, fsync and close off the event loop). */
+export async function fsyncDirNoFollowAsync(dir: string): Promise<void> {
+  const handle = await openNoFollowAsync(dir, O_RDONLY | O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Wiring a DeviceSet to a FakeKernel, so services built on devmapper can be unit-tested without
 // root, device-mapper or a VM: every kernel call goes through the fake, files stay real.
-import { openSync, readSync, writeSync, fsyncSync, closeSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { InvalidArgumentError } from '../errors.js';
 import { DmControl } from '../dm/index.js';
 import { LoopControl } from '../loop/index.js';
@@ -41,23 +41,24 @@ export function fakeBlockDevices(fake: FakeKernel, loops: LoopControl): BlockDev
     },
     async readHead(path, bytes) {
       alive('readHead');
-      const fd = openSync(backing(path), 'r');
+      // fs/promises, as the real BlockDevices: a test recording the library's synchronous calls sees none here.
+      const handle = await fsp.open(backing(path), 'r');
       try {
         const buf = Buffer.alloc(bytes);
-        readSync(fd, buf, 0, bytes, 0);
+        await handle.read(buf, 0, bytes, 0);
         return buf;
       } finally {
-        closeSync(fd);
+        await handle.close();
       }
     },
     async zeroHead(path, bytes) {
       alive('zeroHead');
-      const fd = openSync(backing(path), 'r+');
+      const handle = await fsp.open(backing(path), 'r+');
       try {
-        writeSync(fd, Buffer.alloc(bytes), 0, bytes, 0);
-        fsyncSync(fd);
+        await handle.write(Buffer.alloc(bytes), 0, bytes, 0);
+        await handle.sync();
       } finally {
-        closeSync(fd);
+        await handle.close();
       }
     },
   };
