@@ -296,7 +296,7 @@ export class DeviceSet {
     } catch (err) {
       this.#log('warn', `cleanup after a failed init: ${String(err)}`);
     }
-    this.#lock.release();
+    await this.#lock.releaseAsync();
     if (this.#ownDm) this.#dm.close();
   }
 
@@ -607,7 +607,7 @@ export class DeviceSet {
       }
     }
     this.#crash('shutdown:before-unlock');
-    this.#lock.release();
+    await this.#lock.releaseAsync();
     if (this.#ownDm) this.#dm.close();
   }
 }

@@ -99,6 +99,23 @@ export class RootLock {
   }
 
   /**
+   * {@link release} after emptying the file (ftruncate on the thread pool), so that the next
+   * holder's racers never read our pid: between its flock and its pid write a loser reads the
+   * file, and would otherwise name us, gone, as the holder (a real-kernel race of two processes
+   * saw exactly that). The file then reads '' (pid unknown) until the next holder writes. Never
+   * throws; a process that dies without it leaves its pid, as before (information only).
+   */
+  async releaseAsync(): Promise<void> {
+    if (!this.#held) return;
+    try {
+      await ftruncate(this.#fd, 0);
+    } catch {
+      /* the pid is information only; the close below is what drops the lock */
+    }
+    this.release();
+  }
+
+  /**
    * Closes the fd, which drops the lock. The file stays (see the file comment). Idempotent; never
    * throws: Linux frees the fd even when close(2) reports an error (fs/open.c takes it out of the
    * table before flushing), and the lock goes with the last reference to the file

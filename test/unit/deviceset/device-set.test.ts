@@ -197,6 +197,28 @@ lock('d4: a holder that has not written its pid yet still excludes (pid unknown)
   RootLock.acquire(dir).release();
 });
 
+lock('releaseAsync empties the file first: a racer losing to the next holder before its pid write reads null, not the gone holder', async () => {
+  const path = join(dir, LOCK_FILE);
+  const a = await RootLock.acquireAsync(dir);
+  assert.is(readFileSync(path, 'utf8'), `${process.pid}\n`);
+  await a.releaseAsync();
+  await a.releaseAsync();
+  assert.is(readFileSync(path, 'utf8'), '');
+  const fd = openSync(path, 'r+'); // the next holder: locked, its pid not written yet
+  realSyscalls().flock(fd, LOCK_EX | LOCK_NB);
+  try {
+    await RootLock.acquireAsync(dir);
+    assert.unreachable('a second owner got the root');
+  } catch (err) {
+    assert.instance(err, DeviceSetLockedError);
+    // With a plain release() the file still named this process: the racer reported it as the holder.
+    assert.is((err as DeviceSetLockedError).pid, null);
+  } finally {
+    closeSync(fd);
+  }
+  RootLock.acquire(dir).release();
+});
+
 lock('the content decides nothing: a file naming a live pid (1) or a dead one, unlocked, is taken', () => {
   const path = join(dir, LOCK_FILE);
   for (const text of ['1\n', '2147483646 12345\n', 'garbage', '']) {
