@@ -75,3 +75,20 @@ export function autoextendRoots(suite: (name: string, fn: () => Promise<void>) =
     },
   };
 }
+
+/**
+ * `p`, or a rejection after `ms` naming `what` and `diagnose()`'s text: a step that never settles
+ * fails its test with what was seen instead of holding the VM cell until its 50-minute limit. A
+ * guard, not a speed check: the limit is minutes where the step takes seconds.
+ */
+export async function within<T>(p: Promise<T>, ms: number, what: string, diagnose: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled after ${ms / 1000} s; ${diagnose()}`)), ms);
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
