@@ -61,13 +61,15 @@ it('autoextend off: out_of_data_space queues the writes, the monitor reports it,
     const dry = new Promise<string>((resolve) => monitor!.once('outOfDataSpace', (e) => resolve(`${e.status.mode} ${e.status.noSpacePolicy} ${e.status.usedDataBlocks}/${e.status.totalDataBlocks}`)));
     await monitor.ready;
     const dd = ddAsync(src, join(mp, 'data.bin'));
-    assert.is(await dry, 'out_of_data_space queue_if_no_space 128/128');
+    // Guards as in the metadata test below (a run in the udev cell hung here once, before 'dry').
+    const diag = (): string => `monitor: ${events.join('; ') || 'nothing'}; pool: ${poolStatus(pool).words.join(' ')}`;
+    assert.is(await within(dry, 180_000, "the monitor's outOfDataSpace", diag), 'out_of_data_space queue_if_no_space 128/128');
     phase('dry');
     assert.is(poolStatus(pool).mode, 'out_of_data_space');
     const back = new Promise<void>((resolve) => monitor!.on('modeChange', (e) => e.to === 'rw' && resolve()));
-    await set.resizePool('16M');
-    await back;
-    const r = await dd.done;
+    await within(set.resizePool('16M'), 180_000, 'resizePool', diag);
+    await within(back, 180_000, "the monitor's modeChange to rw", diag);
+    const r = await within(dd.done, 180_000, 'dd', diag);
     phase('resumed, dd done');
     assert.is(r.status, 0, `dd: ${r.stderr}`);
     assert.is(r.stderr, '', 'no ENOSPC: the writes were queued, then completed');
@@ -88,8 +90,8 @@ it('autoextend off: out_of_data_space queues the writes, the monitor reports it,
     thinCheck(root);
     phase('thin_check');
   } finally {
-    await monitor?.close();
-    if (!down) await set.shutdown().catch(() => undefined);
+    if (monitor) await within(monitor.close(), 60_000, 'monitor.close after a failure', () => '').catch((e: unknown) => console.log(`  [autoextend-off] ${String(e)}`));
+    if (!down) await within(set.shutdown(), 60_000, 'shutdown after a failure', () => '').catch((e: unknown) => console.log(`  [autoextend-off] ${String(e)}`));
   }
 });
 
