@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { MetadataCorruptError } from './errors.js';
-import { fsyncDirNoFollow, fsyncDirNoFollowAsync, readFileNoFollow, readFileNoFollowAsync } from './safe-path.js';
+import { fsyncDirNoFollow, fsyncDirNoFollowAsync, lstatIfPresentAsync, readFileNoFollow, readFileNoFollowAsync } from './safe-path.js';
 import { DEVICESET_FILE } from './metadata.js';
 
 /** The staging directory of an import, next to `metadata/`. */
@@ -131,22 +131,12 @@ function refuseInterruptedRestore(root: string, meta: string, names: readonly st
 }
 
 async function isDirAsync(path: string): Promise<boolean> {
-  try {
-    return (await fs.promises.lstat(path)).isDirectory();
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
-    throw err;
-  }
+  return (await lstatIfPresentAsync(path))?.isDirectory() ?? false;
 }
 
-/** Anything at `path` (lstat: a link counts, never followed). */
+/** Anything at `path` (lstat: a link counts, never followed); any error counts as absent, as in the sync twin. */
 async function lexistsAsync(path: string): Promise<boolean> {
-  try {
-    await fs.promises.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return (await lstatIfPresentAsync(path).catch(() => undefined)) !== undefined;
 }
 
 function isLinkOrOther(path: string): boolean {

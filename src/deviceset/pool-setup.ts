@@ -12,7 +12,6 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { errnoCode } from '../errors.js';
 import { DeviceNotFoundError, type DmControl } from '../dm/index.js';
 import { BackingFileLinkError, ensureSparseFile, LoopAbortedError, SparseFileShrinkError, type LoopAttachment, type LoopControl } from '../loop/index.js';
 import {
@@ -35,7 +34,7 @@ import { poolNameFor } from './hash.js';
 import type { ResolvedDeviceSetOptions } from './options.js';
 import type { Journal } from './journal.js';
 import { minFreeBlocks, poolParamsFor } from './pool-sizing.js';
-import { ensureOwnedDirAsync, openNoFollowAsync } from './safe-path.js';
+import { ensureOwnedDirAsync, lstatIfPresentAsync, openNoFollowAsync } from './safe-path.js';
 import type { DeviceSetLog, DeviceSetStatus, PoolSource, SpaceUsage } from './types.js';
 
 /** What {@link PoolSetup} works with. */
@@ -415,13 +414,7 @@ export class PoolSetup {
 
 /** True when `path` exists (a dangling link counts: lstat, never followed). */
 async function lexists(path: string): Promise<boolean> {
-  try {
-    await fs.promises.lstat(path);
-    return true;
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
-    throw err;
-  }
+  return (await lstatIfPresentAsync(path)) !== undefined;
 }
 
 /** existsSync(path) through fs/promises: access(F_OK), following links as existsSync does. */

@@ -75,15 +75,20 @@ export function assertOwnedDirIfPresent(path: string): boolean {
   return true;
 }
 
-/** {@link assertOwnedDirIfPresent} through fs/promises (the lstat off the event loop). */
-export async function assertOwnedDirIfPresentAsync(path: string): Promise<boolean> {
-  let st: fs.BigIntStats;
+/** lstat(path) through fs/promises (a link is never followed); undefined when nothing is there (ENOENT), other errors thrown. */
+export async function lstatIfPresentAsync(path: string): Promise<fs.BigIntStats | undefined> {
   try {
-    st = await fs.promises.lstat(path, { bigint: true });
+    return await fs.promises.lstat(path, { bigint: true });
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
+    if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** {@link assertOwnedDirIfPresent} through fs/promises (the lstat off the event loop). */
+export async function assertOwnedDirIfPresentAsync(path: string): Promise<boolean> {
+  const st = await lstatIfPresentAsync(path);
+  if (st === undefined) return false;
   checkOwnedDir(path, st);
   return true;
 }
