@@ -3,8 +3,12 @@
 // matrix cell, and "total:" (all of them), and sets the exit status: any failure in any cell fails.
 // Usage: summarize.js <unit-log> <unit-exit-code> [<cell-name> <cell-summary-json|-> <cell-exit-code>]...
 // A cell whose JSON is missing (run-privileged.js crashed) counts as one failure under <cell-name>.
+// A failed cell's report is printed again here, from the log beside its JSON (<job>.log next to
+// <job>.json, as scripts/test-all.sh writes them): a CI record that keeps only the end of the
+// output must still say which test failed and why (CI of bd9a3e7 showed "159 passed, 1 failed"
+// for cell 1 and nothing else).
 import { existsSync, readFileSync } from 'node:fs';
-import { parseUvuSummary, summaryLine, uvuFailureReport, type CellSummary } from './summary.js';
+import { cellFailureReport, parseUvuSummary, summaryLine, uvuFailureReport, type CellSummary } from './summary.js';
 
 const [unitLog = '', unitRc = '1', ...cellArgs] = process.argv.slice(2);
 const unitText = existsSync(unitLog) ? readFileSync(unitLog, 'utf8') : '';
@@ -31,6 +35,11 @@ for (let i = 0; i + 2 < cellArgs.length; i += 3) {
   let f = cell.failed ?? 1;
   if (Number(rc) !== 0 && f === 0) f = 1;
   lines.push(summaryLine(cell.label ?? `vm[${name}]`, p, f));
+  if (f > 0) {
+    const log = json.replace(/\.json$/, '.log');
+    const report = json !== '-' && log !== json && existsSync(log) ? cellFailureReport(readFileSync(log, 'utf8')) : ['(no log)'];
+    console.log([`summarize: what failed in ${cell.label ?? `vm[${name}]`} again (its log is above):`, ...report].join('\n'));
+  }
   passed += p;
   failed += f;
 }

@@ -63,6 +63,23 @@ export function uvuFailureReport(text: string, maxLines = 80): string[] {
   return [...body.slice(0, maxLines), `… ${body.length - maxLines} more line(s) in the log`];
 }
 
+/**
+ * What a failed VM cell must still show at the end of a CI record: uvu's failure reports, or, when
+ * there are none (a timeout, a crash before the footer), the last `tail` lines of the log; then the
+ * runner's closing lines (`[devmapper vm] …`: exit, timeout, seconds per file) wherever they are.
+ */
+export function cellFailureReport(text: string, maxLines = 60, tail = 25): string[] {
+  const clean = text.replace(ANSI, '').replace(/\r/g, '');
+  let body = uvuFailureReport(clean, maxLines);
+  if (body.length === 0) {
+    const lines = clean.split('\n');
+    while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
+    body = ['(no uvu failure report; the last lines of the log:)', ...lines.slice(-tail)];
+  }
+  const runner = clean.split('\n').filter((l) => l.startsWith('[devmapper vm]') && !body.includes(l));
+  return [...body, ...runner];
+}
+
 /** `label: N passed, M failed`, the line format npm test ends with. */
 export function summaryLine(label: string, passed: number, failed: number): string {
   return `${label}: ${passed} passed, ${failed} failed`;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { guestCommandScript, readOnlyCachedPaths, shQuote } from '../../../src/vm/runner.js';
-import { cellLabel, parseUvuProgress, parseUvuSummary, summaryLine, uvuFailureReport } from '../../vm/summary.js';
+import { cellFailureReport, cellLabel, parseUvuProgress, parseUvuSummary, summaryLine, uvuFailureReport } from '../../vm/summary.js';
 
 test('readOnlyCached: existing plain subdirectories become absolute paths; anything else is refused', () => {
   const cwd = mkdtempSync(join(tmpdir(), 'dmvm-ro-'));
@@ -69,6 +69,31 @@ test('the unit failures are repeated at the end: uvu FAIL blocks without colour,
   assert.equal(uvuFailureReport(log, 2), ['   FAIL   suite  "does x"', '', '… 2 more line(s) in the log']);
 });
 
+test('a failed cell is reported again at the end: its FAIL blocks, or its last lines after a timeout, and the runner lines', () => {
+  const failed =
+    'x.test.js\n\x1b[31m✘ \x1b[39m (0 / 1)\n\n  \x1b[41m FAIL \x1b[49m  x  "hangs"\n\n    resizePool: not settled after 180 s\n\n  Total:     1\n  Passed:    0\n  Skipped:   0\n[devmapper vm] vm[6.1]: seconds per file: x.test.js 181\n';
+  assert.equal(cellFailureReport(failed), ['   FAIL   x  "hangs"', '', '    resizePool: not settled after 180 s', '[devmapper vm] vm[6.1]: seconds per file: x.test.js 181']);
+  const cut = 'a\nb\nc\n[devmapper vm] timeout after 3000 s\n\n';
+  assert.equal(cellFailureReport(cut, 60, 2), ['(no uvu failure report; the last lines of the log:)', 'c', '[devmapper vm] timeout after 3000 s']);
+  // summarize.js prints it for every failed cell, from <job>.log beside <job>.json, before the totals.
+  const dir = mkdtempSync(join(tmpdir(), 'summarize-'));
+  try {
+    writeFileSync(join(dir, 'unit.log'), '  Total:     2\n  Passed:    2\n  Skipped:   0\n');
+    writeFileSync(join(dir, 'k1.json'), JSON.stringify({ label: 'vm[6.1]', passed: 0, failed: 1 }));
+    writeFileSync(join(dir, 'k1.log'), failed);
+    writeFileSync(join(dir, 'k2.json'), JSON.stringify({ label: 'vm[6.12]', passed: 1, failed: 0 }));
+    writeFileSync(join(dir, 'k2.log'), '  FAIL  never printed for a passing cell\n');
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('../../vm/summarize.js', import.meta.url)), join(dir, 'unit.log'), '0', 'k1', join(dir, 'k1.json'), '1', 'k2', join(dir, 'k2.json'), '0'], { encoding: 'utf8' });
+    assert.is(r.status, 1);
+    const out = r.stdout.trimEnd().split('\n');
+    assert.equal(out.slice(0, 2), ['summarize: what failed in vm[6.1] again (its log is above):', '   FAIL   x  "hangs"']);
+    assert.not.ok(r.stdout.includes('never printed'));
+    assert.equal(out.slice(-4), ['unit: 2 passed, 0 failed', 'vm[6.1]: 0 passed, 1 failed', 'vm[6.12]: 1 passed, 0 failed', 'total: 3 passed, 1 failed']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('run-privileged: --help prints the usage, an unknown flag is refused (exit 2); neither boots a guest', () => {
   const script = join(dirname(fileURLToPath(import.meta.url)), '../../vm/run-privileged.js');
   const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8', timeout: 60_000 });
@@ -108,12 +133,12 @@ test('matrix summary: one line per cell, total over all; one failing or missing 
       code: 0,
     });
     assert.equal(run([...unit, 'kernel1', a, '0', 'kernel2', b, '1']), {
-      out: 'unit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[6.12.118+deb12-amd64]: 99 passed, 1 failed\ntotal: 209 passed, 1 failed\n',
+      out: 'summarize: what failed in vm[6.12.118+deb12-amd64] again (its log is above):\n(no log)\nunit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[6.12.118+deb12-amd64]: 99 passed, 1 failed\ntotal: 209 passed, 1 failed\n',
       code: 1,
     });
     // A cell that left no summary (run-privileged crashed) counts as one failure under its name.
     assert.equal(run([...unit, 'kernel1', a, '0', 'kernel2', join(dir, 'missing.json'), '1']), {
-      out: 'unit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[kernel2]: 0 passed, 1 failed\ntotal: 110 passed, 1 failed\n',
+      out: 'summarize: what failed in vm[kernel2] again (its log is above):\n(no log)\nunit: 10 passed, 0 failed\nvm[6.1.0-57-amd64]: 100 passed, 0 failed\nvm[kernel2]: 0 passed, 1 failed\ntotal: 110 passed, 1 failed\n',
       code: 1,
     });
     // A zero exit with a failure count, or a non-zero exit with none, is still a failure.
