@@ -3,7 +3,8 @@
 // roots are cleaned up after it (unmount, then every dm device of the root's name prefix, pool
 // last: our dm names carry no test marker), and the dmsetup readings both files check.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prefixFor } from '../../src/deviceset/hash.js';
 import { testTmpDir } from './privileged.js';
@@ -76,15 +77,62 @@ export function autoextendRoots(suite: (name: string, fn: () => Promise<void>) =
   };
 }
 
+/** A file's text, or `?` (a task gone, a file the kernel does not offer). */
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
 /**
- * `p`, or a rejection after `ms` naming `what` and `diagnose()`'s text: a step that never settles
- * fails its test with what was seen instead of holding the VM cell until its 50-minute limit. A
- * guard, not a speed check: the limit is minutes where the step takes seconds.
+ * What a hung step leaves to read, for {@link within}'s message: whether the libuv threadpool
+ * still answers (an fs/promises stat, 3 s limit; koffi's `.async` calls and PoolMonitor's poll
+ * slices run there), this process's threads with their state and kernel wait channel, every task
+ * in uninterruptible sleep (D) with its kernel stack, the dm devices' event numbers, and the
+ * active handles.
+ */
+export async function hangEvidence(): Promise<string> {
+  const t0 = Date.now();
+  const pool = await Promise.race([stat('/').then(() => `answered in ${Date.now() - t0} ms`), new Promise<string>((r) => setTimeout(() => r('NO ANSWER in 3 s (every worker busy or blocked)'), 3000).unref())]);
+  const task = (dir: string): string => {
+    const st = readOr(`${dir}/stat`);
+    const state = st.slice(st.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
+    return `${readOr(`${dir}/comm`)}[${state}] wchan=${readOr(`${dir}/wchan`)}`;
+  };
+  const threads = readdirSync('/proc/self/task').map((t) => `${t}:${task(`/proc/self/task/${t}`)}`);
+  const blocked: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    const st = readOr(`/proc/${pid}/stat`);
+    if (st.slice(st.lastIndexOf(')') + 2).startsWith('D')) blocked.push(`${pid} ${task(`/proc/${pid}`)} stack: ${readOr(`/proc/${pid}/stack`).split('\n').map((l) => l.replace(/^\[<[0-9a-f]+>\] /, '')).join(' < ')}`);
+  }
+  let events = '?';
+  try {
+    events = sh('dmsetup', ['info', '-c', '--noheadings', '-o', 'name,events,attr']).trim().split('\n').join(', ');
+  } catch (e) {
+    events = String(e);
+  }
+  const handles = process.getActiveResourcesInfo().reduce<Record<string, number>>((m, k) => ((m[k] = (m[k] ?? 0) + 1), m), {});
+  return `threadpool: ${pool}; threads: ${threads.join(', ')}; tasks in D: ${blocked.join(' | ') || 'none'}; dm events: ${events}; handles: ${JSON.stringify(handles)}`;
+}
+
+/**
+ * `p`, or a rejection after `ms` naming `what`, `diagnose()`'s text and {@link hangEvidence}: a
+ * step that never settles fails its test with what was seen instead of holding the VM cell until
+ * its 50-minute limit. A guard, not a speed check: the limit is minutes where the step takes
+ * seconds.
  */
 export async function within<T>(p: Promise<T>, ms: number, what: string, diagnose: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled after ${ms / 1000} s; ${diagnose()}`)), ms);
+    timer = setTimeout(() => {
+      const seen = diagnose();
+      void hangEvidence().then(
+        (ev) => reject(new Error(`${what}: not settled after ${ms / 1000} s; ${seen}; ${ev}`)),
+        (e: unknown) => reject(new Error(`${what}: not settled after ${ms / 1000} s; ${seen}; (evidence failed: ${String(e)})`)),
+      );
+    }, ms);
   });
   try {
     return await Promise.race([p, guard]);

@@ -62,7 +62,8 @@ it('autoextend off: out_of_data_space queues the writes, the monitor reports it,
     await monitor.ready;
     const dd = ddAsync(src, join(mp, 'data.bin'));
     // Guards as in the metadata test below (a run in the udev cell hung here once, before 'dry').
-    const diag = (): string => `monitor: ${events.join('; ') || 'nothing'}; pool: ${poolStatus(pool).words.join(' ')}`;
+    const diag = (): string =>
+      `monitor: ${events.join('; ') || 'nothing'} (${monitor?.mechanism}, closed ${monitor?.closed}, last state ${JSON.stringify(monitor?.state(pool) ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}); pool: ${poolStatus(pool).words.join(' ')}`;
     assert.is(await within(dry, 180_000, "the monitor's outOfDataSpace", diag), 'out_of_data_space queue_if_no_space 128/128');
     phase('dry');
     assert.is(poolStatus(pool).mode, 'out_of_data_space');
