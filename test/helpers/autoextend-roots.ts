@@ -113,8 +113,10 @@ export async function hangEvidence(): Promise<string> {
   } catch (e) {
     events = String(e);
   }
+  // The kernel's side: dm-thin's DMWARN/DMINFO lines (a metadata low water event, a resize, a mode change).
+  const kmsg = spawnSync('dmesg', [], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /device-mapper|thin/.test(l)).slice(-12).join(' / ');
   const handles = process.getActiveResourcesInfo().reduce<Record<string, number>>((m, k) => ((m[k] = (m[k] ?? 0) + 1), m), {});
-  return `threadpool: ${pool}; threads: ${threads.join(', ')}; tasks in D: ${blocked.join(' | ') || 'none'}; dm events: ${events}; handles: ${JSON.stringify(handles)}`;
+  return `threadpool: ${pool}; threads: ${threads.join(', ')}; tasks in D: ${blocked.join(' | ') || 'none'}; dm events: ${events}; kernel log: ${kmsg || 'nothing of dm'}; handles: ${JSON.stringify(handles)}`;
 }
 
 /**
