@@ -120,7 +120,10 @@ export interface PoolMonitorEvents {
   poolGone: [PoolPresenceEvent];
   /** The pool is (back) there after being absent or recreated; conditions are re-evaluated from scratch. */
   poolAppeared: [PoolAppearedEvent];
-  /** A round judged nothing: its readings were mixed (mid-reload); the previous state stands. */
+  /**
+   * A round judged nothing: its readings were mixed (mid-reload); the previous state stands until
+   * the pool is read again, on the next event or after 100 ms (doubling, up to 5 s).
+   */
   readingSkipped: [PoolReadingSkippedEvent];
   /** A read failed (`pool` set) or the wait itself failed (`pool` undefined; the monitor then stops). */
   error: [Error, string | undefined];
@@ -149,7 +152,25 @@ export interface PoolMonitorOptions {
    * wakes the monitor instead and this is unused.
    */
   readonly absentRecheckMs?: number;
+  /**
+   * ARM_POLL mode: every pool is read again after this long without any dm event (ms, default
+   * 10000, the period of dmeventd's own checks: DM_EVENT_DEFAULT_TIMEOUT in lvm2's
+   * daemons/dmeventd/dmeventd.h); 0 reads on events only. Events are the fast path; the re-read
+   * is the safety net for a condition the kernel reached without an event this monitor could
+   * judge (a reading taken mid-reload, see `readingSkipped`). A re-read emits only what changed.
+   * DM_DEV_WAIT cannot be interrupted, so in that mode there is no periodic re-read.
+   */
+  readonly recheckMs?: number;
 }
+
+/**
+ * After a `readingSkipped` (a reload in flight), the pool is read again this long after (ms),
+ * doubling while the readings stay mixed, up to `SKIPPED_RETRY_MAX_MS`: the resume that
+ * settles the reading does not raise an event of its own.
+ */
+export const SKIPPED_RETRY_MS = 100;
+/** The longest wait between re-reads of a pool whose readings stay mixed (ms). */
+export const SKIPPED_RETRY_MAX_MS = 5000;
 
 /**
  * The kernel's metadata low water mark, in 4 KiB metadata blocks: dm-thin.c's
@@ -188,7 +209,7 @@ function poolLine(pool: string, lines: readonly TargetLine[]): TargetLine {
 class Stopped extends Error {}
 
 /**
- * Watches thin pools by kernel events, not by polling, and emits typed events when a pool crosses
+ * Watches thin pools by kernel events (and a periodic re-read as a safety net) and emits typed events when a pool crosses
  * its low water mark, runs out of data space, changes mode, gets `needs_check` or runs low on
  * metadata. A typed EventEmitter (see {@link PoolMonitorEvents}); each event carries the parsed
  * status.
@@ -198,8 +219,13 @@ class Stopped extends Error {}
  * DM_NOFLUSH_FLAG so reading never makes the pool commit), compares with the previous
  * observation, emits, then waits for POLLIN with poll(2) on a libuv worker thread (koffi async, in
  * 250 ms slices so close/abort are honoured within one slice): the event loop stays free. Any dm
- * event on any device wakes it; pools whose state did not change emit nothing. On a kernel without
- * ARM_POLL it falls back to one DM_DEV_WAIT per pool (each also on a worker thread).
+ * event on any device wakes it; pools whose state did not change emit nothing. Without any event
+ * it reads again after `recheckMs` (10 s, as dmeventd), and a reading skipped mid-reload is
+ * retried after 100 ms: a reload's resume raises no event of its own, and on
+ * 6.1 a resize that crossed the metadata threshold was seen to leave the pool's event counter at
+ * 0, so a monitor that waited for the next event waited for ever (test/privileged
+ * deviceset-autoextend-off.test.ts, 1 run in 11 under load). On a kernel without ARM_POLL it falls
+ * back to one DM_DEV_WAIT per pool (each also on a worker thread).
  *
  * Edges: `lowWater`, `outOfDataSpace`, `needsCheck` and `metadataLow` fire when their condition
  * becomes true between two observations, and also on the first observation of a pool (or after
@@ -231,6 +257,9 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
   /** The last read error reported per pool (cleared by a good read). */
   readonly #lastError = new Map<string, string>();
   readonly #absentRecheckMs: number;
+  readonly #recheckMs: number;
+  /** Pools whose last reading was skipped (mixed), with the wait before the next re-read. */
+  readonly #skipped = new Map<string, number>();
   readonly #requested: 'auto' | PoolMonitorMechanism;
   readonly #userSignal: AbortSignal | undefined;
   readonly #onAbort = (): void => void this.close();
@@ -258,11 +287,14 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
     if (!['auto', 'arm-poll', 'dev-wait'].includes(mechanism)) problems.push({ path: 'mechanism', message: "must be 'auto', 'arm-poll' or 'dev-wait'", value: mechanism });
     const recheck = options.absentRecheckMs ?? 1000;
     if (!Number.isFinite(recheck) || recheck < 0) problems.push({ path: 'absentRecheckMs', message: 'must be a finite number ≥ 0', value: recheck });
+    const every = options.recheckMs ?? 10_000;
+    if (!Number.isFinite(every) || every < 0) problems.push({ path: 'recheckMs', message: 'must be a finite number ≥ 0 (0: on events only)', value: every });
     if (problems.length > 0) throw new InvalidArgumentError('PoolMonitor options', problems);
 
     this.#pools = [...pools];
     this.#requested = mechanism;
     this.#absentRecheckMs = recheck;
+    this.#recheckMs = every;
     this.#dm = new DmControl({ ...options.dm, nodes: 'none' });
     for (const p of this.#pools) this.#states.set(p, null);
     this.#ready = new Promise<void>((resolve) => (this.#resolveReady = resolve));
@@ -375,8 +407,11 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
       }
       this.#resolveReady();
       this.#checkOpen();
+      // No event for a while (recheckMs), or a skipped reading to settle: read again anyway.
+      const retry = this.#skipped.size > 0 ? Math.min(...this.#skipped.values()) : undefined;
+      const timeoutMs = retry ?? (this.#recheckMs > 0 ? this.#recheckMs : undefined);
       try {
-        await this.#ctl().waitForEvent({ signal: this.#stop.signal });
+        await this.#ctl().waitForEvent({ signal: this.#stop.signal, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
       } catch (e) {
         if (this.#stop.signal.aborted) throw new Stopped();
         throw e;
@@ -417,8 +452,19 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
         firstDone();
       }
       this.#checkOpen();
+      const retry = this.#skipped.get(pool);
+      if (info !== null && retry !== undefined) {
+        // A reload in flight: DM_DEV_WAIT would wait for the pool's next event, which the resume
+        // that settles the reading does not raise. Read again after a short wait instead.
+        try {
+          await delay(retry, undefined, { signal: this.#stop.signal });
+        } catch {
+          throw new Stopped();
+        }
+        continue;
+      }
       if (info === null) {
-        // DM_DEV_WAIT needs an existing device: look again later (the one timer of this class).
+        // DM_DEV_WAIT needs an existing device: look again later.
         try {
           await delay(this.#absentRecheckMs, undefined, { signal: this.#stop.signal });
         } catch {
@@ -478,9 +524,12 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
       }
       if (mixed !== undefined || !status || !params) {
         this.#checkOpen();
+        const last = this.#skipped.get(pool);
+        this.#skipped.set(pool, last === undefined ? SKIPPED_RETRY_MS : Math.min(last * 2, SKIPPED_RETRY_MAX_MS));
         if (mixed) this.emit('readingSkipped', mixed);
         return info;
       }
+      this.#skipped.delete(pool);
       const lowWaterMark = params.lowWaterMark;
       const working = status.kind === 'working' ? status : null;
       next = {
@@ -517,6 +566,7 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
 
   #setAbsent(pool: string): void {
     this.#checkOpen();
+    this.#skipped.delete(pool);
     const prev = this.#states.get(pool) ?? null;
     this.#states.set(pool, null);
     this.#looked.add(pool);

@@ -58,6 +58,7 @@ it('autoextend off: out_of_data_space queues the writes, the monitor reports it,
     const events: string[] = [];
     monitor.on('modeChange', (e) => events.push(`modeChange ${e.from}->${e.to}`));
     monitor.on('error', (e, p) => events.push(`error ${p} ${e.message}`));
+    monitor.on('readingSkipped', (e) => events.push(`readingSkipped table ${e.tableDataBlocks}/status ${e.statusDataBlocks}`));
     const dry = new Promise<string>((resolve) => monitor!.once('outOfDataSpace', (e) => resolve(`${e.status.mode} ${e.status.noSpacePolicy} ${e.status.usedDataBlocks}/${e.status.totalDataBlocks}`)));
     await monitor.ready;
     const dd = ddAsync(src, join(mp, 'data.bin'));
@@ -76,7 +77,7 @@ it('autoextend off: out_of_data_space queues the writes, the monitor reports it,
     assert.is(r.stderr, '', 'no ENOSPC: the writes were queued, then completed');
     assert.is(tableSectors(pool), (16 * MiB) / 512);
     assert.is(poolStatus(pool).mode, 'rw');
-    assert.equal(events.slice(0, 2), ['modeChange rw->out_of_data_space', 'modeChange out_of_data_space->rw']);
+    assert.equal(events.filter((e) => e.startsWith('modeChange')).slice(0, 2), ['modeChange rw->out_of_data_space', 'modeChange out_of_data_space->rw']);
     assert.equal((await set.status()).autoextend.lastExtension, null, 'a manual resize is no extension');
     await monitor.close();
     monitor = undefined;
@@ -121,22 +122,30 @@ it('metadata growth: the metadata file crosses the kernel threshold, metadataLow
       seen.push(`metadataLow ${e.status.kind === 'working' ? `meta ${e.status.usedMetadataBlocks}/${e.status.totalMetadataBlocks} data ${e.status.usedDataBlocks}/${e.status.totalDataBlocks}` : e.status.kind}`);
     });
     m.on('lowWater', (e) => seen.push(`lowWater free ${e.freeDataBlocks} <= mark ${e.lowWaterMark}`));
+    const skips: string[] = [];
+    m.on('readingSkipped', (e) => skips.push(`table ${e.tableDataBlocks}/status ${e.statusDataBlocks}`));
     // Enough new bitmaps to leave 16 blocks fewer free than the threshold.
     const bitmapsNow = Math.ceil(before.data[1] / ENTRIES_PER_BITMAP);
     const extra = before.meta[1] - before.meta[0] - threshold + 16;
     const dataBlocks = (bitmapsNow + extra) * ENTRIES_PER_BITMAP;
     // Guards (3 min against seconds): a run in the udev cell of 2026-12-07 hung in this test
     // (once in three runs; the cell held its VM until killed), with no output to tell where.
-    const diag = (): string => `monitor: ${seen.join('; ') || 'nothing'}; autoextender: ${JSON.stringify(set.autoextender.status(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}; pool: ${poolStatus(pool).words.join(' ')}; log: ${logs.join(' | ')}`;
+    const diag = (): string => `monitor: ${seen.join('; ') || 'nothing'} (skipped readings: ${skips.join(', ') || 'none'}); autoextender: ${JSON.stringify(set.autoextender.status(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}; pool: ${poolStatus(pool).words.join(' ')}; log: ${logs.join(' | ')}`;
     await within(set.resizePool(BigInt(dataBlocks) * set.options.blockSize), 180_000, 'resizePool', diag);
     const ext = await within(grown, 180_000, "the Autoextender's 'extended'", diag);
     const after = poolStatus(pool);
-    console.log(`  [autoextend-off] metadata ${before.meta[0]}/${before.meta[1]} -> ${after.meta[0]}/${after.meta[1]} blocks (data ${before.data[1]} -> ${after.data[1]} blocks); monitor: ${seen.join('; ')}; grown on ${ext.trigger}`);
+    console.log(`  [autoextend-off] metadata ${before.meta[0]}/${before.meta[1]} -> ${after.meta[0]}/${after.meta[1]} blocks (data ${before.data[1]} -> ${after.data[1]} blocks); monitor: ${seen.join('; ')}; skipped readings: ${skips.length}; grown on ${ext.trigger}`);
     assert.equal([ext.what, ext.from, ext.to], ['metadata', 2n * BigInt(MiB), 3n * BigInt(MiB)], logs.join(' | '));
-    // The grow answers whichever event the monitor read first: the metadataLow the kernel raised
-    // (most runs), or once seen on 6.1, a lowWater from a reading taken while the resize's reload
-    // was in flight (the new table's mark, 20 % of 5.5 M blocks, against the free count of the
-    // pool before its data space map grew). Either check finds the metadata over the threshold.
+    // The grow answers whichever condition the monitor judged first: metadataLow (most runs), or
+    // once seen on 6.1, a lowWater from a reading taken while the resize's reload was in flight
+    // (the new table's mark, 20 % of 5.5 M blocks, against the free count of the pool before its
+    // data space map grew). Either check finds the metadata over the threshold. The kernel raises
+    // no event for this crossing: the guest's log of every run we read has no "reached low water
+    // mark for metadata device" line (dm-thin.c metadata_low_callback()), and the pool's event
+    // counter stayed 0. What finds it is the reading woken by the reload's table swap
+    // (dm_swap_table() → dm_issue_global_event()) or, when that reading was mixed and skipped, the
+    // monitor's re-read 100 ms later: without the re-read this test hung (1 run in 9–11 in a loop
+    // under load, 2026-12-07).
     assert.ok(ext.trigger === 'metadataLow' || ext.trigger === 'lowWater', ext.trigger);
     assert.is(lows.length, 1, `one metadataLow: ${lows.join(', ')}`);
     assert.is(after.meta[1], 768, 'the pool took 3 MiB of metadata');

@@ -25,11 +25,12 @@ const FLAGS_OFFSET = 28; // struct dm_ioctl: version[3], data_size, data_start, 
  * kept, and while `stale` > 0 the next status read answers it instead of the live one.
  */
 function harness(fake: FakeKernel) {
-  let release: (() => void) | undefined;
+  let release: ((how: 'open' | 'expire') => void) | undefined;
   let enteredWaiters: Array<() => void> = [];
   let waiting = false;
   let saved: Buffer | undefined;
-  const h = { stale: 0, statusReads: 0 };
+  /** timeouts: the timeout of every gated poll, in call order. */
+  const h = { stale: 0, statusReads: 0, timeouts: [] as number[] };
   const isStatus = (name: string, arg: IoctlArg): arg is Buffer => name === 'DM_TABLE_STATUS' && Buffer.isBuffer(arg) && (arg.readUInt32LE(FLAGS_OFFSET) & DM_STATUS_TABLE_FLAG) === 0;
   const after = (name: string, arg: IoctlArg): void => {
     if (!isStatus(name, arg)) return;
@@ -42,12 +43,16 @@ function harness(fake: FakeKernel) {
   const sys = new Proxy(fake, {
     get(target, prop) {
       if (prop === 'pollAsync')
-        return async (fd: number, events: number): Promise<number> => {
+        return async (fd: number, events: number, timeoutMs: number): Promise<number> => {
+          h.timeouts.push(timeoutMs);
           waiting = true;
           for (const w of enteredWaiters) w();
           enteredWaiters = [];
-          await new Promise<void>((r) => (release = r));
-          return fake.pollAsync(fd, events, 0);
+          const how = await new Promise<'open' | 'expire'>((r) => (release = r));
+          if (how === 'open') return fake.pollAsync(fd, events, 0);
+          // The poll times out: let its time pass (waitForEvent checks its deadline), no event.
+          await new Promise((r) => setTimeout(r, timeoutMs));
+          return 0;
         };
       if (prop === 'ioctl')
         return (fd: number, req: number, arg: IoctlArg, name: string): number => {
@@ -73,7 +78,14 @@ function harness(fake: FakeKernel) {
       waiting = false;
       const r = release;
       release = undefined;
-      r?.();
+      r?.('open');
+    },
+    /** The gated poll times out (after its own timeout, real time) with no event. */
+    expire: () => {
+      waiting = false;
+      const r = release;
+      release = undefined;
+      r?.('expire');
     },
   };
 }
@@ -138,7 +150,7 @@ test('a mixed reading (new table, old status) once: re-read, no lowWater', async
   }
 });
 
-test('a reading mixed twice in a row: nothing judged, readingSkipped, previous state kept', async () => {
+test('a reading mixed twice in a row: nothing judged, readingSkipped, previous state kept until the next event', async () => {
   const { fake, grow, cleanup } = await world();
   const g = harness(fake);
   const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', dm: { syscalls: g.sys } });
@@ -163,6 +175,67 @@ test('a reading mixed twice in a row: nothing judged, readingSkipped, previous s
     assert.is(m.state('pool')?.lowWaterMark, 6n);
   } finally {
     await cleanup(m, g.open);
+  }
+});
+
+test('a skipped reading is read again after 100 ms with no event (the resume that settles it raises none), doubling while mixed', async () => {
+  const { fake, grow, cleanup } = await world();
+  const g = harness(fake);
+  const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', dm: { syscalls: g.sys } });
+  const seen: string[] = [];
+  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  try {
+    await g.entered();
+    assert.equal(g.h.timeouts, [250], 'settled: the 10 s re-check, in 250 ms slices');
+    await grow();
+    g.h.stale = 4; // two rounds of two mixed reads
+    g.open();
+    await g.entered();
+    assert.equal(g.h.timeouts.slice(1), [100], 'skipped: the next read is 100 ms away');
+    g.expire(); // no event comes
+    await g.entered();
+    assert.equal(seen, ['skipped table=32 status=16', 'skipped table=32 status=16']);
+    assert.equal(g.h.timeouts.slice(2), [200], 'still mixed: twice as long');
+    g.expire();
+    await g.entered();
+    // The third round reads the settled pool, with no event: the grown total is judged.
+    assert.is(g.h.statusReads, 6, "1 + 2 mixed + 2 mixed + 1");
+    const st = m.state('pool')?.status;
+    assert.is(st?.kind === 'working' ? st.totalDataBlocks : null, 32n);
+    assert.is(m.state('pool')?.lowWaterMark, 6n);
+    assert.equal(g.h.timeouts.slice(3), [250], 'settled again: back to the periodic re-check');
+  } finally {
+    await cleanup(m, g.open);
+  }
+});
+
+test('with no event at all, every pool is read again after recheckMs; 0 waits for events only', async () => {
+  const { fake, cleanup } = await world();
+  const g = harness(fake);
+  const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', recheckMs: 150, dm: { syscalls: g.sys } });
+  const low: string[] = [];
+  m.on('lowWater', (e) => low.push(`lowWater free=${e.freeDataBlocks}`));
+  try {
+    await g.entered();
+    assert.is(g.h.statusReads, 1);
+    assert.equal(g.h.timeouts, [150]);
+    // The pool crosses its mark and the event is lost (the harness swallows it): the re-read sees it.
+    fake.writeThin('thin', 12, 2); // 14 of 16 used: 2 free ≤ 3
+    g.expire();
+    await g.entered();
+    assert.is(g.h.statusReads, 2);
+    assert.equal(low, ['lowWater free=2']);
+  } finally {
+    await cleanup(m, g.open);
+  }
+  const w2 = await world();
+  const g2 = harness(w2.fake);
+  const m2 = new PoolMonitor(['pool'], { mechanism: 'arm-poll', recheckMs: 0, dm: { syscalls: g2.sys } });
+  try {
+    await g2.entered();
+    assert.equal(g2.h.timeouts, [250], 'no deadline: waitForEvent polls in 250 ms slices for ever');
+  } finally {
+    await w2.cleanup(m2, g2.open);
   }
 });
 

@@ -426,6 +426,9 @@ test('bad input is refused before anything opens', () => {
     [['bad/name'], {}],
     [['a'], { mechanism: 'inotify' }],
     [['a'], { absentRecheckMs: -1 }],
+    [['a'], { recheckMs: -1 }],
+    [['a'], { recheckMs: Number.POSITIVE_INFINITY }],
+    [['a'], { recheckMs: Number.NaN }],
   ] as [string[], Record<string, unknown>][]) {
     assert.throws(() => new PoolMonitor(pools, { ...(opts as PoolMonitorOptions), dm: { syscalls: fake } }), (e: unknown) => e instanceof InvalidArgumentError);
   }
