@@ -373,6 +373,7 @@ export {
   type FsTools,
   type KernelLog,
   type KernelLogCursor,
+  type KernelLogOptions,
   type KmsgRecord,
   type LoadedMetadata,
   type MountDeviceOptions,

@@ -147,6 +147,7 @@ export {
   parseKmsgRecord,
   type KernelLog,
   type KernelLogCursor,
+  type KernelLogOptions,
   type KmsgRecord,
 } from './kernel-log.js';
 export { DeviceSet } from './device-set.js';

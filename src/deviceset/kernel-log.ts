@@ -12,13 +12,20 @@
  * lines; O_NONBLOCK makes the read answer EAGAIN at the end of the buffer and EPIPE when the
  * record at the reader's position was overwritten (the next read goes on with the oldest one).
  * A cursor opened before the mount reads, after a failure, exactly the records written in
- * between. It is put after the newest record by reading (and dropping) the records already there
- * until EAGAIN, with node:fs only: the ABI's other way, lseek(SEEK_END), is not in node:fs, and
- * nothing above src/ioctl calls libc. Comparing timestamps instead is fragile: the printk clock is
+ * between. It is put after the newest record with one lseek(fd, 0, SEEK_END) ("seek after the
+ * last entry in the buffer", the ABI document; kernel/printk/printk.c devkmsg_llseek sets the
+ * reader's sequence number to the ring buffer's next one, prb_next_seq(): memory work, no wait),
+ * whatever the log holds. node:fs has no lseek, so it goes through the Syscalls seam (src/ioctl,
+ * the only place that calls libc). The open goes through fs/promises and the reads of a failed
+ * mount through its FileHandle, so a mount makes no synchronous file call for the log. Where the
+ * lseek is missing or fails, the cursor is positioned as before it existed: by reading (and
+ * dropping) every record there is until EAGAIN, one read per record (thousands on a busy log),
+ * off the event loop too. Comparing timestamps instead is fragile: the printk clock is
  * local_clock(), not CLOCK_MONOTONIC, and a first version that filtered on process.hrtime found
  * nothing in the VM suite (though the two clocks agreed within 20 ms in an idle guest).
  */
 import * as fs from 'node:fs';
+import { realSyscalls, SEEK_END, type Syscalls } from '../ioctl/index.js';
 
 /** One kernel log record. */
 export interface KmsgRecord {
@@ -34,14 +41,14 @@ export interface KmsgRecord {
 
 /** A position in the kernel log: {@link KernelLogCursor.read} returns what was logged after it. */
 export interface KernelLogCursor {
-  /** The records written since the cursor was opened (or last read). Never throws. */
-  read(): KmsgRecord[];
-  /** Releases the cursor. Idempotent. */
-  close(): void;
+  /** The records written since the cursor was opened (or last read). Never rejects. */
+  read(): Promise<KmsgRecord[]>;
+  /** Releases the cursor. Idempotent; never rejects. */
+  close(): Promise<void>;
 }
 
 /** Opens a cursor at the end of the kernel log; null when the log cannot be read. */
-export type KernelLog = () => KernelLogCursor | null;
+export type KernelLog = () => Promise<KernelLogCursor | null>;
 
 /** Parses one /dev/kmsg record; undefined when it is not one. */
 export function parseKmsgRecord(raw: string): KmsgRecord | undefined {
@@ -65,35 +72,59 @@ function unescapeKmsg(s: string): string {
 const MAX_RECORDS = 100_000;
 const RECORD_BYTES = 8192;
 
+/** Where {@link openKernelLog} reads. */
+export interface KernelLogOptions {
+  /** The log device. Default /dev/kmsg. */
+  readonly path?: string;
+  /**
+   * Where lseek(2) comes from. Default the real seam ({@link realSyscalls}): the fd is a real one.
+   * Without `lseek`, or when it fails, the cursor is positioned by reading the records there are.
+   */
+  readonly sys?: Pick<Syscalls, 'lseek'>;
+}
+
 /**
- * Opens /dev/kmsg (O_NONBLOCK) positioned after its newest record. Returns null when the log
- * cannot be read (no /dev/kmsg, EPERM under dmesg_restrict without CAP_SYSLOG): the caller only
- * adds the lines to an error message.
+ * Opens the kernel log (O_NONBLOCK, through fs/promises) positioned after its newest record,
+ * with one lseek(SEEK_END). Resolves to null when the log cannot be read (no /dev/kmsg, EPERM
+ * under dmesg_restrict without CAP_SYSLOG): the caller only adds the lines to an error message.
+ * Never rejects.
  */
-export function openKernelLog(path = '/dev/kmsg'): KernelLogCursor | null {
-  let fd: number;
+export async function openKernelLog(options: KernelLogOptions = {}): Promise<KernelLogCursor | null> {
+  let file: fs.promises.FileHandle;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    file = await fs.promises.open(options.path ?? '/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch {
     return null;
   }
-  skipRecords(fd);
+  if (!seekToEnd(file.fd, options.sys ?? realSyscalls())) await skipRecords(file);
   let open = true;
   return {
-    read: () => (open ? readRecords(fd) : []),
-    close: () => {
-      if (open) fs.closeSync(fd);
+    read: () => (open ? readRecords(file) : Promise.resolve([])),
+    close: async () => {
+      if (!open) return;
       open = false;
+      await file.close().catch(() => undefined);
     },
   };
 }
 
+/** lseek(fd, 0, SEEK_END); false when the seam has no lseek or the call failed. */
+function seekToEnd(fd: number, sys: Pick<Syscalls, 'lseek'>): boolean {
+  if (!sys.lseek) return false;
+  try {
+    sys.lseek(fd, 0n, SEEK_END);
+    return true;
+  } catch {
+    return false; // not /dev/kmsg's lseek (an old or odd kernel), or libc could not be loaded
+  }
+}
+
 /** Reads and drops the records there are now: the reader's position ends after the newest one. */
-function skipRecords(fd: number): void {
+async function skipRecords(file: fs.promises.FileHandle): Promise<void> {
   const buf = Buffer.allocUnsafe(RECORD_BYTES);
   for (let i = 0; i < MAX_RECORDS; i++) {
     try {
-      if (fs.readSync(fd, buf, 0, buf.length, null) === 0) return;
+      if ((await file.read(buf, 0, buf.length, null)).bytesRead === 0) return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EPIPE') continue; // overwritten: go on with the oldest
       return; // EAGAIN: the end
@@ -101,20 +132,33 @@ function skipRecords(fd: number): void {
   }
 }
 
-function readRecords(fd: number): KmsgRecord[] {
+async function readRecords(file: fs.promises.FileHandle): Promise<KmsgRecord[]> {
   const out: KmsgRecord[] = [];
   const buf = Buffer.allocUnsafe(RECORD_BYTES);
   for (let i = 0; i < MAX_RECORDS; i++) {
     let n: number;
     try {
-      n = fs.readSync(fd, buf, 0, buf.length, null);
+      n = (await file.read(buf, 0, buf.length, null)).bytesRead;
     } catch (err) {
       // EPIPE: records were overwritten under us; the next read resumes at the oldest one.
       if ((err as NodeJS.ErrnoException).code === 'EPIPE') continue;
-      break; // EAGAIN: the end; anything else: give up quietly
+      break; // EAGAIN: the end; anything else (the cursor closed meanwhile): give up quietly
     }
     if (n === 0) break;
-    const rec = parseKmsgRecord(buf.toString('utf8', 0, n));
+    out.push(...parseKmsgChunk(buf.toString('utf8', 0, n)));
+  }
+  return out;
+}
+
+/**
+ * The records of one read. /dev/kmsg returns exactly one; a regular file standing in for it
+ * (tests) returns several at once, split here where a line does not begin with the space of a
+ * continuation line.
+ */
+function parseKmsgChunk(chunk: string): KmsgRecord[] {
+  const out: KmsgRecord[] = [];
+  for (const raw of chunk.split(/\n(?! )/)) {
+    const rec = parseKmsgRecord(raw);
     if (rec) out.push(rec);
   }
   return out;

@@ -106,24 +106,26 @@ export async function mountThinDevice(d: MountDeps, hash: string, device: string
     ...(req.label ? [`context="${req.label}"`] : []),
   ];
   const { flags, data } = splitMountOptions(words);
-  if (req.signal?.aborted) {
-    await d.undoActivate(hash);
-    checkAbort(req.signal, 'mountDevice');
-  }
-  const log = openKernelLogQuietly(d.kernelLog);
+  const log = await openKernelLogQuietly(d.kernelLog);
   try {
-    await d.sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
-  } catch (err) {
-    // The errno alone rarely says what is wrong (EINVAL covers a bad option and a corrupt
-    // superblock alike): the filesystem's own words are in the kernel log. Read them while
-    // the device is still active, so its dm-N name is known.
-    const kernelLog = await kernelLogFor(d, hash, log);
-    await d.undoActivate(hash);
-    const code = (err as { code?: string }).code ?? 'error';
-    const why = `${code}: ${mountErrorHint(code)} (${(err as Error).message})`;
-    throw new MountFailedError(hash, device, path, fsType, data, why, { cause: err, kernelLog });
+    if (req.signal?.aborted) {
+      await d.undoActivate(hash);
+      checkAbort(req.signal, 'mountDevice');
+    }
+    try {
+      await d.sys.mountAsync(device, path, fsType, flags, data === '' ? null : data);
+    } catch (err) {
+      // The errno alone rarely says what is wrong (EINVAL covers a bad option and a corrupt
+      // superblock alike): the filesystem's own words are in the kernel log. Read them while
+      // the device is still active, so its dm-N name is known.
+      const kernelLog = await kernelLogFor(d, hash, log);
+      await d.undoActivate(hash);
+      const code = (err as { code?: string }).code ?? 'error';
+      const why = `${code}: ${mountErrorHint(code)} (${(err as Error).message})`;
+      throw new MountFailedError(hash, device, path, fsType, data, why, { cause: err, kernelLog });
+    }
   } finally {
-    log?.close();
+    await closeQuietly(log);
   }
   if (fsType === 'xfs' && d.options.xfsNoSpaceMaxRetries !== null) {
     try {
@@ -142,18 +144,26 @@ export async function unmountPath(sys: Syscalls, path: string): Promise<void> {
   await sys.umount2Async(path, MNT_DETACH);
 }
 
-function openKernelLogQuietly(kernelLog: KernelLog): KernelLogCursor | null {
+async function openKernelLogQuietly(kernelLog: KernelLog): Promise<KernelLogCursor | null> {
   try {
-    return kernelLog();
+    return await kernelLog();
   } catch {
     return null;
+  }
+}
+
+async function closeQuietly(log: KernelLogCursor | null): Promise<void> {
+  try {
+    await log?.close();
+  } catch {
+    // the cursor only served the error message
   }
 }
 
 /** The kernel log lines since `log` was opened about `hash`'s dm-N device (or the last few). Never throws. */
 async function kernelLogFor(d: MountDeps, hash: string, log: KernelLogCursor | null): Promise<string[]> {
   try {
-    const records = log?.read() ?? [];
+    const records = (await log?.read()) ?? [];
     if (records.length === 0) return [];
     const info = await d.dm.deviceInfo(d.dmName(hash)).catch(() => undefined);
     return kernelLogTail(records, info ? `dm-${info.dev.minor}` : '');

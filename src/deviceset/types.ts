@@ -55,7 +55,8 @@ export interface DeviceSetInit {
   readonly log?: (level: DeviceSetLogLevel, message: string) => void;
   /**
    * Opens a cursor at the end of the kernel log before each mount, for the explanation a failed
-   * mount gives only in dmesg (default: /dev/kmsg, see kernel-log.ts).
+   * mount gives only in dmesg (default: `openKernelLog`, /dev/kmsg positioned by one
+   * lseek(SEEK_END); see kernel-log.ts).
    */
   readonly kernelLog?: KernelLog;
   /**

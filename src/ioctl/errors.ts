@@ -23,7 +23,8 @@ export type SyscallName =
   | 'umount2'
   | 'fsync'
   | 'poll'
-  | 'flock';
+  | 'flock'
+  | 'lseek';
 
 /**
  * Decoded `struct dm_ioctl` fields recorded with a failed dm request (set by the dm layer). Only

@@ -264,7 +264,7 @@ export {
   UMOUNT_NOFOLLOW,
 } from './mount.js';
 export { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from './flock.js';
-export { O_CLOEXEC } from './fcntl.js';
+export { O_CLOEXEC, SEEK_END } from './fcntl.js';
 export {
   BatchWorkerError,
   errnoDescription,

@@ -113,6 +113,9 @@ class RealSyscalls implements Syscalls {
   fsync(fd: number): void {
     check('fsync', libc().fsync(fd), { fd });
   }
+  lseek(fd: number, offset: bigint, whence: number): number {
+    return check('lseek', libc().lseek(fd, offset, whence), { fd });
+  }
   flock(fd: number, operation: number): void {
     check('flock', libc().flock(fd, operation), { fd });
   }

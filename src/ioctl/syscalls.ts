@@ -72,6 +72,13 @@ export interface Syscalls {
   /** fsync(2). */
   fsync(fd: number): void;
   /**
+   * lseek(2) (`whence`: SEEK_SET, SEEK_END… from fcntl.ts). Returns the resulting offset.
+   * Optional: the kernel log cursor (src/deviceset/kernel-log.ts) uses it to jump past the records
+   * of /dev/kmsg in one call, and reads them one by one on a seam without it. The fd is a real
+   * one (opened with node:fs), so only the real seam has it; the FakeKernel does not.
+   */
+  lseek?(fd: number, offset: bigint, whence: number): number;
+  /**
    * flock(2) (`operation`: LOCK_SH/LOCK_EX/LOCK_UN, optionally | LOCK_NB; flock.ts). With
    * LOCK_NB a conflicting lock fails with EWOULDBLOCK (= EAGAIN on Linux, code 'EAGAIN').
    */

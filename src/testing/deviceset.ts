@@ -98,5 +98,5 @@ export function fakeDeviceSetInit(fake: FakeKernel, devDir = '/dev'): DeviceSetI
   const noSleep = async (): Promise<void> => {};
   const dm = new DmControl({ devDir, syscalls: fake, sleep: noSleep, udevRecheckMs: 0 });
   const loops = new LoopControl({ devDir, syscalls: fake, sysfsRoot: fake.sysfsRoot ?? '/nonexistent', sleep: noSleep });
-  return { dm, loops, syscalls: fake, blockDevices: fakeBlockDevices(fake, loops), tools: fakeFsTools(fake), deferredDeleteIntervalMs: 0, kernelLog: () => null };
+  return { dm, loops, syscalls: fake, blockDevices: fakeBlockDevices(fake, loops), tools: fakeFsTools(fake), deferredDeleteIntervalMs: 0, kernelLog: () => Promise.resolve(null) };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FakeKernel } from '../../src/testing/index.js';
 
 /** The Syscalls seam's methods (src/ioctl/syscalls.ts); the FakeKernel's other methods are the test's. */
-export const SYSCALL_METHODS: ReadonlySet<string> = new Set(['open', 'close', 'ioctl', 'ioctlAsync', 'fstat', 'stat', 'statAsync', 'lstat', 'mknod', 'unlink', 'rename', 'mkdir', 'fsync', 'flock', 'mountAsync', 'umount2Async', 'pollAsync']);
+export const SYSCALL_METHODS: ReadonlySet<string> = new Set(['open', 'close', 'ioctl', 'ioctlAsync', 'fstat', 'stat', 'statAsync', 'lstat', 'mknod', 'unlink', 'rename', 'mkdir', 'fsync', 'flock', 'lseek', 'mountAsync', 'umount2Async', 'pollAsync']);
 
 /** node:fs's synchronous calls that read, write or look at files. */
 export const FS_SYNC_CALLS: readonly string[] = ['statSync', 'lstatSync', 'fstatSync', 'openSync', 'closeSync', 'fsyncSync', 'fdatasyncSync', 'writeSync', 'writeFileSync', 'readFileSync', 'readSync', 'renameSync', 'ftruncateSync', 'truncateSync', 'readdirSync', 'existsSync', 'mkdirSync', 'unlinkSync', 'statfsSync', 'accessSync', 'copyFileSync', 'appendFileSync'];

@@ -2,14 +2,16 @@
 // Issue #17 §2: DeviceSet.init makes no synchronous node:fs call on the event loop. On the
 // FakeKernel, the first use of a root (directories, loopback files, pool created, base device)
 // and the reopen of a healthy set (the pool adopted, its loop devices found back) are recorded at
-// node:fs's synchronous calls; so are status, mountDevice and unmountDevice. Before, init checked the root
-// and its directories with lstatSync/mkdirSync/realpathSync, took the root lock with
-// fstatSync/ftruncateSync/writeSync, and read the loopback files with statSync/lstatSync/openSync/readSync.
+// node:fs's synchronous calls; so are status, mountDevice (with the default /dev/kmsg cursor, a
+// failed mount reading it) and unmountDevice. Before, init checked the root and its directories
+// with lstatSync/mkdirSync/realpathSync, took the root lock with fstatSync/ftruncateSync/writeSync,
+// and read the loopback files with statSync/lstatSync/openSync/readSync; every mount opened
+// /dev/kmsg with openSync and skipped the records in it with one readSync each.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceSet } from '../../../src/deviceset/index.js';
+import { DeviceSet, MountFailedError } from '../../../src/deviceset/index.js';
 import { fakeDeviceSetInit } from '../../../src/testing/index.js';
 import { withRecordedFake } from '../../helpers/sync-calls.js';
 
@@ -59,17 +61,26 @@ test('status: no node:fs *Sync call (udev\'s control socket looked for through f
     await set.shutdown();
   }));
 
-test('mountDevice and unmountDevice: no node:fs *Sync call', () =>
-  withRecordedFake(DEV, async ({ kernel, rec, root }) => {
-    const set = await DeviceSet.init(root, { ...fakeDeviceSetInit(kernel, DEV), options: OPTIONS, deferredDeleteIntervalMs: 0, log: () => {} });
+test('mountDevice (with the default /dev/kmsg cursor, a failed mount reading it) and unmountDevice: no node:fs *Sync call', () =>
+  withRecordedFake(DEV, async ({ fake, kernel, rec, root }) => {
+    // Not fakeDeviceSetInit's empty kernel log: the DeviceSet's default opener, on the host's real
+    // /dev/kmsg (EPERM for a non-root user under dmesg_restrict: then it is only the open). Before,
+    // it made an openSync of /dev/kmsg and one readSync per record in the log at every mount.
+    const { kernelLog: _none, ...init } = fakeDeviceSetInit(kernel, DEV);
+    const set = await DeviceSet.init(root, { ...init, options: OPTIONS, deferredDeleteIntervalMs: 0, log: () => {} });
     await set.addDevice('a', '');
     const mnt = join(root, '..', 'mnt-a');
     mkdirSync(mnt);
+    rec.asyncFs.length = 0;
     rec.on = true;
+    fake.failNext({ syscall: 'mount', errno: 'EINVAL' });
+    const failed = await set.mountDevice('a', mnt).then(() => undefined, (e: unknown) => e);
     await set.mountDevice('a', mnt);
     await set.unmountDevice('a', mnt);
     rec.on = false;
+    assert.instance(failed, MountFailedError);
     assert.equal(rec.fs, []);
+    assert.equal(rec.asyncFs.filter((c) => c.includes('kmsg')), ['open /dev/kmsg', 'open /dev/kmsg'], 'the default cursor opened through fs/promises at each mount');
     await set.shutdown();
   }));
 

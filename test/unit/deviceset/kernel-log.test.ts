@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The /dev/kmsg record parser, the tail selection, and a failed mount carrying the kernel's words.
+// The /dev/kmsg record parser, the cursor's positioning (one lseek, reading only as a fallback), the
+// tail selection, and a failed mount carrying the kernel's words.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, fstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceSet, MountFailedError, kernelLogTail, openKernelLog, parseKmsgRecord, type KmsgRecord } from '../../../src/deviceset/index.js';
+import { IoctlError, SEEK_END } from '../../../src/ioctl/index.js';
 import { FakeKernel, fakeDeviceSetInit } from '../../../src/testing/index.js';
 
 test('parseKmsgRecord: fields, facility masked off, continuation lines dropped, \\x escapes undone', () => {
@@ -27,24 +29,73 @@ test('kernelLogTail: the records naming the device, else the last ones; dm-1 doe
   assert.equal(kernelLogTail([], 'dm-1'), []);
 });
 
-test('openKernelLog: an unreadable log gives null (the error message only loses its tail)', () => {
-  assert.is(openKernelLog('/nonexistent/kmsg'), null);
+test('openKernelLog: an unreadable log gives null (the error message only loses its tail)', async () => {
+  assert.is(await openKernelLog({ path: '/nonexistent/kmsg' }), null);
 });
 
-test('openKernelLog: the cursor starts after what is in the log when it opens', () => {
+/** A temp file standing in for /dev/kmsg, holding `records`; removed after `body`. */
+async function withLogFile(records: string, body: (log: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ds-kmsg-file-'));
   try {
     const log = join(dir, 'kmsg');
-    writeFileSync(log, '3,1,10,-;before the cursor\n');
-    const cursor = openKernelLog(log);
-    assert.ok(cursor !== null);
-    appendFileSync(log, '4,2,20,-;after the cursor\n');
-    assert.equal(cursor.read(), [{ level: 4, seq: 2n, usec: 20n, text: 'after the cursor' }]);
-    assert.equal(cursor.read(), []);
-    cursor.close();
-    assert.equal(cursor.read(), []);
+    writeFileSync(log, records);
+    await body(log);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const BEFORE = '3,1,10,-;first before the cursor\n SUBSYSTEM=block\n3,2,11,-;second\n6,3,12,-;third\n';
+
+test('openKernelLog: the cursor starts after what is in the log when it opens (the real lseek)', () =>
+  withLogFile(BEFORE, async (log) => {
+    const cursor = await openKernelLog({ path: log });
+    assert.ok(cursor !== null);
+    appendFileSync(log, '4,4,20,-;after the cursor\n');
+    assert.equal(await cursor.read(), [{ level: 4, seq: 4n, usec: 20n, text: 'after the cursor' }]);
+    assert.equal(await cursor.read(), []);
+    await cursor.close();
+    await cursor.close();
+    assert.equal(await cursor.read(), []);
+  }));
+
+test('openKernelLog: positioned by ONE lseek(fd, 0, SEEK_END) of the opened log, no record read to get there', () =>
+  withLogFile(BEFORE, async (log) => {
+    const calls: string[] = [];
+    // An lseek that records and does not move: whatever the opener read before returning would be
+    // gone from the cursor. (Before, it read and dropped every record: one read(2) each.)
+    const sys = {
+      lseek: (fd: number, offset: bigint, whence: number): number => {
+        calls.push(`lseek ${fstatSync(fd).ino === statSync(log).ino ? 'log' : fd} ${offset} ${whence}`);
+        return 0;
+      },
+    };
+    const cursor = await openKernelLog({ path: log, sys });
+    assert.ok(cursor !== null);
+    assert.equal(calls, [`lseek log 0 ${SEEK_END}`]);
+    assert.equal(SEEK_END, 2);
+    assert.equal(
+      (await cursor.read()).map((r) => `${r.seq} ${r.text}`),
+      ['1 first before the cursor', '2 second', '3 third'],
+      'nothing was read before the cursor was handed out',
+    );
+    await cursor.close();
+  }));
+
+test('openKernelLog: where lseek fails (EINVAL) or the seam has none, the records there are are read and dropped', async () => {
+  const failing = {
+    lseek: (fd: number): number => {
+      throw new IoctlError({ syscall: 'lseek', errno: 22, fd });
+    },
+  };
+  for (const [what, sys] of [['lseek EINVAL', failing], ['no lseek', {}]] as const) {
+    await withLogFile(BEFORE, async (log) => {
+      const cursor = await openKernelLog({ path: log, sys });
+      assert.ok(cursor !== null, what);
+      appendFileSync(log, '4,4,20,-;after the cursor\n');
+      assert.equal((await cursor.read()).map((r) => r.text), ['after the cursor'], what);
+      await cursor.close();
+    });
   }
 });
 
@@ -59,16 +110,16 @@ test('a failed mount carries the kernel log lines about its dm device, from a cu
       ...fakeDeviceSetInit(fake, '/fakedev'),
       options,
       log: () => {},
-      kernelLog: () => {
+      kernelLog: async () => {
         events.push('open');
         return {
-          read: () => {
+          read: async () => {
             events.push('read');
             // Read while the device is still active: the kernel would name it dm-<its minor>.
             minor = fake.devices().find((d) => d.name.endsWith('-c'))?.minor ?? -1;
             return [rec(1, `EXT4-fs (dm-${minor + 10}): someone else`), rec(2, `EXT4-fs (dm-${minor}): Unrecognized mount option "bogus" or missing value`)];
           },
-          close: () => void events.push('close'),
+          close: async () => void events.push('close'),
         };
       },
     });
