@@ -30,7 +30,8 @@ function harness(fake: FakeKernel) {
   let waiting = false;
   let saved: Buffer | undefined;
   /** timeouts: the timeout of every gated poll, in call order. */
-  const h = { stale: 0, statusReads: 0, timeouts: [] as number[] };
+  /** keep: stop refreshing the saved reply (the replay stays the one from before). */
+  const h = { stale: 0, statusReads: 0, timeouts: [] as number[], devWaits: 0, keep: false };
   const isStatus = (name: string, arg: IoctlArg): arg is Buffer => name === 'DM_TABLE_STATUS' && Buffer.isBuffer(arg) && (arg.readUInt32LE(FLAGS_OFFSET) & DM_STATUS_TABLE_FLAG) === 0;
   const after = (name: string, arg: IoctlArg): void => {
     if (!isStatus(name, arg)) return;
@@ -38,7 +39,7 @@ function harness(fake: FakeKernel) {
     if (h.stale > 0 && saved) {
       h.stale--;
       saved.copy(arg, 0, 0, Math.min(saved.length, arg.length));
-    } else saved = Buffer.from(arg);
+    } else if (!h.keep) saved = Buffer.from(arg);
   };
   const sys = new Proxy(fake, {
     get(target, prop) {
@@ -50,8 +51,9 @@ function harness(fake: FakeKernel) {
           enteredWaiters = [];
           const how = await new Promise<'open' | 'expire'>((r) => (release = r));
           if (how === 'open') return fake.pollAsync(fd, events, 0);
-          // The poll times out: let its time pass (waitForEvent checks its deadline), no event.
-          await new Promise((r) => setTimeout(r, timeoutMs));
+          // The poll times out: let its time pass (waitForEvent checks its deadline against
+          // Date.now(), and a timer may fire a millisecond early), no event.
+          await new Promise((r) => setTimeout(r, timeoutMs + 10));
           return 0;
         };
       if (prop === 'ioctl')
@@ -62,6 +64,7 @@ function harness(fake: FakeKernel) {
         };
       if (prop === 'ioctlAsync')
         return async (fd: number, req: number, arg: IoctlArg, name: string): Promise<number> => {
+          if (name === 'DM_DEV_WAIT') h.devWaits++;
           const r = await fake.ioctlAsync(fd, req, arg, name);
           after(name, arg);
           return r;
@@ -204,6 +207,44 @@ test('a skipped reading is read again after 100 ms with no event (the resume tha
     assert.is(st?.kind === 'working' ? st.totalDataBlocks : null, 32n);
     assert.is(m.state('pool')?.lowWaterMark, 6n);
     assert.equal(g.h.timeouts.slice(3), [250], 'settled again: back to the periodic re-check');
+  } finally {
+    await cleanup(m, g.open);
+  }
+});
+
+test('DM_DEV_WAIT mode: a skipped pool is read again after 100 ms instead of waiting in the kernel for its next event', async () => {
+  const { fake, grow, cleanup } = await world();
+  const g = harness(fake);
+  const m = new PoolMonitor(['pool'], { mechanism: 'dev-wait', dm: { syscalls: g.sys } });
+  const seen: string[] = [];
+  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
+  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  try {
+    await m.ready;
+    /** Until the monitor has entered its `n`th DM_DEV_WAIT (parked in the kernel). */
+    const parked = async (n: number): Promise<void> => {
+      for (let i = 0; i < 1000 && g.h.devWaits < n; i++) await new Promise((r) => setImmediate(r));
+      assert.ok(g.h.devWaits >= n, `DM_DEV_WAIT #${n} entered`);
+    };
+    await parked(1);
+    g.h.keep = true; // the replay stays the 16-block pool's status
+    await grow();
+    // Whatever the grow woke has been read and the monitor waits in the kernel again.
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    const reads = g.h.statusReads;
+    const waits = g.h.devWaits;
+    // The crossing's event wakes the wait; both readings of that round answer the 16-block pool.
+    g.h.stale = 2;
+    fake.writeThin('thin', 12, 15); // 27 of 32 used: 5 free ≤ the new mark 6
+    const judged = new Promise<void>((resolve) => m.on('lowWater', () => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([judged, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not judged in 5 s: ${seen.join(', ')}`)), 5000)))]).finally(() => clearTimeout(timer));
+    assert.equal(seen, ['skipped table=32 status=16', 'lowWater free=5 mark=6 total=32']);
+    assert.is(g.h.statusReads, reads + 3, '2 mixed + 1, with no second kernel event');
+    // One DM_DEV_WAIT after the judged reading, none between the skip and it (the old loop
+    // waited there, for an event that never came).
+    await parked(waits + 1);
+    assert.is(g.h.devWaits, waits + 1);
   } finally {
     await cleanup(m, g.open);
   }
