@@ -92,7 +92,11 @@ export interface DmControlOptions {
    * Run multi-ioctl operations (create+load+resume in {@link DmControl.createDevice}, suspend +
    * message + resume in {@link DmControl.suspendMessageResume}) as one batch on the seam's batcher
    * (`Syscalls.openBatch`: a `BatchWorker` thread (`devmapper/ioctl`) for the real syscalls, inline for the
-   * FakeKernel): one hop per operation instead of one per ioctl. Default false: the thread costs
+   * FakeKernel): one hop per operation instead of one per ioctl. Every other request that can
+   * block (a thin-pool message such as `create_thin`, a status that may commit, a remove, a
+   * resume) goes to the same thread as a batch of one while it is idle, so with `batch: true` the
+   * worker owns the blocking calls; a request that finds it busy takes a koffi `.async` hop rather
+   * than queue. A `DeviceSet` uses it when given `dm: new DmControl({ batch: true })`. Default false: the thread costs
    * ~70–100 ms to start natively (a V8 isolate that loads koffi; seconds under TCG), paid by the
    * first batched call of each DmControl, so it pays off in long-lived services, not in one-shot
    * processes such as the CLI's. Natively a batch hop costs ~13 µs against ~84 µs for one koffi

@@ -3,8 +3,9 @@
 // create+load+resume as one BatchWorker batch gives the device dmsetup sees, and a thin snapshot
 // of an active origin (suspend → create_snap → resume in one batch) copies the origin's data and
 // leaves the origin running; a taken snapshot id fails the batch at create_snap with EEXIST
-// mapped to ThinIdInUseError, and the origin is resumed. The batches are counted through a seam
-// wrapper, so the test fails if the per-call path ran instead.
+// mapped to ThinIdInUseError, and the origin is resumed. A single request that can block
+// (create_thin, a committing pool status) goes to the worker as a batch of one. The batches are
+// counted through a seam wrapper, so the test fails if the per-call path ran instead.
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
@@ -100,8 +101,20 @@ test('snapshot of an active origin in one batch; a taken id fails at create_snap
     assert.is(sha(snap.path as string, MiB), createHash('sha256').update(payload).digest('hex'));
     batches.length = 0;
     await rejects(origin.snapshot(2), ThinIdInUseError);
-    assert.equal(batches, [['DM_DEV_SUSPEND', 'DM_TARGET_MSG', 'DM_DEV_SUSPEND']]);
+    // The batch stops at create_snap; the origin's resume then goes alone, a batch of one.
+    assert.equal(batches, [['DM_DEV_SUSPEND', 'DM_TARGET_MSG', 'DM_DEV_SUSPEND'], ['DM_DEV_SUSPEND']]);
     assert.match(run('dmsetup', ['info', '-c', '--noheadings', '-o', 'attr', originName]), /^L--w/, 'origin resumed after the failed batch');
+    // A single request that can block goes to the worker alone: create_thin, its EEXIST mapped as
+    // on the per-call path, and a pool status without DM_NOFLUSH_FLAG (pool_status() may commit).
+    batches.length = 0;
+    await ThinDevice.create(pool, 3);
+    await rejects(ThinDevice.create(pool, 3), ThinIdInUseError);
+    const st = await pool.status();
+    assert.ok(batches.length >= 3 && batches.every((b) => b.length === 1), JSON.stringify(batches));
+    assert.equal(batches.filter((b) => b[0] === 'DM_TARGET_MSG').length, 2, JSON.stringify(batches));
+    assert.equal(batches[batches.length - 1], ['DM_TABLE_STATUS']);
+    const words = run('dmsetup', ['status', pool.name]).trim().split(/\s+/);
+    assert.is(st.kind === 'working' ? `${st.transactionId} ${st.usedDataBlocks}/${st.totalDataBlocks}` : st.kind, `${words[3]} ${words[5]}`);
   } finally {
     for (const n of names) await dm.deviceRemove(n).catch(() => undefined);
     dm.close();

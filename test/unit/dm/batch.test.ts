@@ -24,21 +24,40 @@ test.after.each(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The FakeKernel with its batcher wrapped to record each batch's request names. */
-function spied(fake: FakeKernel): { sys: Syscalls; batches: string[][] } {
+/**
+ * The FakeKernel with its batcher wrapped to record each batch's request names. While
+ * `gate.hold` is set a batch waits (busy) until `gate.release()`.
+ */
+function spied(fake: FakeKernel): { sys: Syscalls; batches: string[][]; gate: { hold: boolean; release: () => void } } {
   const batches: string[][] = [];
+  let waiters: Array<() => void> = [];
+  const gate = {
+    hold: false,
+    release: () => {
+      gate.hold = false;
+      for (const w of waiters) w();
+      waiters = [];
+    },
+  };
   const sys = new Proxy(fake, {
     get(t, p) {
       if (p === 'openBatch')
         return (): IoctlBatcher => {
           const inner = t.openBatch();
+          let inFlight = 0;
           return {
             get busy() {
-              return inner.busy;
+              return inner.busy || inFlight > 0;
             },
-            run: (steps) => {
+            run: async (steps) => {
               batches.push(steps.map((s) => s.requestName));
-              return inner.run(steps);
+              inFlight++;
+              try {
+                if (gate.hold) await new Promise<void>((r) => waiters.push(r));
+                return await inner.run(steps);
+              } finally {
+                inFlight--;
+              }
             },
             close: () => inner.close(),
           };
@@ -47,13 +66,13 @@ function spied(fake: FakeKernel): { sys: Syscalls; batches: string[][] } {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
     },
   }) as Syscalls;
-  return { sys, batches };
+  return { sys, batches, gate };
 }
 
 function world(fake = new FakeKernel({ sysfs: true })) {
-  const { sys, batches } = spied(fake);
+  const { sys, batches, gate } = spied(fake);
   const dm = new DmControl({ syscalls: sys, batch: true, nodes: 'manage', removeRetry: { attempts: 1, delayMs: 0 }, sleep: async () => {} });
-  return { fake, sys, batches, dm };
+  return { fake, sys, batches, gate, dm };
 }
 
 /** The dm requests the fake kernel saw, with their results, from call index `from`. */
@@ -82,7 +101,8 @@ test('createDevice: a failed load stops the batch (no resume sent) and the devic
   const e = (await rejects(dm.createDevice('a', [zeroTarget(0n, 8n)]), Error)) as Error & { code?: string; rollbackError?: unknown };
   assert.is(e.code, 'EINVAL');
   assert.is(e.rollbackError, undefined);
-  assert.equal(batches, [CREATE_LOAD_RESUME]);
+  // The rollback's remove can block too: a batch of one.
+  assert.equal(batches, [CREATE_LOAD_RESUME, ['DM_DEV_REMOVE']]);
   assert.equal(dmCalls(fake), ['DM_DEV_CREATE ok', 'DM_TABLE_LOAD EINVAL', 'DM_DEV_REMOVE ok']);
   assert.is(fake.device('a'), undefined);
   dm.close();
@@ -175,7 +195,9 @@ test('snapshot: a failed create_snap stops the batch; the origin is resumed and 
   await ThinDevice.create(pool, 2);
   const from = fake.callCount;
   await rejects(origin.snapshot(2), ThinIdInUseError);
-  assert.equal(batches, [['DM_DEV_SUSPEND', 'DM_TARGET_MSG', 'DM_DEV_SUSPEND']]);
+  // create_thin 2 first: a single blocking request, a batch of one; after the failed create_snap
+  // the resume goes alone, also a batch of one.
+  assert.equal(batches, [['DM_TARGET_MSG'], ['DM_DEV_SUSPEND', 'DM_TARGET_MSG', 'DM_DEV_SUSPEND'], ['DM_DEV_SUSPEND']]);
   assert.equal(dmCalls(fake, from), ['DM_DEV_STATUS ok', 'DM_DEV_SUSPEND ok', 'DM_TARGET_MSG EEXIST', 'DM_DEV_SUSPEND ok']);
   assert.is(fake.device('origin')?.suspended, false);
   dm.close();
@@ -190,6 +212,39 @@ test('snapshot: a failed suspend sends nothing else', async () => {
   assert.is(e.code, 'EIO');
   assert.equal(dmCalls(fake, from), ['DM_DEV_STATUS ok', 'DM_DEV_SUSPEND EIO']);
   assert.is(fake.device('origin')?.suspended, false);
+  dm.close();
+  fake.dispose();
+});
+
+test('a single request that can block goes to the batcher as a batch of one (create_thin, a committing pool status, remove); one that cannot stays synchronous; a busy batcher is not waited for', async () => {
+  const { fake, batches, gate, dm, pool } = await thinWorld();
+  const from = fake.callCount;
+  await ThinDevice.create(pool, 2); // DM_TARGET_MSG create_thin 2
+  await pool.status(); // DM_TABLE_STATUS without DM_NOFLUSH_FLAG: pool_status() may commit
+  await pool.status({ noflush: true }); // never blocks: synchronous, not batched
+  await dm.deviceInfo('origin'); // DM_DEV_STATUS: synchronous
+  assert.equal(batches, [['DM_TARGET_MSG'], ['DM_TABLE_STATUS']]);
+  // The same replies as the per-call path: the status decodes, an error maps to its domain class.
+  await rejects(ThinDevice.create(pool, 2), ThinIdInUseError);
+  assert.equal(batches.slice(2), [['DM_TARGET_MSG']]);
+  assert.equal(dmCalls(fake, from).slice(-1), ['DM_TARGET_MSG EEXIST']);
+  // While a batch is in flight, another blocking request takes ioctlAsync instead of queueing.
+  const n = batches.length;
+  const asyncCalls: string[] = [];
+  const origAsync = fake.ioctlAsync.bind(fake);
+  (fake as unknown as { ioctlAsync: typeof fake.ioctlAsync }).ioctlAsync = (fd, req, arg, name) => {
+    asyncCalls.push(name);
+    return origAsync(fd, req, arg, name);
+  };
+  gate.hold = true;
+  const first = ThinDevice.create(pool, 3);
+  for (let i = 0; i < 1000 && batches.length === n; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(batches.slice(n), [['DM_TARGET_MSG']], 'create_thin 3 is in the batcher, held');
+  await ThinDevice.create(pool, 4); // done while the batch is still held
+  assert.equal(asyncCalls, ['DM_TARGET_MSG']);
+  assert.equal(batches.slice(n), [['DM_TARGET_MSG']]);
+  gate.release();
+  await first;
   dm.close();
   fake.dispose();
 });
