@@ -52,6 +52,5 @@ const result = await build({
   logLevel: 'warning',
   metafile: true,
 });
-if (process.env.BUNDLE_META) (await import("node:fs")).writeFileSync(process.env.BUNDLE_META, JSON.stringify(result.metafile));
 const outputs = Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js'));
 console.log(`bundle-cli: ${outputs.length} files in dist/cli from ${Object.keys(result.metafile.inputs).length} modules`);
