@@ -2,36 +2,41 @@
 // What a command handler gets: output streams, flags, and the library objects it talks through
 // (injectable, so unit tests run every handler against fakes). Type imports only: every command's
 // startup loads this module, so it must not load the library (the real Deps are in real-deps.ts).
+import { writeSync } from 'node:fs';
 import type { DeviceSet, DeviceSetLogLevel, DmControl, Driver, LoopControl } from '../index.js';
 import type { OptionsFs } from './options-file.js';
 import type { RunInVmOptions, RunInVmResult } from '../vm/index.js';
 
+/** The asynchronous methods of DmControl the CLI calls (real-deps.ts forwards each one). */
+export const CLI_DM_METHODS = [
+  'version',
+  'listDevices',
+  'deviceInfo',
+  'deviceCreate',
+  'tableLoad',
+  'deviceSuspend',
+  'deviceResume',
+  'deviceRemove',
+  'deviceRename',
+  'deviceWait',
+  'tableStatus',
+  'tableDeps',
+  'tableClear',
+  'removeAll',
+  'mknodes',
+  'listVersions',
+  'targetMessage',
+  'createDevice',
+] as const satisfies readonly (keyof DmControl)[];
+
 /** The subset of DmControl the CLI uses (a fake implements just this). */
-export type CliDm = Pick<
-  DmControl,
-  | 'version'
-  | 'listDevices'
-  | 'deviceInfo'
-  | 'deviceCreate'
-  | 'tableLoad'
-  | 'deviceSuspend'
-  | 'deviceResume'
-  | 'deviceRemove'
-  | 'deviceRename'
-  | 'deviceWait'
-  | 'tableStatus'
-  | 'tableDeps'
-  | 'tableClear'
-  | 'removeAll'
-  | 'mknodes'
-  | 'listVersions'
-  | 'targetMessage'
-  | 'createDevice'
-  | 'close'
->;
+export type CliDm = Pick<DmControl, (typeof CLI_DM_METHODS)[number] | 'close'>;
+
+/** The asynchronous methods of LoopControl the CLI calls. */
+export const CLI_LOOP_METHODS = ['attach', 'detach', 'list', 'findByBackingFile', 'status', 'setCapacity'] as const satisfies readonly (keyof LoopControl)[];
 
 /** The subset of LoopControl the CLI uses. */
-export type CliLoop = Pick<LoopControl, 'attach' | 'detach' | 'list' | 'findByBackingFile' | 'status' | 'setCapacity'>;
+export type CliLoop = Pick<LoopControl, (typeof CLI_LOOP_METHODS)[number]>;
 
 /**
  * The subset of DeviceSet the CLI uses. The mutating calls take the command's AbortSignal (aborted
@@ -141,15 +146,42 @@ export interface Ctx extends Io {
   progress(text: string): void;
 }
 
-/** The process's own streams. */
+/**
+ * The process's own streams. Text goes to fd 1 / 2 with writeSync: process.stdout and
+ * process.stderr are created on first use, and that costs 2 ms (a file) to 7 ms (a pipe) of a
+ * 60 ms start, once per stream (Node loads its stream and net modules then). A write that
+ * writeSync cannot finish (EAGAIN on a non-blocking fd, EPIPE, ...) goes to the Node stream
+ * instead, as do all later writes to that fd, so such cases behave as they did with the stream
+ * alone. `stderrIsTTY` is a getter for the same reason (only a `ds` command's progress asks), and
+ * not enumerable: main.ts spreads this object into the command's Ctx, which must not read it.
+ */
 export function processIo(): Io {
-  return {
-    stdout: (t) => void process.stdout.write(t),
-    stderr: (t) => void process.stderr.write(t),
-    stderrIsTTY: process.stderr.isTTY === true,
+  const io = {
+    stdout: fdWriter(1, () => process.stdout),
+    stderr: fdWriter(2, () => process.stderr),
     env: process.env,
     cwd: process.cwd(),
     signals: processSignals,
+  };
+  return Object.defineProperty(io, 'stderrIsTTY', { get: () => process.stderr.isTTY === true, enumerable: false }) as typeof io & { readonly stderrIsTTY: boolean };
+}
+
+/** A writer to `fd` (see processIo): writeSync until a write fails, then `stream()`. */
+function fdWriter(fd: 1 | 2, stream: () => NodeJS.WriteStream): (text: string) => void {
+  let fallback: NodeJS.WriteStream | undefined;
+  return (text) => {
+    if (fallback !== undefined) {
+      fallback.write(text);
+      return;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    let done = 0;
+    try {
+      while (done < bytes.length) done += writeSync(fd, bytes, done);
+    } catch {
+      fallback = stream();
+      fallback.write(bytes.subarray(done));
+    }
   };
 }
 

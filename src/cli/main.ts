@@ -7,6 +7,7 @@
 import { commandHelpAsync, groupHelp, parseCommand, wantsHelp, type CommandSpec, type GroupSpec } from './args.js';
 import { processIo, type CliSignal, type Ctx, type Deps, type Io } from './context.js';
 import { EXIT, InterruptedError, UsageError, causeLines, jsonErrorReport, reportError } from './errors.js';
+import { realDeps } from './real-deps.js';
 import { completionCommand } from './specs/completion.js';
 import { demoCommand } from './specs/demo.js';
 import { dmGroup } from './specs/dm.js';
@@ -98,7 +99,7 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
     io.stdout(r.help);
     return EXIT.OK;
   }
-  // The real Deps (DmControl / LoopControl over libc) load only when a command runs.
+  // The real Deps: the library behind them (DmControl, LoopControl, ...) loads on first use.
   let own: (Deps & { close(): void }) | undefined;
   // SIGINT/SIGTERM during a `ds` command: abort its signal (the DeviceSet kills the mkfs /
   // resize2fs / xfs_growfs it started and closes the journalled step), start no new step, exit
@@ -129,6 +130,10 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
   };
   const context = (d: Deps): Ctx => ({
     ...io,
+    // Read when asked (processIo: process.stderr is made on first use, and its flag is not spread).
+    get stderrIsTTY() {
+      return io.stderrIsTTY;
+    },
     deps: d,
     quiet,
     verbose,
@@ -145,7 +150,7 @@ export async function run(argv: readonly string[], io: Io = processIo(), deps?: 
       return EXIT.OK;
     }
     const parsed = parseCommand(r.cmd, r.rest, r.path);
-    if (deps === undefined) own = (await import('./real-deps.js')).realDeps();
+    if (deps === undefined) own = realDeps();
     listen();
     const code = await r.cmd.run(context(deps ?? own!), parsed);
     if (received !== undefined) return interrupted(received, undefined);

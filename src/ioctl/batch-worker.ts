@@ -10,7 +10,7 @@
 // while idle so it never keeps the process alive, and ref()'d while a batch is in flight (a
 // pending Atomics.waitAsync alone does not keep Node's event loop alive). close() lets it exit
 // after the batch in flight, if any; it stays ref()'d for the moment it takes to leave.
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import { ioctlChannel, type IoctlChannelMessage } from './diagnostics.js';
 import { BatchWorkerError, IoctlError } from './errors.js';
 import { MAX_BATCH_STEPS, type BatchOutcome, type IoctlBatcher, type IoctlStep } from './batch.js';
@@ -135,6 +135,9 @@ export class BatchWorker implements IoctlBatcher {
 
   #start(): Promise<void> {
     if (this.#ready) return this.#ready;
+    // node:worker_threads is fetched here, not imported: every process that imports src/ioctl
+    // would pay for loading it (~1 ms at CLI startup), and only a batching DmControl starts a thread.
+    const { MessageChannel, Worker } = process.getBuiltinModule('node:worker_threads');
     const { port1, port2 } = new MessageChannel();
     port1.unref();
     this.#port = port1;

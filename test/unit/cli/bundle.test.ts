@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadedBy, repo } from './loaded-by.js';
@@ -26,6 +26,16 @@ for (const args of [['--version'], ['loop', 'ls', '--help'], ['loop', 'ls'], ['d
     assert.ok(ours.length < srcCount, `${ours.length} bundle files vs ${srcCount} modules`);
   });
 }
+
+test('the bundle holds @solana/buffer-layout instead of loading it from node_modules', () => {
+  // scripts/bundle-cli.mjs: no CommonJS loader and package lookups at startup. (A require() is
+  // not seen by the load recorder, so this reads the bundle's text: the package's name as a
+  // module specifier would be a quoted string.)
+  const dir = join(repo, 'dist/cli');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.js'));
+  assert.ok(files.some((f) => readFileSync(join(dir, f), 'utf8').includes('// node_modules/@solana/buffer-layout/lib/Layout.js')), 'bundled');
+  assert.equal(files.filter((f) => /["']@solana\/buffer-layout["']/.test(readFileSync(join(dir, f), 'utf8'))), []);
+});
 
 test('bin/devmapper.js --version prints package.json\'s version from the bundle', () => {
   const r = spawnSync(process.execPath, [join(repo, 'bin/devmapper.js'), '--version'], { encoding: 'utf8' });

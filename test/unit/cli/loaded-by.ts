@@ -20,6 +20,8 @@ export interface Loaded {
   readonly stdout: string;
   /** Every module loaded from a file inside the package (test files excepted), relative to its root, sorted. */
   readonly files: readonly string[];
+  /** Every node: builtin imported by a module (not those Node loads for itself, nor require()d ones), sorted. */
+  readonly builtins: readonly string[];
 }
 
 export function loadedBy(args: readonly string[], via: 'bin' | 'src' = 'src'): Loaded {
@@ -37,12 +39,15 @@ export function loadedBy(args: readonly string[], via: 'bin' | 'src' = 'src'): L
       encoding: 'utf8',
       env: { ...process.env, DEVMAPPER_LOAD_LOG: log },
     });
-    const files = readFileSync(log, 'utf8')
+    const urls = readFileSync(log, 'utf8')
       .split('\n')
-      .filter((l) => l !== '')
+      .filter((l) => l !== '');
+    const files = urls
+      .filter((u) => u.startsWith('file:'))
       .map((u) => relative(repo, fileURLToPath(u)))
       .filter((f) => !f.startsWith('dist/test/') && !f.startsWith('..'));
-    return { status: r.status, stdout: r.stdout, files: [...new Set(files)].sort() };
+    const builtins = urls.filter((u) => u.startsWith('node:'));
+    return { status: r.status, stdout: r.stdout, files: [...new Set(files)].sort(), builtins: [...new Set(builtins)].sort() };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

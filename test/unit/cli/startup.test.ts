@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The CLI starts like a C tool: `--help`, `--version` and a command's `--help` load only the
-// command tables (src/cli/specs), and `loop ls` / `dm ls` load their own handlers and the dm, loop
-// and ioctl layers, never the DeviceSet, the Driver, the VM code, TypeBox or the JSON schemas.
+// command tables (src/cli/specs), and `loop ls` / `dm ls` load their own handlers and their own
+// layer (loop ls: src/loop, dm ls: src/dm, not the other one) over src/ioctl, never the DeviceSet,
+// the Driver, the VM code, TypeBox or the JSON schemas, nor node:crypto or node:worker_threads.
 // Each case runs tsc's dist/src/cli/main.js in a child `node --import load-recorder.js`, whose load
 // hook lists every module loaded (issue 21, item 4): the lazy-import structure that the bundle
 // bin/devmapper.js runs (dist/cli) is split along; bundle.test.ts checks the bundle itself.
@@ -17,6 +18,7 @@ const STARTUP = [
   'dist/src/cli/errors.js',
   'dist/src/cli/main.js',
   'dist/src/cli/package-root.js',
+  'dist/src/cli/real-deps.js',
   'dist/src/cli/specs/completion.js',
   'dist/src/cli/specs/constants.js',
   'dist/src/cli/specs/demo.js',
@@ -51,21 +53,28 @@ function split(files: readonly string[]): { layers: string[]; cli: string[]; oth
 
 // The exit status depends on the machine (no device-mapper here, no loop driver there); the
 // modules a command loads do not: they are imported before its first kernel call.
-for (const [group, handlers] of [
-  ['loop', 'dist/src/cli/commands/loop.js'],
-  ['dm', 'dist/src/cli/commands/dm.js'],
+for (const [group, handlers, layer, other] of [
+  ['loop', 'dist/src/cli/commands/loop.js', 'loop', 'dm'],
+  ['dm', 'dist/src/cli/commands/dm.js', 'dm', 'loop'],
 ] as const) {
-  test(`devmapper ${group} ls loads its handlers and the dm, loop and ioctl layers, not the DeviceSet`, () => {
-    const r = split(loadedBy([group, 'ls']).files);
-    // The CLI: the startup set, this group's handlers, output.js and real-deps.ts (DmControl,
-    // LoopControl); no other group's handlers, no schemas.js (TypeBox), no size-args.js.
-    assert.equal(r.cli, [...STARTUP.filter((f) => f.startsWith('dist/src/cli/')), handlers, 'dist/src/cli/output.js', 'dist/src/cli/real-deps.js'].sort());
-    // The library: what DmControl and LoopControl need (their files may change), and none of
-    // the package root (index.js), thin, deviceset, driver, vm or testing.
-    for (const layer of ['dm', 'errors.js', 'ioctl', 'loop']) assert.ok(r.layers.includes(layer), `${layer} in ${r.layers.join(' ')}`);
-    assert.equal(r.layers.filter((l) => ['index.js', 'thin', 'deviceset', 'driver', 'vm', 'testing'].includes(l)), []);
+  test(`devmapper ${group} ls loads its handlers and the ${layer} and ioctl layers, not the ${other} layer nor the DeviceSet`, () => {
+    const loaded = loadedBy([group, 'ls']);
+    const r = split(loaded.files);
+    // The CLI: the startup set, this group's handlers, output.js and the one control it calls
+    // (real-deps.ts loads lazy/dm.ts or lazy/loop.ts on the first call); no other group's
+    // handlers, no schemas.js (TypeBox), no size-args.js.
+    assert.equal(r.cli, [...STARTUP.filter((f) => f.startsWith('dist/src/cli/')), handlers, 'dist/src/cli/output.js', `dist/src/cli/lazy/${layer}.js`].sort());
+    // The library: what DmControl or LoopControl needs (their files may change), and none of the
+    // other control's layer, the package root (index.js), thin, deviceset, driver, vm or testing.
+    for (const l of [layer, 'errors.js', 'ioctl']) assert.ok(r.layers.includes(l), `${l} in ${r.layers.join(' ')}`);
+    assert.equal(r.layers.filter((l) => [other, 'index.js', 'thin', 'deviceset', 'driver', 'vm', 'testing'].includes(l)), []);
     // Packages: ioctl's struct layouts only; no TypeBox.
     assert.equal(r.other.filter((f) => !f.startsWith('node_modules/@solana/buffer-layout/')), []);
+    // Builtins fetched on first use only (udev cookies, the batch thread), as the bundle's.
+    for (const via of ['src', 'bin'] as const) {
+      const b = via === 'src' ? loaded.builtins : loadedBy([group, 'ls'], 'bin').builtins;
+      assert.equal(b.filter((m) => m === 'node:crypto' || m === 'node:worker_threads'), [], `${via}: ${b.join(' ')}`);
+    }
   });
 }
 
