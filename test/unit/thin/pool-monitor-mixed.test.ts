@@ -93,6 +93,15 @@ function harness(fake: FakeKernel) {
   };
 }
 
+/** A monitor on the harness's seam, with its lowWater and readingSkipped events written to `seen`. */
+function watch(sys: Syscalls, mechanism: 'arm-poll' | 'dev-wait'): { m: PoolMonitor; seen: string[] } {
+  const m = new PoolMonitor(['pool'], { mechanism, dm: { syscalls: sys } });
+  const seen: string[] = [];
+  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
+  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  return { m, seen };
+}
+
 async function world() {
   const dir = mkdtempSync(join(tmpdir(), 'pool-monitor-mixed-'));
   const fake = new FakeKernel({ sysfs: true });
@@ -130,10 +139,7 @@ async function world() {
 test('a mixed reading (new table, old status) once: re-read, no lowWater', async () => {
   const { fake, grow, cleanup } = await world();
   const g = harness(fake);
-  const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', dm: { syscalls: g.sys } });
-  const seen: string[] = [];
-  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
-  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  const { m, seen } = watch(g.sys, 'arm-poll');
   try {
     await g.entered();
     assert.is(m.state('pool')?.belowLowWater, false);
@@ -156,10 +162,7 @@ test('a mixed reading (new table, old status) once: re-read, no lowWater', async
 test('a reading mixed twice in a row: nothing judged, readingSkipped, previous state kept until the next event', async () => {
   const { fake, grow, cleanup } = await world();
   const g = harness(fake);
-  const m = new PoolMonitor(['pool'], { mechanism: 'arm-poll', dm: { syscalls: g.sys } });
-  const seen: string[] = [];
-  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
-  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  const { m, seen } = watch(g.sys, 'arm-poll');
   try {
     await g.entered();
     const before = m.state('pool');
@@ -215,10 +218,7 @@ test('a skipped reading is read again after 100 ms with no event (the resume tha
 test('DM_DEV_WAIT mode: a skipped pool is read again after 100 ms instead of waiting in the kernel for its next event', async () => {
   const { fake, grow, cleanup } = await world();
   const g = harness(fake);
-  const m = new PoolMonitor(['pool'], { mechanism: 'dev-wait', dm: { syscalls: g.sys } });
-  const seen: string[] = [];
-  m.on('lowWater', (e) => seen.push(`lowWater free=${e.freeDataBlocks} mark=${e.lowWaterMark} total=${e.status.totalDataBlocks}`));
-  m.on('readingSkipped', (e) => seen.push(`skipped table=${e.tableDataBlocks} status=${e.statusDataBlocks}`));
+  const { m, seen } = watch(g.sys, 'dev-wait');
   try {
     await m.ready;
     /** Until the monitor has entered its `n`th DM_DEV_WAIT (parked in the kernel). */
