@@ -168,9 +168,9 @@ export interface PoolMonitorOptions {
  * doubling while the readings stay mixed, up to `SKIPPED_RETRY_MAX_MS`: the resume that
  * settles the reading does not raise an event of its own.
  */
-export const SKIPPED_RETRY_MS = 100;
+const SKIPPED_RETRY_MS = 100;
 /** The longest wait between re-reads of a pool whose readings stay mixed (ms). */
-export const SKIPPED_RETRY_MAX_MS = 5000;
+const SKIPPED_RETRY_MAX_MS = 5000;
 
 /**
  * The kernel's metadata low water mark, in 4 KiB metadata blocks: dm-thin.c's
@@ -452,21 +452,13 @@ export class PoolMonitor extends EventEmitter<PoolMonitorEvents> {
         firstDone();
       }
       this.#checkOpen();
-      const retry = this.#skipped.get(pool);
-      if (info !== null && retry !== undefined) {
-        // A reload in flight: DM_DEV_WAIT would wait for the pool's next event, which the resume
-        // that settles the reading does not raise. Read again after a short wait instead.
+      // No DM_DEV_WAIT for an absent pool (it needs an existing device: look again later), nor for
+      // one whose reading was skipped (a reload in flight: the resume that settles it raises no
+      // event of its own, so read again after a short wait instead).
+      const wait = info === null ? this.#absentRecheckMs : this.#skipped.get(pool);
+      if (info === null || wait !== undefined) {
         try {
-          await delay(retry, undefined, { signal: this.#stop.signal });
-        } catch {
-          throw new Stopped();
-        }
-        continue;
-      }
-      if (info === null) {
-        // DM_DEV_WAIT needs an existing device: look again later.
-        try {
-          await delay(this.#absentRecheckMs, undefined, { signal: this.#stop.signal });
+          await delay(wait, undefined, { signal: this.#stop.signal });
         } catch {
           throw new Stopped();
         }

@@ -77,6 +77,11 @@ export function autoextendRoots(suite: (name: string, fn: () => Promise<void>) =
   };
 }
 
+/** JSON with bigints as decimal strings (the monitor's and the Autoextender's states carry u64s). */
+export function json(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? String(x) : x));
+}
+
 /** A file's text, or `?` (a task gone, a file the kernel does not offer). */
 function readOr(path: string): string {
   try {

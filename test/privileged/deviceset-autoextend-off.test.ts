@@ -25,7 +25,7 @@ import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
 import { PoolMonitor } from '../../src/thin/index.js';
 import { ddAsync, randomFile, sha256, thinCheck } from '../helpers/autoextend-io.js';
-import { autoextendRoots, poolStatus, tableSectors, within } from '../helpers/autoextend-roots.js';
+import { autoextendRoots, json, poolStatus, tableSectors, within } from '../helpers/autoextend-roots.js';
 import { privilegedSuite, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend off, metadata growth (real kernel)'));
@@ -64,7 +64,7 @@ it('autoextend off: out_of_data_space queues the writes, the monitor reports it,
     const dd = ddAsync(src, join(mp, 'data.bin'));
     // Guards as in the metadata test below (a run in the udev cell hung here once, before 'dry').
     const diag = (): string =>
-      `monitor: ${events.join('; ') || 'nothing'} (${monitor?.mechanism}, closed ${monitor?.closed}, last state ${JSON.stringify(monitor?.state(pool) ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}); pool: ${poolStatus(pool).words.join(' ')}`;
+      `monitor: ${events.join('; ') || 'nothing'} (${monitor?.mechanism}, closed ${monitor?.closed}, last state ${json(monitor?.state(pool) ?? null)}); pool: ${poolStatus(pool).words.join(' ')}`;
     assert.is(await within(dry, 180_000, "the monitor's outOfDataSpace", diag), 'out_of_data_space queue_if_no_space 128/128');
     phase('dry');
     assert.is(poolStatus(pool).mode, 'out_of_data_space');
@@ -130,7 +130,7 @@ it('metadata growth: the metadata file crosses the kernel threshold, metadataLow
     const dataBlocks = (bitmapsNow + extra) * ENTRIES_PER_BITMAP;
     // Guards (3 min against seconds): a run in the udev cell of 2026-12-07 hung in this test
     // (once in three runs; the cell held its VM until killed), with no output to tell where.
-    const diag = (): string => `monitor: ${seen.join('; ') || 'nothing'} (skipped readings: ${skips.join(', ') || 'none'}); autoextender: ${JSON.stringify(set.autoextender.status(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}; pool: ${poolStatus(pool).words.join(' ')}; log: ${logs.join(' | ')}`;
+    const diag = (): string => `monitor: ${seen.join('; ') || 'nothing'} (skipped readings: ${skips.join(', ') || 'none'}); autoextender: ${json(set.autoextender.status())}; pool: ${poolStatus(pool).words.join(' ')}; log: ${logs.join(' | ')}`;
     await within(set.resizePool(BigInt(dataBlocks) * set.options.blockSize), 180_000, 'resizePool', diag);
     const ext = await within(grown, 180_000, "the Autoextender's 'extended'", diag);
     const after = poolStatus(pool);

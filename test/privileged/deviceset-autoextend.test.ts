@@ -17,7 +17,7 @@ import { DeviceSet } from '../../src/deviceset/index.js';
 import type { AutoextendExtension } from '../../src/deviceset/autoextend.js';
 import { startLagProbe } from '../../bench/lib/lag.js';
 import { ddAsync, randomFile, sha256, thinCheck } from '../helpers/autoextend-io.js';
-import { autoextendRoots, poolStatus, sh, tableSectors, within } from '../helpers/autoextend-roots.js';
+import { autoextendRoots, json, poolStatus, sh, tableSectors, within } from '../helpers/autoextend-roots.js';
 import { privilegedSuite, withSweep } from '../helpers/privileged.js';
 
 const test = withSweep(privilegedSuite('deviceset autoextend (real kernel)'));
@@ -74,7 +74,7 @@ it(`autoextend on: ${DATA_MB} MiB through a ${POOL_MB} MiB pool; dd exits 0, sha
     const probe = startLagProbe();
     // A guard, not a speed check (the write took 19 s idle, 634 s once at load 15): a write that
     // never ends fails with the pool's and the Autoextender's state and the hang's evidence.
-    const diag = (): string => `grows: ${steps.length}; autoextender: ${JSON.stringify(set.autoextender.status(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}; pool: ${poolStatus(pool).words.join(' ')}; log: ${logs.join(' | ')}`;
+    const diag = (): string => `grows: ${steps.length}; autoextender: ${json(set.autoextender.status())}; pool: ${poolStatus(pool).words.join(' ')}; log: ${logs.join(' | ')}`;
     const r = await within(ddAsync(src, join(mp, 'data.bin')).done, 25 * 60_000, 'dd through the growing pool', diag);
     const lag = probe.stop();
     const t2 = performance.now();
