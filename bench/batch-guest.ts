@@ -61,7 +61,7 @@ async function withLag<T>(fn: () => Promise<T>): Promise<{ value: T; lagMs: numb
 
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(WORK, { recursive: true });
-const batched = new DmControl();
+const batched = new DmControl({ batch: true });
 const perCall = new DmControl({ syscalls: perCallSeam(), procMiscPath: '/proc/misc' });
 const loops = new LoopControl();
 const out: Record<string, unknown> = { n: N };

@@ -14,6 +14,7 @@ import { statfsFreeBytes, type AutoextendExtension } from '../src/deviceset/inde
 import { dsCliBenchmarks } from './lib/ds-cli.js';
 import { External, timeCli, type CProgram } from './lib/external.js';
 import { fastBuild, fastDecode } from './lib/fast-dm.js';
+import { warmDmPaths } from './lib/jit-warmup.js';
 import { startLagProbe } from './lib/lag.js';
 import type { BenchResults, DeviceSetPoint, GrowthPoint, Impl, LagResult, OpClass, OpResult } from './lib/results.js';
 import { summarize, type Summary } from './lib/stats.js';
@@ -31,7 +32,9 @@ const SMOKE = flag('--smoke');
 const DS_ONLY = process.env['BENCH_ONLY'] === 'deviceset';
 /** BENCH_ONLY=ds-cli: only the `ds` command rows (bench/lib/ds-cli.ts), 5 rounds even in a smoke run. */
 const DS_CLI_ONLY = process.env['BENCH_ONLY'] === 'ds-cli';
-const ONLY_SOME = DS_ONLY || DS_CLI_ONLY;
+/** BENCH_ONLY=kernel: only the per-operation rows (DM_VERSION to loop detach), for a quick guest run. */
+const KERNEL_ONLY = process.env['BENCH_ONLY'] === 'kernel';
+const ONLY_SOME = DS_ONLY || DS_CLI_ONLY || KERNEL_ONLY;
 const OUT = opt('--out', 'bench/results/latest.json');
 const BIN = opt('--bin', '.cache/bench');
 const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
@@ -43,8 +46,11 @@ const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
  * tiers and cost several times more: DmControl.version() measured 73 µs median with 1,000
  * warm-up calls in a full run, and 14–15 µs after 3,000 in a separate guest run (a standalone
  * script, 9 × 2,000 calls). The C programs need none (they get 20 calls, as before).
+ * Kernel-bound paths cannot get thousands of real calls (a create+remove is ~40 ms of kernel time
+ * in the guest): they get `stub` calls each against a stub kernel first (bench/lib/jit-warmup.ts),
+ * then `heavy` real ones.
  */
-const WARM = SMOKE ? { light: 5, heavy: 1 } : { light: 5000, heavy: 20 };
+const WARM = SMOKE ? { light: 5, heavy: 1, stub: 20 } : { light: 5000, heavy: 20, stub: 8000 };
 const R = SMOKE
   ? { light: 3, heavy: 3, concurrent: 1, cli: 1, batchVersion: 5, batchList: 2, batchStatus: 2, lagCycles: 1, growth: [10, 20], autoextend: { sizesMiB: [512, 1024], reps: 1 } }
   : { light: 15, heavy: 25, concurrent: 3, cli: 7, batchVersion: 200, batchList: 20, batchStatus: 10, lagCycles: 10, growth: [100, 1000, 10000], autoextend: { sizesMiB: [1024, 8192], reps: 3 } };
@@ -336,6 +342,18 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     for (const name of names) await dm.deviceRemove(name);
   }
 
+  // --- The kernel-bound rows below run ours in V8's steady state: every measured DmControl /
+  // ThinPool / ThinDevice path first runs WARM.stub times against a stub kernel (see
+  // bench/lib/jit-warmup.ts for why 20 real cycles are not enough under TCG).
+  for (const batch of [false, true]) {
+    const times = await warmDmPaths(WARM.stub, { batch });
+    log(`JIT warm-up${batch ? ' (batch: true)' : ''}, ${WARM.stub} calls each against the stub kernel: ${Object.entries(times).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`).join(', ')}`);
+  }
+  // DmControl({ batch: true }) over the real kernel, for the '(batch: true)' info rows: the
+  // same requests, each operation one hop to its BatchWorker. The worker is a thread of its own
+  // with its own JIT: WARM.light DM_VERSION batches warm its loop first.
+  const batched = await batchedDm(WARM.light);
+
   // --- create+load+resume and remove of a zero device.
   {
     log('create/remove zero device');
@@ -348,6 +366,13 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     }
     await measure([c, r], 'ours', () => createThenRemove(dm, `${PREFIX}c-ours`, table));
     const cargs = { reps: R.heavy, type: 'zero', sectors: 2048 };
+    const cb = newOp('create_zero_batch', 'create+load+resume, DmControl({ batch: true }) (info)', 'info');
+    const rb = newOp('remove_zero_batch', 'remove, DmControl({ batch: true }) (info)', 'info');
+    for (let w = 0; w < WARM.heavy; w++) {
+      await batched.createDevice(`${PREFIX}cbw-${w}`, table);
+      await batched.deviceRemove(`${PREFIX}cbw-${w}`);
+    }
+    await measure([cb, rb], 'ours', () => createThenRemove(batched, `${PREFIX}c-batch`, table));
     {
       const c2 = newOp('create_zero_nonodes', "create+load+resume, DmControl({ nodes: 'none' }) (info)", 'info');
       const r2 = newOp('remove_zero_nonodes', "remove, DmControl({ nodes: 'none' }) (info)", 'info');
@@ -363,6 +388,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
       await measure(c3, 'ours', () => rawCreateThenRemove(`${PREFIX}c-raw${mode}`, mode === 'async'));
     }
     await measureC([c, r], 'floor', 'create_remove', { ...cargs, prefix: `${PREFIX}c-floor` }, ['create', 'remove']);
+    noteAgainstFloor(c, ['create_zero_batch', 'create_zero_nonodes', 'create_zero_raw_sync', 'create_zero_raw_async']);
     await measureC([c, r], 'libdm', 'create_remove', { ...cargs, prefix: `${PREFIX}c-libdm` }, ['create', 'remove']);
     await measure([c, r], 'cli', () => {
       const names = Array.from({ length: R.cli }, (_, i) => `${PREFIX}c-cli-${i}`);
@@ -418,7 +444,23 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     log('pool status');
     const op = newOp('pool_status', 'pool status (TABLE_STATUS + parse)', 'light', 'dmsetup status');
     await measure(op, 'ours', () => timeLoop(R.light, R.batchStatus, WARM.light, () => pool.status()));
+    const b = newOp('pool_status_batch', 'pool status, DmControl({ batch: true }) (info)', 'info');
+    const bpool = await ThinPool.open(batched, poolName);
+    await measure(b, 'ours', () => timeLoop(R.light, R.batchStatus, WARM.light, () => bpool.status()));
+    // The least one non-blocking call from Node costs: the same request, prebuilt, one koffi hop.
+    const raw = newOp('pool_status_raw_async', 'pool status: one bare Syscalls.ioctlAsync, prebuilt 16 KiB request (info)', 'info');
+    await measure(raw, 'ours', () =>
+      withControl(async (sc, fd) => {
+        const template = io.buildDmRequest({ version: [4, 0, 0], name: poolName }, undefined, 16384);
+        const buf = Buffer.alloc(template.length);
+        return timeLoop(R.light, R.batchStatus, WARM.light, () => {
+          template.copy(buf, 0, 0, io.DM_IOCTL_SIZE);
+          return sc.ioctlAsync(fd, io.DM_TABLE_STATUS, buf, 'DM_TABLE_STATUS');
+        });
+      }),
+    );
     await measureC(op, 'floor', 'status', { reps: R.light, batch: R.batchStatus, warmup: 3, name: poolName });
+    noteAgainstFloor(op, ['pool_status_batch', 'pool_status_raw_async']);
     await measureC(op, 'libdm', 'status', { reps: R.light, batch: R.batchStatus, warmup: 3, name: poolName });
     await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['status', poolName]).us));
   }
@@ -428,7 +470,21 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     const op = newOp('create_thin', 'thin create_thin message', 'light', 'dmsetup message');
     let id = ids(R.heavy + WARM.heavy);
     await measure(op, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => pool.createThin(id++)));
+    const b = newOp('create_thin_batch', 'create_thin message, DmControl({ batch: true }) (info)', 'info');
+    const bpool = await ThinPool.open(batched, poolName);
+    let bid = ids(R.heavy + WARM.heavy);
+    await measure(b, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => bpool.createThin(bid++)));
+    const raw = newOp('create_thin_raw_async', 'create_thin: one bare Syscalls.ioctlAsync, request built per call (info)', 'info');
+    let rid = ids(R.heavy + WARM.heavy);
+    await measure(raw, 'ours', () =>
+      withControl((sc, fd) =>
+        timeLoop(R.heavy, 1, WARM.heavy, () =>
+          sc.ioctlAsync(fd, io.DM_TARGET_MSG, io.buildDmRequest({ version: [4, 0, 0], name: poolName }, io.encodeTargetMsg(0n, `create_thin ${rid++}`)), 'DM_TARGET_MSG'),
+        ),
+      ),
+    );
     await measureC(op, 'floor', 'message', { reps: R.heavy, name: poolName, fmt: 'create_thin %d', id0: ids(R.heavy) });
+    noteAgainstFloor(op, ['create_thin_batch', 'create_thin_raw_async']);
     await measureC(op, 'libdm', 'message', { reps: R.heavy, name: poolName, fmt: 'create_thin %d', id0: ids(R.heavy) });
     let cid = ids(R.cli);
     await measure(op, 'cli', () => Array.from({ length: R.cli }, () => timeCli('dmsetup', ['message', poolName, '0', `create_thin ${cid++}`]).us));
@@ -439,8 +495,13 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     const op = newOp('snapshot', 'thin snapshot of active origin (suspend+create_snap+resume)', 'kernel', '3× dmsetup');
     let id = ids(R.heavy + WARM.heavy);
     await measure(op, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => origin.snapshot(id++)));
+    const b = newOp('snapshot_batch', 'snapshot of an active origin, DmControl({ batch: true }) (info)', 'info');
+    const borigin = await ThinDevice.open(await ThinPool.open(batched, poolName), originName);
+    let bid = ids(R.heavy + WARM.heavy);
+    await measure(b, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => borigin.snapshot(bid++)));
     const sargs = { reps: R.heavy, pool: poolName, origin: originName, origin_id: originId };
     await measureC(op, 'floor', 'snapshot', { ...sargs, id0: ids(R.heavy) });
+    noteAgainstFloor(op, ['snapshot_batch']);
     await measureC(op, 'libdm', 'snapshot', { ...sargs, id0: ids(R.heavy) });
     let cid = ids(R.cli);
     await measure(op, 'cli', () =>
@@ -542,6 +603,66 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   }
 
   await origin.deactivate();
+  batched.close();
+}
+
+/**
+ * A DmControl({ batch: true }) over the real kernel whose BatchWorker has run `warm` DM_VERSION
+ * batches (the worker thread's loop warmed by its own JIT, as the main thread's paths are).
+ */
+async function batchedDm(warm: number): Promise<DmControl> {
+  let batcher: io.IoctlBatcher | undefined;
+  const real = io.realSyscalls();
+  const seam = new Proxy(real, {
+    get(t, prop) {
+      if (prop === 'openBatch') {
+        return () => {
+          batcher = real.openBatch!();
+          return batcher;
+        };
+      }
+      const v = Reflect.get(t, prop, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
+  const ctl = new DmControl({ syscalls: seam, procMiscPath: '/proc/misc', batch: true });
+  // One operation that batches makes DmControl open its batcher.
+  await ctl.createDevice(`${PREFIX}batch-open`, [zeroTarget(0n, 8n)]);
+  await ctl.deviceRemove(`${PREFIX}batch-open`);
+  if (batcher === undefined) throw new Error('DmControl({ batch: true }) opened no batcher');
+  const fd = real.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
+  try {
+    const buf = io.buildDmRequest({ version: [4, 0, 0] });
+    for (let i = 0; i < warm; i++) {
+      const out = await batcher.run([{ fd, request: io.DM_VERSION, arg: buf, requestName: 'DM_VERSION' }]);
+      if (out.error) throw out.error;
+    }
+  } finally {
+    real.close(fd);
+  }
+  return ctl;
+}
+
+/** Runs `fn` with the real seam and an open /dev/mapper/control. */
+async function withControl<T>(fn: (sc: io.Syscalls, fd: number) => Promise<T>): Promise<T> {
+  const sc = io.realSyscalls();
+  const fd = sc.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
+  try {
+    return await fn(sc, fd);
+  } finally {
+    sc.close(fd);
+  }
+}
+
+/** Adds "<row>: N× the floor" notes to `op` for the info rows `ids`, against `op`'s floor median. */
+function noteAgainstFloor(op: OpResult, rowIds: readonly string[]): void {
+  const floor = op.impl.floor?.median;
+  if (floor === undefined || floor <= 0) return;
+  for (const id of rowIds) {
+    const row = ops.find((o) => o.id === id);
+    const ours = row?.impl.ours?.median;
+    if (row && ours !== undefined) op.notes.push(`${row.label.replace(/ \(info\)$/, '')}: ${(ours / floor).toFixed(2)}× the floor`);
+  }
 }
 
 // ------------------------------------------------------------------------------ event-loop lag
@@ -1134,17 +1255,17 @@ async function main(): Promise<void> {
   let growthResult: BenchResults['growth'] = { sizes: R.growth, activateCap: 0, points: [], notes: [] };
   const p = await makePool(`${PREFIX}pool`, 64 << 20, 1 << 30);
   try {
-    if (!ONLY_SOME) await opBenchmarks(p);
+    if (!ONLY_SOME || KERNEL_ONLY) await opBenchmarks(p);
     if (!ONLY_SOME) await lagBenchmarks(p);
     // Not in the smoke run of `npm test`: a `ds init` (mkfs) and six node processes per round.
-    if (!SMOKE || DS_CLI_ONLY) await dsCli(p);
+    if ((!SMOKE && !KERNEL_ONLY) || DS_CLI_ONLY) await dsCli(p);
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   } finally {
     await sweep().catch(() => undefined);
   }
-  if (!DS_CLI_ONLY) try {
+  if (!DS_CLI_ONLY && !KERNEL_ONLY) try {
     await deviceSetBenchmarks();
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
@@ -1154,7 +1275,7 @@ async function main(): Promise<void> {
   }
   // Not in the smoke run of `npm test` (mkfs.ext4 and a fresh DeviceSet on it cost ~10 s in the
   // TCG guest), but in a smoke run with BENCH_ONLY=deviceset.
-  if ((!SMOKE && !DS_CLI_ONLY) || DS_ONLY) try {
+  if ((!SMOKE && !DS_CLI_ONLY && !KERNEL_ONLY) || DS_ONLY) try {
     await deviceSetRealFs();
   } catch (e) {
     errors.push(`deviceset real fs: ${errText(e)}`);

@@ -12,7 +12,6 @@
 // natively on this machine's loop driver (bench/lib/native-loop.ts; needs root, skipped otherwise).
 import { DmControl, zeroTarget } from '../src/dm/index.js';
 import * as io from '../src/ioctl/index.js';
-import type { IoctlArg, StatResult, Syscalls } from '../src/ioctl/index.js';
 import { parseThinPoolStatus } from '../src/thin/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { DEVICESET_CHANNEL, StepTracer, traceStep } from '../src/deviceset/diagnostics.js';
@@ -20,73 +19,10 @@ import { appendHistory, collectRatios, HISTORY_FILE, previousLine, readHistory, 
 import { measureNativeLoop, renderNativeLoop, type NativeLoopResult } from './lib/native-loop.js';
 import { measureStartup, renderStartup } from './startup.js';
 import { measureHop, renderHop } from './lib/hop.js';
+import { stubKernel } from './lib/stub-kernel.js';
 
 const SMOKE = process.argv.includes('--smoke');
 const ROUNDS = SMOKE ? 2 : 7;
-
-/** The kernel's reply to fill in, per request. */
-type Reply = (buf: Buffer) => void;
-
-const LIST = io.encodeNameList(
-  Array.from({ length: 101 }, (_, i) => ({ name: `dmbench-list-device-${i}`, dev: (253n << 8n) | BigInt(i), event_nr: 0, flags: 0 })),
-  47,
-  false,
-  io.DM_IOCTL_SIZE,
-);
-const STATUS_LINE = '5 345/131072 2048/16384 - rw discard_passdown queue_if_no_space - 1024';
-const STATUS = io.encodeTargetSpecs([{ sector_start: 0n, length: 2097152n, target_type: 'thin-pool', params: STATUS_LINE }], 'data_start');
-
-function header(buf: Buffer, payload: Buffer | null, targets: number, flags: number): void {
-  buf.writeUInt32LE(4, 0);
-  buf.writeUInt32LE(47, 4);
-  buf.writeUInt32LE(0, 8);
-  if (payload) {
-    payload.copy(buf, io.DM_IOCTL_SIZE);
-    buf.writeUInt32LE(io.DM_IOCTL_SIZE + payload.length, 12);
-  }
-  buf.writeUInt32LE(targets, 20);
-  buf.writeUInt32LE(flags, 28);
-  buf.writeBigUInt64LE(0xfd03n, 40);
-}
-
-const REPLIES = new Map<string, Reply>([
-  ['DM_LIST_DEVICES', (b) => header(b, LIST, 0, 0)],
-  ['DM_TABLE_STATUS', (b) => header(b, STATUS, 1, 0)],
-  // A resume that made a table live: DmControl then brings /dev/mapper/NAME in line.
-  ['DM_DEV_SUSPEND', (b) => header(b, null, 0, io.DM_ACTIVE_PRESENT_FLAG)],
-]);
-
-const enoent = (path: string): never => {
-  throw new io.IoctlError({ syscall: 'stat', errno: 2, path });
-};
-const stubDir: StatResult = { dev: 5n, ino: 1n, rdev: 0n, mode: 0o040755, size: 0n, blocks: 0n };
-const stubControl: StatResult = { dev: 5n, ino: 2n, rdev: io.makedev(10, 236), mode: 0o020600, size: 0n, blocks: 0n };
-
-/** A kernel that answers every request at once (dm requests with a plausible reply). */
-function stubKernel(): Syscalls {
-  const ioctl = (_fd: number, _req: number, arg: IoctlArg, name: string): number => {
-    if (Buffer.isBuffer(arg)) (REPLIES.get(name) ?? ((b: Buffer) => header(b, null, 0, 0)))(arg);
-    return 0;
-  };
-  return {
-    open: () => 1000,
-    close: () => undefined,
-    ioctl,
-    ioctlAsync: async (fd, req, arg, name) => ioctl(fd, req, arg, name),
-    fstat: () => stubDir,
-    stat: (p) => (p.endsWith('/mapper/control') ? stubControl : p.endsWith('/mapper') ? stubDir : enoent(p)),
-    lstat: (p) => enoent(p),
-    mknod: () => undefined,
-    unlink: () => undefined,
-    rename: () => undefined,
-    mkdir: () => undefined,
-    fsync: () => undefined,
-    flock: () => undefined,
-    mountAsync: async () => undefined,
-    umount2Async: async () => undefined,
-    pollAsync: async () => 0,
-  };
-}
 
 async function nsPerCall(n: number, fn: (i: number) => unknown): Promise<number> {
   for (let i = 0; i < Math.min(n, 5000); i++) await fn(i);
