@@ -352,7 +352,11 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   // DmControl({ batch: true }) over the real kernel, for the '(batch: true)' info rows: the
   // same requests, each operation one hop to its BatchWorker. The worker is a thread of its own
   // with its own JIT: WARM.light DM_VERSION batches warm its loop first.
-  const batched = await batchedDm(WARM.light);
+  const { ctl: batched, hopUs } = await batchedDm(WARM.light);
+  {
+    const hop = newOp('dm_version_batch', 'DM_VERSION: one BatchWorker batch of one (worker hop) (info)', 'info');
+    put(hop, 'ours', hopUs);
+  }
 
   // --- create+load+resume and remove of a zero device.
   {
@@ -610,7 +614,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
  * A DmControl({ batch: true }) over the real kernel whose BatchWorker has run `warm` DM_VERSION
  * batches (the worker thread's loop warmed by its own JIT, as the main thread's paths are).
  */
-async function batchedDm(warm: number): Promise<DmControl> {
+async function batchedDm(warm: number): Promise<{ ctl: DmControl; hopUs: number[] }> {
   let batcher: io.IoctlBatcher | undefined;
   const real = io.realSyscalls();
   const seam = new Proxy(real, {
@@ -633,14 +637,17 @@ async function batchedDm(warm: number): Promise<DmControl> {
   const fd = real.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
   try {
     const buf = io.buildDmRequest({ version: [4, 0, 0] });
-    for (let i = 0; i < warm; i++) {
-      const out = await batcher.run([{ fd, request: io.DM_VERSION, arg: buf, requestName: 'DM_VERSION' }]);
+    const b = batcher;
+    const once = async (): Promise<void> => {
+      const out = await b.run([{ fd, request: io.DM_VERSION, arg: buf, requestName: 'DM_VERSION' }]);
       if (out.error) throw out.error;
-    }
+    };
+    // The warm-up calls, then the hop itself (as the DM_VERSION ioctlAsync row above).
+    const hopUs = await timeLoop(R.light, Math.max(2, R.batchVersion / 10), warm, once);
+    return { ctl, hopUs };
   } finally {
     real.close(fd);
   }
-  return ctl;
 }
 
 /** Runs `fn` with the real seam and an open /dev/mapper/control. */
