@@ -250,12 +250,6 @@ async function makePool(name: string, metaBytes: number, dataBytes: number): Pro
   return { pool, meta, data };
 }
 
-async function dropPool(p: PoolSetup): Promise<void> {
-  await p.pool.remove();
-  await loops.detach(p.meta.path);
-  await loops.detach(p.data.path);
-}
-
 /** Removes every dmbench-* device (thin devices before pools) and loops backed by WORK files. */
 async function sweep(): Promise<void> {
   for (let round = 0; round < 3; round++) {

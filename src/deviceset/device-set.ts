@@ -63,7 +63,6 @@ import { KeyedMutex } from './mutex.js';
 import {
   formatDmOptions,
   resolveDeviceSetOptionsReport,
-  type DeviceSetOptions,
   type ResolvedDeviceSetOptions,
 } from './options.js';
 import { reconcile } from './reconcile.js';

@@ -3,7 +3,6 @@
 // SimulatedCrash a crash-point sweep stops on, FakeIoError for fake-level block I/O, and (re-exported
 // from the dm layer, where the log decoder lives) WriteLogCorruptError.
 import { constants as osConstants } from 'node:os';
-import { DevmapperError } from '../errors.js';
 import { IoctlError, type IoctlErrorOptions, type SyscallName } from '../ioctl/index.js';
 
 /** Errno names the fake kernel returns. */

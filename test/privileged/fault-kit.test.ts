@@ -8,7 +8,7 @@
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { DmControl, linearTarget } from '../../src/dm/index.js';

@@ -6,7 +6,7 @@
 // not a refcount, says whether a device is mounted. The command table (names, options, help) is
 // specs/ds.ts; this module is loaded when a command runs.
 import { existsSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import {
   DM_OPTION_KEYS,
   DeviceInUseError,

@@ -6,7 +6,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DM_OPTION_KEYS, RootLock } from '../../../src/index.js';
 import { PERSISTENT_DM_KEYS, RUN_ONLY_DM_KEYS } from '../../../src/cli/commands/ds.js';
