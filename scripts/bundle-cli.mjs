@@ -38,7 +38,10 @@ const outdir = join(root, 'dist/cli');
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { main: join(root, 'dist/src/cli/main.js') },
+  // The BatchWorker's thread is a second entry: BatchWorker starts it as
+  // new URL('./batch-thread.js', import.meta.url), which esbuild leaves as written, so the file must
+  // sit next to the chunk that holds BatchWorker (every chunk is in dist/cli).
+  entryPoints: { main: join(root, 'dist/src/cli/main.js'), 'batch-thread': join(root, 'dist/src/ioctl/batch-thread.js') },
   outdir,
   bundle: true,
   splitting: true,

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Syscalls } from '../../../src/ioctl/index.js';
 import { loadedBy, repo } from './loaded-by.js';
 
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
@@ -68,6 +69,44 @@ test('bin/devmapper.js picks the bundle unless it is missing or older than dist/
     assert.equal(runBin(), { status: 7, stdout: 'src a,b\n' }, 'bundle older than tsc output');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+
+test('a BatchWorker from the bundle starts its thread: dist/cli/batch-thread.js is bundled next to it', async () => {
+  // BatchWorker starts new URL('./batch-thread.js', import.meta.url) relative to the chunk that
+  // holds it; without the bundle's second entry point that file did not exist in dist/cli and the
+  // first batch failed with BatchWorkerError. FIONREAD on a regular file needs no privilege
+  // (fs/ioctl.c answers it from i_size).
+  const dir = join(repo, 'dist/cli');
+  const holders = readdirSync(dir).filter((f) => f.endsWith('.js') && /new URL\(["']\.\/batch-thread\.js["'], import\.meta\.url\)/.test(readFileSync(join(dir, f), 'utf8')));
+  assert.ok(holders.length > 0, 'some chunk of the bundle holds BatchWorker');
+  const tmp = mkdtempSync(join(tmpdir(), 'devmapper-bundle-batch-'));
+  try {
+    const file = join(tmp, 'f');
+    writeFileSync(file, Buffer.alloc(12345));
+    for (const holder of holders) {
+      // The chunk exports realSyscalls (the CLI's layers import it), whose openBatch makes the
+      // chunk's own BatchWorker.
+      const mod = (await import(join(dir, holder))) as Record<string, unknown>;
+      const realSyscalls = Object.values(mod).find((v): v is () => Syscalls => typeof v === 'function' && v.name === 'realSyscalls');
+      assert.ok(realSyscalls, `${holder} exports realSyscalls`);
+      const sys = realSyscalls!();
+      const fd = sys.open(file, 0);
+      const batcher = sys.openBatch!();
+      try {
+        const out = Buffer.alloc(4);
+        const r = await batcher.run([{ fd, request: 0x541b, arg: out, requestName: 'FIONREAD' }]);
+        assert.is(r.error, undefined);
+        assert.equal(r.results, [0]);
+        assert.is(out.readInt32LE(0), 12345);
+      } finally {
+        batcher.close();
+        sys.close(fd);
+      }
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
   }
 });
 
