@@ -78,6 +78,32 @@ test('32 concurrent deleteDevice calls: one batch, 33 fsyncs (one alone: 2), one
   }
 });
 
+test('a batch writes its records concurrently: its 8 intent fsyncs are in flight together, then its 8 ready fsyncs', async () => {
+  // Each file fsync is held until 8 are held at once (or 500 ms pass): records written one after
+  // another never get there, and the maximum in flight stays 1.
+  const w = new World();
+  try {
+    const fs = new RecordingFs(undefined, { count: 8, timeoutMs: 500 });
+    const set = await w.init({ metadataFs: fs });
+    await set.addDevice('one', '');
+    fs.maxFileSyncsInFlight = 0;
+    fs.take();
+    const hashes = names('p', 8);
+    const recs = await Promise.all(hashes.map((h) => set.addDevice(h, '')));
+    assert.is(fs.maxFileSyncsInFlight, 8);
+    assert.equal(fs.take(), { fileFsyncs: 16, dirFsyncs: 1, renames: 16, unlinks: 0 });
+    assert.equal(recs.map((r) => [r.deviceId, r.state]), hashes.map((_, i) => [i + 3, 'ready']));
+    fs.maxFileSyncsInFlight = 0;
+    assert.equal(await Promise.all(hashes.map((h) => set.deleteDevice(h))), hashes.map(() => 'deleted'));
+    // The deletes' intents (8 file fsyncs) overlap too; their lazy unlinks have none.
+    assert.is(fs.maxFileSyncsInFlight, 8);
+    assert.equal(set.list(), ['one']);
+    await set.shutdown();
+  } finally {
+    w.dispose();
+  }
+});
+
 /** A hook that, once armed, kills the "process" at the `occurrence`-th hit of `point` (as safety.test.ts). */
 function crashAt(w: World, point: CrashPointName, occurrence = 1): { hook: (name: CrashPointName) => void; arm: () => void; dead: () => boolean } {
   let hits = 0;
@@ -121,11 +147,13 @@ const SCENARIOS: readonly Scenario[] = [
   // Some messages sent: the batch is uncommitted, every create is rolled back.
   { name: 'second message', point: 'snapshot:before-message', occurrence: 2, powerCut: true, lost: [], add: ['c0', 'c1', 'c2'], del: [], kept: ['a', 'b'], gone: ['c0', 'c1', 'c2'], inFlight: 3 },
   { name: 'every message sent, not committed', point: 'batch:before-commit', powerCut: true, lost: [], add: ['c0', 'c1', 'c2'], del: [], kept: ['a', 'b'], gone: ['c0', 'c1', 'c2'], inFlight: 3 },
-  // Committed: one ready record written, the others' lazy writes lost.
-  { name: 'committed, ready writes lost', point: 'snapshot:before-ready', occurrence: 2, powerCut: true, lost: ['c0'], add: ['c0', 'c1', 'c2'], del: [], kept: ['a', 'b', 'c0', 'c1', 'c2'], gone: [], inFlight: 0 },
+  // Committed, the lazy writes not landed: they run concurrently, each started right after its
+  // crash point, so at the second one the first has not landed and the power cut finds nothing to
+  // lose. Every intent at the committed id reads as done.
+  { name: 'committed, ready writes lost', point: 'snapshot:before-ready', occurrence: 2, powerCut: true, lost: [], add: ['c0', 'c1', 'c2'], del: [], kept: ['a', 'b', 'c0', 'c1', 'c2'], gone: [], inFlight: 0 },
   // Deletes in one batch: rolled forward whether the batch committed or not.
   { name: 'deletes, not committed', point: 'batch:before-commit', powerCut: true, lost: [], add: [], del: ['e0', 'e1', 'e2'], kept: ['a', 'b'], gone: ['e0', 'e1', 'e2'], inFlight: 3 },
-  { name: 'deletes, committed, lazy unlinks lost', point: 'delete:before-remove-record', occurrence: 2, powerCut: true, lost: ['e0'], add: [], del: ['e0', 'e1', 'e2'], kept: ['a', 'b'], gone: ['e0', 'e1', 'e2'], inFlight: 0 },
+  { name: 'deletes, committed, lazy unlinks lost', point: 'delete:before-remove-record', occurrence: 2, powerCut: true, lost: [], add: [], del: ['e0', 'e1', 'e2'], kept: ['a', 'b'], gone: ['e0', 'e1', 'e2'], inFlight: 0 },
 ];
 
 for (const s of SCENARIOS) {
@@ -147,7 +175,8 @@ for (const s of SCENARIOS) {
       const results = await Promise.allSettled([...s.add.map((h) => set.addDevice(h, 'a')), ...s.del.map((h) => set.deleteDevice(h))]);
       assert.ok(crash.dead(), `the crash point was reached: ${results.map((r) => (r.status === "rejected" ? String(r.reason) : "ok")).join("; ")}`);
       assert.ok(results.some((r) => r.status === 'rejected'));
-      assert.equal(s.powerCut ? fs.powerCut() : [], s.lost);
+      // Sorted: the records are written concurrently, so their renames land in any order.
+      assert.equal(s.powerCut ? fs.powerCut().sort() : [], [...s.lost].sort());
       // The records a new process finds above the committed id: the open transactions.
       const onDisk = [...s.add, ...s.del].map((h) => {
         try {

@@ -26,7 +26,42 @@ interface Pending {
  */
 export class RecordingFs implements MetadataFs {
   /** `dead()` true: the process died, every later mutating call throws (as CountingMetadataFs). */
-  constructor(readonly dead: () => boolean = () => false) {}
+  constructor(
+    readonly dead: () => boolean = () => false,
+    /**
+     * When set, a file fsync is held until `count` file fsyncs are held together (then all go on)
+     * or `timeoutMs` passes: fsyncs issued one after another never fill it, concurrent ones do.
+     */
+    readonly syncBarrier?: { readonly count: number; readonly timeoutMs: number },
+  ) {}
+  /** The most file fsyncs in flight at once. */
+  maxFileSyncsInFlight = 0;
+  #fileSyncsInFlight = 0;
+  #held: (() => void)[] = [];
+  async #fileSync(sync: () => Promise<void>): Promise<void> {
+    this.#fileSyncsInFlight++;
+    this.maxFileSyncsInFlight = Math.max(this.maxFileSyncsInFlight, this.#fileSyncsInFlight);
+    try {
+      const barrier = this.syncBarrier;
+      if (barrier) {
+        await new Promise<void>((resolve) => {
+          const go = (): void => {
+            clearTimeout(timer);
+            resolve();
+          };
+          const timer = setTimeout(() => {
+            this.#held = this.#held.filter((g) => g !== go);
+            resolve();
+          }, barrier.timeoutMs);
+          this.#held.push(go);
+          if (this.#held.length >= barrier.count) for (const g of this.#held.splice(0)) g();
+        });
+      }
+      await sync();
+    } finally {
+      this.#fileSyncsInFlight--;
+    }
+  }
   #alive(what: string): void {
     if (this.dead()) throw new Error(`metadata ${what} after death`);
   }
@@ -68,8 +103,10 @@ export class RecordingFs implements MetadataFs {
         if (dir) {
           this.cost.dirFsyncs++;
           this.pending = [];
-        } else this.cost.fileFsyncs++;
-        return file.sync();
+          return file.sync();
+        }
+        this.cost.fileFsyncs++;
+        return this.#fileSync(() => file.sync());
       },
       close: () => file.close(),
     };
