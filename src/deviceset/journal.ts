@@ -347,8 +347,7 @@ export class Journal {
    * One group commit, under the pool lock. For the N operations queued when it starts (after the
    * pool status, so that those arriving meanwhile join):
    * 1. every intent record written and renamed (its file fsynced), then **one** directory fsync;
-   * 2. every pool message, sent concurrently (their crash points fire in queue order), or one at a
- *    time when a snapshot's origin is active (a failed one undoes its own intent durably);
+   * 2. every pool message, in queue order (a failed one undoes its own intent durably);
    * 3. **one** commit of T for all that went through;
    * 4. every lazy record write (`ready`, or the unlink of a deleted record).
    * Every operation of the batch carries the same T: before the commit every in-flight record at T
@@ -437,24 +436,14 @@ export class Journal {
       }
     }
 
-    // 2. The pool messages. The pool runs them one at a time (dm-thin takes its metadata lock for
-    // each), but sent concurrently their hops to the threadpool overlap with the kernel's work.
-    // Each message's crash point still fires in queue order, right before it is sent (the crash
-    // point is the first thing #createMessage / #deleteMessage do). Not when a snapshot's origin
-    // is active: its suspend, message and resume must not interleave with another job's, so such
-    // a batch sends one message at a time.
-    const send = async (w: Work): Promise<void> => {
+    // 2. The pool messages, one at a time (the pool serializes them anyway).
+    for (const w of jobs) {
+      if (w.outcome !== 'intent') continue;
       try {
         w.outcome = await (w.spec.kind === 'delete' ? this.#deleteMessage(w, w.spec) : this.#createMessage(w, w.spec, open));
       } catch (err) {
         fail(w, err);
       }
-    };
-    const toSend = jobs.filter((w) => w.outcome === 'intent');
-    if (toSend.some((w) => w.spec.kind !== 'delete' && w.spec.originActiveName !== undefined)) {
-      for (const w of toSend) await send(w);
-    } else {
-      await Promise.all(toSend.map(send));
     }
 
     // 3. One commit for every operation that changed the pool.

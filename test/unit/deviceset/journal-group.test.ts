@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import { SimulatedCrash } from '../../../src/testing/index.js';
 import type { CrashPointName } from '../../../src/deviceset/crash.js';
 import type { DeviceSet } from '../../../src/deviceset/device-set.js';
-import { DmControl } from '../../../src/dm/index.js';
-import { DEV_DIR, World, checkInvariants, writeData, type DataMarks } from '../sweep/harness.js';
+import { World, checkInvariants, writeData, type DataMarks } from '../sweep/harness.js';
 import { RecordingFs } from './recording-fs.js';
 
 const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -99,90 +98,6 @@ test('a batch writes its records concurrently: its 8 intent fsyncs are in flight
     // The deletes' intents (8 file fsyncs) overlap too; their lazy unlinks have none.
     assert.is(fs.maxFileSyncsInFlight, 8);
     assert.equal(set.list(), ['one']);
-    await set.shutdown();
-  } finally {
-    w.dispose();
-  }
-});
-
-/**
- * The FakeKernel behind a seam that holds every create_snap / delete DM_TARGET_MSG sent through
- * ioctlAsync until `count` are held together (or `timeoutMs` passes), and counts how many were in
- * flight at once.
- */
-function heldMessages(w: World, count: number, timeoutMs: number): { dm: DmControl; max: () => number; reset: () => void } {
-  let inFlight = 0;
-  let max = 0;
-  let held: (() => void)[] = [];
-  const fake = w.fake;
-  const seam = new Proxy(fake, {
-    get(t, prop) {
-      if (prop === 'ioctlAsync') {
-        return async (fd: number, request: number, arg: Buffer, name: string): Promise<number> => {
-          const text = name === 'DM_TARGET_MSG' ? arg.toString('latin1', arg.readUInt32LE(16) + 8, arg.indexOf(0, arg.readUInt32LE(16) + 8)) : '';
-          if (!/^(create_snap|delete) /.test(text)) return t.ioctlAsync(fd, request, arg, name);
-          inFlight++;
-          max = Math.max(max, inFlight);
-          try {
-            await new Promise<void>((resolve) => {
-              const go = (): void => {
-                clearTimeout(timer);
-                resolve();
-              };
-              const timer = setTimeout(() => {
-                held = held.filter((g) => g !== go);
-                resolve();
-              }, timeoutMs);
-              held.push(go);
-              if (held.length >= count) for (const g of held.splice(0)) g();
-            });
-            return await t.ioctlAsync(fd, request, arg, name);
-          } finally {
-            inFlight--;
-          }
-        };
-      }
-      const v = Reflect.get(t, prop, t) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
-  const dm = new DmControl({ devDir: DEV_DIR, syscalls: seam, sleep: async () => {}, udevRecheckMs: 0 });
-  return { dm, max: () => max, reset: () => void (max = 0) };
-}
-
-test('a batch sends its pool messages concurrently: 8 create_snap in flight together, then 8 delete', async () => {
-  const w = new World();
-  try {
-    const held = heldMessages(w, 8, 300);
-    const set = await w.init({ dm: held.dm });
-    held.reset();
-    const hashes = names('m', 8);
-    const recs = await Promise.all(hashes.map((h) => set.addDevice(h, '')));
-    assert.is(held.max(), 8);
-    assert.equal(recs.map((r) => [r.deviceId, r.state]), hashes.map((_, i) => [i + 2, 'ready']));
-    assert.equal([...w.fake.pool(set.poolName)!.thins.keys()].sort((a, b) => a - b), Array.from({ length: 9 }, (_, i) => i + 1));
-    held.reset();
-    assert.equal(await Promise.all(hashes.map((h) => set.deleteDevice(h))), hashes.map(() => 'deleted'));
-    assert.is(held.max(), 8);
-    assert.equal([...w.fake.pool(set.poolName)!.thins.keys()], [1]);
-    await set.shutdown();
-  } finally {
-    w.dispose();
-  }
-});
-
-test('snapshots of an active origin send their messages one at a time (suspend, message, resume each)', async () => {
-  const w = new World();
-  try {
-    const held = heldMessages(w, 4, 100);
-    const set = await w.init({ dm: held.dm });
-    await set.addDevice('a', '');
-    await set.activateDevice('a');
-    held.reset();
-    const hashes = names('s', 4);
-    const recs = await Promise.all(hashes.map((h) => set.addDevice(h, 'a')));
-    assert.is(held.max(), 1);
-    assert.equal(recs.map((r) => r.state), hashes.map(() => 'ready'));
     await set.shutdown();
   } finally {
     w.dispose();
