@@ -32,7 +32,7 @@ const SMOKE = flag('--smoke');
 const DS_ONLY = process.env['BENCH_ONLY'] === 'deviceset';
 /** BENCH_ONLY=ds-cli: only the `ds` command rows (bench/lib/ds-cli.ts), 5 rounds even in a smoke run. */
 const DS_CLI_ONLY = process.env['BENCH_ONLY'] === 'ds-cli';
-/** BENCH_ONLY=kernel: only the per-operation rows (DM_VERSION to loop detach), for a quick guest run. */
+/** BENCH_ONLY=kernel: only the per-operation rows (DM_VERSION to loop detach) and the lag scenarios but the removes', for a quick guest run. */
 const KERNEL_ONLY = process.env['BENCH_ONLY'] === 'kernel';
 const ONLY_SOME = DS_ONLY || DS_CLI_ONLY || KERNEL_ONLY;
 const OUT = opt('--out', 'bench/results/latest.json');
@@ -1257,7 +1257,7 @@ async function main(): Promise<void> {
   const p = await makePool(`${PREFIX}pool`, 64 << 20, 1 << 30);
   try {
     if (!ONLY_SOME || KERNEL_ONLY) await opBenchmarks(p);
-    if (!ONLY_SOME) await lagBenchmarks(p);
+    if (!ONLY_SOME || KERNEL_ONLY) await lagBenchmarks(p);
     // Not in the smoke run of `npm test`: a `ds init` (mkfs) and six node processes per round.
     if ((!SMOKE && !KERNEL_ONLY) || DS_CLI_ONLY) await dsCli(p);
   } catch (e) {
