@@ -422,9 +422,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   {
     // Where the time of a suspend+resume goes: the same two ioctls without DmControl, sync and
     // through the worker hop (hand-coded headers, bench/lib/fast-dm.ts).
-    const sc = io.realSyscalls();
-    const fd = sc.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
-    try {
+    await withControl(async (sc, fd) => {
       const pair = (call: (b: Buffer) => unknown) => async () => {
         await call(fastBuild({ version: [4, 0, 0], name: originName, flags: io.DM_SUSPEND_FLAG }));
         await call(fastBuild({ version: [4, 0, 0], name: originName }));
@@ -433,9 +431,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
       await measure(s, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, pair((b) => sc.ioctl(fd, io.DM_DEV_SUSPEND, b, 'DM_DEV_SUSPEND'))));
       const a = newOp('suspend_resume_async', 'suspend + resume: two bare Syscalls.ioctlAsync (info)', 'info');
       await measure(a, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, pair((b) => sc.ioctlAsync(fd, io.DM_DEV_SUSPEND, b, 'DM_DEV_SUSPEND'))));
-    } finally {
-      sc.close(fd);
-    }
+    });
   }
 
   {
@@ -627,21 +623,18 @@ async function batchedDm(warm: number): Promise<{ ctl: DmControl; hopUs: number[
   // One operation that batches makes DmControl open its batcher.
   await ctl.createDevice(`${PREFIX}batch-open`, [zeroTarget(0n, 8n)]);
   await ctl.deviceRemove(`${PREFIX}batch-open`);
-  if (batcher === undefined) throw new Error('DmControl({ batch: true }) opened no batcher');
-  const fd = real.open('/dev/mapper/control', O_RDWR | O_CLOEXEC);
-  try {
+  const b = batcher;
+  if (b === undefined) throw new Error('DmControl({ batch: true }) opened no batcher');
+  const hopUs = await withControl((_sc, fd) => {
     const buf = io.buildDmRequest({ version: [4, 0, 0] });
-    const b = batcher;
     const once = async (): Promise<void> => {
       const out = await b.run([{ fd, request: io.DM_VERSION, arg: buf, requestName: 'DM_VERSION' }]);
       if (out.error) throw out.error;
     };
     // The warm-up calls, then the hop itself (as the DM_VERSION ioctlAsync row above).
-    const hopUs = await timeLoop(R.light, Math.max(2, R.batchVersion / 10), warm, once);
-    return { ctl, hopUs };
-  } finally {
-    real.close(fd);
-  }
+    return timeLoop(R.light, Math.max(2, R.batchVersion / 10), warm, once);
+  });
+  return { ctl, hopUs };
 }
 
 /** Runs `fn` with the real seam and an open /dev/mapper/control. */
