@@ -35,6 +35,19 @@ const DS_CLI_ONLY = process.env['BENCH_ONLY'] === 'ds-cli';
 /** BENCH_ONLY=kernel: only the per-operation rows (DM_VERSION to loop detach) and the lag scenarios but the removes', for a quick guest run. */
 const KERNEL_ONLY = process.env['BENCH_ONLY'] === 'kernel';
 const ONLY_SOME = DS_ONLY || DS_CLI_ONLY || KERNEL_ONLY;
+/** Which sections of main() run, from the flags above. */
+const RUN = {
+  ops: !ONLY_SOME || KERNEL_ONLY,
+  lag: !ONLY_SOME || KERNEL_ONLY,
+  // Not in the smoke run of `npm test`: a `ds init` (mkfs) and six node processes per round.
+  dsCli: (!SMOKE && !KERNEL_ONLY) || DS_CLI_ONLY,
+  deviceSet: !DS_CLI_ONLY && !KERNEL_ONLY,
+  // Not in the smoke run of `npm test` (mkfs.ext4 and a fresh DeviceSet on it cost ~10 s in the
+  // TCG guest), but in a smoke run with BENCH_ONLY=deviceset.
+  deviceSetRealFs: (!SMOKE && !DS_CLI_ONLY && !KERNEL_ONLY) || DS_ONLY,
+  // autoextend, growth, DeviceSet growth.
+  rest: !ONLY_SOME,
+};
 const OUT = opt('--out', 'bench/results/latest.json');
 const BIN = opt('--bin', '.cache/bench');
 const ext = new External(BIN, process.env['BENCH_LIBDM_UNAVAILABLE'] ?? '');
@@ -347,6 +360,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
   // same requests, each operation one hop to its BatchWorker. The worker is a thread of its own
   // with its own JIT: WARM.light DM_VERSION batches warm its loop first.
   const { ctl: batched, hopUs } = await batchedDm(WARM.light);
+  const bpool = await ThinPool.open(batched, poolName);
   {
     const hop = newOp('dm_version_batch', 'DM_VERSION: one BatchWorker batch of one (worker hop) (info)', 'info');
     put(hop, 'ours', hopUs);
@@ -439,7 +453,6 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     const op = newOp('pool_status', 'pool status (TABLE_STATUS + parse)', 'light', 'dmsetup status');
     await measure(op, 'ours', () => timeLoop(R.light, R.batchStatus, WARM.light, () => pool.status()));
     const b = newOp('pool_status_batch', 'pool status, DmControl({ batch: true }) (info)', 'info');
-    const bpool = await ThinPool.open(batched, poolName);
     await measure(b, 'ours', () => timeLoop(R.light, R.batchStatus, WARM.light, () => bpool.status()));
     // The least one non-blocking call from Node costs: the same request, prebuilt, one koffi hop.
     const raw = newOp('pool_status_raw_async', 'pool status: one bare Syscalls.ioctlAsync, prebuilt 16 KiB request (info)', 'info');
@@ -465,7 +478,6 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     let id = ids(R.heavy + WARM.heavy);
     await measure(op, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => pool.createThin(id++)));
     const b = newOp('create_thin_batch', 'create_thin message, DmControl({ batch: true }) (info)', 'info');
-    const bpool = await ThinPool.open(batched, poolName);
     let bid = ids(R.heavy + WARM.heavy);
     await measure(b, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => bpool.createThin(bid++)));
     const raw = newOp('create_thin_raw_async', 'create_thin: one bare Syscalls.ioctlAsync, request built per call (info)', 'info');
@@ -490,7 +502,7 @@ async function opBenchmarks(p: PoolSetup): Promise<void> {
     let id = ids(R.heavy + WARM.heavy);
     await measure(op, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => origin.snapshot(id++)));
     const b = newOp('snapshot_batch', 'snapshot of an active origin, DmControl({ batch: true }) (info)', 'info');
-    const borigin = await ThinDevice.open(await ThinPool.open(batched, poolName), originName);
+    const borigin = await ThinDevice.open(bpool, originName);
     let bid = ids(R.heavy + WARM.heavy);
     await measure(b, 'ours', () => timeLoop(R.heavy, 1, WARM.heavy, () => borigin.snapshot(bid++)));
     const sargs = { reps: R.heavy, pool: poolName, origin: originName, origin_id: originId };
@@ -1249,17 +1261,16 @@ async function main(): Promise<void> {
   let growthResult: BenchResults['growth'] = { sizes: R.growth, activateCap: 0, points: [], notes: [] };
   const p = await makePool(`${PREFIX}pool`, 64 << 20, 1 << 30);
   try {
-    if (!ONLY_SOME || KERNEL_ONLY) await opBenchmarks(p);
-    if (!ONLY_SOME || KERNEL_ONLY) await lagBenchmarks(p);
-    // Not in the smoke run of `npm test`: a `ds init` (mkfs) and six node processes per round.
-    if ((!SMOKE && !KERNEL_ONLY) || DS_CLI_ONLY) await dsCli(p);
+    if (RUN.ops) await opBenchmarks(p);
+    if (RUN.lag) await lagBenchmarks(p);
+    if (RUN.dsCli) await dsCli(p);
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   } finally {
     await sweep().catch(() => undefined);
   }
-  if (!DS_CLI_ONLY && !KERNEL_ONLY) try {
+  if (RUN.deviceSet) try {
     await deviceSetBenchmarks();
   } catch (e) {
     errors.push(`ops: ${errText(e)}`);
@@ -1267,9 +1278,7 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  // Not in the smoke run of `npm test` (mkfs.ext4 and a fresh DeviceSet on it cost ~10 s in the
-  // TCG guest), but in a smoke run with BENCH_ONLY=deviceset.
-  if ((!SMOKE && !DS_CLI_ONLY && !KERNEL_ONLY) || DS_ONLY) try {
+  if (RUN.deviceSetRealFs) try {
     await deviceSetRealFs();
   } catch (e) {
     errors.push(`deviceset real fs: ${errText(e)}`);
@@ -1277,7 +1286,7 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  if (!ONLY_SOME) try {
+  if (RUN.rest) try {
     await autoextendBenchmarks();
   } catch (e) {
     errors.push(`autoextend: ${errText(e)}`);
@@ -1285,13 +1294,13 @@ async function main(): Promise<void> {
   } finally {
     await sweep().catch(() => undefined);
   }
-  if (!ONLY_SOME) try {
+  if (RUN.rest) try {
     growthResult = await growth();
   } catch (e) {
     errors.push(`growth: ${errText(e)}`);
     log(`FAILED: ${e instanceof Error ? e.stack : String(e)}`);
   }
-  if (!ONLY_SOME) try {
+  if (RUN.rest) try {
     const dsNotes: string[] = [];
     const ds = await deviceSetGrowth(R.growth, dsNotes);
     const points = growthResult.points.map((pt) => ({ ...pt, deviceSet: ds.get(pt.thinCount) ?? null }));

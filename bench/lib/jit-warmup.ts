@@ -46,8 +46,8 @@ export async function warmDmPaths(n: number, options: { readonly batch?: boolean
       await dm.deviceSuspend('warm-origin');
       await dm.deviceResume('warm-origin');
     });
-    // The lag bench's DM_DEV_WAIT scenario: its worst tick was the first deviceRename of the
-    // process (V8 compiling the path under TCG, docs/bench.md), not the wait.
+    // The lag bench's DM_DEV_WAIT scenario: a wait that a rename ends (its one late tick turned out
+    // to be the emulator's, not the rename's first compile: docs/bench.md, session 11).
     await time('deviceInfo+deviceWait+deviceRename', async (i) => {
       const info = await dm.deviceInfo(`warm-r${i}`);
       await dm.deviceWait(`warm-r${i}`, info.eventNr);
